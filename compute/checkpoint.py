@@ -1,0 +1,89 @@
+"""Self-describing checkpoints: the weights plus everything needed to rebuild the model.
+
+A checkpoint is a dict saved with torch.save:
+    format, version, arch, num_classes, mean, std, dataset, hparams (dict), state_dict
+Loading rebuilds the architecture from the registry and checks every tensor's shape, so a checkpoint
+that does not fit its architecture fails with a message naming the tensor.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from compute import models
+
+FORMAT = "prunescope-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not match its architecture."""
+
+
+def save(path: str | Path, model: nn.Module, *, arch: str, num_classes: int, mean, std, dataset: str,
+         hparams: dict[str, Any]) -> None:
+    """Write atomically (temporary file, fsync, rename), so a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT, "version": VERSION, "arch": arch, "num_classes": num_classes,
+        "mean": list(map(float, mean)), "std": list(map(float, std)), "dataset": dataset,
+        "hparams": hparams, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's dict, validated for format; raises CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise CheckpointError(f"checkpoint {path} is not a readable torch file: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a prunescope checkpoint (no format={FORMAT!r} key)")
+    missing = {"arch", "num_classes", "mean", "std", "state_dict"} - payload.keys()
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {sorted(missing)}")
+    return payload
+
+
+def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on CPU, checkpoint metadata without the weights)."""
+    payload = read(path)
+    try:
+        model = models.build(payload["arch"], payload["num_classes"], payload["mean"], payload["std"])
+    except ValueError as error:
+        raise CheckpointError(f"checkpoint {path}: {error}") from error
+    expected = model.state_dict()
+    state = payload["state_dict"]
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {path} does not match architecture {payload['arch']!r}: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(f"checkpoint {path}: tensor {key!r} has shape {tuple(tensor.shape)}, "
+                                  f"architecture {payload['arch']!r} expects {tuple(expected[key].shape)}")
+    model.load_state_dict(state)
+    model.eval()
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model, meta

@@ -1,0 +1,10 @@
+"""Command registry: one module per command, each with HELP, add_arguments(parser) and run(args) -> int."""
+
+from compute.commands import corrupt, demo, extract, train
+
+COMMANDS = {
+    "demo": demo,
+    "train": train,
+    "corrupt": corrupt,
+    "extract": extract,
+}

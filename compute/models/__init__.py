@@ -1,0 +1,44 @@
+"""Model registry: an architecture name maps to a class meeting the contract in `compute.models.base`.
+
+Add an architecture by adding a module and one line in `ARCHITECTURES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from compute.models.base import (
+    ContractError,
+    ContractModel,
+    Normalize,
+    check_contract,
+    measured_sparsity,
+    prunable_weights,
+    weight_counts,
+)
+from compute.models.conv8 import Conv8
+from compute.models.resnet import ResNet18, WideResNet18x2
+from compute.models.small_cnn import SmallCNN
+from compute.models.vgg import VGG
+
+ARCHITECTURES: dict[str, type[ContractModel]] = {
+    "small_cnn": SmallCNN,
+    "resnet18": ResNet18,
+    "wrn18_2": WideResNet18x2,
+    "vgg16": VGG,
+    "conv8": Conv8,
+}
+NAMES = tuple(ARCHITECTURES)
+
+
+def build(arch: str, num_classes: int, mean: Sequence[float], std: Sequence[float]) -> ContractModel:
+    """A freshly initialised model of architecture `arch`."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NAMES)}")
+    return ARCHITECTURES[arch](num_classes, mean, std)
+
+
+__all__ = [
+    "ARCHITECTURES", "NAMES", "ContractError", "ContractModel", "Normalize", "build", "check_contract",
+    "measured_sparsity", "prunable_weights", "weight_counts",
+]

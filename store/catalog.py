@@ -1,0 +1,132 @@
+"""The DuckDB side of a store: views over its Parquet files, and the only place that runs SQL.
+
+A `Catalog` owns one in-memory DuckDB database with these views:
+
+    samples      samples.parquet
+    models       models.parquet, plus dense_model_id (the dense model of the same architecture)
+    predictions  predictions/**/part-*.parquet, hive-partitioned (model_id, corruption, severity)
+    rows         predictions joined with models, samples and the dense model's row for the same
+                 (corruption, severity, sample): what user filters run against
+
+Once the views exist the database is locked down: file access only inside the store directory, no
+other external access, configuration locked. So even SQL that slipped past `store.filters` could not
+read or write other files, load extensions or change settings. Values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from store import schema, writer
+
+
+class QueryTimeout(RuntimeError):
+    """A query ran past its time limit and was interrupted."""
+
+
+def _literal(path: Path) -> str:
+    """A file path as an SQL string literal (table functions take no bound parameters in view bodies)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+_DUCK_TYPES = {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
+               pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}
+
+
+def _empty_select(arrow_schema: pa.Schema) -> str:
+    """A typed SELECT with no rows, so queries on a store without predictions return empty frames."""
+    columns = []
+    for f in arrow_schema:
+        sql_type = (f"FLOAT[{f.type.list_size}]" if pa.types.is_fixed_size_list(f.type)
+                    else _DUCK_TYPES[f.type])
+        columns.append(f"CAST(NULL AS {sql_type}) AS {f.name}")
+    return "SELECT " + ", ".join(columns) + " WHERE false"
+
+
+class Catalog:
+    """Read-only views over one store directory; every query returns a Polars frame."""
+
+    def __init__(self, root: str | Path, threads: int | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.manifest = writer.read_manifest(self.root)
+        self.num_classes = int(self.manifest["num_classes"])
+        self._connection = duckdb.connect(":memory:")
+        if threads:
+            self._connection.execute(f"SET threads = {int(threads)}")
+        self._create_views()
+        self._lock_down()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _create_views(self) -> None:
+        con = self._connection
+        for name, file, arrow_schema in (("samples", schema.SAMPLES, schema.SAMPLE_SCHEMA),
+                                         ("models_raw", schema.MODELS, schema.MODEL_SCHEMA)):
+            path = self.root / file
+            # The store's own path, quoted by _literal: not user input.
+            body = (f"SELECT * FROM read_parquet({_literal(path)})"  # noqa: S608
+                    if path.exists() else _empty_select(arrow_schema))
+            con.execute(f"CREATE VIEW {name} AS {body}")
+        con.execute("""
+            CREATE VIEW models AS
+            SELECT m.*, (
+                SELECT d.model_id FROM models_raw d
+                WHERE d.method = 'dense' AND d.arch = m.arch
+                ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1
+            ) AS dense_model_id
+            FROM models_raw m
+        """)
+        parts = sorted((self.root / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
+        if parts:
+            glob = self.root / schema.PREDICTIONS / "*" / "*" / "*" / "*.parquet"
+            body = (f"SELECT * FROM read_parquet({_literal(glob)}, hive_partitioning = true, "  # noqa: S608
+                    "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER})")
+        else:
+            empty = pa.schema([*schema.prediction_schema(self.num_classes),
+                               pa.field("model_id", pa.string()), pa.field("corruption", pa.string()),
+                               pa.field("severity", pa.int32())])
+            body = _empty_select(empty)
+        con.execute(f"CREATE VIEW predictions AS {body}")
+        con.execute("""
+            CREATE VIEW rows AS
+            SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
+                   d.correct AS dense_correct, d.feature_norm AS dense_feature_norm,
+                   d.angle_true AS dense_angle_true, d.margin AS dense_margin
+            FROM predictions p
+            JOIN models m USING (model_id)
+            JOIN samples s USING (sample_id)
+            LEFT JOIN predictions d
+              ON d.model_id = m.dense_model_id AND d.corruption = p.corruption
+             AND d.severity = p.severity AND d.sample_id = p.sample_id
+        """)
+
+    def _lock_down(self) -> None:
+        con = self._connection
+        con.execute("SET allowed_directories = [?]", [str(self.root)])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+
+    # -- queries --------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = (), timeout: float | None = None) -> pl.DataFrame:
+        """Run one statement on a fresh cursor (thread-safe); interrupt it after `timeout` seconds."""
+        cursor = self._connection.cursor()
+        timer = threading.Timer(timeout, cursor.interrupt) if timeout else None
+        try:
+            if timer:
+                timer.start()
+            return cursor.sql(sql, params=list(params)).pl()
+        except duckdb.InterruptException as error:
+            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter") from error
+        finally:
+            if timer:
+                timer.cancel()
+            cursor.close()
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,152 @@
+"""Store writer and catalog: round trips, resumability, and named queries against direct computation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from bench.synthetic import prediction_columns, write_store
+from store import queries, schema, writer
+from store.catalog import Catalog
+
+CORRUPTIONS = ("gaussian_noise", "contrast")
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    return write_store(tmp_path_factory.mktemp("store"), num_models=3, num_samples=50, corruptions=CORRUPTIONS,
+                       severities=(1, 3))
+
+
+def direct_rows(root) -> pl.DataFrame:
+    """Every prediction row read file by file with pyarrow, keys parsed from the paths: no DuckDB."""
+    frames = []
+    for part in sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet")):
+        keys = dict(p.split("=", 1) for p in part.relative_to(root / schema.PREDICTIONS).parts[:3])
+        frame = pl.from_arrow(pq.read_table(part))
+        frames.append(frame.with_columns(pl.lit(keys["model_id"]).alias("model_id"),
+                                         pl.lit(keys["corruption"]).alias("corruption"),
+                                         pl.lit(int(keys["severity"])).alias("severity")))
+    return pl.concat(frames)
+
+
+def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 20)
+    columns = prediction_columns(rng, labels, 4, 0.7)
+    writer.init_store(tmp_path, dataset="t", class_names=list("abcd"), images=np.zeros((20, 32, 32, 3), np.uint8),
+                      labels=labels, corruptions=["contrast"], severities=[1])
+    writer.write_partition(tmp_path, "m1", "contrast", 1, writer.prediction_table(columns, 4))
+    table = pq.read_table(writer.partition_file(tmp_path, "m1", "contrast", 1))
+    assert table.schema.equals(schema.prediction_schema(4))
+    np.testing.assert_array_equal(table.column("label").to_numpy(), labels)
+    np.testing.assert_allclose(np.stack(table.column("angles").to_numpy(zero_copy_only=False)), columns["angles"])
+    np.testing.assert_array_equal(table.column("correct").to_numpy(), columns["correct"])
+    assert writer.is_complete(tmp_path, "m1", "contrast", 1)
+    assert not writer.is_complete(tmp_path, "m1", "contrast", 2)
+    assert not list((tmp_path / "_tmp").iterdir()), "temporary files must not be left behind"
+
+
+def test_partition_without_marker_or_with_wrong_row_count_is_incomplete(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 10)
+    table = writer.prediction_table(prediction_columns(rng, labels, 3, 0.5), 3)
+    writer.write_partition(tmp_path, "m", "clean", 0, table)
+    marker = tmp_path / schema.COMPLETE / "m__clean__0.json"
+    marker.write_text(json.dumps({"rows": 11, "bytes": 0}))
+    assert not writer.is_complete(tmp_path, "m", "clean", 0)
+    marker.unlink()
+    assert not writer.is_complete(tmp_path, "m", "clean", 0)
+
+
+def test_bad_model_ids_are_refused(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    table = writer.prediction_table(prediction_columns(rng, rng.integers(0, 3, 4), 3, 0.5), 3)
+    for bad in ("../escape", "a/b", "a__b", "", "x y"):
+        with pytest.raises(writer.StoreError, match="model id"):
+            writer.write_partition(tmp_path, bad, "clean", 0, table)
+
+
+def test_prediction_table_rejects_wrong_class_count() -> None:
+    rng = np.random.default_rng(3)
+    columns = prediction_columns(rng, rng.integers(0, 3, 5), 3, 0.5)
+    with pytest.raises(writer.StoreError, match="angles"):
+        writer.prediction_table(columns, 4)
+
+
+def test_accuracy_matrix_equals_direct_computation(small_store) -> None:
+    catalog = Catalog(small_store)
+    matrix = queries.accuracy_matrix(catalog)
+    expected = (direct_rows(small_store).group_by("model_id", "corruption", "severity")
+                .agg(pl.col("correct").cast(pl.Float64).mean().alias("expected"), pl.len().alias("n")))
+    joined = matrix.join(expected, on=["model_id", "corruption", "severity"], how="full", coalesce=True)
+    assert joined.height == 3 * (1 + len(CORRUPTIONS) * 2)
+    np.testing.assert_allclose(joined["accuracy"].to_numpy(), joined["expected"].to_numpy())
+    assert (joined["samples"] == joined["n"]).all()
+    assert matrix["method"][0] == "dense"
+
+
+def test_sample_rows_cover_every_model_and_setting(small_store) -> None:
+    catalog = Catalog(small_store)
+    rows = queries.sample_rows(catalog, 7)
+    direct = direct_rows(small_store).filter(pl.col("sample_id") == 7)
+    assert rows.height == direct.height == 3 * 5
+    merged = rows.join(direct.select("model_id", "corruption", "severity", "angle_true"),
+                       on=["model_id", "corruption", "severity"])
+    np.testing.assert_allclose(merged["angle_true"].to_numpy(), merged["angle_true_right"].to_numpy())
+
+
+def test_models_query_lists_dense_first_with_its_dense_model(small_store) -> None:
+    frame = queries.models(Catalog(small_store))
+    assert frame["method"][0] == "dense"
+    assert frame["dense_model_id"].unique().to_list() == [frame["model_id"][0]]
+
+
+def test_catalog_cannot_read_files_outside_the_store(small_store) -> None:
+    catalog = Catalog(small_store)
+    with pytest.raises(Exception, match="(?i)permission|disabled"):
+        catalog.query("SELECT * FROM read_csv('/etc/passwd')")
+    with pytest.raises(Exception, match="(?i)configuration"):
+        catalog.query("SET enable_external_access = true")
+
+
+def test_empty_store_gives_empty_frames(tmp_path) -> None:
+    writer.init_store(tmp_path, dataset="t", class_names=["a", "b"], images=np.zeros((3, 32, 32, 3), np.uint8),
+                      labels=np.array([0, 1, 0]), corruptions=[], severities=[1])
+    catalog = Catalog(tmp_path)
+    assert queries.accuracy_matrix(catalog).is_empty()
+    assert queries.models(catalog).is_empty()
+    assert queries.samples(catalog).height == 3
+
+
+def test_missing_store_and_other_schema_versions_are_named(tmp_path) -> None:
+    with pytest.raises(writer.StoreError, match="manifest.json is missing"):
+        Catalog(tmp_path / "nowhere")
+    writer.init_store(tmp_path, dataset="t", class_names=["a", "b"], images=np.zeros((2, 32, 32, 3), np.uint8),
+                      labels=np.array([0, 1]), corruptions=[], severities=[1])
+    manifest = json.loads((tmp_path / schema.MANIFEST).read_text())
+    manifest["schema_version"] = 99
+    (tmp_path / schema.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(writer.StoreError, match="schema version 99"):
+        Catalog(tmp_path)
+
+
+def test_reopening_a_store_with_another_dataset_is_refused(tmp_path) -> None:
+    writer.init_store(tmp_path, dataset="a", class_names=["x", "y"], images=np.zeros((2, 32, 32, 3), np.uint8),
+                      labels=np.array([0, 1]), corruptions=[], severities=[1])
+    with pytest.raises(writer.StoreError, match="refusing to mix"):
+        writer.init_store(tmp_path, dataset="b", class_names=["x", "y"], images=np.zeros((2, 32, 32, 3), np.uint8),
+                          labels=np.array([0, 1]), corruptions=[], severities=[1])
+
+
+def test_upsert_models_replaces_by_id_and_keeps_others(tmp_path) -> None:
+    base = {"arch": "a", "method": "dense", "target_sparsity": 0.0, "sparsity": 0.0, "seed": 0, "num_params": 1,
+            "num_nonzero": 1, "checkpoint": None, "hparams": "{}", "clean_accuracy": 0.5}
+    writer.upsert_models(tmp_path, [{**base, "model_id": "a"}, {**base, "model_id": "b"}])
+    writer.upsert_models(tmp_path, [{**base, "model_id": "b", "clean_accuracy": 0.9}])
+    table = pq.read_table(tmp_path / schema.MODELS).to_pylist()
+    assert {row["model_id"]: row["clean_accuracy"] for row in table} == {"a": 0.5, "b": 0.9}
