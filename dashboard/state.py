@@ -84,9 +84,6 @@ def accuracy_matrix(catalog: Catalog) -> pl.DataFrame:
 
 def sidebar() -> None:
     """The store picker, shown on every page."""
-    current = store_path()
-    chosen = st.sidebar.text_input("Store directory", value=current, help="a directory written by "
-                                   "`python -m compute demo` or `python -m compute extract`")
-    if chosen != current:
-        st.session_state["store"] = chosen
-        st.rerun()
+    store_path()  # initialise the widget's state from the command line on first run
+    st.sidebar.text_input("Store directory", key="store", help="a directory written by "
+                          "`python -m compute demo` or `python -m compute extract`")

@@ -1,0 +1,74 @@
+"""End to end: the demo command on a tiny setting, then the store agrees with the models themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compute import checkpoint, corruptions, datasets
+from compute.__main__ import main
+from compute.train import predict
+from store import queries, schema, writer
+from store.catalog import Catalog
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "store"
+    assert main(["demo", "--out", str(out), "--quick", "--device", "cpu"]) == 0
+    return out
+
+
+def test_accuracy_matrix_equals_accuracy_computed_from_each_model(demo_store) -> None:
+    catalog = Catalog(demo_store)
+    manifest = catalog.manifest
+    test = datasets.load("digits").test.subset(manifest["num_samples"])
+    matrix = queries.accuracy_matrix(catalog)
+    model_rows = queries.models(catalog)
+    assert model_rows.height >= 2 and "dense" in model_rows["method"].to_list()
+    expected_cells = model_rows.height * (1 + len(manifest["corruptions"]) * len(manifest["severities"]))
+    assert matrix.height == expected_cells
+    for row in model_rows.iter_rows(named=True):
+        model, _ = checkpoint.load(row["checkpoint"])
+        for corruption, severity in [("clean", 0), (manifest["corruptions"][0], manifest["severities"][-1])]:
+            images = (test.images if corruption == "clean"
+                      else corruptions.corrupt(test.images, corruption, severity, seed=0))
+            preds = predict(model, datasets.ImageSet(images, test.labels), torch.device("cpu"))
+            direct = float(np.mean(preds == test.labels))
+            stored = matrix.filter((matrix["model_id"] == row["model_id"]) & (matrix["corruption"] == corruption)
+                                   & (matrix["severity"] == severity))["accuracy"].item()
+            assert stored == pytest.approx(direct, abs=1.5 / len(test)), (row["model_id"], corruption, severity)
+        assert row["clean_accuracy"] == pytest.approx(
+            matrix.filter((matrix["model_id"] == row["model_id"]) & (matrix["corruption"] == "clean"))["accuracy"].item())
+
+
+def test_pruned_model_reports_measured_sparsity(demo_store) -> None:
+    rows = queries.models(Catalog(demo_store))
+    pruned = rows.filter(rows["method"] != "dense")
+    assert pruned.height >= 1
+    for row in pruned.iter_rows(named=True):
+        assert row["sparsity"] == pytest.approx(row["target_sparsity"], abs=0.01)
+        assert row["num_nonzero"] < row["num_params"]
+
+
+def test_rerunning_the_demo_skips_every_complete_partition(demo_store) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in (demo_store / schema.COMPLETE).glob("*.json")}
+    assert main(["demo", "--out", str(demo_store), "--quick", "--device", "cpu"]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (demo_store / schema.COMPLETE).glob("*.json")}
+    assert before == after
+    assert all(writer.is_complete(demo_store, **{k: p[k] for k in ("model_id", "corruption", "severity")})
+               for p in writer.complete_partitions(demo_store))
+
+
+def test_a_lost_partition_is_rewritten_exactly_once(demo_store) -> None:
+    victim = writer.complete_partitions(demo_store)[-1]
+    keys = {k: victim[k] for k in ("model_id", "corruption", "severity")}
+    (demo_store / schema.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json").unlink()
+    assert not writer.is_complete(demo_store, **keys)
+    assert main(["demo", "--out", str(demo_store), "--quick", "--device", "cpu"]) == 0
+    assert writer.is_complete(demo_store, **keys)
+    files = list(writer.partition_file(demo_store, **keys).parent.glob("*.parquet"))
+    assert len(files) == 1
