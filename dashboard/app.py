@@ -9,11 +9,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # import comput
 
 from dashboard import state  # noqa: E402
 
+VIEWS = Path(__file__).parent / "views"
+PAGES = [
+    st.Page(VIEWS / "overview.py", title="Overview", url_path="overview"),
+    st.Page(VIEWS / "matrix.py", title="Evaluation matrix", url_path="matrix"),
+]
+
+
+def home() -> None:
+    """The root URL opens the Overview, so every page keeps its own stable path."""
+    st.switch_page(PAGES[0])
+
+
 st.set_page_config(page_title="prunescope", layout="wide")
-PAGES = Path(__file__).parent / "pages"
-navigation = st.navigation([
-    st.Page(PAGES / "overview.py", title="Overview", url_path="overview", default=True),
-    st.Page(PAGES / "matrix.py", title="Evaluation matrix", url_path="matrix"),
-])
+navigation = st.navigation([st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
+                            *PAGES])
 state.sidebar()
 navigation.run()

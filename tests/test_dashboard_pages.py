@@ -40,7 +40,7 @@ def test_overview_shows_the_study(monkeypatch, store) -> None:
 
 
 def test_matrix_page_draws_the_heat_map_and_shows_the_selected_cell(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "pages/matrix.py")
+    app = open_app(monkeypatch, store, "views/matrix.py")
     assert app.title[0].value == "Evaluation matrix"
     assert len(app.get("vega_lite_chart")) == 1
     app.session_state["selected_cell"] = {"model_id": "m01-ft-50", "corruption": "contrast", "severity": 3}
@@ -48,7 +48,7 @@ def test_matrix_page_draws_the_heat_map_and_shows_the_selected_cell(monkeypatch,
     assert any("m01-ft-50" in c.value and "contrast" in c.value for c in app.caption)
 
 
-@pytest.mark.parametrize("page", [None, "pages/matrix.py"])
+@pytest.mark.parametrize("page", [None, "views/matrix.py"])
 def test_pages_explain_a_missing_store(monkeypatch, tmp_path, page) -> None:
     app = open_app(monkeypatch, tmp_path / "absent", page)
     assert "No store at" in app.warning[0].value
