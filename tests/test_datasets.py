@@ -6,6 +6,7 @@ HTTP server on 127.0.0.1, so nothing here needs the internet.
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -516,3 +517,17 @@ def test_download_uses_the_published_source_unless_overridden(
         ),
     }
     assert requested == [published[module], ("http://mirror.invalid/archive.tar", "1" * 32)]
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path) -> None:
+    """Batches are unpickled with numpy arrays allowed and nothing else: no code from a data directory."""
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    write_cifar10(tmp_path / "data", n_train=5, n_test=5)
+    target = tmp_path / "data" / "cifar-10-batches-py" / "test_batch"
+    target.write_bytes(pickle.dumps({b"data": Exploit()}))
+    with pytest.raises(DataError, match="test_batch.*refusing to load"):
+        cifar10.load(str(tmp_path / "data"))
+    assert not (tmp_path / "pwned").exists()

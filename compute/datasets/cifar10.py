@@ -144,11 +144,27 @@ def read_batch(path: Path) -> ImageSet:
     return ImageSet(images, labels.astype(np.int64))
 
 
+# The only globals a CIFAR-10 batch needs: numpy's array reconstruction (numpy 1 and 2 module names).
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+}
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: a data directory cannot make us run its code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
 def _read_pickle(path: Path) -> dict[Any, Any]:
     """The dict pickled in `path`; a truncated or foreign file raises DataError naming it."""
     try:
         with path.open("rb") as file:
-            content = pickle.load(file, encoding="bytes")
+            content = _ArrayOnlyUnpickler(file, encoding="bytes").load()
     # A damaged pickle can fail with almost any exception (EOFError, UnpicklingError, ValueError from
     # numpy rebuilding a short array, ...); all of them mean the same thing for the user.
     except Exception as error:
