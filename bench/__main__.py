@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("extraction", "corruptions")
+BENCHMARKS = ("extraction", "corruptions", "queries")
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,9 @@ A store is one directory holding one study (a dataset and its models):
     images/clean.npy                   uint8 (N, H, W, 3) test images, for drill-down
     predictions/model_id=M/corruption=C/severity=S/part-0.parquet
     _complete/                         one JSON marker per complete partition (row count, bytes)
+    embeddings/models.parquet          2-D coordinates of each model's geometry vector (compute embed)
+    embeddings/mst.parquet             minimum spanning tree over the model vectors
+    embeddings/samples.parquet         2-D coordinates of per-sample geometry
 
 Any Parquet engine reads it with hive partitioning; angles are in degrees.
 """
@@ -25,6 +28,10 @@ PREDICTIONS = "predictions"
 IMAGES = "images"
 COMPLETE = "_complete"
 CLEAN = "clean"
+EMBEDDINGS = "embeddings"
+MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS
+MODEL_TREE = "mst.parquet"
+SAMPLE_EMBEDDING = "samples.parquet"
 
 # The partition keys live in the directory names (hive style), not inside the files.
 PARTITION_KEYS = ("model_id", "corruption", "severity")
@@ -73,6 +80,36 @@ MODEL_SCHEMA = pa.schema([
     ("checkpoint", pa.string()),
     ("hparams", pa.string()),
     ("clean_accuracy", pa.float64()),
+])
+
+# projection: "umap", or "pca" where UMAP could not run (too few points, or it failed).
+MODEL_EMBEDDING_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("arch", pa.string()),
+    ("method", pa.string()),
+    ("target_sparsity", pa.float64()),
+    ("x", pa.float32()),
+    ("y", pa.float32()),
+    ("projection", pa.string()),
+])
+
+MODEL_TREE_SCHEMA = pa.schema([
+    ("source", pa.string()),
+    ("target", pa.string()),
+    ("distance", pa.float64()),
+])
+
+SAMPLE_EMBEDDING_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("corruption", pa.string()),
+    ("severity", pa.int32()),
+    ("sample_id", pa.int32()),
+    ("label", pa.int16()),
+    ("label_name", pa.string()),
+    ("correct", pa.bool_()),
+    ("x", pa.float32()),
+    ("y", pa.float32()),
+    ("projection", pa.string()),
 ])
 
 # Columns a filter expression may name (store.filters): the name and what it means, for the help text.
