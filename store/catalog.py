@@ -60,6 +60,8 @@ class Catalog:
         self._connection = duckdb.connect(":memory:")
         if threads:
             self._connection.execute(f"SET threads = {int(threads)}")
+        # Parquet footers are read once per file and kept: later queries skip straight to the data.
+        self._connection.execute("SET parquet_metadata_cache = true")
         self._create_views()
         self._lock_down()
 
@@ -83,9 +85,12 @@ class Catalog:
             FROM models_raw m
         """)
         parts = sorted((self.root / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
+        self.partition_files = parts
         if parts:
-            glob = self.root / schema.PREDICTIONS / "*" / "*" / "*" / "*.parquet"
-            body = (f"SELECT * FROM read_parquet({_literal(glob)}, hive_partitioning = true, "  # noqa: S608
+            # The file list found once here, not a glob that DuckDB would expand again on every query:
+            # on thousands of partitions the listing costs as much as the scan. A new Catalog sees new files.
+            files = "[" + ", ".join(_literal(part) for part in parts) + "]"
+            body = (f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "  # noqa: S608
                     "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER})")
         else:
             empty = pa.schema([*schema.prediction_schema(self.num_classes),
