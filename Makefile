@@ -34,7 +34,9 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	$(PY) -m pytest
 
+# The corruption benchmark compares against the imagecorruptions-imaug fork: a benchmark-only install.
 bench: $(STAMP) chromium
+	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench
 
 clean:

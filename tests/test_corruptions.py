@@ -1,0 +1,510 @@
+"""compute.corruptions and `python -m compute corrupt`: contract, reproducibility, fidelity to CIFAR-10-C.
+
+Constants in the fidelity tests are copied from reference/cifar10c.md on purpose (not imported from the
+modules), so a typo in a module's table fails here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy import ndimage, stats
+
+from compute import corruptions, datasets
+from compute.__main__ import main as compute_main
+from compute.corruptions import _filters, _random, blur, weather
+from compute.datasets import cifar10c
+
+CANONICAL = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "speckle_noise", "gaussian_blur", "spatter", "saturate",
+)
+# Corruptions without random draws: the seed must not matter.
+DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",
+                 "gaussian_blur", "saturate"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small batches run faster in one thread on a shared machine, and results must not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits() -> datasets.Dataset:
+    return datasets.load("digits")
+
+
+@pytest.fixture(scope="module")
+def images(digits) -> np.ndarray:
+    """8 images: 4 grey digits and 4 smooth colour fields (colour corruptions need colour)."""
+    rng = np.random.default_rng(0)
+    coarse = torch.from_numpy(rng.uniform(0, 1, (4, 3, 4, 4))).float()
+    colour = F.interpolate(coarse, size=(32, 32), mode="bilinear", align_corners=False)
+    colour = (colour * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.concatenate([digits.test.images[:4], colour])
+
+
+def grey(count: int, level: int = 128, size: int = 32) -> np.ndarray:
+    return np.full((count, size, size, 3), level, dtype=np.uint8)
+
+
+# --- the contract -------------------------------------------------------------------------------------
+
+def test_names_families_and_registry_follow_the_reference():
+    assert corruptions.NAMES == CANONICAL
+    assert CANONICAL[:15] == corruptions.COMMON
+    assert tuple(corruptions.REGISTRY) == CANONICAL
+    members = [name for family in corruptions.FAMILIES.values() for name in family]
+    assert sorted(members) == sorted(CANONICAL) and len(members) == len(set(members))
+    assert set(corruptions.FAMILIES["noise"]) == {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}
+    assert set(corruptions.FAMILIES["weather"]) == {"snow", "frost", "fog", "spatter"}
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_shape_dtype_and_same_seed_same_images(name, images):
+    out = corruptions.corrupt(images, name, 3, seed=7)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, images)
+    assert np.array_equal(out, corruptions.corrupt(images, name, 3, seed=7))
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_seed_changes_random_corruptions_only(name, images):
+    first = corruptions.corrupt(images, name, 4, seed=0)
+    second = corruptions.corrupt(images, name, 4, seed=1)
+    assert np.array_equal(first, second) == (name in DETERMINISTIC)
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_batching_does_not_change_a_sample(name, images):
+    whole = corruptions.corrupt(images, name, 5, seed=3)
+    assert np.array_equal(corruptions.corrupt(images, name, 5, seed=3, batch_size=3), whole)
+    tail = corruptions.corrupt(images[3:], name, 5, seed=3, sample_ids=np.arange(3, 8))
+    assert np.array_equal(tail, whole[3:])
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    single = corruptions.corrupt_tensor(x[5:6], name, 5, seed=3, sample_ids=torch.tensor([5]))
+    assert np.array_equal((single.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy(),
+                          whole[5:6])
+
+
+def test_sample_id_not_position_chooses_the_noise():
+    images = grey(2)
+    swapped = corruptions.corrupt(images, "gaussian_noise", 3, sample_ids=[1, 0])
+    plain = corruptions.corrupt(images, "gaussian_noise", 3)
+    assert np.array_equal(swapped[0], plain[1]) and not np.array_equal(plain[0], plain[1])
+
+
+def mean_change(images: np.ndarray, name: str) -> list[float]:
+    return [float(np.abs(corruptions.corrupt(images, name, s).astype(float) - images).mean()) for s in range(1, 6)]
+
+
+def non_decreasing(values: list[float], tolerance: float = 0.05) -> bool:
+    return all(later >= earlier - tolerance for earlier, later in zip(values[:-1], values[1:], strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(set(CANONICAL) - {"glass_blur", "frost", "elastic_transform", "spatter",
+                                                         "saturate"}))
+def test_higher_severity_changes_the_image_more(name, images):
+    # motion_blur 3 -> 4 only adds kernel taps with weights below 1e-9 (radius 6 -> 8 at sigma 2): equal.
+    assert non_decreasing(mean_change(images, name))
+
+
+def test_severities_whose_constants_are_not_monotone(images):
+    """Where CIFAR-10-C's constants trade one effect for another, the change is monotone per effect."""
+    # glass blur: severities 4-5 sweep twice, 1-3 once; a larger sigma blurs the swapped pixels back.
+    glass = mean_change(images, "glass_blur")
+    assert min(glass[3:]) > max(glass[:3])
+    # spatter: 1-3 water drops, 4-5 mud, each growing with severity
+    spatter = mean_change(images, "spatter")
+    assert non_decreasing(spatter[:3]) and non_decreasing(spatter[3:])
+    # saturate: 1-2 desaturate (x0.3, x0.1), 3-5 oversaturate (x1.5, x2 + 0.1, x2.5 + 0.2)
+    saturate = mean_change(images[4:], "saturate")
+    assert saturate[1] > saturate[0] and non_decreasing(saturate[2:])
+    # elastic: the affine jitter shrinks (2.56 -> 0.96 px) as the displacement field grows, and the
+    # jitter dominates the pixel change at 32 px; the local field grows from nothing to alpha 3.2.
+    elastic = mean_change(images, "elastic_transform")
+    assert elastic[0] > elastic[4]
+    # frost: the change is frost_weight * texture - (1 - image_weight) * image, a difference of two
+    # growing terms; test_frost_blends_image_and_texture_with_the_reference_weights checks both weights.
+
+
+@pytest.mark.parametrize("bad_name", ["gaussian", "Fog", "", "labels"])
+def test_unknown_corruption_is_named_in_the_error(bad_name):
+    with pytest.raises(ValueError, match=f"unknown corruption '{bad_name}'.*gaussian_noise"):
+        corruptions.corrupt(grey(1), bad_name, 1)
+
+
+@pytest.mark.parametrize("severity", [0, 6, -1, 2.0, True, "3"])
+def test_severity_outside_1_to_5_is_named_in_the_error(severity):
+    with pytest.raises(ValueError, match=f"severity must be one of 1, 2, 3, 4, 5, got {severity!r}"):
+        corruptions.corrupt(grey(1), "fog", severity)
+
+
+@pytest.mark.parametrize("images", [
+    np.zeros((2, 32, 32, 3), dtype=np.float32),  # not uint8
+    np.zeros((32, 32, 3), dtype=np.uint8),  # one image without the batch axis
+    np.zeros((2, 3, 32, 32), dtype=np.uint8),  # channels first
+    torch.zeros(2, 32, 32, 3, dtype=torch.uint8),  # a tensor, not an array
+])
+def test_wrong_dtype_or_shape_is_refused(images):
+    with pytest.raises(ValueError, match="uint8 array of shape"):
+        corruptions.corrupt(images, "fog", 1)
+
+
+def test_wrong_sizes_and_ids_are_refused():
+    with pytest.raises(ValueError, match="square images of at least 16x16 pixels.*got 32x24"):
+        corruptions.corrupt(np.zeros((1, 32, 24, 3), dtype=np.uint8), "fog", 1)
+    with pytest.raises(ValueError, match="got 8x8"):
+        corruptions.corrupt(np.zeros((1, 8, 8, 3), dtype=np.uint8), "fog", 1)
+    with pytest.raises(ValueError, match="sample_ids must be 2 integers"):
+        corruptions.corrupt(grey(2), "fog", 1, sample_ids=[0])
+    with pytest.raises(ValueError, match="non-negative"):
+        corruptions.corrupt(grey(2), "fog", 1, sample_ids=[0, -1])
+    with pytest.raises(ValueError, match="float tensor of shape"):
+        corruptions.corrupt_tensor(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "fog", 1)
+
+
+def test_corrupt_tensor_keeps_dtype_device_and_accepts_channels_last(images):
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).to(torch.float64) / 255
+    out = corruptions.corrupt_tensor(x.contiguous(memory_format=torch.channels_last), "snow", 2)
+    assert out.dtype == torch.float64 and out.shape == x.shape
+    assert torch.equal(out, corruptions.corrupt_tensor(x, "snow", 2))
+    assert corruptions.corrupt_tensor(x[:0], "snow", 2).shape == (0, 3, 32, 32)
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_larger_images_are_corrupted_with_scaled_constants(name):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (2, 48, 48, 3), dtype=np.uint8)
+    out = corruptions.corrupt(images, name, 5)
+    assert out.shape == images.shape and not np.array_equal(out, images)
+
+
+# --- fidelity to the reference constants ------------------------------------------------------------
+
+def residuals(images: np.ndarray, name: str, severity: int) -> np.ndarray:
+    return (corruptions.corrupt(images, name, severity).astype(float) - images) / 255
+
+
+@pytest.mark.parametrize(("severity", "std"), [(1, 0.04), (3, 0.08), (5, 0.10)])
+def test_gaussian_noise_has_the_reference_std(severity, std):
+    noise = residuals(grey(40), "gaussian_noise", severity)
+    assert abs(noise.mean()) < 0.002
+    assert noise.std() == pytest.approx(std, rel=0.03)
+
+
+@pytest.mark.parametrize(("severity", "std"), [(1, 0.06), (5, 0.20)])
+def test_speckle_noise_scales_with_the_intensity(severity, std):
+    noise = residuals(grey(40, level=100), "speckle_noise", severity)
+    assert noise.std() == pytest.approx(100 / 255 * std, rel=0.03)
+
+
+@pytest.mark.parametrize(("severity", "photons"), [(1, 500), (5, 50)])
+def test_shot_noise_counts_are_poisson(severity, photons):
+    level = 128
+    x = torch.full((40, 3, 32, 32), level / 255)
+    counts = torch.round(corruptions.corrupt_tensor(x, "shot_noise", severity) * photons).to(torch.int64).numpy()
+    mean = level / 255 * photons
+    assert counts.mean() == pytest.approx(mean, rel=0.01)
+    assert counts.var() == pytest.approx(mean, rel=0.03)
+    values, frequency = np.unique(counts, return_counts=True)
+    total_variation = 0.5 * np.abs(frequency / counts.size - stats.poisson.pmf(values, mean)).sum()
+    assert total_variation < 0.01
+
+
+def test_shot_noise_leaves_black_black_and_is_exact_in_the_tails():
+    assert not corruptions.corrupt(grey(2, level=0), "shot_noise", 5).any()
+    from compute.corruptions.noise import shot_noise_counts
+    uniform = torch.tensor([1e-9, 0.5, 1 - 1e-9], dtype=torch.float64)
+    levels = torch.full((3,), 200)
+    expected = stats.poisson.ppf(uniform.numpy(), 200 / 255 * 50)
+    assert shot_noise_counts(levels, uniform, 50).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(("severity", "fraction"), [(1, 0.01), (5, 0.07)])
+def test_impulse_noise_replaces_the_reference_fraction(severity, fraction):
+    out = corruptions.corrupt(grey(200), "impulse_noise", severity)
+    salt, pepper = (out == 255).mean(), (out == 0).mean()
+    assert salt + pepper == pytest.approx(fraction, rel=0.06)
+    assert salt == pytest.approx(pepper, rel=0.15)
+
+
+@pytest.mark.parametrize(("severity", "factor"), [(1, 0.75), (5, 0.15)])
+def test_contrast_scales_deviations_from_each_channel_mean(severity, factor, images):
+    x = images.astype(float) / 255
+    means = x.mean(axis=(1, 2), keepdims=True)
+    expected = np.round(np.clip((x - means) * factor + means, 0, 1) * 255)
+    assert np.abs(corruptions.corrupt(images, "contrast", severity) - expected).max() <= 1
+
+
+def saturation(rgb: np.ndarray) -> np.ndarray:
+    """HSV saturation of (..., 3) images: (max - min) / max, 0 for black."""
+    top = rgb.max(axis=-1).astype(float)
+    return np.where(top > 0, (top - rgb.min(axis=-1)) / np.maximum(top, 1), 0)
+
+
+@pytest.mark.parametrize(("severity", "shift"), [(1, 0.05), (5, 0.30)])
+def test_brightness_adds_to_hsv_value(severity, shift, images):
+    out = corruptions.corrupt(images, "brightness", severity).astype(float)
+    value_before, value_after = images.max(axis=-1) / 255, out.max(axis=-1) / 255
+    assert np.abs(value_after - np.minimum(value_before + shift, 1)).max() <= 1 / 255 + 1e-9
+    # saturation kept where nothing clipped
+    kept = value_before + shift < 0.99
+    assert np.abs(saturation(images)[kept] - saturation(out)[kept]).max() < 0.03
+
+
+@pytest.mark.parametrize(("severity", "factor", "offset"), [(2, 0.1, 0.0), (4, 2.0, 0.1)])
+def test_saturate_scales_hsv_saturation(severity, factor, offset, images):
+    colour = images[4:]
+    out = corruptions.corrupt(colour, "saturate", severity).astype(float)
+    expected = np.clip(saturation(colour.astype(float)) * factor + offset, 0, 1)
+    assert np.abs(saturation(out) - expected).mean() < 0.01
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+def test_pixelate_equals_pillows_box_resize(severity, images):
+    small = int(32 * (0.95, 0.90, 0.85, 0.75, 0.65)[severity - 1])
+    expected = np.stack([np.asarray(Image.fromarray(image).resize((small, small), Image.BOX)
+                                    .resize((32, 32), Image.BOX)) for image in images])
+    assert np.array_equal(corruptions.corrupt(images, "pixelate", severity), expected)
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+def test_jpeg_equals_pillows_encoder_at_the_reference_quality(severity, images):
+    quality = (80, 65, 58, 50, 40)[severity - 1]
+    expected = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        expected.append(np.asarray(Image.open(buffer).convert("RGB")))
+    assert np.array_equal(corruptions.corrupt(images, "jpeg_compression", severity), np.stack(expected))
+
+
+@pytest.mark.parametrize(("severity", "sigma"), [(1, 0.4), (5, 1.0)])
+def test_gaussian_blur_matches_scipy(severity, sigma, images):
+    x = images.astype(float) / 255
+    expected = np.round(np.clip(ndimage.gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest"), 0, 1) * 255)
+    assert np.abs(corruptions.corrupt(images, "gaussian_blur", severity) - expected).max() <= 1
+
+
+@pytest.mark.parametrize(("severity", "last_zoom"), [(1, 1.05), (5, 1.25)])
+def test_zoom_blur_matches_scipy_zooms(severity, last_zoom, images):
+    def clipped_zoom(image: np.ndarray, zoom: float) -> np.ndarray:
+        crop = int(np.ceil(32 / zoom))
+        top = (32 - crop) // 2
+        zoomed = ndimage.zoom(image[top:top + crop, top:top + crop], (zoom, zoom, 1), order=1)
+        trim = (zoomed.shape[0] - 32) // 2
+        return zoomed[trim:trim + 32, trim:trim + 32]
+
+    zooms = [1 + i * 0.01 for i in range(round((last_zoom - 1) / 0.01) + 1)]
+    expected = []
+    for image in images.astype(float) / 255:
+        total = image + sum(clipped_zoom(image, zoom) for zoom in zooms)
+        expected.append(np.round(np.clip(total / (len(zooms) + 1), 0, 1) * 255))
+    assert np.abs(corruptions.corrupt(images, "zoom_blur", severity) - np.stack(expected)).max() <= 1
+
+
+def test_defocus_kernel_is_a_normalised_smoothed_disk():
+    # radius 0.3 holds only the centre pixel, so severity 1 is the 3x3 gaussian of sigma 0.4
+    kernel = blur._disk_kernel(0.3, 0.4, 1.0)
+    taps = np.exp(-np.arange(-1, 2) ** 2 / (2 * 0.4**2))
+    assert np.allclose(kernel, np.outer(taps, taps) / np.outer(taps, taps).sum())
+    wide = blur._disk_kernel(1.5, 0.1, 1.0)  # severity 5: the 3x3 disk (1 + 1 <= 2.25), barely smoothed
+    assert wide.sum() == pytest.approx(1) and np.allclose(wide, wide.T)
+    assert np.allclose(wide[1:4, 1:4], 1 / 9, atol=1e-3)
+
+
+def test_motion_blur_is_a_one_sided_gaussian_line():
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0, 1, (1, 1, 32, 32)).astype(np.float32)
+    steps = np.arange(13)  # radius 6: 2 * 6 + 1 taps
+    weights = np.exp(-steps**2 / (2 * 1.5**2))
+    weights /= weights.sum()
+    padded = np.pad(image[0, 0], ((0, 0), (0, 12)), mode="edge")
+    horizontal = sum(w * padded[:, i:i + 32] for i, w in enumerate(weights))
+    out = _filters.motion_blur(torch.from_numpy(image), 6, 1.5, torch.tensor([0.0], dtype=torch.float64))
+    assert np.allclose(out[0, 0].numpy(), horizontal, atol=1e-6)
+    down = _filters.motion_blur(torch.from_numpy(image), 6, 1.5, torch.tensor([90.0], dtype=torch.float64))
+    assert np.allclose(down[0, 0].numpy(), _filters.motion_blur(
+        torch.from_numpy(image.transpose(0, 1, 3, 2).copy()), 6, 1.5,
+        torch.tensor([0.0], dtype=torch.float64))[0, 0].numpy().T, atol=1e-6)
+
+
+@pytest.mark.parametrize(("size", "max_shift"), [(32, 1), (20, 2)])
+def test_glass_blur_wavefront_swaps_equal_the_sequential_sweep(size, max_shift):
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 1, (2, 3, size, size)).astype(np.float32)
+    visited, _, _ = blur.sweep_order(size, max_shift, "cpu")
+    shifts = rng.integers(-max_shift, max_shift, (2, 2, len(visited), 2))
+    out = blur.local_pixel_swaps(torch.from_numpy(images), torch.from_numpy(shifts), max_shift).numpy()
+    shift_at = {int(position): k for k, position in enumerate(visited)}
+    for n in range(2):
+        expected = images[n].transpose(1, 2, 0).copy()
+        for iteration in range(2):
+            for h in range(size - max_shift, max_shift, -1):  # the original loop
+                for w in range(size - max_shift, max_shift, -1):
+                    dy, dx = shifts[n, iteration, shift_at[h * size + w]]
+                    here = expected[h, w].copy()
+                    expected[h, w] = expected[h + dy, w + dx]
+                    expected[h + dy, w + dx] = here
+        assert np.array_equal(out[n], expected.transpose(2, 0, 1))
+
+
+def test_fog_plasma_is_a_normalised_fractal_per_sample():
+    rng = _random.SampleRandom(0, "fog", torch.arange(3))
+    heights = weather.plasma_fractal(rng, 32, 2.0)
+    assert heights.shape == (3, 32, 32)
+    assert heights.amin(dim=(1, 2)).tolist() == [0, 0, 0] and heights.amax(dim=(1, 2)).tolist() == [1, 1, 1]
+    assert not torch.equal(heights[0], heights[1])
+    # a fractal: neighbours are far more alike than distant pixels
+    assert (heights[:, :, 1:] - heights[:, :, :-1]).abs().mean() < 0.5 * (heights[:, :, 16:] - heights[:, :, :16]).abs().mean()
+
+
+def test_frost_textures_are_fixed_frost_coloured_and_cropped_per_sample():
+    textures = weather.frost_textures(32)
+    assert textures.shape == (5, 3, 160, 160) and textures.min() >= 0 and textures.max() <= 1
+    assert torch.equal(textures, weather.frost_textures.__wrapped__(32))
+    mean_colours = textures.mean(dim=(2, 3)) * 255
+    expected = torch.tensor([(77, 149, 166), (201, 205, 215), (201, 205, 215), (138, 153, 166), (112, 123, 135)])
+    assert (mean_colours - expected).abs().max() < 8
+    out = corruptions.corrupt(grey(4, level=0), "frost", 1)  # black image: the result is 0.2 * the crop
+    assert len({out[i].tobytes() for i in range(4)}) == 4
+
+
+# cv2.Canny(image, 50, 150) of a 16x16 square of level 200 at rows and columns 8..23 (OpenCV 4.x),
+# rows and columns 5..26; non-maximum suppression breaks the ties of the step toward one side.
+OPENCV_SQUARE_EDGES = """
+......................
+......................
+....##############....
+...#..............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+..#...............#...
+...################...
+......................
+......................
+......................
+"""
+
+
+def test_spatter_edges_and_distances_match_opencv():
+    image = torch.zeros(1, 1, 32, 32)
+    image[..., 8:24, 8:24] = 200.0
+    edges = weather.canny(image, low=50, high=150)[0, 0]
+    expected = torch.zeros(32, 32, dtype=torch.bool)
+    rows = OPENCV_SQUARE_EDGES.split()
+    expected[5:27, 5:27] = torch.tensor([[mark == "#" for mark in row] for row in rows])
+    assert torch.equal(edges, expected)
+    distance = weather.chamfer_distance(expected[None, None])[0, 0]  # OpenCV's 5x5 chamfer: 1, 1.4, 2.1969
+    assert distance[16, 16] == 7 and distance[8, 8] == 0 and distance[16, 0] == 7
+    assert distance[0, 0] == pytest.approx(8 * 1.4, abs=1e-4)  # 8 diagonal moves to (8, 8)
+    assert distance[6, 5] == pytest.approx(2.1969 + 1.4, abs=1e-4)  # a knight's move and a diagonal one
+
+
+@pytest.mark.parametrize(("severity", "image_weight", "frost_weight"), [(1, 1.0, 0.2), (3, 0.9, 0.4), (5, 0.75, 0.45)])
+def test_frost_blends_image_and_texture_with_the_reference_weights(severity, image_weight, frost_weight, images):
+    dim = images // 2  # no clipping
+    frost_only = corruptions.corrupt(np.zeros_like(dim), "frost", severity).astype(float)
+    expected = np.round(image_weight * dim + frost_only)
+    assert np.abs(corruptions.corrupt(dim, "frost", severity) - expected).max() <= 1
+    # the same crop at every severity (the draws do not depend on it), scaled by the frost weight
+    severity_1 = corruptions.corrupt(np.zeros_like(dim), "frost", 1).astype(float)
+    assert frost_only.mean() == pytest.approx(severity_1.mean() * frost_weight / 0.2, rel=0.01)
+
+
+def lowbias32(word: int) -> int:
+    """Chris Wellons' lowbias32 hash in plain Python integers."""
+    word ^= word >> 16
+    word = (word * 0x7FEB352D) & 0xFFFFFFFF
+    word ^= word >> 15
+    word = (word * 0x846CA68B) & 0xFFFFFFFF
+    return word ^ (word >> 16)
+
+
+def test_random_bits_match_the_reference_hash_and_are_uniform():
+    words = np.random.default_rng(4).integers(0, 2**32, 1000)
+    mixed = _random._mix(_random._to_int32(torch.from_numpy(words)))
+    assert _random._to_unsigned(mixed).tolist() == [lowbias32(int(w)) for w in words]
+    rng = _random.SampleRandom(0, "test", torch.arange(64))
+    uniform = rng.uniform("u", (1000,))
+    assert uniform.min() > 0 and uniform.max() < 1 and abs(uniform.mean() - 0.5) < 0.005
+    normal = rng.normal("n", (1000,), dtype=torch.float64)
+    assert abs(normal.mean()) < 0.01 and abs(normal.std() - 1) < 0.01
+    integers = rng.integers("i", (1000,), -2, 3)
+    assert set(integers.unique().tolist()) == {-2, -1, 0, 1, 2}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", CANONICAL)
+def test_cuda_gives_the_cpu_images(name, images):
+    cpu = corruptions.corrupt(images, name, 3)
+    cuda = corruptions.corrupt(images, name, 3, device="cuda")
+    difference = np.abs(cpu.astype(int) - cuda)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+def test_corrupt_command_writes_the_published_layout_and_resumes(tmp_path, digits, capsys):
+    out = tmp_path / "digits-c"
+    arguments = ["corrupt", "--out", str(out), "--limit", "6", "--names", "fog", "contrast", "--seed", "2",
+                 "--batch-size", "4", "--device", "cpu"]
+    assert compute_main([*arguments, "--severities", "1", "4"]) == 0
+    assert not (out / "fog.npy").exists()  # two of five blocks: not published yet
+    assert compute_main(arguments) == 0
+    images, labels = digits.test.images[:6], digits.test.labels[:6]
+    for name in ("fog", "contrast"):
+        written = np.load(out / f"{name}.npy")
+        assert written.shape == (30, 32, 32, 3) and written.dtype == np.uint8
+        for severity in range(1, 6):
+            block = written[(severity - 1) * 6:severity * 6]
+            assert np.array_equal(block, corruptions.corrupt(images, name, severity, seed=2))
+        assert np.array_equal(cifar10c.load_corrupted(out, name, 3).images, written[12:18])
+    assert np.array_equal(np.load(out / "labels.npy"), np.tile(labels.astype(np.uint8), 5))
+    assert json.loads((out / "corrupt.json").read_text())["seed"] == 2
+    assert sorted(path.name for path in out.iterdir()) == ["contrast.npy", "corrupt.json", "fog.npy", "labels.npy"]
+
+    before = (out / "fog.npy").stat().st_mtime_ns
+    capsys.readouterr()
+    assert compute_main(arguments) == 0
+    assert "0 files written, 2 already complete" in capsys.readouterr().out
+    assert (out / "fog.npy").stat().st_mtime_ns == before
+
+
+def test_corrupt_command_refuses_mixing_settings_and_unknown_names(tmp_path, capsys):
+    out = str(tmp_path / "c")
+    assert compute_main(["corrupt", "--out", out, "--limit", "2", "--names", "contrast"]) == 0
+    assert compute_main(["corrupt", "--out", out, "--limit", "2", "--names", "contrast", "--seed", "1"]) == 2
+    assert "holds images made with" in capsys.readouterr().err
+    assert compute_main(["corrupt", "--out", out, "--limit", "2", "--names", "blurry"]) == 2
+    assert "unknown corruptions ['blurry']" in capsys.readouterr().err
+
+
+def test_corrupt_command_help_explains_the_layout(capsys):
+    with pytest.raises(SystemExit):
+        compute_main(["corrupt", "--help"])
+    text = capsys.readouterr().out
+    assert "severity-major" in text and "labels.npy" in text and "--severities" in text
