@@ -7,6 +7,7 @@ import sys
 
 from compute.commands import COMMANDS
 from compute.datasets.base import DataError
+from compute.models.base import ContractError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (DataError, FileNotFoundError, ValueError) as error:
+    except (DataError, ContractError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

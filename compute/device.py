@@ -21,7 +21,7 @@ def pick(name: str = "auto") -> torch.device:
 def to_input(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1] on `device`; the uint8 crosses the bus, not float."""
     batch = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
-    if device.type == "cuda":
+    if device.type == "cuda" and batch.device.type == "cpu":
         batch = batch.pin_memory().to(device, non_blocking=True)
     x = batch.to(device).permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x.contiguous()

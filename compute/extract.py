@@ -1,23 +1,30 @@
 """Extraction: run models over clean and corrupted test images, compute geometry in the same pass,
 and write one Parquet partition per (model, corruption, severity).
 
-Corrupted images are made once per setting and shared by every model. Partitions already complete in
-the store are skipped, so an interrupted run resumes where it stopped. Parquet encoding and writing run
-on a background thread while the next partition is computed.
+The work list is every (model, corruption, severity) partition, setting-major: all models under the
+clean images, then all under each corruption and severity, so the models that follow each other share
+one setting's corrupted images, made once (on the GPU when there is one). `Shard` cuts that list into
+contiguous, deterministic parts for schedulers that fan out (Slurm arrays, Ray, several machines);
+shards write disjoint partitions of one store. Partitions already complete in the store are skipped, so
+an interrupted run resumes where it stopped. Parquet encoding and writing run on a background thread
+while the next partition is computed.
+
+Who computes the partitions is an `Executor` (compute/executors.py): in this process by default.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -38,7 +45,10 @@ class ExtractModel:
 
 
 def model_row(model_id: str, model: nn.Module, meta: dict[str, Any], checkpoint_path: str | None) -> dict:
-    """The models.parquet row for a model; sparsity and parameter counts are measured from the weights."""
+    """The models.parquet row for a model; sparsity and parameter counts are measured from the weights.
+
+    clean_accuracy is left to `store.writer.upsert_models`, which reads it from the clean partition.
+    """
     hparams = meta.get("hparams", {})
     counts = models.weight_counts(model)
     return {
@@ -63,8 +73,61 @@ def from_checkpoint(path: str | Path) -> ExtractModel:
 
 
 def settings(corruption_names: Sequence[str], severities: Sequence[int]) -> list[tuple[str, int]]:
-    """The work list of one model: clean first, then every (corruption, severity)."""
+    """The settings of one model: clean first, then every (corruption, severity)."""
     return [(schema.CLEAN, 0)] + [(name, int(s)) for name in corruption_names for s in severities]
+
+
+class Partition(NamedTuple):
+    """One unit of work and one file of the store: a model under one setting."""
+
+    model_id: str
+    corruption: str
+    severity: int
+
+    @property
+    def setting(self) -> tuple[str, int]:
+        return self.corruption, self.severity
+
+
+def work_list(model_ids: Sequence[str], corruption_names: Sequence[str],
+              severities: Sequence[int]) -> list[Partition]:
+    """Every partition, setting-major (all models under one setting, then the next setting)."""
+    return [Partition(model_id, name, severity) for name, severity in settings(corruption_names, severities)
+            for model_id in model_ids]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (0 <= index < count): a contiguous, deterministic slice of the work list.
+
+    Every shard must be given the same models, corruptions and severities; together the shards cover
+    the work list exactly once. Contiguous slices keep a setting's models together, so each shard
+    makes a setting's corrupted images at most once.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= K < N in K/N "
+                             "(e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-(N-1))")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """'K/N' -> Shard(K, N)."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must look like K/N with 0 <= K < N, got {text!r}") from None
+        return cls(index, count)
+
+    def select(self, items: Sequence[Any]) -> list[Any]:
+        start, stop = (len(items) * k // self.count for k in (self.index, self.index + 1))
+        return list(items[start:stop])
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 def batches(count: int, batch_size: int) -> Iterator[slice]:
@@ -73,86 +136,173 @@ def batches(count: int, batch_size: int) -> Iterator[slice]:
 
 
 @torch.no_grad()
-def corrupted_images(images: np.ndarray, name: str, severity: int, seed: int, device: torch.device,
-                     batch_size: int) -> np.ndarray:
-    """uint8 images under one corruption, made on `device` batch by batch (same bytes as `corrupt`)."""
+def corrupted_images(images: torch.Tensor, name: str, severity: int, seed: int, device: torch.device,
+                     batch_size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images under one corruption, made and kept on `device` (same bytes as `corrupt`)."""
+    images = images.to(device)
     if name == schema.CLEAN:
         return images
-    out = np.empty_like(images)
+    out = torch.empty_like(images)
     for part in batches(len(images), batch_size):
         x = devices.to_input(images[part], device)
         ids = torch.arange(part.start, part.stop, device=device)
         y = corruptions.corrupt_tensor(x, name, severity, seed=seed, sample_ids=ids)
-        out[part] = (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out[part] = (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
     return out
 
 
 @torch.no_grad()
-def geometry_table(model: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device,
-                   batch_size: int, num_classes: int) -> pa.Table:
-    """Forward every image once through forward_features; geometry from the features and the classifier."""
+def geometry_table(model: nn.Module, images: np.ndarray | torch.Tensor, labels: np.ndarray,
+                   device: torch.device, batch_size: int, num_classes: int) -> pa.Table:
+    """Forward every image once through forward_features; geometry from the features and the classifier.
+
+    Results stay on the device until the whole partition is done, so the GPU never waits for a copy.
+    """
     weight = model.classifier.weight.float()
     bias = None if model.classifier.bias is None else model.classifier.bias.float()
-    label_tensor = torch.from_numpy(labels.astype(np.int64))
-    parts: list[dict[str, torch.Tensor]] = []
+    label_tensor = torch.from_numpy(labels.astype(np.int64)).to(device)
+    features = []
     for part in batches(len(images), batch_size):
         x = devices.to_input(images[part], device)
         with devices.autocast(device):
-            features = model.forward_features(x)
-        g = geometry.compute(features.float(), weight, bias, label_tensor[part].to(device))
-        parts.append({name: getattr(g, name).cpu() for name in (*geometry.SCALAR_FIELDS, "angles", "logits")})
-    columns = {name: torch.cat([p[name] for p in parts]).numpy() for name in parts[0]}
+            features.append(model.forward_features(x).float())
+    # One geometry pass per partition, not per batch: a few large ops instead of many small ones.
+    g = geometry.compute(torch.cat(features), weight, bias, label_tensor)
+    columns = {name: getattr(g, name).cpu().numpy() for name in (*geometry.SCALAR_FIELDS, "angles", "logits")}
     return writer.prediction_table(columns, num_classes)
 
 
 @dataclass
 class ExtractSummary:
+    """What a run did. Rows with NaN/inf are kept (flagged finite = false) and counted per model."""
+
     written: int = 0
     skipped: int = 0
     rows: int = 0
     bytes: int = 0
     non_finite: int = 0
+    non_finite_by_model: Counter[str] = field(default_factory=Counter)
+    stale_removed: int = 0
+
+    def add(self, other: ExtractSummary) -> None:
+        """Fold in the summary of another part of the same run (an executor's task)."""
+        for name in ("written", "skipped", "rows", "bytes", "non_finite", "stale_removed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.non_finite_by_model.update(other.non_finite_by_model)
+
+
+def to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A uint8 image array as a tensor on `device` (arrays from a shared object store are read-only)."""
+    return torch.from_numpy(images if images.flags.writeable else images.copy()).to(device)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where a setting's images come from: generated with compute.corruptions from the test images, or,
+    when `load_corrupted(name, severity)` is given, read from published files (e.g. CIFAR-10-C)."""
+
+    test: ImageSet
+    seed: int = 0
+    load_corrupted: Callable[[str, int], np.ndarray] | None = None
+
+    def on(self, device: torch.device, batch_size: int) -> Callable[[str, int], torch.Tensor]:
+        """`images(name, severity)` on `device`; the clean images cross to the device once."""
+        clean = to_device(self.test.images, device)
+
+        def images(name: str, severity: int) -> torch.Tensor:
+            if name != schema.CLEAN and self.load_corrupted is not None:
+                return to_device(self.load_corrupted(name, severity), device)
+            return corrupted_images(clean, name, severity, self.seed, device, batch_size)
+        return images
+
+
+@dataclass
+class Work:
+    """Everything an executor needs to compute partitions into one store."""
+
+    store: Path
+    models: Mapping[str, nn.Module]
+    source: ImageSource
+    num_classes: int
+    device: torch.device
+    batch_size: int = 256
+
+
+class Executor(Protocol):
+    """Computes and writes the partitions `todo` (complete ones already left out) of `work`."""
+
+    def run(self, work: Work, todo: Sequence[Partition], progress: bool) -> ExtractSummary: ...
+
+
+def compute_partitions(store: Path, models_by_id: Mapping[str, nn.Module], todo: Sequence[Partition],
+                       images: Callable[[str, int], torch.Tensor], labels: np.ndarray, num_classes: int,
+                       device: torch.device, batch_size: int, progress: bool = True) -> ExtractSummary:
+    """Compute and write `todo` in order; each setting's images are made once for its run of models.
+
+    The Parquet file of one partition is written on a background thread while the next is computed;
+    waiting for the previous write before handing over the next bounds memory and surfaces a failed
+    write at once.
+    """
+    summary = ExtractSummary()
+    prepared = {model_id: devices.prepare_model(models_by_id[model_id], device).eval()
+                for model_id in dict.fromkeys(p.model_id for p in todo)}
+    previous: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            tqdm(total=len(todo), desc="extract", unit="part", disable=not progress) as bar:
+        for setting, group in itertools.groupby(todo, key=lambda p: p.setting):
+            setting_images = images(*setting)
+            for part in group:
+                bar.set_postfix(model=part.model_id, setting=f"{part.corruption}/{part.severity}")
+                table = geometry_table(prepared[part.model_id], setting_images, labels, device, batch_size,
+                                       num_classes)
+                bad = table.num_rows - int(np.sum(table.column("finite").to_numpy()))
+                summary.rows += table.num_rows
+                summary.non_finite += bad
+                if bad:
+                    summary.non_finite_by_model[part.model_id] += bad
+                if previous is not None:
+                    summary.bytes += previous.result()
+                previous = pool.submit(writer.write_partition, store, *part, table)
+                summary.written += 1
+                bar.update(1)
+        if previous is not None:
+            summary.bytes += previous.result()
+    return summary
+
+
+class LocalExecutor:
+    """Computes every partition in this process, on `work.device`."""
+
+    def run(self, work: Work, todo: Sequence[Partition], progress: bool) -> ExtractSummary:
+        return compute_partitions(work.store, work.models, todo, work.source.on(work.device, work.batch_size),
+                                  work.source.test.labels, work.num_classes, work.device, work.batch_size,
+                                  progress)
 
 
 def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, num_classes: int,
             corruption_names: Sequence[str], severities: Sequence[int], *, device: torch.device,
             batch_size: int = 256, seed: int = 0,
-            load_corrupted: Callable[[str, int], np.ndarray] | None = None, progress: bool = True) -> ExtractSummary:
-    """Write every missing (model, setting) partition of `entries` into the store at `store`.
+            load_corrupted: Callable[[str, int], np.ndarray] | None = None, progress: bool = True,
+            shard: Shard | None = None, executor: Executor | None = None) -> ExtractSummary:
+    """Write every missing partition of `entries` in this shard (all by default) into the store at `store`.
 
     `load_corrupted(name, severity)` supplies published corrupted images (e.g. CIFAR-10-C) instead of
-    generating them with `compute.corruptions`.
+    generating them with `compute.corruptions`. Temporary files that killed writers left in the store
+    are removed first. `executor` computes the partitions (default: this process).
     """
     store = Path(store)
+    duplicates = sorted(model_id for model_id, n in Counter(e.model_id for e in entries).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"model ids {duplicates} appear more than once; each model needs its own id")
     for entry in entries:
         models.check_contract(entry.model, f"model {entry.model_id}")
         writer.check_model_id(entry.model_id)
-        entry.model = devices.prepare_model(entry.model, device).eval()
-    summary = ExtractSummary()
-    work = settings(corruption_names, severities)
-    pending: list[Future] = []
-    with ThreadPoolExecutor(max_workers=1) as pool, \
-            tqdm(total=len(work) * len(entries), desc="extract", unit="part", disable=not progress) as bar:
-        for name, severity in work:
-            todo = [e for e in entries if not writer.is_complete(store, e.model_id, name, severity)]
-            summary.skipped += len(entries) - len(todo)
-            bar.update(len(entries) - len(todo))
-            if not todo:
-                continue
-            if name == schema.CLEAN or load_corrupted is None:
-                images = corrupted_images(test.images, name, severity, seed, device, batch_size)
-            else:
-                images = load_corrupted(name, severity)
-            for entry in todo:
-                bar.set_postfix(model=entry.model_id, setting=f"{name}/{severity}")
-                table = geometry_table(entry.model, images, test.labels, device, batch_size, num_classes)
-                summary.rows += table.num_rows
-                summary.non_finite += table.num_rows - int(np.sum(table.column("finite").to_numpy()))
-                pending.append(pool.submit(writer.write_partition, store, entry.model_id, name, severity, table))
-                summary.written += 1
-                bar.update(1)
-        summary.bytes = sum(future.result() for future in pending)
-    for entry in entries:
-        correct = pq.read_table(writer.partition_file(store, entry.model_id, schema.CLEAN, 0), columns=["correct"])
-        entry.info["clean_accuracy"] = float(np.mean(correct.column("correct").to_numpy()))
+    summary = ExtractSummary(stale_removed=len(writer.clean_tmp(store)))
+    mine = (shard or Shard()).select(work_list([e.model_id for e in entries], corruption_names, severities))
+    todo = [part for part in mine if not writer.is_complete(store, *part)]
+    summary.skipped = len(mine) - len(todo)
+    work = Work(store, {e.model_id: e.model for e in entries},
+                ImageSource(test, seed, load_corrupted), num_classes, device, batch_size)
+    if todo:
+        summary.add((executor or LocalExecutor()).run(work, todo, progress))
     return summary

@@ -3,16 +3,27 @@
 Every file is written to a temporary name in `_tmp/`, fsynced, and renamed into place. A prediction
 partition counts as complete only once its marker in `_complete/` exists (written after the rename), so
 a job killed at any moment and started again rewrites at most the partition it was working on.
+
+Several processes may write one store at once (shards of one extraction, on one machine or many over a
+shared file system): they write disjoint partitions, and the few files they share (manifest.json,
+models.parquet) are read, changed and replaced under an exclusive lock on `_store.lock`. A temporary
+file's name carries the host and process id of its writer, so `clean_tmp` removes what killed writers
+left behind without touching a live writer's file. Parquet files carry page checksums, so `verify` finds
+damaged bytes that a reader would otherwise decode silently.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
+import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +40,78 @@ class StoreError(ValueError):
     """A store directory is missing, damaged, or written by another schema version."""
 
 
+TMP = "_tmp"
+LOCK = "_store.lock"
+STALE_AFTER_S = 24 * 3600.0  # a temporary file this old is abandoned, whoever wrote it
+# host.pid.token.name: the writer's host (dots replaced), its process id, a random token, the final name.
+_TMP_NAME = re.compile(r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.(?P<name>.+)")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
 def _tmp_path(root: Path, name: str) -> Path:
-    tmp_dir = root / "_tmp"
+    tmp_dir = root / TMP
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    return tmp_dir / f"{uuid.uuid4().hex}-{name}"
+    return tmp_dir / f"{_host()}.{os.getpid()}.{uuid.uuid4().hex}.{name}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _abandoned(path: Path, now: float, max_age_s: float) -> bool:
+    """Written by a process of this host that is gone, or older than `max_age_s` (any writer)."""
+    try:
+        if now - path.stat().st_mtime > max_age_s:
+            return True
+    except FileNotFoundError:  # its writer just renamed it into place
+        return False
+    match = _TMP_NAME.fullmatch(path.name)
+    return bool(match and match["host"] == _host() and not _pid_alive(int(match["pid"])))
+
+
+def clean_tmp(root: str | Path, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete the temporary files that killed writers left in `_tmp/`; returns what was deleted.
+
+    A file is deleted when its writer was a process of this host that no longer runs, or when it is older
+    than `max_age_s` (writers on other hosts of a shared file system, whose processes we cannot see).
+    Live writers' files stay, so this is safe while other shards write the same store.
+    """
+    tmp_dir = Path(root) / TMP
+    if not tmp_dir.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for path in sorted(tmp_dir.iterdir()):
+        if path.is_file() and _abandoned(path, now, max_age_s):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def locked(root: str | Path) -> Iterator[None]:
+    """Hold the store's exclusive lock: read-modify-write of shared files by concurrent writers.
+
+    flock is released by the kernel when its holder dies, so a killed writer never leaves the store locked.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -55,7 +134,8 @@ def _publish(root: Path, tmp: Path, final: Path) -> None:
 def write_parquet(root: Path, table: pa.Table, final: Path) -> int:
     """Write `table` to `final` atomically; returns the file's size in bytes."""
     tmp = _tmp_path(root, final.name)
-    pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17)
+    pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
+                   write_page_checksum=True)
     _publish(root, tmp, final)
     return final.stat().st_size
 
@@ -92,9 +172,17 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
 
 def init_store(root: str | Path, *, dataset: str, class_names: Sequence[str], images: np.ndarray,
                labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int]) -> Path:
-    """Create (or reopen) a store for one dataset's test set. Reopening checks it is the same study."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    """Create (or reopen) a store for one dataset's test set. Reopening checks it is the same study.
+
+    Runs under the store's lock, so shards starting together create the store once.
+    """
+    with locked(root):
+        return _init_store(Path(root), dataset=dataset, class_names=class_names, images=images, labels=labels,
+                           corruptions=corruptions, severities=severities)
+
+
+def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images: np.ndarray,
+                labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int]) -> Path:
     if (root / schema.MANIFEST).exists():
         manifest = read_manifest(root)
         if manifest["dataset"] != dataset or manifest["num_samples"] != len(labels):
@@ -128,14 +216,31 @@ def init_store(root: str | Path, *, dataset: str, class_names: Sequence[str], im
 
 
 def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Add or replace rows of models.parquet by model_id (other models are kept)."""
+    """Add or replace rows of models.parquet by model_id (other models are kept).
+
+    A row without clean_accuracy gets it from the model's clean partition when that is complete. Both
+    happen under the store's lock, so shards that finish in any order leave the same models.parquet: a
+    shard that did not extract the clean partition writes None only while its owner has not finished,
+    and the owner's upsert comes later.
+    """
     root = Path(root)
     path = root / schema.MODELS
-    existing = pq.read_table(path).to_pylist() if path.exists() else []
-    new_ids = {row["model_id"] for row in rows}
-    merged = [row for row in existing if row["model_id"] not in new_ids] + list(rows)
-    table = pa.Table.from_pylist(merged, schema=schema.MODEL_SCHEMA)
-    write_parquet(root, table, path)
+    with locked(root):
+        existing = pq.read_table(path).to_pylist() if path.exists() else []
+        new_ids = {row["model_id"] for row in rows}
+        filled = [row if row.get("clean_accuracy") is not None
+                  else {**row, "clean_accuracy": clean_accuracy(root, row["model_id"])} for row in rows]
+        merged = [row for row in existing if row["model_id"] not in new_ids] + filled
+        table = pa.Table.from_pylist(merged, schema=schema.MODEL_SCHEMA)
+        write_parquet(root, table, path)
+
+
+def clean_accuracy(root: str | Path, model_id: str) -> float | None:
+    """Accuracy of `model_id` on clean images, from its clean partition; None while that is incomplete."""
+    if not is_complete(root, model_id, schema.CLEAN, 0):
+        return None
+    correct = pq.read_table(partition_file(root, model_id, schema.CLEAN, 0), columns=["correct"])
+    return float(np.mean(correct.column("correct").to_numpy()))
 
 
 def check_model_id(model_id: str) -> str:
@@ -212,3 +317,102 @@ def complete_partitions(root: str | Path) -> list[dict[str, Any]]:
         out.append({"model_id": model_id, "corruption": corruption, "severity": int(severity),
                     **json.loads(marker.read_text())})
     return out
+
+
+VIEWS = ("samples", "models", "predictions", "embeddings")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One damaged or unexpected file of a store, and what is wrong with it."""
+
+    path: Path
+    view: str  # the catalog view that reads the file: one of VIEWS, or "manifest"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _schema_problem(found: pa.Schema, expected: pa.Schema) -> str | None:
+    missing = [f.name for f in expected if f.name not in found.names]
+    if missing:
+        return f"lacks column(s) {missing}"
+    for f in expected:
+        if found.field(f.name).type != f.type:
+            return f"column {f.name!r} is {found.field(f.name).type}, expected {f.type}"
+    return None
+
+
+def _file_problem(path: Path, expected: pa.Schema | None, deep: bool) -> tuple[str | None, int]:
+    """(what is wrong with one Parquet file or None, its row count)."""
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException) as error:
+        return f"not a readable Parquet file (truncated or overwritten?): {error}", 0
+    if expected is not None:
+        problem = _schema_problem(metadata.schema.to_arrow_schema(), expected)
+        if problem:
+            return problem, metadata.num_rows
+    if deep:
+        try:
+            pq.read_table(path, page_checksum_verification=True)
+        except (OSError, pa.ArrowException) as error:
+            return f"damaged data: {error}", metadata.num_rows
+    return None, metadata.num_rows
+
+
+def _prediction_problems(root: Path, num_classes: int, num_samples: int, deep: bool) -> Iterator[Problem]:
+    expected = schema.prediction_schema(num_classes)
+    for path in sorted((root / schema.PREDICTIONS).rglob("*.parquet")):
+        keys = dict(part.split("=", 1) for part in path.relative_to(root / schema.PREDICTIONS).parts[:-1]
+                    if "=" in part)
+        if path.name != "part-0.parquet" or set(keys) != set(schema.PARTITION_KEYS):
+            yield Problem(path, "predictions", "unexpected file: a partition is exactly "
+                          "model_id=M/corruption=C/severity=S/part-0.parquet")
+            continue
+        problem, rows = _file_problem(path, expected, deep)
+        marker = _marker(root, keys["model_id"], keys["corruption"], int(keys["severity"]))
+        if problem is None and rows != num_samples:
+            problem = f"holds {rows} rows, the store has {num_samples} samples"
+        if problem is None and marker.is_file():
+            recorded = json.loads(marker.read_text()).get("rows")
+            if recorded != rows:
+                problem = f"holds {rows} rows, its marker {marker} records {recorded}"
+        if problem:
+            yield Problem(path, "predictions", problem)
+
+
+def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) -> list[Problem]:
+    """Every damaged or unexpected file behind the given catalog views, naming the file and the fault.
+
+    Checks that each Parquet file opens, has the columns of the store's schema, holds one row per sample
+    (predictions) and the row count its completion marker records; `deep` also decodes every page and
+    checks its checksum (bytes damaged in place). An empty list means the views read clean files. A page
+    whose query fails calls this to tell the user which file is bad.
+    """
+    root = Path(root)
+    unknown = sorted(set(views) - set(VIEWS))
+    if unknown:
+        raise ValueError(f"unknown views {unknown}; known: {', '.join(VIEWS)}")
+    try:
+        manifest = read_manifest(root)
+    except StoreError as error:
+        return [Problem(root / schema.MANIFEST, "manifest", str(error))]
+    problems: list[Problem] = []
+    for view, name, expected in (("samples", schema.SAMPLES, schema.SAMPLE_SCHEMA),
+                                 ("models", schema.MODELS, schema.MODEL_SCHEMA)):
+        path = root / name
+        if view in views and path.exists():
+            problem, _ = _file_problem(path, expected, deep)
+            if problem:
+                problems.append(Problem(path, view, problem))
+    if "predictions" in views:
+        problems.extend(_prediction_problems(root, int(manifest["num_classes"]), int(manifest["num_samples"]),
+                                             deep))
+    if "embeddings" in views:
+        for path in sorted((root / schema.EMBEDDINGS).glob("*.parquet")):
+            problem, _ = _file_problem(path, None, deep)
+            if problem:
+                problems.append(Problem(path, "embeddings", problem))
+    return problems

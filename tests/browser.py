@@ -1,11 +1,14 @@
-"""A real dashboard server and a real Chromium, for browser tests and page-time benchmarks.
+"""A real dashboard server and a real Chromium, for browser tests, page-time benchmarks and screenshots.
 
 Debian's Chromium (/usr/bin/chromium) driven by Playwright; never `playwright install`, which downloads.
 Servers listen on 127.0.0.1 only.
+
+    python -m tests.browser --store data/demo --out docs/screenshots     # one PNG per page
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import socket
@@ -15,11 +18,27 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("PRUNESCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORT = {"width": 1400, "height": 900}
+# What a page shows once it has rendered: a drawn chart, a table, an image, or an explanation.
+CONTENT = ".vega-embed svg.marks, .vega-embed canvas, [data-testid='stDataFrame'] canvas, [data-testid='stImage'] img"
+EXPLANATION = "[data-testid='stAlert']"
+# Every page of the dashboard: url path -> its title (the page's heading).
+PAGES = {
+    "overview": "Overview",
+    "matrix": "Evaluation matrix",
+    "similarity": "Geometric similarity",
+    "local": "Local geometry",
+    "global": "Global geometry",
+    "samples": "Samples",
+    "sample": "Sample",
+    "embedding": "Embedding",
+}
 
 
 def free_port() -> int:
@@ -36,8 +55,16 @@ def dashboard(store: str | Path, timeout: float = 90.0) -> Iterator[str]:
                "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
                "--", "--store", str(store)]
+    with serve(command, port, timeout=timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(command: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """Run a dashboard server `command` (listening on 127.0.0.1:`port`) from the repository root until
+    /_stcore/health answers; yields the base URL and stops the server afterwards."""
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"prunescope-streamlit-{port}.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -74,3 +101,67 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+# A page is rendered when its script run is over and every chart has drawn its marks (sync and async
+# Playwright callers share these two conditions).
+SCRIPT_DONE = '.stApp[data-test-script-state="notRunning"]'
+CHARTS_DRAWN = """() => [...document.querySelectorAll('.vega-embed')]
+                        .every(chart => chart.querySelector('svg.marks, canvas'))"""
+
+
+def wait_for_app(page: Any, timeout: float = 60.0) -> None:
+    """Wait until the script run is over and every chart on the page has drawn its marks."""
+    page.locator(SCRIPT_DONE).wait_for(timeout=timeout * 1000)
+    page.wait_for_function(CHARTS_DRAWN, timeout=timeout * 1000)
+
+
+def _rendered(page: Any, path: str, timeout: float) -> None:
+    """Wait for the page's rendered content: its heading, the script run over, every chart drawn, and a
+    chart, table, image or explanation on screen. AssertionError when it shows a Python exception."""
+    page.get_by_role("heading", name=PAGES[path], exact=True).wait_for(timeout=timeout * 1000)
+    wait_for_app(page, timeout)
+    page.get_by_test_id("stMain").locator(f"{CONTENT}, {EXPLANATION}").first.wait_for(timeout=timeout * 1000)
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, f"{path}: {exceptions.first.inner_text()[:500]}"
+
+
+def visit(page: Any, base_url: str, path: str, timeout: float = 60.0) -> float:
+    """Open a page by its URL (a new session, as a link or bookmark does) and wait until it has rendered;
+    returns the seconds it took."""
+    start = time.perf_counter()
+    page.goto(f"{base_url}/{path}")
+    _rendered(page, path, timeout)
+    return time.perf_counter() - start
+
+
+def navigate(page: Any, path: str, timeout: float = 60.0) -> float:
+    """Go to another page through the sidebar (same session, so the selection stays) and wait until it
+    has rendered; returns the seconds it took."""
+    start = time.perf_counter()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=PAGES[path], exact=True).click()
+    _rendered(page, path, timeout)
+    return time.perf_counter() - start
+
+
+def screenshots(store: str | Path, out: str | Path) -> list[Path]:
+    """One viewport-sized PNG of every page on `store`, as out/<url path>.png."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with dashboard(store) as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        for path in PAGES:
+            visit(page, url, path, timeout=120)
+            written.append(out / f"{path}.png")
+            page.screenshot(path=str(written[-1]))
+    return written
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Screenshot every dashboard page on a store.")
+    parser.add_argument("--store", default="data/demo")
+    parser.add_argument("--out", default="docs/screenshots")
+    arguments = parser.parse_args()
+    for path in screenshots(arguments.store, arguments.out):
+        print(path)

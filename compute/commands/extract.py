@@ -1,10 +1,17 @@
 """Extract per-sample geometry of one or more checkpoints on clean and corrupted test images into a store.
 
 Corrupted images are generated with compute.corruptions (any dataset), or read from a directory in the
-published CIFAR-10-C layout with --corrupted-dir. Complete partitions are skipped, so a rerun resumes.
+published CIFAR-10-C layout with --corrupted-dir. Complete partitions are skipped, so a rerun resumes,
+and a run killed at any moment leaves no partial file behind.
 
-Example:
+Past one machine: --shard K/N runs the K-th of N deterministic slices of the (model, corruption,
+severity) work list (0 <= K < N; give every shard the same arguments), so a Slurm job array or any
+scheduler fans out over one store; --executor ray runs the work as Ray tasks.
+
+Examples:
     python -m compute extract --store data/study --checkpoints runs/*.pt --severities 1-5
+    python -m compute extract --store /shared/study --checkpoints runs/*.pt --shard $SLURM_ARRAY_TASK_ID/8
+    python -m compute extract --store /shared/study --checkpoints runs/*.pt --executor ray --ray-address auto
 """
 
 from __future__ import annotations
@@ -15,10 +22,26 @@ from compute import corruptions, datasets
 from compute import device as devices
 from compute.commands._common import add_dataset_arguments, add_device_argument, parse_severities
 from compute.datasets import cifar10c
-from compute.extract import extract, from_checkpoint
+from compute.executors import EXECUTORS, RayExecutor
+from compute.extract import ExtractSummary, Shard, extract, from_checkpoint
 from store import writer
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
+
+
+def parse_shard(text: str) -> Shard:
+    """argparse type for --shard K/N."""
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_shard_argument(parser: argparse.ArgumentParser) -> None:
+    """--shard K/N, for any command whose work list a scheduler may fan out."""
+    parser.add_argument("--shard", type=parse_shard, default=Shard(), metavar="K/N",
+                        help="run only the K-th of N deterministic slices of the work list (0 <= K < N; "
+                        "default 0/1: everything), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +58,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="corruption seed")
+    add_shard_argument(parser)
+    parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local",
+                        help="local: this process (default); ray: Ray tasks (pip install -r "
+                        "requirements-optional.txt)")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster to join, e.g. auto (default: $RAY_ADDRESS, else a local instance)")
+
+
+def report(summary: ExtractSummary, shard: Shard) -> str:
+    """The closing lines: what was done, and loudly, rows kept with NaN/inf values."""
+    lines = [f"shard {shard}: {summary.written} partitions written, {summary.skipped} already complete, "
+             f"{summary.rows} rows, {summary.bytes} bytes, {summary.non_finite} rows with non-finite values, "
+             f"{summary.stale_removed} stale temporary files removed"]
+    if summary.non_finite:
+        per_model = ", ".join(f"{model_id}: {n}" for model_id, n in sorted(summary.non_finite_by_model.items()))
+        lines.append(f"warning: {summary.non_finite} rows have NaN/inf features or logits ({per_model}); "
+                     "they are kept with finite = false (filter `finite` in the dashboard)")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.corruptions) - set(corruptions.NAMES))
     if unknown:
         raise ValueError(f"unknown corruptions {unknown}; known: {', '.join(corruptions.NAMES)}")
+    executor = (RayExecutor(args.ray_address, gpus_per_task=0.0 if args.device == "cpu" else None)
+                if args.executor == "ray" else None)
     data = datasets.load(args.dataset, args.data_dir, args.download)
     test = data.test.subset(args.limit)
     entries = [from_checkpoint(path) for path in args.checkpoints]
@@ -50,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if args.corrupted_dir:
         def load_corrupted(name: str, severity: int):
             return cifar10c.load_corrupted(args.corrupted_dir, name, severity, limit=args.limit).images
+    device = devices.pick("cpu" if args.executor == "ray" else args.device)
     summary = extract(args.store, entries, test, data.num_classes, args.corruptions, args.severities,
-                      device=devices.pick(args.device), batch_size=args.batch_size, seed=args.seed,
-                      load_corrupted=load_corrupted)
+                      device=device, batch_size=args.batch_size, seed=args.seed, load_corrupted=load_corrupted,
+                      shard=args.shard, executor=executor)
     writer.upsert_models(args.store, [entry.info for entry in entries])
-    print(f"{summary.written} partitions written, {summary.skipped} already complete, {summary.rows} rows, "
-          f"{summary.bytes} bytes, {summary.non_finite} rows with non-finite values")
+    print(report(summary, args.shard))
     return 0

@@ -1,0 +1,144 @@
+"""Past one machine: --shard K/N splits the work list deterministically and shards running at once fill one
+store with exactly the rows of an unsharded run; --executor ray computes the same rows as Ray tasks."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from bench.synthetic import write_store
+from compute.__main__ import build_parser, main
+from compute.executors import ExecutorError, RayExecutor
+from compute.extract import Shard, work_list
+from store import schema, writer
+from tests.extraction import (
+    CORRUPTIONS,
+    PARTITIONS_PER_MODEL,
+    ROOT,
+    SEVERITIES,
+    assert_same_rows,
+    duplicate_keys,
+    extract_args,
+    prediction_rows,
+    small_checkpoints,
+    start_extract,
+)
+
+SHARDS = 3
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> list[Path]:
+    return small_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory, checkpoints) -> Path:
+    """One ordinary run, one torch thread like the subprocesses (so floats are computed alike)."""
+    store = tmp_path_factory.mktemp("unsharded") / "store"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(extract_args(store, checkpoints)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return store
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 14, 20])
+def test_shards_cover_the_work_list_exactly_once_in_order(count) -> None:
+    items = work_list(["a", "b"], CORRUPTIONS, SEVERITIES)
+    parts = [Shard(index, count).select(items) for index in range(count)]
+    assert [item for part in parts for item in part] == items
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert parts == [Shard(index, count).select(items) for index in range(count)]  # deterministic
+
+
+def test_work_list_keeps_each_setting_s_models_together() -> None:
+    items = work_list(["a", "b", "c"], ["fog"], [1, 2])
+    assert [item.setting for item in items] == [("clean", 0)] * 3 + [("fog", 1)] * 3 + [("fog", 2)] * 3
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "0/0"])
+def test_bad_shards_are_refused_with_the_expected_form(text, capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["extract", "--store", "s", "--checkpoints", "c.pt", "--shard", text])
+    assert "K/N" in capsys.readouterr().err
+
+
+def test_concurrent_shards_write_exactly_the_rows_of_one_unsharded_run(tmp_path, checkpoints, unsharded) -> None:
+    store = tmp_path / "store"
+    processes = [start_extract(store, checkpoints, "--shard", f"{k}/{SHARDS}") for k in range(SHARDS)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+    written = [int(out.split(" partitions written")[0].rsplit(" ", 1)[-1]) for out, _ in outputs]
+    assert sum(written) == len(checkpoints) * PARTITIONS_PER_MODEL and min(written) > 0
+
+    sharded_rows = prediction_rows(store)
+    assert duplicate_keys(sharded_rows) == 0
+    assert_same_rows(sharded_rows, prediction_rows(unsharded))
+    assert pq.read_table(store / schema.MODELS).sort_by("model_id").to_pylist() == \
+        pq.read_table(unsharded / schema.MODELS).sort_by("model_id").to_pylist()
+    assert writer.complete_partitions(store) == writer.complete_partitions(unsharded)
+
+
+def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
+    row = {"model_id": "m", "arch": "a", "method": "dense", "target_sparsity": 0.0, "sparsity": 0.0, "seed": 0,
+           "num_params": 1, "num_nonzero": 1, "checkpoint": None, "hparams": "{}", "clean_accuracy": 0.5}
+    with writer.locked(tmp_path):  # another shard is reading and replacing models.parquet
+        upsert = threading.Thread(target=writer.upsert_models, args=(tmp_path, [row]))
+        upsert.start()
+        upsert.join(timeout=1.0)
+        assert upsert.is_alive() and not (tmp_path / schema.MODELS).exists()
+    upsert.join(timeout=30)
+    assert pq.read_table(tmp_path / schema.MODELS).to_pylist() == [row]
+
+
+def test_a_shard_without_the_clean_partition_leaves_clean_accuracy_to_its_owner(tmp_path) -> None:
+    store = write_store(tmp_path / "store", num_models=1, num_samples=20, corruptions=("fog",), severities=(1,))
+    row = pq.read_table(store / schema.MODELS).to_pylist()[0]
+    expected = row["clean_accuracy"] = writer.clean_accuracy(store, row["model_id"])
+    writer.upsert_models(store, [{**row, "clean_accuracy": None}])  # e.g. the shard that ran fog/1 only
+    assert pq.read_table(store / schema.MODELS).to_pylist() == [row]
+    marker = store / schema.COMPLETE / f"{row['model_id']}__clean__0.json"
+    marker.unlink()  # while the clean partition is not complete, nobody knows the accuracy
+    writer.upsert_models(store, [{**row, "clean_accuracy": None}])
+    assert pq.read_table(store / schema.MODELS).column("clean_accuracy").to_pylist() == [None]
+    assert expected is not None
+
+
+@pytest.fixture
+def local_ray():
+    import ray  # requirements-dev.txt installs requirements-optional.txt: this test never skips
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_executor_writes_the_rows_of_a_local_run(tmp_path, checkpoints, unsharded, local_ray) -> None:
+    store = tmp_path / "store"
+    assert main(extract_args(store, checkpoints, "--corruptions", "fog", "--severities", "3",
+                             "--executor", "ray")) == 0
+    expected = prediction_rows(unsharded)
+    settings = {("clean", 0), ("fog", 3)}
+    keep = [(c, s) in settings for c, s in zip(expected.column("corruption").to_pylist(),
+                                                expected.column("severity").to_pylist(), strict=True)]
+    assert_same_rows(prediction_rows(store), expected.filter(keep))
+    assert len(writer.complete_partitions(store)) == 2 * len(checkpoints)
+    assert main(extract_args(store, checkpoints, "--corruptions", "fog", "--severities", "3",
+                             "--executor", "ray")) == 0  # a rerun finds everything complete
+    assert len(list((store / schema.PREDICTIONS).rglob("*.parquet"))) == 2 * len(checkpoints)
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(ExecutorError, match="requirements-optional.txt"):
+        RayExecutor()
