@@ -47,10 +47,11 @@ METRICS: dict[str, str] = {
     **{name: schema.FILTER_COLUMNS[name]
        for name in ("angle_true", "feature_norm", "margin", "loss", "confidence", "p_true")},
 }
-# The per-row SQL expression each metric averages; geometric ones are null (skipped) on non-finite rows.
-_METRIC_SQL: dict[str, str] = {
-    "accuracy": "correct::DOUBLE",
-    **{name: f"CASE WHEN finite THEN {name} END" for name in METRICS if name != "accuracy"},
+# The same means from the per-partition sums (catalog view partition_summary): no scan of the files.
+_CELL_SQL: dict[str, str] = {
+    "accuracy": "correct / rows AS value, rows AS samples",
+    **{name: f"CASE WHEN finite > 0 THEN {name}_sum / finite END AS value, finite AS samples"
+       for name in METRICS if name != "accuracy"},
 }
 GEOMETRY: tuple[str, ...] = ("angle_true", "feature_norm", "margin")
 GROUPINGS: tuple[str, ...] = ("model", "method")
@@ -110,12 +111,11 @@ def dense_model(catalog: Catalog) -> str:
 def _cells_sql(metric: str) -> str:
     """CTEs `cell` and `model_cell`: the metric's mean per (model, corruption, severity), beside the same
     cell of the model's dense model (`dense_value`) and the model's own clean cell."""
-    expression = _METRIC_SQL[_choice(metric, list(METRICS), "metric")]
+    expression = _CELL_SQL[_choice(metric, list(METRICS), "metric")]
     return f"""
         cell AS (
-            SELECT model_id, corruption, severity, avg({expression}) AS value, count({expression}) AS samples
-            FROM predictions
-            GROUP BY ALL
+            SELECT model_id, corruption, severity, {expression}
+            FROM partition_summary
         ),
         model_cell AS (
             SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.dense_model_id, c.corruption, c.severity,

@@ -5,6 +5,7 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     samples      samples.parquet
     models       models.parquet, plus dense_model_id (the dense model of the same architecture)
     predictions  predictions/**/part-*.parquet, hive-partitioned (model_id, corruption, severity)
+    partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
     rows         predictions joined with models, samples and the dense model's row for the same
                  (corruption, severity, sample): what user filters run against
 
@@ -98,6 +99,7 @@ class Catalog:
                                pa.field("severity", pa.int32())])
             body = _empty_select(empty)
         con.execute(f"CREATE VIEW predictions AS {body}")
+        self._create_partition_summary(len(parts))
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
@@ -110,6 +112,39 @@ class Catalog:
               ON d.model_id = m.dense_model_id AND d.corruption = p.corruption
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
+
+    def _create_partition_summary(self, num_files: int) -> None:
+        """View `partition_summary`: per (model, corruption, severity) rows, correct, finite and metric sums.
+
+        Read from the completion markers (written with each partition) when every prediction file has a
+        marker with sums: thousands of partitions then cost one small table, not a scan. Otherwise (a store
+        from an older writer, or a file published without its marker) it is computed from the files.
+        """
+        sums = ", ".join(f"{name}_sum" for name in schema.SUMMARY_METRICS)
+        markers = writer.complete_partitions(self.root)
+        if num_files and len(markers) == num_files and all("sums" in m for m in markers):
+            table = pa.table({
+                "model_id": [m["model_id"] for m in markers],
+                "corruption": [m["corruption"] for m in markers],
+                "severity": pa.array([m["severity"] for m in markers], pa.int32()),
+                "rows": pa.array([m["rows"] for m in markers], pa.int64()),
+                "correct": pa.array([m["correct"] for m in markers], pa.int64()),
+                "finite": pa.array([m["finite"] for m in markers], pa.int64()),
+                **{f"{name}_sum": pa.array([m["sums"][name] for m in markers], pa.float64())
+                   for name in schema.SUMMARY_METRICS},
+            })
+            # A table, not a registered Arrow object: query cursors see the database's tables only.
+            self._connection.register("markers_arrow", table)
+            self._connection.execute("CREATE TABLE partition_markers AS SELECT * FROM markers_arrow")
+            self._connection.unregister("markers_arrow")
+            body = f"SELECT model_id, corruption, severity, rows, correct, finite, {sums} FROM partition_markers"  # noqa: S608 (constant SQL)
+        else:
+            scanned = ", ".join(f"sum(CASE WHEN finite THEN {name} END)::DOUBLE AS {name}_sum"
+                                for name in schema.SUMMARY_METRICS)
+            body = (f"SELECT model_id, corruption, severity, count(*) AS rows, "  # noqa: S608 (constant SQL)
+                    f"sum(correct::BIGINT) AS correct, count(*) FILTER (WHERE finite) AS finite, {scanned} "
+                    "FROM predictions GROUP BY ALL")
+        self._connection.execute(f"CREATE VIEW partition_summary AS {body}")
 
     def _lock_down(self) -> None:
         con = self._connection

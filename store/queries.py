@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from store.catalog import Catalog
@@ -21,9 +23,8 @@ def accuracy_matrix(catalog: Catalog) -> pl.DataFrame:
     """Accuracy per (model, corruption, severity), with the model's method and sparsity for grouping."""
     return catalog.query("""
         WITH acc AS (
-            SELECT model_id, corruption, severity, avg(correct::INTEGER) AS accuracy, count(*) AS samples
-            FROM predictions
-            GROUP BY ALL
+            SELECT model_id, corruption, severity, correct / rows AS accuracy, rows AS samples
+            FROM partition_summary
         )
         SELECT acc.*, m.method, m.target_sparsity, m.sparsity, m.arch
         FROM acc JOIN models m USING (model_id)
@@ -31,17 +32,243 @@ def accuracy_matrix(catalog: Catalog) -> pl.DataFrame:
     """)
 
 
-def sample_rows(catalog: Catalog, sample_id: int) -> pl.DataFrame:
-    """Every prediction of one sample across models, corruptions and severities."""
-    return catalog.query("""
+def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -> pl.DataFrame:
+    """Every prediction of one sample across models, corruptions and severities (with `severity`: clean
+    and that severity only, which reads a fraction of a large store)."""
+    severities = "true" if severity is None else "(p.severity = 0 OR p.severity = ?)"
+    params = [int(sample_id)] + ([] if severity is None else [int(severity)])
+    return catalog.query(f"""
         SELECT p.model_id, m.method, m.target_sparsity, p.corruption, p.severity, p.label, p.pred,
                p.correct, p.confidence, p.p_true, p.angle_true, p.feature_norm, p.margin, p.loss
         FROM predictions p JOIN models m USING (model_id)
-        WHERE p.sample_id = ?
+        WHERE p.sample_id = ? AND {severities}
         ORDER BY m.method <> 'dense', m.method, m.target_sparsity, p.model_id, p.corruption <> 'clean',
                  p.corruption, p.severity
-    """, [int(sample_id)])
+    """, params)  # noqa: S608 (constant SQL)
 
 
 def samples(catalog: Catalog) -> pl.DataFrame:
+    """One row per test sample: its id, class and split."""
     return catalog.query("SELECT sample_id, label, label_name, split FROM samples ORDER BY sample_id")
+
+
+# -- one model in one setting: the local and global geometry views ---------------------------------------
+
+_ONE_SETTING = "model_id = ? AND corruption = ? AND severity = ? AND finite AND list_contains(?, label)"
+
+
+def _setting_params(catalog: Catalog, model_id: str, corruption: str, severity: int,
+                    labels: Sequence[int] | None) -> list:
+    """The bound values of _ONE_SETTING; no labels means every class."""
+    chosen = range(catalog.num_classes) if labels is None else labels
+    return [model_id, corruption, int(severity), [int(label) for label in chosen]]
+
+
+def setting_points(catalog: Catalog, model_id: str, corruption: str, severity: int,
+                   labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """One model's per-sample geometry in one setting (rows with finite geometry, classes `labels`)."""
+    return catalog.query(f"""
+        SELECT p.sample_id, p.label, s.label_name, p.pred, p.correct, p.angle_true, p.feature_norm, p.margin
+        FROM (SELECT * FROM predictions WHERE {_ONE_SETTING}) p JOIN samples s USING (sample_id)
+        ORDER BY p.sample_id
+    """, _setting_params(catalog, model_id, corruption, severity, labels))  # noqa: S608 (constant SQL)
+
+
+# Two models' rows for the same samples in one setting, side by side, with their differences.
+_PAIR_SQL = f"""
+        SELECT a.sample_id, a.label, a.correct AS correct_a, b.correct AS correct_b,
+               a.angle_true AS angle_true_a, b.angle_true AS angle_true_b,
+               a.feature_norm AS feature_norm_a, b.feature_norm AS feature_norm_b,
+               a.margin AS margin_a, b.margin AS margin_b,
+               b.angle_true - a.angle_true AS delta_angle_true,
+               b.feature_norm - a.feature_norm AS delta_feature_norm,
+               b.margin - a.margin AS delta_margin,
+               CASE WHEN a.correct AND b.correct THEN 'right in both' WHEN a.correct THEN 'only A right'
+                    WHEN b.correct THEN 'only B right' ELSE 'wrong in both' END AS change
+        FROM (SELECT * FROM predictions WHERE {_ONE_SETTING}) a
+        JOIN (SELECT * FROM predictions WHERE {_ONE_SETTING}) b USING (sample_id)
+"""  # noqa: S608 (constant SQL)
+
+
+def pair_deltas(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,
+                labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """Per sample, model B minus model A (angle_true, feature_norm, margin) in one setting, with both
+    models' values and `change`: right in both, only A right, only B right, wrong in both."""
+    params = (_setting_params(catalog, model_a, corruption, severity, labels)
+              + _setting_params(catalog, model_b, corruption, severity, labels))
+    return catalog.query(f"""
+        SELECT d.sample_id, d.label, s.label_name, d.* EXCLUDE (sample_id, label)
+        FROM ({_PAIR_SQL}) d JOIN samples s USING (sample_id)
+        ORDER BY d.sample_id
+    """, params)  # noqa: S608 (constant SQL)
+
+
+def _binned(source: str, params: list, bins: int) -> tuple[str, list]:
+    """A 2-D histogram per class of `source` (columns label, correct, x, y): cells of a bins x bins grid
+    over the data's extent (shared by every class, so small multiples compare), with the samples in
+    each cell and their accuracy. Empty cells are left out."""
+    sql = f"""
+        WITH source AS ({source}),
+        grid AS (SELECT ?::INTEGER AS n, min(x) AS x0, greatest(max(x) - min(x), 1e-9) AS dx,
+                        min(y) AS y0, greatest(max(y) - min(y), 1e-9) AS dy FROM source),
+        cell AS (
+            SELECT label, correct, n, x0, dx, y0, dy,
+                   least(floor((x - x0) / dx * n), n - 1)::INTEGER AS bin_x,
+                   least(floor((y - y0) / dy * n), n - 1)::INTEGER AS bin_y
+            FROM source, grid
+        )
+        SELECT c.label, s.label_name, x0 + bin_x * dx / n AS x_low, x0 + (bin_x + 1) * dx / n AS x_high,
+               y0 + bin_y * dy / n AS y_low, y0 + (bin_y + 1) * dy / n AS y_high,
+               count(*) AS samples, avg(correct::DOUBLE) AS accuracy
+        FROM cell c JOIN (SELECT DISTINCT label, label_name FROM samples) s USING (label)
+        GROUP BY c.label, s.label_name, bin_x, bin_y, n, x0, dx, y0, dy
+        ORDER BY c.label, x_low, y_low
+    """  # noqa: S608 (constant SQL around constant SQL)
+    return sql, [*params, int(bins)]
+
+
+def setting_bins(catalog: Catalog, model_id: str, corruption: str, severity: int, bins: int = 40,
+                 labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """angle_true (x) against feature_norm (y) of one model in one setting as a per-class 2-D histogram:
+    label, label_name, x_low, x_high, y_low, y_high, samples, accuracy. For settings too large to plot
+    sample by sample."""
+    source = (f"SELECT label, correct, angle_true AS x, feature_norm AS y FROM predictions "  # noqa: S608
+              f"WHERE {_ONE_SETTING}")
+    return catalog.query(*_binned(source, _setting_params(catalog, model_id, corruption, severity, labels),
+                                  bins))
+
+
+def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,
+                    bins: int = 40, labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """pair_deltas as a per-class 2-D histogram of delta_angle_true (x) against delta_feature_norm (y);
+    `accuracy` is model B's. Columns as setting_bins."""
+    source = (f"SELECT label, correct_b AS correct, delta_angle_true AS x, delta_feature_norm AS y "  # noqa: S608
+              f"FROM ({_PAIR_SQL})")
+    params = (_setting_params(catalog, model_a, corruption, severity, labels)
+              + _setting_params(catalog, model_b, corruption, severity, labels))
+    return catalog.query(*_binned(source, params, bins))
+
+
+def _axes_sql(top_k: int | None) -> tuple[str, list]:
+    """The parallel-coordinates axes of one prediction row as a list expression, with its bound values.
+
+    Every class's angle, then feature_norm, margin, loss; or, with top_k, angle_true, the k smallest
+    angles to wrong classes (closest first), then the same three."""
+    if top_k is None:
+        return "list_concat(angles, [feature_norm, margin, loss])", []
+    return ("list_concat([angle_true], list_sort(list_filter(angles, lambda a, i: i <> label + 1))[1:?], "
+            "[feature_norm, margin, loss])"), [int(top_k)]
+
+
+def parallel_axes(catalog: Catalog, top_k: int | None = None) -> list[str]:
+    """The axis names parallel_lines and parallel_density use, in order, with their units."""
+    tail = ["feature_norm", "margin", "loss (nats)"]
+    if top_k is None:
+        return [f"angle to {name} (°)" for name in catalog.manifest["class_names"]] + tail
+    return ["angle_true (°)"] + [f"wrong class #{k} angle (°)" for k in range(1, top_k + 1)] + tail
+
+
+def _long_axes_sql(top_k: int | None, limit_lines: bool) -> str:
+    """CTEs ending in `axis` (sample_id, label, correct, axis_index, value, scaled) of one setting; the
+    scaled value is in [0, 1], the angles sharing one degree scale and every other axis its own range.
+    Bound values: the axes' (_axes_sql), the setting's, the line limit (when limited), the last angle
+    axis's index."""
+    values, _ = _axes_sql(top_k)
+    angles = "axis_index <= ?"
+    chosen = "ORDER BY hash(sample_id) LIMIT ?" if limit_lines else ""
+    return f"""
+        chosen_rows AS (SELECT sample_id, label, correct, {values} AS vals FROM predictions WHERE {_ONE_SETTING}),
+        picked AS (SELECT * FROM chosen_rows {chosen}),
+        long AS (
+            SELECT sample_id, label, correct, unnest(range(len(vals))) AS axis_index, unnest(vals)::DOUBLE AS value
+            FROM picked
+        ),
+        grouped AS (SELECT *, CASE WHEN {angles} THEN -1 ELSE axis_index END AS scale_group FROM long),
+        extent AS (SELECT scale_group, min(value) AS low, greatest(max(value) - min(value), 1e-9) AS width
+                   FROM grouped GROUP BY scale_group),
+        axis AS (SELECT sample_id, label, correct, axis_index, value, (value - low) / width AS scaled,
+                        low, low + width AS high
+                 FROM grouped JOIN extent USING (scale_group))
+    """  # noqa: S608 (constant SQL)
+
+
+def _parallel_params(catalog: Catalog, model_id: str, corruption: str, severity: int, top_k: int | None,
+                     labels: Sequence[int] | None) -> tuple[list, int]:
+    """Bound values of _long_axes_sql before its LIMIT, and the index of the last angle axis."""
+    _, top_params = _axes_sql(top_k)
+    last_angle = (catalog.num_classes if top_k is None else top_k + 1) - 1
+    return [*top_params, *_setting_params(catalog, model_id, corruption, severity, labels)], last_angle
+
+
+def parallel_lines(catalog: Catalog, model_id: str, corruption: str, severity: int, *, top_k: int | None = None,
+                   lines: int = 300, labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """Parallel coordinates of one model in one setting, one polyline per sample for at most `lines`
+    samples (a fixed pseudo-random subset): sample_id, label, label_name, correct, axis_index, axis
+    (parallel_axes), value (in the axis's unit), scaled (0..1 along the axis) and the axis's low and
+    high ends."""
+    params, last_angle = _parallel_params(catalog, model_id, corruption, severity, top_k, labels)
+    ctes = _long_axes_sql(top_k, limit_lines=True)
+    frame = catalog.query(f"""
+        WITH {ctes}
+        SELECT a.sample_id, a.label, s.label_name, a.correct, a.axis_index, a.value, a.scaled, a.low, a.high
+        FROM axis a JOIN samples s USING (sample_id)
+        ORDER BY a.sample_id, a.axis_index
+    """, [*params, int(lines), last_angle])  # noqa: S608 (constant SQL)
+    return _named_axes(frame, parallel_axes(catalog, top_k))
+
+
+def parallel_density(catalog: Catalog, model_id: str, corruption: str, severity: int, *,
+                     top_k: int | None = None, bins: int = 24, labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """Density parallel coordinates of every sample of one model in one setting: per pair of adjacent
+    axes and correctness, how many polylines run from each of `bins` levels on the left axis to each on
+    the right one. Columns: axis_index (left axis), axis, correct, scaled, scaled_next (bin centres,
+    0..1), samples, low and high (the axis's ends)."""
+    params, last_angle = _parallel_params(catalog, model_id, corruption, severity, top_k, labels)
+    ctes = _long_axes_sql(top_k, limit_lines=False)
+    frame = catalog.query(f"""
+        WITH {ctes},
+        binned AS (SELECT sample_id, correct, axis_index, low, high,
+                          (least(floor(scaled * ?), ? - 1) + 0.5) / ? AS level FROM axis)
+        SELECT a.axis_index, a.correct, a.level AS scaled, b.level AS scaled_next, count(*) AS samples,
+               a.low, a.high
+        FROM binned a JOIN binned b ON b.sample_id = a.sample_id AND b.axis_index = a.axis_index + 1
+        GROUP BY ALL
+        ORDER BY a.axis_index, a.correct, scaled, scaled_next
+    """, [*params, last_angle, int(bins), int(bins), int(bins)])  # noqa: S608 (constant SQL)
+    return _named_axes(frame, parallel_axes(catalog, top_k))
+
+
+def _named_axes(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """Add the axis name beside axis_index."""
+    return frame.with_columns(pl.col("axis_index").cast(pl.Int64)).join(
+        pl.DataFrame({"axis_index": range(len(names)), "axis": list(names)}), on="axis_index", how="left")
+
+
+def corruption_drop_correlation(catalog: Catalog, severity: int | None = None) -> pl.DataFrame:
+    """Every pair of corruptions (corruption_a < corruption_b): the Pearson correlation, across models, of
+    the models' accuracy drops (clean accuracy - accuracy, mean over severities, or at `severity`).
+
+    The across-model half of store.analytics.corruption_redundancy, reading only the partitions it needs
+    (clean and the chosen severity), so it stays fast on a large study. `models` counts the models.
+    """
+    severities = "true" if severity is None else "severity = ?"
+    params = [] if severity is None else [int(severity)]
+    return catalog.query(f"""
+        WITH cell AS (
+            SELECT model_id, corruption, severity, avg(correct::DOUBLE) AS accuracy
+            FROM predictions WHERE corruption = 'clean' OR ({severities})
+            GROUP BY ALL
+        ),
+        drops AS (
+            SELECT c.model_id, c.corruption, avg(clean.accuracy - c.accuracy) AS drop
+            FROM cell c JOIN cell clean ON clean.model_id = c.model_id AND clean.corruption = 'clean'
+            WHERE c.corruption <> 'clean'
+            GROUP BY ALL
+        )
+        SELECT a.corruption AS corruption_a, b.corruption AS corruption_b, count(*) AS models,
+               nullif(corr(a.drop, b.drop), 'NaN'::DOUBLE) AS drop_correlation
+        FROM drops a JOIN drops b USING (model_id)
+        WHERE a.corruption < b.corruption
+        GROUP BY ALL
+        ORDER BY corruption_a, corruption_b
+    """, params)  # noqa: S608 (constant SQL)

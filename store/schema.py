@@ -33,6 +33,10 @@ MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS
 MODEL_TREE = "mst.parquet"
 SAMPLE_EMBEDDING = "samples.parquet"
 
+# Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
+# evaluation matrix of any of these metrics needs no scan of the prediction files.
+SUMMARY_METRICS = ("angle_true", "feature_norm", "margin", "loss", "confidence", "p_true")
+
 # The partition keys live in the directory names (hive style), not inside the files.
 PARTITION_KEYS = ("model_id", "corruption", "severity")
 

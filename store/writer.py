@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store import schema
@@ -305,8 +306,43 @@ def write_partition(root: str | Path, model_id: str, corruption: str, severity: 
     check_model_id(model_id)
     final = partition_file(root, model_id, corruption, severity)
     size = write_parquet(root, table, final)
-    write_json(root, {"rows": table.num_rows, "bytes": size}, _marker(root, model_id, corruption, severity))
+    write_json(root, {"rows": table.num_rows, "bytes": size, **partition_summary(table)},
+               _marker(root, model_id, corruption, severity))
     return size
+
+
+def partition_summary(table: pa.Table) -> dict[str, Any]:
+    """What the evaluation matrix needs of a partition: correct count, finite-row count, metric sums.
+
+    Sums run over rows whose values are all finite (the `finite` column), as the matrix's means do.
+    """
+    finite = table.column("finite")
+    kept = table.filter(finite)
+    return {
+        "correct": int(pc.sum(table.column("correct").cast(pa.int64())).as_py() or 0),
+        "finite": kept.num_rows,
+        "sums": {name: float(pc.sum(kept.column(name).cast(pa.float64())).as_py() or 0.0)
+                 for name in schema.SUMMARY_METRICS},
+    }
+
+
+def summarize_markers(root: str | Path) -> int:
+    """Add the evaluation-matrix sums to markers written before they existed; returns how many changed.
+
+    Only existing markers are refreshed (a file without a marker stays incomplete).
+    """
+    root = Path(root)
+    changed = 0
+    for marker in complete_partitions(root):
+        if "sums" in marker:
+            continue
+        keys = {k: marker[k] for k in ("model_id", "corruption", "severity")}
+        columns = ["correct", "finite", *schema.SUMMARY_METRICS]
+        table = pq.read_table(partition_file(root, **keys), columns=columns)
+        write_json(root, {"rows": marker["rows"], "bytes": marker["bytes"], **partition_summary(table)},
+                   _marker(root, **keys))
+        changed += 1
+    return changed
 
 
 def complete_partitions(root: str | Path) -> list[dict[str, Any]]:

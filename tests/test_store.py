@@ -150,3 +150,44 @@ def test_upsert_models_replaces_by_id_and_keeps_others(tmp_path) -> None:
     writer.upsert_models(tmp_path, [{**base, "model_id": "b", "clean_accuracy": 0.9}])
     table = pq.read_table(tmp_path / schema.MODELS).to_pylist()
     assert {row["model_id"]: row["clean_accuracy"] for row in table} == {"a": 0.5, "b": 0.9}
+
+
+def test_partition_summary_from_markers_equals_a_scan_of_the_files(small_store) -> None:
+    """The markers' sums serve the evaluation matrix; they must agree with the rows themselves."""
+    summary = Catalog(small_store).query("SELECT * FROM partition_summary").sort("model_id", "corruption", "severity")
+    rows = direct_rows(small_store)
+    finite = rows.filter(pl.col("finite"))
+    expected = (rows.group_by("model_id", "corruption", "severity")
+                .agg(pl.len().alias("rows"), pl.col("correct").sum().alias("correct"))
+                .join(finite.group_by("model_id", "corruption", "severity")
+                      .agg(pl.len().alias("finite"), pl.col("angle_true").cast(pl.Float64).sum().alias("angle_true_sum"),
+                           pl.col("margin").cast(pl.Float64).sum().alias("margin_sum")),
+                      on=["model_id", "corruption", "severity"])
+                .sort("model_id", "corruption", "severity"))
+    for column in ("rows", "correct", "finite"):
+        assert summary[column].to_list() == expected[column].to_list()
+    for column in ("angle_true_sum", "margin_sum"):
+        np.testing.assert_allclose(summary[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9)
+
+
+def test_a_file_without_its_marker_makes_the_summary_scan_the_files(tmp_path) -> None:
+    root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,))
+    from_markers = queries.accuracy_matrix(Catalog(root))
+    marker = sorted((root / schema.COMPLETE).glob("*.json"))[0]
+    marker.unlink()
+    scanned = queries.accuracy_matrix(Catalog(root))
+    assert scanned.height == from_markers.height
+    np.testing.assert_allclose(scanned["accuracy"].to_numpy(), from_markers["accuracy"].to_numpy())
+
+
+def test_markers_from_an_older_writer_get_their_sums_added(tmp_path) -> None:
+    root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,))
+    expected = queries.accuracy_matrix(Catalog(root))
+    for marker in (root / schema.COMPLETE).glob("*.json"):
+        old = json.loads(marker.read_text())
+        marker.write_text(json.dumps({"rows": old["rows"], "bytes": old["bytes"]}))
+    assert writer.summarize_markers(root) == 4
+    assert writer.summarize_markers(root) == 0
+    assert all("sums" in m for m in writer.complete_partitions(root))
+    np.testing.assert_allclose(queries.accuracy_matrix(Catalog(root))["accuracy"].to_numpy(),
+                               expected["accuracy"].to_numpy())
