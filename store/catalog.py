@@ -5,6 +5,7 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     samples      samples.parquet
     models       models.parquet, plus dense_model_id (the dense model of the same architecture)
     predictions  predictions/**/part-*.parquet, hive-partitioned (model_id, corruption, severity)
+    by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
     partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
     rows         predictions joined with models, samples and the dense model's row for the same
                  (corruption, severity, sample): what user filters run against
@@ -25,7 +26,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import schema, writer
+from store import sample_index, schema, writer
 
 
 class QueryTimeout(RuntimeError):
@@ -100,6 +101,10 @@ class Catalog:
             body = _empty_select(empty)
         con.execute(f"CREATE VIEW predictions AS {body}")
         self._create_partition_summary(len(parts))
+        self.has_sample_index = sample_index.is_fresh(self.root)
+        if self.has_sample_index:
+            index = self.root / sample_index.INDEX / sample_index.FILE
+            con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({_literal(index)})")  # noqa: S608
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,

@@ -57,3 +57,14 @@ def test_extract_names_an_unknown_corruption(tmp_path, capsys) -> None:
     code = main(["extract", "--store", str(tmp_path / "s"), "--checkpoints", "x.pt", "--corruptions", "rain"])
     assert code == 2
     assert "unknown corruptions ['rain']" in capsys.readouterr().err
+
+
+def test_index_command_builds_the_sample_index_and_names_a_non_store(tmp_path, capsys) -> None:
+    from bench.synthetic import write_store
+    from store import sample_index
+
+    root = write_store(tmp_path / "s", num_models=2, num_samples=10, corruptions=("contrast",), severities=(1,))
+    assert main(["index", "--store", str(root)]) == 0
+    assert sample_index.is_fresh(root)
+    assert main(["index", "--store", str(tmp_path / "nothing")]) == 2
+    assert "is not a prunescope store" in capsys.readouterr().err

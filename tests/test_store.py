@@ -191,3 +191,26 @@ def test_markers_from_an_older_writer_get_their_sums_added(tmp_path) -> None:
     assert all("sums" in m for m in writer.complete_partitions(root))
     np.testing.assert_allclose(queries.accuracy_matrix(Catalog(root))["accuracy"].to_numpy(),
                                expected["accuracy"].to_numpy())
+
+
+def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_path) -> None:
+    from store import sample_index
+
+    root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1, 2))
+    scanned = queries.sample_rows(Catalog(root), 4)
+    assert not Catalog(root).has_sample_index
+    assert sample_index.build(root) is not None
+    catalog = Catalog(root)
+    assert catalog.has_sample_index
+    indexed = queries.sample_rows(catalog, 4)
+    assert indexed.equals(scanned)
+    assert indexed.height == 2 * 3
+    # a new partition makes the index stale: the catalog falls back to the partitions until it is rebuilt
+    rng = np.random.default_rng(9)
+    labels = pq.read_table(root / schema.SAMPLES)["label"].to_numpy()
+    writer.write_partition(root, "m00-dense-0", "contrast", 3,
+                           writer.prediction_table(prediction_columns(rng, labels, 10, 0.5), 10))
+    assert not sample_index.is_fresh(root)
+    assert queries.sample_rows(Catalog(root), 4).height == 7
+    sample_index.build(root)
+    assert queries.sample_rows(Catalog(root), 4).height == 7

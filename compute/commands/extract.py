@@ -24,7 +24,7 @@ from compute.commands._common import add_dataset_arguments, add_device_argument,
 from compute.datasets import cifar10c
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractSummary, Shard, extract, from_checkpoint
-from store import writer
+from store import sample_index, writer
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
 
@@ -98,5 +98,7 @@ def run(args: argparse.Namespace) -> int:
                       device=device, batch_size=args.batch_size, seed=args.seed, load_corrupted=load_corrupted,
                       shard=args.shard, executor=executor)
     writer.upsert_models(args.store, [entry.info for entry in entries])
+    if args.shard is None:  # shards of one store: the last one to finish may run `compute index`
+        sample_index.build(args.store)
     print(report(summary, args.shard))
     return 0

@@ -1,0 +1,63 @@
+"""A by-sample copy of the scalar prediction columns, sorted by sample_id, for fast sample drill-down.
+
+The prediction files are partitioned by (model, corruption, severity): one sample's rows sit in every
+file of the store. The index holds the same rows in one file sorted by sample, so a lookup reads one
+row group. It is derived data: `build` writes it (extract and demo call it at the end), and the catalog
+uses it only while it covers exactly the store's complete partitions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from store import schema, writer
+
+INDEX = "index"
+FILE = "by_sample.parquet"
+INFO = "by_sample.json"
+COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "correct", "confidence",
+           "p_true", "angle_true", "feature_norm", "margin", "loss")
+
+
+def _partition_files(root: Path) -> list[Path]:
+    return sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
+
+
+def is_fresh(root: str | Path) -> bool:
+    """True when the index exists and was built from exactly the store's current partition files."""
+    root = Path(root)
+    info = root / INDEX / INFO
+    if not (info.is_file() and (root / INDEX / FILE).is_file()):
+        return False
+    try:
+        recorded = json.loads(info.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return recorded.get("files") == [str(p.relative_to(root)) for p in _partition_files(root)]
+
+
+def build(root: str | Path) -> Path | None:
+    """(Re)write the index when it is stale; returns its path, or None for a store without predictions."""
+    root = Path(root)
+    files = _partition_files(root)
+    if not files:
+        return None
+    path = root / INDEX / FILE
+    if is_fresh(root):
+        return path
+    listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+    con = duckdb.connect(":memory:")
+    try:
+        table = con.sql(
+            f"SELECT {', '.join(COLUMNS)} FROM read_parquet({listing}, hive_partitioning = true, "  # noqa: S608
+            "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER}) "
+            "ORDER BY sample_id, model_id, corruption, severity").to_arrow_table()
+    finally:
+        con.close()
+    writer.write_parquet(root, table, path)
+    writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": table.num_rows},
+                      root / INDEX / INFO)
+    return path
