@@ -633,12 +633,12 @@ def robust(catalog: Catalog, max_severity: int = 5) -> pl.DataFrame:
     Columns: predictions (how many (model, setting) rows were checked), min_margin (the closest any
     model came to the decision boundary) and max_angle_true. Tightest first.
     """
-    hits = """
+    hits = f"""
         SELECT sample_id, count(*) AS predictions, min(margin) AS min_margin, max(angle_true) AS max_angle_true
-        FROM predictions WHERE severity <= ?
+        FROM {catalog.by_sample} WHERE severity <= ?
         GROUP BY sample_id
         HAVING bool_and(correct)
-    """
+    """  # noqa: S608 (a fixed view name)
     return _with_labels(catalog, hits, [int(max_severity)], "min_margin, sample_id")
 
 

@@ -173,5 +173,10 @@ class Catalog:
                 timer.cancel()
             cursor.close()
 
+    @property
+    def by_sample(self) -> str:
+        """The view to read for per-sample questions: the by-sample index when fresh, else predictions."""
+        return "by_sample" if self.has_sample_index else "predictions"
+
     def close(self) -> None:
         self._connection.close()

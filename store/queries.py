@@ -37,11 +37,10 @@ def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -
     and that severity only, which reads a fraction of a large store)."""
     severities = "true" if severity is None else "(p.severity = 0 OR p.severity = ?)"
     params = [int(sample_id)] + ([] if severity is None else [int(severity)])
-    source = "by_sample" if catalog.has_sample_index else "predictions"  # one of two fixed view names
     return catalog.query(f"""
         SELECT p.model_id, m.method, m.target_sparsity, p.corruption, p.severity, p.label, p.pred,
                p.correct, p.confidence, p.p_true, p.angle_true, p.feature_norm, p.margin, p.loss
-        FROM {source} p JOIN models m USING (model_id)
+        FROM {catalog.by_sample} p JOIN models m USING (model_id)
         WHERE p.sample_id = ? AND {severities}
         ORDER BY m.method <> 'dense', m.method, m.target_sparsity, p.model_id, p.corruption <> 'clean',
                  p.corruption, p.severity

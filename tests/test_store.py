@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.synthetic import prediction_columns, write_store
-from store import queries, schema, writer
+from store import analytics, queries, schema, writer
 from store.catalog import Catalog
 
 CORRUPTIONS = ("gaussian_noise", "contrast")
@@ -198,12 +198,15 @@ def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_p
 
     root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1, 2))
     scanned = queries.sample_rows(Catalog(root), 4)
+    robust_scanned = analytics.robust(Catalog(root), 2)
     assert not Catalog(root).has_sample_index
     assert sample_index.build(root) is not None
     catalog = Catalog(root)
     assert catalog.has_sample_index
     indexed = queries.sample_rows(catalog, 4)
     assert indexed.equals(scanned)
+    assert analytics.robust(catalog, 2).equals(robust_scanned)
+    assert robust_scanned.height > 0
     assert indexed.height == 2 * 3
     # a new partition makes the index stale: the catalog falls back to the partitions until it is rebuilt
     rng = np.random.default_rng(9)
