@@ -1,53 +1,359 @@
-"""Charts as pure functions: Polars frame in, Altair chart out (testable without Streamlit)."""
+"""Charts as pure functions: Polars frame in, Altair chart out (testable without Streamlit).
+
+Every chart has a title, axis titles with units, and tooltips. Charts a user can click carry a point
+selection whose fields are named like the shared selection (model_id, corruption, severity, sample_id,
+model_b; see dashboard.state.apply_point). Frames reaching a chart are small: anything that could be
+large is aggregated in DuckDB first (store.queries).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import io
+from collections.abc import Mapping, Sequence
 
 import altair as alt
+import numpy as np
 import polars as pl
 
-
-def model_label(frame: pl.DataFrame) -> pl.Expr:
-    """'method 80%' (or 'dense'), plus the model id when a method has several models at one sparsity."""
-    return (pl.when(pl.col("method") == "dense").then(pl.lit("dense"))
-            .otherwise(pl.col("method") + pl.lit(" ") + (pl.col("target_sparsity") * 100).round(0)
-                       .cast(pl.Int64).cast(pl.String) + pl.lit("%")))
-
-
-def accuracy_vs_sparsity(models: pl.DataFrame) -> alt.Chart:
-    """Clean accuracy against measured sparsity, one line per method."""
-    data = models.select("model_id", "method", "sparsity", "target_sparsity", "clean_accuracy")
-    base = alt.Chart(data.to_pandas()).encode(
-        x=alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
-                scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("clean_accuracy:Q", title="clean accuracy", scale=alt.Scale(zero=False)),
-        color=alt.Color("method:N", title="method"),
-        tooltip=["model_id", "method", alt.Tooltip("sparsity:Q", format=".3f"),
-                 alt.Tooltip("clean_accuracy:Q", format=".4f", title="clean accuracy")],
-    )
-    return (base.mark_line() + base.mark_point(size=80, filled=True)).properties(
-        title="Clean accuracy vs sparsity", height=320)
+DEGREES = "°"
+CORRECTNESS = alt.Scale(domain=[True, False], range=["#4c78a8", "#e45756"])
+CHANGES = alt.Scale(domain=["right in both", "only A right", "only B right", "wrong in both"],
+                    range=["#9ecae9", "#e45756", "#54a24b", "#4c4c4c"])
+FACET_COLUMNS = 5
 
 
-def accuracy_heatmap(matrix: pl.DataFrame, corruption_order: Sequence[str]) -> alt.Chart:
-    """Model (rows) by corruption x severity (columns) heat map of accuracy; cells are selectable.
+def model_labels(frame: pl.DataFrame) -> pl.Series:
+    """'method 90%' (or 'dense') per row; where two models would read alike, the model id is added."""
+    short = (pl.when(pl.col("method") == "dense").then(pl.lit("dense"))
+             .otherwise(pl.col("method") + pl.lit(" ") + (pl.col("target_sparsity") * 100).round(0)
+                        .cast(pl.Int64).cast(pl.String) + pl.lit("%")))
+    labelled = frame.select("model_id", short.alias("short")).with_columns(
+        pl.col("model_id").n_unique().over("short").alias("sharing"))
+    return labelled.select(pl.when(pl.col("sharing") > 1)
+                           .then(pl.col("short") + pl.lit(" · ") + pl.col("model_id"))
+                           .otherwise(pl.col("short")).alias("model"))["model"]
 
-    `corruption_order` is the store's canonical order (its manifest), so columns read like the benchmark.
+
+def with_model_label(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with a `model` column (model_labels)."""
+    return frame.with_columns(model_labels(frame))
+
+
+def setting_order(corruption_order: Sequence[str], severities: Sequence[int]) -> list[str]:
+    """Column labels 'clean', then 'name s1'.. in the benchmark's order (the store manifest)."""
+    return ["clean"] + [f"{name} s{s}" for name in corruption_order for s in severities]
+
+
+def setting_label(corruption: pl.Expr, severity: pl.Expr) -> pl.Expr:
+    """'clean' or 'name s<severity>'."""
+    return (pl.when(corruption == "clean").then(pl.lit("clean"))
+            .otherwise(corruption + pl.lit(" s") + severity.cast(pl.String)))
+
+
+# -- overview --------------------------------------------------------------------------------------------
+
+def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
+    """Clean and mean corruption accuracy against measured sparsity, one line per method, each starting
+    at the dense model.
+
+    `summary` has model_id, method, sparsity, clean_accuracy and, optionally, corruption_accuracy (as
+    store.analytics.model_summary returns them). A click selects the model.
     """
-    data = matrix.with_columns(model_label(matrix).alias("model"),
-                               (pl.col("corruption") + pl.lit(" s") + pl.col("severity").cast(pl.String))
-                               .alias("setting"))
-    order = ["clean s0"] + [f"{name} s{s}" for name in corruption_order for s in range(1, 6)]
+    measures = [c for c in ("clean_accuracy", "corruption_accuracy") if c in summary.columns]
+    data = (summary.select("model_id", "method", pl.col("sparsity").cast(pl.Float64), *measures)
+            .unpivot(measures, index=["model_id", "method", "sparsity"], variable_name="images",
+                     value_name="accuracy")
+            .with_columns(pl.col("images").str.replace("_accuracy", "").replace({"corruption": "corrupted"})))
+    dense = data.filter(pl.col("method") == "dense")
+    methods = data.filter(pl.col("method") != "dense")["method"].unique(maintain_order=True)
+    lines = pl.concat([data, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
+    encoding = {
+        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
+                   scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        "y": alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(zero=False)),
+        "color": alt.Color("method:N", title="method"),
+        "strokeDash": alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"]),
+        "shape": alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
+        "tooltip": ["model_id", "method", "images", alt.Tooltip("sparsity:Q", format=".3f"),
+                    alt.Tooltip("accuracy:Q", format=".4f")],
+    }
+    pick = alt.selection_point(name="model", fields=["model_id"], on="click")
+    line = alt.Chart(lines.to_pandas()).mark_line(opacity=0.7).encode(**encoding)
+    points = alt.Chart(data.to_pandas()).mark_point(size=80, filled=True).encode(**encoding).add_params(pick)
+    return (line + points).properties(
+        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)", height=340)
+
+
+# -- evaluation matrix -----------------------------------------------------------------------------------
+
+def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str],
+                      diverging_at: float | None = None, domain: Sequence[float] | None = None,
+                      selected: Mapping[str, object] | None = None) -> alt.Chart:
+    """Model (rows, grouped by method, by sparsity within) by setting (columns) heat map of `value`.
+
+    `cells` has model_id, method, target_sparsity, corruption, `value` and, per severity, severity.
+    `columns` orders the settings ('clean', 'fog s3', ... or bare corruption names). With `diverging_at`,
+    a diverging scale centred there, red above (for metrics where higher is worse: a drop, a corruption
+    error); otherwise viridis over `domain`. Clicking a cell selects (model, corruption, severity); the
+    `selected` one (same fields) is outlined.
+    """
+    has_severity = "severity" in cells.columns
+    data = with_model_label(cells).with_columns(
+        (setting_label(pl.col("corruption"), pl.col("severity")) if has_severity
+         else pl.col("corruption")).alias("setting"))
     present = set(data["setting"].to_list())
-    settings = [s for s in order if s in present] + sorted(present - set(order))
-    models_order = data.unique("model_id", maintain_order=True)["model"].to_list()
-    cell = alt.selection_point(name="cell", fields=["model_id", "corruption", "severity"])
+    settings = [s for s in columns if s in present] + sorted(present - set(columns))
+    rows = data.sort(pl.col("method") != "dense", "method", "target_sparsity", "model_id")
+    models_order = rows.unique("model", maintain_order=True)["model"].to_list()
+    fields = ["model_id", "corruption"] + (["severity"] if has_severity else [])
+    initial = [{f: selected[f] for f in fields}] if selected and all(f in selected for f in fields) else alt.Undefined
+    cell = alt.selection_point(name="cell", fields=fields, on="click", value=initial, empty=False)
+    if diverging_at is not None:
+        scale = alt.Scale(scheme="redblue", domainMid=diverging_at, reverse=True)
+    else:
+        scale = alt.Scale(scheme="viridis", domain=list(domain) if domain else alt.Undefined)
+    tooltip = ["model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
+               "corruption", *(["severity"] if has_severity else []),
+               alt.Tooltip(f"{value}:Q", title=legend, format=".3f")]
     return alt.Chart(data.to_pandas()).mark_rect().encode(
         x=alt.X("setting:N", sort=settings, title="corruption and severity",
-                axis=alt.Axis(labelAngle=-60, labelLimit=140)),
+                axis=alt.Axis(labelAngle=-60, labelLimit=140, orient="top", labelOverlap=False)),
         y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)"),
-        color=alt.Color("accuracy:Q", title="accuracy", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
-        opacity=alt.condition(cell, alt.value(1.0), alt.value(0.5)),
-        tooltip=["model_id", "corruption", "severity", alt.Tooltip("accuracy:Q", format=".3f"), "samples"],
-    ).add_params(cell).properties(title="Accuracy by model and corruption", height=alt.Step(28))
+        color=alt.Color(f"{value}:Q", title=legend, scale=scale),
+        stroke=alt.condition(cell, alt.value("black"), alt.value(None)),
+        strokeWidth=alt.condition(cell, alt.value(2.5), alt.value(0)),
+        tooltip=tooltip,
+    ).add_params(cell).properties(title=f"{legend[0].upper()}{legend[1:]} by model and corruption", height=alt.Step(22),
+                                  width=alt.Step(max(14, min(60, 900 // max(len(settings), 1)))))
+
+
+# -- similarity ------------------------------------------------------------------------------------------
+
+def model_map(embedding: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
+    """Every model as a point of its 2-D embedding (coloured by method, sized by sparsity), linked by the
+    minimum spanning tree's edges. A click selects the model."""
+    points = with_model_label(embedding)
+    ends = points.select("model_id", "x", "y")
+    lines = (edges.join(ends, left_on="source", right_on="model_id")
+             .join(ends, left_on="target", right_on="model_id", suffix="_target"))
+    projection = (points["projection"][0] if points.height else "umap").upper()
+    axis_x = alt.X("x:Q", title=f"{projection} 1 (unitless)", scale=alt.Scale(zero=False, padding=30),
+                   axis=alt.Axis(labels=False, ticks=False))
+    axis_y = alt.Y("y:Q", title=f"{projection} 2 (unitless)", scale=alt.Scale(zero=False, padding=30),
+                   axis=alt.Axis(labels=False, ticks=False))
+    pick = alt.selection_point(name="model", fields=["model_id"], on="click")
+    tree = alt.Chart(lines.to_pandas()).mark_rule(color="#999", strokeWidth=1.5).encode(
+        x=axis_x, y=axis_y, x2="x_target:Q", y2="y_target:Q",
+        tooltip=[alt.Tooltip("source:N"), alt.Tooltip("target:N"),
+                 alt.Tooltip("distance:Q", format=".3f", title="distance (z-scored geometry)")])
+    dots = alt.Chart(points.to_pandas()).mark_circle(opacity=0.9, stroke="black", strokeWidth=0.5).encode(
+        x=axis_x, y=axis_y,
+        color=alt.Color("method:N", title="method"),
+        size=alt.Size("target_sparsity:Q", title="target sparsity", scale=alt.Scale(domain=[0, 1], range=[60, 600])),
+        tooltip=["model_id", "model", "method", alt.Tooltip("target_sparsity:Q", format=".0%", title="target sparsity")],
+    ).add_params(pick)
+    labels = alt.Chart(points.to_pandas()).mark_text(dy=-12, fontSize=10).encode(x=axis_x, y=axis_y, text="model:N")
+    return (tree + dots + labels).properties(
+        title="Models by the similarity of their per-sample geometry (minimum spanning tree in grey)",
+        height=460)
+
+
+def clustered_heatmap(matrix: pl.DataFrame, order: Sequence[str], *, legend: str, title: str, items: str,
+                      row_field: str, column_field: str, domain: Sequence[float] = (-1, 1)) -> alt.Chart:
+    """A symmetric similarity matrix (store.analytics.square_matrix: an `item` column and one column per
+    item) in its clustered order, so near-duplicates form blocks. A click selects the row's and column's
+    items under `row_field` / `column_field` (e.g. model_id and model_b); `items` names them on the axes."""
+    long = matrix.unpivot(list(order), index="item", variable_name=column_field, value_name="value").rename(
+        {"item": row_field})
+    pick = alt.selection_point(name="pair", fields=[row_field, column_field], on="click")
+    step = max(10, min(28, 480 // max(len(order), 1)))
+    return alt.Chart(long.to_pandas()).mark_rect().encode(
+        x=alt.X(f"{column_field}:N", sort=list(order), title=f"{items} (clustered order)",
+                axis=alt.Axis(labelAngle=-50, labelLimit=160)),
+        y=alt.Y(f"{row_field}:N", sort=list(order), title=f"{items} (clustered order)", axis=alt.Axis(labelLimit=160)),
+        color=alt.Color("value:Q", title=legend, scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True)),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.6)),
+        tooltip=[f"{row_field}:N", f"{column_field}:N", alt.Tooltip("value:Q", title=legend, format=".3f")],
+    ).add_params(pick).properties(title=title, width=alt.Step(step), height=alt.Step(step))
+
+
+# -- local geometry --------------------------------------------------------------------------------------
+
+def _facet(chart: alt.Chart, title: str) -> alt.FacetChart:
+    return chart.properties(width=150, height=140).facet(
+        facet=alt.Facet("label_name:N", title=None, header=alt.Header(labelFontWeight="bold")),
+        columns=FACET_COLUMNS, title=title)
+
+
+def class_scatter(points: pl.DataFrame, *, x: str, y: str, x_title: str, y_title: str, title: str,
+                  color: str = "correct", color_title: str = "correct") -> alt.FacetChart:
+    """One scatter per class (small multiples on shared axes), one point per sample; a click selects the
+    sample. `color` is `correct` (blue right, red wrong) or `change` (two models compared)."""
+    scale = CORRECTNESS if color == "correct" else CHANGES
+    pick = alt.selection_point(name="sample", fields=["sample_id"], on="click")
+    extra = [c for c in points.columns if c not in ("sample_id", "label", "label_name", x, y, color)]
+    chart = alt.Chart(points.to_pandas()).mark_circle(size=22, opacity=0.7).encode(
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{color}:N", title=color_title, scale=scale),
+        tooltip=["sample_id", "label_name", f"{color}:N",
+                 *[alt.Tooltip(f"{c}:Q", format=".3f") for c in extra if points[c].dtype.is_float()]],
+    ).add_params(pick)
+    return _facet(chart, title)
+
+
+def class_density(bins: pl.DataFrame, *, x_title: str, y_title: str, title: str) -> alt.FacetChart:
+    """store.queries' per-class 2-D histograms (x_low..y_high, samples, accuracy) as heat maps on shared
+    axes: colour is the number of samples (log scale), the tooltip gives the cell's accuracy."""
+    chart = alt.Chart(bins.to_pandas()).mark_rect().encode(
+        x=alt.X("x_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="x_high:Q",
+        y=alt.Y("y_low:Q", title=y_title, scale=alt.Scale(zero=False)), y2="y_high:Q",
+        color=alt.Color("samples:Q", title="samples", scale=alt.Scale(type="log", scheme="viridis")),
+        tooltip=["label_name", alt.Tooltip("samples:Q"), alt.Tooltip("accuracy:Q", format=".2f"),
+                 alt.Tooltip("x_low:Q", format=".2f", title=f"{x_title} from"),
+                 alt.Tooltip("y_low:Q", format=".2f", title=f"{y_title} from")],
+    )
+    return _facet(chart, title)
+
+
+# -- global geometry -------------------------------------------------------------------------------------
+
+def _axis_labels(axes: Sequence[str]) -> str:
+    """A Vega expression naming axis i."""
+    names = ", ".join("'" + name.replace("'", "\\'") + "'" for name in axes)
+    return f"[{names}][datum.value]"
+
+
+def _axis_ends(frame: pl.DataFrame, axes: Sequence[str]) -> alt.LayerChart:
+    """Each axis's range written at its ends, and the axis lines themselves."""
+    ends = frame.unique("axis_index").select("axis_index", "axis", "low", "high")
+    text = pl.concat([ends.select("axis_index", pl.lit(0.0).alias("y"), pl.col("low").alias("end")),
+                      ends.select("axis_index", pl.lit(1.0).alias("y"), pl.col("high").alias("end"))])
+    x = alt.X("axis_index:Q", title=None, scale=alt.Scale(domain=[0, len(axes) - 1]),
+              axis=alt.Axis(values=list(range(len(axes))), labelExpr=_axis_labels(axes), labelAngle=-35,
+                            grid=False, orient="top", labelLimit=150))
+    rules = alt.Chart(ends.to_pandas()).mark_rule(color="#666").encode(x=x)
+    labels = alt.Chart(text.to_pandas()).mark_text(dx=4, align="left", fontSize=10, color="#333").encode(
+        x=x, y="y:Q", text=alt.Text("end:Q", format=".3~g"))
+    return rules + labels
+
+
+def parallel_lines(lines: pl.DataFrame, axes: Sequence[str], title: str) -> alt.LayerChart:
+    """store.queries.parallel_lines as polylines over the axes, coloured by correctness (wrong drawn on
+    top); each axis is scaled to its range (angles share one degree scale), written at its ends."""
+    data = lines.with_columns(pl.col("correct").cast(pl.Boolean))
+    y = alt.Y("scaled:Q", title="position on the axis (axis minimum to maximum)", axis=None,
+              scale=alt.Scale(domain=[0, 1]))
+    polylines = alt.Chart(data.to_pandas()).mark_line(opacity=0.35, strokeWidth=1).encode(
+        x=alt.X("axis_index:Q"), y=y, detail="sample_id:N", order="axis_index:Q",
+        color=alt.Color("correct:N", title="correct", scale=CORRECTNESS),
+        tooltip=["sample_id", "label_name", "correct", "axis", alt.Tooltip("value:Q", format=".3f")],
+    )
+    return (polylines + _axis_ends(data, axes)).properties(title=title, height=420)
+
+
+def parallel_density(segments: pl.DataFrame, axes: Sequence[str], title: str) -> alt.LayerChart:
+    """store.queries.parallel_density as density parallel coordinates: one segment per (bin on an axis,
+    bin on the next), its opacity and width growing with the number of samples taking that path."""
+    data = segments.with_columns((pl.col("axis_index") + 1).alias("next_index"),
+                                 (pl.col("samples") / pl.col("samples").max()).alias("share"))
+    paths = alt.Chart(data.to_pandas()).mark_rule().encode(
+        x=alt.X("axis_index:Q"), x2="next_index:Q",
+        y=alt.Y("scaled:Q", axis=None, scale=alt.Scale(domain=[0, 1]), title="position on the axis"),
+        y2="scaled_next:Q",
+        color=alt.Color("correct:N", title="correct", scale=CORRECTNESS),
+        opacity=alt.Opacity("share:Q", legend=None, scale=alt.Scale(domain=[0, 1], range=[0.03, 0.9])),
+        strokeWidth=alt.StrokeWidth("share:Q", legend=None, scale=alt.Scale(domain=[0, 1], range=[0.5, 4])),
+        tooltip=["axis", "correct", alt.Tooltip("samples:Q", title="samples on this path")],
+    )
+    return (paths + _axis_ends(data, axes)).properties(title=title, height=420)
+
+
+# -- samples ---------------------------------------------------------------------------------------------
+
+def sample_matrix(rows: pl.DataFrame, columns: Sequence[str]) -> alt.Chart:
+    """One sample under every model (rows) and setting (columns): colour is angle_true, a cross marks a
+    wrong prediction. A click selects the model and setting."""
+    data = with_model_label(rows).with_columns(
+        setting_label(pl.col("corruption"), pl.col("severity")).alias("setting"),
+        pl.when(pl.col("correct")).then(pl.lit("")).otherwise(pl.lit("✗")).alias("mark"))
+    present = set(data["setting"].to_list())
+    settings = [s for s in columns if s in present] + sorted(present - set(columns))
+    order = data.unique("model", maintain_order=True)["model"].to_list()
+    pick = alt.selection_point(name="cell", fields=["model_id", "corruption", "severity"], on="click")
+    base = alt.Chart(data.to_pandas()).encode(
+        x=alt.X("setting:N", sort=settings, title="corruption and severity",
+                axis=alt.Axis(labelAngle=-50, orient="top", labelLimit=140, labelOverlap=False)),
+        y=alt.Y("model:N", sort=order, title="model"),
+        tooltip=["model_id", "corruption", "severity", "label", "pred", "correct",
+                 alt.Tooltip("angle_true:Q", format=".1f", title=f"angle_true ({DEGREES})"),
+                 alt.Tooltip("feature_norm:Q", format=".3f"), alt.Tooltip("margin:Q", format=".3f"),
+                 alt.Tooltip("confidence:Q", format=".3f")],
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("angle_true:Q", title=f"angle to true class ({DEGREES})",
+                        scale=alt.Scale(scheme="inferno", reverse=True), legend=alt.Legend(orient="bottom")),
+    ).add_params(pick)
+    crosses = base.mark_text(color="white", fontSize=12, fontWeight="bold").encode(text="mark:N")
+    return (cells + crosses).properties(title="This sample for every model: angle to its class (✗ = wrong)",
+                                        height=alt.Step(22), width=alt.Step(30))
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A uint8 (H, W, 3) image as a PNG data URI, for Vega image marks."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def attribution_maps(image: np.ndarray, maps: Mapping[str, np.ndarray], units: Mapping[str, str],
+                     size: int = 200) -> alt.HConcatChart:
+    """Occlusion attribution: per metric, how much covering each pixel changes it (occluded minus
+    original; red raises, blue lowers), over the image itself."""
+    height, width = image.shape[:2]
+    background = pl.DataFrame({"url": [png_data_uri(image)], "x": [0.0], "y": [0.0]})
+    x_scale = alt.Scale(domain=[0, width], nice=False)
+    y_scale = alt.Scale(domain=[0, height], nice=False, reverse=True)
+    panels = []
+    for metric, heat in maps.items():
+        rows, cols = np.indices(heat.shape)
+        cells = pl.DataFrame({"x": cols.ravel().astype(float), "y": rows.ravel().astype(float),
+                              "change": heat.ravel().astype(float)}).with_columns(
+            (pl.col("x") + 1).alias("x2"), (pl.col("y") + 1).alias("y2"))
+        bound = float(np.nanmax(np.abs(heat))) or 1.0
+        picture = alt.Chart(background.to_pandas()).mark_image(width=size, height=size, align="left",
+                                                                 baseline="top").encode(
+            x=alt.X("x:Q", scale=x_scale, title="pixel column"), y=alt.Y("y:Q", scale=y_scale, title="pixel row"),
+            url="url:N")
+        overlay = alt.Chart(cells.to_pandas()).mark_rect(opacity=0.6, strokeWidth=0).encode(
+            x=alt.X("x:Q", scale=x_scale), x2="x2:Q", y=alt.Y("y:Q", scale=y_scale), y2="y2:Q",
+            color=alt.Color("change:Q", title=f"Δ {metric} ({units[metric]})",
+                            scale=alt.Scale(scheme="redblue", domain=[-bound, bound], reverse=True),
+                            legend=alt.Legend(orient="bottom", gradientLength=size - 40)),
+            tooltip=[alt.Tooltip("x:Q", title="column"), alt.Tooltip("y:Q", title="row"),
+                     alt.Tooltip("change:Q", format=".3f", title=f"Δ {metric} ({units[metric]})")])
+        panels.append((picture + overlay).properties(width=size, height=size, title=f"Δ {metric}")
+                      .resolve_scale(color="independent"))
+    return alt.hconcat(*panels).resolve_scale(color="independent").properties(
+        title="Occlusion attribution: change when a patch covers each pixel")
+
+
+# -- embedding -------------------------------------------------------------------------------------------
+
+def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart:
+    """Per-sample 2-D embedding coloured by `color` (label_name, correct or model_id); a click selects the
+    sample (and its model)."""
+    scale = CORRECTNESS if color == "correct" else alt.Undefined
+    pick = alt.selection_point(name="sample", fields=["sample_id", "model_id"], on="click")
+    projection = (points["projection"][0] if points.height else "umap").upper()
+    return alt.Chart(points.to_pandas()).mark_circle(size=30, opacity=0.7).encode(
+        x=alt.X("x:Q", title=f"{projection} 1 (unitless)", scale=alt.Scale(zero=False),
+                axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("y:Q", title=f"{projection} 2 (unitless)", scale=alt.Scale(zero=False),
+                axis=alt.Axis(labels=False, ticks=False)),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale),
+        tooltip=["sample_id", "label_name", "correct", "model_id", "corruption", "severity"],
+    ).add_params(pick).properties(title=title, height=520)

@@ -248,16 +248,16 @@ def corruption_drop_correlation(catalog: Catalog, severity: int | None = None) -
     """Every pair of corruptions (corruption_a < corruption_b): the Pearson correlation, across models, of
     the models' accuracy drops (clean accuracy - accuracy, mean over severities, or at `severity`).
 
-    The across-model half of store.analytics.corruption_redundancy, reading only the partitions it needs
-    (clean and the chosen severity), so it stays fast on a large study. `models` counts the models.
+    The across-model half of store.analytics.corruption_redundancy, from the per-partition counts
+    (catalog view partition_summary) instead of a pass over the predictions, so it stays fast on a large
+    study. `models` counts the models.
     """
     severities = "true" if severity is None else "severity = ?"
     params = [] if severity is None else [int(severity)]
     return catalog.query(f"""
         WITH cell AS (
-            SELECT model_id, corruption, severity, avg(correct::DOUBLE) AS accuracy
-            FROM predictions WHERE corruption = 'clean' OR ({severities})
-            GROUP BY ALL
+            SELECT model_id, corruption, severity, correct / rows AS accuracy
+            FROM partition_summary WHERE rows > 0 AND (corruption = 'clean' OR ({severities}))
         ),
         drops AS (
             SELECT c.model_id, c.corruption, avg(clean.accuracy - c.accuracy) AS drop

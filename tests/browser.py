@@ -103,15 +103,17 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-# A page is rendered when its script run is over and every chart has drawn its marks (sync and async
-# Playwright callers share these two conditions).
+# A page is rendered when its script run is over, every chart element has drawn its marks (charts load
+# lazily: the element exists before its .vega-embed does) and no element is still a loading placeholder
+# (sync and async Playwright callers share these two conditions).
 SCRIPT_DONE = '.stApp[data-test-script-state="notRunning"]'
-CHARTS_DRAWN = """() => [...document.querySelectorAll('.vega-embed')]
-                        .every(chart => chart.querySelector('svg.marks, canvas'))"""
+CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+                        .every(chart => chart.querySelector('.vega-embed svg.marks, .vega-embed canvas'))
+                     && !document.querySelector('[data-testid="stSkeleton"]')"""
 
 
 def wait_for_app(page: Any, timeout: float = 60.0) -> None:
-    """Wait until the script run is over and every chart on the page has drawn its marks."""
+    """Wait until the script run is over, every chart has drawn its marks and nothing is still loading."""
     page.locator(SCRIPT_DONE).wait_for(timeout=timeout * 1000)
     page.wait_for_function(CHARTS_DRAWN, timeout=timeout * 1000)
 
@@ -155,7 +157,17 @@ def screenshots(store: str | Path, out: str | Path) -> list[Path]:
             visit(page, url, path, timeout=120)
             written.append(out / f"{path}.png")
             page.screenshot(path=str(written[-1]))
+            _shrink(written[-1])
     return written
+
+
+def _shrink(png: Path) -> None:
+    """Re-save a screenshot with a 256-colour palette: a fraction of the bytes, for committing."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        small = image.convert("RGB").quantize(colors=256)
+    small.save(png, optimize=True)
 
 
 if __name__ == "__main__":

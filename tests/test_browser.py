@@ -1,20 +1,28 @@
-"""The whole app in a real Chromium: pages load from the server and show their content."""
+"""The whole app in a real Chromium: every page renders, a matrix click carries over to the geometry pages,
+a bad filter is an inline error, and a table row opens the sample.
+
+Runs on the synthetic store of test_dashboard_pages (embeddings and one real checkpoint included), so it
+needs no demo build. Screenshots go to $PRUNESCOPE_SCREENSHOTS when set (else a temporary directory);
+docs/screenshots/ is made from the demo store with `python -m tests.browser`.
+"""
 
 from __future__ import annotations
 
-import pytest
+import os
+from pathlib import Path
 
-from bench.synthetic import write_store
-from tests.browser import chromium, dashboard
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import CONTENT, PAGES, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
+from tests.test_dashboard_pages import dashboard_store
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    store = write_store(tmp_path_factory.mktemp("browser"), num_models=3, num_samples=40,
-                        corruptions=("gaussian_noise", "contrast"), severities=(1, 3))
-    with dashboard(store) as url:
+    with dashboard(dashboard_store(tmp_path_factory.mktemp("browser"))) as url:
         yield url
 
 
@@ -24,17 +32,64 @@ def browser():
         yield instance
 
 
-def test_overview_and_matrix_render_in_a_real_browser(server, browser, tmp_path) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{server}/overview")
-    page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
-    page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
-    page.goto(f"{server}/matrix")
-    page.get_by_role("heading", name="Evaluation matrix").wait_for(timeout=60_000)
-    chart = page.locator(".vega-embed").first
-    chart.wait_for(timeout=60_000)
-    page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=60_000)
-    assert chart.bounding_box()["height"] > 100
-    assert "Traceback" not in page.content()
-    page.screenshot(path=str(tmp_path / "matrix.png"))
-    page.close()
+@pytest.fixture
+def page(browser):
+    tab = browser.new_page(viewport=VIEWPORT)
+    yield tab
+    tab.close()
+
+
+def test_every_page_renders_its_content(server, page, tmp_path) -> None:
+    out = Path(os.environ.get("PRUNESCOPE_SCREENSHOTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    for path in PAGES:
+        visit(page, server, path)
+        main = page.get_by_test_id("stMain")
+        main.locator(CONTENT).first.wait_for(timeout=30_000)  # every page has data to show on this store
+        assert "Traceback" not in main.inner_text()
+        page.screenshot(path=str(out / f"{path}.png"))
+
+
+def test_a_matrix_click_selects_the_cell_on_the_geometry_pages(server, page) -> None:
+    visit(page, server, "matrix")
+    cell = page.locator('.vega-embed path[aria-label*="model_id: m02-gmp-50;"]'
+                        '[aria-label*="corruption: contrast;"][aria-label*="severity: 3"]')
+    cell.click()
+    caption = page.get_by_test_id("stCaptionContainer").filter(has_text="Selected:")
+    expect(caption).to_contain_text("m02-gmp-50", timeout=60_000)
+    expect(caption).to_contain_text("contrast, severity 3")
+    wait_for_app(page)
+
+    navigate(page, "local")
+    main = page.get_by_test_id("stMain")
+    expect(main).to_contain_text("Model m02-gmp-50 on contrast, severity 3")
+    navigate(page, "global")
+    expect(main).to_contain_text("m02-gmp-50 on contrast, severity 3")
+
+
+def test_a_bad_filter_is_an_inline_error(server, page) -> None:
+    visit(page, server, "samples")
+    page.get_by_test_id("stMain").get_by_role("radio", name="filter", exact=True).click()
+    wait_for_app(page)
+    box = page.get_by_label("Filter", exact=True)
+    box.fill("angle_true > 60 and colour = 'red'")
+    box.press("Enter")
+    error = page.get_by_test_id("stAlertContentError")
+    expect(error).to_contain_text("unknown column 'colour'", timeout=60_000)
+    assert page.get_by_test_id("stException").count() == 0
+
+
+def test_a_sample_opens_from_the_url_and_from_the_samples_table(server, page) -> None:
+    page.goto(f"{server}/sample?sample=5")
+    page.get_by_role("heading", name="Sample", exact=True).wait_for(timeout=60_000)
+    wait_for_app(page, timeout=120)
+    assert page.get_by_test_id("stNumberInputField").input_value() == "5"
+
+    visit(page, server, "samples")
+    grid = page.get_by_test_id("stDataFrame").locator("canvas").first
+    grid.wait_for(timeout=60_000)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 36 + 17)  # the first row's selection box, under the header
+    page.get_by_role("heading", name="Sample", exact=True).wait_for(timeout=60_000)
+    wait_for_app(page, timeout=120)
+    assert "sample=" in page.url

@@ -1,54 +1,275 @@
-"""Each dashboard page under streamlit's AppTest: renders on a real store, reacts to the sidebar."""
+"""Each dashboard page under streamlit's AppTest on a synthetic store: it renders, and it follows the shared
+selection; plus the chart functions and the occlusion attribution on their own, without Streamlit."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from bench.synthetic import write_store
-from dashboard import charts
-from store import queries
+from dashboard import attribution, charts
+from store import analytics, queries, schema, writer
 from store.catalog import Catalog
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+CORRUPTIONS = ("gaussian_noise", "contrast")
+ATTRIBUTED = "m01-ft-50"  # the model of dashboard_store that gets a real checkpoint
+
+
+def write_embeddings(root: Path) -> None:
+    """embeddings/ as `python -m compute embed` writes it (random coordinates, the real schema)."""
+    catalog = Catalog(root)
+    models, samples = queries.models(catalog), queries.samples(catalog)
+    rng = np.random.default_rng(0)
+    folder = root / schema.EMBEDDINGS
+    folder.mkdir(exist_ok=True)
+    ids = models["model_id"].to_list()
+    pq.write_table(pa.table({
+        "model_id": ids, "arch": models["arch"].to_list(), "method": models["method"].to_list(),
+        "target_sparsity": models["target_sparsity"].to_list(), "x": rng.normal(size=len(ids)).astype("f4"),
+        "y": rng.normal(size=len(ids)).astype("f4"), "projection": ["umap"] * len(ids),
+    }, schema=schema.MODEL_EMBEDDING_SCHEMA), folder / schema.MODEL_EMBEDDING)
+    pq.write_table(pa.table({"source": ids[:-1], "target": ids[1:], "distance": [1.0] * (len(ids) - 1)},
+                            schema=schema.MODEL_TREE_SCHEMA), folder / schema.MODEL_TREE)
+    rows = (pl.DataFrame({"model_id": ids}).join(samples, how="cross")
+            .join(pl.DataFrame({"corruption": ["clean", CORRUPTIONS[1]], "severity": [0, 3]}), how="cross"))
+    pq.write_table(pa.table({
+        **{name: rows[name].to_list() for name in ("model_id", "corruption", "severity", "sample_id", "label",
+                                                   "label_name")},
+        "correct": (rng.random(rows.height) < 0.8).tolist(), "x": rng.normal(size=rows.height).astype("f4"),
+        "y": rng.normal(size=rows.height).astype("f4"), "projection": ["umap"] * rows.height,
+    }, schema=schema.SAMPLE_EMBEDDING_SCHEMA), folder / schema.SAMPLE_EMBEDDING)
+
+
+def attach_checkpoint(root: Path, model_id: str) -> Path:
+    """Save a real (untrained) small CNN checkpoint and record it as `model_id`'s in models.parquet."""
+    from compute import checkpoint, models
+
+    path = root / "checkpoints" / f"{model_id}.pt"
+    mean, std = [0.5] * 3, [0.25] * 3
+    checkpoint.save(path, models.build("small_cnn", 10, mean, std), arch="small_cnn", num_classes=10, mean=mean,
+                    std=std, dataset="synthetic", hparams={"model_id": model_id})
+    rows = pl.read_parquet(root / schema.MODELS).with_columns(
+        pl.when(pl.col("model_id") == model_id).then(pl.lit(str(path))).otherwise(pl.col("checkpoint"))
+        .alias("checkpoint"))
+    writer.upsert_models(root, rows.to_dicts())
+    return path
+
+
+def dashboard_store(root: Path) -> Path:
+    """A small synthetic study with embeddings and one real checkpoint: every page has something to show."""
+    write_store(root, num_models=4, num_samples=40, corruptions=CORRUPTIONS, severities=(1, 3))
+    write_embeddings(root)
+    attach_checkpoint(root, ATTRIBUTED)
+    return root
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return write_store(tmp_path_factory.mktemp("dash"), num_models=3, num_samples=40,
-                       corruptions=("gaussian_noise", "contrast"), severities=(1, 3))
+def store(tmp_path_factory) -> Path:
+    return dashboard_store(tmp_path_factory.mktemp("dash"))
 
 
-def open_app(monkeypatch, store_path, page: str | None = None) -> AppTest:
+def open_app(monkeypatch, store_path, page: str | None = None, **selection) -> AppTest:
+    """The app on `store_path`, switched to `page`, with the shared selection set as given."""
     monkeypatch.setenv("PRUNESCOPE_STORE", str(store_path))
-    app = AppTest.from_file(APP, default_timeout=60).run()
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    for key, value in selection.items():
+        app.session_state[key] = value
     if page:
-        app.switch_page(page).run()
+        app.switch_page(page)
+    app.run()
     assert not app.exception, app.exception
     return app
 
 
+def specs(app: AppTest) -> list[dict]:
+    """The Vega-Lite specs of the charts on the page."""
+    return [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
+
+
+def text(app: AppTest) -> str:
+    """All markdown and captions on the page, for checking what it says."""
+    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+
 def test_overview_shows_the_study(monkeypatch, store) -> None:
     app = open_app(monkeypatch, store)
     assert app.title[0].value == "Overview"
-    assert [m.label for m in app.metric] == ["models", "methods", "best clean accuracy"]
-    assert app.metric[0].value == "3"
+    assert [m.label for m in app.metric] == ["models", "methods", "best clean accuracy", "best corruption accuracy"]
+    assert app.metric[0].value == "4"
     assert len(app.get("vega_lite_chart")) == 1
-    assert app.dataframe[0].value.shape[0] == 3
+    assert app.dataframe[0].value.shape[0] == 4
+    assert {"CSV", "Parquet"} <= {button.label for button in app.get("download_button")}
 
 
-def test_matrix_page_draws_the_heat_map_and_shows_the_selected_cell(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/matrix.py")
+def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, "views/matrix.py", model="m02-gmp-50", corruption="contrast", severity=3)
     assert app.title[0].value == "Evaluation matrix"
-    assert len(app.get("vega_lite_chart")) == 1
-    app.session_state["selected_cell"] = {"model_id": "m01-ft-50", "corruption": "contrast", "severity": 3}
+    (spec,) = specs(app)
+    assert spec["encoding"]["x"]["sort"] == ["clean", "gaussian_noise s1", "gaussian_noise s3", "contrast s1",
+                                             "contrast s3"]
+    assert spec["params"][0]["value"] == [{"model_id": "m02-gmp-50", "corruption": "contrast", "severity": 3}]
+    assert "m02-gmp-50" in text(app) and "contrast, severity 3" in text(app)
+
+    app.sidebar.selectbox(key="metric").set_value("drop_vs_dense").run()
+    app.select_slider(key="matrix_severity").set_value(3).run()
+    assert not app.exception
+    (spec,) = specs(app)
+    assert spec["encoding"]["color"]["field"] == "drop_vs_dense"
+    assert spec["encoding"]["color"]["scale"]["domainMid"] == 0.0
+    assert spec["encoding"]["x"]["sort"] == ["clean", "gaussian_noise s3", "contrast s3"]
+
+    app.sidebar.selectbox(key="metric").set_value("relative_ce").run()
+    (spec,) = specs(app)
+    assert spec["encoding"]["x"]["sort"] == list(CORRUPTIONS)
+
+
+def test_similarity_draws_the_model_map_and_both_heat_maps_for_the_selected_setting(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, "views/similarity.py", corruption="gaussian_noise", severity=1)
+    titles = [spec["title"] if isinstance(spec["title"], str) else spec["title"]["text"] for spec in specs(app)]
+    assert len(titles) == 3
+    assert "gaussian_noise, severity 1" in titles[1]
+    assert "severity 1" in titles[2]
+    app.toggle(key="redundancy_per_sample").set_value(True).run()
+    assert not app.exception
+    assert specs(app)[2]["encoding"]["color"]["title"] == "Cohen's kappa"
+
+
+def test_similarity_explains_a_missing_embedding(monkeypatch, tmp_path) -> None:
+    bare = write_store(tmp_path, num_models=3, num_samples=20, corruptions=CORRUPTIONS, severities=(1,))
+    app = open_app(monkeypatch, bare, "views/similarity.py")
+    assert "python -m compute embed" in app.info[0].value
+    assert len(app.get("vega_lite_chart")) == 2  # the heat maps need no embedding
+
+
+def test_local_geometry_shows_the_selection_and_the_deltas_to_the_comparison(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, "views/local.py", model="m02-gmp-50", compare="m00-dense-0",
+                   corruption="contrast", severity=3)
+    assert "m02-gmp-50" in text(app) and "contrast, severity 3" in text(app)
+    scatter, deltas = specs(app)
+    assert scatter["facet"]["field"] == "label_name"
+    assert scatter["spec"]["encoding"]["x"]["field"] == "angle_true"
+    assert deltas["spec"]["encoding"]["x"]["field"] == "delta_angle_true"
+    assert deltas["spec"]["encoding"]["color"]["field"] == "change"
+
+    app.sidebar.selectbox(key="compare").set_value("").run()
+    assert len(specs(app)) == 1
+    assert "Compare with" in app.info[0].value
+
+
+def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) -> None:
+    monkeypatch.setattr("dashboard.state.MAX_MARKS", 10)
+    app = open_app(monkeypatch, store, "views/local.py", model="m01-ft-50", compare="m00-dense-0")
+    scatter, deltas = specs(app)
+    assert scatter["spec"]["mark"]["type"] == "rect"
+    assert scatter["spec"]["encoding"]["color"]["field"] == "samples"
+    assert deltas["spec"]["encoding"]["x"]["field"] == "x_low"
+
+
+def test_global_geometry_switches_between_lines_and_density(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, "views/global.py", model="m03-ltr-50")
+    (spec,) = specs(app)
+    assert "m03-ltr-50" in spec["title"]
+    assert spec["layer"][0]["mark"]["type"] == "line"
+    assert spec["layer"][0]["encoding"]["color"]["field"] == "correct"
+    app.segmented_control(key="global_mode").set_value("density").run()
+    assert not app.exception
+    (spec,) = specs(app)
+    assert spec["layer"][0]["mark"]["type"] == "rule"
+    app.selectbox(key="global_class").set_value("class3").run()
+    assert not app.exception
+
+
+def test_many_classes_get_a_class_picker_and_the_closest_wrong_classes_as_axes(monkeypatch, tmp_path) -> None:
+    many = write_store(tmp_path, num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
+                       num_classes=30)
+    app = open_app(monkeypatch, many, "views/global.py", model="m01-ft-50")
+    (spec,) = specs(app)
+    label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
+    assert "'wrong class #5 angle (°)'" in label_expression and "angle to class0" not in label_expression
+    app.switch_page("views/local.py").run()
+    assert not app.exception, app.exception
+    assert app.multiselect(key="classes").value == [f"class{c}" for c in range(10)]
+    app.multiselect(key="classes").set_value(["class3", "class17"]).run()
+    assert not app.exception, app.exception
+    assert len(specs(app)) == 2  # the scatter and the deltas to the dense model
+    points = queries.setting_points(Catalog(many), "m01-ft-50", "clean", 0, [3, 17])
+    assert set(points["label"]) <= {3, 17} and points.height > 0
+
+
+def test_samples_presets_list_samples_and_a_bad_filter_is_an_inline_error(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, "views/samples.py", corruption="gaussian_noise", severity=3)
+    assert app.title[0].value == "Samples"
+    for preset in ("pruning_fragile", "corruption_fragile", "robust", "flipped_by_pruning"):
+        app.selectbox(key="samples_preset").set_value(preset).run()
+        assert not app.exception, preset
+        assert not app.error, preset
+    app.segmented_control(key="samples_source").set_value("filter").run()
+    app.text_input(key="samples_filter").set_value("angle_true >").run()
+    assert not app.exception
+    assert app.error and "filter" in app.error[0].value.lower()
+    app.text_input(key="samples_filter").set_value("not correct").run()
+    assert not app.error
+    assert "matching rows" in text(app)
+    assert set(app.dataframe[0].value["model_id"]) == {"m01-ft-50"}  # scoped to the sidebar's model
+    app.text_input(key="samples_filter").set_value("label_name = 3").run()  # text compared with a number
+    assert not app.exception
+    assert app.error
+
+
+def test_sample_page_follows_the_query_parameter_and_the_selection(monkeypatch, store) -> None:
+    monkeypatch.setenv("PRUNESCOPE_STORE", str(store))
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params["sample"] = "7"
+    app.switch_page("views/sample.py").run()
+    assert not app.exception, app.exception
+    label = queries.samples(Catalog(store))["label_name"][7]
+    assert app.number_input(key="sample").value == 7
+    assert f"Class **{label}**" in text(app)
+    (spec,) = specs(app)
+    assert len(spec["layer"]) == 2  # the heat map and the crosses on wrong predictions
+    app.session_state["sample"] = 12
     app.run()
-    assert any("m01-ft-50" in c.value and "contrast" in c.value for c in app.caption)
+    assert app.number_input(key="sample").value == 12
+    assert len(app.get("image")) == 1
+    app.toggle(key="corruption_grid").set_value(True).run()
+    assert not app.exception, app.exception
+    (grid,) = app.get("image")[1:]
+    assert len(grid.proto.imgs) == 1 + len(CORRUPTIONS) * 2  # clean, and two severities per corruption
 
 
-@pytest.mark.parametrize("page", [None, "views/matrix.py"])
+def test_sample_page_explains_a_missing_checkpoint_and_computes_attribution_from_a_real_one(monkeypatch,
+                                                                                             store) -> None:
+    app = open_app(monkeypatch, store, "views/sample.py", model="m02-gmp-50")
+    assert "no checkpoint" in app.info[0].value
+    app.sidebar.selectbox(key="model").set_value(ATTRIBUTED).run()
+    app.toggle(key="attribution").set_value(True).run()
+    assert not app.exception, app.exception
+    attribution = [spec for spec in specs(app) if "hconcat" in spec]
+    assert len(attribution) == 1 and len(attribution[0]["hconcat"]) == 3
+
+
+def test_embedding_colours_by_class_correctness_or_model(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, "views/embedding.py", model="m01-ft-50")
+    (spec,) = specs(app)
+    assert spec["encoding"]["color"]["field"] == "label_name"
+    app.segmented_control(key="embedding_colour").set_value("model").run()
+    (spec,) = specs(app)
+    assert spec["encoding"]["color"]["field"] == "model_id"
+    app.sidebar.selectbox(key="corruption").set_value("gaussian_noise").run()
+    assert "other settings" in app.info[0].value
+
+
+@pytest.mark.parametrize("page", [None, "views/matrix.py", "views/sample.py"])
 def test_pages_explain_a_missing_store(monkeypatch, tmp_path, page) -> None:
     app = open_app(monkeypatch, tmp_path / "absent", page)
     assert "No store at" in app.warning[0].value
@@ -63,9 +284,118 @@ def test_changing_the_store_in_the_sidebar_switches_the_page(monkeypatch, store,
     assert not app.metric
 
 
-def test_heatmap_orders_columns_like_the_benchmark(store) -> None:
-    matrix = queries.accuracy_matrix(Catalog(store))
-    spec = charts.accuracy_heatmap(matrix, ["gaussian_noise", "contrast"]).to_dict()
-    order = spec["encoding"]["x"]["sort"]
-    assert order == ["clean s0", "gaussian_noise s1", "gaussian_noise s3", "contrast s1", "contrast s3"]
+def test_a_clicked_mark_becomes_the_shared_selection() -> None:
+    def script() -> None:
+        import streamlit as st
+
+        from dashboard import state
+
+        st.session_state.setdefault("corruption", "fog")
+        st.session_state.setdefault("severity", 5)
+        if "point" in st.session_state:
+            state.apply_point(st.session_state["point"])
+
+    app = AppTest.from_function(script).run()
+    app.session_state["point"] = {"model_id": "m01", "corruption": "contrast", "severity": 3, "sample_id": 4.0}
+    app.run()
+    assert (app.session_state["model"], app.session_state["corruption"], app.session_state["severity"],
+            app.session_state["sample"]) == ("m01", "contrast", 3, 4)
+    app.session_state["point"] = {"model_id": "m02", "model_b": "m00", "corruption": "clean", "severity": 0}
+    app.run()
+    assert (app.session_state["model"], app.session_state["compare"], app.session_state["corruption"],
+            app.session_state["severity"]) == ("m02", "m00", "clean", 3)  # clean keeps the severity slider
+
+
+# -- charts and attribution without Streamlit ------------------------------------------------------------
+
+def test_matrix_orders_rows_by_method_then_sparsity_and_columns_like_the_benchmark(store) -> None:
+    cells = pl.DataFrame({
+        "model_id": ["b90", "a50", "d", "b50"], "method": ["lrr", "ft", "dense", "lrr"],
+        "target_sparsity": [0.9, 0.5, 0.0, 0.5], "corruption": ["fog", "clean", "fog", "fog"],
+        "severity": [3, 0, 3, 3], "accuracy": [0.5, 0.9, 0.95, 0.7]})
+    spec = charts.evaluation_matrix(cells, "accuracy", "accuracy", ["clean", "fog s3"], domain=(0, 1)).to_dict()
+    assert spec["encoding"]["y"]["sort"] == ["dense", "ft 50%", "lrr 50%", "lrr 90%"]
+    assert spec["encoding"]["x"]["sort"] == ["clean", "fog s3"]
     assert spec["encoding"]["color"]["scale"]["domain"] == [0, 1]
+
+
+def test_accuracy_lines_start_at_the_dense_model() -> None:
+    summary = pl.DataFrame({"model_id": ["d", "f50", "f90", "g90"], "method": ["dense", "ft", "ft", "gmp"],
+                            "sparsity": [0.0, 0.5, 0.9, 0.9], "clean_accuracy": [0.99, 0.98, 0.95, 0.9],
+                            "corruption_accuracy": [0.8, 0.78, 0.7, 0.6]})
+    spec = charts.accuracy_vs_sparsity(summary).to_dict()
+    lines = pl.DataFrame(spec["datasets"][spec["layer"][0]["data"]["name"]])
+    assert lines.filter(pl.col("model_id") == "d")["method"].sort().to_list() == ["dense", "dense", "ft", "ft",
+                                                                                   "gmp", "gmp"]
+    points = spec["datasets"][spec["layer"][1]["data"]["name"]]
+    assert len(points) == 4 * 2  # one point per model and kind of image
+
+
+def test_model_labels_add_the_id_only_where_two_models_would_read_alike() -> None:
+    frame = pl.DataFrame({"model_id": ["d", "f-s0", "f-s1", "g"], "method": ["dense", "ft", "ft", "gmp"],
+                          "target_sparsity": [0.0, 0.9, 0.9, 0.5]})
+    assert charts.model_labels(frame).to_list() == ["dense", "ft 90% · f-s0", "ft 90% · f-s1", "gmp 50%"]
+
+
+def test_parallel_coordinates_name_every_axis_and_scale_angles_together(store) -> None:
+    catalog = Catalog(store)
+    axes = queries.parallel_axes(catalog)
+    lines = queries.parallel_lines(catalog, "m01-ft-50", "clean", 0, lines=7)
+    assert lines["sample_id"].n_unique() == 7
+    assert lines.height == 7 * len(axes) == 7 * (10 + 3)
+    angles = lines.filter(pl.col("axis_index") < 10)
+    assert angles["low"].n_unique() == 1 and angles["high"].n_unique() == 1  # one degree scale
+    assert lines["scaled"].min() >= 0 and lines["scaled"].max() <= 1
+    spec = charts.parallel_lines(lines, axes, "t").to_dict()
+    label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
+    assert "'angle to class9 (°)'" in label_expression and "'loss (nats)'" in label_expression
+
+    top = queries.parallel_lines(catalog, "m01-ft-50", "clean", 0, top_k=3, lines=5)
+    assert queries.parallel_axes(catalog, 3)[1] == "wrong class #1 angle (°)"
+    assert top.height == 5 * (1 + 3 + 3)
+    nearest = top.filter(pl.col("axis_index").is_in([1, 2, 3])).sort("sample_id", "axis_index")
+    assert all(group["value"].is_sorted() for _, group in nearest.group_by("sample_id"))
+
+
+def test_density_parallel_coordinates_count_every_sample_once_per_axis_pair(store) -> None:
+    catalog = Catalog(store)
+    density = queries.parallel_density(catalog, "m01-ft-50", "contrast", 3, bins=8)
+    per_pair = density.group_by("axis_index").agg(pl.col("samples").sum())
+    assert per_pair["samples"].unique().to_list() == [40]
+    spec = charts.parallel_density(density, queries.parallel_axes(catalog), "t").to_dict()
+    assert spec["layer"][0]["encoding"]["x2"]["field"] == "next_index"
+
+
+def test_binned_geometry_keeps_every_sample(store) -> None:
+    catalog = Catalog(store)
+    bins = queries.setting_bins(catalog, "m01-ft-50", "clean", 0, bins=5)
+    assert bins["samples"].sum() == 40
+    assert (bins["x_high"] > bins["x_low"]).all()
+    deltas = queries.pair_delta_bins(catalog, "m00-dense-0", "m01-ft-50", "clean", 0, bins=5, labels=[0, 1])
+    assert deltas["samples"].sum() == queries.pair_deltas(catalog, "m00-dense-0", "m01-ft-50", "clean", 0,
+                                                          labels=[0, 1]).height
+
+
+@pytest.mark.parametrize("severity", [None, 3])
+def test_fast_drop_correlation_equals_the_analytics_one(store, severity) -> None:
+    catalog = Catalog(store)
+    fast = queries.corruption_drop_correlation(catalog, severity)
+    full = analytics.corruption_redundancy(catalog, severity)
+    joined = fast.join(full, on=["corruption_a", "corruption_b"], suffix="_full")
+    assert joined.height == fast.height == full.height > 0
+    assert (joined["drop_correlation"] - joined["drop_correlation_full"]).abs().max() < 1e-9
+
+
+def test_occlusion_attribution_maps_cover_the_image(store) -> None:
+    from compute import checkpoint
+
+    model, _ = checkpoint.load(store / "checkpoints" / f"{ATTRIBUTED}.pt")
+    image = np.load(store / schema.IMAGES / "clean.npy")[3]
+    maps = attribution.occlusion(model, image, label=2, patch=8, stride=4)
+    for metric in attribution.METRICS:
+        assert maps[metric].shape == image.shape[:2]
+        assert np.isfinite(maps[metric]).all()
+    assert 0 <= maps["original"]["angle_true"] <= 180
+    spec = charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS}, attribution.UNITS).to_dict()
+    assert len(spec["hconcat"]) == 3
+    assert attribution.missing_checkpoint(None) and attribution.missing_checkpoint(str(store / "gone.pt"))

@@ -3,21 +3,30 @@
 import streamlit as st
 
 from dashboard import charts, state
+from store import analytics, queries
 
 st.title("Overview")
 catalog = state.open_catalog()
-if catalog is not None:
-    manifest = catalog.manifest
-    models = state.models(catalog)
-    st.caption(f"Store `{catalog.root}` · dataset **{manifest['dataset']}** · {manifest['num_samples']} test "
-               f"samples · {manifest['num_classes']} classes · {len(manifest['corruptions'])} corruptions")
-    if models.is_empty():
-        st.info("This store has no models yet. Add some with `python -m compute extract --store "
-                f"{catalog.root} --checkpoints ...`.")
-    else:
-        columns = st.columns(3)
-        columns[0].metric("models", models.height)
-        columns[1].metric("methods", models["method"].n_unique())
-        columns[2].metric("best clean accuracy", f"{models['clean_accuracy'].max():.3f}")
-        st.altair_chart(charts.accuracy_vs_sparsity(models), width="stretch")
-        st.dataframe(models.drop("hparams", "checkpoint"), hide_index=True)
+manifest = catalog.manifest
+st.caption(f"Store `{catalog.root}` · dataset **{manifest['dataset']}** · {manifest['num_samples']} test "
+           f"samples · {manifest['num_classes']} classes · {len(manifest['corruptions'])} corruptions at "
+           f"severities {', '.join(map(str, manifest['severities']))}")
+models = state.query(queries.models, catalog)
+if models.is_empty():
+    st.info("This store has no models yet. Add some with `python -m compute extract --store "
+            f"{catalog.root} --checkpoints ...`.")
+    st.stop()
+summary = state.query(analytics.model_summary, catalog)
+columns = st.columns(4)
+columns[0].metric("models", models.height)
+columns[1].metric("methods", models["method"].n_unique())
+columns[2].metric("best clean accuracy", f"{summary['clean_accuracy'].max():.3f}")
+columns[3].metric("best corruption accuracy", f"{summary['corruption_accuracy'].max() or 0:.3f}")
+state.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
+st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
+           "corruption and severity in the store; mCE is relative to each model's dense model.")
+table = models.drop("hparams", "checkpoint", "clean_accuracy").join(
+    summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_dense", "mce",
+                   "relative_mce"), on="model_id", how="left")
+st.dataframe(table, hide_index=True)
+state.downloads(table, "models")

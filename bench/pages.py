@@ -1,0 +1,76 @@
+"""Dashboard page times in a real browser: each page's time to rendered content, demo store vs a large one.
+
+Time to rendered content = from the click on the page's sidebar link until its script has finished, every
+chart has drawn its marks and a chart, table, image or explanation is on screen (tests.browser.navigate),
+in Debian's Chromium. Each store gets a fresh server; the app is opened once, then every page is visited
+twice through the sidebar: cold (empty query caches, first use of the page in that server) and warm
+(cached query results, as any later visit sees it). The first cold page also pays for the app's first
+run in the server (imports, opening the store): that is the `open` row, the Overview opened by its URL.
+
+Stores: the demo (data/demo, built when missing) and a large synthetic study of 20 models x 96 settings x
+10,000 samples, about 19 million prediction rows (bench/out/queries-store from `bench.queries` when it is
+there, else written here). Goal: at most 3 s per page on the large store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.synthetic import write_store
+from tests.browser import PAGES, VIEWPORT, chromium, dashboard, navigate, visit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo"
+OUT = Path(__file__).resolve().parent / "out"
+LARGE_CANDIDATES = (OUT / "queries-store", OUT / "pages-store")  # the first is bench.queries' store
+GOAL_SECONDS = 3.0
+
+
+def demo_store() -> Path:
+    """data/demo, built by `python -m compute demo` when it is missing."""
+    if not (DEMO / "models.parquet").is_file():
+        from compute.__main__ import main as compute
+
+        if compute(["demo", "--out", str(DEMO)]) != 0:
+            raise RuntimeError("building the demo store failed")
+    return DEMO
+
+
+def large_store() -> Path:
+    """A complete ~19M-row synthetic store: reused when present, else written (tens of minutes)."""
+    for candidate in LARGE_CANDIDATES:
+        if (candidate / "models.parquet").is_file():
+            return candidate
+    from compute.corruptions import NAMES
+
+    return write_store(LARGE_CANDIDATES[-1], num_models=20, num_samples=10_000, corruptions=NAMES)
+
+
+def page_times(store: Path) -> dict[str, tuple[float, float]]:
+    """(cold, warm) seconds to rendered content per page, on a fresh server for `store`; `open` is the
+    first load of the app (by URL, the Overview) and its reload."""
+    with dashboard(store, timeout=180) as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        opened = visit(page, url, "overview", timeout=300)
+        pages = [path for path in PAGES if path != "overview"] + ["overview"]
+        cold = {path: navigate(page, path, timeout=300) for path in pages}
+        warm = {path: navigate(page, path, timeout=300) for path in pages}
+        reopened = visit(page, url, "overview", timeout=300)
+    return {"open": (opened, reopened), **{path: (cold[path], warm[path]) for path in PAGES}}
+
+
+def main() -> None:
+    stores = {"demo": demo_store(), "large": large_store()}
+    times = {name: page_times(path) for name, path in stores.items()}
+    print(f"page time to rendered content, seconds (cold: first visit on a fresh server; warm: second); "
+          f"goal <= {GOAL_SECONDS:.0f} s on large")
+    print(f"{'page':<12} {'demo cold':>10} {'demo warm':>10} {'large cold':>11} {'large warm':>11}  goal")
+    for path in ("open", *PAGES):
+        (demo_cold, demo_warm), (large_cold, large_warm) = times["demo"][path], times["large"][path]
+        verdict = "ok" if max(large_cold, large_warm) <= GOAL_SECONDS else (
+            "warm ok" if large_warm <= GOAL_SECONDS else "SLOW")
+        print(f"{path:<12} {demo_cold:>10.2f} {demo_warm:>10.2f} {large_cold:>11.2f} {large_warm:>11.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Embedding: the precomputed 2-D projection of per-sample geometry, coloured by class, correctness or model."""
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts, state
+from store import analytics
+
+COLOURS = {"class": "label_name", "correctness": "correct", "model": "model_id"}
+
+st.title("Embedding")
+catalog = state.open_catalog()
+selection = state.selection()
+points = state.query(analytics.sample_embedding, catalog)
+if points.is_empty():
+    st.info("No per-sample embedding in this store yet. Compute it with `python -m compute embed --store "
+            f"{catalog.root}`; this page then shows each sample's geometry projected to 2-D.")
+    st.stop()
+colour = st.segmented_control("Colour by", list(COLOURS), default="class", key="embedding_colour",
+                              persist_state="session", required=True)
+setting = points.filter((pl.col("corruption") == selection.corruption) & (pl.col("severity") == selection.severity))
+if setting.is_empty():
+    available = points.unique(["corruption", "severity"]).sort("corruption", "severity")
+    st.info(f"The embedding covers other settings than {selection.setting}: "
+            + ", ".join(f"{c} s{s}" for c, s in available.select("corruption", "severity").iter_rows())
+            + ". Pick one of them in the sidebar.")
+    st.stop()
+shown = setting if colour == "model" else setting.filter(pl.col("model_id") == selection.model)
+if shown.is_empty():
+    shown = setting
+    st.caption(f"`{selection.model}` is not in the embedding; showing the models it has (`python -m compute "
+               "embed --sample-models ...` adds others).")
+if shown.height > state.MAX_MARKS:
+    st.caption(f"Showing {state.MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")
+    shown = shown.sample(state.MAX_MARKS, seed=0)
+models = shown["model_id"].unique(maintain_order=True)
+whose = models[0] if len(models) == 1 else f"{len(models)} models"
+state.chart(charts.embedding_scatter(shown, COLOURS[colour], f"Samples of {whose} on {selection.setting}"),
+            key="embedding_chart")
+st.caption("Click a point to select the sample and its model.")
+state.sample_link()
+state.downloads(shown, "embedding")

@@ -1,0 +1,74 @@
+"""Sample: one test image clean and under every corruption, what every model makes of it, and which of
+its pixels drive the selected model's geometry (occlusion attribution)."""
+
+import polars as pl
+import streamlit as st
+
+from dashboard import attribution, charts, images, state
+from store import queries, schema
+
+st.title("Sample")
+catalog = state.open_catalog()
+selection = state.selection()
+manifest = catalog.manifest
+requested = st.query_params.get("sample", "")
+if requested != st.session_state.get("sample_in_url") and requested.isdigit():  # a link or a typed URL
+    st.session_state["sample"] = int(requested)
+if st.session_state.get("sample", 0) not in range(manifest["num_samples"]):
+    st.session_state["sample"] = 0  # from another store: start again at the first sample
+sample_id = int(st.number_input("Sample id", 0, manifest["num_samples"] - 1, key="sample",
+                                help="also `?sample=ID` in the URL; the Samples page opens samples here"))
+st.query_params["sample"] = st.session_state["sample_in_url"] = str(sample_id)
+severity = selection.severity or max(manifest["severities"])
+rows = state.query(queries.sample_rows, catalog, sample_id, severity)
+if rows.is_empty():
+    st.info("No predictions for this sample yet.")
+    st.stop()
+label = int(rows["label"][0])
+st.markdown(f"Class **{manifest['class_names'][label]}** (label {label}) · model `{selection.model}` · "
+            f"{selection.setting}")
+
+picture, table = st.columns([1, 4])
+image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
+if image is None:
+    picture.info("This store keeps no images.")
+else:
+    picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
+with table:
+    columns = charts.setting_order(manifest["corruptions"], [severity])
+    state.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
+    st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting.")
+with st.expander("Per-model table"):
+    st.dataframe(rows, hide_index=True)
+    state.downloads(rows, f"sample-{sample_id}")
+
+st.subheader("Occlusion attribution")
+models = state.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
+checkpoint = models["checkpoint"][0] if models.height else None
+problem = attribution.missing_checkpoint(checkpoint) or (None if image is not None else "No image to occlude.")
+if problem:
+    st.info(problem)
+elif st.toggle(f"Compute for `{selection.model}` on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
+               key="attribution"):
+    try:
+        with st.spinner("running the model on every occluded copy..."):
+            maps = attribution.occlusion_maps(checkpoint, image, label)
+    except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
+        st.warning(str(error))
+    else:
+        st.altair_chart(charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS},
+                                                attribution.UNITS))
+        original = maps["original"]
+        st.caption(f"Unoccluded: angle to true class {original['angle_true']:.1f}°, feature norm "
+                   f"{original['feature_norm']:.3f}, margin {original['margin']:.3f}. Red: covering the pixel "
+                   "raises the metric; blue: lowers it.")
+
+st.subheader("Under every corruption")
+if image is not None and st.toggle("Show the image under every corruption and severity (regenerated on the CPU "
+                                   "from seed 0 unless the store keeps them; the first time takes a few seconds)",
+                                   key="corruption_grid", persist_state="session"):
+    settings = [(c, s) for c in manifest["corruptions"] for s in manifest["severities"]]
+    with st.spinner("regenerating corrupted images..."):
+        tiles = [images.enlarged(images.sample_image(catalog, sample_id, c, s)) for c, s in settings]
+    st.image([images.enlarged(images.sample_image(catalog, sample_id, schema.CLEAN, 0)), *tiles],
+             caption=["clean", *(f"{c} s{s}" for c, s in settings)], width=96)

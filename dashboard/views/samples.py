@@ -1,0 +1,103 @@
+"""Samples: find fragile or robust samples with a preset or a free filter; pick one to open it."""
+
+import functools
+
+import duckdb
+import polars as pl
+import streamlit as st
+
+from dashboard import images, state
+from store import analytics, schema
+from store.catalog import QueryTimeout
+from store.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
+
+PAGE_SIZE = 25
+LIMIT = 1000  # filter rows fetched at most; the count says how many match
+
+
+def open_row(rows: pl.DataFrame) -> None:
+    """on_select of the table: the row's sample (and, for prediction rows, its model and setting) becomes
+    the selection, and the Sample page opens."""
+    picked = st.session_state["samples_table"].selection.rows
+    if picked:
+        state.apply_point(rows.row(picked[0], named=True))
+        st.session_state["open_sample"] = True
+
+
+st.title("Samples")
+catalog = state.open_catalog()
+selection = state.selection()
+severity = selection.severity or max(catalog.manifest["severities"])
+QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; its arguments)
+    "pruning_fragile": (f"right for the dense model, wrong for a pruned one ({selection.setting})",
+                        {"k": 1, "corruption": selection.corruption, "severity": selection.severity}),
+    "corruption_fragile": (f"`{selection.model}` right on clean images, wrong under "
+                           f"{selection.corruption} up to severity {severity}",
+                           {"corruption": selection.corruption, "max_severity": severity,
+                            "model_id": selection.model}),
+    "robust": (f"right for every model under every corruption up to severity {severity}",
+               {"max_severity": severity}),
+    "flipped_by_pruning": (f"right for `{selection.compare}`, wrong for `{selection.model}` "
+                           f"({selection.setting})",
+                           {"model_a": selection.compare, "model_b": selection.model,
+                            "corruption": selection.corruption, "severity": selection.severity}),
+}
+
+source = st.segmented_control("Find samples by", ["preset", "filter"], default="preset", key="samples_source",
+                              persist_state="session", required=True)
+try:
+    if source == "preset":
+        name = st.selectbox("Preset", list(QUESTIONS), key="samples_preset", persist_state="session",
+                            format_func=lambda preset: f"{preset.replace('_', ' ')}: {analytics.PRESETS[preset][1]}")
+        question, arguments = QUESTIONS[name]
+        st.caption(f"Samples {question}. The sidebar selection fills in the model and setting.")
+        if name == "corruption_fragile" and selection.corruption == schema.CLEAN:
+            st.info("Pick a corruption in the sidebar: this preset asks what a corruption breaks.")
+            st.stop()
+        if name == "flipped_by_pruning" and not selection.compare:
+            st.info("Pick a model under **Compare with** in the sidebar: this preset compares two models.")
+            st.stop()
+        result = state.query(analytics.PRESETS[name][0], catalog, **arguments)
+        matches = result.height
+    else:
+        text = st.text_input("Filter", key="samples_filter", persist_state="session",
+                             placeholder=FILTER_EXAMPLES[0], help="a condition on the columns below")
+        scoped = st.checkbox(f"only `{selection.model}` on {selection.setting}", value=True,
+                             key="samples_scoped", persist_state="session",
+                             help="the sidebar's model and setting; much faster on a large study")
+        with st.expander("Filter language"):
+            st.code(FILTER_HELP, language=None)
+        if not text.strip():
+            st.info(f"Type a condition, e.g. `{FILTER_EXAMPLES[0]}`.")
+            st.stop()
+        compile_filter(text)  # errors name what the user typed, before the scope is added
+        if scoped:
+            text = (f"model_id = {state.quoted(selection.model)} and corruption = "
+                    f"{state.quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
+        matches = state.query(analytics.count_rows, catalog, text)
+        result = state.query(analytics.filter_rows, catalog, text, LIMIT)
+except (FilterError, QueryTimeout, duckdb.Error, ValueError) as error:
+    st.error(str(error))
+    st.stop()
+
+if result.is_empty():
+    st.info("No sample matches.")
+    st.stop()
+pages = (result.height + PAGE_SIZE - 1) // PAGE_SIZE
+shown_note = f" (the first {result.height:,} are listed)" if matches > result.height else ""
+left, right = st.columns([3, 1])
+left.markdown(f"**{matches:,}** matching {'rows' if source == 'filter' else 'samples'}{shown_note}. "
+              "Select a row to open the sample.")
+page = right.number_input("Page", 1, max(pages, 1), 1, key="samples_page") if pages > 1 else 1
+rows = result.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
+st.dataframe(rows, hide_index=True, on_select=functools.partial(open_row, rows), selection_mode="single-row",
+             key="samples_table")
+state.downloads(result, f"samples-{source}")
+if st.session_state.pop("open_sample", False):
+    st.switch_page("views/sample.py", query_params={"sample": str(st.session_state["sample"])})
+
+clean = images.clean_images(catalog)
+if clean is not None:
+    shown = rows.unique("sample_id", maintain_order=True).select("sample_id", "label_name")
+    st.image([images.enlarged(clean[i]) for i in shown["sample_id"]],
+             caption=[f"#{i} {name}" for i, name in shown.iter_rows()], width=96)

@@ -1,0 +1,63 @@
+"""Geometric similarity: models placed by their per-sample geometry (UMAP + minimum spanning tree),
+beside method agreement and corruption redundancy in clustered order."""
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts, state
+from store import analytics, queries
+
+st.title("Geometric similarity")
+catalog = state.open_catalog()
+selection = state.selection()
+models = state.query(queries.models, catalog)
+shown = models.filter(pl.col("method").is_in(list(selection.methods)))["model_id"].to_list()
+
+embedding = state.query(analytics.model_embedding, catalog)
+if embedding.is_empty():
+    st.info("No model embedding in this store yet. Compute it (UMAP of every model's per-sample angle, "
+            f"feature norm and margin, plus the minimum spanning tree) with `python -m compute embed --store "
+            f"{catalog.root}`; this page then shows where each model lies.")
+else:
+    edges = state.query(analytics.model_tree, catalog)
+    state.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),
+                                 edges.filter(pl.col("source").is_in(shown) & pl.col("target").is_in(shown))),
+                key="similarity_map")
+    st.caption("Close models treat the test samples alike (angle, length, margin). Click a model to select it.")
+
+st.subheader("Model agreement")
+pairs = state.query(analytics.model_agreement, catalog, selection.corruption, selection.severity)
+pairs = pairs.filter(pl.col("model_a").is_in(shown) & pl.col("model_b").is_in(shown))
+if pairs.is_empty():
+    st.info("Model agreement needs at least two models with predictions in the selected setting.")
+else:
+    matrix, order = analytics.square_matrix(pairs, "kappa")
+    state.chart(charts.clustered_heatmap(
+        matrix, order, legend="Cohen's kappa", items="model", row_field="model_id", column_field="model_b",
+        title=f"Models that get the same samples right ({selection.setting})"), key="agreement_chart", stretch=False)
+    st.caption("Kappa 1: the two models are right and wrong on the same samples; 0: no more than chance. "
+               "Click a cell to select the pair (model and comparison).")
+    state.downloads(pairs, "model-agreement")
+
+st.subheader("Corruption redundancy")
+per_sample = st.toggle("per-sample kappa (slower on large studies)", key="redundancy_per_sample",
+                       persist_state="session",
+                       help="off: correlation across models of the accuracy drops; on: Cohen's kappa of "
+                            "correctness, pairing each model's predictions on the same sample")
+severity = selection.severity or None
+if per_sample:
+    pairs = state.query(analytics.corruption_redundancy, catalog, severity)
+    value, legend = "kappa", "Cohen's kappa"
+else:
+    pairs = state.query(queries.corruption_drop_correlation, catalog, severity)
+    value, legend = "drop_correlation", "drop correlation"
+if pairs.is_empty():
+    st.info("Corruption redundancy needs at least two corruptions and two models.")
+else:
+    matrix, order = analytics.square_matrix(pairs, value)
+    where = f"severity {severity}" if severity else "mean over severities"
+    state.chart(charts.clustered_heatmap(
+        matrix, order, legend=legend, items="corruption", row_field="corruption", column_field="corruption_b",
+        title=f"Corruptions that affect the models alike ({where})"), key="redundancy_chart", stretch=False)
+    st.caption("Blocks of near-1 values are redundant corruptions. Click a cell to select its row's corruption.")
+    state.downloads(pairs, "corruption-redundancy")
