@@ -28,7 +28,7 @@ def demo_study() -> Study:
             MethodPlan("ft", (0.5, 0.9)),
             MethodPlan("lrr", (0.5, 0.9), train={"epochs": 2}, options={"rounds": 2}),
             MethodPlan("ltr", (0.9,), train={"epochs": 4, "lr": 0.05}, options={"rounds": 2}),
-            MethodPlan("random", (0.8,), train={"epochs": 8}),
+            MethodPlan("random", (0.9,), train={"epochs": 8}),
             MethodPlan("gmp", (0.9,), train={"epochs": 8}),
             MethodPlan("snip", (0.9,), train={"epochs": 8}),
             MethodPlan("edgepopup", (0.8,)),

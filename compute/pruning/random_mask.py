@@ -1,18 +1,17 @@
-"""`random`: a random mask at initialisation, then training (the control for every other method).
+"""`random`: a uniformly random mask at initialisation, then training (the control for every other method).
 
 If a method helps robustness only because the network got smaller, a random mask of the same sparsity
 trained the same way would do as well; comparing the two separates "fewer weights" from "which weights"
 (Liu et al. 2022, "The unreasonable effectiveness of random pruning", arXiv 2202.02643).
 
-As in Liu et al., the per-layer densities follow Erdos-Renyi-Kernel (Evci et al. 2020, arXiv 1911.11134):
-density proportional to (sum of a layer's dimensions) / (its number of weights), so small layers such as
-the first convolution stay dense. With the same sparsity in every layer (`layerwise`), a small CNN on
-digits stays at chance from 80% sparsity on, because the 27-weight filters of the first layer lose
-nearly all their inputs. Why from init: a random mask on the trained dense model scrambles its features,
-and fine-tuning for 2-3 epochs stayed at chance for some masks and recovered for others.
+The mask's random stream is derived from the seed, never the seed itself: torch.manual_seed(seed) also
+drew the initial weights, and scores from the same stream would keep exactly the most positive weights
+of the first layer (a network that then barely trains).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import torch
 from torch import nn
@@ -23,34 +22,20 @@ from compute.pruning.masks import apply_masks, check_sparsity, make_permanent, t
 from compute.train import TrainConfig, train
 
 
-def erk_densities(shapes: dict[str, torch.Size], sparsity: float) -> dict[str, float]:
-    """Per-layer densities, ERK-proportional, layers that would exceed 1 made dense, overall density 1 - s."""
-    raw = {name: sum(shape) / shape.numel() for name, shape in shapes.items()}
-    dense: set[str] = set()
-    while True:
-        budget = (1.0 - sparsity) * sum(s.numel() for s in shapes.values()) - sum(shapes[n].numel() for n in dense)
-        scale = budget / sum(raw[n] * shapes[n].numel() for n in shapes if n not in dense)
-        over = {n for n in shapes if n not in dense and raw[n] * scale > 1.0}
-        if not over:
-            return {n: 1.0 if n in dense else raw[n] * scale for n in shapes}
-        dense |= over
+def mask_generator(seed: int) -> torch.Generator:
+    """A generator for the mask, independent of the weights that torch.manual_seed(seed) initialised."""
+    digest = hashlib.sha256(f"prunescope random mask {seed}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 def prune(model: nn.Module, data: ImageSet, sparsity: float, config: TrainConfig, device: torch.device, *,
           layerwise: bool = False, include_classifier: bool = False) -> nn.Module:
-    check_sparsity(sparsity)
-    generator = torch.Generator().manual_seed(config.seed)
-    layers = targets(model, include_classifier)
-    scores = {name: torch.rand(module.weight.shape, generator=generator) for name, module in layers.items()}
-    if layerwise:
-        masks = topk_masks(scores, sparsity, layerwise=True)
-    else:
-        densities = erk_densities({name: module.weight.shape for name, module in layers.items()}, sparsity)
-        masks = {name: topk_masks({name: score}, 1.0 - densities[name], layerwise=True)[name]
-                 for name, score in scores.items()}
-    apply_masks(model, masks)
+    generator = mask_generator(config.seed)
+    scores = {name: torch.rand(module.weight.shape, generator=generator)
+              for name, module in targets(model, include_classifier).items()}
+    apply_masks(model, topk_masks(scores, check_sparsity(sparsity), layerwise))
     train(model, data, config, device, description=f"random {sparsity:.0%}")
     return make_permanent(model)
 
 
-METHOD = Method(prune, from_dense=False, summary="random mask at init (ERK layer densities), then training")
+METHOD = Method(prune, from_dense=False, summary="uniformly random mask at init, then training")
