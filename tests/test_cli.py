@@ -68,3 +68,27 @@ def test_index_command_builds_the_sample_index_and_names_a_non_store(tmp_path, c
     assert sample_index.is_fresh(root)
     assert main(["index", "--store", str(tmp_path / "nothing")]) == 2
     assert "is not a prunescope store" in capsys.readouterr().err
+
+
+def test_extract_takes_a_users_own_model_by_module_and_function(tmp_path, monkeypatch, capsys) -> None:
+    from store import queries
+    from store.catalog import Catalog
+
+    (tmp_path / "mynet.py").write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+        "                         nn.Linear(4, 10))\n"
+        "def broken():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    store = tmp_path / "store"
+    args = ["extract", "--store", str(store), "--limit", "12", "--corruptions", "contrast", "--severities", "1",
+            "--device", "cpu"]
+    assert main([*args, "--model", "mynet:build"]) == 0
+    rows = queries.accuracy_matrix(Catalog(store))
+    assert set(rows["model_id"]) == {"build"} and rows["samples"].to_list() == [12, 12]
+    assert main([*args, "--model", "mynet:broken"]) == 2
+    assert "mynet:broken" in capsys.readouterr().err
+    assert main(["extract", "--store", str(store)]) == 2
+    assert "nothing to extract" in capsys.readouterr().err

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 
-from compute import corruptions, datasets
+from compute import byo, corruptions, datasets
 from compute import device as devices
 from compute.commands._common import add_dataset_arguments, add_device_argument, parse_severities
 from compute.datasets import cifar10c
 from compute.executors import EXECUTORS, RayExecutor
-from compute.extract import ExtractSummary, Shard, extract, from_checkpoint
+from compute.extract import ExtractModel, ExtractSummary, Shard, extract, from_checkpoint, model_row
 from store import sample_index, writer
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
@@ -48,7 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     add_device_argument(parser)
     parser.add_argument("--store", required=True, help="store directory (created when missing)")
-    parser.add_argument("--checkpoints", nargs="+", required=True, help="checkpoint files to extract")
+    parser.add_argument("--checkpoints", nargs="+", default=[], help="prunescope checkpoint files to extract")
+    parser.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
+                        help="bring your own model: a function returning a module that meets the model contract, "
+                        "or ends in an nn.Linear or 1x1 conv (wrapped automatically)")
+    parser.add_argument("--weights", default=None, help="state-dict file loaded into --model")
+    parser.add_argument("--model-id", default=None, help="store id of --model (default: the function's name)")
     parser.add_argument("--corruptions", nargs="+", default=list(corruptions.NAMES), metavar="NAME",
                         help="corruptions to run (default: all 19)")
     parser.add_argument("--severities", type=parse_severities, default=[1, 2, 3, 4, 5],
@@ -87,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
     data = datasets.load(args.dataset, args.data_dir, args.download)
     test = data.test.subset(args.limit)
     entries = [from_checkpoint(path) for path in args.checkpoints]
+    if args.model:
+        model = byo.load_user_model(args.model, args.weights)
+        model_id = args.model_id or args.model.rpartition(":")[2]
+        hparams = {"model_id": model_id, "method": "external", "source": args.model}
+        entries.append(ExtractModel(model_id, model, model_row(model_id, model, {"hparams": hparams}, args.weights)))
+    if not entries:
+        raise ValueError("nothing to extract: give --checkpoints FILE ... and/or --model MODULE:FUNCTION")
     writer.init_store(args.store, dataset=data.name, class_names=data.class_names, images=test.images,
                       labels=test.labels, corruptions=args.corruptions, severities=args.severities)
     load_corrupted = None
