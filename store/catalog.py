@@ -33,11 +33,6 @@ class QueryTimeout(RuntimeError):
     """A query ran past its time limit and was interrupted."""
 
 
-def _literal(path: Path) -> str:
-    """A file path as an SQL string literal (table functions take no bound parameters in view bodies)."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 _DUCK_TYPES = {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
                pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}
 
@@ -73,8 +68,8 @@ class Catalog:
         for name, file, arrow_schema in (("samples", schema.SAMPLES, schema.SAMPLE_SCHEMA),
                                          ("models_raw", schema.MODELS, schema.MODEL_SCHEMA)):
             path = self.root / file
-            # The store's own path, quoted by _literal: not user input.
-            body = (f"SELECT * FROM read_parquet({_literal(path)})"  # noqa: S608
+            # The store's own path, quoted by schema.sql_literal: not user input.
+            body = (f"SELECT * FROM read_parquet({schema.sql_literal(path)})"  # noqa: S608
                     if path.exists() else _empty_select(arrow_schema))
             con.execute(f"CREATE VIEW {name} AS {body}")
         con.execute("""
@@ -86,14 +81,10 @@ class Catalog:
             ) AS dense_model_id
             FROM models_raw m
         """)
-        parts = sorted((self.root / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
+        parts = writer.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
         if parts:
-            # The file list found once here, not a glob that DuckDB would expand again on every query:
-            # on thousands of partitions the listing costs as much as the scan. A new Catalog sees new files.
-            files = "[" + ", ".join(_literal(part) for part in parts) + "]"
-            body = (f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "  # noqa: S608
-                    "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER})")
+            body = f"SELECT * FROM {schema.read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
         else:
             empty = pa.schema([*schema.prediction_schema(self.num_classes),
                                pa.field("model_id", pa.string()), pa.field("corruption", pa.string()),
@@ -104,7 +95,7 @@ class Catalog:
         self.has_sample_index = sample_index.is_fresh(self.root)
         if self.has_sample_index:
             index = self.root / sample_index.INDEX / sample_index.FILE
-            con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({_literal(index)})")  # noqa: S608
+            con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({schema.sql_literal(index)})")  # noqa: S608
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,

@@ -22,10 +22,6 @@ COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "
            "p_true", "angle_true", "feature_norm", "margin", "loss")
 
 
-def _partition_files(root: Path) -> list[Path]:
-    return sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
-
-
 def is_fresh(root: str | Path) -> bool:
     """True when the index exists and was built from exactly the store's current partition files."""
     root = Path(root)
@@ -36,24 +32,22 @@ def is_fresh(root: str | Path) -> bool:
         recorded = json.loads(info.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return recorded.get("files") == [str(p.relative_to(root)) for p in _partition_files(root)]
+    return recorded.get("files") == [str(p.relative_to(root)) for p in writer.prediction_files(root)]
 
 
 def build(root: str | Path) -> Path | None:
     """(Re)write the index when it is stale; returns its path, or None for a store without predictions."""
     root = Path(root)
-    files = _partition_files(root)
+    files = writer.prediction_files(root)
     if not files:
         return None
     path = root / INDEX / FILE
     if is_fresh(root):
         return path
-    listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
     con = duckdb.connect(":memory:")
     try:
         table = con.sql(
-            f"SELECT {', '.join(COLUMNS)} FROM read_parquet({listing}, hive_partitioning = true, "  # noqa: S608
-            "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER}) "
+            f"SELECT {', '.join(COLUMNS)} FROM {schema.read_predictions(files)} "  # noqa: S608 (store paths, quoted)
             "ORDER BY sample_id, model_id, corruption, severity").to_arrow_table()
     finally:
         con.close()

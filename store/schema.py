@@ -17,6 +17,9 @@ Any Parquet engine reads it with hive partitioning; angles are in degrees.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -147,3 +150,19 @@ FILTER_COLUMNS: dict[str, str] = {
     "dense_angle_true": "the dense model's angle_true on this sample and setting",
     "dense_margin": "the dense model's margin on this sample and setting",
 }
+
+
+def sql_literal(path: Path) -> str:
+    """A file path as an SQL string literal (table functions take no bound parameters in view bodies)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def read_predictions(files: Sequence[Path]) -> str:
+    """DuckDB SQL reading these prediction files with their hive partition keys typed.
+
+    An explicit file list, not a glob: DuckDB would expand a glob again on every query, and on thousands of
+    partitions the listing costs as much as the scan.
+    """
+    listing = "[" + ", ".join(sql_literal(path) for path in files) + "]"
+    return (f"read_parquet({listing}, hive_partitioning = true, "
+            "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER})")

@@ -278,6 +278,11 @@ def prediction_table(columns: dict[str, np.ndarray], num_classes: int) -> pa.Tab
     return pa.table([arrays[f.name] for f in target], schema=target)
 
 
+def prediction_files(root: str | Path) -> list[Path]:
+    """Every published prediction file of the store, sorted (model, corruption, severity)."""
+    return sorted((Path(root) / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
+
+
 def partition_file(root: str | Path, model_id: str, corruption: str, severity: int) -> Path:
     return _partition_dir(Path(root), model_id, corruption, severity) / "part-0.parquet"
 
