@@ -37,11 +37,6 @@ REFLECT_101 = "reflect_101"
 SYMMETRIC = "symmetric"
 
 
-def pixel_scale(x: Tensor) -> float:
-    """How much larger than CIFAR's 32 pixels the images are; pixel-unit constants scale by this."""
-    return x.shape[-1] / 32
-
-
 def wrap_index(index: Tensor, size: int, mode: str) -> Tensor:
     """Map integer positions, possibly outside [0, size), onto pixels inside by the border `mode`."""
     if mode == EDGE or size == 1:
@@ -278,6 +273,57 @@ def hsv_to_rgb(hue: Tensor, saturation: Tensor, value: Tensor) -> Tensor:
     ramp = torch.minimum(k, 4.0 - k).clamp(0, 1)
     chroma = (value * saturation)[:, None]
     return value[:, None] - chroma * ramp
+
+
+# Float results within this fraction of a level above an integer count as that integer when truncated:
+# float32 sums of exact levels (a flat region under a normalised kernel) can land a hair below them,
+# where the original's float64 arithmetic mostly did not.
+TRUNCATION_SLACK = 2.0**-10
+
+
+def truncate_levels(x: Tensor) -> Tensor:
+    """numpy's float -> uint8 cast of x * 255 (truncation toward zero, Q6), kept as float levels 0..255."""
+    return torch.floor(x.clamp(0, 1) * 255.0 + TRUNCATION_SLACK).clamp(max=255)
+
+
+def correlate_fft(x: Tensor, kernel: np.ndarray, mode: str) -> Tensor:
+    """2-D correlation of every channel with an odd-sized `kernel`, borders by `mode`, through the FFT.
+
+    For the large kernels of defocus blur (up to 25x25 at 224 px) a direct sum costs hundreds of
+    multiply-adds per value; the FFT costs a few dozen. The padded image (radius on each side, so the
+    circular convolution never wraps) is transformed in float64: every value is one transform of one
+    image, computed the same whatever the batch (the tests check the bytes).
+    """
+    radius = kernel.shape[0] // 2
+    if radius == 0:
+        return x * float(kernel[0, 0])
+    height, width = x.shape[-2:]
+    padded = pad(x.to(torch.float64), radius, mode)
+    spectrum = torch.fft.rfft2(padded)
+    response = kernel_spectrum(tuple(map(tuple, kernel.tolist())), padded.shape[-2], padded.shape[-1], str(x.device))
+    out = torch.fft.irfft2(spectrum * response, s=padded.shape[-2:])
+    return out[..., :height, :width].to(x.dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_spectrum(kernel: tuple[tuple[float, ...], ...], rows: int, cols: int, device: str) -> Tensor:
+    """rfft2 of g with g[-a mod rows, -b mod cols] = kernel[a, b]: the circular convolution with g of the
+    padded image, read at [:H, :W], is the correlation with `kernel`."""
+    weights = torch.tensor(kernel, dtype=torch.float64)
+    size = weights.shape[0]
+    g = torch.zeros(rows, cols, dtype=torch.float64)
+    index_rows = (-torch.arange(size)) % rows
+    index_cols = (-torch.arange(size)) % cols
+    g[index_rows[:, None], index_cols[None, :]] = weights
+    return torch.fft.rfft2(g).to(device)
+
+
+def pad(x: Tensor, radius: int, mode: str) -> Tensor:
+    """Pad the last two axes by `radius` on each side with the border `mode` (any radius)."""
+    height, width = x.shape[-2:]
+    rows = wrap_index(torch.arange(-radius, height + radius, device=x.device), height, mode)
+    cols = wrap_index(torch.arange(-radius, width + radius, device=x.device), width, mode)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def quantize(x: Tensor) -> Tensor:
