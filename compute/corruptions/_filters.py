@@ -184,6 +184,9 @@ def sample_bilinear(x: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode=padding, align_corners=False)
 
 
+MOTION_FFT_MIN_SIZE = 100  # from this side on (the 224-px constants' 21-41 taps) the FFT is cheaper
+
+
 def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -> Tensor:
     """ImageMagick's MotionBlurImage: a one-sided gaussian-weighted line kernel at a per-sample angle.
 
@@ -192,7 +195,7 @@ def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -
     (0 degrees points right, 90 down); pixels beyond the border repeat the edge. `angle_degrees` is a
     float64 (N,) tensor; the offsets are computed on the CPU so every device uses the same ones.
     Each tap shifts the rows per sample, then the columns as rows of the transposed image; the sum
-    is kept transposed and turned back once.
+    is kept transposed and turned back once. Large images use each sample's kernel through the FFT.
     """
     height, width = x.shape[-2:]
     taps = 2 * math.ceil(radius) + 1
@@ -204,6 +207,14 @@ def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -
     length = torch.hypot(point_x, point_y)
     col_offsets = torch.ceil(steps[None] * point_y[:, None] / length[:, None] - 0.5).to(torch.int32)
     row_offsets = torch.ceil(steps[None] * point_x[:, None] / length[:, None] - 0.5).to(torch.int32)
+    if height >= MOTION_FFT_MIN_SIZE:  # long kernels on large images: per-sample kernels through the FFT
+        reach = taps - 1
+        kernels = np.zeros((len(theta), 2 * reach + 1, 2 * reach + 1))
+        samples = np.repeat(np.arange(len(theta)), taps)
+        np.add.at(kernels, (samples, reach + row_offsets.reshape(-1).numpy(), reach + col_offsets.reshape(-1).numpy()),
+                  np.tile(weights, len(theta)))
+        spectra = kernel_spectra_of(kernels, fft_size(height + 2 * reach), str(x.device))
+        return spectral_correlate(x, spectra, reach, EDGE)
     rows = torch.arange(height, dtype=torch.int32)
     cols = torch.arange(width, dtype=torch.int32)
     # (taps, N, H) and (taps, N, W) source rows and columns, edge pixels repeated
@@ -287,40 +298,69 @@ def truncate_levels(x: Tensor) -> Tensor:
 
 
 def correlate_fft(x: Tensor, kernel: np.ndarray, mode: str) -> Tensor:
-    """2-D correlation of every channel with an odd-sized `kernel`, borders by `mode`, through the FFT.
+    """2-D correlation of every channel with one odd-sized `kernel`, borders by `mode`, through the FFT.
 
     For the large kernels of defocus blur (up to 25x25 at 224 px) a direct sum costs hundreds of
-    multiply-adds per value; the FFT costs a few dozen. The padded image (radius on each side, so the
-    circular convolution never wraps) is transformed in float64: every value is one transform of one
-    image, computed the same whatever the batch (the tests check the bytes).
+    multiply-adds per value; the FFT a few dozen.
     """
     radius = kernel.shape[0] // 2
     if radius == 0:
         return x * float(kernel[0, 0])
+    side = fft_size(x.shape[-1] + 2 * radius)
+    key = tuple(map(tuple, kernel.tolist()))
+    return spectral_correlate(x, kernel_spectra((key,), side, str(x.device)), radius, mode)
+
+
+def spectral_correlate(x: Tensor, spectra: Tensor, radius: int, mode: str) -> Tensor:
+    """Correlate (N, C, H, W) with kernels of side 2 * radius + 1 given as `spectra` ((1 or N), P, P // 2 + 1,
+    from kernel_spectra): pad by `radius` with the border `mode`, multiply the spectra, transform back.
+
+    The padding keeps the circular convolution from wrapping. Every value is one transform of one image
+    and its own kernel, the same whatever the batch (the tests check the bytes); float32 transforms are
+    accurate to about 1e-6, far below the truncation slack.
+    """
     height, width = x.shape[-2:]
-    padded = pad(x.to(torch.float64), radius, mode)
-    spectrum = torch.fft.rfft2(padded)
-    response = kernel_spectrum(tuple(map(tuple, kernel.tolist())), padded.shape[-2], padded.shape[-1], str(x.device))
-    out = torch.fft.irfft2(spectrum * response, s=padded.shape[-2:])
-    return out[..., :height, :width].to(x.dtype)
+    side = 2 * (spectra.shape[-1] - 1)
+    padded = pad(x, radius, mode)
+    out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(side, side)) * spectra[:, None], s=(side, side))
+    return out[..., :height, :width].contiguous()
+
+
+def fft_size(minimum: int) -> int:
+    """The smallest even size >= minimum whose only prime factors are 2, 3 and 5 (fast transforms)."""
+    size = minimum + minimum % 2
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 2
+
+
+def kernel_spectra_of(kernels: np.ndarray, side: int, device: str) -> Tensor:
+    """rfft2 of g with g[-a mod side, -b mod side] = kernel[a, b] for each (k, k) kernel in `kernels`
+    (float64, (M, k, k)): the circular convolution of the padded image with g, read at [:H, :W], is the
+    correlation with the kernel. Returned as complex64 (M, side, side // 2 + 1) on `device`."""
+    count, size, _ = kernels.shape
+    g = np.zeros((count, side, side))
+    index = (-np.arange(size)) % side
+    g[:, index[:, None], index[None, :]] = kernels
+    return torch.fft.rfft2(torch.from_numpy(g)).to(torch.complex64).to(device)
 
 
 @functools.lru_cache(maxsize=32)
-def kernel_spectrum(kernel: tuple[tuple[float, ...], ...], rows: int, cols: int, device: str) -> Tensor:
-    """rfft2 of g with g[-a mod rows, -b mod cols] = kernel[a, b]: the circular convolution with g of the
-    padded image, read at [:H, :W], is the correlation with `kernel`."""
-    weights = torch.tensor(kernel, dtype=torch.float64)
-    size = weights.shape[0]
-    g = torch.zeros(rows, cols, dtype=torch.float64)
-    index_rows = (-torch.arange(size)) % rows
-    index_cols = (-torch.arange(size)) % cols
-    g[index_rows[:, None], index_cols[None, :]] = weights
-    return torch.fft.rfft2(g).to(device)
+def kernel_spectra(kernels: tuple[tuple[tuple[float, ...], ...], ...], side: int, device: str) -> Tensor:
+    """kernel_spectra_of for fixed kernels, cached."""
+    return kernel_spectra_of(np.array(kernels, dtype=np.float64), side, device)
 
 
 def pad(x: Tensor, radius: int, mode: str) -> Tensor:
     """Pad the last two axes by `radius` on each side with the border `mode` (any radius)."""
     height, width = x.shape[-2:]
+    if mode in (EDGE, REFLECT_101) and radius < min(height, width):
+        return F.pad(x, (radius,) * 4, mode="replicate" if mode == EDGE else "reflect")
     rows = wrap_index(torch.arange(-radius, height + radius, device=x.device), height, mode)
     cols = wrap_index(torch.arange(-radius, width + radius, device=x.device), width, mode)
     return x.index_select(-2, rows).index_select(-1, cols)

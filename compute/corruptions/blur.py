@@ -80,12 +80,17 @@ def sweep_copies(x: Tensor, shifts: Tensor, max_shift: int) -> Tensor:
     return flat.gather(2, source[:, None, :].expand(n, channels, pixels)).reshape(x.shape)
 
 
+DIRECT_KERNEL_TAPS = 49  # up to 7x7 a direct sum is cheaper than the FFT
+
+
 def defocus_blur(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Correlate each channel with the original's anti-aliased disk (reflect-101 border, OpenCV's filter2D)."""
     size = x.shape[-1]
     radius, alias_sigma = C.setting(C.DEFOCUS_BLUR, size, severity)
     scale = C.pixel_scale(size)
     kernel = disk_kernel(radius * scale, alias_sigma * scale)
+    if kernel.size <= DIRECT_KERNEL_TAPS:  # small kernels (32 and most 64 px): one sparse product
+        return _filters.correlate(x, kernel, _filters.REFLECT_101).clamp(0, 1)
     return _filters.correlate_fft(x, kernel, _filters.REFLECT_101).clamp(0, 1)
 
 
