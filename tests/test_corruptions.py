@@ -720,6 +720,15 @@ def test_cuda_gives_the_cpu_images(name, images):
     assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", CANONICAL)
+def test_cuda_gives_the_cpu_images_at_224_px(name, images_224):
+    # a one-level difference before the JPEG storage step can move a whole 8x8 block by a few levels
+    cpu = corruptions.corrupt(images_224, name, 3)
+    cuda = corruptions.corrupt(images_224, name, 3, device="cuda")
+    assert (cpu != cuda).mean() < 0.02
+
+
 # --- the command --------------------------------------------------------------------------------------
 
 def test_corrupt_command_writes_the_published_layout_and_resumes(tmp_path, digits, capsys):
