@@ -233,6 +233,20 @@ def test_every_corruption_at_64_and_224_px_is_deterministic_and_batch_independen
     assert np.array_equal(tail, out[1:])
 
 
+@pytest.mark.parametrize("severity", [1, 2])
+def test_elastic_wide_displacement_blur_at_224_px_is_batch_independent(severity, images_224):
+    # sigma 170.8 and 19.52 (Q9): the dense-matrix path of the separable blur
+    out = corruptions.corrupt(images_224, "elastic_transform", severity)
+    assert np.array_equal(corruptions.corrupt(images_224[1:], "elastic_transform", severity, sample_ids=[1]), out[1:])
+
+
+def test_dense_and_sparse_separable_blurs_agree(monkeypatch):
+    x = torch.from_numpy(np.random.default_rng(7).uniform(-1, 1, (2, 2, 40, 40)).astype(np.float32))
+    sparse = _filters.gaussian_blur(x, 3.0, _filters.SYMMETRIC, truncate=3.0)
+    monkeypatch.setattr(_filters, "DENSE_AXIS_FRACTION", 0.0)
+    assert (_filters.gaussian_blur(x, 3.0, _filters.SYMMETRIC, truncate=3.0) - sparse).abs().max() < 1e-5
+
+
 def direct(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
     """A family function's result as uint8, without the JPEG storage of 64 and 224 px (for constants)."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255

@@ -108,10 +108,28 @@ def axis_operators(kernel: tuple[float, ...], size: int, mode: str, device: str)
             compile_operator(operator_from_axes(identity, axis), torch.float32, device))
 
 
+DENSE_AXIS_FRACTION = 0.25  # a 1-D kernel wider than this fraction of the side: dense matrix products
+
+
 def correlate_separable(x: Tensor, kernel: tuple[float, ...], mode: str) -> Tensor:
-    """Correlate with the same odd 1-D `kernel` down the columns, then along the rows (scipy's order)."""
+    """Correlate with the same odd 1-D `kernel` down the columns, then along the rows (scipy's order).
+
+    Kernels wider than a quarter of the image (elastic's sigma 170.8 at 224 px: 1025 taps folded onto
+    224 pixels) are a dense (H, H) matrix per axis, applied as matrix products of each channel image
+    (broadcast, so every image is its own product of the same shape, whatever the batch).
+    """
+    if len(kernel) > DENSE_AXIS_FRACTION * x.shape[-1]:
+        matrix = dense_axis_matrix(kernel, x.shape[-1], mode, str(x.device))
+        down_columns = torch.matmul(matrix, x)
+        return torch.matmul(matrix, down_columns.transpose(-1, -2)).transpose(-1, -2).contiguous()
     down_columns, along_rows = axis_operators(kernel, x.shape[-1], mode, str(x.device))
     return linear_map(linear_map(x, down_columns), along_rows)
+
+
+@functools.lru_cache(maxsize=32)
+def dense_axis_matrix(kernel: tuple[float, ...], size: int, mode: str, device: str) -> Tensor:
+    """The (size, size) float32 matrix of 1-D correlation with `kernel` under border `mode`."""
+    return torch.as_tensor(border_matrix(kernel, size, mode), dtype=torch.float32, device=device)
 
 
 @functools.lru_cache(maxsize=32)
