@@ -1,15 +1,17 @@
 """Image operations shared by the corruption families, batched over (N, C, H, W) float tensors.
 
 A sample's result must never depend on the batch it is in: that is what makes corrupted images
-reproducible from (seed, sample id). So there is no convolution or dense matrix product here, whose
-summation order can change with the batch size. Fixed linear filters (blurs, zooms, resizes) are sparse
-(H*W x H*W) operators, built once per setting (a separable filter as two passes) and applied to the
+reproducible from (seed, sample id). So there is no convolution or batch-wide dense matrix product
+here, whose summation order can change with the batch size. The exceptions keep every image its own
+computation of a fixed shape: FFTs (one transform per image, for large kernels) and dense matrix
+products broadcast over the images (for separable kernels wider than a quarter of the image).
+Other fixed linear filters (blurs, zooms, resizes) are sparse (H*W x H*W) operators, built once per setting (a separable filter as two passes) and applied to the
 whole batch in one sparse-dense product, whose every output is its row's sum in a fixed order; at
 CIFAR scale a blur, or even the 26 zooms of zoom blur, is some ten thousand non-zeros, about a
 millisecond for 200 images (the tests check that batching does not change a bit). Per-sample
 operations are elementwise operations, gathers of whole rows (cheap on the CPU, unlike gathers of
-single values) and grid_sample for random warps, which computes each output on its own. Elementwise work uses
-only single, correctly rounded operations (+, -, *, /, no fused multiply-add such as addcmul or
+single values) and grid_sample for random warps, which computes each output on its own. Elementwise
+work uses only single, correctly rounded operations (+, -, *, /, no fused multiply-add such as addcmul or
 add(alpha=)): a CPU loop computes most elements in vector registers and a few at its ends one by one,
 where the ends fall depends on the batch and thread count, and only correctly rounded operations give
 the same bits both ways.
