@@ -114,7 +114,8 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             stop = min(start + batch_size, len(images))
-            x = torch.from_numpy(images[start:stop]).to(device).permute(0, 3, 1, 2).to(torch.float32) / 255
+            x = torch.from_numpy(images[start:stop]).to(device).permute(0, 3, 1, 2).contiguous()
+            x = x.to(torch.float32).div_(255)
             y = corrupt_tensor(x, name, severity, seed=seed, sample_ids=ids[start:stop].to(device))
             out[start:stop] = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
     return out

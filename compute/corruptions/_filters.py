@@ -314,7 +314,8 @@ TRUNCATION_SLACK = 2.0**-10
 
 def truncate_levels(x: Tensor) -> Tensor:
     """numpy's float -> uint8 cast of x * 255 (truncation toward zero, Q6), kept as float levels 0..255."""
-    return torch.floor(x.clamp(0, 1) * 255.0 + TRUNCATION_SLACK).clamp(max=255)
+    levels = x.clamp(0, 1)  # a new tensor: the rest works in place on it
+    return levels.mul_(255.0).add_(TRUNCATION_SLACK).floor_().clamp_(max=255)
 
 
 def correlate_fft(x: Tensor, kernel: np.ndarray, mode: str) -> Tensor:
