@@ -147,7 +147,7 @@ def corrupted_images(images: torch.Tensor, name: str, severity: int, seed: int, 
         x = devices.to_input(images[part], device)
         ids = torch.arange(part.start, part.stop, device=device)
         y = corruptions.corrupt_tensor(x, name, severity, seed=seed, sample_ids=ids)
-        out[part] = (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        out[part] = corruptions.to_uint8(y).permute(0, 2, 3, 1)
     return out
 
 

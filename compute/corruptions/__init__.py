@@ -1,12 +1,15 @@
-"""The 19 CIFAR-10-C corruptions (Hendrycks & Dietterich, ICLR 2019), batched in torch and reproducible.
+"""The 19 corruptions of CIFAR-10-C, Tiny-ImageNet-C and ImageNet-C (Hendrycks & Dietterich, ICLR 2019),
+batched in torch and reproducible.
 
 `corrupt(images, name, severity, seed, sample_ids)` takes and returns uint8 (N, H, W, 3) arrays, like the
-published CIFAR-10-C files; `corrupt_tensor` does the same on float (N, 3, H, W) tensors in [0, 1] on
-any device, so extraction can corrupt on the GPU next to the model. A sample's corruption depends only
-on (seed, sample id, name, severity): not on the batch it is in nor on the device (see _random.py).
-The constants are those of reference/cifar10c.md for 32x32 images; pixel-unit constants are scaled by
-size / 32 for other square sizes. Where we had to approximate the original (frost's photographs), the
-family module says how and why, and docs/corruptions.md collects it.
+published files; `corrupt_tensor` does the same on float (N, 3, H, W) tensors in [0, 1] on any device,
+so extraction can corrupt on the GPU next to the model. A sample's corruption depends only on (seed,
+sample id, name, severity): not on the batch it is in nor on the device (see _random.py).
+Square images of any side >= 32 px: the constants of the published resolutions (32, 64, 224 px) are in
+constants.py, with the rule for other sizes. Float results become 8-bit by truncation, as the original's
+np.uint8 did (`to_uint8`); at 64 and 224 px the result is also stored through a quality-85 JPEG, as
+Tiny-ImageNet-C and ImageNet-C were. Where we had to approximate the original (frost's photographs),
+the family module says how and why, and docs/corruptions.md collects it.
 
 Add a corruption: write `fn(x, severity, rng) -> Tensor` in its family module and add one line to
 REGISTRY (and its name to FAMILIES).
@@ -20,7 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from compute.corruptions import blur, digital, noise, weather
+from compute.corruptions import _filters, blur, digital, noise, weather
+from compute.corruptions import constants as _constants
 from compute.corruptions._random import SampleRandom
 
 Corruption = Callable[[Tensor, int, SampleRandom], Tensor]
@@ -56,7 +60,15 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "digital": ("brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"),
 }
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
-MIN_SIZE = 16  # smaller images leave too few pixels for the scaled kernels and crops
+MIN_SIZE = _constants.MIN_SIZE  # the smallest published resolution
+# Changes whenever the pixels of a (seed, sample, name, severity) change; stored with generated images.
+IMPLEMENTATION = "prunescope-corruptions-2"
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Float images in [0, 1] (any layout) -> uint8, truncating as the original's np.uint8(x * 255) did
+    (Q6): 254.9 becomes 254. The one float -> 8-bit conversion for corrupted images (extraction uses it)."""
+    return _filters.truncate_levels(x).to(torch.uint8)
 
 
 def corrupt_tensor(x: Tensor, name: str, severity: int, seed: int = 0,
@@ -76,6 +88,9 @@ def corrupt_tensor(x: Tensor, name: str, severity: int, seed: int = 0,
         return x.clone()
     rng = SampleRandom(seed, name, ids)
     out = REGISTRY[name](x.to(torch.float32).contiguous(), severity, rng)
+    quality = _constants.STORED_JPEG_QUALITY[_constants.base_resolution(x.shape[-1])]
+    if quality is not None:  # Tiny-ImageNet-C and ImageNet-C were saved as JPEG (Q10)
+        out = digital.jpeg_round_trip(out, quality)
     return out.to(x.dtype)
 
 
@@ -99,9 +114,10 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             stop = min(start + batch_size, len(images))
-            x = torch.from_numpy(images[start:stop]).to(device).permute(0, 3, 1, 2).to(torch.float32) / 255
+            x = torch.from_numpy(images[start:stop]).to(device).permute(0, 3, 1, 2).contiguous()
+            x = x.to(torch.float32).div_(255)
             y = corrupt_tensor(x, name, severity, seed=seed, sample_ids=ids[start:stop].to(device))
-            out[start:stop] = (y.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            out[start:stop] = to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
     return out
 
 
@@ -115,7 +131,7 @@ def _check_setting(name: str, severity: int) -> None:
 def _check_size(height: int, width: int) -> None:
     if height != width or height < MIN_SIZE:
         raise ValueError(f"corruptions need square images of at least {MIN_SIZE}x{MIN_SIZE} pixels "
-                         f"(their constants are defined for 32x32), got {height}x{width}")
+                         f"(constants are published for 32, 64 and 224 px), got shape {height}x{width}")
 
 
 def _sample_ids(sample_ids: Tensor | Sequence[int] | np.ndarray | None, count: int,
@@ -130,4 +146,5 @@ def _sample_ids(sample_ids: Tensor | Sequence[int] | np.ndarray | None, count: i
     return ids.to(torch.int64)
 
 
-__all__ = ["COMMON", "FAMILIES", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor"]
+__all__ = ["COMMON", "FAMILIES", "IMPLEMENTATION", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor",
+           "to_uint8"]

@@ -1,15 +1,17 @@
 """Image operations shared by the corruption families, batched over (N, C, H, W) float tensors.
 
 A sample's result must never depend on the batch it is in: that is what makes corrupted images
-reproducible from (seed, sample id). So there is no convolution or dense matrix product here, whose
-summation order can change with the batch size. Fixed linear filters (blurs, zooms, resizes) are sparse
-(H*W x H*W) operators, built once per setting (a separable filter as two passes) and applied to the
+reproducible from (seed, sample id). So there is no convolution or batch-wide dense matrix product
+here, whose summation order can change with the batch size. The exceptions keep every image its own
+computation of a fixed shape: FFTs (one transform per image, for large kernels) and dense matrix
+products broadcast over the images (for separable kernels wider than a quarter of the image).
+Other fixed linear filters (blurs, zooms, resizes) are sparse (H*W x H*W) operators, built once per setting (a separable filter as two passes) and applied to the
 whole batch in one sparse-dense product, whose every output is its row's sum in a fixed order; at
 CIFAR scale a blur, or even the 26 zooms of zoom blur, is some ten thousand non-zeros, about a
 millisecond for 200 images (the tests check that batching does not change a bit). Per-sample
 operations are elementwise operations, gathers of whole rows (cheap on the CPU, unlike gathers of
-single values) and grid_sample for random warps, which computes each output on its own. Elementwise work uses
-only single, correctly rounded operations (+, -, *, /, no fused multiply-add such as addcmul or
+single values) and grid_sample for random warps, which computes each output on its own. Elementwise
+work uses only single, correctly rounded operations (+, -, *, /, no fused multiply-add such as addcmul or
 add(alpha=)): a CPU loop computes most elements in vector registers and a few at its ends one by one,
 where the ends fall depends on the batch and thread count, and only correctly rounded operations give
 the same bits both ways.
@@ -35,11 +37,6 @@ from torch import Tensor
 EDGE = "edge"
 REFLECT_101 = "reflect_101"
 SYMMETRIC = "symmetric"
-
-
-def pixel_scale(x: Tensor) -> float:
-    """How much larger than CIFAR's 32 pixels the images are; pixel-unit constants scale by this."""
-    return x.shape[-1] / 32
 
 
 def wrap_index(index: Tensor, size: int, mode: str) -> Tensor:
@@ -113,10 +110,28 @@ def axis_operators(kernel: tuple[float, ...], size: int, mode: str, device: str)
             compile_operator(operator_from_axes(identity, axis), torch.float32, device))
 
 
+DENSE_AXIS_FRACTION = 0.25  # a 1-D kernel wider than this fraction of the side: dense matrix products
+
+
 def correlate_separable(x: Tensor, kernel: tuple[float, ...], mode: str) -> Tensor:
-    """Correlate with the same odd 1-D `kernel` down the columns, then along the rows (scipy's order)."""
+    """Correlate with the same odd 1-D `kernel` down the columns, then along the rows (scipy's order).
+
+    Kernels wider than a quarter of the image (elastic's sigma 170.8 at 224 px: 1025 taps folded onto
+    224 pixels) are a dense (H, H) matrix per axis, applied as matrix products of each channel image
+    (broadcast, so every image is its own product of the same shape, whatever the batch).
+    """
+    if len(kernel) > DENSE_AXIS_FRACTION * x.shape[-1]:
+        matrix = dense_axis_matrix(kernel, x.shape[-1], mode, str(x.device))
+        down_columns = torch.matmul(matrix, x)
+        return torch.matmul(matrix, down_columns.transpose(-1, -2)).transpose(-1, -2).contiguous()
     down_columns, along_rows = axis_operators(kernel, x.shape[-1], mode, str(x.device))
     return linear_map(linear_map(x, down_columns), along_rows)
+
+
+@functools.lru_cache(maxsize=32)
+def dense_axis_matrix(kernel: tuple[float, ...], size: int, mode: str, device: str) -> Tensor:
+    """The (size, size) float32 matrix of 1-D correlation with `kernel` under border `mode`."""
+    return torch.as_tensor(border_matrix(kernel, size, mode), dtype=torch.float32, device=device)
 
 
 @functools.lru_cache(maxsize=32)
@@ -189,6 +204,9 @@ def sample_bilinear(x: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode=padding, align_corners=False)
 
 
+MOTION_FFT_MIN_SIZE = 100  # from this side on (the 224-px constants' 21-41 taps) the FFT is cheaper
+
+
 def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -> Tensor:
     """ImageMagick's MotionBlurImage: a one-sided gaussian-weighted line kernel at a per-sample angle.
 
@@ -197,7 +215,7 @@ def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -
     (0 degrees points right, 90 down); pixels beyond the border repeat the edge. `angle_degrees` is a
     float64 (N,) tensor; the offsets are computed on the CPU so every device uses the same ones.
     Each tap shifts the rows per sample, then the columns as rows of the transposed image; the sum
-    is kept transposed and turned back once.
+    is kept transposed and turned back once. Large images use each sample's kernel through the FFT.
     """
     height, width = x.shape[-2:]
     taps = 2 * math.ceil(radius) + 1
@@ -209,6 +227,14 @@ def motion_blur(x: Tensor, radius: float, sigma: float, angle_degrees: Tensor) -
     length = torch.hypot(point_x, point_y)
     col_offsets = torch.ceil(steps[None] * point_y[:, None] / length[:, None] - 0.5).to(torch.int32)
     row_offsets = torch.ceil(steps[None] * point_x[:, None] / length[:, None] - 0.5).to(torch.int32)
+    if height >= MOTION_FFT_MIN_SIZE:  # long kernels on large images: per-sample kernels through the FFT
+        reach = taps - 1
+        kernels = np.zeros((len(theta), 2 * reach + 1, 2 * reach + 1))
+        samples = np.repeat(np.arange(len(theta)), taps)
+        np.add.at(kernels, (samples, reach + row_offsets.reshape(-1).numpy(), reach + col_offsets.reshape(-1).numpy()),
+                  np.tile(weights, len(theta)))
+        spectra = kernel_spectra_of(kernels, fft_size(height + 2 * reach), str(x.device))
+        return spectral_correlate(x, spectra, reach, EDGE)
     rows = torch.arange(height, dtype=torch.int32)
     cols = torch.arange(width, dtype=torch.int32)
     # (taps, N, H) and (taps, N, W) source rows and columns, edge pixels repeated
@@ -278,6 +304,87 @@ def hsv_to_rgb(hue: Tensor, saturation: Tensor, value: Tensor) -> Tensor:
     ramp = torch.minimum(k, 4.0 - k).clamp(0, 1)
     chroma = (value * saturation)[:, None]
     return value[:, None] - chroma * ramp
+
+
+# Float results within this fraction of a level above an integer count as that integer when truncated:
+# float32 sums of exact levels (a flat region under a normalised kernel) can land a hair below them,
+# where the original's float64 arithmetic mostly did not.
+TRUNCATION_SLACK = 2.0**-10
+
+
+def truncate_levels(x: Tensor) -> Tensor:
+    """numpy's float -> uint8 cast of x * 255 (truncation toward zero, Q6), kept as float levels 0..255."""
+    levels = x.clamp(0, 1)  # a new tensor: the rest works in place on it
+    return levels.mul_(255.0).add_(TRUNCATION_SLACK).floor_().clamp_(max=255)
+
+
+def correlate_fft(x: Tensor, kernel: np.ndarray, mode: str) -> Tensor:
+    """2-D correlation of every channel with one odd-sized `kernel`, borders by `mode`, through the FFT.
+
+    For the large kernels of defocus blur (up to 25x25 at 224 px) a direct sum costs hundreds of
+    multiply-adds per value; the FFT a few dozen.
+    """
+    radius = kernel.shape[0] // 2
+    if radius == 0:
+        return x * float(kernel[0, 0])
+    side = fft_size(x.shape[-1] + 2 * radius)
+    key = tuple(map(tuple, kernel.tolist()))
+    return spectral_correlate(x, kernel_spectra((key,), side, str(x.device)), radius, mode)
+
+
+def spectral_correlate(x: Tensor, spectra: Tensor, radius: int, mode: str) -> Tensor:
+    """Correlate (N, C, H, W) with kernels of side 2 * radius + 1 given as `spectra` ((1 or N), P, P // 2 + 1,
+    from kernel_spectra): pad by `radius` with the border `mode`, multiply the spectra, transform back.
+
+    The padding keeps the circular convolution from wrapping. Every value is one transform of one image
+    and its own kernel, the same whatever the batch (the tests check the bytes); float32 transforms are
+    accurate to about 1e-6, far below the truncation slack.
+    """
+    height, width = x.shape[-2:]
+    side = 2 * (spectra.shape[-1] - 1)
+    padded = pad(x, radius, mode)
+    out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(side, side)) * spectra[:, None], s=(side, side))
+    return out[..., :height, :width].contiguous()
+
+
+def fft_size(minimum: int) -> int:
+    """The smallest even size >= minimum whose only prime factors are 2, 3 and 5 (fast transforms)."""
+    size = minimum + minimum % 2
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 2
+
+
+def kernel_spectra_of(kernels: np.ndarray, side: int, device: str) -> Tensor:
+    """rfft2 of g with g[-a mod side, -b mod side] = kernel[a, b] for each (k, k) kernel in `kernels`
+    (float64, (M, k, k)): the circular convolution of the padded image with g, read at [:H, :W], is the
+    correlation with the kernel. Returned as complex64 (M, side, side // 2 + 1) on `device`."""
+    count, size, _ = kernels.shape
+    g = np.zeros((count, side, side))
+    index = (-np.arange(size)) % side
+    g[:, index[:, None], index[None, :]] = kernels
+    return torch.fft.rfft2(torch.from_numpy(g)).to(torch.complex64).to(device)
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_spectra(kernels: tuple[tuple[tuple[float, ...], ...], ...], side: int, device: str) -> Tensor:
+    """kernel_spectra_of for fixed kernels, cached."""
+    return kernel_spectra_of(np.array(kernels, dtype=np.float64), side, device)
+
+
+def pad(x: Tensor, radius: int, mode: str) -> Tensor:
+    """Pad the last two axes by `radius` on each side with the border `mode` (any radius)."""
+    height, width = x.shape[-2:]
+    if mode in (EDGE, REFLECT_101) and radius < min(height, width):
+        return F.pad(x, (radius,) * 4, mode="replicate" if mode == EDGE else "reflect")
+    rows = wrap_index(torch.arange(-radius, height + radius, device=x.device), height, mode)
+    cols = wrap_index(torch.arange(-radius, width + radius, device=x.device), width, mode)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def quantize(x: Tensor) -> Tensor:

@@ -5,7 +5,8 @@
 - elastic_transform: a random affine map of three anchor points (OpenCV's warpAffine, reflect-101
   border), then a displacement field of gaussian-smoothed uniform noise (scipy's map_coordinates,
   order 1, 'reflect' border). Both resamplings use exact bilinear weights where OpenCV rounds them to
-  1/32 pixel. Its constants are fractions of the image size, as in the original (IMSIZE = 32).
+  1/32 pixel. Its constants are in pixels (at 224 px multiples of 244, the original's typo, Q9);
+  the anchors are centre +- size // 3 of the actual image.
 - pixelate reproduces Pillow's BOX resize (down to int(size * c), back up) with its 8-bit rounding
   between the passes, so it equals PIL's output to the bit (tests check it).
 - jpeg_compression encodes and decodes with libjpeg at the severity's quality, through torchvision's
@@ -27,27 +28,19 @@ from torch import Tensor
 from torchvision.io import decode_jpeg, encode_jpeg
 
 from compute.corruptions import _filters
+from compute.corruptions import constants as C
 from compute.corruptions._random import SampleRandom
-
-BRIGHTNESS = (0.05, 0.10, 0.15, 0.20, 0.30)
-CONTRAST = (0.75, 0.50, 0.40, 0.30, 0.15)
-# (saturation factor, saturation offset)
-SATURATE = ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2))
-# (alpha, sigma, affine jitter) as fractions of the image size: (0, 0, 2.56), (1.6, 6.4, 2.24), ... at 32 px
-ELASTIC_TRANSFORM = ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))
-PIXELATE = (0.95, 0.90, 0.85, 0.75, 0.65)
-JPEG_QUALITY = (80, 65, 58, 50, 40)
 
 
 def brightness(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Add a constant to V in HSV."""
     hue, saturation, value = _filters.rgb_to_hsv(x)
-    return _filters.hsv_to_rgb(hue, saturation, (value + BRIGHTNESS[severity - 1]).clamp(0, 1)).clamp(0, 1)
+    return _filters.hsv_to_rgb(hue, saturation, (value + C.setting(C.BRIGHTNESS, x.shape[-1], severity)).clamp(0, 1)).clamp(0, 1)
 
 
 def saturate(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """S in HSV -> S * factor + offset, clipped: desaturates at severities 1-2, oversaturates at 3-5."""
-    factor, offset = SATURATE[severity - 1]
+    factor, offset = C.setting(C.SATURATE, x.shape[-1], severity)
     hue, saturation, value = _filters.rgb_to_hsv(x)
     return _filters.hsv_to_rgb(hue, (saturation * factor + offset).clamp(0, 1), value).clamp(0, 1)
 
@@ -56,13 +49,13 @@ def contrast(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """(x - channel mean) * c + channel mean, the mean taken over each image's pixels."""
     # float64 sums of 8-bit levels are exact, so the mean does not depend on the summation order
     means = x.to(torch.float64).mean(dim=(2, 3), keepdim=True).to(x.dtype)
-    return ((x - means) * CONTRAST[severity - 1] + means).clamp(0, 1)
+    return ((x - means) * C.setting(C.CONTRAST, x.shape[-1], severity) + means).clamp(0, 1)
 
 
 def elastic_transform(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Random affine jitter of three anchor points, then a smooth random displacement field."""
     n, _, size, _ = x.shape
-    alpha, sigma, jitter = (fraction * size for fraction in ELASTIC_TRANSFORM[severity - 1])
+    alpha, sigma, jitter = (value * C.pixel_scale(size) for value in C.setting(C.ELASTIC_TRANSFORM, size, severity))
     rows, cols = _inverse_affine_grid(rng, size, jitter, x.device)
     warped = _filters.sample_bilinear(x, rows, cols, _filters.REFLECT_101)
     if alpha == 0:  # severity 1: no displacement field (the original multiplies it by 0)
@@ -110,7 +103,7 @@ def pixelate(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     Enlarging with BOX copies the one pixel under each output centre.
     """
     size = x.shape[-1]
-    small = int(size * PIXELATE[severity - 1])
+    small = int(size * C.setting(C.PIXELATE, size, severity))
     device = str(x.device)
     levels = torch.round(x.clamp(0, 1) * 255)
     sums, counts = _box_shrink(size, small, True, device)
@@ -157,8 +150,14 @@ def _box_enlarge(small: int, size: int, device: str) -> Tensor:
 
 def jpeg_compression(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Encode as JPEG at the severity's quality and decode again (libjpeg on the CPU, as Pillow does)."""
-    images = list(torch.round(x.clamp(0, 1) * 255).to(torch.uint8).cpu())
+    return jpeg_round_trip(x, C.setting(C.JPEG_QUALITY, x.shape[-1], severity))
+
+
+def jpeg_round_trip(x: Tensor, quality: int) -> Tensor:
+    """Encode the 8-bit image (truncated, as the original's np.uint8 before Image.fromarray) as JPEG at
+    `quality` with libjpeg's defaults (4:2:0, as Pillow) and decode it."""
+    images = list(_filters.truncate_levels(x).to(torch.uint8).cpu())
     with warnings.catch_warnings():  # torchvision 0.29 announces TorchCodec as the codecs' successor
         warnings.simplefilter("ignore", DeprecationWarning)
-        decoded = decode_jpeg(encode_jpeg(images, quality=JPEG_QUALITY[severity - 1]))
+        decoded = decode_jpeg(encode_jpeg(images, quality=quality))
     return torch.stack(decoded).to(x.device).to(x.dtype) / 255

@@ -1,7 +1,7 @@
 """Noise corruptions: gaussian, shot (Poisson), impulse (salt and pepper) and speckle noise.
 
-Each draws one independent value per pixel and channel. The constants are those of CIFAR-10-C
-(reference/cifar10c.md); they are in units of intensity, so they need no rescaling for other sizes.
+Each draws one independent value per pixel and channel (Q12, Q18). The constants, per resolution, are in
+constants.py; they are in units of intensity, so no size scaling applies.
 
 Shot noise needs Poisson draws with means up to 500 that depend only on the sample's hashed uniforms.
 The original's input is an 8-bit image, so the mean takes one of 256 values per severity: we tabulate
@@ -17,17 +17,13 @@ import math
 import torch
 from torch import Tensor
 
+from compute.corruptions import constants as C
 from compute.corruptions._random import SampleRandom
-
-GAUSSIAN_NOISE_STD = (0.04, 0.06, 0.08, 0.09, 0.10)
-SHOT_NOISE_PHOTONS = (500, 250, 100, 75, 50)
-IMPULSE_NOISE_FRACTION = (0.01, 0.02, 0.03, 0.05, 0.07)
-SPECKLE_NOISE_STD = (0.06, 0.10, 0.12, 0.16, 0.20)
 
 
 def gaussian_noise(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """x + N(0, std) per value, clipped."""
-    std = GAUSSIAN_NOISE_STD[severity - 1]
+    std = C.setting(C.GAUSSIAN_NOISE_STD, x.shape[-1], severity)
     return (x + rng.normal("noise", tuple(x.shape[1:]), std=std)).clamp(0, 1)
 
 
@@ -36,7 +32,7 @@ def shot_noise(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
 
     x is taken in 8-bit levels, as in the original (a uint8 image divided by 255).
     """
-    photons = SHOT_NOISE_PHOTONS[severity - 1]
+    photons = C.setting(C.SHOT_NOISE_PHOTONS, x.shape[-1], severity)
     levels = torch.round(x.clamp(0, 1) * 255).to(torch.int64)
     uniform = rng.uniform("photons", tuple(x.shape[1:])).to(torch.float64)  # 23 bits: tails below 1e-7 unused
     counts = shot_noise_counts(levels, uniform, photons)
@@ -45,7 +41,7 @@ def shot_noise(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
 
 def impulse_noise(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """A fraction of the values (each channel on its own) set to 0 or 1, half each."""
-    fraction = IMPULSE_NOISE_FRACTION[severity - 1]
+    fraction = C.setting(C.IMPULSE_NOISE_AMOUNT, x.shape[-1], severity)
     bits = rng.bits("impulse", tuple(x.shape[1:]))
     replaced = (((bits >> 9) & 0x7FFFFF) + 0.5) * 2.0**-23 < fraction  # the word's top 23 bits
     salt = (bits & 1).to(x.dtype)  # and its lowest bit
@@ -54,7 +50,7 @@ def impulse_noise(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
 
 def speckle_noise(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """x + x * N(0, std) per value, clipped: noise that grows with the intensity."""
-    std = SPECKLE_NOISE_STD[severity - 1]
+    std = C.setting(C.SPECKLE_NOISE_STD, x.shape[-1], severity)
     return (x + x * rng.normal("noise", tuple(x.shape[1:]), std=std)).clamp(0, 1)
 
 

@@ -1,33 +1,32 @@
-"""Weather corruptions: snow, frost, fog and spatter.
+"""Weather corruptions: snow, frost, fog and spatter (constants per resolution in constants.py).
 
 Snow, fog and spatter follow the original algorithms step by step, batched over samples:
-- snow: a gaussian flake layer, zoomed, thresholded, stored as 8 bits, motion-blurred at a random angle
-  in [-135, -45] degrees (ImageMagick's kernel, see _filters.motion_blur), added with its 180-degree
-  rotation to the image brightened toward grey * 1.5 + 0.5.
-- fog: a diamond-square plasma fractal per sample (next power of two >= size, cropped), added and
-  renormalised by max / (max + strength).
+- snow: a gaussian flake layer, zoomed, thresholded, stored as 8 bits (truncated), motion-blurred at a
+  random angle in [-135, -45] degrees (ImageMagick's kernel, see _filters.motion_blur; 8-bit result),
+  added with its 180-degree rotation to the image brightened toward grey * 1.5 + 0.5 (Q16).
+- fog: a diamond-square plasma fractal per sample (next power of two >= size, top-left crop; amplitude
+  wibble squared, normalised to [0, 1]: Q17), added and renormalised by max / (max + strength).
 - spatter: the gaussian liquid layer, blurred and thresholded. Water (mode 0) reruns OpenCV's pipeline:
   Canny edges (50, 150), chamfer distance to them (OpenCV's 5x5 mask, fixed point, truncated at 20 px),
   3x3 box blur, histogram equalisation, the 3x3 emboss kernel and a last box blur give the shading of
-  the drops, which are painted pale turquoise. Mud (mode 1) blurs the liquid mask and paints it brown.
-  Differences to OpenCV: the liquid layer is clipped to [0, 1] before it becomes 8-bit (numpy would
-  wrap values above 1 around, which is a bug, not a feature), and the box blurs are computed in
-  float32 without OpenCV's exact summation order, so a rounding step can differ by one level.
+  the drops, which are painted pale turquoise. The liquid layer becomes 8-bit as numpy's unclipped
+  `astype(np.uint8)` did on x86-64: values above 1 wrap around modulo 256 (Q13), punching dark holes
+  into the brightest drops. Mud (mode 1) blurs the liquid mask and paints it brown. The box blurs are
+  computed in float32 without OpenCV's exact summation order, so a rounding step can differ by one level.
 
-Frost is the approximation: the original adds a random 32x32 crop of one of five photographs of frost
-(scaled by 0.2), which we do not ship. We generate five procedural frost textures instead, once, from
-a fixed seed (so they are the same on every machine, like the photographs): multi-scale gaussian value
-noise (24, 8 and 3 px cells plus per-pixel grain) for the crystalline grain, and short bright needles
-(sparse seeds smeared along three random directions) for the ice crystals. Each texture gets the mean
-colour and the within-crop contrast measured on one of the photographs (frost1 teal, frost2 and frost3
-near-white, frost4 grey-blue, frost5 dark grey-blue). Severity weights (c0 * image + c1 * frost) and the
-per-sample choice of texture and crop position are as in the original.
+Frost is the approximation: the original adds a random crop of one of five photographs of frost (scaled
+by 0.2 at 32 px, 0.3 at 64 px, native at 224 px), which we do not ship. `frost_textures` synthesises five
+stand-ins, once, from a fixed seed, from statistics measured on the photographs (constants.py): each has
+its photograph's size after the resolution's scaling (so crop positions are drawn from the same ranges),
+its mean colour, its RGB covariance at that scale, and its radially averaged power spectrum (a gaussian
+random field). Shapes of individual crystals are not reproduced. Weights (c0 * image + c1 * frost), the
+choice of photograph (randint(5)) and the crop origin (randint(0, rows - size), the last offset never
+drawn) are the original's (Q7).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
@@ -35,56 +34,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from compute.corruptions import _filters
+from compute.corruptions import constants as C
 from compute.corruptions._random import SampleRandom
 
-# (flake mean, flake std, zoom, threshold, motion radius, motion sigma, image blend)
-SNOW = (
-    (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
-    (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-    (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-    (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-    (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
-)
-SNOW_ANGLE = (-135.0, -45.0)
-# (image weight, frost weight)
-FROST = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
-# (strength, wibble decay)
-FOG = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))
-# (mean, std, blur sigma, threshold, intensity, mode): mode 0 water, mode 1 mud
-SPATTER = (
-    (0.62, 0.1, 0.7, 0.7, 0.5, 0),
-    (0.65, 0.1, 0.8, 0.7, 0.5, 0),
-    (0.65, 0.3, 1, 0.69, 0.5, 0),
-    (0.65, 0.1, 0.7, 0.69, 0.6, 1),
-    (0.65, 0.1, 0.5, 0.68, 0.6, 1),
-)
 WATER_COLOUR = (175 / 255, 238 / 255, 238 / 255)  # pale turquoise
 MUD_COLOUR = (63 / 255, 42 / 255, 20 / 255)  # brown
-
-# The frost photographs, as mean RGB colour and within-32x32-crop standard deviation of their
-# 0.2-scaled versions; frost2 and frost3 are the same photograph in the original.
-FROST_PALETTE = (
-    ((77, 149, 166), 0.055),
-    ((201, 205, 215), 0.067),
-    ((201, 205, 215), 0.067),
-    ((138, 153, 166), 0.10),
-    ((112, 123, 135), 0.135),
-)
-FROST_TEXTURE_SIDE = 160  # pixels, for 32-pixel images (the scaled photographs measure 63 to 180)
 _SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 _EMBOSS = np.array([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])  # the original's water shading
 
 
 def snow(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Motion-blurred snow flakes over a brightened image."""
-    mean, std, zoom, threshold, radius, sigma, blend = SNOW[severity - 1]
     size = x.shape[-1]
-    scale = _filters.pixel_scale(x)
+    mean, std, zoom, threshold, radius, sigma, blend = C.setting(C.SNOW, size, severity)
+    scale = C.pixel_scale(size)
     flakes = rng.normal("flakes", (1, size, size), mean=mean, std=std)
     flakes = _filters.clipped_zoom(flakes, zoom)
     flakes = torch.where(flakes < threshold, torch.zeros_like(flakes), flakes)
-    flakes = torch.floor(flakes.clamp(0, 1) * 255) / 255  # stored as an 8-bit image
-    angle = rng.uniform("angle", (), *SNOW_ANGLE, dtype=torch.float64, device=torch.device("cpu"))
+    flakes = _filters.truncate_levels(flakes) / 255  # stored as an 8-bit image, truncated
+    angle = rng.uniform("angle", (), *C.SNOW_ANGLE, dtype=torch.float64, device=torch.device("cpu"))
     flakes = _filters.quantize(_filters.motion_blur(flakes, radius * scale, sigma * scale, angle))
     grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     x = blend * x + (1 - blend) * torch.maximum(x, grey * 1.5 + 0.5)
@@ -92,56 +60,65 @@ def snow(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
 
 
 def frost(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
-    """image_weight * image + frost_weight * a random crop of a (procedural) frost texture."""
-    image_weight, frost_weight = FROST[severity - 1]
+    """image_weight * image + frost_weight * a random crop of one of five (synthetic) frost photographs."""
     size = x.shape[-1]
-    textures = frost_textures(size).to(x.device)
-    side = textures.shape[-1]
-    which = rng.integers("texture", (), 0, len(textures), device=x.device)
-    top = rng.integers("top", (), 0, side - size, device=x.device)
-    left = rng.integers("left", (), 0, side - size, device=x.device)
+    image_weight, frost_weight = C.setting(C.FROST, size, severity)
+    textures, shapes = frost_textures_on(size, str(x.device))
+    which = rng.integers("texture", (), 0, len(C.FROST_PHOTOS), device=x.device)  # randint(5)
+    # randint(0, rows - size) and randint(0, cols - size): the last valid offset is never drawn
+    spans = (shapes[which] - size).clamp(min=1).to(torch.float64)  # (N, 2)
+    unit = rng.uniform("crop", (2,), dtype=torch.float64, device=x.device)
+    origin = torch.floor(unit * spans).to(torch.int64)
     offsets = torch.arange(size, device=x.device)
-    rows = (top[:, None] + offsets)[:, :, None]
-    cols = (left[:, None] + offsets)[:, None, :]
+    rows = (origin[:, 0:1] + offsets)[:, :, None]
+    cols = (origin[:, 1:2] + offsets)[:, None, :]
     crops = textures[which[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # (N, 3, size, size)
     return (image_weight * x + frost_weight * crops).clamp(0, 1)
 
 
+@functools.lru_cache(maxsize=8)
+def frost_textures_on(size: int, device: str) -> tuple[Tensor, Tensor]:
+    """frost_textures copied to `device` once (up to 32 MB at 224 px)."""
+    textures, shapes = frost_textures(size)
+    return textures.to(device), shapes.to(device)
+
+
 @functools.lru_cache(maxsize=4)
-def frost_textures(size: int) -> Tensor:
-    """(5, 3, side, side) float32 on the CPU, in 8-bit levels: the fixed procedural frost textures."""
-    scale = size / 32
-    side = round(FROST_TEXTURE_SIDE * scale)
-    palette = torch.tensor([colour for colour, _ in FROST_PALETTE], dtype=torch.float64) / 255
-    contrast = torch.tensor([spread for _, spread in FROST_PALETTE], dtype=torch.float64)
-    rng = SampleRandom(seed=0, name="frost texture", sample_ids=torch.arange(len(FROST_PALETTE)))
+def frost_textures(size: int) -> tuple[Tensor, Tensor]:
+    """The five synthetic frost photographs for images of side `size`: float32 (5, 3, rows, cols) in [0, 1]
+    (8-bit levels; each texture in the top-left corner of its slot) and their (5, 2) int64 shapes.
 
-    def value_noise(purpose: str, cell_pixels: float) -> Tensor:
-        cell = max(1, round(cell_pixels * scale))
-        grid_side = math.ceil(side / cell) + 3
-        grid = rng.normal(purpose, (1, grid_side, grid_side), dtype=torch.float64)
-        smooth = F.interpolate(grid, scale_factor=cell, mode="bicubic", align_corners=False)
-        return smooth[:, :, cell:cell + side, cell:cell + side]
-
-    def standardise(t: Tensor) -> Tensor:
-        return (t - t.mean(dim=(1, 2, 3), keepdim=True)) / t.std(dim=(1, 2, 3), keepdim=True)
-
-    grain = (0.6 * value_noise("grain 24", 24) + 0.5 * value_noise("grain 8", 8)
-             + 0.6 * value_noise("grain 3", 3) + 0.7 * rng.normal("grain 1", (1, side, side), dtype=torch.float64))
-    needles = torch.zeros_like(grain)
-    for direction in range(3):
-        seeds = rng.uniform(f"needle seeds {direction}", (1, side, side), dtype=torch.float64) < 0.02
-        angle = rng.uniform(f"needle angle {direction}", (), 0.0, 180.0, dtype=torch.float64)
-        needles = needles + _filters.motion_blur(seeds.to(torch.float64), 4 * scale, 3 * scale, angle)
-    detail = standardise(standardise(grain) + 1.2 * standardise(needles))
-    textures = (palette[:, :, None, None] + contrast[:, None, None, None] * detail).clamp(0, 1)
-    return _filters.quantize(textures).to(torch.float32)
+    Photograph i is scaled as the original scaled it (FROST_PHOTO_SCALE of the base resolution, times
+    size / base), so it has the published crop ranges. Its pixels are mean + L g, with L the Cholesky
+    factor of the photograph's RGB covariance at that scale and g three independent unit gaussian random
+    fields whose power spectrum is the photograph's (interpolated in log-log between measured bands).
+    """
+    base = C.base_resolution(size)
+    scale = C.FROST_PHOTO_SCALE[base] * C.pixel_scale(size)
+    shapes = [(round(rows * scale), round(cols * scale)) for (rows, cols), _, _ in C.FROST_PHOTOS]
+    rows_max, cols_max = max(r for r, _ in shapes), max(c for _, c in shapes)
+    rng = SampleRandom(seed=0, name="frost texture", sample_ids=torch.arange(len(C.FROST_PHOTOS)))
+    white = rng.normal("field", (3, rows_max, cols_max), dtype=torch.float64)
+    textures = torch.zeros(len(shapes), 3, rows_max, cols_max)
+    band_centres = np.arange(-7.5, -1.0, 1.0)  # log2 of the measured bands' centres, cycles per native pixel
+    for i, ((rows, cols), (_, mean, log_power), covariance) in enumerate(
+            zip(shapes, C.FROST_PHOTOS, C.FROST_PHOTO_COVARIANCE[base], strict=True)):
+        frequency = np.hypot(np.fft.fftfreq(rows)[:, None], np.fft.rfftfreq(cols)[None, :])
+        native = np.log2(np.maximum(frequency * scale, 2.0**-12))
+        amplitude = np.sqrt(10.0 ** np.interp(native, band_centres, log_power))
+        amplitude[0, 0] = 0.0  # zero mean
+        field = torch.fft.irfft2(torch.fft.rfft2(white[i, :, :rows, :cols]) * torch.from_numpy(amplitude), s=(rows, cols))
+        field = (field - field.mean(dim=(1, 2), keepdim=True)) / field.std(dim=(1, 2), keepdim=True)
+        colour = torch.linalg.cholesky(torch.tensor(covariance, dtype=torch.float64))
+        pixels = torch.tensor(mean, dtype=torch.float64)[:, None, None] + torch.einsum("cd,dhw->chw", colour, field)
+        textures[i, :, :rows, :cols] = (torch.round(pixels.clamp(0, 255)) / 255).to(torch.float32)
+    return textures, torch.tensor(shapes, dtype=torch.int64)
 
 
 def fog(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Add a plasma fractal haze and renormalise so the brightest value keeps its place."""
-    strength, decay = FOG[severity - 1]
     size = x.shape[-1]
+    strength, decay = C.setting(C.FOG, size, severity)
     map_size = 1 << (size - 1).bit_length()
     haze = plasma_fractal(rng, map_size, decay)[:, None, :size, :size].to(x.dtype)
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
@@ -179,15 +156,15 @@ def plasma_fractal(rng: SampleRandom, map_size: int, decay: float) -> Tensor:
 
 def spatter(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     """Water drops (severities 1-3) or mud splashes (4-5) from a thresholded, blurred noise layer."""
-    mean, std, sigma, threshold, intensity, mode = SPATTER[severity - 1]
     size = x.shape[-1]
-    scale = _filters.pixel_scale(x)
+    mean, std, sigma, threshold, intensity, mode = C.setting(C.SPATTER, size, severity)
+    scale = C.pixel_scale(size)
     liquid = rng.normal("liquid", (1, size, size), mean=mean, std=std)
     liquid = _filters.gaussian_blur(liquid, sigma * scale)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if mode == 0:
         colour = torch.tensor(WATER_COLOUR, dtype=x.dtype, device=x.device)[None, :, None, None]
-        drops = water_drops(torch.floor(liquid.clamp(0, 1) * 255), scale)
+        drops = water_drops(liquid_levels(liquid), scale)
         return (x + intensity * drops * colour).clamp(0, 1)
     colour = torch.tensor(MUD_COLOUR, dtype=x.dtype, device=x.device)[None, :, None, None]
     mud = _filters.gaussian_blur((liquid > threshold).to(x.dtype), intensity * scale)
@@ -195,10 +172,16 @@ def spatter(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
     return (x * (1 - mud) + colour * mud).clamp(0, 1)
 
 
+def liquid_levels(liquid: Tensor) -> Tensor:
+    """The original's (liquid * 255).astype(np.uint8) of the non-negative liquid layer, without clipping:
+    x86-64 truncates and wraps values above 255 around modulo 256 (Q13): 256.5 -> 0, 300.2 -> 44."""
+    return torch.floor(liquid * 255 + _filters.TRUNCATION_SLACK).remainder(256)
+
+
 def water_drops(liquid: Tensor, scale: float) -> Tensor:
     """(N, 1, H, W) drop shading in [0, 1] from the 8-bit liquid layer (values 0..255 as floats)."""
     edges = canny(liquid, low=50, high=150)
-    distance = chamfer_distance(edges).clamp(max=20 * scale)
+    distance = chamfer_distance(edges).clamp(max=C.SPATTER_DISTANCE_CAP * scale)
     distance = torch.floor(_filters.box_blur3(distance) + 1e-4)  # OpenCV stores it as uint8
     distance = equalize_histogram(distance)
     distance = _filters.correlate(distance, _EMBOSS, _filters.REFLECT_101).clamp(0, 255)
