@@ -31,13 +31,13 @@ severity = selection.severity or max(catalog.manifest["severities"])
 QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; its arguments)
     "pruning_fragile": (f"right for the dense model, wrong for a pruned one ({selection.setting})",
                         {"k": 1, "corruption": selection.corruption, "severity": selection.severity}),
-    "corruption_fragile": (f"`{selection.model}` right on clean images, wrong under "
+    "corruption_fragile": (f"{state.code(selection.model)} right on clean images, wrong under "
                            f"{selection.corruption} up to severity {severity}",
                            {"corruption": selection.corruption, "max_severity": severity,
                             "model_id": selection.model}),
     "robust": (f"right for every model under every corruption up to severity {severity}",
                {"max_severity": severity}),
-    "flipped_by_pruning": (f"right for `{selection.compare}`, wrong for `{selection.model}` "
+    "flipped_by_pruning": (f"right for {state.code(selection.compare)}, wrong for {state.code(selection.model)} "
                            f"({selection.setting})",
                            {"model_a": selection.compare, "model_b": selection.model,
                             "corruption": selection.corruption, "severity": selection.severity}),
@@ -62,7 +62,7 @@ try:
     else:
         text = st.text_input("Filter", key="samples_filter", persist_state="session",
                              placeholder=FILTER_EXAMPLES[0], help="a condition on the columns below")
-        scoped = st.checkbox(f"only `{selection.model}` on {selection.setting}", value=True,
+        scoped = st.checkbox(f"only {state.code(selection.model)} on {selection.setting}", value=True,
                              key="samples_scoped", persist_state="session",
                              help="the sidebar's model and setting; much faster on a large study")
         with st.expander("Filter language"):
