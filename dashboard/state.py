@@ -11,12 +11,14 @@ import argparse
 import functools
 import importlib
 import io
+import json
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
@@ -200,10 +202,17 @@ def problems(views: Sequence[str]) -> list[Any]:
     enough to run when a page fails). The one place the dashboard calls verify."""
     from store.writer import verify
 
+    root = Path(store_path())
+    found: list[Any] = []
+    for marker in sorted((root / schema.COMPLETE).glob("*.json")):  # verify of this version raises on these
+        try:
+            json.loads(marker.read_text())
+        except (OSError, ValueError) as error:
+            found.append(SimpleNamespace(path=marker, message=f"completion marker is not JSON: {error}"))
     try:
-        return verify(store_path(), [view for view in views if view in VIEWS], deep=False)
+        return found + verify(root, [view for view in views if view in VIEWS], deep=False)
     except Exception as error:  # noqa: BLE001 (verify of this version may raise on what it cannot parse)
-        return [f"{error}"]
+        return found or [SimpleNamespace(path=None, message=str(error))]
 
 
 def failed(error: BaseException, views: Sequence[str]) -> None:
@@ -238,8 +247,8 @@ def int_param(name: str) -> int | None:
 
 def escape(text: str) -> str:
     """Text shown inside Markdown exactly as written: every punctuation mark that Markdown could read as
-    formatting, a link or an image is backslash-escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", text)
+    formatting, a link or an image is backslash-escaped (and line breaks become spaces)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", " ".join(text.splitlines()))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

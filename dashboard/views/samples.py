@@ -76,8 +76,11 @@ try:
                     f"{state.quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
         matches = state.query(analytics.count_rows, catalog, text)
         result = state.query(analytics.filter_rows, catalog, text, LIMIT)
-except (FilterError, QueryTimeout, duckdb.Error, ValueError) as error:
+except (FilterError, QueryTimeout, ValueError) as error:
     st.error(str(error))
+    st.stop()
+except duckdb.Error as error:  # a damaged file names itself (verify); any other error is shown as it is
+    state.failed(error, state.PAGE_VIEWS["samples"])
     st.stop()
 
 if result.is_empty():
