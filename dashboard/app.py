@@ -38,8 +38,8 @@ PAGES = {
 
 
 def home() -> None:
-    """The root URL opens the Overview, so every page keeps its own stable path."""
-    st.switch_page(PAGES["Study"][0])
+    """The root URL opens the Overview, so every page keeps its own stable path (and `?store=` stays)."""
+    st.switch_page(PAGES["Study"][0], query_params=st.query_params.to_dict())
 
 
 st.set_page_config(page_title="prunescope", layout="wide")
