@@ -8,6 +8,7 @@ on a chart mark (`select_from_chart`, an `on_select` callback) changes them ever
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import io
@@ -15,7 +16,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +27,7 @@ import polars as pl
 import streamlit as st
 
 from store import queries, schema
-from store.catalog import Catalog
+from store.catalog import Catalog, QueryTimeout
 from store.manifest import validated
 from store.writer import StoreError, read_manifest
 
@@ -264,6 +266,39 @@ def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: 
         raise ValueError(f"{function.__module__}.{function.__name__} is not a named store query")
     return _query(function.__module__, function.__name__, str(catalog.root), store_version(catalog.root),
                   args, tuple(sorted(kwargs.items())))
+
+
+# -- one running filter per visitor -------------------------------------------------------------------------
+
+FILTER_WAIT_S = 5.0  # as long as a filter may run (store.analytics' timeout): a second one waits this long
+_filtering: set[str] = set()  # visitors with a filter running now (bounded by the running filters)
+_filter_done = threading.Condition()
+
+
+def visitor() -> str:
+    """Who is asking, across the tabs of one browser: its XSRF cookie (shared by the tabs), else its
+    address. Several tabs of one visitor are one visitor here."""
+    context = st.context
+    return context.cookies.get("_streamlit_xsrf") or context.ip_address or "local"
+
+
+@contextlib.contextmanager
+def one_filter_at_a_time(wait: float = FILTER_WAIT_S) -> Iterator[None]:
+    """Run the enclosed filter query only when none of this visitor's other filters is running (any tab),
+    waiting up to `wait` seconds; QueryTimeout otherwise. So one visitor with many tabs of an expensive
+    filter keeps at most one of them on the server's cores."""
+    key = visitor()
+    with _filter_done:
+        if not _filter_done.wait_for(lambda: key not in _filtering, timeout=wait):
+            raise QueryTimeout("another filter of yours (in another tab) is still running; try again when it "
+                               "has finished")
+        _filtering.add(key)
+    try:
+        yield
+    finally:
+        with _filter_done:
+            _filtering.discard(key)
+            _filter_done.notify_all()
 
 
 # -- the shared selection ---------------------------------------------------------------------------------

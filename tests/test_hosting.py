@@ -112,3 +112,35 @@ def test_a_valid_sample_parameter_opens_that_sample(monkeypatch, root) -> None:
     app = app_on(monkeypatch, "views/sample.py", query={"sample": "7"}, PRUNESCOPE_STORE=str(root / "alpha"))
     assert app.number_input(key="sample").value == 7
     assert os.fspath(root) not in "\n".join(m.value for m in app.markdown)
+
+
+def test_a_visitor_runs_one_filter_at_a_time_and_others_are_not_held(monkeypatch) -> None:
+    import threading
+
+    from store.catalog import QueryTimeout
+
+    who = threading.local()
+    monkeypatch.setattr(state, "visitor", lambda: who.name)
+    started, release = threading.Event(), threading.Event()
+
+    def first_tab() -> None:
+        who.name = "visitor-a"
+        with state.one_filter_at_a_time():
+            started.set()
+            release.wait(10)
+
+    tab = threading.Thread(target=first_tab)
+    tab.start()
+    assert started.wait(10)
+    who.name = "visitor-a"
+    with pytest.raises(QueryTimeout, match="another filter of yours"), state.one_filter_at_a_time(wait=0.2):
+        pass
+    who.name = "visitor-b"
+    with state.one_filter_at_a_time(wait=0.2):  # another visitor is not held
+        pass
+    release.set()
+    tab.join(10)
+    who.name = "visitor-a"
+    with state.one_filter_at_a_time(wait=0.2):  # free again once the first filter has finished
+        pass
+    assert not state._filtering

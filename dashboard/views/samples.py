@@ -57,7 +57,8 @@ try:
         if name == "flipped_by_pruning" and not selection.compare:
             st.info("Pick a model under **Compare with** in the sidebar: this preset compares two models.")
             st.stop()
-        result = state.query(analytics.PRESETS[name][0], catalog, **arguments)
+        with state.one_filter_at_a_time():
+            result = state.query(analytics.PRESETS[name][0], catalog, **arguments)
         matches = result.height
     else:
         text = st.text_input("Filter", key="samples_filter", persist_state="session",
@@ -74,8 +75,9 @@ try:
         if scoped:
             text = (f"model_id = {state.quoted(selection.model)} and corruption = "
                     f"{state.quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
-        matches = state.query(analytics.count_rows, catalog, text)
-        result = state.query(analytics.filter_rows, catalog, text, LIMIT)
+        with state.one_filter_at_a_time():
+            matches = state.query(analytics.count_rows, catalog, text)
+            result = state.query(analytics.filter_rows, catalog, text, LIMIT)
 except (FilterError, QueryTimeout, ValueError) as error:
     st.error(str(error))
     st.stop()
