@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,8 @@ def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: 
 
 FILTER_WAIT_S = 5.0  # as long as a filter may run (store.analytics' timeout): a second one waits this long
 _filtering: set[str] = set()  # visitors with a filter running now (bounded by the running filters)
+_resting: dict[str, float] = {}  # visitor -> when its next filter may start (monotonic seconds)
+REST_FACTOR = 2.0  # a visitor rests this many times as long as its last filter ran: it holds <= 1/3 of the time
 _filter_done = threading.Condition()
 
 
@@ -284,20 +287,30 @@ def visitor() -> str:
 
 @contextlib.contextmanager
 def one_filter_at_a_time(wait: float = FILTER_WAIT_S) -> Iterator[None]:
-    """Run the enclosed filter query only when none of this visitor's other filters is running (any tab),
-    waiting up to `wait` seconds; QueryTimeout otherwise. So one visitor with many tabs of an expensive
-    filter keeps at most one of them on the server's cores."""
+    """Run the enclosed filter query when none of this visitor's other filters is running (any tab) and
+    the visitor has rested REST_FACTOR times as long as its last filter ran, waiting up to `wait` seconds;
+    QueryTimeout otherwise. So one visitor, with any number of tabs of an expensive filter, holds the
+    server's cores at most a third of the time: the others' pages get less than 2x slower."""
     key = visitor()
+    deadline = time.monotonic() + wait
     with _filter_done:
-        if not _filter_done.wait_for(lambda: key not in _filtering, timeout=wait):
-            raise QueryTimeout("another filter of yours (in another tab) is still running; try again when it "
-                               "has finished")
+        while key in _filtering or _resting.get(key, 0.0) > time.monotonic():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryTimeout("another filter of yours (in another tab) has just run or is still running; "
+                                   "try again in a few seconds")
+            _filter_done.wait(left if key in _filtering else min(left, _resting[key] - time.monotonic()))
         _filtering.add(key)
+    started = time.monotonic()
     try:
         yield
     finally:
         with _filter_done:
+            now = time.monotonic()
             _filtering.discard(key)
+            for other in [k for k, until in _resting.items() if until <= now]:  # bounded: recent visitors only
+                del _resting[other]
+            _resting[key] = now + REST_FACTOR * (now - started)
             _filter_done.notify_all()
 
 

@@ -114,7 +114,7 @@ def test_a_valid_sample_parameter_opens_that_sample(monkeypatch, root) -> None:
     assert os.fspath(root) not in "\n".join(m.value for m in app.markdown)
 
 
-def test_a_visitor_runs_one_filter_at_a_time_and_others_are_not_held(monkeypatch) -> None:
+def test_a_visitor_runs_one_filter_at_a_time_rests_as_long_as_it_ran_and_others_are_not_held(monkeypatch) -> None:
     import threading
 
     from store.catalog import QueryTimeout
@@ -141,6 +141,8 @@ def test_a_visitor_runs_one_filter_at_a_time_and_others_are_not_held(monkeypatch
     release.set()
     tab.join(10)
     who.name = "visitor-a"
-    with state.one_filter_at_a_time(wait=0.2):  # free again once the first filter has finished
+    with pytest.raises(QueryTimeout), state.one_filter_at_a_time(wait=0.0):  # resting as long as it ran
+        pass
+    with state.one_filter_at_a_time(wait=5.0):  # then free again
         pass
     assert not state._filtering
