@@ -25,8 +25,6 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 import pyarrow as pa
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 from threadpoolctl import threadpool_limits
 
 from store import schema
@@ -458,6 +456,9 @@ def square_matrix(pairs: pl.DataFrame, value: str, diagonal: float = 1.0) -> tup
     if len(items) > 2:
         distance = np.clip(diagonal - np.nan_to_num(matrix, nan=diagonal - 1.0), 0.0, None)
         np.fill_diagonal(distance, 0.0)
+        from scipy.cluster import hierarchy  # a second to import: only when a heat map is ordered
+        from scipy.spatial.distance import squareform
+
         tree = hierarchy.linkage(squareform(distance, checks=False), method="average", optimal_ordering=True)
         order = [int(i) for i in hierarchy.leaves_list(tree)]
     else:
