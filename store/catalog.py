@@ -117,14 +117,18 @@ class Catalog:
         from an older writer, or a file published without its marker) it is computed from the files.
         """
         sums = ", ".join(f"{name}_sum" for name in schema.SUMMARY_METRICS)
-        markers = writer.complete_partitions(self.root)
-        if num_files and len(markers) == num_files and all("sums" in m for m in markers):
+        try:  # a damaged marker (verify names it) costs a scan of the files, never the store
+            markers = writer.complete_partitions(self.root)
+            usable = num_files and len(markers) == num_files and all("sums" in m for m in markers)
             columns = {"model_id": ("VARCHAR", [m["model_id"] for m in markers]),
                        "corruption": ("VARCHAR", [m["corruption"] for m in markers]),
                        **{key: ("INTEGER" if key == "severity" else "BIGINT", [int(m[key]) for m in markers])
                           for key in ("severity", "rows", "correct", "finite")},
                        **{f"{name}_sum": ("DOUBLE", [float(m["sums"][name]) for m in markers])
-                          for name in schema.SUMMARY_METRICS}}
+                          for name in schema.SUMMARY_METRICS}} if usable else None
+        except (OSError, ValueError, KeyError, TypeError):
+            columns = None
+        if columns:
             # A table from bound lists (not a registered Arrow object, whose first use imports pandas: a
             # second on a fresh server): query cursors see the database's tables only.
             select = ", ".join(f"unnest(${i})::{sql_type} AS {name}"
