@@ -164,10 +164,11 @@ def _open(path: str) -> Catalog:
 def open_catalog() -> Catalog:
     """The open store's catalog; otherwise tell the user what is wrong and how to fix it, and stop the page."""
     path = store_path()
+    if hosting().stores is not None and not hosting().allow_any and not hosting().names():
+        st.warning("No store is served here yet (the operator's store root holds none).")
+        st.stop()
     if not Path(path).is_dir():
-        if hosting().stores is not None and not hosting().names():
-            st.warning("No store is served here yet (the operator's store root holds none).")
-        elif hosting().allow_any:
+        if hosting().allow_any:
             st.warning(f"No store at `{path}`. Build the demo with `make demo` (or "
                        f"`python -m compute demo --out {path}`), or pick another directory in the sidebar.")
         else:

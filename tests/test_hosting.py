@@ -146,3 +146,9 @@ def test_a_visitor_runs_one_filter_at_a_time_rests_as_long_as_it_ran_and_others_
     with state.one_filter_at_a_time(wait=5.0):  # then free again
         pass
     assert not state._filtering
+
+
+def test_an_empty_root_says_no_store_is_served(monkeypatch, tmp_path) -> None:
+    app = app_on(monkeypatch, PRUNESCOPE_STORES=str(tmp_path))
+    assert "No store is served here yet" in app.warning[0].value
+    assert str(tmp_path) not in app.warning[0].value and not app.error
