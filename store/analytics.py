@@ -29,7 +29,6 @@ from threadpoolctl import threadpool_limits
 
 from store import schema
 from store.catalog import Catalog
-from store.filters import FilterError, compile_filter
 
 # The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
 # (speckle_noise, gaussian_blur, spatter, saturate) were held out for validation in the original paper.
@@ -681,6 +680,9 @@ _ROW_COLUMNS = ", ".join(schema.FILTER_COLUMNS)  # the columns a filter may name
 def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
               timeout: float) -> pl.DataFrame:
     """`SELECT <select> FROM rows WHERE <compiled filter> <tail>`; a run-time type error -> FilterError."""
+    # sqlglot is imported by the first filter, not by the first page of a fresh server
+    from store.filters import FilterError, compile_filter
+
     where, params = compile_filter(text)
     sql = f"SELECT {select} FROM rows WHERE {where} {tail}"  # noqa: S608 (checked filter, constant SQL)
     try:
