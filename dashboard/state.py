@@ -81,7 +81,7 @@ class Hosting:
 def hosting() -> Hosting:
     """The mode the operator chose: flags after `--` on the streamlit command line, else $PRUNESCOPE_STORES
     / $PRUNESCOPE_STORE (and $PRUNESCOPE_ALLOW_ANY_STORE=1), else the one store data/demo."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # `--sto` is not `--store`
     parser.add_argument("--store")
     parser.add_argument("--stores")
     parser.add_argument("--allow-any-store", action="store_true")
