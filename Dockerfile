@@ -1,6 +1,9 @@
-# The dashboard, served from a store mounted read-only at /store:
+# The dashboard in hosting mode, serving the one store mounted read-only at /store (visitors can name no
+# other path):
 #   docker build -t prunescope .
 #   docker run --rm -p 8501:8501 -v "$PWD/data/demo:/store:ro" prunescope
+# Several stores, picked by name: mount their parent at /stores and end the command with `--stores /stores`
+# (the CMD below with its last two words replaced).
 # Runtime dependencies only (requirements.txt; no test tools), with CPU-only torch: the dashboard needs
 # torch for on-demand attribution maps, never a GPU.
 FROM python:3.11-slim

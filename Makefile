@@ -24,9 +24,10 @@ demo: $(STAMP)
 	$(PY) -m compute demo --out $(STORE)
 	$(MAKE) serve
 
+# Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name).
 serve: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false -- --store $(STORE)
+	  --server.headless true --browser.gatherUsageStats false -- $(if $(STORES),--stores $(STORES),--store $(STORE))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,6 +1,14 @@
-"""prunescope dashboard: `streamlit run dashboard/app.py -- --store DIR` (or PRUNESCOPE_STORE=DIR)."""
+"""prunescope dashboard: `streamlit run dashboard/app.py -- --store DIR` (one store), `-- --stores ROOT`
+(every store directly under ROOT, picked by name), or `-- --allow-any-store` (a path box, for local use);
+env PRUNESCOPE_STORE / PRUNESCOPE_STORES / PRUNESCOPE_ALLOW_ANY_STORE=1. See state.hosting.
 
+A page that fails on a damaged store shows which file is damaged and why (state.failed), never a
+traceback. With $PRUNESCOPE_TIMING_LOG set, each page view's server time is appended there (bench.load).
+"""
+
+import os
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -30,12 +38,20 @@ PAGES = {
 
 
 def home() -> None:
-    """The root URL opens the Overview, so every page keeps its own stable path."""
-    st.switch_page(PAGES["Study"][0])
+    """The root URL opens the Overview, so every page keeps its own stable path (and `?store=` stays)."""
+    st.switch_page(PAGES["Study"][0], query_params=st.query_params.to_dict())
 
 
 st.set_page_config(page_title="prunescope", layout="wide")
 navigation = st.navigation({"": [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")],
                             **PAGES})
+started = time.perf_counter()
 state.sidebar()
-navigation.run()
+try:
+    navigation.run()
+except Exception as error:  # noqa: BLE001 (st.stop/rerun are BaseExceptions and pass through)
+    state.failed(error, state.PAGE_VIEWS.get(navigation.url_path, state.VIEWS))
+finally:
+    if os.environ.get("PRUNESCOPE_TIMING_LOG"):
+        with open(os.environ["PRUNESCOPE_TIMING_LOG"], "a") as log:
+            log.write(f"{navigation.url_path}\t{time.perf_counter() - started:.4f}\n")

@@ -14,19 +14,28 @@ import streamlit as st
 
 from store import schema
 from store.catalog import Catalog
+from store.writer import StoreError
 
 CORRUPTION_SEED = 0  # the seed extraction uses (compute.study.CORRUPTION_SEED)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _clean(path: str, mtime: float) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+def _clean(path: str, mtime: float, num_samples: int) -> np.ndarray:
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path}: not a readable .npy file of images: {error}") from error
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[0] != num_samples:
+        raise StoreError(f"{path}: holds {images.dtype} images of shape {images.shape}; expected uint8 of shape "
+                         f"({num_samples}, H, W, 3), one image per sample")
+    return images
 
 
 def clean_images(catalog: Catalog) -> np.ndarray | None:
-    """The store's clean test images, uint8 (N, H, W, 3), memory-mapped; None when the store has none."""
+    """The store's clean test images, uint8 (N, H, W, 3), memory-mapped; None when the store has none;
+    StoreError naming the file when it is damaged or of the wrong shape or type."""
     path = catalog.root / schema.IMAGES / "clean.npy"
-    return _clean(str(path), path.stat().st_mtime) if path.is_file() else None
+    return _clean(str(path), path.stat().st_mtime, int(catalog.manifest["num_samples"])) if path.is_file() else None
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

@@ -8,22 +8,29 @@ on a chart mark (`select_from_chart`, an `on_select` callback) changes them ever
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import io
+import json
 import os
+import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
 import streamlit as st
 
 from store import queries, schema
-from store.catalog import Catalog
-from store.writer import StoreError
+from store.catalog import Catalog, QueryTimeout
+from store.manifest import validated
+from store.writer import StoreError, read_manifest
 
 ENV = "PRUNESCOPE_STORE"
 
@@ -44,23 +51,95 @@ _FIELD_KEYS = {"model_id": "model", "model_b": "compare", "corruption": "corrupt
                "sample_id": "sample"}
 
 
-def _store_from_argv() -> str | None:
-    parser = argparse.ArgumentParser(add_help=False)
+ENV_STORES = "PRUNESCOPE_STORES"
+ENV_ANY = "PRUNESCOPE_ALLOW_ANY_STORE"
+DEFAULT_STORE = "data/demo"
+
+
+@dataclass(frozen=True)
+class Hosting:
+    """What the operator serves: one store (`--store DIR`), every store directly under a root (`--stores
+    ROOT`, picked by name), or, for local use only, any directory the visitor types (`--allow-any-store`).
+    A visitor can never name a path in the first two modes."""
+
+    store: str | None = None
+    stores: str | None = None
+    allow_any: bool = False
+
+    def names(self) -> list[str]:
+        """The stores under the root: real directories (not symlinks) holding a manifest.json file."""
+        root = Path(self.stores or "")
+        try:
+            entries = sorted(root.iterdir()) if self.stores else []
+        except OSError:
+            return []
+        return [entry.name for entry in entries
+                if not entry.is_symlink() and entry.is_dir() and (entry / schema.MANIFEST).is_file()
+                and not (entry / schema.MANIFEST).is_symlink()]
+
+
+def hosting() -> Hosting:
+    """The mode the operator chose: flags after `--` on the streamlit command line, else $PRUNESCOPE_STORES
+    / $PRUNESCOPE_STORE (and $PRUNESCOPE_ALLOW_ANY_STORE=1), else the one store data/demo."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # `--sto` is not `--store`
     parser.add_argument("--store")
+    parser.add_argument("--stores")
+    parser.add_argument("--allow-any-store", action="store_true")
     known, _ = parser.parse_known_args(sys.argv[1:])
-    return known.store
+    allow_any = known.allow_any_store or os.environ.get(ENV_ANY, "") in ("1", "true", "yes")
+    if known.stores or known.store:
+        return Hosting(store=known.store, stores=None if known.store else known.stores, allow_any=allow_any)
+    if os.environ.get(ENV_STORES) and not os.environ.get(ENV):
+        return Hosting(stores=os.environ[ENV_STORES], allow_any=allow_any)
+    return Hosting(store=os.environ.get(ENV) or DEFAULT_STORE, allow_any=allow_any)
 
 
 def default_store() -> str:
-    """`--store DIR` after `--` on the streamlit command line, else $PRUNESCOPE_STORE, else data/demo."""
-    return _store_from_argv() or os.environ.get(ENV) or "data/demo"
+    """The store a session starts on: the operator's one store, else the first store under the root."""
+    mode = hosting()
+    if mode.stores is not None:
+        names = mode.names()
+        return str(Path(mode.stores) / names[0]) if names else mode.stores
+    return mode.store or DEFAULT_STORE
 
 
 def store_path() -> str:
-    """The store the user picked in the sidebar (initialised from the command line or environment)."""
-    if "store" not in st.session_state:
-        st.session_state["store"] = default_store()
-    return st.session_state["store"]
+    """The directory of the store this session shows: the operator's store, the store picked by name under
+    the root, or (with --allow-any-store) the directory typed in the sidebar."""
+    mode = hosting()
+    if mode.allow_any:
+        if "store" not in st.session_state:
+            st.session_state["store"] = default_store()
+        return st.session_state["store"]
+    if mode.stores is not None:
+        names = mode.names()
+        name = st.session_state.get("store_name")
+        return str(Path(mode.stores) / name) if name in names else default_store()
+    return default_store()
+
+
+def store_label() -> str:
+    """The open store as a visitor may see it: its name when hosted (no server path), the path otherwise."""
+    return store_path() if hosting().allow_any else Path(store_path()).name
+
+
+def public(message: str) -> str:
+    """A message with the open store's server path replaced by its name (hosting modes)."""
+    if hosting().allow_any:
+        return message
+    path = store_path()
+    for prefix in sorted({str(Path(path).resolve()), str(Path(path).absolute())}, key=len, reverse=True):
+        message = message.replace(prefix, store_label())
+    return message
+
+
+def code(value: Any) -> str:
+    """A store or visitor string as Markdown inline code: shown as typed, never as a link, image, HTML or
+    formatting (a fence longer than any run of backticks inside; line breaks become spaces)."""
+    text = " ".join(str(value).splitlines()) or " "
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def store_version(path: str | Path) -> tuple[float, ...]:
@@ -73,26 +152,107 @@ def store_version(path: str | Path) -> tuple[float, ...]:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _catalog(path: str, version: tuple[float, ...]) -> Catalog:
+    validated(read_manifest(path), path)  # values bounded by the files before any page uses them
     return Catalog(path)
 
 
 def _open(path: str) -> Catalog:
-    """The cached catalog of `path` (StoreError when it is not a store)."""
+    """The cached catalog of `path` (StoreError when it is not a store or its manifest is damaged)."""
     return _catalog(str(Path(path).resolve()), store_version(path))
 
 
 def open_catalog() -> Catalog:
     """The open store's catalog; otherwise tell the user what is wrong and how to fix it, and stop the page."""
     path = store_path()
+    if hosting().stores is not None and not hosting().allow_any and not hosting().names():
+        st.warning("No store is served here yet (the operator's store root holds none).")
+        st.stop()
     if not Path(path).is_dir():
-        st.warning(f"No store at `{path}`. Build the demo with `make demo` (or "
-                   f"`python -m compute demo --out {path}`), or pick another directory in the sidebar.")
+        if hosting().allow_any:
+            st.warning(f"No store at `{path}`. Build the demo with `make demo` (or "
+                       f"`python -m compute demo --out {path}`), or pick another directory in the sidebar.")
+        else:
+            st.warning(f"No store at {code(store_label())} on this server. Build the demo with `make demo` "
+                       "(or `python -m compute demo --out DIR`).")
         st.stop()
     try:
         return _open(path)
     except StoreError as error:
-        st.error(str(error))
+        st.error(escape(public(str(error))))
         st.stop()
+    except Exception as error:  # a file the catalog reads on opening is damaged: name it
+        failed(error, VIEWS)
+        st.stop()
+
+
+# -- damaged stores ---------------------------------------------------------------------------------------
+
+VIEWS = ("samples", "models", "predictions", "embeddings")
+# What each page reads (catalog views, see store.writer.verify): the files searched when the page fails.
+PAGE_VIEWS = {
+    "overview": ("samples", "models", "predictions"),
+    "matrix": ("models", "predictions"),
+    "similarity": ("models", "predictions", "embeddings"),
+    "local": ("samples", "models", "predictions"),
+    "global": ("samples", "models", "predictions"),
+    "embedding": ("samples", "models", "embeddings"),
+    "samples": ("samples", "models", "predictions"),
+    "sample": ("samples", "models", "predictions"),
+}
+
+
+def problems(views: Sequence[str]) -> list[Any]:
+    """What is wrong with the open store's files behind `views` (the store's `verify`, headers only: cheap
+    enough to run when a page fails). The one place the dashboard calls verify."""
+    from store.writer import verify
+
+    root = Path(store_path())
+    found: list[Any] = []
+    for marker in sorted((root / schema.COMPLETE).glob("*.json")):  # verify of this version raises on these
+        try:
+            json.loads(marker.read_text())
+        except (OSError, ValueError) as error:
+            found.append(SimpleNamespace(path=marker, message=f"completion marker is not JSON: {error}"))
+    try:
+        return found + verify(root, [view for view in views if view in VIEWS], deep=False)
+    except Exception as error:  # noqa: BLE001 (verify of this version may raise on what it cannot parse)
+        return found or [SimpleNamespace(path=None, message=str(error))]
+
+
+def failed(error: BaseException, views: Sequence[str]) -> None:
+    """Explain a page that could not read the store: the damaged files it needs and what is wrong with
+    each (from verify), or the error itself; never a traceback (that goes to the server's log)."""
+    import logging
+
+    logging.getLogger("prunescope").warning("page failed on %s", store_path(), exc_info=error)
+    if isinstance(error, StoreError):
+        st.error(escape(public(str(error))))
+        return
+    found = problems(views)
+    if found:
+        root = Path(store_path()).resolve()
+        lines = []
+        for problem in found:
+            where = getattr(problem, "path", None)
+            name = str(Path(where).resolve().relative_to(root)) if where and Path(where).resolve().is_relative_to(
+                root) else store_label()
+            lines.append(f"- {code(name)}: {escape(public(getattr(problem, 'message', str(problem))))}")
+        st.error("This page needs files of the store that are damaged:\n\n" + "\n".join(lines))
+    else:
+        st.error(f"This page could not read the store: {escape(public(f'{type(error).__name__}: {error}'))}")
+
+
+def int_param(name: str) -> int | None:
+    """An integer query parameter of the address (`?sample=12`); None when absent or not a plain decimal
+    number of at most 12 digits (any other value is ignored, never an error)."""
+    value = st.query_params.get(name)
+    return int(value) if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value) else None
+
+
+def escape(text: str) -> str:
+    """Text shown inside Markdown exactly as written: every punctuation mark that Markdown could read as
+    formatting, a link or an image is backslash-escaped (and line breaks become spaces)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", " ".join(text.splitlines()))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -108,6 +268,51 @@ def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: 
         raise ValueError(f"{function.__module__}.{function.__name__} is not a named store query")
     return _query(function.__module__, function.__name__, str(catalog.root), store_version(catalog.root),
                   args, tuple(sorted(kwargs.items())))
+
+
+# -- one running filter per visitor -------------------------------------------------------------------------
+
+FILTER_WAIT_S = 5.0  # as long as a filter may run (store.analytics' timeout): a second one waits this long
+_filtering: set[str] = set()  # visitors with a filter running now (bounded by the running filters)
+_resting: dict[str, float] = {}  # visitor -> when its next filter may start (monotonic seconds)
+REST_FACTOR = 2.0  # a visitor rests this many times as long as its last filter ran: it holds <= 1/3 of the time
+_filter_done = threading.Condition()
+
+
+def visitor() -> str:
+    """Who is asking, across the tabs of one browser: its XSRF cookie (shared by the tabs), else its
+    address. Several tabs of one visitor are one visitor here."""
+    context = st.context
+    return context.cookies.get("_streamlit_xsrf") or context.ip_address or "local"
+
+
+@contextlib.contextmanager
+def one_filter_at_a_time(wait: float = FILTER_WAIT_S) -> Iterator[None]:
+    """Run the enclosed filter query when none of this visitor's other filters is running (any tab) and
+    the visitor has rested REST_FACTOR times as long as its last filter ran, waiting up to `wait` seconds;
+    QueryTimeout otherwise. So one visitor, with any number of tabs of an expensive filter, holds the
+    server's cores at most a third of the time: the others' pages get less than 2x slower."""
+    key = visitor()
+    deadline = time.monotonic() + wait
+    with _filter_done:
+        while key in _filtering or _resting.get(key, 0.0) > time.monotonic():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryTimeout("another filter of yours (in another tab) has just run or is still running; "
+                                   "try again in a few seconds")
+            _filter_done.wait(left if key in _filtering else min(left, _resting[key] - time.monotonic()))
+        _filtering.add(key)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        with _filter_done:
+            now = time.monotonic()
+            _filtering.discard(key)
+            for other in [k for k, until in _resting.items() if until <= now]:  # bounded: recent visitors only
+                del _resting[other]
+            _resting[key] = now + REST_FACTOR * (now - started)
+            _filter_done.notify_all()
 
 
 # -- the shared selection ---------------------------------------------------------------------------------
@@ -136,16 +341,41 @@ def _settle(key: str, options: Sequence[Any], default: Any) -> None:
         st.session_state[key] = default
 
 
+def store_picker() -> None:
+    """The sidebar's store: a path box (--allow-any-store only), a picker of the stores under the root
+    (also `?store=NAME`), or the one served store's name. No other path can be named by a visitor."""
+    mode = hosting()
+    if mode.allow_any:
+        store_path()  # initialise the widget's state from the command line on first run
+        st.sidebar.text_input("Store directory", key="store", help="a directory written by "
+                              "`python -m compute demo` or `python -m compute extract`")
+        return
+    requested = st.query_params.get("store")
+    if mode.stores is None:
+        st.sidebar.caption(f"Store {code(store_label())}")
+        if requested is not None and requested != store_label():
+            st.sidebar.warning("This server serves one store; the `store` parameter of the address is ignored.")
+        return
+    names = mode.names()
+    if requested is not None and requested != st.session_state.get("store_in_url"):
+        st.session_state["store_in_url"] = requested  # a link or a typed address, applied once
+        if requested in names:
+            st.session_state["store_name"] = requested
+    if requested is not None and requested not in names:
+        st.sidebar.warning(f"No store named {code(requested[:200])} is served here; pick one below.")
+    if names:
+        _settle("store_name", names, names[0])
+        st.sidebar.selectbox("Store", names, key="store_name", help="the stores this server serves")
+
+
 def sidebar() -> None:
     """The store picker and the shared selection, drawn on every page."""
-    store_path()  # initialise the widget's state from the command line on first run
-    st.sidebar.text_input("Store directory", key="store", help="a directory written by "
-                          "`python -m compute demo` or `python -m compute extract`")
+    store_picker()
     try:
         catalog = _open(store_path()) if Path(store_path()).is_dir() else None
-    except StoreError:
-        catalog = None  # the page explains it (open_catalog)
-    models = query(queries.models, catalog) if catalog is not None else None
+        models = query(queries.models, catalog) if catalog is not None else None
+    except Exception:  # noqa: BLE001 (a damaged store: the page explains it, see open_catalog)
+        catalog = models = None
     if models is None or models.is_empty():
         return
     ids = models["model_id"].to_list()

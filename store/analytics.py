@@ -25,13 +25,10 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 import pyarrow as pa
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 from threadpoolctl import threadpool_limits
 
 from store import schema
 from store.catalog import Catalog
-from store.filters import FilterError, compile_filter
 
 # The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
 # (speckle_noise, gaussian_blur, spatter, saturate) were held out for validation in the original paper.
@@ -458,6 +455,9 @@ def square_matrix(pairs: pl.DataFrame, value: str, diagonal: float = 1.0) -> tup
     if len(items) > 2:
         distance = np.clip(diagonal - np.nan_to_num(matrix, nan=diagonal - 1.0), 0.0, None)
         np.fill_diagonal(distance, 0.0)
+        from scipy.cluster import hierarchy  # a second to import: only when a heat map is ordered
+        from scipy.spatial.distance import squareform
+
         tree = hierarchy.linkage(squareform(distance, checks=False), method="average", optimal_ordering=True)
         order = [int(i) for i in hierarchy.leaves_list(tree)]
     else:
@@ -680,6 +680,9 @@ _ROW_COLUMNS = ", ".join(schema.FILTER_COLUMNS)  # the columns a filter may name
 def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
               timeout: float) -> pl.DataFrame:
     """`SELECT <select> FROM rows WHERE <compiled filter> <tail>`; a run-time type error -> FilterError."""
+    # sqlglot is imported by the first filter, not by the first page of a fresh server
+    from store.filters import FilterError, compile_filter
+
     where, params = compile_filter(text)
     sql = f"SELECT {select} FROM rows WHERE {where} {tail}"  # noqa: S608 (checked filter, constant SQL)
     try:

@@ -117,22 +117,24 @@ class Catalog:
         from an older writer, or a file published without its marker) it is computed from the files.
         """
         sums = ", ".join(f"{name}_sum" for name in schema.SUMMARY_METRICS)
-        markers = writer.complete_partitions(self.root)
-        if num_files and len(markers) == num_files and all("sums" in m for m in markers):
-            table = pa.table({
-                "model_id": [m["model_id"] for m in markers],
-                "corruption": [m["corruption"] for m in markers],
-                "severity": pa.array([m["severity"] for m in markers], pa.int32()),
-                "rows": pa.array([m["rows"] for m in markers], pa.int64()),
-                "correct": pa.array([m["correct"] for m in markers], pa.int64()),
-                "finite": pa.array([m["finite"] for m in markers], pa.int64()),
-                **{f"{name}_sum": pa.array([m["sums"][name] for m in markers], pa.float64())
-                   for name in schema.SUMMARY_METRICS},
-            })
-            # A table, not a registered Arrow object: query cursors see the database's tables only.
-            self._connection.register("markers_arrow", table)
-            self._connection.execute("CREATE TABLE partition_markers AS SELECT * FROM markers_arrow")
-            self._connection.unregister("markers_arrow")
+        try:  # a damaged marker (verify names it) costs a scan of the files, never the store
+            markers = writer.complete_partitions(self.root)
+            usable = num_files and len(markers) == num_files and all("sums" in m for m in markers)
+            columns = {"model_id": ("VARCHAR", [m["model_id"] for m in markers]),
+                       "corruption": ("VARCHAR", [m["corruption"] for m in markers]),
+                       **{key: ("INTEGER" if key == "severity" else "BIGINT", [int(m[key]) for m in markers])
+                          for key in ("severity", "rows", "correct", "finite")},
+                       **{f"{name}_sum": ("DOUBLE", [float(m["sums"][name]) for m in markers])
+                          for name in schema.SUMMARY_METRICS}} if usable else None
+        except (OSError, ValueError, KeyError, TypeError):
+            columns = None
+        if columns:
+            # A table from bound lists (not a registered Arrow object, whose first use imports pandas: a
+            # second on a fresh server): query cursors see the database's tables only.
+            select = ", ".join(f"unnest(${i})::{sql_type} AS {name}"
+                               for i, (name, (sql_type, _)) in enumerate(columns.items(), start=1))
+            self._connection.execute(f"CREATE TABLE partition_markers AS SELECT {select}",  # noqa: S608 (constant names)
+                                     [values for _, values in columns.values()])
             body = f"SELECT model_id, corruption, severity, rows, correct, finite, {sums} FROM partition_markers"  # noqa: S608 (constant SQL)
         else:
             scanned = ", ".join(f"sum(CASE WHEN finite THEN {name} END)::DOUBLE AS {name}_sum"

@@ -48,14 +48,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def dashboard(store: str | Path, timeout: float = 90.0) -> Iterator[str]:
-    """Run `streamlit run dashboard/app.py -- --store STORE` on a free port; yields the base URL."""
+def dashboard(store: str | Path, timeout: float = 90.0, mode: str = "--store",
+              env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `streamlit run dashboard/app.py -- --store STORE` (or `--stores ROOT` with mode="--stores") on a
+    free port; yields the base URL."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
                "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-               "--", "--store", str(store)]
-    with serve(command, port, timeout=timeout) as url:
+               "--", mode, str(store)]
+    with serve(command, port, env=env, timeout=timeout) as url:
         yield url
 
 

@@ -93,3 +93,69 @@ def test_a_sample_opens_from_the_url_and_from_the_samples_table(server, page) ->
     page.get_by_role("heading", name="Sample", exact=True).wait_for(timeout=60_000)
     wait_for_app(page, timeout=120)
     assert "sample=" in page.url
+
+
+# -- hosting mode ---------------------------------------------------------------------------------------------
+
+HOSTILE_CLASS = "![x](http://example.invalid/a.png)"
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """ROOT with stores alpha (2 models, a class name holding a Markdown image) and beta (3 models), and
+    a symlink to a store outside ROOT (gamma, 4 models)."""
+    import json
+
+    from bench.synthetic import write_store
+    from tests.test_dashboard_pages import CORRUPTIONS
+
+    base = tmp_path_factory.mktemp("hosted")
+    root = base / "root"
+    for name, models in (("alpha", 2), ("beta", 3)):
+        write_store(root / name, num_models=models, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
+    write_store(base / "gamma", num_models=4, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
+    (root / "gamma").symlink_to(base / "gamma")
+    manifest = json.loads((root / "alpha" / "manifest.json").read_text())
+    manifest["class_names"] = [HOSTILE_CLASS] * len(manifest["class_names"])
+    (root / "alpha" / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def models_metric(page) -> str:
+    metric = page.get_by_test_id("stMetricValue").first
+    metric.wait_for(timeout=60_000)
+    return metric.inner_text()
+
+
+def test_a_visitor_of_one_served_store_cannot_reach_another_path(stores, page) -> None:
+    with dashboard(stores / "alpha") as url:
+        for value in (str(stores.parent / "gamma"), "beta", "../gamma"):
+            page.goto(f"{url}/overview?store={value}")
+            wait_for_app(page)
+            assert models_metric(page) == "2"
+        sidebar = page.get_by_test_id("stSidebar")
+        assert sidebar.get_by_role("textbox").count() == 0  # no path box
+        assert str(stores) not in page.get_by_test_id("stMain").inner_text()
+        page.goto(f"{url}/sample?sample=3")
+        page.get_by_role("heading", name="Sample", exact=True).wait_for(timeout=60_000)
+        wait_for_app(page)
+        expect(page.get_by_test_id("stMain")).to_contain_text(HOSTILE_CLASS)  # shown as text
+        assert page.locator('img[src*="example.invalid"], a[href*="example.invalid"]').count() == 0
+
+
+def test_the_store_picker_lists_exactly_the_stores_under_the_root(stores, page) -> None:
+    with dashboard(stores, mode="--stores") as url:
+        page.goto(f"{url}/overview?store=../gamma")
+        wait_for_app(page)
+        assert models_metric(page) == "2"
+        expect(page.get_by_test_id("stSidebar").get_by_test_id("stAlertContentWarning")).to_contain_text(
+            "No store named")
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_test_id("stSelectbox").first.click()
+        options = page.get_by_role("option")
+        options.first.wait_for(timeout=30_000)
+        assert options.all_inner_texts() == ["alpha", "beta"]
+        options.filter(has_text="beta").click()
+        wait_for_app(page)
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("3", timeout=60_000)
+        assert sidebar.get_by_role("textbox").count() == 0

@@ -234,7 +234,7 @@ def test_sample_page_follows_the_query_parameter_and_the_selection(monkeypatch, 
     assert not app.exception, app.exception
     label = queries.samples(Catalog(store))["label_name"][7]
     assert app.number_input(key="sample").value == 7
-    assert f"Class **{label}**" in text(app)
+    assert f"Class **`{label}`**" in text(app)  # store text shown as inline code, never as Markdown
     (spec,) = specs(app)
     assert len(spec["layer"]) == 2  # the heat map and the crosses on wrong predictions
     app.session_state["sample"] = 12
@@ -276,6 +276,7 @@ def test_pages_explain_a_missing_store(monkeypatch, tmp_path, page) -> None:
 
 
 def test_changing_the_store_in_the_sidebar_switches_the_page(monkeypatch, store, tmp_path) -> None:
+    monkeypatch.setenv("PRUNESCOPE_ALLOW_ANY_STORE", "1")  # the path box exists only for local use
     app = open_app(monkeypatch, store)
     assert app.metric
     app.sidebar.text_input[0].set_value(str(tmp_path)).run()

@@ -14,7 +14,7 @@ selection = state.selection()
 points = state.query(analytics.sample_embedding, catalog)
 if points.is_empty():
     st.info("No per-sample embedding in this store yet. Compute it with `python -m compute embed --store "
-            f"{catalog.root}`; this page then shows each sample's geometry projected to 2-D.")
+            f"{state.store_label()}`; this page then shows each sample's geometry projected to 2-D.")
     st.stop()
 colour = st.segmented_control("Colour by", list(COLOURS), default="class", key="embedding_colour",
                               persist_state="session", required=True)
@@ -28,7 +28,7 @@ if setting.is_empty():
 shown = setting if colour == "model" else setting.filter(pl.col("model_id") == selection.model)
 if shown.is_empty():
     shown = setting
-    st.caption(f"`{selection.model}` is not in the embedding; showing the models it has (`python -m compute "
+    st.caption(f"{state.code(selection.model)} is not in the embedding; showing the models it has (`python -m compute "
                "embed --sample-models ...` adds others).")
 if shown.height > state.MAX_MARKS:
     st.caption(f"Showing {state.MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")

@@ -11,8 +11,8 @@ catalog = state.open_catalog()
 selection = state.selection()
 labels = state.class_filter(catalog)
 large = catalog.manifest["num_samples"] > state.MAX_MARKS
-st.markdown(f"Model **`{selection.model}`** on **{selection.setting}**"
-            + (f", compared with **`{selection.compare}`**" if selection.compare else ""))
+st.markdown(f"Model **{state.code(selection.model)}** on **{selection.setting}**"
+            + (f", compared with **{state.code(selection.compare)}**" if selection.compare else ""))
 angle, norm = f"angle to true class ({charts.DEGREES})", "feature norm ||x|| (feature units)"
 
 if large:
@@ -39,7 +39,7 @@ state.downloads(result, "local-geometry")
 if not selection.compare or selection.compare == selection.model:
     st.info("Pick a model under **Compare with** in the sidebar to see how it moves each sample.")
     st.stop()
-st.subheader(f"From `{selection.compare}` (A) to `{selection.model}` (B)")
+st.subheader(f"From {state.code(selection.compare)} (A) to {state.code(selection.model)} (B)")
 delta_angle = f"Δ angle to true class, B − A ({charts.DEGREES})"
 delta_norm = "Δ feature norm, B − A (feature units)"
 if large:

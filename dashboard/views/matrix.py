@@ -44,7 +44,7 @@ columns = (manifest["corruptions"] if metric == "relative_ce"
 selected = {"model_id": selection.model, "corruption": selection.corruption, "severity": selection.severity}
 state.chart(charts.evaluation_matrix(cells, value, legend, columns, selected=selected, **scale), key="matrix_chart",
             stretch=False)
-st.caption(f"Selected: model `{selection.model}`, {selection.setting}. Click a cell to select it on every "
+st.caption(f"Selected: model {state.code(selection.model)}, {selection.setting}. Click a cell to select it on every "
            "page, then open Local geometry or Sample.")
 left, right, _ = st.columns([1, 1, 1])
 left.page_link("views/local.py", label="Local geometry of the selection", icon=":material/scatter_plot:")

@@ -8,13 +8,13 @@ from store import analytics, queries
 st.title("Overview")
 catalog = state.open_catalog()
 manifest = catalog.manifest
-st.caption(f"Store `{catalog.root}` · dataset **{manifest['dataset']}** · {manifest['num_samples']} test "
+st.caption(f"Store {state.code(state.store_label())} · dataset **{state.code(manifest['dataset'])}** · {manifest['num_samples']} test "
            f"samples · {manifest['num_classes']} classes · {len(manifest['corruptions'])} corruptions at "
            f"severities {', '.join(map(str, manifest['severities']))}")
 models = state.query(queries.models, catalog)
 if models.is_empty():
     st.info("This store has no models yet. Add some with `python -m compute extract --store "
-            f"{catalog.root} --checkpoints ...`.")
+            f"{state.store_label()} --checkpoints ...`.")
     st.stop()
 summary = state.query(analytics.model_summary, catalog)
 columns = st.columns(4)

@@ -11,9 +11,9 @@ st.title("Sample")
 catalog = state.open_catalog()
 selection = state.selection()
 manifest = catalog.manifest
-requested = st.query_params.get("sample", "")
-if requested != st.session_state.get("sample_in_url") and requested.isdigit():  # a link or a typed URL
-    st.session_state["sample"] = int(requested)
+requested = state.int_param("sample")
+if requested is not None and str(requested) != st.session_state.get("sample_in_url"):  # a link or a typed URL
+    st.session_state["sample"] = requested
 if st.session_state.get("sample", 0) not in range(manifest["num_samples"]):
     st.session_state["sample"] = 0  # from another store: start again at the first sample
 sample_id = int(st.number_input("Sample id", 0, manifest["num_samples"] - 1, key="sample",
@@ -25,7 +25,7 @@ if rows.is_empty():
     st.info("No predictions for this sample yet.")
     st.stop()
 label = int(rows["label"][0])
-st.markdown(f"Class **{manifest['class_names'][label]}** (label {label}) · model `{selection.model}` · "
+st.markdown(f"Class **{state.code(manifest['class_names'][label])}** (label {label}) · model {state.code(selection.model)} · "
             f"{selection.setting}")
 
 picture, table = st.columns([1, 4])
@@ -48,7 +48,7 @@ checkpoint = models["checkpoint"][0] if models.height else None
 problem = attribution.missing_checkpoint(checkpoint) or (None if image is not None else "No image to occlude.")
 if problem:
     st.info(problem)
-elif st.toggle(f"Compute for `{selection.model}` on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
+elif st.toggle(f"Compute for {state.code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
                key="attribution"):
     try:
         with st.spinner("running the model on every occluded copy..."):

@@ -31,13 +31,13 @@ severity = selection.severity or max(catalog.manifest["severities"])
 QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; its arguments)
     "pruning_fragile": (f"right for the dense model, wrong for a pruned one ({selection.setting})",
                         {"k": 1, "corruption": selection.corruption, "severity": selection.severity}),
-    "corruption_fragile": (f"`{selection.model}` right on clean images, wrong under "
+    "corruption_fragile": (f"{state.code(selection.model)} right on clean images, wrong under "
                            f"{selection.corruption} up to severity {severity}",
                            {"corruption": selection.corruption, "max_severity": severity,
                             "model_id": selection.model}),
     "robust": (f"right for every model under every corruption up to severity {severity}",
                {"max_severity": severity}),
-    "flipped_by_pruning": (f"right for `{selection.compare}`, wrong for `{selection.model}` "
+    "flipped_by_pruning": (f"right for {state.code(selection.compare)}, wrong for {state.code(selection.model)} "
                            f"({selection.setting})",
                            {"model_a": selection.compare, "model_b": selection.model,
                             "corruption": selection.corruption, "severity": selection.severity}),
@@ -57,12 +57,13 @@ try:
         if name == "flipped_by_pruning" and not selection.compare:
             st.info("Pick a model under **Compare with** in the sidebar: this preset compares two models.")
             st.stop()
-        result = state.query(analytics.PRESETS[name][0], catalog, **arguments)
+        with state.one_filter_at_a_time():
+            result = state.query(analytics.PRESETS[name][0], catalog, **arguments)
         matches = result.height
     else:
         text = st.text_input("Filter", key="samples_filter", persist_state="session",
                              placeholder=FILTER_EXAMPLES[0], help="a condition on the columns below")
-        scoped = st.checkbox(f"only `{selection.model}` on {selection.setting}", value=True,
+        scoped = st.checkbox(f"only {state.code(selection.model)} on {selection.setting}", value=True,
                              key="samples_scoped", persist_state="session",
                              help="the sidebar's model and setting; much faster on a large study")
         with st.expander("Filter language"):
@@ -74,10 +75,14 @@ try:
         if scoped:
             text = (f"model_id = {state.quoted(selection.model)} and corruption = "
                     f"{state.quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
-        matches = state.query(analytics.count_rows, catalog, text)
-        result = state.query(analytics.filter_rows, catalog, text, LIMIT)
-except (FilterError, QueryTimeout, duckdb.Error, ValueError) as error:
+        with state.one_filter_at_a_time():
+            matches = state.query(analytics.count_rows, catalog, text)
+            result = state.query(analytics.filter_rows, catalog, text, LIMIT)
+except (FilterError, QueryTimeout, ValueError) as error:
     st.error(str(error))
+    st.stop()
+except duckdb.Error as error:  # a damaged file names itself (verify); any other error is shown as it is
+    state.failed(error, state.PAGE_VIEWS["samples"])
     st.stop()
 
 if result.is_empty():

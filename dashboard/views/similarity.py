@@ -17,7 +17,7 @@ embedding = state.query(analytics.model_embedding, catalog)
 if embedding.is_empty():
     st.info("No model embedding in this store yet. Compute it (UMAP of every model's per-sample angle, "
             f"feature norm and margin, plus the minimum spanning tree) with `python -m compute embed --store "
-            f"{catalog.root}`; this page then shows where each model lies.")
+            f"{state.store_label()}`; this page then shows where each model lies.")
 else:
     edges = state.query(analytics.model_tree, catalog)
     state.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),

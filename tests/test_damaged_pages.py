@@ -1,0 +1,174 @@
+"""A damaged or hostile store never crashes a page: each page that needs the damaged file names it and
+says what is wrong, the pages that do not need it keep working, and no manifest value makes a page
+allocate without limit. Store text is shown as text (inline code), never as Markdown."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bench.synthetic import write_store
+from dashboard import state
+from store import manifest as store_manifest
+from store import schema, writer
+from tests.test_dashboard_pages import APP, CORRUPTIONS, write_embeddings
+
+PAGES = {"overview": None, "matrix": "views/matrix.py", "similarity": "views/similarity.py",
+         "local": "views/local.py", "global": "views/global.py", "embedding": "views/embedding.py",
+         "samples": "views/samples.py", "sample": "views/sample.py"}
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    root = write_store(tmp_path_factory.mktemp("pristine") / "study", num_models=3, num_samples=20,
+                       corruptions=CORRUPTIONS, severities=(1, 3))
+    write_embeddings(root)
+    return root
+
+
+def unescaped(text: str) -> str:
+    """Markdown source as a reader sees it (backslash escapes removed)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def run_page(monkeypatch, root: Path, page: str) -> AppTest:
+    monkeypatch.setenv("PRUNESCOPE_STORE", str(root))
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    if PAGES[page]:
+        app.switch_page(PAGES[page]).run()
+    assert not app.exception, f"{page}: {app.exception}"
+    return app
+
+
+def errors(app: AppTest) -> str:
+    return unescaped("\n".join(e.value for e in app.error))
+
+
+def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        path = root / schema.MANIFEST
+        manifest = json.loads(path.read_text())
+        change(manifest)
+        path.write_text(json.dumps(manifest))
+    return damage
+
+
+def truncate(relative: str) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        path = root / relative if "*" not in relative else sorted(root.glob(relative))[-1]
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return damage
+
+
+def write_bytes(relative: str, payload: bytes) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        (root / relative).write_bytes(payload)
+    return damage
+
+
+def images(array: np.ndarray) -> Callable[[Path], None]:
+    def damage(root: Path) -> None:
+        np.save(root / schema.IMAGES / "clean.npy", array)
+    return damage
+
+
+def last_marker(root: Path) -> Path:
+    return sorted((root / schema.COMPLETE).glob("*.json"))[-1]
+
+
+ALL = tuple(PAGES)
+# case -> (damage, the file the message names, what it says, the pages that need the file)
+CASES = {
+    "manifest without num_classes": (edit_manifest(lambda m: m.pop("num_classes")), "manifest.json",
+                                     "num_classes", ALL),
+    "manifest without corruptions": (edit_manifest(lambda m: m.pop("corruptions")), "manifest.json",
+                                     "corruptions", ALL),
+    "manifest without severities": (edit_manifest(lambda m: m.pop("severities")), "manifest.json",
+                                    "severities", ALL),
+    "text where a number belongs": (edit_manifest(lambda m: m.update(num_samples="many")), "manifest.json",
+                                    "num_samples", ALL),
+    "text severities": (edit_manifest(lambda m: m.update(severities=["high"])), "manifest.json", "severities",
+                        ALL),
+    "a billion classes": (edit_manifest(lambda m: m.update(num_classes=1_000_000_000)), "manifest.json",
+                          "num_classes", ALL),
+    "truncated models.parquet": (truncate(schema.MODELS), "models.parquet", "Parquet", ALL),
+    "truncated samples.parquet": (truncate(schema.SAMPLES), "samples.parquet", "Parquet", ALL),
+    # the partition of the default selection (the first pruned model on clean images)
+    "truncated prediction file": (truncate("predictions/model_id=m01*/corruption=clean/*/part-0.parquet"),
+                                  "part-0.parquet", "Parquet", ("similarity", "local", "global", "samples", "sample")),
+    "truncated embedding file": (truncate(f"{schema.EMBEDDINGS}/{schema.SAMPLE_EMBEDDING}"),
+                                 f"{schema.EMBEDDINGS}/{schema.SAMPLE_EMBEDDING}", "Parquet", ("embedding",)),
+    # the markers only speed up the matrix: with one damaged, the sums come from the files and no page needs it
+    "non-JSON completion marker": (lambda root: last_marker(root).write_text("{not json"), schema.COMPLETE,
+                                   "not JSON", ()),
+    "clean images of the wrong shape": (images(np.zeros((20, 8, 3), np.uint8)), "clean.npy", "shape",
+                                        ("sample", "samples")),
+    "clean images of the wrong dtype": (images(np.zeros((20, 32, 32, 3), np.float32)), "clean.npy", "float32",
+                                        ("sample", "samples")),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_damaged_file_is_named_on_the_pages_that_need_it_and_the_others_work(monkeypatch, tmp_path, pristine,
+                                                                              case) -> None:
+    damage, file, fault, needing = CASES[case]
+    root = shutil.copytree(pristine, tmp_path / "study")
+    damage(root)
+    for page in PAGES:
+        app = run_page(monkeypatch, root, page)
+        if page in needing:
+            assert file in errors(app) and fault in errors(app), f"{page}: {errors(app)!r}"
+            assert str(tmp_path) not in errors(app)  # hosted: the store's name, not the server's path
+        else:
+            assert not app.error, f"{page}: {errors(app)!r}"
+            assert app.title and app.title[0].value, page
+
+
+def test_a_billion_classes_is_refused_by_the_manifest_check_before_any_page_allocates(pristine) -> None:
+    manifest = json.loads((pristine / schema.MANIFEST).read_text())
+    assert store_manifest.validated(manifest, pristine) is manifest
+    with pytest.raises(writer.StoreError, match=r"manifest.json: num_classes is 1000000000, but class_names lists 10"):
+        store_manifest.validated({**manifest, "num_classes": 1_000_000_000}, pristine)
+    with pytest.raises(writer.StoreError, match=r"num_samples is 21, but samples.parquet holds 20 rows"):
+        store_manifest.validated({**manifest, "num_samples": 21}, pristine)
+
+
+HOSTILE = "![x](http://example.invalid/a.png) <img src=x> `tick` [link](http://example.invalid)"
+
+
+def test_store_text_is_shown_as_inline_code_never_as_markdown(monkeypatch, tmp_path, pristine) -> None:
+    root = shutil.copytree(pristine, tmp_path / "study")
+    edit_manifest(lambda m: m.update(class_names=[HOSTILE] * 10, dataset=HOSTILE))(root)
+    app = run_page(monkeypatch, root, "sample")
+    body = "\n".join(m.value for m in app.markdown)
+    assert state.code(HOSTILE) in body
+    assert body.replace(state.code(HOSTILE), "").count("](") == 0  # no link or image outside the code span
+    overview = run_page(monkeypatch, root, "overview")
+    assert state.code(HOSTILE) in overview.caption[0].value
+
+
+@pytest.mark.parametrize("value", ["`", "a``b", "line\n\n![x](http://example.invalid/a.png)", "` ![x](y) `", ""])
+def test_inline_code_cannot_be_closed_early(value) -> None:
+    shown = state.code(value)
+    fence = re.match(r"`+", shown).group()
+    inner = shown[len(fence):-len(fence)]
+    assert shown.endswith(fence) and fence not in inner and "\n" not in shown
+    assert max((len(run) for run in re.findall("`+", inner)), default=0) < len(fence)
+
+
+def test_a_damaged_marker_costs_a_scan_and_the_matrix_stays_the_same(tmp_path, pristine) -> None:
+    from store import analytics
+    from store.catalog import Catalog
+
+    root = shutil.copytree(pristine, tmp_path / "study")
+    last_marker(root).write_text("{not json")
+    order = ["model_id", "corruption", "severity"]
+    expected = analytics.accuracy_matrix(Catalog(pristine)).sort(order)
+    assert analytics.accuracy_matrix(Catalog(root)).sort(order).equals(expected)

@@ -1,0 +1,154 @@
+"""Hosting mode: the operator decides which stores are served; a visitor picks among them by name and can
+name no other path (sidebar or address), and no address parameter ends in a traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bench.synthetic import write_store
+from dashboard import state
+from tests.test_dashboard_pages import APP, CORRUPTIONS
+
+PAGES = ("views/overview.py", "views/matrix.py", "views/similarity.py", "views/local.py", "views/global.py",
+         "views/embedding.py", "views/samples.py", "views/sample.py")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """ROOT holding stores `alpha` (2 models) and `beta` (3 models), a directory without a manifest, a
+    file, and a symlink to a store outside ROOT (`gamma`, 4 models) that must not be served."""
+    base = tmp_path_factory.mktemp("hosting")
+    served = base / "root"
+    for name, models in (("alpha", 2), ("beta", 3)):
+        write_store(served / name, num_models=models, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
+    write_store(base / "outside" / "gamma", num_models=4, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
+    (served / "empty").mkdir()
+    (served / "notes.txt").write_text("not a store")
+    (served / "gamma").symlink_to(base / "outside" / "gamma")
+    return served
+
+
+def app_on(monkeypatch, page: str | None = None, query: dict | None = None, **env: str) -> AppTest:
+    for name in (state.ENV, state.ENV_STORES, state.ENV_ANY):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params.update(query or {})
+    app.run()
+    if page:
+        app.switch_page(page).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def models_shown(app: AppTest) -> str:
+    return app.metric[0].value
+
+
+def test_one_store_is_served_and_the_address_cannot_name_another(monkeypatch, root) -> None:
+    outside = root.parent / "outside" / "gamma"
+    for value in (str(outside), "gamma", "../outside/gamma", "beta"):
+        app = app_on(monkeypatch, query={"store": value}, PRUNESCOPE_STORE=str(root / "alpha"))
+        assert models_shown(app) == "2"
+        assert not app.sidebar.text_input  # no path box for a visitor
+        assert "ignored" in app.sidebar.warning[0].value
+        assert str(root) not in app.caption[0].value  # the store's name, not the server's path
+
+
+def test_the_picker_lists_exactly_the_stores_under_the_root(monkeypatch, root) -> None:
+    app = app_on(monkeypatch, PRUNESCOPE_STORES=str(root))
+    picker = app.sidebar.selectbox(key="store_name")
+    assert picker.options == ["alpha", "beta"]  # no symlink, no directory without a manifest, no file
+    assert not app.sidebar.text_input
+    assert models_shown(app) == "2"
+    picker.set_value("beta").run()
+    assert models_shown(app) == "3"
+
+
+def test_the_address_picks_a_served_store_by_name_only(monkeypatch, root) -> None:
+    assert models_shown(app_on(monkeypatch, query={"store": "beta"}, PRUNESCOPE_STORES=str(root))) == "3"
+    for value in ("gamma", "../outside/gamma", str(root / "beta"), "empty", "notes.txt", "![x](http://x.invalid/a.png)"):
+        app = app_on(monkeypatch, query={"store": value}, PRUNESCOPE_STORES=str(root))
+        assert models_shown(app) == "2", value  # the first served store, not the named path
+        assert "No store named" in app.sidebar.warning[0].value
+        assert state.code(value) in app.sidebar.warning[0].value  # shown as text
+
+
+def test_the_path_box_exists_only_when_the_operator_allows_any_store(monkeypatch, root) -> None:
+    app = app_on(monkeypatch, PRUNESCOPE_STORE=str(root / "alpha"), PRUNESCOPE_ALLOW_ANY_STORE="1")
+    app.sidebar.text_input(key="store").set_value(str(root / "beta")).run()
+    assert models_shown(app) == "3"
+
+
+def test_the_command_line_chooses_the_mode(monkeypatch, root) -> None:
+    monkeypatch.setattr("sys.argv", ["app.py", "--stores", str(root)])
+    monkeypatch.delenv(state.ENV, raising=False)
+    assert state.hosting() == state.Hosting(stores=str(root))
+    monkeypatch.setattr("sys.argv", ["app.py", "--store", str(root / "alpha"), "--allow-any-store"])
+    assert state.hosting() == state.Hosting(store=str(root / "alpha"), allow_any=True)
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    monkeypatch.setenv(state.ENV_STORES, str(root))
+    assert state.hosting().names() == ["alpha", "beta"]
+
+
+BAD_VALUES = ["-1", "abc", "99999999999999999999999999", "²", "1e9", "", " 3", "0x10", "\x00", "%", "3" * 5000]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_address_parameter_value_ends_in_a_traceback(monkeypatch, root, page) -> None:
+    for value in BAD_VALUES:
+        app = app_on(monkeypatch, page, query={"sample": value, "store": value, "page": value},
+                     PRUNESCOPE_STORES=str(root))
+        assert app.title, (page, value)
+        assert not app.error, (page, value, [e.value for e in app.error])
+
+
+def test_a_valid_sample_parameter_opens_that_sample(monkeypatch, root) -> None:
+    app = app_on(monkeypatch, "views/sample.py", query={"sample": "7"}, PRUNESCOPE_STORE=str(root / "alpha"))
+    assert app.number_input(key="sample").value == 7
+    assert os.fspath(root) not in "\n".join(m.value for m in app.markdown)
+
+
+def test_a_visitor_runs_one_filter_at_a_time_rests_as_long_as_it_ran_and_others_are_not_held(monkeypatch) -> None:
+    import threading
+
+    from store.catalog import QueryTimeout
+
+    who = threading.local()
+    monkeypatch.setattr(state, "visitor", lambda: who.name)
+    started, release = threading.Event(), threading.Event()
+
+    def first_tab() -> None:
+        who.name = "visitor-a"
+        with state.one_filter_at_a_time():
+            started.set()
+            release.wait(10)
+
+    tab = threading.Thread(target=first_tab)
+    tab.start()
+    assert started.wait(10)
+    who.name = "visitor-a"
+    with pytest.raises(QueryTimeout, match="another filter of yours"), state.one_filter_at_a_time(wait=0.2):
+        pass
+    who.name = "visitor-b"
+    with state.one_filter_at_a_time(wait=0.2):  # another visitor is not held
+        pass
+    release.set()
+    tab.join(10)
+    who.name = "visitor-a"
+    with pytest.raises(QueryTimeout), state.one_filter_at_a_time(wait=0.0):  # resting as long as it ran
+        pass
+    with state.one_filter_at_a_time(wait=5.0):  # then free again
+        pass
+    assert not state._filtering
+
+
+def test_an_empty_root_says_no_store_is_served(monkeypatch, tmp_path) -> None:
+    app = app_on(monkeypatch, PRUNESCOPE_STORES=str(tmp_path))
+    assert "No store is served here yet" in app.warning[0].value
+    assert str(tmp_path) not in app.warning[0].value and not app.error
