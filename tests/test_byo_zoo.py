@@ -5,6 +5,7 @@ load-time probe's errors, --normalize and the state-dict reader."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,22 +23,26 @@ from compute import byo, checkpoint, datasets, models
 from compute.models import ContractError
 from store import schema
 
-timm = pytest.importorskip("timm", reason="timm is an optional dependency (requirements-optional.txt)")
+requires_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None,
+                                   reason="timm is an optional dependency (requirements-optional.txt)")
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
 ZOO = textwrap.dedent("""
-    import timm
     import torch
     import torchvision
 
 
     def effnet():
+        import timm
+
         torch.manual_seed(0)
         return timm.create_model("efficientnet_b0", num_classes=10)
 
 
     def vit():
+        import timm
+
         torch.manual_seed(0)
         return timm.create_model("vit_tiny_patch16_224", num_classes=10, img_size=32)
 
@@ -57,7 +62,10 @@ def zoo(tmp_path, monkeypatch) -> Path:
     sys.modules.pop("user_zoo", None)
 
 
+@requires_timm
 def test_timm_features_are_pooled_pre_logits_not_forward_features() -> None:
+    import timm
+
     model = timm.create_model("efficientnet_b0", num_classes=10).eval()
     assert model.forward_features(IMAGES).dim() == 4  # what trusting the name used to feed the geometry
     wrapped = byo.as_contract(model)
@@ -68,7 +76,10 @@ def test_timm_features_are_pooled_pre_logits_not_forward_features() -> None:
     assert wrapped.classifier is model.get_classifier()
 
 
+@requires_timm
 def test_timm_without_a_classifier_is_explained() -> None:
+    import timm
+
     with pytest.raises(ContractError, match="num_classes >= 2"):
         byo.as_contract(timm.create_model("resnet18", num_classes=0))
 
@@ -147,7 +158,8 @@ def stored_rows(store: Path):
     return ds.dataset(store / schema.PREDICTIONS, format="parquet", partitioning="hive").to_table()
 
 
-@pytest.mark.parametrize("factory", ["effnet", "vit", "resnet"])
+@pytest.mark.parametrize("factory", [pytest.param("effnet", marks=requires_timm),
+                                     pytest.param("vit", marks=requires_timm), "resnet"])
 def test_extract_cli_takes_timm_and_torchvision_models(tmp_path, zoo, factory) -> None:
     result = extract(tmp_path / "store", zoo, "--model", f"user_zoo:{factory}", "--normalize", "imagenet")
     assert result.returncode == 0, result.stderr
@@ -201,3 +213,12 @@ def test_imagenet_style_resnets_are_in_the_registry() -> None:
     stem = models.build("resnet18_imagenet", 10, [0.5] * 3, [0.25] * 3).body[0]
     assert stem.kernel_size == (7, 7) and stem.stride == (2, 2)
     assert models.build("resnet18_64", 10, [0.5] * 3, [0.25] * 3).body[0].stride == (1, 1)
+
+
+def test_a_study_file_takes_a_normalize_key() -> None:
+    from compute.study import Study, StudyError
+
+    raw = {"arch": "small_cnn", "dataset": "digits", "methods": {"random": {"sparsities": [0.5]}}}
+    assert Study.from_dict({**raw, "normalize": "cifar10"}).normalize == "cifar10"
+    with pytest.raises(StudyError, match="normalize: --normalize must be"):
+        Study.from_dict({**raw, "normalize": "imagenette"})
