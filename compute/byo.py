@@ -280,4 +280,5 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "c
         raise ImportError("RobustBench models need the robustbench package, which prunescope does not install: "
                           "pip install robustbench") from error
     model = load_model(model_name=name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)
-    return as_contract(model, name=f"RobustBench {dataset}/{threat_model} model {name!r}")
+    return as_contract(model, name=f"RobustBench {dataset}/{threat_model} model {name!r}",
+                       image_size=224 if dataset == "imagenet" else 32)
