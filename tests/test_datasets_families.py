@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -321,3 +322,31 @@ def test_cli_refuses_an_option_of_another_dataset_with_one_error_line(tmp_path: 
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --image-size does not apply to dataset digits (only to imagefolder)"
+
+
+def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, monkeypatch) -> None:
+    from compute.datasets import imagenet
+
+    write_imagenet_val(tmp_path / "imagenet", classes=(3,), per_class=2)
+    test = datasets.load("imagenet", root=str(tmp_path / "imagenet"), download=True).test
+    source = tmp_path / "noise"
+    for name in imagenet.C_ARCHIVES["noise"]:
+        for row, key in enumerate(test.keys):
+            flat_image(source / name / "2" / key, 60 + row, (224, 224))
+    served = tmp_path / "served"
+    served.mkdir()
+    with tarfile.open(served / "noise.tar", "w") as tar:  # corruption folders at the top, as AugMix extracts
+        for name in imagenet.C_ARCHIVES["noise"]:
+            tar.add(source / name, arcname=name)
+    requests: list[str] = []
+    with serve_directory(served, requests) as url:
+        monkeypatch.setenv(imagenet.C_URL_VARIABLE, url)
+        loaded = datasets.load_corrupted("imagenet", tmp_path / "c", "shot_noise", 2, test, download=True)
+        assert numbers(loaded.images) == [60, 61]
+        fetched = len(requests)
+        datasets.load_corrupted("imagenet", tmp_path / "c", "impulse_noise", 2, test, download=True)
+        assert len(requests) == fetched
+        with pytest.raises(DataError, match="no ImageNet-C archive holds 'blurry'"):
+            datasets.load_corrupted("imagenet", tmp_path / "c", "blurry", 2, test, download=True)
+    assert set(requests) == {"/noise.tar"}
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise"])

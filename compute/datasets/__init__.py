@@ -53,10 +53,12 @@ CORRUPTED: dict[str, Callable[..., ImageSet]] = {
     "imagenet": imagenet.load_corrupted,
     "imagefolder": imagefolder.load_corrupted,
 }
+# `download(root, corruption) -> folder to read from`: fetch the archive holding `corruption` unless present.
 CORRUPTED_DOWNLOADS: dict[str, Callable[..., Path]] = {
-    "cifar10": cifar10c.download_cifar10c,
-    "cifar100": cifar100c.download,
-    "tinyimagenet": tinyimagenet.download_corrupted,
+    "cifar10": lambda root, _corruption: cifar10c.download_cifar10c(root),
+    "cifar100": lambda root, _corruption: cifar100c.download(root),
+    "tinyimagenet": lambda root, _corruption: tinyimagenet.download_corrupted(root),
+    "imagenet": imagenet.download_corrupted,
 }
 
 
@@ -88,7 +90,7 @@ def load_corrupted(name: str, root: str | os.PathLike[str], corruption: str, sev
         if name not in CORRUPTED_DOWNLOADS:
             raise DataError(f"no public download of corrupted {name} images; known: "
                             f"{', '.join(CORRUPTED_DOWNLOADS)}")
-        root = CORRUPTED_DOWNLOADS[name](root)
+        root = CORRUPTED_DOWNLOADS[name](root, corruption)
     return CORRUPTED[name](root, corruption, severity, test)
 
 

@@ -65,8 +65,14 @@ def extract_folder(archive: Path, folder: str, directory: Path) -> Path:
     """Unpack `archive` (tar, or zip by its .zip suffix), which must hold `folder/`, into
     `directory/folder`, atomically; return that path. The archive is deleted once its folder is in place.
     """
-    target = directory / folder
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder}.partial-", dir=directory))
+    extract_folders(archive, (folder,), directory)
+    return directory / folder
+
+
+def extract_folders(archive: Path, folders: tuple[str, ...], directory: Path) -> None:
+    """Unpack `archive`, which must hold every one of `folders/`, and move each into `directory` (each move
+    atomic; a folder already there is kept). The archive is deleted afterwards."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{folders[0]}.partial-", dir=directory))
     try:
         try:
             if archive.suffix == ".zip":
@@ -78,15 +84,16 @@ def extract_folder(archive: Path, folder: str, directory: Path) -> Path:
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
             kind = "zip" if archive.suffix == ".zip" else "tar"
             raise DataError(f"{archive} is not a readable {kind} archive: {error}") from error
-        unpacked = staging / folder
-        if not unpacked.is_dir():
+        missing = [folder for folder in folders if not (staging / folder).is_dir()]
+        if missing:
             found = sorted(path.name for path in staging.iterdir())
-            raise DataError(f"{archive} should contain the folder {folder}/; it contains: {found}")
-        unpacked.rename(target)
+            raise DataError(f"{archive} should contain the folder {'/, '.join(missing)}/; it contains: {found}")
+        for folder in folders:
+            if not (directory / folder).exists():
+                (staging / folder).rename(directory / folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     archive.unlink()
-    return target
 
 
 def fetch_folder(url: str, md5: str | None, directory: Path, folder: str) -> Path:

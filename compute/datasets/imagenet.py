@@ -21,8 +21,13 @@ RobustBench; the same ids select the ImageNet-C images.
 
 ImageNet-C (`<corruption>/<severity>/<wnid>/<original val file name>`, 224x224 JPEG, from Zenodo record
 2235448's five tars extracted into one folder) is matched to the test set by `<wnid>/<file name>`.
-Its images are used as they are (no second resize). It is not downloaded by prunescope (five archives,
-about 60 GB).
+Its images are used as they are (no second resize). `download_corrupted(root, corruption)` fetches the
+one Zenodo tar holding that corruption (noise, blur, weather, digital or extra; 7 to 21 GB each) and
+unpacks its corruption folders into `root`, unless the corruption's folder is there. The tars' md5s are
+not pinned (not in the sources this was written from); set PRUNESCOPE_IMAGENETC_MD5_<TAR> to check one.
+That each tar holds its corruption folders at its top level follows AugMix's instructions (extract all
+tars into one folder) and was not checked against the real files.
+    PRUNESCOPE_IMAGENETC_URL  base URL the tars are fetched from (default `C_URL`)
 """
 
 from __future__ import annotations
@@ -32,11 +37,22 @@ from pathlib import Path
 
 from compute.datasets import folders
 from compute.datasets.base import DataError, Dataset, FileImageSet, ImageSet
+from compute.datasets.download import download_archive, extract_folders
 
 NUM_CLASSES = 1000
 RESIZE, SIZE = 256, 224
 C_FOLDER = "ImageNet-C"
 NAMES_FILE = "LOC_synset_mapping.txt"
+C_URL = "https://zenodo.org/records/2235448/files"
+C_URL_VARIABLE = "PRUNESCOPE_IMAGENETC_URL"
+# Zenodo record 2235448's tars and the corruption folders each holds (the tars' grouping, not the paper's).
+C_ARCHIVES = {
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather": ("snow", "frost", "fog", "brightness"),
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+    "extra": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
+}
 
 
 def is_wnid(name: str) -> bool:
@@ -45,17 +61,16 @@ def is_wnid(name: str) -> bool:
 
 def load(root: str | os.PathLike[str] | None = None, download: bool = False,
          subset: str | os.PathLike[str] | None = None) -> Dataset:
-    """The validation set under `root` (all of it, or the samples listed in `subset`)."""
-    if download:
-        raise DataError("imagenet cannot be downloaded (image-net.org needs a login); point --data-dir at "
-                        "the validation folder sorted into <wnid>/ class folders")
+    """The validation set under `root` (all of it, or the samples listed in `subset`); `download` only
+    matters for ImageNet-C (`download_corrupted`): the validation set cannot be downloaded."""
     if root is None:
         raise DataError("imagenet needs --data-dir DIR: the validation folder with one <wnid>/ folder per class")
     root = Path(root).expanduser()
     folder = root / "val" if (root / "val").is_dir() else root
     if not folder.is_dir():
         raise DataError(f"imagenet directory {root} does not exist; expected {root}/<wnid>/*.JPEG or "
-                        f"{root}/val/<wnid>/*.JPEG (1000 class folders)")
+                        f"{root}/val/<wnid>/*.JPEG (1000 class folders)"
+                        + ("; ImageNet itself cannot be downloaded (image-net.org needs a login)" if download else ""))
     wnids = [name for name in folders.class_folders(folder) if is_wnid(name)]
     if len(wnids) != NUM_CLASSES:
         raise DataError(f"{folder} has {len(wnids)} class folders named like n01440764, expected {NUM_CLASSES} "
@@ -112,3 +127,20 @@ def class_names(root: Path, wnids: list[str]) -> tuple[str, ...]:
 def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> ImageSet:
     """ImageNet-C images under `name` at `severity`, in `test`'s order (matched by <wnid>/<file>)."""
     return folders.load_corrupted_tree(root, name, severity, test, C_FOLDER, "ImageNet-C")
+
+
+def download_corrupted(root: str | os.PathLike[str], corruption: str) -> Path:
+    """Fetch and unpack the ImageNet-C tar holding `corruption` into `root` unless its folder is there."""
+    root = Path(root).expanduser()
+    base = root / C_FOLDER if (root / C_FOLDER).is_dir() else root
+    if (base / corruption).is_dir():
+        return base
+    tar = next((tar for tar, names in C_ARCHIVES.items() if corruption in names), None)
+    if tar is None:
+        raise DataError(f"no ImageNet-C archive holds {corruption!r}; archives: "
+                        + "; ".join(f"{tar}.tar: {', '.join(names)}" for tar, names in C_ARCHIVES.items()))
+    url = f"{(os.environ.get(C_URL_VARIABLE) or C_URL).rstrip('/')}/{tar}.tar"
+    base.mkdir(parents=True, exist_ok=True)
+    archive = download_archive(url, os.environ.get(f"PRUNESCOPE_IMAGENETC_MD5_{tar.upper()}") or None, base)
+    extract_folders(archive, C_ARCHIVES[tar], base)
+    return base
