@@ -350,3 +350,42 @@ def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, mon
             datasets.load_corrupted("imagenet", tmp_path / "c", "blurry", 2, test, download=True)
     assert set(requests) == {"/noise.tar"}
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise"])
+
+
+def test_extract_cli_reads_tiny_imagenet_c_by_file_name(tmp_path: Path) -> None:
+    import os
+
+    import pyarrow.dataset as ds
+    import torch
+
+    from compute import checkpoint, models
+    from store import schema
+
+    write_tiny_imagenet(tmp_path / "clean")
+    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
+    write_tiny_imagenet_c(tmp_path / "c", list(test.keys), names=("fog",), severities=(1, 2))
+    torch.manual_seed(0)
+    path = tmp_path / "m.pt"
+    checkpoint.save(path, models.build("small_cnn", 3, [0.5] * 3, [0.25] * 3), arch="small_cnn", num_classes=3,
+                    mean=[0.5] * 3, std=[0.25] * 3, dataset="tinyimagenet", hparams={"model_id": "m"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "store"), "--checkpoints", str(path),
+         "--dataset", "tinyimagenet", "--data-dir", str(tmp_path / "clean"), "--corrupted-dir", str(tmp_path / "c"),
+         "--corruptions", "fog", "--severities", "1,2", "--limit", "4", "--device", "cpu"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = ds.dataset(tmp_path / "store" / schema.PREDICTIONS, format="parquet", partitioning="hive").to_table()
+    assert rows.num_rows == 12
+    for corruption, severity in (("clean", 0), ("fog", 1), ("fog", 2)):
+        part = rows.filter((ds.field("corruption") == corruption) & (ds.field("severity") == severity))
+        assert sorted(zip(part.column("sample_id").to_pylist(), part.column("label").to_pylist(),
+                          strict=True)) == list(enumerate(test.labels[:4].tolist()))
+    missing = subprocess.run(
+        [sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "store2"), "--checkpoints",
+         str(path), "--dataset", "tinyimagenet", "--data-dir", str(tmp_path / "clean"), "--corrupted-dir",
+         str(tmp_path / "c"), "--corruptions", "snow", "--severities", "1", "--limit", "4", "--device", "cpu"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    last_line = missing.stderr.strip().splitlines()[-1]  # after extract's progress bar
+    assert missing.returncode == 2 and last_line.startswith("error: missing ")
+    assert "Tiny-ImageNet-C holds <corruption>/<severity>/<class>/<file>" in last_line
