@@ -1,14 +1,22 @@
 """Bring your own model: load a user's network (or a RobustBench one) and put it behind our contract.
 
-The contract (compute.models.base) asks for `forward_features(x)` and an `nn.Linear` `classifier`. A model
-that has them is used as it is. Otherwise, when its last layer is an `nn.Linear` or a 1x1 `nn.Conv2d`,
-it is wrapped: the features are the input of that layer, captured by a forward hook while the model
-runs unchanged, and a 1x1 convolution becomes the equivalent linear layer (applied per position, so a
-global average pool after it still commutes). The first forward checks that the wrapped model's own
-output equals classifier(features), so a model that does more after its last layer (a softmax, a
-temperature) fails loudly instead of yielding wrong geometry.
+The contract (compute.models.base) asks for `forward_features(x)` -> (N, D) and an `nn.Linear` `classifier`.
+How a model is put behind it, first match wins:
+- a timm model (`forward_head` and `get_classifier`): features = `forward_head(forward_features(x),
+  pre_logits=True)`, classifier = `get_classifier()`. timm's own `forward_features` is the unpooled feature
+  map, so the name is never trusted for timm models;
+- a model with `forward_features` and an `nn.Linear` `classifier` (ours, RobustBench-style): as it is;
+- otherwise, when its last layer is an `nn.Linear` or a 1x1 `nn.Conv2d` (torchvision's ResNet `fc`,
+  EfficientNet `classifier[1]`, ViT `heads.head`, ...): the features are the input of that layer, captured
+  by a forward hook while the model runs unchanged; a 1x1 convolution becomes the equivalent linear layer
+  (applied per position, so a global average pool after it still commutes).
+Every model is then probed once, at load, on one batch of random images: the features must be 2-D with
+the classifier's input width, and `classifier(features)` must equal the model's own output, else a
+`ContractError` says what was found and how to fix it (a softmax or temperature after the last layer, an
+unpooled `forward_features`, an input size the model cannot take).
 
-Models must take images in [0, 1]; pass mean/std when yours expects normalised input.
+Models take images in [0, 1]; `normalize` ("imagenet", "cifar10", "cifar100" or "MEAN,STD") adds the
+standardisation a model trained on normalised input expects.
 """
 
 from __future__ import annotations
@@ -22,7 +30,53 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from compute.checkpoint import read_state_dict
 from compute.models import ContractError, Normalize, check_contract
+
+# Per-channel (mean, std) of the usual conventions: ImageNet's (torchvision, timm), and the true pixel
+# statistics of the CIFAR training sets (not the often copied CIFAR-10 std 0.2023, 0.1994, 0.2010).
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+PROBE_BATCH = 2
+
+
+def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """'imagenet' | 'cifar10' | 'cifar100' | 'm,s' | 'mr,mg,mb,sr,sg,sb' -> (mean, std), three values each."""
+    if text in NORMALIZATIONS:
+        return NORMALIZATIONS[text]
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) == 2:
+        values = (values[0],) * 3 + (values[1],) * 3
+    if len(values) != 6 or any(v <= 0 for v in values[3:]):
+        raise ValueError(f"--normalize must be {', '.join(NORMALIZATIONS)}, or MEAN,STD as 2 or 6 numbers "
+                         f"(stds > 0), got {text!r}")
+    return values[:3], values[3:]
+
+
+class TimmContract(nn.Module):
+    """A timm model seen through the contract: pooled pre-logits features, timm's own classifier."""
+
+    def __init__(self, model: nn.Module, name: str) -> None:
+        super().__init__()
+        self.model = model
+        classifier = model.get_classifier()
+        if not isinstance(classifier, nn.Linear):
+            raise ContractError(f"{name}: timm's get_classifier() is {type(classifier).__name__}, not an "
+                                "nn.Linear; create the model with num_classes >= 2 (num_classes=0 removes "
+                                "the classifier)")
+        self.classifier = classifier
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))
 
 
 class Conv1x1AsLinear(nn.Module):
@@ -56,33 +110,17 @@ class HookedContract(nn.Module):
         else:
             self.classifier = last
         self._captured: torch.Tensor | None = None
-        self._checked = False
         last.register_forward_hook(self._capture)
 
     def _capture(self, _module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
         self._captured = inputs[0]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        output = self.model(x)
+        self.model(x)
         captured, self._captured = self._captured, None
         if captured is None:
             raise ContractError(f"{self.name}: its last layer did not run in forward(x)")
-        features = captured.mean(dim=(2, 3)) if captured.dim() == 4 else captured.flatten(1)
-        if not self._checked:
-            self._check(output, features)
-        return features
-
-    @torch.no_grad()
-    def _check(self, output: torch.Tensor, features: torch.Tensor) -> None:
-        """The model's own output must be classifier(features): nothing may follow the last layer."""
-        expected = self.classifier(features).float()
-        output = output.float().reshape(expected.shape) if output.numel() == expected.numel() else output
-        tolerance = 1e-2 * (1.0 + float(expected.abs().max()))
-        if output.shape != expected.shape or float((output - expected).abs().max()) > tolerance:
-            raise ContractError(f"{self.name}: its output is not its last layer applied to that layer's input "
-                                "(something follows the last linear layer, e.g. a softmax or a pooling other "
-                                "than global average); add forward_features(x) and a classifier nn.Linear")
-        self._checked = True
+        return captured.mean(dim=(2, 3)) if captured.dim() == 4 else captured.flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
@@ -112,14 +150,66 @@ def last_layer_name(model: nn.Module) -> str:
     return names[-1]
 
 
+def is_timm(model: nn.Module) -> bool:
+    return callable(getattr(model, "forward_head", None)) and callable(getattr(model, "get_classifier", None))
+
+
+@torch.no_grad()
+def probe(wrapped: nn.Module, own_forward: Any, name: str, image_size: int) -> None:
+    """Run one random batch: features must be (N, D) with D = classifier width, and classifier(features)
+    must equal the model's own output (`own_forward(x)`); else a ContractError saying what was found."""
+    shape = (PROBE_BATCH, 3, image_size, image_size)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    x = x.to(next(iter(wrapped.parameters()), x).device)
+    training = wrapped.training
+    wrapped.eval()
+    try:
+        features = wrapped.forward_features(x)
+        output = own_forward(x)
+    except ContractError:
+        raise
+    except Exception as error:  # a user model may fail with anything on an input it cannot take
+        raise ContractError(f"{name} failed on a probe batch of shape {shape} ({type(error).__name__}: "
+                            f"{error}); does it take {image_size}x{image_size} RGB images? (--image-size / "
+                            "the dataset sets the size)") from error
+    finally:
+        wrapped.train(training)
+    classifier = wrapped.classifier
+    if not isinstance(features, torch.Tensor) or features.dim() != 2:
+        found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ContractError(f"{name}.forward_features returned {found}, expected (N, D): the pooled vector the "
+                            "classifier takes, not a feature map (timm's forward_features is unpooled; "
+                            "pool it, e.g. return forward_head(x, pre_logits=True))")
+    if features.shape[1] != classifier.in_features:
+        raise ContractError(f"{name}.forward_features gives {features.shape[1]} features, its classifier takes "
+                            f"{classifier.in_features}: they must be the classifier's input")
+    expected = classifier(features).float()
+    if not isinstance(output, torch.Tensor) or output.numel() != expected.numel():
+        found = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ContractError(f"{name}'s output is {found}, classifier(features) is {tuple(expected.shape)}: "
+                            "the model must return the logits of its classifier")
+    difference = float((output.float().reshape(expected.shape) - expected).abs().max())
+    tolerance = 1e-3 * (1.0 + float(expected.abs().max()))
+    if not difference <= tolerance:
+        raise ContractError(f"{name}: its output differs from classifier(features) by up to {difference:.3g} "
+                            "(something follows the last linear layer, e.g. a softmax, a temperature or a "
+                            "pooling other than global average); add forward_features(x) returning the "
+                            "classifier's input and a classifier nn.Linear whose output is the model's")
+
+
 def as_contract(model: nn.Module, name: str = "model", last_layer: str | None = None,
-                mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Module:
-    """`model` behind the forward_features / classifier contract (unchanged when it already meets it).
+                mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                image_size: int = 32) -> nn.Module:
+    """`model` behind the forward_features / classifier contract (unchanged when it already meets it),
+    probed once on `image_size` x `image_size` images.
 
     `last_layer` names the output layer when registration order does not end with it.
     """
-    if callable(getattr(model, "forward_features", None)) and isinstance(getattr(model, "classifier", None),
-                                                                          nn.Linear):
+    own_forward = model.forward
+    if is_timm(model) and last_layer is None:
+        wrapped = TimmContract(model, name)
+    elif callable(getattr(model, "forward_features", None)) and isinstance(getattr(model, "classifier", None),
+                                                                            nn.Linear):
         wrapped = model
     else:
         layer = last_layer or last_layer_name(model)
@@ -135,38 +225,27 @@ def as_contract(model: nn.Module, name: str = "model", last_layer: str | None = 
                                 f"({type(module).__name__}) is neither an nn.Linear nor a 1x1 nn.Conv2d; add "
                                 "forward_features(x) returning the classifier's input and a classifier nn.Linear")
         wrapped = HookedContract(model, layer, name)
+    check_contract(wrapped, name)
+    probe(wrapped, own_forward, name, image_size)
     if mean is not None or std is not None:
         if mean is None or std is None:
             raise ValueError("give both mean and std, or neither")
         wrapped = Normalized(wrapped, mean, std)
-    check_contract(wrapped, name)
     return wrapped.eval()
 
 
-def _state_dict(checkpoint: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a file: plain, or under 'state_dict' / 'model' / 'net', DataParallel prefixes gone."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged or non-tensor files
-        raise ValueError(f"checkpoint {path} is not a readable torch state dict: {error}") from error
-    for key in ("state_dict", "model", "net"):
-        if isinstance(payload, dict) and isinstance(payload.get(key), dict):
-            payload = payload[key]
-            break
-    if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
-        raise ValueError(f"checkpoint {path} holds no state dict (a dict of tensors)")
-    return {k.removeprefix("module."): v for k, v in payload.items()}
-
-
 def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str | None = None,
-                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Module:
+                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                    normalize: str | None = None, image_size: int = 32) -> nn.Module:
     """Import `package.module:function`, call it, load `checkpoint` into the result, wrap it into the contract.
 
     The module must be importable (on PYTHONPATH or installed); the function takes no arguments.
+    `normalize` names the input standardisation (see `parse_normalize`); it excludes mean/std.
     """
+    if normalize is not None:
+        if mean is not None or std is not None:
+            raise ValueError("give normalize or mean/std, not both")
+        mean, std = parse_normalize(normalize)
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ValueError(f"model spec must look like 'package.module:function', got {spec!r}")
@@ -182,10 +261,10 @@ def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str
         raise ContractError(f"{spec}() returned {type(model).__name__}, not a torch nn.Module")
     if checkpoint is not None:
         try:
-            model.load_state_dict(_state_dict(checkpoint))
+            model.load_state_dict(read_state_dict(checkpoint))
         except RuntimeError as error:
             raise ValueError(f"checkpoint {checkpoint} does not fit {spec}(): {error}") from error
-    return as_contract(model, name=spec, last_layer=last_layer, mean=mean, std=std)
+    return as_contract(model, name=spec, last_layer=last_layer, mean=mean, std=std, image_size=image_size)
 
 
 def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "corruptions",
@@ -201,4 +280,5 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "c
         raise ImportError("RobustBench models need the robustbench package, which prunescope does not install: "
                           "pip install robustbench") from error
     model = load_model(model_name=name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)
-    return as_contract(model, name=f"RobustBench {dataset}/{threat_model} model {name!r}")
+    return as_contract(model, name=f"RobustBench {dataset}/{threat_model} model {name!r}",
+                       image_size=224 if dataset == "imagenet" else 32)

@@ -87,3 +87,43 @@ def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, meta
+
+
+# Where training scripts put the weights inside a saved dict (PyTorch examples, timm, Lightning, ours).
+STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict", "net", "model_state")
+# Prefixes wrappers add to every key: DataParallel / DistributedDataParallel, torch.compile.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights in a file as people save them: a plain state dict, or one nested under any of
+    STATE_DICT_KEYS (at any depth, e.g. {'model': {'state_dict': ...}}), with DataParallel's `module.`
+    (and torch.compile's `_orig_mod.`) prefixes removed. Raises ValueError naming the file and its keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged or non-tensor files
+        raise ValueError(f"checkpoint {path} is not a readable torch state dict: {error}") from error
+    for _ in range(4):  # nesting seen in practice is at most two levels deep
+        if not isinstance(payload, dict):
+            break
+        nested = next((payload[key] for key in STATE_DICT_KEYS if isinstance(payload.get(key), dict)), None)
+        if nested is None or _is_state_dict(payload):
+            break
+        payload = nested
+    if not _is_state_dict(payload):
+        keys = sorted(map(str, payload))[:10] if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"checkpoint {path} holds no state dict (a dict of tensors, possibly under "
+                         f"{', '.join(STATE_DICT_KEYS)}); found: {keys}")
+    state = {}
+    for key, value in payload.items():
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.removeprefix("module.").removeprefix("_orig_mod.")
+        state[key] = value
+    return state
+
+
+def _is_state_dict(payload: Any) -> bool:
+    return isinstance(payload, dict) and bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())

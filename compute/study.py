@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from compute import checkpoint, corruptions, datasets, models, pruning
+from compute import byo, checkpoint, corruptions, datasets, models, pruning
 from compute.datasets.base import Dataset
 from compute.extract import ExtractModel, extract, model_row
 from compute.train import TrainConfig, accuracy, channel_stats
@@ -43,7 +43,7 @@ from store import sample_index, writer
 TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"seed"}
 CORRUPTION_SEED = 0  # as `python -m compute extract`, so stores built either way agree
 STUDY_KEYS = frozenset({"arch", "dataset", "data_dir", "download", "seeds", "severities", "corruptions",
-                        "limit", "rewind_step", "dense", "finetune", "methods"})
+                        "limit", "rewind_step", "dense", "finetune", "methods", "normalize"})
 
 
 class StudyError(ValueError):
@@ -76,6 +76,7 @@ class Study:
     corruptions: tuple[str, ...] = corruptions.NAMES
     severities: tuple[int, ...] = (1, 3, 5)
     limit: int | None = None
+    normalize: str | None = None  # "imagenet" | "cifar10" | "cifar100" | "MEAN,STD"; default: training-set stats
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Study:
@@ -109,7 +110,7 @@ class Study:
             rewind_step=raw.get("rewind_step"),
             corruptions=tuple(raw.get("corruptions", corruptions.NAMES)),
             severities=tuple(int(s) for s in raw.get("severities", (1, 3, 5))),
-            limit=raw.get("limit"),
+            limit=raw.get("limit"), normalize=raw.get("normalize"),
         )
         study.check(source)
         return study
@@ -125,6 +126,11 @@ class Study:
             raise StudyError(f"{source}: unknown corruptions {unknown}; known: {', '.join(corruptions.NAMES)}")
         if not self.seeds or any(s < 1 or s > 5 for s in self.severities):
             raise StudyError(f"{source}: need at least one seed and severities between 1 and 5")
+        if self.normalize is not None:
+            try:
+                byo.parse_normalize(str(self.normalize))
+            except ValueError as error:
+                raise StudyError(f"{source}: normalize: {error}") from None
 
     def model_id(self, method: str, sparsity: float, seed: int) -> str:
         return model_id(self.arch, method, sparsity, seed)
@@ -195,7 +201,7 @@ def rewind_step_of(study: Study, data: Dataset) -> int:
 def train_models(study: Study, out: str | Path, device: torch.device, data: Dataset | None = None) -> list[Path]:
     """Train the dense models and the zoo into `<out>/checkpoints`, skipping checkpoints that exist."""
     data = data or datasets.load(study.dataset, study.data_dir, study.download)
-    mean, std = channel_stats(data.train.images)
+    mean, std = byo.parse_normalize(study.normalize) if study.normalize else channel_stats(data.train.images)
     meta = _checkpoint_meta(study, data, mean, std)
     ckpt_dir = Path(out) / "checkpoints"
     step = rewind_step_of(study, data)

@@ -65,8 +65,9 @@ def test_digits_split_is_stratified_and_deterministic() -> None:
 
 
 def test_unknown_dataset_name_lists_the_known_ones() -> None:
-    with pytest.raises(DataError, match="known datasets: digits, cifar10"):
-        datasets.load("imagenet")
+    with pytest.raises(DataError, match="known datasets: digits, cifar10, cifar100, tinyimagenet, imagenet, "
+                       "imagefolder"):
+        datasets.load("mnist")
 
 
 # --- CIFAR-10 ----------------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ def tiny_data() -> ImageSet:
     return ImageSet(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 16))
 
 
-@pytest.mark.parametrize("arch", models.NAMES)
+# The ResNet-50 variants share every line of their code with the ResNet-18 ones (only torchvision's depth
+# differs) and take a minute to train here; tests/test_byo_zoo.py builds them.
+@pytest.mark.parametrize("arch", [name for name in models.NAMES if not name.startswith("resnet50")])
 def test_contract_training_and_checkpoint_round_trip(arch, tiny_data, tmp_path) -> None:
     torch.manual_seed(0)
     model = models.build(arch, 10, MEAN, STD)

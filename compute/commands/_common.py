@@ -9,11 +9,34 @@ from compute import datasets
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", choices=datasets.NAMES,
-                        help="dataset name (default: digits, embedded; cifar10 needs --data-dir or --download)")
+                        help="dataset name (default: digits, embedded; the others need --data-dir; "
+                        "docs/datasets.md gives each layout)")
     parser.add_argument("--data-dir", default=None,
                         help="directory holding the dataset in its published format (e.g. cifar-10-batches-py/)")
     parser.add_argument("--download", action="store_true",
-                        help="download the dataset into --data-dir when it is not there (needs internet)")
+                        help="download the dataset (and, for extract, the corrupted copies into "
+                        "--corrupted-dir) when not there: cifar10, cifar100, tinyimagenet (needs internet)")
+    parser.add_argument("--image-size", type=positive_int, default=None, metavar="N",
+                        help="imagefolder only: resize the shorter side to N and crop the centre N x N "
+                        "(default 224)")
+    parser.add_argument("--subset", default=None, metavar="FILE",
+                        help="imagenet only: evaluate the samples listed in FILE (lines <wnid>/<file>, e.g. "
+                        "RobustBench's imagenet_test_image_ids.txt), in its order")
+
+
+def dataset_options(args: argparse.Namespace) -> dict:
+    """The dataset options given on the command line, for `datasets.load(..., **options)`."""
+    return {"image_size": getattr(args, "image_size", None), "subset": getattr(args, "subset", None)}
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,12 @@ from tqdm import tqdm
 
 from compute import corruptions, datasets
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument, parse_severities
+from compute.commands._common import (
+    add_dataset_arguments,
+    add_device_argument,
+    dataset_options,
+    parse_severities,
+)
 
 HELP = "write corrupted test images in the CIFAR-10-C layout (<name>.npy + labels.npy)"
 LABELS_FILE = "labels.npy"
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    data = datasets.load(args.dataset, root=args.data_dir, download=args.download)
+    data = datasets.load(args.dataset, root=args.data_dir, download=args.download, **dataset_options(args))
     test = data.test.subset(args.limit)
     if data.num_classes > 256:
         raise ValueError(f"labels.npy is uint8, but {data.name} has {data.num_classes} classes")

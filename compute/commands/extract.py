@@ -20,8 +20,12 @@ import argparse
 
 from compute import byo, corruptions, datasets
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument, parse_severities
-from compute.datasets import cifar10c
+from compute.commands._common import (
+    add_dataset_arguments,
+    add_device_argument,
+    dataset_options,
+    parse_severities,
+)
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractModel, ExtractSummary, Shard, extract, from_checkpoint, model_row
 from store import sample_index, writer
@@ -54,12 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or ends in an nn.Linear or 1x1 conv (wrapped automatically)")
     parser.add_argument("--weights", default=None, help="state-dict file loaded into --model")
     parser.add_argument("--model-id", default=None, help="store id of --model (default: the function's name)")
+    parser.add_argument("--normalize", default=None, metavar="imagenet|cifar10|cifar100|MEAN,STD",
+                        help="--model expects normalised input: a named convention, or per-channel mean and std "
+                        "as 6 numbers (r,g,b means then r,g,b stds) or 2 (the same for every channel); "
+                        "default: the model takes [0, 1] images")
     parser.add_argument("--corruptions", nargs="+", default=list(corruptions.NAMES), metavar="NAME",
                         help="corruptions to run (default: all 19)")
     parser.add_argument("--severities", type=parse_severities, default=[1, 2, 3, 4, 5],
                         help="e.g. 1-5 or 1,3,5 (default 1-5)")
     parser.add_argument("--corrupted-dir", default=None,
-                        help="read corrupted images from this CIFAR-10-C-layout directory instead of generating")
+                        help="read published corrupted images (CIFAR-10-C / CIFAR-100-C .npy files, "
+                        "Tiny-ImageNet-C / ImageNet-C folders) from here instead of generating them; with "
+                        "--download, fetch them here first")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="corruption seed")
@@ -89,11 +99,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown corruptions {unknown}; known: {', '.join(corruptions.NAMES)}")
     executor = (RayExecutor(args.ray_address, gpus_per_task=0.0 if args.device == "cpu" else None)
                 if args.executor == "ray" else None)
-    data = datasets.load(args.dataset, args.data_dir, args.download)
+    if args.normalize and not args.model:
+        raise ValueError("--normalize applies to --model (prunescope checkpoints carry their own normalisation)")
+    data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
     test = data.test.subset(args.limit)
     entries = [from_checkpoint(path) for path in args.checkpoints]
     if args.model:
-        model = byo.load_user_model(args.model, args.weights)
+        model = byo.load_user_model(args.model, args.weights, normalize=args.normalize, image_size=data.image_size)
         model_id = args.model_id or args.model.rpartition(":")[2]
         hparams = {"model_id": model_id, "method": "external", "source": args.model}
         entries.append(ExtractModel(model_id, model, model_row(model_id, model, {"hparams": hparams}, args.weights)))
@@ -104,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     load_corrupted = None
     if args.corrupted_dir:
         def load_corrupted(name: str, severity: int):
-            return cifar10c.load_corrupted(args.corrupted_dir, name, severity, limit=args.limit).images
+            return datasets.load_corrupted(args.dataset, args.corrupted_dir, name, severity, test,
+                                           download=args.download).images
     device = devices.pick("cpu" if args.executor == "ray" else args.device)
     summary = extract(args.store, entries, test, data.num_classes, args.corruptions, args.severities,
                       device=device, batch_size=args.batch_size, seed=args.seed, load_corrupted=load_corrupted,

@@ -23,7 +23,7 @@ import torch
 
 from compute import checkpoint, datasets, models, pruning
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument
+from compute.commands._common import add_dataset_arguments, add_device_argument, dataset_options
 from compute.pruning.base import epoch_steps
 from compute.study import model_id, rewind_path
 from compute.train import TrainConfig, accuracy, channel_stats
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dense and not method.from_dense:
         raise ValueError(f"{args.method} trains from init and takes no --dense; give --arch instead")
     device = devices.pick(args.device)
-    data = datasets.load(args.dataset, args.data_dir, args.download)
+    data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
     defaults = FINETUNE if method.from_dense else SCRATCH
     config = TrainConfig(epochs=defaults["epochs"] if args.epochs is None else args.epochs,
                          lr=defaults["lr"] if args.lr is None else args.lr, seed=args.seed)

@@ -12,7 +12,7 @@ import torch
 
 from compute import checkpoint, datasets, models
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument
+from compute.commands._common import add_dataset_arguments, add_device_argument, dataset_options
 from compute.train import TrainConfig, accuracy, channel_stats, train
 
 HELP = "train a dense model and save a checkpoint"
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = datasets.load(args.dataset, args.data_dir, args.download)
+    data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
     device = devices.pick(args.device)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, flip=args.flip, seed=args.seed)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -27,11 +32,58 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
     def subset(self, count: int | None) -> ImageSet:
         """The first `count` samples (all when None); sample ids stay the row positions."""
         if count is None or count >= len(self):
             return self
         return ImageSet(self.images[:count], self.labels[:count])
+
+
+class FileImageSet:
+    """Images kept as files and decoded on first use of `images`, so loading a folder dataset costs a
+    directory listing, and `subset(n)` (extraction's --limit) decodes only n images.
+
+    `keys` are the samples' paths relative to their split folder (`<class>/<file>`): the identity a
+    corrupted copy in a `<corruption>/<severity>/<class>/<file>` tree is matched by.
+    `decode(path) -> uint8 (size, size, 3)` is the dataset's resize rule.
+    """
+
+    def __init__(self, paths: Sequence[Path], labels: np.ndarray, keys: Sequence[str], size: int,
+                 decode: Callable[[Path], np.ndarray]) -> None:
+        if not (len(paths) == len(labels) == len(keys)):
+            raise DataError(f"{len(paths)} paths, {len(labels)} labels and {len(keys)} keys: counts differ")
+        self.paths = tuple(paths)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.keys = tuple(keys)
+        self.size = size
+        self.decode = decode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def image_size(self) -> int:
+        return self.size
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """uint8 (N, size, size, 3), every file decoded (once; kept afterwards), on a few threads: PIL
+        releases the GIL while it decodes and resizes."""
+        images = np.empty((len(self), self.size, self.size, 3), dtype=np.uint8)
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for row, image in enumerate(pool.map(self.decode, self.paths)):
+                images[row] = image
+        return images
+
+    def subset(self, count: int | None) -> FileImageSet:
+        """The first `count` samples (all when None), still undecoded."""
+        if count is None or count >= len(self):
+            return self
+        return FileImageSet(self.paths[:count], self.labels[:count], self.keys[:count], self.size, self.decode)
 
 
 @dataclass(frozen=True)
@@ -40,8 +92,8 @@ class Dataset:
 
     name: str
     class_names: tuple[str, ...]
-    train: ImageSet
-    test: ImageSet
+    train: ImageSet | FileImageSet
+    test: ImageSet | FileImageSet
 
     @property
     def num_classes(self) -> int:
@@ -49,4 +101,4 @@ class Dataset:
 
     @property
     def image_size(self) -> int:
-        return int(self.test.images.shape[1])
+        return self.test.image_size

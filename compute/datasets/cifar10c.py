@@ -11,6 +11,9 @@ reads one fifth of a file. `root` may be the folder holding the .npy files or th
 Corruption names are not checked against a list here: a name is a file, and a missing one is reported
 with the names that are present (`compute.corruptions.NAMES` is the canonical list).
 
+CIFAR-100-C has the same layout and is read by the same code (`compute.datasets.cifar100c` passes its
+folder name and class count to `load_corrupted`).
+
 `download_cifar10c(root)` fetches and unpacks the published archive (2.9 GB; about twice that must be
 free while it unpacks, the archive is deleted afterwards) unless it is already there. Two environment variables override the source (a mirror, or a local server in tests):
     PRUNESCOPE_CIFAR10C_URL  archive URL (default `URL`)
@@ -41,28 +44,30 @@ LABELS_FILE = "labels.npy"
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
-def find_directory(root: str | os.PathLike[str]) -> Path:
-    """The folder holding the .npy files: `root/CIFAR-10-C` when it exists, else `root`."""
+def find_directory(root: str | os.PathLike[str], folder: str = FOLDER) -> Path:
+    """The folder holding the .npy files: `root/<folder>` (CIFAR-10-C/) when it exists, else `root`."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(
-            f"CIFAR-10-C directory {root} does not exist; expected <corruption>.npy files and {LABELS_FILE} "
-            f"in it or in {root / FOLDER}/ (download_cifar10c fetches them)"
+            f"{folder} directory {root} does not exist; expected <corruption>.npy files and {LABELS_FILE} "
+            f"in it or in {root / folder}/ (pass --download to fetch them)"
         )
-    return root / FOLDER if (root / FOLDER).is_dir() else root
+    return root / folder if (root / folder).is_dir() else root
 
 
-def available(root: str | os.PathLike[str]) -> list[str]:
+def available(root: str | os.PathLike[str], folder: str = FOLDER) -> list[str]:
     """The corruption names with a .npy file under `root`, sorted."""
-    return sorted(path.stem for path in find_directory(root).glob("*.npy") if path.name != LABELS_FILE)
+    return sorted(path.stem for path in find_directory(root, folder).glob("*.npy") if path.name != LABELS_FILE)
 
 
 def load_corrupted(
-    root: str | os.PathLike[str], name: str, severity: int, limit: int | None = None
+    root: str | os.PathLike[str], name: str, severity: int, limit: int | None = None, *,
+    folder: str = FOLDER, num_classes: int = NUM_CLASSES,
 ) -> ImageSet:
     """The test images under corruption `name` at `severity` (1..5), with their labels.
 
     `limit` keeps the first `limit` samples of that severity, so sample ids stay the test-set positions.
+    `folder` and `num_classes` describe the family (CIFAR-10-C: 10 classes, CIFAR-100-C: 100).
     """
     if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or severity not in SEVERITIES:
         raise DataError(f"severity must be an integer in 1..5, got {severity!r}")
@@ -70,7 +75,7 @@ def load_corrupted(
         raise DataError(f"limit must be None or >= 0, got {limit}")
     if name in ("", ".", "..", LABELS_FILE.removesuffix(".npy")) or Path(name).name != name:
         raise DataError(f"{name!r} is not a corruption name (the stem of a <name>.npy file)")
-    directory = find_directory(root)
+    directory = find_directory(root, folder)
     images_path = directory / f"{name}.npy"
     labels_path = directory / LABELS_FILE
     for path in (images_path, labels_path):
@@ -102,10 +107,10 @@ def load_corrupted(
     start = (severity - 1) * per_severity
     stop = start + (per_severity if limit is None else min(limit, per_severity))
     selected_labels = np.array(labels[start:stop], dtype=np.int64)
-    out_of_range = np.flatnonzero((selected_labels < 0) | (selected_labels >= NUM_CLASSES))
+    out_of_range = np.flatnonzero((selected_labels < 0) | (selected_labels >= num_classes))
     if out_of_range.size:
         row = start + int(out_of_range[0])
-        raise DataError(f"{labels_path}: row {row} has label {labels[row]}, outside 0..{NUM_CLASSES - 1}")
+        raise DataError(f"{labels_path}: row {row} has label {labels[row]}, outside 0..{num_classes - 1}")
     return ImageSet(np.array(images[start:stop]), selected_labels)
 
 

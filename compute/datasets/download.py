@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import urlparse
@@ -29,8 +30,10 @@ def archive_name(url: str) -> str:
     return name
 
 
-def download_archive(url: str, md5: str, directory: Path) -> Path:
+def download_archive(url: str, md5: str | None, directory: Path) -> Path:
     """Download `url` into `directory` and check its md5; an already present file with that md5 is kept.
+
+    `md5=None` (a source whose checksum is not published with it) skips the check.
 
     A file whose checksum does not match is deleted (it is useless, and the published archives are
     gigabytes) and reported with both checksums.
@@ -59,30 +62,41 @@ def download_archive(url: str, md5: str, directory: Path) -> Path:
 
 
 def extract_folder(archive: Path, folder: str, directory: Path) -> Path:
-    """Unpack `archive`, which must hold `folder/`, into `directory/folder`, atomically; return that path.
-
-    The archive is deleted once its folder is in place.
+    """Unpack `archive` (tar, or zip by its .zip suffix), which must hold `folder/`, into
+    `directory/folder`, atomically; return that path. The archive is deleted once its folder is in place.
     """
-    target = directory / folder
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder}.partial-", dir=directory))
+    extract_folders(archive, (folder,), directory)
+    return directory / folder
+
+
+def extract_folders(archive: Path, folders: tuple[str, ...], directory: Path) -> None:
+    """Unpack `archive`, which must hold every one of `folders/`, and move each into `directory` (each move
+    atomic; a folder already there is kept). The archive is deleted afterwards."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{folders[0]}.partial-", dir=directory))
     try:
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(staging, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as error:
-            raise DataError(f"{archive} is not a readable tar archive: {error}") from error
-        unpacked = staging / folder
-        if not unpacked.is_dir():
+            if archive.suffix == ".zip":
+                with zipfile.ZipFile(archive) as packed:  # extractall drops absolute paths and '..' parts
+                    packed.extractall(staging)
+            else:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(staging, filter="data")
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+            kind = "zip" if archive.suffix == ".zip" else "tar"
+            raise DataError(f"{archive} is not a readable {kind} archive: {error}") from error
+        missing = [folder for folder in folders if not (staging / folder).is_dir()]
+        if missing:
             found = sorted(path.name for path in staging.iterdir())
-            raise DataError(f"{archive} should contain the folder {folder}/; it contains: {found}")
-        unpacked.rename(target)
+            raise DataError(f"{archive} should contain the folder {'/, '.join(missing)}/; it contains: {found}")
+        for folder in folders:
+            if not (directory / folder).exists():
+                (staging / folder).rename(directory / folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     archive.unlink()
-    return target
 
 
-def fetch_folder(url: str, md5: str, directory: Path, folder: str) -> Path:
+def fetch_folder(url: str, md5: str | None, directory: Path, folder: str) -> Path:
     """`directory/folder`, downloaded and unpacked from the archive at `url` unless it is already there."""
     target = directory / folder
     if target.is_dir():

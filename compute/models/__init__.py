@@ -18,6 +18,7 @@ from compute.models.base import (
 )
 from compute.models.conv8 import Conv8
 from compute.models.resnet import ResNet18, WideResNet18x2
+from compute.models.resnet_imagenet import ResNet18ImageNet, ResNet18Small, ResNet50ImageNet, ResNet50Small
 from compute.models.small_cnn import SmallCNN
 from compute.models.vgg import VGG
 
@@ -27,6 +28,10 @@ ARCHITECTURES: dict[str, type[ContractModel]] = {
     "wrn18_2": WideResNet18x2,
     "vgg16": VGG,
     "conv8": Conv8,
+    "resnet18_imagenet": ResNet18ImageNet,
+    "resnet50_imagenet": ResNet50ImageNet,
+    "resnet18_64": ResNet18Small,
+    "resnet50_64": ResNet50Small,
 }
 NAMES = tuple(ARCHITECTURES)
 

@@ -1,0 +1,391 @@
+"""CIFAR-100(-C), Tiny-ImageNet(-C), ImageNet(-C) and image folders: loaders on fixtures written in the exact
+published layouts (tests/dataset_fixtures.py), corrupted copies matched by file name, downloads from a
+local HTTP server, and the errors a wrong directory gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
+
+from compute import datasets
+from compute.datasets import cifar100, cifar100c, folders, tinyimagenet
+from compute.datasets.base import DataError
+from tests.dataset_fixtures import (
+    IMAGENET_WNIDS,
+    TINY_WNIDS,
+    flat_image,
+    make_tar,
+    make_zip,
+    number_of,
+    write_cifar100,
+    write_cifar100c,
+    write_imagenet_val,
+    write_tiny_imagenet,
+    write_tiny_imagenet_c,
+)
+from tests.fixtures import file_md5, serve_directory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def numbers(images: np.ndarray) -> list[int]:
+    return [number_of(image) for image in images]
+
+
+# --- CIFAR-100 and CIFAR-100-C ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subfolder", ["", "cifar-100-python"])
+def test_cifar100_reads_fine_labels_and_names_from_meta(tmp_path: Path, subfolder: str) -> None:
+    (train_images, train_labels), (test_images, test_labels), names = write_cifar100(tmp_path)
+    data = datasets.load("cifar100", root=str(tmp_path / subfolder))
+    assert data.name == "cifar100" and data.class_names == names and data.num_classes == 100
+    np.testing.assert_array_equal(data.train.images, train_images)
+    np.testing.assert_array_equal(data.train.labels, train_labels)
+    np.testing.assert_array_equal(data.test.images, test_images)
+    np.testing.assert_array_equal(data.test.labels, test_labels)
+
+
+def test_cifar100_wrong_directory_names_what_was_expected_where(tmp_path: Path) -> None:
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.raises(DataError) as error:
+        datasets.load("cifar100", root=str(tmp_path))
+    message = str(error.value)
+    assert str(tmp_path / "cifar-100-python") in message and "train, test, meta" in message
+    assert "cifar-10-batches-py" in message
+
+
+def test_cifar100_meta_without_fine_names_is_named(tmp_path: Path) -> None:
+    write_cifar100(tmp_path)
+    from tests.fixtures import write_python2_pickle
+
+    meta = tmp_path / "cifar-100-python" / "meta"
+    write_python2_pickle(meta, {b"coarse_label_names": [b"x"] * 20})
+    with pytest.raises(DataError, match="fine_label_names") as error:
+        datasets.load("cifar100", root=str(tmp_path))
+    assert str(meta) in str(error.value)
+
+
+def test_cifar100c_uses_the_cifar_c_loader_with_100_classes(tmp_path: Path) -> None:
+    _, (_, test_labels), _ = write_cifar100(tmp_path / "clean")
+    written = write_cifar100c(tmp_path / "c" / "CIFAR-100-C", test_labels)
+    test = datasets.load("cifar100", root=str(tmp_path / "clean")).test
+    assert test_labels.max() >= 10  # labels CIFAR-10's range would refuse
+    loaded = datasets.load_corrupted("cifar100", tmp_path / "c", "fog", 3, test.subset(4))
+    n = len(test_labels)
+    np.testing.assert_array_equal(loaded.images, written["fog"][2 * n:2 * n + 4])
+    np.testing.assert_array_equal(loaded.labels, test_labels[:4])
+    with pytest.raises(DataError, match="outside 0..9"):
+        datasets.load_corrupted("cifar10", tmp_path / "c" / "CIFAR-100-C", "fog", 3, test)
+
+
+def test_cifar100_and_cifar100c_download_from_a_local_server(tmp_path: Path, monkeypatch) -> None:
+    _, (test_images, test_labels), _ = write_cifar100(tmp_path / "source")
+    written = write_cifar100c(tmp_path / "source-c", test_labels)
+    served = tmp_path / "served"
+    served.mkdir()
+    make_tar(tmp_path / "source" / "cifar-100-python", served / "cifar-100-python.tar.gz", "cifar-100-python")
+    make_tar(tmp_path / "source-c", served / "CIFAR-100-C.tar", "CIFAR-100-C")
+    requests: list[str] = []
+    with serve_directory(served, requests) as url:
+        monkeypatch.setenv(cifar100.URL_VARIABLE, f"{url}/cifar-100-python.tar.gz")
+        monkeypatch.setenv(cifar100.MD5_VARIABLE, file_md5(served / "cifar-100-python.tar.gz"))
+        monkeypatch.setenv(cifar100c.URL_VARIABLE, f"{url}/CIFAR-100-C.tar")
+        data = datasets.load("cifar100", root=str(tmp_path / "data"), download=True)
+        np.testing.assert_array_equal(data.test.images, test_images)
+        loaded = datasets.load_corrupted("cifar100", tmp_path / "c", "fog", 1, data.test, download=True)
+        np.testing.assert_array_equal(loaded.images, written["fog"][:len(test_labels)])
+        fetched = len(requests)
+        datasets.load_corrupted("cifar100", tmp_path / "c", "fog", 2, data.test, download=True)
+        assert len(requests) == fetched
+    assert set(requests) == {"/cifar-100-python.tar.gz", "/CIFAR-100-C.tar"}
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["CIFAR-100-C"]
+
+
+# --- Tiny-ImageNet and Tiny-ImageNet-C ----------------------------------------------------------------------
+
+
+def test_tinyimagenet_sorted_wnids_words_names_and_val_labels(tmp_path: Path) -> None:
+    tiny = write_tiny_imagenet(tmp_path)
+    data = datasets.load("tinyimagenet", root=str(tmp_path))
+    wnids = sorted(TINY_WNIDS)
+    assert wnids != list(TINY_WNIDS)  # the fixture's wnids.txt is unsorted, as published
+    assert data.class_names == ("goldfish", "Egyptian cat", "reel")
+    assert len(data.train) == tiny.train_count and data.image_size == 64
+    # test order: class by class (sorted wnid), file names sorted within a class
+    expected_keys = sorted(tiny.val_numbers, key=lambda key: (wnids.index(key.split("/")[0]), key))
+    assert list(data.test.keys) == expected_keys
+    assert data.test.labels.tolist() == [wnids.index(key.split("/")[0]) for key in expected_keys]
+    images = data.test.images
+    assert images.shape == (len(expected_keys), 64, 64, 3) and images.dtype == np.uint8
+    assert numbers(images) == [tiny.val_numbers[key] for key in expected_keys]
+    grey = expected_keys.index("n04067472/val_4.JPEG")  # the greyscale file: three equal channels
+    assert np.array_equal(images[grey, ..., 0], images[grey, ..., 2])
+    assert sorted(set(data.train.labels.tolist())) == [0, 1, 2]
+
+
+def test_tinyimagenet_c_is_matched_by_file_name_not_position(tmp_path: Path) -> None:
+    write_tiny_imagenet(tmp_path / "clean")
+    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
+    copies = write_tiny_imagenet_c(tmp_path / "c", list(test.keys))
+    directory = tmp_path / "c" / "Tiny-ImageNet-C" / "fog" / "2"
+    listed = [f"{w}/{p.name}" for w in sorted(TINY_WNIDS) for p in sorted((directory / w).iterdir())]
+    assert listed[:len(test)] != list(test.keys)  # position would pair the wrong files
+    for root in (tmp_path / "c", tmp_path / "c" / "Tiny-ImageNet-C"):
+        loaded = datasets.load_corrupted("tinyimagenet", root, "fog", 2, test)
+        assert numbers(loaded.images) == [copies[("fog", 2, key)] for key in test.keys]
+        np.testing.assert_array_equal(loaded.labels, test.labels)
+    part = datasets.load_corrupted("tinyimagenet", tmp_path / "c", "fog", 1, test.subset(2))
+    assert numbers(part.images) == [copies[("fog", 1, key)] for key in test.keys[:2]]
+
+
+def test_tinyimagenet_c_missing_copy_and_wrong_directory_are_named(tmp_path: Path) -> None:
+    write_tiny_imagenet(tmp_path / "clean")
+    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
+    write_tiny_imagenet_c(tmp_path / "c", list(test.keys))
+    (tmp_path / "c" / "Tiny-ImageNet-C" / "fog" / "1" / test.keys[3]).unlink()
+    with pytest.raises(DataError, match="matched by <class>/<file name>, not by position") as error:
+        datasets.load_corrupted("tinyimagenet", tmp_path / "c", "fog", 1, test)
+    assert test.keys[3] in str(error.value)
+    with pytest.raises(DataError, match="<corruption>/<severity>/<class>/<file>") as error:
+        datasets.load_corrupted("tinyimagenet", tmp_path / "c", "snow", 1, test)
+    assert str(tmp_path / "c" / "Tiny-ImageNet-C" / "snow" / "1") in str(error.value) and "fog" in str(error.value)
+    with pytest.raises(DataError, match="does not exist"):
+        datasets.load_corrupted("tinyimagenet", tmp_path / "nowhere", "fog", 1, test)
+
+
+def test_tinyimagenet_wrong_directory_names_what_was_expected(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError) as error:
+        datasets.load("tinyimagenet", root=str(tmp_path))
+    assert str(tmp_path / "tiny-imagenet-200") in str(error.value) and "wnids.txt" in str(error.value)
+    tiny = write_tiny_imagenet(tmp_path / "other")
+    (tiny.folder / "val" / "val_annotations.txt").unlink()
+    with pytest.raises(DataError, match="val_annotations.txt"):
+        datasets.load("tinyimagenet", root=str(tmp_path / "other"))
+
+
+def test_tinyimagenet_and_its_c_download_from_a_local_server(tmp_path: Path, monkeypatch) -> None:
+    tiny = write_tiny_imagenet(tmp_path / "source")
+    clean = datasets.load("tinyimagenet", root=str(tmp_path / "source"))
+    copies = write_tiny_imagenet_c(tmp_path / "source-c", list(clean.test.keys), severities=(3,))
+    served = tmp_path / "served"
+    served.mkdir()
+    make_zip(tiny.folder, served / "tiny-imagenet-200.zip", "tiny-imagenet-200")
+    make_tar(tmp_path / "source-c" / "Tiny-ImageNet-C", served / "Tiny-ImageNet-C.tar", "Tiny-ImageNet-C")
+    requests: list[str] = []
+    with serve_directory(served, requests) as url:
+        monkeypatch.setenv(tinyimagenet.URL_VARIABLE, f"{url}/tiny-imagenet-200.zip")
+        monkeypatch.setenv(tinyimagenet.MD5_VARIABLE, file_md5(served / "tiny-imagenet-200.zip"))
+        monkeypatch.setenv(tinyimagenet.C_URL_VARIABLE, f"{url}/Tiny-ImageNet-C.tar")
+        monkeypatch.setenv(tinyimagenet.C_MD5_VARIABLE, file_md5(served / "Tiny-ImageNet-C.tar"))
+        data = datasets.load("tinyimagenet", root=str(tmp_path / "data"), download=True)
+        assert numbers(data.test.images) == numbers(clean.test.images)
+        loaded = datasets.load_corrupted("tinyimagenet", tmp_path / "c", "fog", 3, data.test, download=True)
+        assert numbers(loaded.images) == [copies[("fog", 3, key)] for key in data.test.keys]
+        datasets.load_corrupted("tinyimagenet", tmp_path / "c" / "Tiny-ImageNet-C", "fog", 3, data.test,
+                                download=True)
+        fetched = len(requests)
+        datasets.load("tinyimagenet", root=str(tmp_path / "data"), download=True)
+        assert len(requests) == fetched
+    assert set(requests) == {"/Tiny-ImageNet-C.tar", "/tiny-imagenet-200.zip"}
+
+
+# --- ImageNet and ImageNet-C --------------------------------------------------------------------------------
+
+
+def reference_224(path: Path) -> np.ndarray:
+    """torchvision's Resize(256) + CenterCrop(224) on the RGB file: the published ImageNet pipeline."""
+    with Image.open(path) as image:
+        resized = TF.resize(image.convert("RGB"), 256, InterpolationMode.BILINEAR)
+    return np.asarray(TF.center_crop(resized, [224, 224]))
+
+
+def test_imagenet_val_is_resized_256_and_centre_cropped_224(tmp_path: Path) -> None:
+    written = write_imagenet_val(tmp_path)
+    data = datasets.load("imagenet", root=str(tmp_path))
+    assert data.num_classes == 1000 and data.class_names[:2] == IMAGENET_WNIDS[:2] and len(data.train) == 0
+    keys = sorted(written, key=lambda key: (IMAGENET_WNIDS.index(key.split("/")[0]), key))
+    assert list(data.test.keys) == keys
+    assert data.test.labels.tolist() == [IMAGENET_WNIDS.index(key.split("/")[0]) for key in keys]
+    images = data.test.images
+    assert images.shape == (len(keys), 224, 224, 3)
+    for row, key in enumerate(keys):
+        np.testing.assert_array_equal(images[row], reference_224(tmp_path / "val" / key))
+    assert numbers(images) == [written[key] for key in keys]
+
+
+def test_imagenet_decodes_only_what_is_used(tmp_path: Path, monkeypatch) -> None:
+    write_imagenet_val(tmp_path)
+    data = datasets.load("imagenet", root=str(tmp_path / "val"))
+    opened: list[Path] = []
+    real = folders._open_rgb
+    monkeypatch.setattr(folders, "_open_rgb", lambda path: opened.append(path) or real(path))
+    assert data.test.subset(2).images.shape == (2, 224, 224, 3)
+    assert len(opened) == 2
+
+
+def test_imagenet_subset_file_keeps_its_order_and_names_bad_lines(tmp_path: Path) -> None:
+    written = write_imagenet_val(tmp_path)
+    chosen = [list(written)[4], list(written)[0]]
+    subset = tmp_path / "imagenet_test_image_ids.txt"
+    subset.write_text("\n".join(chosen))  # RobustBench's file has no final newline
+    data = datasets.load("imagenet", root=str(tmp_path), subset=str(subset))
+    assert list(data.test.keys) == chosen
+    assert numbers(data.test.images) == [written[key] for key in chosen]
+    subset.write_text(f"{chosen[0]}\nn99999999/ILSVRC2012_val_00000001.JPEG\n")
+    with pytest.raises(DataError, match="line 2"):
+        datasets.load("imagenet", root=str(tmp_path), subset=str(subset))
+    with pytest.raises(DataError, match="--subset does not apply to dataset cifar10"):
+        datasets.load("cifar10", root=str(tmp_path), subset=str(subset))
+
+
+def test_imagenet_with_missing_class_folders_is_refused(tmp_path: Path) -> None:
+    write_imagenet_val(tmp_path)
+    (tmp_path / "val" / IMAGENET_WNIDS[7]).rmdir()
+    with pytest.raises(DataError, match="has 999 class folders named like n01440764, expected 1000") as error:
+        datasets.load("imagenet", root=str(tmp_path))
+    assert str(tmp_path / "val") in str(error.value)
+
+
+def test_imagenet_c_copies_are_used_as_they_are_and_matched_by_name(tmp_path: Path) -> None:
+    written = write_imagenet_val(tmp_path / "imagenet")
+    test = datasets.load("imagenet", root=str(tmp_path / "imagenet")).test
+    for index, key in enumerate(reversed(test.keys)):  # numbers assigned in reverse: order must not matter
+        flat_image(tmp_path / "ImageNet-C" / "contrast" / "5" / key, 150 + index, (224, 224))
+    flat_image(tmp_path / "ImageNet-C" / "contrast" / "5" / IMAGENET_WNIDS[0] / "ILSVRC2012_val_00000000.JPEG", 1,
+               (224, 224))
+    loaded = datasets.load_corrupted("imagenet", tmp_path, "contrast", 5, test)
+    assert numbers(loaded.images) == [150 + len(test) - 1 - row for row in range(len(test))]
+    assert len(written) == len(test)
+
+
+# --- image folders ------------------------------------------------------------------------------------------
+
+
+def test_imagefolder_any_tree_any_size_with_the_resize_crop_rule(tmp_path: Path) -> None:
+    files = {"cat/a.png": 0, "cat/b.JPG": 1, "ant/c.bmp": 2, "ant/d.webp": 3, "bee/e.jpeg": 4}
+    for key, number in files.items():
+        flat_image(tmp_path / key, number, (50 + 10 * number, 40))
+    (tmp_path / "bee" / "notes.txt").write_text("not an image")
+    data = datasets.load("imagefolder", root=str(tmp_path), image_size=24)
+    assert data.class_names == ("ant", "bee", "cat") and len(data.train) == 0
+    assert list(data.test.keys) == ["ant/c.bmp", "ant/d.webp", "bee/e.jpeg", "cat/a.png", "cat/b.JPG"]
+    assert data.test.labels.tolist() == [0, 0, 1, 2, 2]
+    images = data.test.images
+    assert images.shape == (5, 24, 24, 3) and data.image_size == 24
+    with Image.open(tmp_path / "cat" / "a.png") as image:
+        expected = TF.center_crop(TF.resize(image.convert("RGB"), 24, InterpolationMode.BILINEAR), [24, 24])
+    np.testing.assert_array_equal(images[3], np.asarray(expected))
+    assert numbers(images) == [2, 3, 4, 0, 1]
+
+
+def test_imagefolder_train_and_test_splits_must_share_classes(tmp_path: Path) -> None:
+    for split, classes in (("train", ("a", "b")), ("val", ("a", "b"))):
+        for number, name in enumerate(classes):
+            flat_image(tmp_path / split / name / f"{split}{number}.png", number, (16, 16))
+    data = datasets.load("imagefolder", root=str(tmp_path), image_size=16)
+    assert len(data.train) == 2 and len(data.test) == 2 and data.class_names == ("a", "b")
+    flat_image(tmp_path / "train" / "c" / "x.png", 5, (16, 16))
+    with pytest.raises(DataError, match="same class folders; in one only: c"):
+        datasets.load("imagefolder", root=str(tmp_path), image_size=16)
+
+
+def test_imagefolder_wrong_directories_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist; expected .*<class>/<image files>"):
+        datasets.load("imagefolder", root=str(tmp_path / "nowhere"))
+    (tmp_path / "only").mkdir()
+    flat_image(tmp_path / "only" / "x.png", 1, (8, 8))
+    with pytest.raises(DataError, match="at least 2 class folders"):
+        datasets.load("imagefolder", root=str(tmp_path))
+    with pytest.raises(DataError, match="--image-size does not apply to dataset tinyimagenet"):
+        datasets.load("tinyimagenet", root=str(tmp_path), image_size=64)
+
+
+def test_cli_refuses_an_option_of_another_dataset_with_one_error_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "s"),
+                             "--dataset", "digits", "--image-size", "64", "--model", "x:y"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --image-size does not apply to dataset digits (only to imagefolder)"
+
+
+def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, monkeypatch) -> None:
+    from compute.datasets import imagenet
+
+    write_imagenet_val(tmp_path / "imagenet", classes=(3,), per_class=2)
+    test = datasets.load("imagenet", root=str(tmp_path / "imagenet"), download=True).test
+    source = tmp_path / "noise"
+    for name in imagenet.C_ARCHIVES["noise"]:
+        for row, key in enumerate(test.keys):
+            flat_image(source / name / "2" / key, 60 + row, (224, 224))
+    served = tmp_path / "served"
+    served.mkdir()
+    with tarfile.open(served / "noise.tar", "w") as tar:  # corruption folders at the top, as AugMix extracts
+        for name in imagenet.C_ARCHIVES["noise"]:
+            tar.add(source / name, arcname=name)
+    requests: list[str] = []
+    with serve_directory(served, requests) as url:
+        monkeypatch.setenv(imagenet.C_URL_VARIABLE, url)
+        loaded = datasets.load_corrupted("imagenet", tmp_path / "c", "shot_noise", 2, test, download=True)
+        assert numbers(loaded.images) == [60, 61]
+        fetched = len(requests)
+        datasets.load_corrupted("imagenet", tmp_path / "c", "impulse_noise", 2, test, download=True)
+        assert len(requests) == fetched
+        with pytest.raises(DataError, match="no ImageNet-C archive holds 'blurry'"):
+            datasets.load_corrupted("imagenet", tmp_path / "c", "blurry", 2, test, download=True)
+    assert set(requests) == {"/noise.tar"}
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise"])
+
+
+def test_extract_cli_reads_tiny_imagenet_c_by_file_name(tmp_path: Path) -> None:
+    import os
+
+    import pyarrow.dataset as ds
+    import torch
+
+    from compute import checkpoint, models
+    from store import schema
+
+    write_tiny_imagenet(tmp_path / "clean")
+    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
+    write_tiny_imagenet_c(tmp_path / "c", list(test.keys), names=("fog",), severities=(1, 2))
+    torch.manual_seed(0)
+    path = tmp_path / "m.pt"
+    checkpoint.save(path, models.build("small_cnn", 3, [0.5] * 3, [0.25] * 3), arch="small_cnn", num_classes=3,
+                    mean=[0.5] * 3, std=[0.25] * 3, dataset="tinyimagenet", hparams={"model_id": "m"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "store"), "--checkpoints", str(path),
+         "--dataset", "tinyimagenet", "--data-dir", str(tmp_path / "clean"), "--corrupted-dir", str(tmp_path / "c"),
+         "--corruptions", "fog", "--severities", "1,2", "--limit", "4", "--device", "cpu"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = ds.dataset(tmp_path / "store" / schema.PREDICTIONS, format="parquet", partitioning="hive").to_table()
+    assert rows.num_rows == 12
+    for corruption, severity in (("clean", 0), ("fog", 1), ("fog", 2)):
+        part = rows.filter((ds.field("corruption") == corruption) & (ds.field("severity") == severity))
+        assert sorted(zip(part.column("sample_id").to_pylist(), part.column("label").to_pylist(),
+                          strict=True)) == list(enumerate(test.labels[:4].tolist()))
+    missing = subprocess.run(
+        [sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "store2"), "--checkpoints",
+         str(path), "--dataset", "tinyimagenet", "--data-dir", str(tmp_path / "clean"), "--corrupted-dir",
+         str(tmp_path / "c"), "--corruptions", "snow", "--severities", "1", "--limit", "4", "--device", "cpu"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    last_line = missing.stderr.strip().splitlines()[-1]  # after extract's progress bar
+    assert missing.returncode == 2 and last_line.startswith("error: missing ")
+    assert "Tiny-ImageNet-C holds <corruption>/<severity>/<class>/<file>" in last_line
