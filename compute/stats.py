@@ -84,12 +84,15 @@ def paired_difference_interval(both: np.ndarray | int, only_a: np.ndarray | int,
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Per cell: the observed mean difference over seeds, its percentile interval and a two-sided
-    bootstrap p-value (twice the smaller share of resampled differences on either side of 0)."""
+    """Per cell: the observed mean difference over seeds, its percentile interval, the bootstrap standard
+    error and a two-sided p-value of "no difference" from the normal test difference / standard error
+    (continuous, so a multiple-comparison correction over many cells is not limited by the resample
+    count as a share-of-resamples p-value would be)."""
 
     difference: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    standard_error: np.ndarray
     p_value: np.ndarray
 
 
@@ -120,9 +123,11 @@ def hierarchical_bootstrap(only_a: np.ndarray, only_b: np.ndarray, total: np.nda
     observed = ((b - c) / n).mean(axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(draws, [tail, 1 - tail], axis=1)
-    below, above = (draws <= 0).mean(axis=1), (draws >= 0).mean(axis=1)
-    p_value = np.minimum(1.0, 2 * np.minimum(below, above))
-    return BootstrapResult(observed, low, high, p_value)
+    error = draws.std(axis=1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_value = np.where(error > 0, 2 * stats.norm.sf(np.abs(observed) / np.where(error > 0, error, 1.0)),
+                           np.where(observed == 0, 1.0, 0.0))
+    return BootstrapResult(observed, low, high, error, p_value)
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -154,6 +159,15 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
 CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
 
 
+def t_half_width(std: np.ndarray, count: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """Half-width of the Student t interval of a mean of `count` values with sample standard deviation
+    `std`; 0 where count < 2 (no spread to estimate)."""
+    count = np.asarray(count, dtype=np.float64)
+    quantile = stats.t.ppf(0.5 + confidence / 2, np.maximum(count - 1, 1))
+    return np.where(count > 1, quantile * np.nan_to_num(np.asarray(std, dtype=np.float64))
+                    / np.sqrt(np.maximum(count, 1)), 0.0)
+
+
 def mean_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): the mean of replicate values (e.g. one accuracy per seed) with a Student t
     interval; low = high = mean for a single value (no spread to estimate)."""
@@ -164,7 +178,7 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, 
     mean = float(x.mean())
     if x.size == 1:
         return mean, mean, mean
-    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    half = float(t_half_width(x.std(ddof=1), x.size, confidence))
     return mean, mean - half, mean + half
 
 
