@@ -357,3 +357,53 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
         color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale),
         tooltip=["sample_id", "label_name", "correct", "model_id", "corruption", "severity"],
     ).add_params(pick).properties(title=title, height=520)
+
+
+# -- numbers with their uncertainty (store.uncertainty, store.predictors) ---------------------------------
+
+SIGNIFICANCE = alt.Scale(domain=["significant", "not significant", "no test"], range=[1.0, 0.3, 1.0])
+
+
+def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str,
+                    diverging_at: float | None = None, domain: Sequence[float] | None = None,
+                    selected: Mapping[str, object] | None = None) -> alt.Chart:
+    """evaluation_matrix of store.uncertainty cells (with_significance applied): cells whose drop vs dense
+    is not significant after `correction` are faded, and the tooltip gives the 95 % intervals, the
+    p-value and the adjusted p-value. `cells` has model_id (a group's first model), method,
+    target_sparsity, corruption, severity, `value`, accuracy_low/high, drop_vs_dense, drop_low/high,
+    p_value, p_adjusted, significant and, for groups, group_id and seeds."""
+    significance = (pl.when(pl.col("significant").is_null()).then(pl.lit("no test"))
+                    .when(pl.col("significant")).then(pl.lit("significant")).otherwise(pl.lit("not significant")))
+    data = cells.with_columns(significance.alias("significance"))
+    if "group_id" in data.columns and "seeds" in data.columns:
+        data = data.with_columns(pl.col("seeds").cast(pl.Int64))
+    data = data.drop([c for c in ("model_ids",) if c in data.columns])
+    base = evaluation_matrix(data, value, legend, columns, diverging_at=diverging_at, domain=domain,
+                             selected=selected)
+    extra = [c for c in ("group_id", "seeds") if c in data.columns]
+    tooltip = [*extra, "model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
+               "corruption", "severity",
+               alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("accuracy_low:Q", title="accuracy 95% low", format=".3f"),
+               alt.Tooltip("accuracy_high:Q", title="accuracy 95% high", format=".3f"),
+               alt.Tooltip("drop_vs_dense:Q", title="drop vs dense", format=".3f"),
+               alt.Tooltip("drop_low:Q", title="drop 95% low", format=".3f"),
+               alt.Tooltip("drop_high:Q", title="drop 95% high", format=".3f"),
+               alt.Tooltip("p_value:Q", title="p-value", format=".2g"),
+               alt.Tooltip("p_adjusted:Q", title=f"p-value ({correction})", format=".2g"), "significance"]
+    return base.encode(opacity=alt.Opacity("significance:N", scale=SIGNIFICANCE,
+                                           title=f"drop vs dense ({correction}, 0.05)"), tooltip=tooltip)
+
+
+def predictor_scatter(points: pl.DataFrame, statistic: str, target: str, statistic_title: str,
+                      target_title: str, title: str) -> alt.Chart:
+    """One point per model: a geometric statistic (x) against a robustness figure (y), coloured by
+    method; a click selects the model. `points` has model_id, method, target_sparsity, statistic, target."""
+    pick = alt.selection_point(name="model", fields=["model_id"], on="click")
+    return alt.Chart(points.to_pandas()).mark_point(size=90, filled=True).encode(
+        x=alt.X(f"{statistic}:Q", title=statistic_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{target}:Q", title=target_title, scale=alt.Scale(zero=False)),
+        color=alt.Color("method:N", title="method"),
+        tooltip=["model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
+                 alt.Tooltip(f"{statistic}:Q", title=statistic_title, format=".3f"),
+                 alt.Tooltip(f"{target}:Q", title=target_title, format=".3f")],
+    ).add_params(pick).properties(title=title, height=360)

@@ -136,6 +136,7 @@ def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
 
     accuracy: mean with a t interval (one seed: Wilson); drop_vs_dense: mean with a hierarchical bootstrap
     interval and a normal-test p-value from the bootstrap standard error (one seed: Newcombe, McNemar).
+    `model_id` is the group's first model (what a click on the group selects), `model_ids` all of them.
     """
     keys = ["group_id", "arch", "method", "target_sparsity", "corruption", "severity"]
     grouped = cells.group_by(keys, maintain_order=True).agg(
@@ -158,7 +159,8 @@ def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
         pl.coalesce("boot_drop_low", "single_drop_low").alias("drop_low"),
         pl.coalesce("boot_drop_high", "single_drop_high").alias("drop_high"),
         pl.coalesce("boot_p_value", "single_p_value").alias("p_value"),
-    ).select(*keys, "seeds", "model_ids", "samples", "accuracy", "accuracy_low", "accuracy_high",
+    ).with_columns(pl.col("model_ids").list.first().alias("model_id")).select(
+             "model_id", *keys, "seeds", "model_ids", "samples", "accuracy", "accuracy_low", "accuracy_high",
              "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value")
 
 
@@ -268,3 +270,54 @@ def report_wide(table: pl.DataFrame, digits: int = 3) -> pl.DataFrame:
     wide = cells.pivot("column_name", index=["row", "method", "target_sparsity", "seeds"], values="text",
                        aggregate_function="first", maintain_order=True)
     return wide.select("row", "method", "target_sparsity", "seeds", *[c for c in columns if c in wide.columns])
+
+
+REPORT_FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")
+
+
+def _markdown(wide: pl.DataFrame) -> str:
+    header = "| " + " | ".join(wide.columns) + " |"
+    rule = "|" + "|".join("---" for _ in wide.columns) + "|"
+    rows = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in wide.iter_rows()]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _latex(wide: pl.DataFrame) -> str:
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")
+
+    lines = [r"\begin{tabular}{" + "l" * 2 + "r" * (len(wide.columns) - 2) + "}", r"\toprule",
+             " & ".join(cell(c) for c in wide.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(cell(v) for v in row) + r" \\" for row in wide.iter_rows()]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(table: pl.DataFrame, fmt: str) -> str:
+    """report_table as text: csv keeps the numbers (mean, low, high per cell, one line each); markdown (a
+    GitHub table) and latex (a booktabs tabular) print report_wide's "mean ± half-width" cells."""
+    if fmt not in REPORT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(REPORT_FORMATS)}")
+    if fmt == "csv":
+        return table.write_csv()
+    wide = report_wide(table).with_columns(pl.col("target_sparsity").round(4))
+    return _markdown(wide) if fmt == "markdown" else _latex(wide)
+
+
+def group_pairs(pairs: pl.DataFrame, members: pl.DataFrame, value: str) -> pl.DataFrame:
+    """A frame of model pairs (model_a, model_b, `value`, as store.analytics.model_agreement) averaged
+    per pair of replicate groups: group_a, group_b (group_a < group_b), pairs (model pairs averaged), the
+    mean of `value` and its Student t interval across those pairs (value_low/high; equal to the mean for
+    one pair). `members` is groups(catalog). Pairs within one group are left out."""
+    names = members.select("model_id", "group_id")
+    joined = (pairs.join(names.rename({"model_id": "model_a", "group_id": "a"}), on="model_a")
+              .join(names.rename({"model_id": "model_b", "group_id": "b"}), on="model_b")
+              .filter(pl.col("a") != pl.col("b"))
+              .select(pl.min_horizontal("a", "b").alias("group_a"), pl.max_horizontal("a", "b").alias("group_b"),
+                      pl.col(value).cast(pl.Float64)))
+    grouped = joined.group_by("group_a", "group_b", maintain_order=True).agg(
+        pl.len().alias("pairs"), pl.col(value).mean(), pl.col(value).std().alias("std")).sort("group_a", "group_b")
+    half = stats.t_half_width(grouped["std"].fill_null(0).to_numpy(), grouped["pairs"].to_numpy())
+    return grouped.with_columns((pl.col(value) - half).alias(f"{value}_low"),
+                                (pl.col(value) + half).alias(f"{value}_high")).drop("std")

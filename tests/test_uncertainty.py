@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
 
-from compute.commands import report
 from store import schema, uncertainty
 from store.catalog import Catalog
 from tests.test_analytics import CORRUPTIONS, write_study
@@ -183,7 +182,7 @@ def test_report_command_prints_every_format(study, catalog) -> None:
     assert printed["mean"].to_list() == pytest.approx(expected["mean"].to_list(), nan_ok=True)
     tex = run_report("--store", str(study), "--format", "latex")
     assert tex.returncode == 0 and r"\begin{tabular}" in tex.stdout and r"$\pm$" in tex.stdout
-    lines = report.render(uncertainty.report_table(catalog, "group"), "markdown").splitlines()
+    lines = uncertainty.render_report(uncertainty.report_table(catalog, "group"), "markdown").splitlines()
     assert lines[0].startswith("| row | method |") and "mean corruption" in lines[0]
     assert any(line.startswith("| a-lrr-90 | lrr |") and "±" in line for line in lines)
 
@@ -192,3 +191,39 @@ def test_report_command_names_a_missing_store(tmp_path) -> None:
     result = run_report("--store", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and "nowhere" in result.stderr
+
+
+# -- pruning-identified exemplars (Hooker et al. 2019) --------------------------------------------------
+
+def direct_modal(direct: pl.DataFrame, corruption: str, severity: int) -> pl.DataFrame:
+    """Per (method, sparsity, sample): the most frequent prediction over the seeds, ties to the smaller
+    class, counted with Python's collections (no DuckDB)."""
+    from collections import Counter
+
+    setting = direct.filter((pl.col("corruption") == corruption) & (pl.col("severity") == severity))
+    rows = []
+    for (method, sparsity, sample_id), part in setting.group_by("method", "target_sparsity", "sample_id"):
+        votes = Counter(part["pred"].to_list())
+        top = max(votes.values())
+        rows.append((method, sparsity, sample_id, min(c for c, v in votes.items() if v == top)))
+    return pl.DataFrame(rows, schema=["method", "target_sparsity", "sample_id", "modal"], orient="row")
+
+
+@pytest.mark.parametrize("setting", [(schema.CLEAN, 0), ("fog", 3)])
+def test_pie_preset_matches_a_direct_modal_prediction(catalog, direct, setting) -> None:
+    from store import analytics
+
+    modal = direct_modal(direct, *setting)
+    dense = modal.filter(pl.col("method") == "dense").select("sample_id", pl.col("modal").alias("dense"))
+    expected = modal.filter(pl.col("method") != "dense").join(dense, on="sample_id").filter(
+        pl.col("modal") != pl.col("dense"))
+    found = analytics.pruning_identified_exemplars(catalog, *setting)
+    assert sorted(found.select("method", "sample_id", "pruned_modal_pred", "dense_modal_pred").iter_rows()) == \
+        sorted(expected.select("method", "sample_id", "modal", "dense").iter_rows())
+    assert set(found["replicates"].to_list()) <= {1, 3} and set(found["dense_replicates"]) == {3}
+    counts = analytics.pie_counts(catalog, *setting)
+    per_method = dict(expected.group_by("method").len().iter_rows())
+    assert dict(counts.select("method", "pie_samples").iter_rows()) == {m: per_method.get(m, 0) for m in ("ft", "lrr")}
+    assert dict(counts.select("method", "single_seed").iter_rows()) == {"ft": True, "lrr": False}
+    only_lrr = analytics.pruning_identified_exemplars(catalog, *setting, method="lrr")
+    assert only_lrr.height == per_method.get("lrr", 0)

@@ -17,14 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import polars as pl
-
 from store import uncertainty
 from store.catalog import Catalog
 from store.writer import StoreError
 
 HELP = "print the methods x corruptions table with 95 % intervals (markdown, csv or latex)"
-FORMATS = ("markdown", "csv", "latex")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,36 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", choices=uncertainty.LEVELS, default="group",
                         help="group: one row per (arch, method, sparsity), mean over seeds (default); model: one row "
                              "per model")
-    parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
-
-
-def markdown(wide: pl.DataFrame) -> str:
-    """A GitHub-flavoured markdown table of every column of `wide`."""
-    header = "| " + " | ".join(wide.columns) + " |"
-    rule = "|" + "|".join("---" for _ in wide.columns) + "|"
-    rows = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in wide.iter_rows()]
-    return "\n".join([header, rule, *rows]) + "\n"
-
-
-def latex(wide: pl.DataFrame) -> str:
-    """A booktabs tabular of every column of `wide` (± as $\\pm$, underscores escaped)."""
-    def cell(value: object) -> str:
-        text = "" if value is None else str(value)
-        return text.replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")
-
-    lines = [r"\begin{tabular}{" + "l" * 2 + "r" * (len(wide.columns) - 2) + "}", r"\toprule",
-             " & ".join(cell(c) for c in wide.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(cell(v) for v in row) + r" \\" for row in wide.iter_rows()]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def render(table: pl.DataFrame, fmt: str) -> str:
-    """report_table in the chosen format: csv keeps numbers (mean, low, high), the others print text."""
-    if fmt == "csv":
-        return table.write_csv()
-    wide = uncertainty.report_wide(table).with_columns(pl.col("target_sparsity").round(4))
-    return markdown(wide) if fmt == "markdown" else latex(wide)
+    parser.add_argument("--format", choices=uncertainty.REPORT_FORMATS, default="markdown", help="output format (default: markdown)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the store {args.store} has no predictions yet; run `python -m compute extract` first",
               file=sys.stderr)
         return 2
-    sys.stdout.write(render(table, args.format))
+    sys.stdout.write(uncertainty.render_report(table, args.format))
     return 0

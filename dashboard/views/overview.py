@@ -1,9 +1,10 @@
 """Overview: the study (dataset, models, methods, sparsities) and accuracy vs sparsity per method."""
 
+import polars as pl
 import streamlit as st
 
 from dashboard import charts, state
-from store import analytics, queries
+from store import analytics, queries, uncertainty
 
 st.title("Overview")
 catalog = state.open_catalog()
@@ -30,3 +31,30 @@ table = models.drop("hparams", "checkpoint", "clean_accuracy").join(
                    "relative_mce"), on="model_id", how="left")
 st.dataframe(table, hide_index=True)
 state.downloads(table, "models")
+
+selection = state.selection()
+if selection.level == "group":
+    st.subheader("Replicate groups")
+    report = state.query(uncertainty.report_table, catalog, "group")
+    wide = uncertainty.report_wide(report.filter(pl.col("column_name").is_in(
+        ["clean", "mean corruption", "relative mCE"])))
+    st.dataframe(wide, hide_index=True)
+    st.caption("One row per (architecture, method, target sparsity): the mean over its seeds ± half the 95 % "
+               "Student t interval across seeds (one seed: the Wilson interval over the test samples). "
+               "Switch **Rows** in the sidebar to individual models.")
+    state.downloads(wide, "groups")
+
+st.subheader("Pruning-identified exemplars")
+pie = state.query(analytics.pie_counts, catalog, selection.corruption, selection.severity)
+if pie.is_empty():
+    st.info("PIE counts need a dense model and pruned models with predictions in the selected setting.")
+else:
+    st.dataframe(pie.select("method", "target_sparsity", "replicates", "dense_replicates", "pie_samples"),
+                 hide_index=True)
+    single = pie.filter(pl.col("single_seed"))
+    note = (" With a single seed on either side the modal prediction is the one model's prediction, so here "
+            f"PIE reduces to \"flipped by pruning\" (rows: {', '.join(single['group_id'].to_list())})."
+            if single.height else "")
+    st.caption(f"Samples ({selection.setting}) whose modal prediction over a group's pruned seeds differs from "
+               f"the modal prediction over the dense seeds (Hooker et al. 2019).{note} The Samples page lists "
+               "them (preset `pruning_identified_exemplars`).")
