@@ -35,7 +35,7 @@ LEVELS: tuple[str, ...] = ("group", "model")
 CORRECTIONS: dict[str, str] = {"holm": "Holm (family-wise error rate)",
                                "bh": "Benjamini-Hochberg (false discovery rate)"}
 ALPHA = 0.05
-BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_RESAMPLES = 1000
 _SEVERITY_ORDER = "corruption <> 'clean', corruption, severity"
 
 
@@ -51,28 +51,44 @@ def groups(catalog: Catalog) -> pl.DataFrame:
 def paired_counts(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption, severity): samples and correct (every row), and on the samples the dense
     model also has: paired, both_right, only_model (model right, dense wrong), only_dense, neither_right.
-    With the model's group, seed and dense_model_id."""
+    With the model's group, seed and dense_model_id.
+
+    One pass over the predictions packs each partition's samples and right answers into two bit strings
+    (bit i = sample i); pairing a model with its dense model is then a join of 2 x partitions rows and a
+    popcount of the AND, instead of a join of every prediction row with the dense model's. The pass reads
+    the by-sample index (one file) when it is fresh, else the partition files.
+    """
+    extent = catalog.query("SELECT min(sample_id)::INTEGER AS low, max(sample_id)::INTEGER AS high FROM samples")
+    if extent.is_empty() or extent["low"][0] is None:
+        low, high = 0, 0
+    else:
+        low, high = int(extent["low"][0]), int(extent["high"][0])  # integers from the store, not user text
+    bits = f"sample_id::INTEGER, {low}, {high}"
     return catalog.query(f"""
-        WITH pairs AS (
-            SELECT p.model_id, p.corruption, p.severity, count(*) AS samples, sum(p.correct::BIGINT)::BIGINT AS correct,
-                   count(d.correct) AS paired,
-                   count(*) FILTER (WHERE p.correct AND d.correct) AS both_right,
-                   count(*) FILTER (WHERE p.correct AND NOT d.correct) AS only_model,
-                   count(*) FILTER (WHERE NOT p.correct AND d.correct) AS only_dense,
-                   count(*) FILTER (WHERE NOT p.correct AND NOT d.correct) AS neither_right
-            FROM predictions p
-            JOIN models m USING (model_id)
-            LEFT JOIN (SELECT model_id, corruption, severity, sample_id, correct FROM predictions
-                       WHERE model_id IN (SELECT dense_model_id FROM models)) d
-              ON d.model_id = m.dense_model_id AND d.corruption = p.corruption AND d.severity = p.severity
-             AND d.sample_id = p.sample_id
-            GROUP BY p.model_id, p.corruption, p.severity
+        WITH bits AS (
+            SELECT model_id, corruption, severity, count(*) AS samples, sum(correct::BIGINT)::BIGINT AS correct,
+                   bitstring_agg({bits}) AS present,
+                   bitstring_agg(CASE WHEN correct THEN sample_id::INTEGER END, {low}, {high}) AS right
+            FROM {catalog.by_sample} GROUP BY model_id, corruption, severity
+        ),
+        pairs AS (
+            SELECT b.model_id, b.corruption, b.severity, b.samples, b.correct,
+                   coalesce(bit_count(b.present & d.present), 0) AS paired,
+                   coalesce(bit_count(b.right & d.right), 0) AS both_right,
+                   coalesce(bit_count(b.right & d.present), 0) AS model_right,
+                   coalesce(bit_count(d.right & b.present), 0) AS dense_right
+            FROM bits b JOIN models m USING (model_id)
+            LEFT JOIN bits d ON d.model_id = m.dense_model_id AND d.corruption = b.corruption
+                            AND d.severity = b.severity
         )
-        SELECT pairs.model_id, {GROUP_ID} AS group_id, m.arch, m.method, m.target_sparsity, m.seed,
-               m.dense_model_id, pairs.* EXCLUDE (model_id)
-        FROM pairs JOIN models m USING (model_id)
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, pairs.model_id, {_SEVERITY_ORDER}
-    """)  # noqa: S608 (constant SQL)
+        SELECT p.model_id, {GROUP_ID} AS group_id, m.arch, m.method, m.target_sparsity, m.seed, m.dense_model_id,
+               p.corruption, p.severity, p.samples, p.correct, p.paired::BIGINT AS paired,
+               p.both_right::BIGINT AS both_right, (p.model_right - p.both_right)::BIGINT AS only_model,
+               (p.dense_right - p.both_right)::BIGINT AS only_dense,
+               (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
+        FROM pairs p JOIN models m USING (model_id)
+        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {_SEVERITY_ORDER}
+    """)  # noqa: S608 (constant SQL and integers)
 
 
 def _model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
@@ -233,10 +249,12 @@ def report_table(catalog: Catalog, level: str = "group") -> pl.DataFrame:
         table = per_model.rename({"model_id": "row"}).with_columns(pl.lit(1).alias("seeds"))
     else:
         table = per_model.group_by("group_id", "method", "target_sparsity", "column_name").agg(
-            pl.len().alias("seeds"), pl.col("mean").std().alias("std"), pl.col("mean").mean(),
+            pl.len().alias("seeds"), pl.col("mean").count().alias("values"), pl.col("mean").std().alias("std"),
+            pl.col("mean").mean(),
             pl.col("low").first().alias("single_low"), pl.col("high").first().alias("single_high"))
-        half = stats.t_half_width(table["std"].fill_null(0).to_numpy(), table["seeds"].to_numpy())
-        several = table["seeds"].to_numpy() > 1
+        # A seed without a value (a null relative mCE) does not count towards the interval.
+        half = stats.t_half_width(table["std"].fill_null(0).to_numpy(), table["values"].to_numpy())
+        several = table["values"].to_numpy() > 1
         mean = table["mean"].fill_null(np.nan).to_numpy()
         table = table.with_columns(
             pl.Series("low", np.where(several, mean - half, table["single_low"].fill_null(np.nan).to_numpy())),

@@ -141,3 +141,9 @@ def test_predictors_page_explains_too_few_models(monkeypatch, tmp_path) -> None:
     small = write_study(tmp_path, models=MODELS[:2], num_samples=20)
     app = open_app(monkeypatch, small, "views/predictors.py")
     assert "at least 3 models" in app.info[0].value
+
+
+def test_overview_says_pie_reduces_to_flipped_by_pruning_with_one_seed(monkeypatch, tmp_path) -> None:
+    single = write_study(tmp_path, models=[MODELS[0], MODELS[3], MODELS[6]], num_samples=30)
+    app = open_app(monkeypatch, single)
+    assert "reduces to \"flipped by pruning\"" in page_text(app)
