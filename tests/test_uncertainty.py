@@ -227,3 +227,14 @@ def test_pie_preset_matches_a_direct_modal_prediction(catalog, direct, setting) 
     assert dict(counts.select("method", "single_seed").iter_rows()) == {"ft": True, "lrr": False}
     only_lrr = analytics.pruning_identified_exemplars(catalog, *setting, method="lrr")
     assert only_lrr.height == per_method.get("lrr", 0)
+
+
+def test_the_seeds_study_makes_one_model_per_seed_with_the_seed_in_its_id() -> None:
+    from compute.study import Study
+
+    study = Study.from_toml(ROOT / "studies" / "digits-seeds.toml")
+    assert study.seeds == (0, 1, 2)
+    ids = {study.model_id(plan.method, sparsity, seed) for plan, sparsity, seed in study.jobs()}
+    assert len(ids) == 3 * 3 and {i.rsplit("-", 1)[1] for i in ids} == {"s0", "s1", "s2"}
+    assert {study.model_id("dense", 0.0, seed) for seed in study.seeds} == {
+        "small_cnn-dense-s0", "small_cnn-dense-s1", "small_cnn-dense-s2"}

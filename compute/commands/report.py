@@ -21,7 +21,7 @@ from store import uncertainty
 from store.catalog import Catalog
 from store.writer import StoreError
 
-HELP = "print the methods x corruptions table with 95 % intervals (markdown, csv or latex)"
+HELP = "print the methods x corruptions table with 95%% intervals (markdown, csv or latex)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
