@@ -361,7 +361,7 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
 
 # -- numbers with their uncertainty (store.uncertainty, store.predictors) ---------------------------------
 
-SIGNIFICANCE = alt.Scale(domain=["significant", "not significant", "no test"], range=[1.0, 0.3, 1.0])
+FADED = 0.3  # opacity of a matrix cell whose drop vs dense is not significant
 
 
 def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str,
@@ -390,8 +390,9 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
                alt.Tooltip("drop_high:Q", title="drop 95% high", format=".3f"),
                alt.Tooltip("p_value:Q", title="p-value", format=".2g"),
                alt.Tooltip("p_adjusted:Q", title=f"p-value ({correction})", format=".2g"), "significance"]
-    return base.encode(opacity=alt.Opacity("significance:N", scale=SIGNIFICANCE,
-                                           title=f"drop vs dense ({correction}, 0.05)"), tooltip=tooltip)
+    # The opacity itself as data (scale=None): a nominal opacity scale interpolates its range.
+    return base.transform_calculate(opacity=f"datum.significance == 'not significant' ? {FADED} : 1").encode(
+        opacity=alt.Opacity("opacity:Q", scale=None, legend=None), tooltip=tooltip)
 
 
 def predictor_scatter(points: pl.DataFrame, statistic: str, target: str, statistic_title: str,
@@ -407,3 +408,30 @@ def predictor_scatter(points: pl.DataFrame, statistic: str, target: str, statist
                  alt.Tooltip(f"{statistic}:Q", title=statistic_title, format=".3f"),
                  alt.Tooltip(f"{target}:Q", title=target_title, format=".3f")],
     ).add_params(pick).properties(title=title, height=360)
+
+
+def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
+    """accuracy_vs_sparsity per replicate group: the mean over seeds of clean and mean corruption accuracy
+    against target sparsity, with the 95 % interval as an error bar, one line per method from the dense
+    group. `points` has model_id (the group's first model: a click selects it), group_id, method,
+    target_sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
+    dense = points.filter(pl.col("method") == "dense")
+    methods = points.filter(pl.col("method") != "dense")["method"].unique(maintain_order=True)
+    lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
+    x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
+              scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
+    color = alt.Color("method:N", title="method")
+    dash = alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"])
+    tooltip = ["group_id", "seeds", "method", "images", alt.Tooltip("target_sparsity:Q", format=".0%"),
+               alt.Tooltip("accuracy:Q", title="mean accuracy", format=".4f"),
+               alt.Tooltip("low:Q", title="95% low", format=".4f"), alt.Tooltip("high:Q", title="95% high", format=".4f")]
+    pick = alt.selection_point(name="model", fields=["model_id"], on="click")
+    y = alt.Y("accuracy:Q", title="accuracy (mean over seeds)", scale=alt.Scale(zero=False))
+    line = alt.Chart(lines.to_pandas()).mark_line(opacity=0.7).encode(x=x, y=y, color=color, strokeDash=dash)
+    bars = alt.Chart(points.to_pandas()).mark_errorbar(ticks=True).encode(
+        x=x, y=alt.Y("low:Q", title="accuracy (mean over seeds)"), y2="high:Q", color=color, tooltip=tooltip)
+    dots = alt.Chart(points.to_pandas()).mark_point(size=80, filled=True).encode(
+        x=x, y=y, color=color, shape=alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
+        tooltip=tooltip).add_params(pick)
+    return (line + bars + dots).properties(
+        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)

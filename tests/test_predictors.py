@@ -88,7 +88,7 @@ def test_matrix_shows_groups_with_significance_and_switches_to_models(monkeypatc
     app = open_app(monkeypatch, study, "views/matrix.py")
     (chart,) = app.get("vega_lite_chart")
     spec = json.loads(chart.proto.spec)
-    assert spec["encoding"]["opacity"]["field"] == "significance"
+    assert spec["encoding"]["opacity"]["field"] == "opacity" and "not significant" in spec["transform"][0]["calculate"]
     tooltips = {t.get("title", t.get("field")) for t in spec["encoding"]["tooltip"]}
     assert {"p-value", "accuracy 95% low", "drop 95% high", "seeds"} <= tooltips
     cells = app.dataframe[0].value  # the matrix's table

@@ -23,16 +23,29 @@ columns[0].metric("models", models.height)
 columns[1].metric("methods", models["method"].n_unique())
 columns[2].metric("best clean accuracy", f"{summary['clean_accuracy'].max():.3f}")
 columns[3].metric("best corruption accuracy", f"{summary['corruption_accuracy'].max() or 0:.3f}")
-state.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
-st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
-           "corruption and severity in the store; mCE is relative to each model's dense model.")
+selection = state.selection()
+if selection.level == "group":
+    report = state.query(uncertainty.report_table, catalog, "group")
+    first = state.query(uncertainty.groups, catalog).group_by("group_id", maintain_order=True).agg(
+        pl.col("model_id").first())
+    points = (report.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
+              .join(first, left_on="row", right_on="group_id")
+              .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "seeds",
+                      pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
+                      pl.col("mean").alias("accuracy"), "low", "high"))
+    state.chart(charts.group_accuracy_vs_sparsity(points), key="overview_chart")
+    st.caption("One point per group (models differing only in seed): the mean over seeds with its 95 % t "
+               "interval across seeds. Click a point to select the group's first model on every page.")
+else:
+    state.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
+    st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
+               "corruption and severity in the store; mCE is relative to each model's dense model.")
 table = models.drop("hparams", "checkpoint", "clean_accuracy").join(
     summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_dense", "mce",
                    "relative_mce"), on="model_id", how="left")
 st.dataframe(table, hide_index=True)
 state.downloads(table, "models")
 
-selection = state.selection()
 if selection.level == "group":
     st.subheader("Replicate groups")
     report = state.query(uncertainty.report_table, catalog, "group")
