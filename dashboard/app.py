@@ -24,6 +24,7 @@ PAGES = {
         st.Page(VIEWS / "matrix.py", title="Evaluation matrix", url_path="matrix", icon=":material/grid_on:"),
         st.Page(VIEWS / "similarity.py", title="Geometric similarity", url_path="similarity",
                 icon=":material/hub:"),
+        st.Page(VIEWS / "predictors.py", title="Robustness predictors", url_path="predictors", icon=":material/insights:"),
     ],
     "Geometry": [
         st.Page(VIEWS / "local.py", title="Local geometry", url_path="local", icon=":material/scatter_plot:"),

@@ -357,3 +357,81 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
         color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale),
         tooltip=["sample_id", "label_name", "correct", "model_id", "corruption", "severity"],
     ).add_params(pick).properties(title=title, height=520)
+
+
+# -- numbers with their uncertainty (store.uncertainty, store.predictors) ---------------------------------
+
+FADED = 0.3  # opacity of a matrix cell whose drop vs dense is not significant
+
+
+def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str,
+                    diverging_at: float | None = None, domain: Sequence[float] | None = None,
+                    selected: Mapping[str, object] | None = None) -> alt.Chart:
+    """evaluation_matrix of store.uncertainty cells (with_significance applied): cells whose drop vs dense
+    is not significant after `correction` are faded, and the tooltip gives the 95 % intervals, the
+    p-value and the adjusted p-value. `cells` has model_id (a group's first model), method,
+    target_sparsity, corruption, severity, `value`, accuracy_low/high, drop_vs_dense, drop_low/high,
+    p_value, p_adjusted, significant and, for groups, group_id and seeds."""
+    significance = (pl.when(pl.col("significant").is_null()).then(pl.lit("no test"))
+                    .when(pl.col("significant")).then(pl.lit("significant")).otherwise(pl.lit("not significant")))
+    data = cells.with_columns(significance.alias("significance"))
+    if "group_id" in data.columns and "seeds" in data.columns:
+        data = data.with_columns(pl.col("seeds").cast(pl.Int64))
+    data = data.drop([c for c in ("model_ids",) if c in data.columns])
+    base = evaluation_matrix(data, value, legend, columns, diverging_at=diverging_at, domain=domain,
+                             selected=selected)
+    extra = [c for c in ("group_id", "seeds") if c in data.columns]
+    tooltip = [*extra, "model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
+               "corruption", "severity",
+               alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("accuracy_low:Q", title="accuracy 95% low", format=".3f"),
+               alt.Tooltip("accuracy_high:Q", title="accuracy 95% high", format=".3f"),
+               alt.Tooltip("drop_vs_dense:Q", title="drop vs dense", format=".3f"),
+               alt.Tooltip("drop_low:Q", title="drop 95% low", format=".3f"),
+               alt.Tooltip("drop_high:Q", title="drop 95% high", format=".3f"),
+               alt.Tooltip("p_value:Q", title="p-value", format=".2g"),
+               alt.Tooltip("p_adjusted:Q", title=f"p-value ({correction})", format=".2g"), "significance"]
+    # The opacity itself as data (scale=None): a nominal opacity scale interpolates its range.
+    return base.transform_calculate(opacity=f"datum.significance == 'not significant' ? {FADED} : 1").encode(
+        opacity=alt.Opacity("opacity:Q", scale=None, legend=None), tooltip=tooltip)
+
+
+def predictor_scatter(points: pl.DataFrame, statistic: str, target: str, statistic_title: str,
+                      target_title: str, title: str) -> alt.Chart:
+    """One point per model: a geometric statistic (x) against a robustness figure (y), coloured by
+    method; a click selects the model. `points` has model_id, method, target_sparsity, statistic, target."""
+    pick = alt.selection_point(name="model", fields=["model_id"], on="click")
+    return alt.Chart(points.to_pandas()).mark_point(size=90, filled=True).encode(
+        x=alt.X(f"{statistic}:Q", title=statistic_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{target}:Q", title=target_title, scale=alt.Scale(zero=False)),
+        color=alt.Color("method:N", title="method"),
+        tooltip=["model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
+                 alt.Tooltip(f"{statistic}:Q", title=statistic_title, format=".3f"),
+                 alt.Tooltip(f"{target}:Q", title=target_title, format=".3f")],
+    ).add_params(pick).properties(title=title, height=360)
+
+
+def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
+    """accuracy_vs_sparsity per replicate group: the mean over seeds of clean and mean corruption accuracy
+    against target sparsity, with the 95 % interval as an error bar, one line per method from the dense
+    group. `points` has model_id (the group's first model: a click selects it), group_id, method,
+    target_sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
+    dense = points.filter(pl.col("method") == "dense")
+    methods = points.filter(pl.col("method") != "dense")["method"].unique(maintain_order=True)
+    lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
+    x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
+              scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
+    color = alt.Color("method:N", title="method")
+    dash = alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"])
+    tooltip = ["group_id", "seeds", "method", "images", alt.Tooltip("target_sparsity:Q", format=".0%"),
+               alt.Tooltip("accuracy:Q", title="mean accuracy", format=".4f"),
+               alt.Tooltip("low:Q", title="95% low", format=".4f"), alt.Tooltip("high:Q", title="95% high", format=".4f")]
+    pick = alt.selection_point(name="model", fields=["model_id"], on="click")
+    y = alt.Y("accuracy:Q", title="accuracy (mean over seeds)", scale=alt.Scale(zero=False))
+    line = alt.Chart(lines.to_pandas()).mark_line(opacity=0.7).encode(x=x, y=y, color=color, strokeDash=dash)
+    bars = alt.Chart(points.to_pandas()).mark_errorbar(ticks=True).encode(
+        x=x, y=alt.Y("low:Q", title="accuracy (mean over seeds)"), y2="high:Q", color=color, tooltip=tooltip)
+    dots = alt.Chart(points.to_pandas()).mark_point(size=80, filled=True).encode(
+        x=x, y=y, color=color, shape=alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
+        tooltip=tooltip).add_params(pick)
+    return (line + bars + dots).properties(
+        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)

@@ -45,6 +45,9 @@ METRICS: dict[str, str] = {
     "loss": "mean cross-entropy loss",
 }
 NO_MODEL = ""  # the comparison selectbox's "none" option
+QUERY_MODULES = ("store.queries", "store.analytics", "store.uncertainty", "store.predictors")
+# Rows of the study pages: replicate groups (seeds of one arch, method and sparsity) or single models.
+LEVELS: dict[str, str] = {"group": "groups (mean over seeds)", "model": "individual models"}
 
 # A chart mark's field -> the selection key it sets (see select_from_chart).
 _FIELD_KEYS = {"model_id": "model", "model_b": "compare", "corruption": "corruption", "severity": "severity",
@@ -264,7 +267,7 @@ def _query(module: str, name: str, path: str, version: tuple[float, ...], args: 
 def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: Any) -> Any:
     """`function(catalog, *args, **kwargs)` for a named query of store.queries or store.analytics, cached
     per store version, so revisiting a page or another session asking the same is instant."""
-    if function.__module__ not in ("store.queries", "store.analytics"):
+    if function.__module__ not in QUERY_MODULES:
         raise ValueError(f"{function.__module__}.{function.__name__} is not a named store query")
     return _query(function.__module__, function.__name__, str(catalog.root), store_version(catalog.root),
                   args, tuple(sorted(kwargs.items())))
@@ -327,6 +330,7 @@ class Selection:
     corruption: str
     severity: int  # 0 for clean images
     metric: str
+    level: str = "group"  # "group" or "model" (LEVELS)
 
     @property
     def setting(self) -> str:
@@ -403,6 +407,9 @@ def sidebar() -> None:
     bar.select_slider("Severity", severities, key="severity",
                       disabled=st.session_state["corruption"] == schema.CLEAN,
                       help="ignored for clean images (severity 0)")
+    bar.segmented_control("Rows", list(LEVELS), key="level", format_func=LEVELS.get, required=True,
+                          default="group", help="groups: models differing only in seed together, mean and "
+                          "95 % interval across seeds; models: each model on its own row")
     _settle("metric", list(METRICS), "accuracy")
     bar.selectbox("Metric", list(METRICS), key="metric", format_func=METRICS.get,
                   help="what the evaluation matrix shows")
@@ -415,7 +422,7 @@ def selection() -> Selection:
     return Selection(methods=tuple(state.get("methods") or ()), model=state.get("model", ""),
                      compare=state.get("compare") or None, corruption=corruption,
                      severity=0 if corruption == schema.CLEAN else int(state.get("severity", 0)),
-                     metric=state.get("metric", "accuracy"))
+                     metric=state.get("metric", "accuracy"), level=state.get("level") or "group")
 
 
 def apply_point(point: Mapping[str, Any]) -> None:

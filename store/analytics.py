@@ -27,7 +27,7 @@ import polars.selectors as cs
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from store import schema
+from store import schema, uncertainty
 from store.catalog import Catalog
 
 # The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
@@ -664,11 +664,80 @@ def flipped_by_pruning(catalog: Catalog, model_a: str, model_b: str, corruption:
                         "angle_true_b - angle_true_a DESC, sample_id")
 
 
+_MODAL_PREDICTIONS = f"""
+    WITH setting AS (
+        SELECT p.sample_id, p.label, p.pred, {uncertainty.GROUP_ID} AS group_id, m.arch, m.method,
+               m.target_sparsity, m.model_id
+        FROM predictions p JOIN models m USING (model_id)
+        WHERE p.corruption = ? AND p.severity = ?
+    ),
+    replicates AS (SELECT group_id, count(DISTINCT model_id) AS replicates FROM setting GROUP BY group_id),
+    votes AS (SELECT group_id, arch, method, target_sparsity, sample_id, label, pred, count(*) AS votes
+              FROM setting GROUP BY ALL),
+    modal AS (
+        SELECT group_id, arch, method, target_sparsity, sample_id, label,
+               first(pred ORDER BY votes DESC, pred) AS modal_pred
+        FROM votes GROUP BY ALL
+    ),
+    pie AS (
+        SELECT p.group_id, p.arch, p.method, p.target_sparsity, r.replicates, dr.replicates AS dense_replicates,
+               p.sample_id, p.label, d.modal_pred AS dense_modal_pred, p.modal_pred AS pruned_modal_pred
+        FROM modal p
+        JOIN modal d ON d.arch = p.arch AND d.method = 'dense' AND d.sample_id = p.sample_id
+        JOIN replicates r ON r.group_id = p.group_id
+        JOIN replicates dr ON dr.group_id = d.group_id
+        WHERE p.method <> 'dense' AND p.modal_pred <> d.modal_pred
+    )"""  # noqa: S608 (constant SQL)
+
+
+def pruning_identified_exemplars(catalog: Catalog, corruption: str = schema.CLEAN, severity: int = 0,
+                                 method: str | None = None, target_sparsity: float | None = None) -> pl.DataFrame:
+    """Pruning-identified exemplars (Hooker et al. 2019, "What do compressed deep neural networks
+    forget?"): samples whose modal prediction over the pruned replicates of a (arch, method, sparsity)
+    group differs from the modal prediction over the dense replicates of the same architecture, in one
+    setting. Ties between classes go to the smaller class index.
+
+    With one seed per group the "modal prediction" is the single model's prediction, so the preset
+    reduces to "flipped by pruning" (any change of prediction, right or wrong). Columns: group_id, method,
+    target_sparsity, replicates, dense_replicates, dense_modal_pred, pruned_modal_pred. Optionally one
+    method and sparsity only.
+    """
+    where, params = _equal_to(method=method, target_sparsity=target_sparsity)
+    hits = f"{_MODAL_PREDICTIONS} SELECT * EXCLUDE (arch, label) FROM pie WHERE {where}"  # noqa: S608
+    return _with_labels(catalog, hits, [corruption, int(severity), *params],
+                        "method, target_sparsity, group_id, sample_id")
+
+
+def pie_counts(catalog: Catalog, corruption: str = schema.CLEAN, severity: int = 0) -> pl.DataFrame:
+    """Per pruned (arch, method, target_sparsity) group: how many samples are pruning-identified
+    exemplars in one setting (see pruning_identified_exemplars), its `replicates` and the dense model's
+    `dense_replicates`; `single_seed` is true where either side has one seed (PIE = flipped by pruning).
+    Groups without any PIE count 0."""
+    sql = f"""
+        {_MODAL_PREDICTIONS},
+        groups AS (SELECT DISTINCT s.group_id, s.arch, s.method, s.target_sparsity, r.replicates
+                   FROM setting s JOIN replicates r USING (group_id)),
+        counted AS (SELECT group_id, count(*) AS pie_samples FROM pie GROUP BY group_id)
+        SELECT g.group_id, g.arch, g.method, g.target_sparsity, g.replicates, d.replicates AS dense_replicates,
+               coalesce(c.pie_samples, 0) AS pie_samples,
+               g.replicates = 1 OR coalesce(d.replicates, 1) = 1 AS single_seed
+        FROM groups g
+        LEFT JOIN groups d ON d.arch = g.arch AND d.method = 'dense'
+        LEFT JOIN counted c ON c.group_id = g.group_id
+        WHERE g.method <> 'dense'
+        ORDER BY g.method, g.target_sparsity, g.group_id
+    """  # noqa: S608 (constant SQL)
+    return catalog.query(sql, [corruption, int(severity)])
+
+
 PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
     "pruning_fragile": (pruning_fragile, "right for the dense model, wrong for at least k pruned models"),
     "corruption_fragile": (corruption_fragile, "right on clean images, wrong under a corruption up to a severity"),
     "robust": (robust, "right for every model under every corruption up to a severity"),
     "flipped_by_pruning": (flipped_by_pruning, "right for one model, wrong for another, in one setting"),
+    "pruning_identified_exemplars": (pruning_identified_exemplars,
+                                     "modal prediction of the pruned seeds differs from the dense seeds' (Hooker "
+                                     "et al. 2019); with one seed this is flipped by pruning"),
 }
 
 

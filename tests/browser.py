@@ -33,6 +33,7 @@ PAGES = {
     "overview": "Overview",
     "matrix": "Evaluation matrix",
     "similarity": "Geometric similarity",
+    "predictors": "Robustness predictors",
     "local": "Local geometry",
     "global": "Global geometry",
     "samples": "Samples",

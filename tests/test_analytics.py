@@ -428,7 +428,8 @@ def test_flipped_by_pruning_lists_right_for_a_and_wrong_for_b(catalog, direct) -
 
 
 def test_presets_are_listed_with_a_description(catalog) -> None:
-    assert set(analytics.PRESETS) == {"pruning_fragile", "corruption_fragile", "robust", "flipped_by_pruning"}
+    assert set(analytics.PRESETS) == {"pruning_fragile", "corruption_fragile", "robust", "flipped_by_pruning",
+                                      "pruning_identified_exemplars"}
     for function, description in analytics.PRESETS.values():
         assert callable(function) and description and function.__doc__
     function, _ = analytics.PRESETS["robust"]

@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, state
-from store import analytics
+from store import analytics, uncertainty
 
 st.title("Evaluation matrix")
 catalog = state.open_catalog()
@@ -15,19 +15,26 @@ shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], val
 
 metric = selection.metric
 legend = state.METRICS[metric]
-if metric == "relative_ce":
+with_intervals = metric in ("accuracy", "drop_vs_dense")
+correction = st.segmented_control("Multiple-comparison correction", list(uncertainty.CORRECTIONS), default="holm",
+                                  key="matrix_correction", persist_state="session", required=True,
+                                  format_func=uncertainty.CORRECTIONS.get, disabled=not with_intervals,
+                                  help="applied to the drop-vs-dense p-values of the cells shown")
+if with_intervals:
+    cells = state.query(uncertainty.matrix_cells, catalog, selection.level)
+    value = metric
+    scale = {"domain": (0, 1)} if metric == "accuracy" else {"diverging_at": 0.0}
+elif metric == "relative_ce":
     cells = state.query(analytics.corruption_errors, catalog)
     value, scale = "relative_ce", {"diverging_at": 1.0}
     st.caption("Relative corruption error: the model's error increase over its clean error, summed over "
                "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
                "One value per corruption, so the severity control does not apply.")
-elif metric in ("accuracy", "drop_vs_dense"):
-    cells = state.query(analytics.accuracy_matrix, catalog)
-    value = metric
-    scale = {"domain": (0, 1)} if metric == "accuracy" else {"diverging_at": 0.0}
 else:
     cells = state.query(analytics.metric_matrix, catalog, metric)
     value, scale = "value", {}
+if not with_intervals and selection.level == "group":
+    st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
 if cells.is_empty():
     st.info("No predictions in this store yet: run `python -m compute extract` or `make demo`.")
     st.stop()
@@ -42,8 +49,21 @@ severities = manifest["severities"] if shown == "all" else [int(shown)]
 columns = (manifest["corruptions"] if metric == "relative_ce"
            else charts.setting_order(manifest["corruptions"], severities))
 selected = {"model_id": selection.model, "corruption": selection.corruption, "severity": selection.severity}
-state.chart(charts.evaluation_matrix(cells, value, legend, columns, selected=selected, **scale), key="matrix_chart",
-            stretch=False)
+if with_intervals:
+    cells = uncertainty.with_significance(cells, correction)  # over exactly the cells shown
+    figure = charts.interval_matrix(cells, value, legend, columns, uncertainty.CORRECTIONS[correction],
+                                    selected=selected, **scale)
+else:
+    figure = charts.evaluation_matrix(cells, value, legend, columns, selected=selected, **scale)
+state.chart(figure, key="matrix_chart", stretch=False)
+if with_intervals:
+    tested = cells.filter(pl.col("significant").is_not_null())
+    rows = "groups (mean over seeds)" if selection.level == "group" else "models"
+    st.caption(f"Rows: {rows}. Faded cells: the drop vs dense is **not significant at 0.05** after the "
+               f"{uncertainty.CORRECTIONS[correction]} correction over the {tested.height} cells shown "
+               f"({tested['significant'].sum()} significant). Per model: exact McNemar test on the samples only "
+               "one of the two models gets right; per group of seeds: hierarchical bootstrap (seeds, then samples). "
+               "Hover a cell for its 95 % intervals and p-values.")
 st.caption(f"Selected: model {state.code(selection.model)}, {selection.setting}. Click a cell to select it on every "
            "page, then open Local geometry or Sample.")
 left, right, _ = st.columns([1, 1, 1])
@@ -51,4 +71,15 @@ left.page_link("views/local.py", label="Local geometry of the selection", icon="
 right.page_link("views/global.py", label="Global geometry of the selection", icon=":material/timeline:")
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
-    state.downloads(cells, f"matrix-{metric}")
+    state.downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{metric}")
+with st.expander("Paper table: methods x corruptions with 95 % intervals"):
+    report = state.query(uncertainty.report_table, catalog, selection.level)
+    report = report.filter(pl.col("method").is_in(list(selection.methods)))
+    st.dataframe(uncertainty.report_wide(report), hide_index=True)
+    st.caption("Mean over severities; groups: mean ± half the t interval across seeds, models: Wilson interval. "
+               f"The same as `python -m compute report --store {state.store_label()} --by {selection.level}`.")
+    left, right, _ = st.columns([1, 1, 6])
+    for column, fmt, mime in ((left, "markdown", "text/markdown"), (right, "latex", "application/x-tex")):
+        column.download_button(fmt, uncertainty.render_report(report, fmt), file_name=f"report.{fmt[:3]}",
+                               mime=mime, on_click="ignore", key=f"report-{fmt}", icon=":material/download:")
+    state.downloads(report, "report")

@@ -1,9 +1,10 @@
 """Overview: the study (dataset, models, methods, sparsities) and accuracy vs sparsity per method."""
 
+import polars as pl
 import streamlit as st
 
 from dashboard import charts, state
-from store import analytics, queries
+from store import analytics, queries, uncertainty
 
 st.title("Overview")
 catalog = state.open_catalog()
@@ -22,11 +23,51 @@ columns[0].metric("models", models.height)
 columns[1].metric("methods", models["method"].n_unique())
 columns[2].metric("best clean accuracy", f"{summary['clean_accuracy'].max():.3f}")
 columns[3].metric("best corruption accuracy", f"{summary['corruption_accuracy'].max() or 0:.3f}")
-state.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
-st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
-           "corruption and severity in the store; mCE is relative to each model's dense model.")
+selection = state.selection()
+if selection.level == "group":
+    report = state.query(uncertainty.report_table, catalog, "group")
+    first = state.query(uncertainty.groups, catalog).group_by("group_id", maintain_order=True).agg(
+        pl.col("model_id").first())
+    points = (report.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
+              .join(first, left_on="row", right_on="group_id")
+              .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "seeds",
+                      pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
+                      pl.col("mean").alias("accuracy"), "low", "high"))
+    state.chart(charts.group_accuracy_vs_sparsity(points), key="overview_chart")
+    st.caption("One point per group (models differing only in seed): the mean over seeds with its 95 % t "
+               "interval across seeds. Click a point to select the group's first model on every page.")
+else:
+    state.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
+    st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
+               "corruption and severity in the store; mCE is relative to each model's dense model.")
 table = models.drop("hparams", "checkpoint", "clean_accuracy").join(
     summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_dense", "mce",
                    "relative_mce"), on="model_id", how="left")
 st.dataframe(table, hide_index=True)
 state.downloads(table, "models")
+
+if selection.level == "group":
+    st.subheader("Replicate groups")
+    report = state.query(uncertainty.report_table, catalog, "group")
+    wide = uncertainty.report_wide(report.filter(pl.col("column_name").is_in(
+        ["clean", "mean corruption", "relative mCE"])))
+    st.dataframe(wide, hide_index=True)
+    st.caption("One row per (architecture, method, target sparsity): the mean over its seeds ± half the 95 % "
+               "Student t interval across seeds (one seed: the Wilson interval over the test samples). "
+               "Switch **Rows** in the sidebar to individual models.")
+    state.downloads(wide, "groups")
+
+st.subheader("Pruning-identified exemplars")
+pie = state.query(analytics.pie_counts, catalog, selection.corruption, selection.severity)
+if pie.is_empty():
+    st.info("PIE counts need a dense model and pruned models with predictions in the selected setting.")
+else:
+    st.dataframe(pie.select("method", "target_sparsity", "replicates", "dense_replicates", "pie_samples"),
+                 hide_index=True)
+    single = pie.filter(pl.col("single_seed"))
+    note = (" With a single seed on either side the modal prediction is the one model's prediction, so here "
+            f"PIE reduces to \"flipped by pruning\" (rows: {', '.join(single['group_id'].to_list())})."
+            if single.height else "")
+    st.caption(f"Samples ({selection.setting}) whose modal prediction over a group's pruned seeds differs from "
+               f"the modal prediction over the dense seeds (Hooker et al. 2019).{note} The Samples page lists "
+               "them (preset `pruning_identified_exemplars`).")

@@ -41,6 +41,9 @@ QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; 
                            f"({selection.setting})",
                            {"model_a": selection.compare, "model_b": selection.model,
                             "corruption": selection.corruption, "severity": selection.severity}),
+    "pruning_identified_exemplars": (f"whose modal prediction over a method's pruned seeds differs from the dense "
+                                     f"seeds' ({selection.setting}; one seed: flipped by pruning)",
+                                     {"corruption": selection.corruption, "severity": selection.severity}),
 }
 
 source = st.segmented_control("Find samples by", ["preset", "filter"], default="preset", key="samples_source",

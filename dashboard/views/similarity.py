@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, state
-from store import analytics, queries
+from store import analytics, queries, uncertainty
 
 st.title("Geometric similarity")
 catalog = state.open_catalog()
@@ -30,6 +30,18 @@ pairs = state.query(analytics.model_agreement, catalog, selection.corruption, se
 pairs = pairs.filter(pl.col("model_a").is_in(shown) & pl.col("model_b").is_in(shown))
 if pairs.is_empty():
     st.info("Model agreement needs at least two models with predictions in the selected setting.")
+elif selection.level == "group":
+    pairs = uncertainty.group_pairs(pairs, state.query(uncertainty.groups, catalog), "kappa")
+    matrix, order = analytics.square_matrix(pairs.select("group_a", "group_b", "kappa"), "kappa")
+    state.chart(charts.clustered_heatmap(
+        matrix, order, legend="Cohen's kappa (mean over seeds)", items="group", row_field="group_id",
+        column_field="group_b", title=f"Groups that get the same samples right ({selection.setting})"),
+        key="agreement_chart", stretch=False)
+    st.caption("Per pair of groups (models differing only in seed), the mean kappa over their models' pairs; "
+               "the table gives the 95 % t interval across those pairs. Switch **Rows** in the sidebar to "
+               "individual models.")
+    st.dataframe(pairs, hide_index=True)
+    state.downloads(pairs, "group-agreement")
 else:
     matrix, order = analytics.square_matrix(pairs, "kappa")
     state.chart(charts.clustered_heatmap(

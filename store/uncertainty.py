@@ -1,0 +1,341 @@
+"""Numbers with their uncertainty: replicate groups, intervals and paired tests against the dense model.
+
+A *group* is the set of models of the same (arch, method, target_sparsity) that differ only in their seed
+(`group_id`, defined once here as GROUP_ID); a study with one seed has one model per group. Each pruned
+model is paired with its dense model (`models.dense_model_id`: same architecture, same seed when there is
+one), on the same samples in the same setting.
+
+Per model and setting (`model_cells`):
+    accuracy_low/high   Wilson score interval over the test samples
+    drop_vs_dense       dense accuracy - accuracy, on the samples both have; drop_low/high: Newcombe's
+                        (1998) paired interval; p_value: exact McNemar test on the discordant samples
+Per group and setting (`group_cells`), over the seeds:
+    accuracy            mean over seeds with a Student t interval (one seed: the model's Wilson interval)
+    drop_vs_dense       mean over seeds with a hierarchical bootstrap interval (seeds, then samples within
+                        each seed); p_value: two-sided normal test with the bootstrap standard error
+                        (one seed: the model's Newcombe interval and McNemar p-value)
+`with_significance` adjusts the p-values over exactly the cells it is given (the cells a page shows):
+Holm (family-wise error) or Benjamini-Hochberg (false discovery rate).
+
+The discordant counts come from one aggregate over the predictions joined with the dense model's rows
+for the same sample, so no per-sample rows leave DuckDB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from compute import stats
+from store.catalog import Catalog
+
+# The replicate group of a model, as SQL over the `models` view (alias m); one definition for every query.
+GROUP_ID = "format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100)"
+LEVELS: tuple[str, ...] = ("group", "model")
+CORRECTIONS: dict[str, str] = {"holm": "Holm (family-wise error rate)",
+                               "bh": "Benjamini-Hochberg (false discovery rate)"}
+ALPHA = 0.05
+BOOTSTRAP_RESAMPLES = 1000
+_SEVERITY_ORDER = "corruption <> 'clean', corruption, severity"
+
+
+def groups(catalog: Catalog) -> pl.DataFrame:
+    """One row per model with its group: model_id, group_id, arch, method, target_sparsity, seed."""
+    return catalog.query(f"""
+        SELECT m.model_id, {GROUP_ID} AS group_id, m.arch, m.method, m.target_sparsity, m.seed
+        FROM models m
+        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, m.model_id
+    """)  # noqa: S608 (constant SQL)
+
+
+def paired_counts(catalog: Catalog) -> pl.DataFrame:
+    """Per (model, corruption, severity): samples and correct (every row), and on the samples the dense
+    model also has: paired, both_right, only_model (model right, dense wrong), only_dense, neither_right.
+    With the model's group, seed and dense_model_id.
+
+    One pass over the predictions packs each partition's samples and right answers into two bit strings
+    (bit i = sample i); pairing a model with its dense model is then a join of 2 x partitions rows and a
+    popcount of the AND, instead of a join of every prediction row with the dense model's. The pass reads
+    the by-sample index (one file) when it is fresh, else the partition files.
+    """
+    extent = catalog.query("SELECT min(sample_id)::INTEGER AS low, max(sample_id)::INTEGER AS high FROM samples")
+    if extent.is_empty() or extent["low"][0] is None:
+        low, high = 0, 0
+    else:
+        low, high = int(extent["low"][0]), int(extent["high"][0])  # integers from the store, not user text
+    bits = f"sample_id::INTEGER, {low}, {high}"
+    return catalog.query(f"""
+        WITH bits AS (
+            SELECT model_id, corruption, severity, count(*) AS samples, sum(correct::BIGINT)::BIGINT AS correct,
+                   bitstring_agg({bits}) AS present,
+                   bitstring_agg(CASE WHEN correct THEN sample_id::INTEGER END, {low}, {high}) AS right
+            FROM {catalog.by_sample} GROUP BY model_id, corruption, severity
+        ),
+        pairs AS (
+            SELECT b.model_id, b.corruption, b.severity, b.samples, b.correct,
+                   coalesce(bit_count(b.present & d.present), 0) AS paired,
+                   coalesce(bit_count(b.right & d.right), 0) AS both_right,
+                   coalesce(bit_count(b.right & d.present), 0) AS model_right,
+                   coalesce(bit_count(d.right & b.present), 0) AS dense_right
+            FROM bits b JOIN models m USING (model_id)
+            LEFT JOIN bits d ON d.model_id = m.dense_model_id AND d.corruption = b.corruption
+                            AND d.severity = b.severity
+        )
+        SELECT p.model_id, {GROUP_ID} AS group_id, m.arch, m.method, m.target_sparsity, m.seed, m.dense_model_id,
+               p.corruption, p.severity, p.samples, p.correct, p.paired::BIGINT AS paired,
+               p.both_right::BIGINT AS both_right, (p.model_right - p.both_right)::BIGINT AS only_model,
+               (p.dense_right - p.both_right)::BIGINT AS only_dense,
+               (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
+        FROM pairs p JOIN models m USING (model_id)
+        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {_SEVERITY_ORDER}
+    """)  # noqa: S608 (constant SQL and integers)
+
+
+def _model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
+    """Add the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
+    k, n = counts["correct"].to_numpy(), counts["samples"].to_numpy()
+    low, high = stats.wilson_interval(k, n)
+    both, only_model, only_dense, neither = (counts[c].to_numpy() for c in
+                                              ("both_right", "only_model", "only_dense", "neither_right"))
+    is_pair = (counts["paired"].to_numpy() > 0) & (counts["model_id"] != counts["dense_model_id"]).to_numpy()
+    # dense - model: the dense model plays "A" (its own right answers are both + only_dense).
+    drop, drop_low, drop_high = stats.paired_difference_interval(both, only_dense, only_model, neither)
+    p_value = stats.mcnemar_exact(only_dense, only_model)
+    paired_n = np.maximum(counts["paired"].to_numpy(), 1)
+    return counts.with_columns(
+        pl.Series("accuracy", k / np.maximum(n, 1)), pl.Series("accuracy_low", low),
+        pl.Series("accuracy_high", high),
+        pl.Series("dense_accuracy", np.where(is_pair, (both + only_dense) / paired_n, np.nan)).fill_nan(None),
+        pl.Series("drop_vs_dense", np.where(is_pair, drop, np.nan)).fill_nan(None),
+        pl.Series("drop_low", np.where(is_pair, drop_low, np.nan)).fill_nan(None),
+        pl.Series("drop_high", np.where(is_pair, drop_high, np.nan)).fill_nan(None),
+        pl.Series("p_value", np.where(is_pair, p_value, np.nan)).fill_nan(None),
+    ).with_columns(pl.when(pl.col("samples") == 0).then(None).otherwise(pl.col("accuracy")).alias("accuracy"))
+
+
+_MODEL_COLUMNS = ("model_id", "group_id", "arch", "method", "target_sparsity", "seed", "dense_model_id",
+                  "corruption", "severity", "samples", "accuracy", "accuracy_low", "accuracy_high",
+                  "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value", "paired", "only_model",
+                  "only_dense")
+
+
+def model_cells(catalog: Catalog) -> pl.DataFrame:
+    """Per (model, corruption, severity): accuracy with its Wilson interval, and the drop vs the dense
+    model with Newcombe's paired interval and the exact McNemar p-value (null for a dense model itself);
+    `paired`, `only_model` and `only_dense` are the paired and discordant sample counts."""
+    return _model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
+
+
+def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Per (group, setting) with several seeds: hierarchical bootstrap of the drop vs dense."""
+    rows = []
+    paired = cells.filter(pl.col("drop_vs_dense").is_not_null())
+    sizes = paired.group_by("group_id", "corruption", "severity").agg(pl.len().alias("seeds"))
+    paired = paired.join(sizes, on=["group_id", "corruption", "severity"])
+    for seeds, part in paired.filter(pl.col("seeds") > 1).group_by("seeds"):
+        part = part.sort("group_id", "corruption", "severity", "seed", "model_id")
+        keys = part.select("group_id", "corruption", "severity").unique(maintain_order=True)
+        shape = (keys.height, int(seeds[0]))
+        result = stats.hierarchical_bootstrap(part["only_dense"].to_numpy().reshape(shape),
+                                              part["only_model"].to_numpy().reshape(shape),
+                                              part["paired"].to_numpy().reshape(shape),
+                                              resamples=BOOTSTRAP_RESAMPLES, seed=seed)
+        rows.append(keys.with_columns(pl.Series("boot_drop_low", result.low), pl.Series("boot_drop_high", result.high),
+                                      pl.Series("boot_p_value", result.p_value)))
+    schema = {"group_id": pl.String, "corruption": pl.String, "severity": cells.schema["severity"],
+              "boot_drop_low": pl.Float64, "boot_drop_high": pl.Float64, "boot_p_value": pl.Float64}
+    return pl.concat(rows) if rows else pl.DataFrame(schema=schema)
+
+
+def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    """Model cells (model_cells' columns) -> one row per (group, corruption, severity) over the seeds.
+
+    accuracy: mean with a t interval (one seed: Wilson); drop_vs_dense: mean with a hierarchical bootstrap
+    interval and a normal-test p-value from the bootstrap standard error (one seed: Newcombe, McNemar).
+    `model_id` is the group's first model (what a click on the group selects), `model_ids` all of them.
+    """
+    keys = ["group_id", "arch", "method", "target_sparsity", "corruption", "severity"]
+    grouped = cells.group_by(keys, maintain_order=True).agg(
+        pl.len().alias("seeds"), pl.col("model_id").sort().alias("model_ids"), pl.col("samples").sum(),
+        pl.col("accuracy").mean(), pl.col("accuracy").std().alias("accuracy_std"),
+        pl.col("accuracy_low").first().alias("single_low"), pl.col("accuracy_high").first().alias("single_high"),
+        pl.col("dense_accuracy").mean(), pl.col("drop_vs_dense").mean(),
+        pl.col("drop_low").first().alias("single_drop_low"), pl.col("drop_high").first().alias("single_drop_high"),
+        pl.col("p_value").first().alias("single_p_value"),
+    )
+    seeds = grouped["seeds"].to_numpy()
+    half = stats.t_half_width(grouped["accuracy_std"].fill_null(0).to_numpy(), seeds)
+    mean = grouped["accuracy"].to_numpy()
+    boot = _group_bootstrap(cells, seed)
+    grouped = grouped.with_columns(
+        pl.Series("accuracy_low", np.where(seeds > 1, np.clip(mean - half, 0, 1), grouped["single_low"].to_numpy())),
+        pl.Series("accuracy_high", np.where(seeds > 1, np.clip(mean + half, 0, 1), grouped["single_high"].to_numpy())),
+    ).join(boot, on=["group_id", "corruption", "severity"], how="left", maintain_order="left")
+    return grouped.with_columns(
+        pl.coalesce("boot_drop_low", "single_drop_low").alias("drop_low"),
+        pl.coalesce("boot_drop_high", "single_drop_high").alias("drop_high"),
+        pl.coalesce("boot_p_value", "single_p_value").alias("p_value"),
+    ).with_columns(pl.col("model_ids").list.first().alias("model_id")).select(
+             "model_id", *keys, "seeds", "model_ids", "samples", "accuracy", "accuracy_low", "accuracy_high",
+             "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value")
+
+
+def matrix_cells(catalog: Catalog, level: str = "group") -> pl.DataFrame:
+    """The evaluation matrix with intervals: model_cells per model, or group_statistics per group.
+    Both have group_id, method, target_sparsity, corruption, severity, accuracy(_low/_high),
+    dense_accuracy, drop_vs_dense, drop_low/high and p_value (unadjusted; see with_significance)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
+    cells = model_cells(catalog)
+    return cells if level == "model" else group_statistics(cells)
+
+
+def with_significance(cells: pl.DataFrame, correction: str = "holm", alpha: float = ALPHA) -> pl.DataFrame:
+    """Adjust `p_value` over exactly these cells (the ones shown): adds p_adjusted and `significant`
+    (p_adjusted < alpha; null where there is no comparison, e.g. a dense model's own cells)."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; choose one of: {', '.join(CORRECTIONS)}")
+    adjusted = stats.CORRECTIONS[correction](cells["p_value"].cast(pl.Float64).fill_null(np.nan).to_numpy())
+    return cells.with_columns(pl.Series("p_adjusted", adjusted).fill_nan(None)).with_columns(
+        (pl.col("p_adjusted") < alpha).alias("significant"))
+
+
+# -- the paper table: rows x corruptions, mean over severities ------------------------------------------
+
+def _per_model_columns(catalog: Catalog) -> pl.DataFrame:
+    """Per (model, column): pooled correct and samples, where a column is `clean`, each corruption (its
+    severities pooled, so the accuracy is their mean when each holds the same samples) or `mean
+    corruption` (every corrupted setting pooled); plus the model's relative mCE as column `relative mCE`."""
+    return catalog.query(f"""
+        WITH cells AS (
+            SELECT ps.model_id, ps.corruption, ps.correct, ps.rows FROM partition_summary ps
+        ),
+        columns AS (
+            SELECT model_id, corruption AS column_name, sum(correct)::BIGINT AS correct, sum(rows)::BIGINT AS samples
+            FROM cells GROUP BY ALL
+            UNION ALL
+            SELECT model_id, 'mean corruption', sum(correct)::BIGINT, sum(rows)::BIGINT
+            FROM cells WHERE corruption <> 'clean' GROUP BY ALL
+        )
+        SELECT c.model_id, {GROUP_ID} AS group_id, m.method, m.target_sparsity, m.seed, c.column_name,
+               c.correct, c.samples
+        FROM columns c JOIN models m USING (model_id)
+    """)  # noqa: S608 (constant SQL)
+
+
+def report_table(catalog: Catalog, level: str = "group") -> pl.DataFrame:
+    """The paper table, long: one row per (row, column) with mean, low, high (95 %).
+
+    A row is a group (level "group": mean over its seeds, Student t interval across seeds; one seed: the
+    model's Wilson interval) or a model (Wilson interval over its pooled samples). Columns: `clean`, every
+    corruption (mean over its severities), `mean corruption` (mean over every corrupted setting) and
+    `relative mCE` (store.analytics.model_summary; a model has no interval for it). Ordered as the matrix.
+    """
+    from store import analytics  # the mCE definition lives there
+
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
+    per_model = _per_model_columns(catalog)
+    low, high = stats.wilson_interval(per_model["correct"].to_numpy(), per_model["samples"].to_numpy())
+    per_model = per_model.with_columns(
+        (pl.col("correct") / pl.col("samples")).alias("mean"), pl.Series("low", low), pl.Series("high", high))
+    mce = analytics.model_summary(catalog).select("model_id", pl.col("relative_mce").alias("mean")).join(
+        per_model.select("model_id", "group_id", "method", "target_sparsity", "seed").unique("model_id"),
+        on="model_id").with_columns(pl.lit("relative mCE").alias("column_name"),
+                                    pl.lit(None, pl.Float64).alias("low"), pl.lit(None, pl.Float64).alias("high"))
+    keys = ["model_id", "group_id", "method", "target_sparsity", "seed", "column_name", "mean", "low", "high"]
+    per_model = pl.concat([per_model.select(keys), mce.select(keys)])
+    if level == "model":
+        table = per_model.rename({"model_id": "row"}).with_columns(pl.lit(1).alias("seeds"))
+    else:
+        table = per_model.group_by("group_id", "method", "target_sparsity", "column_name").agg(
+            pl.len().alias("seeds"), pl.col("mean").count().alias("values"), pl.col("mean").std().alias("std"),
+            pl.col("mean").mean(),
+            pl.col("low").first().alias("single_low"), pl.col("high").first().alias("single_high"))
+        # A seed without a value (a null relative mCE) does not count towards the interval.
+        half = stats.t_half_width(table["std"].fill_null(0).to_numpy(), table["values"].to_numpy())
+        several = table["values"].to_numpy() > 1
+        mean = table["mean"].fill_null(np.nan).to_numpy()
+        table = table.with_columns(
+            pl.Series("low", np.where(several, mean - half, table["single_low"].fill_null(np.nan).to_numpy())),
+            pl.Series("high", np.where(several, mean + half, table["single_high"].fill_null(np.nan).to_numpy())),
+        ).with_columns(pl.col("low", "high").fill_nan(None)).rename({"group_id": "row"})
+        accuracy = pl.col("column_name") != "relative mCE"  # an accuracy interval ends at 0 and 1
+        table = table.with_columns(pl.when(accuracy).then(pl.col(c).clip(0, 1)).otherwise(pl.col(c)).alias(c)
+                                   for c in ("low", "high"))
+    names = ["clean", *catalog.manifest["corruptions"], "mean corruption", "relative mCE"]
+    order = {name: i for i, name in enumerate(names)}
+    return table.with_columns(
+        pl.col("column_name").replace_strict(order, default=len(order)).alias("column_index"),
+        (pl.col("method") != "dense").alias("pruned"),
+    ).sort("pruned", "method", "target_sparsity", "row", "column_index").select(
+        "row", "method", "target_sparsity", "seeds", "column_name", "mean", "low", "high")
+
+
+def report_wide(table: pl.DataFrame, digits: int = 3) -> pl.DataFrame:
+    """report_table as the printed table: one row per row, one text column per column, each cell
+    "mean ± half the interval's width" (just the mean where there is no interval)."""
+    def text(mean: float | None, low: float | None, high: float | None) -> str:
+        if mean is None:
+            return "–"
+        if low is None or high is None:
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+
+    cells = table.with_columns(pl.struct("mean", "low", "high").map_elements(
+        lambda c: text(c["mean"], c["low"], c["high"]), return_dtype=pl.String).alias("text"))
+    columns = list(dict.fromkeys(cells["column_name"].to_list()))
+    wide = cells.pivot("column_name", index=["row", "method", "target_sparsity", "seeds"], values="text",
+                       aggregate_function="first", maintain_order=True)
+    return wide.select("row", "method", "target_sparsity", "seeds", *[c for c in columns if c in wide.columns])
+
+
+REPORT_FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")
+
+
+def _markdown(wide: pl.DataFrame) -> str:
+    header = "| " + " | ".join(wide.columns) + " |"
+    rule = "|" + "|".join("---" for _ in wide.columns) + "|"
+    rows = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in wide.iter_rows()]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _latex(wide: pl.DataFrame) -> str:
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")
+
+    lines = [r"\begin{tabular}{" + "l" * 2 + "r" * (len(wide.columns) - 2) + "}", r"\toprule",
+             " & ".join(cell(c) for c in wide.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(cell(v) for v in row) + r" \\" for row in wide.iter_rows()]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(table: pl.DataFrame, fmt: str) -> str:
+    """report_table as text: csv keeps the numbers (mean, low, high per cell, one line each); markdown (a
+    GitHub table) and latex (a booktabs tabular) print report_wide's "mean ± half-width" cells."""
+    if fmt not in REPORT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(REPORT_FORMATS)}")
+    if fmt == "csv":
+        return table.write_csv()
+    wide = report_wide(table).with_columns(pl.col("target_sparsity").round(4))
+    return _markdown(wide) if fmt == "markdown" else _latex(wide)
+
+
+def group_pairs(pairs: pl.DataFrame, members: pl.DataFrame, value: str) -> pl.DataFrame:
+    """A frame of model pairs (model_a, model_b, `value`, as store.analytics.model_agreement) averaged
+    per pair of replicate groups: group_a, group_b (group_a < group_b), pairs (model pairs averaged), the
+    mean of `value` and its Student t interval across those pairs (value_low/high; equal to the mean for
+    one pair). `members` is groups(catalog). Pairs within one group are left out."""
+    names = members.select("model_id", "group_id")
+    joined = (pairs.join(names.rename({"model_id": "model_a", "group_id": "a"}), on="model_a")
+              .join(names.rename({"model_id": "model_b", "group_id": "b"}), on="model_b")
+              .filter(pl.col("a") != pl.col("b"))
+              .select(pl.min_horizontal("a", "b").alias("group_a"), pl.max_horizontal("a", "b").alias("group_b"),
+                      pl.col(value).cast(pl.Float64)))
+    grouped = joined.group_by("group_a", "group_b", maintain_order=True).agg(
+        pl.len().alias("pairs"), pl.col(value).mean(), pl.col(value).std().alias("std")).sort("group_a", "group_b")
+    half = stats.t_half_width(grouped["std"].fill_null(0).to_numpy(), grouped["pairs"].to_numpy())
+    return grouped.with_columns((pl.col(value) - half).alias(f"{value}_low"),
+                                (pl.col(value) + half).alias(f"{value}_high")).drop("std")

@@ -1,0 +1,149 @@
+"""store.predictors against direct computation, and the pages that show groups, intervals, PIE counts and
+robustness predictors under streamlit's AppTest, on a small store with three seeds per group."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from scipy import stats as sps
+from streamlit.testing.v1 import AppTest
+
+from store import predictors
+from store.catalog import Catalog
+from tests.test_analytics import write_study
+from tests.test_store import direct_rows
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+MODELS = [(f"{method}-s{seed}", method, sparsity, seed)
+          for method, sparsity in (("dense", 0.0), ("lrr", 0.9), ("biprop", 0.8)) for seed in (0, 1, 2)]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("predictors"), models=MODELS, num_samples=60)
+
+
+@pytest.fixture(scope="module")
+def catalog(study) -> Catalog:
+    return Catalog(study)
+
+
+def test_model_geometry_matches_polars_on_the_parquet_files(study, catalog) -> None:
+    rows = direct_rows(study).filter((pl.col("corruption") == "fog") & (pl.col("severity") == 3) & pl.col("finite"))
+    expected = rows.group_by("model_id").agg(
+        pl.col("angle_true").mean().alias("angle_mean"), pl.col("angle_true").std().alias("angle_std"),
+        pl.col("feature_norm").mean().alias("feature_norm_mean"), pl.col("margin").mean().alias("margin_mean"))
+    spread = rows.group_by("model_id", "label").agg(pl.col("angle_true").std().alias("s")).group_by("model_id").agg(
+        pl.col("s").mean().alias("within_class_angle_std"))
+    expected = expected.join(spread, on="model_id").sort("model_id")
+    found = predictors.model_geometry(catalog, "fog", 3).sort("model_id")
+    assert found["model_id"].to_list() == expected["model_id"].to_list()
+    for name in predictors.STATISTICS:
+        assert found[name].to_list() == pytest.approx(expected[name].to_list(), rel=1e-5)
+    assert found["corruption_accuracy"].null_count() == 0
+
+
+def test_correlations_are_scipy_spearman_with_an_interval(catalog) -> None:
+    points = predictors.model_geometry(catalog)
+    table = predictors.correlations(points, "corruption_accuracy", resamples=300)
+    assert table["statistic"].to_list() == list(predictors.STATISTICS)
+    for row in table.iter_rows(named=True):
+        expected = sps.spearmanr(points[row["statistic"]], points["corruption_accuracy"]).statistic
+        assert row["rho"] == pytest.approx(expected) and row["low"] <= row["rho"] <= row["high"]
+        assert row["models"] == len(MODELS)
+
+
+def test_paper_finding_compares_biprop_with_the_other_pruned_models() -> None:
+    points = pl.DataFrame({"method": ["dense", "biprop", "biprop", "lrr", "lrr"],
+                           "angle_mean": [0.0, 50.0, 52.0, 40.0, 42.0], "angle_std": [9.0, 5.0, 6.0, 8.0, 7.0],
+                           "corruption_accuracy": [0.0, 0.8, 0.7, 0.6, 0.9]})
+    finding = predictors.paper_finding(points)
+    assert finding["holds"].to_list() == [True, True, False]  # biprop 0.75 vs lrr 0.75: not more robust
+    assert finding["biprop"].to_list() == pytest.approx([51.0, 5.5, 0.75])
+    assert predictors.paper_finding(points.filter(pl.col("method") != "biprop"))["holds"].null_count() == 3
+
+
+# -- pages ------------------------------------------------------------------------------------------------
+
+def open_app(monkeypatch, store: Path, page: str | None = None, **selection) -> AppTest:
+    monkeypatch.setenv("PRUNESCOPE_STORE", str(store))
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    for key, value in selection.items():
+        app.session_state[key] = value
+    if page:
+        app.switch_page(page)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def page_text(app: AppTest) -> str:
+    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
+
+
+def test_matrix_shows_groups_with_significance_and_switches_to_models(monkeypatch, study) -> None:
+    app = open_app(monkeypatch, study, "views/matrix.py")
+    (chart,) = app.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    assert spec["encoding"]["opacity"]["field"] == "opacity" and "not significant" in spec["transform"][0]["calculate"]
+    tooltips = {t.get("title", t.get("field")) for t in spec["encoding"]["tooltip"]}
+    assert {"p-value", "accuracy 95% low", "drop 95% high", "seeds"} <= tooltips
+    cells = app.dataframe[0].value  # the matrix's table
+    assert set(cells["group_id"]) == {"a-dense-0", "a-lrr-90", "a-biprop-80"} and set(cells["seeds"]) == {3}
+    assert "Holm" in page_text(app) and "groups (mean over seeds)" in page_text(app)
+    assert {"markdown", "latex"} <= {b.label for b in app.get("download_button")}
+
+    app.segmented_control(key="matrix_correction").set_value("bh").run()
+    assert "Benjamini-Hochberg" in page_text(app)
+    app.sidebar.segmented_control(key="level").set_value("model").run()
+    assert not app.exception
+    assert app.dataframe[0].value["model_id"].nunique() == len(MODELS)
+
+
+def test_overview_lists_groups_and_pie_counts(monkeypatch, study) -> None:
+    app = open_app(monkeypatch, study)
+    tables = [frame.value for frame in app.dataframe]
+    groups = next(t for t in tables if "mean corruption" in t.columns)
+    assert sorted(groups["row"]) == ["a-biprop-80", "a-dense-0", "a-lrr-90"]
+    assert all("±" in value for value in groups["clean"])
+    pie = next(t for t in tables if "pie_samples" in t.columns)
+    assert sorted(pie["method"]) == ["biprop", "lrr"] and set(pie["replicates"]) == {3}
+    assert "Hooker et al. 2019" in page_text(app) and "flipped by pruning" not in page_text(app)
+
+
+def test_similarity_averages_agreement_over_seeds(monkeypatch, study) -> None:
+    app = open_app(monkeypatch, study, "views/similarity.py")
+    titles = [json.loads(c.proto.spec)["title"] for c in app.get("vega_lite_chart")]
+    assert any("Groups that get the same samples right" in str(t) for t in titles)
+    pairs = next(f.value for f in app.dataframe if "kappa_low" in f.value.columns)
+    assert set(pairs["pairs"]) == {9}  # 3 seeds x 3 seeds per pair of groups
+
+
+def test_predictors_page_reports_rho_and_tests_the_paper(monkeypatch, study) -> None:
+    app = open_app(monkeypatch, study, "views/predictors.py")
+    assert app.title[0].value == "Robustness predictors"
+    assert "Spearman's rho" in page_text(app)
+    (spec,) = [json.loads(c.proto.spec) for c in app.get("vega_lite_chart")]
+    assert spec["encoding"]["color"]["field"] == "method"
+    app.toggle(key="predictor_paper").set_value(True).run()
+    assert not app.exception
+    verdicts = [m.value for m in (*app.success, *app.warning)]
+    assert len(verdicts) == 1 and "paper" in verdicts[0]
+    app.selectbox(key="predictor_statistic").set_value("within_class_angle_std").run()
+    app.segmented_control(key="predictor_setting").set_value("selected").run()
+    assert not app.exception
+
+
+def test_predictors_page_explains_too_few_models(monkeypatch, tmp_path) -> None:
+    small = write_study(tmp_path, models=MODELS[:2], num_samples=20)
+    app = open_app(monkeypatch, small, "views/predictors.py")
+    assert "at least 3 models" in app.info[0].value
+
+
+def test_overview_says_pie_reduces_to_flipped_by_pruning_with_one_seed(monkeypatch, tmp_path) -> None:
+    single = write_study(tmp_path, models=[MODELS[0], MODELS[3], MODELS[6]], num_samples=30)
+    app = open_app(monkeypatch, single)
+    assert "reduces to \"flipped by pruning\"" in page_text(app)

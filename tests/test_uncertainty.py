@@ -1,0 +1,240 @@
+"""store.uncertainty and `python -m compute report` against direct computation on the raw Parquet files
+(read with pyarrow and Polars, never DuckDB), on a small store with three seeds per group."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats as sps
+
+from store import schema, uncertainty
+from store.catalog import Catalog
+from tests.test_analytics import CORRUPTIONS, write_study
+from tests.test_store import direct_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+# Three seeds of dense and lrr-90, one of ft-50: groups with replicates and a group of one.
+MODELS = [("dense-s0", "dense", 0.0, 0), ("dense-s1", "dense", 0.0, 1), ("dense-s2", "dense", 0.0, 2),
+          ("lrr-90-s0", "lrr", 0.9, 0), ("lrr-90-s1", "lrr", 0.9, 1), ("lrr-90-s2", "lrr", 0.9, 2),
+          ("ft-50-s1", "ft", 0.5, 1)]
+
+
+def accuracy(model_id: str, corruption: str) -> float:
+    """lrr loses a lot under fog (a clear drop), otherwise every model is alike."""
+    return 0.55 if model_id.startswith("lrr") and corruption == "fog" else 0.9
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("replicates"), models=MODELS, accuracy=accuracy, num_samples=300)
+
+
+@pytest.fixture(scope="module")
+def catalog(study) -> Catalog:
+    return Catalog(study)
+
+
+@pytest.fixture(scope="module")
+def direct(study) -> pl.DataFrame:
+    """Every prediction row, with the model's method, sparsity, seed and (same seed) dense model."""
+    models = pl.from_arrow(pq.read_table(study / schema.MODELS)).select("model_id", "method", "target_sparsity", "seed")
+    return direct_rows(study).join(models, on="model_id").with_columns(
+        pl.format("dense-s{}", pl.col("seed")).alias("dense_model_id"))
+
+
+def test_groups_join_the_seeds_of_one_arch_method_and_sparsity(catalog) -> None:
+    groups = uncertainty.groups(catalog)
+    members = groups.group_by("group_id").agg(pl.col("model_id").sort()).sort("group_id")
+    assert dict(members.iter_rows()) == {"a-dense-0": ["dense-s0", "dense-s1", "dense-s2"],
+                                         "a-ft-50": ["ft-50-s1"],
+                                         "a-lrr-90": ["lrr-90-s0", "lrr-90-s1", "lrr-90-s2"]}
+
+
+def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
+    dense = direct.filter(pl.col("method") == "dense").select(
+        pl.col("model_id").alias("dense_model_id"), "corruption", "severity", "sample_id",
+        pl.col("correct").alias("dense_correct"))
+    pairs = direct.join(dense, on=["dense_model_id", "corruption", "severity", "sample_id"])
+    expected = pairs.group_by("model_id", "corruption", "severity").agg(
+        pl.len().alias("n"), pl.col("correct").sum().alias("k"),
+        (pl.col("correct") & ~pl.col("dense_correct")).sum().alias("only_model"),
+        (~pl.col("correct") & pl.col("dense_correct")).sum().alias("only_dense"),
+        pl.col("dense_correct").mean().alias("dense_accuracy"))
+    cells = uncertainty.model_cells(catalog).join(expected, on=["model_id", "corruption", "severity"])
+    assert cells.height == direct.select("model_id", "corruption", "severity").unique().height
+    for row in cells.iter_rows(named=True):
+        assert row["accuracy"] == pytest.approx(row["k"] / row["n"])
+        wilson = sps.binomtest(row["k"], row["n"]).proportion_ci(method="wilson")
+        assert (row["accuracy_low"], row["accuracy_high"]) == pytest.approx((wilson.low, wilson.high))
+        if row["method"] == "dense":
+            assert row["p_value"] is None and row["drop_vs_dense"] is None
+            continue
+        b, c = row["only_dense"], row["only_model"]
+        assert row["drop_vs_dense"] == pytest.approx(row["dense_accuracy"] - row["accuracy"])
+        assert row["drop_vs_dense"] == pytest.approx((b - c) / row["n"])
+        assert row["p_value"] == pytest.approx(sps.binomtest(b, b + c, 0.5).pvalue if b + c else 1.0)
+        assert row["drop_low"] <= row["drop_vs_dense"] <= row["drop_high"]
+
+
+def test_group_cells_average_the_seeds_with_a_t_interval(catalog, direct) -> None:
+    per_model = direct.group_by("model_id", "method", "corruption", "severity").agg(
+        pl.col("correct").mean().alias("accuracy"))
+    groups = uncertainty.matrix_cells(catalog, "group")
+    lrr = groups.filter(pl.col("group_id") == "a-lrr-90")
+    for row in lrr.iter_rows(named=True):
+        values = per_model.filter((pl.col("method") == "lrr") & (pl.col("corruption") == row["corruption"])
+                                  & (pl.col("severity") == row["severity"]))["accuracy"].to_numpy()
+        low, high = sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
+        assert row["seeds"] == 3 and row["accuracy"] == pytest.approx(values.mean())
+        assert row["accuracy_low"] == pytest.approx(max(low, 0.0)) and row["accuracy_high"] == pytest.approx(min(high, 1))
+        assert row["drop_low"] <= row["drop_vs_dense"] <= row["drop_high"]
+    # lrr under fog is ~35 points worse on every seed: significant after Holm over every cell.
+    fog = uncertainty.with_significance(groups, "holm").filter(
+        (pl.col("group_id") == "a-lrr-90") & (pl.col("corruption") == "fog"))
+    assert fog["significant"].all() and (fog["drop_low"] > 0.2).all()
+    # A group of one seed keeps the model's own Wilson interval and McNemar p-value.
+    single = groups.filter(pl.col("group_id") == "a-ft-50").sort("corruption", "severity")
+    model = uncertainty.model_cells(catalog).filter(pl.col("model_id") == "ft-50-s1").sort("corruption", "severity")
+    assert single["accuracy_low"].to_list() == pytest.approx(model["accuracy_low"].to_list())
+    assert single["p_value"].to_list() == pytest.approx(model["p_value"].to_list())
+
+
+def test_with_significance_adjusts_over_the_cells_given(catalog) -> None:
+    cells = uncertainty.matrix_cells(catalog, "model").filter(pl.col("method") != "dense")
+    shown = cells.filter(pl.col("corruption") == "fog")
+    holm = uncertainty.with_significance(shown, "holm")
+    p = shown["p_value"].to_numpy()
+    order = np.argsort(p)
+    expected = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    assert holm["p_adjusted"].to_numpy()[order] == pytest.approx(expected)
+    bh = uncertainty.with_significance(shown, "bh")
+    assert bh["p_adjusted"].to_numpy() == pytest.approx(sps.false_discovery_control(p))
+    with pytest.raises(ValueError, match="bonferroni"):
+        uncertainty.with_significance(shown, "bonferroni")
+
+
+def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
+    """Per (model, column) the pooled accuracy and the relative mCE, straight from the rows."""
+    corrupted = direct.filter(pl.col("corruption") != schema.CLEAN)
+    columns = pl.concat([
+        direct.group_by("model_id", pl.col("corruption").alias("column_name")).agg(
+            pl.col("correct").sum().alias("k"), pl.len().alias("n")),
+        corrupted.group_by("model_id").agg(pl.lit("mean corruption").alias("column_name"),
+                                           pl.col("correct").sum().alias("k"), pl.len().alias("n")),
+    ])
+    error = direct.group_by("model_id", "dense_model_id", "corruption", "severity").agg(
+        (1 - pl.col("correct").mean()).alias("error"))
+    clean = error.filter(pl.col("corruption") == schema.CLEAN).select("model_id", pl.col("error").alias("clean"))
+    error = error.join(clean, on="model_id").with_columns((pl.col("error") - pl.col("clean")).alias("rise"))
+    dense = error.select(pl.col("model_id").alias("dense_model_id"), "corruption", "severity",
+                         pl.col("rise").alias("dense_rise"))
+    ce = (error.filter(pl.col("corruption") != schema.CLEAN).join(dense, on=["dense_model_id", "corruption", "severity"])
+          .group_by("model_id", "corruption").agg(pl.when(pl.col("dense_rise").sum().abs() > 1e-12)  # analytics: a zero denominator is null
+               .then(pl.col("rise").sum() / pl.col("dense_rise").sum()).alias("ce"))
+          .group_by("model_id").agg(pl.when(pl.col("ce").null_count() == 0).then(pl.col("ce").mean())
+                                    .alias("relative_mce")))
+    return columns.with_columns((pl.col("k") / pl.col("n")).alias("accuracy")), ce
+
+
+def test_report_per_model_equals_a_direct_computation(catalog, direct) -> None:
+    columns, ce = direct_report(direct)
+    table = uncertainty.report_table(catalog, "model")
+    assert set(table["column_name"]) == {"clean", *CORRUPTIONS, "mean corruption", "relative mCE"}
+    for model_id, column, k, n, value in columns.iter_rows():
+        row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == column)).row(0, named=True)
+        wilson = sps.binomtest(k, n).proportion_ci(method="wilson")
+        assert (row["mean"], row["low"], row["high"]) == pytest.approx((value, wilson.low, wilson.high))
+    for model_id, value in ce.iter_rows():
+        row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == "relative mCE")).row(0, named=True)
+        assert row["mean"] is None if value is None else row["mean"] == pytest.approx(value)
+
+
+def test_report_per_group_is_mean_and_t_interval_over_seeds(catalog, direct) -> None:
+    columns, _ = direct_report(direct)
+    table = uncertainty.report_table(catalog, "group")
+    for column in ("clean", "fog", "mean corruption"):
+        values = columns.filter(pl.col("model_id").str.starts_with("lrr") & (pl.col("column_name") == column)
+                                ).sort("model_id")["accuracy"].to_numpy()
+        low, high = sps.t.interval(0.95, 2, loc=values.mean(), scale=sps.sem(values))
+        row = table.filter((pl.col("row") == "a-lrr-90") & (pl.col("column_name") == column)).row(0, named=True)
+        assert row["seeds"] == 3
+        assert (row["mean"], row["low"], row["high"]) == pytest.approx((values.mean(), max(low, 0), min(high, 1)))
+
+
+def run_report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compute", "report", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_report_command_prints_every_format(study, catalog) -> None:
+    csv = run_report("--store", str(study), "--by", "model", "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    printed = pl.read_csv(io.StringIO(csv.stdout))
+    expected = uncertainty.report_table(catalog, "model")
+    assert printed.height == expected.height
+    assert printed["mean"].to_list() == pytest.approx(expected["mean"].to_list(), nan_ok=True)
+    tex = run_report("--store", str(study), "--format", "latex")
+    assert tex.returncode == 0 and r"\begin{tabular}" in tex.stdout and r"$\pm$" in tex.stdout
+    lines = uncertainty.render_report(uncertainty.report_table(catalog, "group"), "markdown").splitlines()
+    assert lines[0].startswith("| row | method |") and "mean corruption" in lines[0]
+    assert any(line.startswith("| a-lrr-90 | lrr |") and "±" in line for line in lines)
+
+
+def test_report_command_names_a_missing_store(tmp_path) -> None:
+    result = run_report("--store", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and "nowhere" in result.stderr
+
+
+# -- pruning-identified exemplars (Hooker et al. 2019) --------------------------------------------------
+
+def direct_modal(direct: pl.DataFrame, corruption: str, severity: int) -> pl.DataFrame:
+    """Per (method, sparsity, sample): the most frequent prediction over the seeds, ties to the smaller
+    class, counted with Python's collections (no DuckDB)."""
+    from collections import Counter
+
+    setting = direct.filter((pl.col("corruption") == corruption) & (pl.col("severity") == severity))
+    rows = []
+    for (method, sparsity, sample_id), part in setting.group_by("method", "target_sparsity", "sample_id"):
+        votes = Counter(part["pred"].to_list())
+        top = max(votes.values())
+        rows.append((method, sparsity, sample_id, min(c for c, v in votes.items() if v == top)))
+    return pl.DataFrame(rows, schema=["method", "target_sparsity", "sample_id", "modal"], orient="row")
+
+
+@pytest.mark.parametrize("setting", [(schema.CLEAN, 0), ("fog", 3)])
+def test_pie_preset_matches_a_direct_modal_prediction(catalog, direct, setting) -> None:
+    from store import analytics
+
+    modal = direct_modal(direct, *setting)
+    dense = modal.filter(pl.col("method") == "dense").select("sample_id", pl.col("modal").alias("dense"))
+    expected = modal.filter(pl.col("method") != "dense").join(dense, on="sample_id").filter(
+        pl.col("modal") != pl.col("dense"))
+    found = analytics.pruning_identified_exemplars(catalog, *setting)
+    assert sorted(found.select("method", "sample_id", "pruned_modal_pred", "dense_modal_pred").iter_rows()) == \
+        sorted(expected.select("method", "sample_id", "modal", "dense").iter_rows())
+    assert set(found["replicates"].to_list()) <= {1, 3} and set(found["dense_replicates"]) == {3}
+    counts = analytics.pie_counts(catalog, *setting)
+    per_method = dict(expected.group_by("method").len().iter_rows())
+    assert dict(counts.select("method", "pie_samples").iter_rows()) == {m: per_method.get(m, 0) for m in ("ft", "lrr")}
+    assert dict(counts.select("method", "single_seed").iter_rows()) == {"ft": True, "lrr": False}
+    only_lrr = analytics.pruning_identified_exemplars(catalog, *setting, method="lrr")
+    assert only_lrr.height == per_method.get("lrr", 0)
+
+
+def test_the_seeds_study_makes_one_model_per_seed_with_the_seed_in_its_id() -> None:
+    from compute.study import Study
+
+    study = Study.from_toml(ROOT / "studies" / "digits-seeds.toml")
+    assert study.seeds == (0, 1, 2)
+    ids = {study.model_id(plan.method, sparsity, seed) for plan, sparsity, seed in study.jobs()}
+    assert len(ids) == 3 * 3 and {i.rsplit("-", 1)[1] for i in ids} == {"s0", "s1", "s2"}
+    assert {study.model_id("dense", 0.0, seed) for seed in study.seeds} == {
+        "small_cnn-dense-s0", "small_cnn-dense-s1", "small_cnn-dense-s2"}
