@@ -27,6 +27,7 @@ from compute import checkpoint, datasets, models
 from compute.__main__ import main
 from store import queries, schema, writer
 from store.catalog import Catalog
+from store.verify import verify
 from tests.extraction import (
     LIMIT,
     PARTITIONS_PER_MODEL,
@@ -105,7 +106,7 @@ def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_o
     matrix = queries.accuracy_matrix(catalog)
     assert matrix.height == total and set(matrix["samples"].to_list()) == {LIMIT}
     assert queries.models(catalog)["clean_accuracy"].null_count() == 0
-    assert writer.verify(store) == []
+    assert verify(store) == []
     print(f"resumed after {KILLS} kills: {rows.num_rows} rows in {total} partitions, no duplicate key")
 
 
@@ -291,16 +292,16 @@ def synthetic_store(tmp_path) -> Path:
 
 
 def test_clean_store_verifies(synthetic_store) -> None:
-    assert writer.verify(synthetic_store) == []
+    assert verify(synthetic_store) == []
 
 
 def test_truncated_prediction_file_is_named_and_other_views_still_answer(synthetic_store) -> None:
     victim = writer.partition_file(synthetic_store, "m01-ft-50", "fog", 3)
     victim.write_bytes(victim.read_bytes()[:-100])
-    problems = writer.verify(synthetic_store)
+    problems = verify(synthetic_store)
     assert [(p.path, p.view) for p in problems] == [(victim, "predictions")]
     assert "not a readable Parquet file" in problems[0].message
-    assert writer.verify(synthetic_store, views=("samples", "models")) == []
+    assert verify(synthetic_store, views=("samples", "models")) == []
     assert not writer.is_complete(synthetic_store, "m01-ft-50", "fog", 3)  # so a rerun of extract redoes it
     catalog = Catalog(synthetic_store)
     assert queries.models(catalog).height == 3  # the Overview's query
@@ -316,8 +317,8 @@ def test_bytes_damaged_in_place_are_found_by_their_page_checksum(synthetic_store
     data = bytearray(victim.read_bytes())
     data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # page data; footer intact
     victim.write_bytes(bytes(data))
-    assert writer.verify(synthetic_store, deep=False) == []  # the footer alone cannot tell
-    problems = writer.verify(synthetic_store)
+    assert verify(synthetic_store, deep=False) == []  # the footer alone cannot tell
+    problems = verify(synthetic_store)
     assert [p.path for p in problems] == [victim] and "checksum" in problems[0].message.lower()
 
 
@@ -327,6 +328,6 @@ def test_extra_copy_of_a_partition_and_wrong_row_count_are_named(synthetic_store
     copy.write_bytes(original.read_bytes())
     marker = synthetic_store / schema.COMPLETE / "m00-dense-0__fog__1.json"
     marker.write_text(json.dumps({"rows": 41, "bytes": 0}))
-    problems = {p.path: p.message for p in writer.verify(synthetic_store, views=("predictions",))}
+    problems = {p.path: p.message for p in verify(synthetic_store, views=("predictions",))}
     assert problems.keys() == {copy, writer.partition_file(synthetic_store, "m00-dense-0", "fog", 1)}
     assert "unexpected file" in problems[copy]

@@ -1,6 +1,6 @@
 """Command registry: one module per command, each with HELP, add_arguments(parser) and run(args) -> int."""
 
-from compute.commands import corrupt, demo, embed, extract, index, prune, study, train
+from compute.commands import corrupt, demo, embed, extract, index, prune, study, train, verify
 
 COMMANDS = {
     "demo": demo,
@@ -11,4 +11,5 @@ COMMANDS = {
     "index": index,
     "prune": prune,
     "study": study,
+    "verify": verify,
 }
