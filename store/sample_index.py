@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from store import schema, writer
+from store import confine, schema, writer
 
 INDEX = "index"
 FILE = "by_sample.parquet"
@@ -36,8 +36,12 @@ def is_fresh(root: str | Path) -> bool:
 
 
 def build(root: str | Path) -> Path | None:
-    """(Re)write the index when it is stale; returns its path, or None for a store without predictions."""
+    """(Re)write the index when it is stale; returns its path, or None for a store without predictions.
+
+    Refuses (StoreError) a store holding a symbolic link; DuckDB reads only inside the store.
+    """
     root = Path(root)
+    confine.refuse_links(root)
     files = writer.prediction_files(root)
     if not files:
         return None
@@ -46,6 +50,9 @@ def build(root: str | Path) -> Path | None:
         return path
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET allowed_directories = [?]", [str(root.resolve())])  # before the first file is read
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         table = con.sql(
             f"SELECT {', '.join(COLUMNS)} FROM {schema.read_predictions(files)} "  # noqa: S608 (store paths, quoted)
             "ORDER BY sample_id, model_id, corruption, severity").to_arrow_table()

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from store import confine, schema
 from store.writer import MODEL_ID, StoreError, read_manifest
 
-VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index")
+VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index", "checkpoints")
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
 MAX_IMAGE_SIZE = 4096
 SEVERITIES = range(1, 6)
@@ -245,12 +245,20 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
         yield Problem(path, "models", f"model ids {bad[:5]!r:.200} are not valid ids")
     if len(set(ids)) != len(ids):
         yield Problem(path, "models", "lists a model_id twice")
-    for model_id, recorded in zip(ids, table.column("checkpoint").to_pylist(), strict=True):
+
+
+def _checkpoint_problems(root: Path) -> Iterator[Problem]:
+    """Checkpoint paths of models.parquet that leave the store and the declared roots (see store.confine)."""
+    path = root / schema.MODELS
+    if not path.is_file() or _file_problem(path, schema.MODEL_SCHEMA, deep=False)[0]:
+        return  # named by the models check
+    table = pq.read_table(path, columns=["model_id", "checkpoint"])
+    for model_id, recorded in zip(*table.to_pydict().values(), strict=True):
         if recorded:
             try:
                 confine.resolve_checkpoint(root, recorded)
             except StoreError as error:
-                yield Problem(path, "models", f"model {model_id!r}: {error}")
+                yield Problem(path, "checkpoints", f"model {model_id!r}: {error}")
 
 
 def _partition_keys(relative: Path) -> dict[str, str] | None:
@@ -404,6 +412,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
         "embeddings": lambda: _embedding_problems(root, deep, skip),
         "images": lambda: _image_problems(root, manifest, skip),
         "index": lambda: _index_problems(root, deep, skip),
+        "checkpoints": lambda: _checkpoint_problems(root) if root / schema.MODELS not in skip else iter(()),
     }
     for view in VIEWS:
         if view in views:
@@ -412,3 +421,12 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
             except (OSError, ValueError, pa.ArrowException) as error:  # a file that changed while we read it
                 problems.append(Problem(root, view, f"could not be checked: {error}"))
     return problems
+
+
+def require_clean(root: str | Path, views: Collection[str] = VIEWS, deep: bool = False) -> None:
+    """StoreError naming every problem `verify` finds behind `views`: commands call it before they read."""
+    problems = verify(root, views, deep)
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        raise StoreError(f"{root}: refusing a damaged store ({len(problems)} problem(s); "
+                         f"`python -m compute verify --store {root}` lists them):\n{listed}")

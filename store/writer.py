@@ -131,26 +131,38 @@ def _publish(root: Path, tmp: Path, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
+@contextlib.contextmanager
+def _writing(root: Path, final: Path) -> Iterator[Path]:
+    """A temporary path to write `final` to, published on success. On an OS error (full disk, read-only
+    store) the temporary file is removed, `final` is left as it was, and the error names `final`."""
+    tmp = _tmp_path(root, final.name)
+    try:
+        yield tmp
+        _publish(root, tmp, final)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(final)) from error
+        raise
+
+
 def write_parquet(root: Path, table: pa.Table, final: Path) -> int:
     """Write `table` to `final` atomically; returns the file's size in bytes."""
-    tmp = _tmp_path(root, final.name)
-    pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
-                   write_page_checksum=True)
-    _publish(root, tmp, final)
+    with _writing(root, final) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
+                       write_page_checksum=True)
     return final.stat().st_size
 
 
 def write_json(root: Path, payload: dict[str, Any], final: Path) -> None:
-    tmp = _tmp_path(root, final.name)
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    _publish(root, tmp, final)
+    with _writing(root, final) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
 
 
 def write_npy(root: Path, array: np.ndarray, final: Path) -> None:
-    tmp = _tmp_path(root, final.name)
-    with open(tmp, "wb") as handle:
+    with _writing(root, final) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-    _publish(root, tmp, final)
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
@@ -221,10 +233,14 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     A row without clean_accuracy gets it from the model's clean partition when that is complete. Both
     happen under the store's lock, so shards that finish in any order leave the same models.parquet: a
     shard that did not extract the clean partition writes None only while its owner has not finished,
-    and the owner's upsert comes later.
+    and the owner's upsert comes later. Checkpoint paths are recorded relative to the store when inside it
+    (store.confine.record_checkpoint), so readers resolve them only there.
     """
+    from store.confine import record_checkpoint  # confine imports StoreError from here
+
     root = Path(root)
     path = root / schema.MODELS
+    rows = [{**row, "checkpoint": record_checkpoint(root, row.get("checkpoint"))} for row in rows]
     with locked(root):
         existing = pq.read_table(path).to_pylist() if path.exists() else []
         new_ids = {row["model_id"] for row in rows}

@@ -20,7 +20,13 @@ import argparse
 
 from compute import byo, corruptions, datasets
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument, parse_severities
+from compute.commands._common import (
+    add_dataset_arguments,
+    add_device_argument,
+    non_negative_int,
+    parse_severities,
+    positive_int,
+)
 from compute.datasets import cifar10c
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractModel, ExtractSummary, Shard, extract, from_checkpoint, model_row
@@ -60,9 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="e.g. 1-5 or 1,3,5 (default 1-5)")
     parser.add_argument("--corrupted-dir", default=None,
                         help="read corrupted images from this CIFAR-10-C-layout directory instead of generating")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0, help="corruption seed")
+    parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N test images")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
     add_shard_argument(parser)
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local",
                         help="local: this process (default); ray: Ray tasks (pip install -r "
