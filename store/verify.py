@@ -405,6 +405,8 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     skip = set(links)
     found, manifest = _manifest_problems(root) if root / schema.MANIFEST not in skip else ([], {})
     problems.extend(found)
+    if not (root / schema.MANIFEST).exists() and root / schema.MANIFEST not in skip:
+        return problems  # not a store at all: the manifest's problem says so
     checks = {
         "samples": lambda: _samples_problems(root, manifest, deep) if root / schema.SAMPLES not in skip else iter(()),
         "models": lambda: _models_problems(root, deep) if root / schema.MODELS not in skip else iter(()),

@@ -214,7 +214,7 @@ def test_data_directory_with_a_missing_or_truncated_file_is_named(tmp_path, caps
     assert err.startswith("error: ") and str(victim) in err, err
 
 
-def test_truncated_corrupted_file_is_named_and_partitions_already_written_stay(tmp_path, capsys) -> None:
+def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_path, capsys) -> None:
     data = write_cifar10(tmp_path / "data", n_test=12)
     corrupted = write_cifar10c(tmp_path / "c10c", names=("fog",), labels=data.test.labels)
     (corrupted.directory / "fog.npy").write_bytes((corrupted.directory / "fog.npy").read_bytes()[:5000])
@@ -228,7 +228,7 @@ def test_truncated_corrupted_file_is_named_and_partitions_already_written_stay(t
                          "--corruptions", "fog", "--severities", "1", "--device", "cpu"], capsys)
     assert code == 2
     assert err.startswith("error: ") and str(corrupted.directory / "fog.npy") in err, err
-    assert writer.is_complete(store, "c", schema.CLEAN, 0)
+    assert not writer.prediction_files(store)  # --corrupted-dir is checked before the first partition
 
 
 def store_of_another_schema_version(root: Path) -> Path:

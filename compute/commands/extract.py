@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         entries.append(ExtractModel(model_id, model, model_row(model_id, model, {"hparams": hparams}, args.weights)))
     if not entries:
         raise ValueError("nothing to extract: give --checkpoints FILE ... and/or --model MODULE:FUNCTION")
+    if args.corrupted_dir:  # all of it, before the first partition is written
+        cifar10c.check_directory(args.corrupted_dir, args.corruptions, test.labels)
     writer.init_store(args.store, dataset=data.name, class_names=data.class_names, images=test.images,
                       labels=test.labels, corruptions=args.corruptions, severities=args.severities)
     load_corrupted = None
