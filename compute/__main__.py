@@ -40,6 +40,10 @@ def output_path(args: argparse.Namespace) -> str | None:
     return getattr(args, "store", None) or getattr(args, "out", None)
 
 
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def describe_os_error(error: OSError, fallback: str | None) -> str:
     """`<path>: <what>` for an OS error: its own file name, else the command's output path."""
     path = error.filename if error.filename is not None else fallback
@@ -50,9 +54,9 @@ def describe_os_error(error: OSError, fallback: str | None) -> str:
     elif error.errno == errno.ENOSPC:
         what = "no space left on the device (nothing was replaced: free space and run again)"
     elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        what = f"{(error.strerror or str(error)).lower()} (the command needs to write there)"
+        what = f"{_lower(error.strerror or str(error))} (the command needs to write there)"
     else:
-        what = (error.strerror or str(error)).lower()
+        what = _lower(error.strerror or str(error))
     if error.filename2 is not None and not isinstance(error, FileExistsError | NotADirectoryError):
         what += f" (with {error.filename2})"
     return f"{path}: {what}" if path is not None else what

@@ -398,7 +398,8 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     if unknown:
         raise ValueError(f"unknown views {unknown}; known: {', '.join(VIEWS)}")
     if not root.is_dir():
-        return [Problem(root, "manifest", "not a directory")]
+        what = "it is a file" if root.exists() else "no such directory"
+        return [Problem(root, "manifest", f"is not a prunescope store: {what}")]
     links = confine.links(root)
     problems = [Problem(link, "store", "a symbolic link: a store is read only from its own plain files "
                         "(not followed; replace it by a copy of the file)") for link in links]
@@ -428,6 +429,8 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
 def require_clean(root: str | Path, views: Collection[str] = VIEWS, deep: bool = False) -> None:
     """StoreError naming every problem `verify` finds behind `views`: commands call it before they read."""
     problems = verify(root, views, deep)
+    if len(problems) == 1:
+        raise StoreError(str(problems[0]))
     if problems:
         listed = "\n".join(f"  {problem}" for problem in problems)
         raise StoreError(f"{root}: refusing a damaged store ({len(problems)} problem(s); "

@@ -142,8 +142,9 @@ def _writing(root: Path, final: Path) -> Iterator[Path]:
     except OSError as error:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if error.filename is None:
-            raise OSError(error.errno, error.strerror or str(error), str(final)) from error
+        if error.filename is None:  # pyarrow and file handles name no file; pyarrow puts errno in its text
+            number = error.errno or int(next(iter(re.findall(r"\[errno (\d+)\]", str(error))), 0)) or None
+            raise OSError(number, os.strerror(number) if number else str(error), str(final)) from error
         raise
 
 

@@ -155,7 +155,7 @@ def test_verify_reports_every_problem_at_once(store) -> None:
 def test_a_directory_that_is_not_a_store_is_one_problem(tmp_path) -> None:
     assert [p.view for p in verify(tmp_path)] == ["manifest"]
     (tmp_path / "file").write_text("x")
-    assert "not a directory" in verify(tmp_path / "file")[0].message
+    assert "it is a file" in verify(tmp_path / "file")[0].message
 
 
 def test_verify_command_prints_each_problem_and_exits_1(store) -> None:
