@@ -258,7 +258,8 @@ def _checkpoint_problems(root: Path) -> Iterator[Problem]:
             try:
                 confine.resolve_checkpoint(root, recorded)
             except StoreError as error:
-                yield Problem(path, "checkpoints", f"model {model_id!r}: {error}")
+                yield Problem(path, "checkpoints", f"model {model_id!r}: {error} (copy it into the store, e.g. "
+                              f"checkpoints/, or declare its directory in ${confine.ROOTS_VARIABLE})")
 
 
 def _partition_keys(relative: Path) -> dict[str, str] | None:

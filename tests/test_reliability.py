@@ -25,7 +25,7 @@ from torch import nn
 from bench.synthetic import write_store
 from compute import checkpoint, datasets, models
 from compute.__main__ import main
-from store import queries, schema, writer
+from store import confine, queries, schema, writer
 from store.catalog import Catalog
 from store.verify import verify
 from tests.extraction import (
@@ -83,7 +83,7 @@ def killed_five_times(store: Path, checkpoints: list[Path], rng: random.Random) 
     return True
 
 
-def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path) -> None:
+def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path, monkeypatch) -> None:
     checkpoints = small_checkpoints(tmp_path)
     total = len(checkpoints) * PARTITIONS_PER_MODEL
     seed = int(os.environ.get("PRUNESCOPE_KILL_SEED", time.time_ns() % 10_000))
@@ -106,6 +106,8 @@ def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_o
     matrix = queries.accuracy_matrix(catalog)
     assert matrix.height == total and set(matrix["samples"].to_list()) == {LIMIT}
     assert queries.models(catalog)["clean_accuracy"].null_count() == 0
+    assert [p.view for p in verify(store)] == ["checkpoints"] * 2  # outside the store, no root declared
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(tmp_path))  # the operator declares where they live
     assert verify(store) == []
     print(f"resumed after {KILLS} kills: {rows.num_rows} rows in {total} partitions, no duplicate key")
 
