@@ -185,6 +185,23 @@ def test_a_full_disk_is_named_and_nothing_already_written_is_lost(small_store, t
         assert not list((store / "_tmp").iterdir())  # the partial file is removed
 
 
+def test_extract_onto_a_full_disk_names_the_partition_and_keeps_the_store(tmp_path) -> None:
+    from tests.extraction import save_small_cnn
+
+    first, second = save_small_cnn(tmp_path / "a.pt", 0), save_small_cnn(tmp_path / "b.pt", 1)
+    settings = ("--limit", "20", "--corruptions", "fog", "--severities", "1", "--device", "cpu")
+    built = tmp_path / "built"
+    assert run_compute("extract", "--store", str(built), "--checkpoints", str(first), *settings).returncode == 0
+    with tmpfs(tmp_path / "mnt", "16m") as mount:
+        store = mount / "store"
+        shutil.copytree(built, store)
+        subprocess.run(["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=4k"], capture_output=True, check=False)
+        before = snapshot(store)
+        result = run_compute("extract", "--store", str(store), "--checkpoints", str(second), *settings)
+        assert_one_error_line(result, f"{store / 'predictions'}/model_id=b", "no space left")
+        assert snapshot(store) == before
+
+
 def test_a_store_without_write_permission_is_named(small_store) -> None:
     """Root ignores permission bits, so as root the store's directories are made immutable (chattr +i)."""
     directories = [small_store, *(path for path in small_store.rglob("*") if path.is_dir())]
