@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from store import confine, schema, writer
 
@@ -23,16 +25,20 @@ COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "
 
 
 def is_fresh(root: str | Path) -> bool:
-    """True when the index exists and was built from exactly the store's current partition files."""
+    """True when the index exists, was built from exactly the store's current partition files, and its file
+    opens with the recorded row count (a damaged index is stale: readers fall back, `build` rewrites it)."""
     root = Path(root)
     info = root / INDEX / INFO
     if not (info.is_file() and (root / INDEX / FILE).is_file()):
         return False
     try:
         recorded = json.loads(info.read_text())
-    except (OSError, json.JSONDecodeError):
+        if not isinstance(recorded, dict) or recorded.get("files") != [
+                str(p.relative_to(root)) for p in writer.prediction_files(root)]:
+            return False
+        return pq.ParquetFile(root / INDEX / FILE).metadata.num_rows == recorded.get("rows")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException):
         return False
-    return recorded.get("files") == [str(p.relative_to(root)) for p in writer.prediction_files(root)]
 
 
 def build(root: str | Path) -> Path | None:

@@ -174,3 +174,20 @@ def test_verify_command_prints_each_problem_and_exits_1(store) -> None:
 def test_verify_command_usage_error_exits_2() -> None:
     result = cli("verify")
     assert result.returncode == 2 and "--store" in result.stderr
+
+
+@pytest.mark.parametrize("damage", [b"PAR1", b"[1, 2]"])
+def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
+    from store import sample_index
+    from store.catalog import Catalog
+
+    sample_index.build(store)
+    assert sample_index.is_fresh(store)
+    target = store / sample_index.INDEX / (sample_index.FILE if damage == b"PAR1" else sample_index.INFO)
+    target.write_bytes(damage)
+    assert not sample_index.is_fresh(store)
+    catalog = Catalog(store)  # falls back to the prediction files
+    assert catalog.by_sample == "predictions"
+    catalog.close()
+    sample_index.build(store)  # and `compute index` rewrites it
+    assert sample_index.is_fresh(store)
