@@ -220,3 +220,18 @@ def test_duckdb_is_locked_down_before_the_first_view_reads_a_file(stores, monkey
     with pytest.raises(Exception, match="(?i)permission|disabled"):
         catalog.query("SELECT * FROM read_csv('/etc/passwd')")
     catalog.close()
+
+
+def test_refusing_an_outside_checkpoint_touches_nothing_outside(stores, monkeypatch) -> None:
+    """Not even a stat: whether the outside path exists cannot leak through timing or errors."""
+    from dashboard import attribution
+
+    store, other = stores
+    touched: list[str] = []
+    for name in ("stat", "lstat", "open"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda path, *a, _real=real, **k: touched.append(os.fspath(path)) or _real(
+            path, *a, **k))
+    for recorded in (str(other / schema.MODELS), "../other/models.parquet", "/etc/passwd"):
+        assert "outside the store" in attribution.missing_checkpoint(store, recorded)
+    assert touched and all(not path.startswith((str(other), "/etc")) for path in touched), touched

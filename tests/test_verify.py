@@ -191,3 +191,13 @@ def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
     catalog.close()
     sample_index.build(store)  # and `compute index` rewrites it
     assert sample_index.is_fresh(store)
+
+
+@pytest.mark.parametrize("case", ["marker not JSON", "truncated prediction file"])
+def test_index_refuses_a_damaged_store_naming_the_file(store, case) -> None:
+    damage, relative, phrase = DAMAGES[case]
+    damage(store)
+    result = cli("index", "--store", str(store))
+    assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
+    assert f"{store / relative}: " in result.stderr and phrase in result.stderr and "Traceback" not in result.stderr
+    assert not (store / "index").exists()
