@@ -34,6 +34,7 @@ VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index", "c
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
 MAX_IMAGE_SIZE = 4096
 SEVERITIES = range(1, 6)
+FILE_SUFFIXES = (".parquet", ".json", ".npy")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a corruption name: also a directory name
 EMBEDDING_SCHEMAS = {schema.MODEL_EMBEDDING: schema.MODEL_EMBEDDING_SCHEMA, schema.MODEL_TREE: schema.MODEL_TREE_SCHEMA,
                      schema.SAMPLE_EMBEDDING: schema.SAMPLE_EMBEDDING_SCHEMA}
@@ -108,10 +109,12 @@ def _image_problem(path: Path, count: int | None, size: int | None) -> str | Non
         shape, dtype = _npy_header(path)
     except (OSError, ValueError, SyntaxError) as error:
         return f"not a readable .npy array: {error}"
-    expected = (count if count is not None else shape[0], size if size is not None else shape[1],
-                size if size is not None else shape[1], 3)
     if dtype != np.uint8:
         return f"has dtype {dtype}, expected uint8"
+    if len(shape) != 4:
+        return f"has shape {tuple(shape)}, expected (num_samples, image_size, image_size, 3)"
+    expected = (count if count is not None else shape[0], size if size is not None else shape[1],
+                size if size is not None else shape[1], 3)
     if tuple(shape) != expected:
         return f"has shape {tuple(shape)}, expected {expected} (num_samples, image_size, image_size, 3)"
     return None
@@ -139,17 +142,21 @@ def _manifest_problems(root: Path) -> tuple[list[Problem], dict[str, Any]]:
     problems = [Problem(path, "manifest", f"{key!r} {message}") for key, message in wrong]
     values = {key: value for key, value in manifest.items() if key not in {key for key, _ in wrong}}
     samples = root / schema.SAMPLES
-    if "num_samples" in values and _plain(root, samples):
+    if "num_samples" in values:
         try:
-            rows = pq.ParquetFile(samples).metadata.num_rows
+            rows = pq.ParquetFile(samples).metadata.num_rows if _plain(root, samples) else None
         except (OSError, pa.ArrowException):
-            rows = None  # named by the samples check
-        if rows is not None and rows != values["num_samples"]:
+            rows = None
+        if rows is None:  # what is wrong with the file itself is named by the samples check
+            problems.append(Problem(path, "manifest", f"'num_samples' cannot be checked: {samples} is missing "
+                                    "or unreadable"))
+            del values["num_samples"]
+        elif rows != values["num_samples"]:
             problems.append(Problem(path, "manifest", f"'num_samples' is {values['num_samples']}, but "
                                     f"{samples} holds {rows} rows"))
             del values["num_samples"]
     clean = root / schema.IMAGES / "clean.npy"
-    if _plain(root, clean):
+    if _plain(root, clean) or (clean.is_dir() and not clean.is_symlink()):
         problem = _image_problem(clean, values.get("num_samples"), values.get("image_size"))
         if problem:
             problems.append(Problem(clean, "images", problem))
@@ -206,8 +213,11 @@ def _files(directory: Path, skip: set[Path]) -> list[Path]:
     found: list[Path] = []
     if directory in skip:
         return found
-    for folder, _, names in os.walk(directory, followlinks=False):
+    for folder, subdirs, names in os.walk(directory, followlinks=False):
         found.extend(Path(folder, name) for name in names if Path(folder, name) not in skip)
+        # a directory named like a file (part-0.parquet/, x.json/) is reported where the file belongs
+        found.extend(Path(folder, name) for name in subdirs if Path(name).suffix in FILE_SUFFIXES
+                     and Path(folder, name) not in skip)
     return sorted(found)
 
 

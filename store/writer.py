@@ -174,7 +174,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
                          f"(build one with `python -m compute demo --out {Path(root)}`)")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise StoreError(f"{path} is not valid JSON: {error}") from error
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != schema.SCHEMA_VERSION:

@@ -94,6 +94,8 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str, str]] = {
     "clean.npy of the wrong shape": (
         lambda s: np.save(s / schema.IMAGES / "clean.npy", np.zeros((SAMPLES, 32, 32), np.uint8)),
         "images/clean.npy", "shape (40, 32, 32)"),
+    "clean.npy of one dimension": (lambda s: np.save(s / schema.IMAGES / "clean.npy", np.zeros(SAMPLES, np.uint8)),
+                                   "images/clean.npy", "shape (40,)"),
     "truncated clean.npy": (lambda s: _truncate(s / schema.IMAGES / "clean.npy"), "images/clean.npy", "truncated"),
     "partition directory of an unknown corruption": (
         lambda s: writer.partition_file(s, "m00-dense-0", "fog", 1).parent.rename(
@@ -201,3 +203,21 @@ def test_index_refuses_a_damaged_store_naming_the_file(store, case) -> None:
     assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
     assert f"{store / relative}: " in result.stderr and phrase in result.stderr and "Traceback" not in result.stderr
     assert not (store / "index").exists()
+
+
+FILES = [schema.MANIFEST, schema.SAMPLES, schema.MODELS, "images/clean.npy",
+         "predictions/model_id=m00-dense-0/corruption=fog/severity=1/part-0.parquet",
+         "_complete/m00-dense-0__fog__1.json"]
+
+
+@pytest.mark.parametrize("content", ["empty", "random bytes", "a directory"])
+@pytest.mark.parametrize("relative", FILES)
+def test_any_file_replaced_by_garbage_is_named_never_raised(store, relative, content) -> None:
+    path = store / relative
+    path.unlink()
+    if content == "a directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"" if content == "empty" else np.random.default_rng(0).bytes(3000))
+    problems = verify(store)
+    assert any(p.path == path for p in problems), [str(p) for p in problems]
