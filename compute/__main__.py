@@ -1,9 +1,19 @@
-"""`python -m compute <command>`: every long job of prunescope. `--help` on each command explains it."""
+"""`python -m compute <command>`: every long job of prunescope. `--help` on each command explains it.
+
+Whatever goes wrong outside the program (a missing or damaged input, a read-only or full disk, a path that
+is a file, permissions) ends in one `error: <path>: <what>` line on stderr and exit code 2, never a
+traceback; usage errors (argparse) also exit 2. Writers publish files atomically, so a failed run leaves
+the files it had already written as they were.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+
+import duckdb
 
 from compute.commands import COMMANDS
 from compute.datasets.base import DataError
@@ -14,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compute",
         description="prunescope compute jobs: train and prune models, corrupt images, extract per-sample "
-        "geometry into a Parquet store, and precompute embeddings for the dashboard.",
+        "geometry into a Parquet store, precompute embeddings for the dashboard, and verify a store.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, module in COMMANDS.items():
@@ -25,13 +35,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def output_path(args: argparse.Namespace) -> str | None:
+    """Where a command writes (its --store or --out), to name when an OS error carries no file name."""
+    return getattr(args, "store", None) or getattr(args, "out", None)
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def describe_os_error(error: OSError, fallback: str | None) -> str:
+    """`<path>: <what>` for an OS error: its own file name, else the command's output path."""
+    path = error.filename if error.filename is not None else fallback
+    if isinstance(error, FileExistsError | NotADirectoryError) and path is not None:
+        what = "a file is in the way: expected a directory"
+        existing = [p for p in (path, error.filename2) if p is not None and os.path.isfile(p)]
+        path = existing[0] if existing else path
+    elif error.errno == errno.ENOSPC:
+        what = "no space left on the device (nothing was replaced: free space and run again)"
+    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = f"{_lower(error.strerror or str(error))} (the command needs to write there)"
+    else:
+        what = _lower(error.strerror or str(error))
+    if error.filename2 is not None and not isinstance(error, FileExistsError | NotADirectoryError):
+        what += f" (with {error.filename2})"
+    return f"{path}: {what}" if path is not None else what
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (DataError, ContractError, FileNotFoundError, ValueError) as error:
+    except OSError as error:
+        print(f"error: {describe_os_error(error, output_path(args))}", file=sys.stderr)
+    except (DataError, ContractError, ValueError, duckdb.Error) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+    return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ that does not fit its architecture fails with a message naming the tensor.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -38,8 +39,10 @@ def save(path: str | Path, model: nn.Module, *, arch: str, num_classes: int, mea
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        buffer = io.BytesIO()  # serialised first: torch.save on a full disk raises RuntimeError, write() an OSError
+        torch.save(payload, buffer)
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            handle.write(buffer.getbuffer())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from store.confine import resolve_checkpoint
+from store.writer import StoreError
+
 METRICS = ("angle_true", "feature_norm", "margin")
 UNITS = {"angle_true": "degrees", "feature_norm": "feature units", "margin": "feature units"}
 
@@ -60,16 +63,26 @@ def _model(path: str, mtime: float) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def occlusion_maps(checkpoint_path: str, image: np.ndarray, label: int, patch: int = 8,
+def occlusion_maps(root: str, recorded: str, image: np.ndarray, label: int, patch: int = 8,
                    stride: int = 4) -> dict[str, Any]:
-    """occlusion() with the model of a checkpoint file (loaded once, CPU)."""
-    return occlusion(_model(checkpoint_path, Path(checkpoint_path).stat().st_mtime), image, label, patch, stride)
+    """occlusion() with the model of the checkpoint models.parquet records (loaded once, CPU).
+
+    The recorded path is resolved by store.confine.resolve_checkpoint: only inside the store `root` or a
+    declared checkpoint root; StoreError (a ValueError) otherwise.
+    """
+    path = resolve_checkpoint(root, recorded)
+    return occlusion(_model(str(path), path.stat().st_mtime), image, label, patch, stride)
 
 
-def missing_checkpoint(checkpoint_path: str | None) -> str | None:
-    """Why attribution cannot run for this model (no path recorded, or the file is gone), else None."""
-    if not checkpoint_path:
+def missing_checkpoint(root: str | Path, recorded: str | None) -> str | None:
+    """Why attribution cannot run for this model (no path recorded, a path outside the store, or the file is
+    gone), else None. Nothing outside the store is touched, so the answer reveals nothing about it."""
+    if not recorded:
         return "This model has no checkpoint recorded in models.parquet, so its attribution cannot be computed."
-    if not Path(checkpoint_path).is_file():
-        return f"The checkpoint `{checkpoint_path}` is not on this machine, so the attribution cannot be computed."
+    try:
+        path = resolve_checkpoint(root, recorded)
+    except StoreError as error:
+        return f"Attribution refused: {error}."
+    if not path.is_file():
+        return f"The checkpoint `{recorded}` is not in this store, so the attribution cannot be computed."
     return None

@@ -10,8 +10,9 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     rows         predictions joined with models, samples and the dense model's row for the same
                  (corruption, severity, sample): what user filters run against
 
-Once the views exist the database is locked down: file access only inside the store directory, no
-other external access, configuration locked. So even SQL that slipped past `store.filters` could not
+The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
+the first view reads a file: file access only inside the store directory, no other external access,
+configuration locked. So even SQL that slipped past `store.filters` could not
 read or write other files, load extensions or change settings. Values are always bound parameters.
 """
 
@@ -26,7 +27,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import sample_index, schema, writer
+from store import confine, sample_index, schema, writer
 
 
 class QueryTimeout(RuntimeError):
@@ -52,6 +53,7 @@ class Catalog:
 
     def __init__(self, root: str | Path, threads: int | None = None) -> None:
         self.root = Path(root).resolve()
+        confine.refuse_links(self.root)  # before any file of the store is read
         self.manifest = writer.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
         self._connection = duckdb.connect(":memory:")
@@ -59,8 +61,8 @@ class Catalog:
             self._connection.execute(f"SET threads = {int(threads)}")
         # Parquet footers are read once per file and kept: later queries skip straight to the data.
         self._connection.execute("SET parquet_metadata_cache = true")
+        self._lock_down()  # before the views: creating one reads its first file
         self._create_views()
-        self._lock_down()
 
     # -- set-up ---------------------------------------------------------------------------------
     def _create_views(self) -> None:

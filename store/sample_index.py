@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from store import schema, writer
+from store import confine, schema, writer
 
 INDEX = "index"
 FILE = "by_sample.parquet"
@@ -23,21 +25,29 @@ COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "
 
 
 def is_fresh(root: str | Path) -> bool:
-    """True when the index exists and was built from exactly the store's current partition files."""
+    """True when the index exists, was built from exactly the store's current partition files, and its file
+    opens with the recorded row count (a damaged index is stale: readers fall back, `build` rewrites it)."""
     root = Path(root)
     info = root / INDEX / INFO
     if not (info.is_file() and (root / INDEX / FILE).is_file()):
         return False
     try:
         recorded = json.loads(info.read_text())
-    except (OSError, json.JSONDecodeError):
+        if not isinstance(recorded, dict) or recorded.get("files") != [
+                str(p.relative_to(root)) for p in writer.prediction_files(root)]:
+            return False
+        return pq.ParquetFile(root / INDEX / FILE).metadata.num_rows == recorded.get("rows")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException):
         return False
-    return recorded.get("files") == [str(p.relative_to(root)) for p in writer.prediction_files(root)]
 
 
 def build(root: str | Path) -> Path | None:
-    """(Re)write the index when it is stale; returns its path, or None for a store without predictions."""
+    """(Re)write the index when it is stale; returns its path, or None for a store without predictions.
+
+    Refuses (StoreError) a store holding a symbolic link; DuckDB reads only inside the store.
+    """
     root = Path(root)
+    confine.refuse_links(root)
     files = writer.prediction_files(root)
     if not files:
         return None
@@ -46,6 +56,9 @@ def build(root: str | Path) -> Path | None:
         return path
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET allowed_directories = [?]", [str(root.resolve())])  # before the first file is read
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         table = con.sql(
             f"SELECT {', '.join(COLUMNS)} FROM {schema.read_predictions(files)} "  # noqa: S608 (store paths, quoted)
             "ORDER BY sample_id, model_id, corruption, severity").to_arrow_table()

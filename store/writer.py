@@ -8,8 +8,8 @@ Several processes may write one store at once (shards of one extraction, on one 
 shared file system): they write disjoint partitions, and the few files they share (manifest.json,
 models.parquet) are read, changed and replaced under an exclusive lock on `_store.lock`. A temporary
 file's name carries the host and process id of its writer, so `clean_tmp` removes what killed writers
-left behind without touching a live writer's file. Parquet files carry page checksums, so `verify` finds
-damaged bytes that a reader would otherwise decode silently.
+left behind without touching a live writer's file. Parquet files carry page checksums, so
+`store.verify.verify` finds damaged bytes that a reader would otherwise decode silently.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,26 +131,39 @@ def _publish(root: Path, tmp: Path, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
+@contextlib.contextmanager
+def _writing(root: Path, final: Path) -> Iterator[Path]:
+    """A temporary path to write `final` to, published on success. On an OS error (full disk, read-only
+    store) the temporary file is removed, `final` is left as it was, and the error names `final`."""
+    tmp = _tmp_path(root, final.name)
+    try:
+        yield tmp
+        _publish(root, tmp, final)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if error.filename is None:  # pyarrow and file handles name no file; pyarrow puts errno in its text
+            number = error.errno or int(next(iter(re.findall(r"\[errno (\d+)\]", str(error))), 0)) or None
+            raise OSError(number, os.strerror(number) if number else str(error), str(final)) from error
+        raise
+
+
 def write_parquet(root: Path, table: pa.Table, final: Path) -> int:
     """Write `table` to `final` atomically; returns the file's size in bytes."""
-    tmp = _tmp_path(root, final.name)
-    pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
-                   write_page_checksum=True)
-    _publish(root, tmp, final)
+    with _writing(root, final) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
+                       write_page_checksum=True)
     return final.stat().st_size
 
 
 def write_json(root: Path, payload: dict[str, Any], final: Path) -> None:
-    tmp = _tmp_path(root, final.name)
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    _publish(root, tmp, final)
+    with _writing(root, final) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
 
 
 def write_npy(root: Path, array: np.ndarray, final: Path) -> None:
-    tmp = _tmp_path(root, final.name)
-    with open(tmp, "wb") as handle:
+    with _writing(root, final) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-    _publish(root, tmp, final)
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
@@ -162,7 +174,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
                          f"(build one with `python -m compute demo --out {Path(root)}`)")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise StoreError(f"{path} is not valid JSON: {error}") from error
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != schema.SCHEMA_VERSION:
@@ -222,10 +234,14 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     A row without clean_accuracy gets it from the model's clean partition when that is complete. Both
     happen under the store's lock, so shards that finish in any order leave the same models.parquet: a
     shard that did not extract the clean partition writes None only while its owner has not finished,
-    and the owner's upsert comes later.
+    and the owner's upsert comes later. Checkpoint paths are recorded relative to the store when inside it
+    (store.confine.record_checkpoint), so readers resolve them only there.
     """
+    from store.confine import record_checkpoint  # confine imports StoreError from here
+
     root = Path(root)
     path = root / schema.MODELS
+    rows = [{**row, "checkpoint": record_checkpoint(root, row.get("checkpoint"))} for row in rows]
     with locked(root):
         existing = pq.read_table(path).to_pylist() if path.exists() else []
         new_ids = {row["model_id"] for row in rows}
@@ -358,102 +374,3 @@ def complete_partitions(root: str | Path) -> list[dict[str, Any]]:
         out.append({"model_id": model_id, "corruption": corruption, "severity": int(severity),
                     **json.loads(marker.read_text())})
     return out
-
-
-VIEWS = ("samples", "models", "predictions", "embeddings")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One damaged or unexpected file of a store, and what is wrong with it."""
-
-    path: Path
-    view: str  # the catalog view that reads the file: one of VIEWS, or "manifest"
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-def _schema_problem(found: pa.Schema, expected: pa.Schema) -> str | None:
-    missing = [f.name for f in expected if f.name not in found.names]
-    if missing:
-        return f"lacks column(s) {missing}"
-    for f in expected:
-        if found.field(f.name).type != f.type:
-            return f"column {f.name!r} is {found.field(f.name).type}, expected {f.type}"
-    return None
-
-
-def _file_problem(path: Path, expected: pa.Schema | None, deep: bool) -> tuple[str | None, int]:
-    """(what is wrong with one Parquet file or None, its row count)."""
-    try:
-        metadata = pq.ParquetFile(path).metadata
-    except (OSError, pa.ArrowException) as error:
-        return f"not a readable Parquet file (truncated or overwritten?): {error}", 0
-    if expected is not None:
-        problem = _schema_problem(metadata.schema.to_arrow_schema(), expected)
-        if problem:
-            return problem, metadata.num_rows
-    if deep:
-        try:
-            pq.read_table(path, page_checksum_verification=True)
-        except (OSError, pa.ArrowException) as error:
-            return f"damaged data: {error}", metadata.num_rows
-    return None, metadata.num_rows
-
-
-def _prediction_problems(root: Path, num_classes: int, num_samples: int, deep: bool) -> Iterator[Problem]:
-    expected = schema.prediction_schema(num_classes)
-    for path in sorted((root / schema.PREDICTIONS).rglob("*.parquet")):
-        keys = dict(part.split("=", 1) for part in path.relative_to(root / schema.PREDICTIONS).parts[:-1]
-                    if "=" in part)
-        if path.name != "part-0.parquet" or set(keys) != set(schema.PARTITION_KEYS):
-            yield Problem(path, "predictions", "unexpected file: a partition is exactly "
-                          "model_id=M/corruption=C/severity=S/part-0.parquet")
-            continue
-        problem, rows = _file_problem(path, expected, deep)
-        marker = _marker(root, keys["model_id"], keys["corruption"], int(keys["severity"]))
-        if problem is None and rows != num_samples:
-            problem = f"holds {rows} rows, the store has {num_samples} samples"
-        if problem is None and marker.is_file():
-            recorded = json.loads(marker.read_text()).get("rows")
-            if recorded != rows:
-                problem = f"holds {rows} rows, its marker {marker} records {recorded}"
-        if problem:
-            yield Problem(path, "predictions", problem)
-
-
-def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) -> list[Problem]:
-    """Every damaged or unexpected file behind the given catalog views, naming the file and the fault.
-
-    Checks that each Parquet file opens, has the columns of the store's schema, holds one row per sample
-    (predictions) and the row count its completion marker records; `deep` also decodes every page and
-    checks its checksum (bytes damaged in place). An empty list means the views read clean files. A page
-    whose query fails calls this to tell the user which file is bad.
-    """
-    root = Path(root)
-    unknown = sorted(set(views) - set(VIEWS))
-    if unknown:
-        raise ValueError(f"unknown views {unknown}; known: {', '.join(VIEWS)}")
-    try:
-        manifest = read_manifest(root)
-    except StoreError as error:
-        return [Problem(root / schema.MANIFEST, "manifest", str(error))]
-    problems: list[Problem] = []
-    for view, name, expected in (("samples", schema.SAMPLES, schema.SAMPLE_SCHEMA),
-                                 ("models", schema.MODELS, schema.MODEL_SCHEMA)):
-        path = root / name
-        if view in views and path.exists():
-            problem, _ = _file_problem(path, expected, deep)
-            if problem:
-                problems.append(Problem(path, view, problem))
-    if "predictions" in views:
-        problems.extend(_prediction_problems(root, int(manifest["num_classes"]), int(manifest["num_samples"]),
-                                             deep))
-    if "embeddings" in views:
-        for path in sorted((root / schema.EMBEDDINGS).glob("*.parquet")):
-            problem, _ = _file_problem(path, None, deep)
-            if problem:
-                problems.append(Problem(path, "embeddings", problem))
-    return problems

@@ -399,4 +399,4 @@ def test_occlusion_attribution_maps_cover_the_image(store) -> None:
     assert 0 <= maps["original"]["angle_true"] <= 180
     spec = charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS}, attribution.UNITS).to_dict()
     assert len(spec["hconcat"]) == 3
-    assert attribution.missing_checkpoint(None) and attribution.missing_checkpoint(str(store / "gone.pt"))
+    assert attribution.missing_checkpoint(store, None) and attribution.missing_checkpoint(store, str(store / "gone.pt"))

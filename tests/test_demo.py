@@ -11,6 +11,7 @@ from compute.__main__ import main
 from compute.train import predict
 from store import queries, schema, writer
 from store.catalog import Catalog
+from store.confine import resolve_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ def test_accuracy_matrix_equals_accuracy_computed_from_each_model(demo_store) ->
     expected_cells = model_rows.height * (1 + len(manifest["corruptions"]) * len(manifest["severities"]))
     assert matrix.height == expected_cells
     for row in model_rows.iter_rows(named=True):
-        model, _ = checkpoint.load(row["checkpoint"])
+        model, _ = checkpoint.load(resolve_checkpoint(demo_store, row["checkpoint"]))  # recorded store-relative
         for corruption, severity in [("clean", 0), (manifest["corruptions"][0], manifest["severities"][-1])]:
             images = (test.images if corruption == "clean"
                       else corruptions.corrupt(test.images, corruption, severity, seed=0))

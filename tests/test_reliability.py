@@ -25,8 +25,9 @@ from torch import nn
 from bench.synthetic import write_store
 from compute import checkpoint, datasets, models
 from compute.__main__ import main
-from store import queries, schema, writer
+from store import confine, queries, schema, writer
 from store.catalog import Catalog
+from store.verify import verify
 from tests.extraction import (
     LIMIT,
     PARTITIONS_PER_MODEL,
@@ -82,7 +83,7 @@ def killed_five_times(store: Path, checkpoints: list[Path], rng: random.Random) 
     return True
 
 
-def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path) -> None:
+def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path, monkeypatch) -> None:
     checkpoints = small_checkpoints(tmp_path)
     total = len(checkpoints) * PARTITIONS_PER_MODEL
     seed = int(os.environ.get("PRUNESCOPE_KILL_SEED", time.time_ns() % 10_000))
@@ -105,7 +106,9 @@ def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_o
     matrix = queries.accuracy_matrix(catalog)
     assert matrix.height == total and set(matrix["samples"].to_list()) == {LIMIT}
     assert queries.models(catalog)["clean_accuracy"].null_count() == 0
-    assert writer.verify(store) == []
+    assert [p.view for p in verify(store)] == ["checkpoints"] * 2  # outside the store, no root declared
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(tmp_path))  # the operator declares where they live
+    assert verify(store) == []
     print(f"resumed after {KILLS} kills: {rows.num_rows} rows in {total} partitions, no duplicate key")
 
 
@@ -213,7 +216,7 @@ def test_data_directory_with_a_missing_or_truncated_file_is_named(tmp_path, caps
     assert err.startswith("error: ") and str(victim) in err, err
 
 
-def test_truncated_corrupted_file_is_named_and_partitions_already_written_stay(tmp_path, capsys) -> None:
+def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_path, capsys) -> None:
     data = write_cifar10(tmp_path / "data", n_test=12)
     corrupted = write_cifar10c(tmp_path / "c10c", names=("fog",), labels=data.test.labels)
     (corrupted.directory / "fog.npy").write_bytes((corrupted.directory / "fog.npy").read_bytes()[:5000])
@@ -227,7 +230,7 @@ def test_truncated_corrupted_file_is_named_and_partitions_already_written_stay(t
                          "--corruptions", "fog", "--severities", "1", "--device", "cpu"], capsys)
     assert code == 2
     assert err.startswith("error: ") and str(corrupted.directory / "fog.npy") in err, err
-    assert writer.is_complete(store, "c", schema.CLEAN, 0)
+    assert not writer.prediction_files(store)  # --corrupted-dir is checked before the first partition
 
 
 def store_of_another_schema_version(root: Path) -> Path:
@@ -291,16 +294,16 @@ def synthetic_store(tmp_path) -> Path:
 
 
 def test_clean_store_verifies(synthetic_store) -> None:
-    assert writer.verify(synthetic_store) == []
+    assert verify(synthetic_store) == []
 
 
 def test_truncated_prediction_file_is_named_and_other_views_still_answer(synthetic_store) -> None:
     victim = writer.partition_file(synthetic_store, "m01-ft-50", "fog", 3)
     victim.write_bytes(victim.read_bytes()[:-100])
-    problems = writer.verify(synthetic_store)
+    problems = verify(synthetic_store)
     assert [(p.path, p.view) for p in problems] == [(victim, "predictions")]
     assert "not a readable Parquet file" in problems[0].message
-    assert writer.verify(synthetic_store, views=("samples", "models")) == []
+    assert verify(synthetic_store, views=("samples", "models")) == []
     assert not writer.is_complete(synthetic_store, "m01-ft-50", "fog", 3)  # so a rerun of extract redoes it
     catalog = Catalog(synthetic_store)
     assert queries.models(catalog).height == 3  # the Overview's query
@@ -316,8 +319,8 @@ def test_bytes_damaged_in_place_are_found_by_their_page_checksum(synthetic_store
     data = bytearray(victim.read_bytes())
     data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # page data; footer intact
     victim.write_bytes(bytes(data))
-    assert writer.verify(synthetic_store, deep=False) == []  # the footer alone cannot tell
-    problems = writer.verify(synthetic_store)
+    assert verify(synthetic_store, deep=False) == []  # the footer alone cannot tell
+    problems = verify(synthetic_store)
     assert [p.path for p in problems] == [victim] and "checksum" in problems[0].message.lower()
 
 
@@ -327,6 +330,6 @@ def test_extra_copy_of_a_partition_and_wrong_row_count_are_named(synthetic_store
     copy.write_bytes(original.read_bytes())
     marker = synthetic_store / schema.COMPLETE / "m00-dense-0__fog__1.json"
     marker.write_text(json.dumps({"rows": 41, "bytes": 0}))
-    problems = {p.path: p.message for p in writer.verify(synthetic_store, views=("predictions",))}
+    problems = {p.path: p.message for p in verify(synthetic_store, views=("predictions",))}
     assert problems.keys() == {copy, writer.partition_file(synthetic_store, "m00-dense-0", "fog", 1)}
     assert "unexpected file" in problems[copy]

@@ -1,6 +1,6 @@
 """Command registry: one module per command, each with HELP, add_arguments(parser) and run(args) -> int."""
 
-from compute.commands import corrupt, demo, embed, extract, index, prune, report, study, train
+from compute.commands import corrupt, demo, embed, extract, index, prune, report, study, train, verify
 
 COMMANDS = {
     "demo": demo,
@@ -12,4 +12,5 @@ COMMANDS = {
     "prune": prune,
     "study": study,
     "report": report,
+    "verify": verify,
 }

@@ -29,16 +29,6 @@ def dataset_options(args: argparse.Namespace) -> dict:
     return {"image_size": getattr(args, "image_size", None), "subset": getattr(args, "subset", None)}
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
 
@@ -59,3 +49,43 @@ def parse_severities(text: str) -> list[int]:
     if not values or any(v < 1 or v > 5 for v in values):
         raise argparse.ArgumentTypeError(f"severities must be between 1 and 5, got {text!r}")
     return sorted(set(values))
+
+
+def _number(kind: type, text: str, check, requirement: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {requirement}, got {text!r}") from None
+    if not check(value):  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (counts, epochs, batch sizes, --limit)."""
+    return _number(int, text, lambda v: v >= 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, steps)."""
+    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (learning rates)."""
+    return _number(float, text, lambda v: 0 < v < float("inf"), "a finite number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (weight decay)."""
+    return _number(float, text, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+
+
+def sparsity(text: str) -> float:
+    """argparse type: a fraction of weights removed, strictly between 0 and 1."""
+    return _number(float, text, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
+
+
+def severity_or_clean(text: str) -> int:
+    """argparse type: a corruption severity 1..5, or 0 for clean images."""
+    return _number(int, text, lambda v: 0 <= v <= 5, "an integer in 0..5 (0 for clean)")

@@ -38,7 +38,9 @@ from compute.commands._common import (
     add_dataset_arguments,
     add_device_argument,
     dataset_options,
+    non_negative_int,
     parse_severities,
+    positive_int,
 )
 
 HELP = "write corrupted test images in the CIFAR-10-C layout (<name>.npy + labels.npy)"
@@ -54,9 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="corruptions to write (default: all 19): " + ", ".join(corruptions.NAMES))
     parser.add_argument("--severities", nargs="+", type=parse_severities, default=[list(corruptions.SEVERITIES)],
                         metavar="S", help="severity blocks to compute, e.g. 1 2 3 4 5, 1-5 or 1,3 (default 1-5)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
-    parser.add_argument("--seed", type=int, default=0, help="corruption seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=512, help="images per corruption call (default 512)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N test images")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed (default 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=512, help="images per corruption call (default 512)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,10 +67,6 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown corruptions {unknown}; known: {', '.join(corruptions.NAMES)}")
     severities = sorted({severity for group in args.severities for severity in group})
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     data = datasets.load(args.dataset, root=args.data_dir, download=args.download, **dataset_options(args))
     test = data.test.subset(args.limit)
     if data.num_classes > 256:

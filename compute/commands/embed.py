@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-from compute.commands._common import parse_severities
+from compute.commands._common import non_negative_int, parse_severities, severity_or_clean
 from compute.embed import EmbedPlan, embed_store
+from store.verify import require_clean
 
 HELP = "precompute UMAP embeddings and the model spanning tree for the dashboard"
 
@@ -33,13 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-models", nargs="+", default=None, metavar="MODEL_ID",
                         help="models whose samples are embedded together (default: the dense model)")
     parser.add_argument("--sample-corruption", default="clean", help="setting of the sample embedding")
-    parser.add_argument("--sample-severity", type=int, default=0, help="its severity (0 for clean)")
+    parser.add_argument("--sample-severity", type=severity_or_clean, default=0, help="its severity (0 for clean)")
     parser.add_argument("--projection", choices=("umap", "pca"), default="umap",
                         help="umap (default) or pca (instant, deterministic, linear)")
-    parser.add_argument("--seed", type=int, default=0, help="UMAP random state")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="UMAP random state")
 
 
 def run(args: argparse.Namespace) -> int:
+    require_clean(args.store, views=("samples", "models", "predictions"))  # exit 2 naming each damaged file
     plan = EmbedPlan(corruptions=args.corruptions, severities=args.severities, sample_models=args.sample_models,
                      sample_corruption=args.sample_corruption, sample_severity=args.sample_severity,
                      projection=args.projection, seed=args.seed)

@@ -24,7 +24,9 @@ from compute.commands._common import (
     add_dataset_arguments,
     add_device_argument,
     dataset_options,
+    non_negative_int,
     parse_severities,
+    positive_int,
 )
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractModel, ExtractSummary, Shard, extract, from_checkpoint, model_row
@@ -70,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read published corrupted images (CIFAR-10-C / CIFAR-100-C .npy files, "
                         "Tiny-ImageNet-C / ImageNet-C folders) from here instead of generating them; with "
                         "--download, fetch them here first")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0, help="corruption seed")
+    parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N test images")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
     add_shard_argument(parser)
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local",
                         help="local: this process (default); ray: Ray tasks (pip install -r "
@@ -111,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         entries.append(ExtractModel(model_id, model, model_row(model_id, model, {"hparams": hparams}, args.weights)))
     if not entries:
         raise ValueError("nothing to extract: give --checkpoints FILE ... and/or --model MODULE:FUNCTION")
+    if args.corrupted_dir:  # all of it, before the first partition is written
+        datasets.check_corrupted(args.dataset, args.corrupted_dir, args.corruptions, args.severities, test,
+                                 download=args.download)
     writer.init_store(args.store, dataset=data.name, class_names=data.class_names, images=test.images,
                       labels=test.labels, corruptions=args.corruptions, severities=args.severities)
     load_corrupted = None

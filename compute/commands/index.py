@@ -1,6 +1,7 @@
 """Build a store's derived indexes: the by-sample copy used by sample drill-down, and the per-partition
 sums of markers written by older versions. `extract` and `demo` do this themselves; run it after the
-last shard of a sharded extraction, or to upgrade an older store.
+last shard of a sharded extraction, or to upgrade an older store. A store with a damaged or foreign file,
+or a symbolic link, is refused (exit 2) with every problem named (as `compute verify` lists them).
 
 Example:
     python -m compute index --store data/study
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from store import sample_index, writer
+from store.verify import require_clean
 
 HELP = "build the by-sample index of a store (after sharded extraction)"
 
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    writer.read_manifest(args.store)
+    require_clean(args.store, views=("samples", "predictions"))  # links, manifest, partitions, markers
     upgraded = writer.summarize_markers(args.store)
     path = sample_index.build(args.store)
     print(f"{upgraded} markers upgraded; by-sample index: {path or 'none (no predictions yet)'}")

@@ -23,7 +23,15 @@ import torch
 
 from compute import checkpoint, datasets, models, pruning
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument, dataset_options
+from compute.commands._common import (
+    add_dataset_arguments,
+    add_device_argument,
+    dataset_options,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    sparsity,
+)
 from compute.pruning.base import epoch_steps
 from compute.study import model_id, rewind_path
 from compute.train import TrainConfig, accuracy, channel_stats
@@ -38,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     add_device_argument(parser)
     parser.add_argument("--method", required=True, choices=pruning.NAMES)
-    parser.add_argument("--sparsity", type=float, required=True, help="fraction of prunable weights removed")
+    parser.add_argument("--sparsity", type=sparsity, required=True, help="fraction of prunable weights removed")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
     parser.add_argument("--dense", default=None, help="trained dense checkpoint (methods that start from one)")
     parser.add_argument("--rewind", default=None,
@@ -46,21 +54,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "beside --dense, as `study` writes it)")
     parser.add_argument("--arch", default="small_cnn", choices=models.NAMES,
                         help="architecture when no --dense is given")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help=f"training epochs of the method (default {FINETUNE['epochs']} from dense, "
                         f"{SCRATCH['epochs']} from init)")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=positive_float, default=None,
                         help=f"peak learning rate (default {FINETUNE['lr']} from dense, {SCRATCH['lr']} from init; "
                         "edgepopup/biprop train scores with --option score_lr)")
-    parser.add_argument("--dense-epochs", type=int, default=SCRATCH["epochs"],
+    parser.add_argument("--dense-epochs", type=positive_int, default=SCRATCH["epochs"],
                         help="epochs of the dense model trained here when no --dense is given")
-    parser.add_argument("--rewind-step", type=int, default=None,
+    parser.add_argument("--rewind-step", type=non_negative_int, default=None,
                         help="ltr without --dense: optimiser step recorded for rewinding (default: one epoch)")
     parser.add_argument("--layerwise", action="store_true", help="prune each layer to the sparsity (default: global)")
     parser.add_argument("--include-classifier", action="store_true", help="prune the classifier too")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="method option, e.g. rounds=3, score_lr=0.5, init=\"kaiming_normal\" (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--model-id", default=None, help="id in the store (default: <arch>-<method>-<percent>-s<seed>)")
 
 

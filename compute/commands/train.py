@@ -12,7 +12,15 @@ import torch
 
 from compute import checkpoint, datasets, models
 from compute import device as devices
-from compute.commands._common import add_dataset_arguments, add_device_argument, dataset_options
+from compute.commands._common import (
+    add_dataset_arguments,
+    add_device_argument,
+    dataset_options,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from compute.train import TrainConfig, accuracy, channel_stats, train
 
 HELP = "train a dense model and save a checkpoint"
@@ -23,12 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
     defaults = TrainConfig()
     parser.add_argument("--arch", default="small_cnn", choices=models.NAMES, help="architecture")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (cosine schedule)")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr, help="peak learning rate (cosine schedule)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
     parser.add_argument("--flip", action="store_true", help="random horizontal flips (off: they change digits)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--model-id", default=None, help="id in the store (default: <arch>-dense-s<seed>)")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
 

@@ -8,9 +8,11 @@ takes options, `CORRUPTED` / `CORRUPTED_DOWNLOADS` when it has a corrupted layou
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from compute.datasets import (
     cifar10,
@@ -94,4 +96,26 @@ def load_corrupted(name: str, root: str | os.PathLike[str], corruption: str, sev
     return CORRUPTED[name](root, corruption, severity, test)
 
 
-__all__ = ["DataError", "Dataset", "FileImageSet", "ImageSet", "NAMES", "load", "load_corrupted"]
+# The families whose corrupted copies are CIFAR-C-style .npy files: their folder name under `root`.
+NPY_FOLDERS = {"digits": cifar10c.FOLDER, "cifar10": cifar10c.FOLDER, "cifar100": cifar100c.FOLDER}
+
+
+def check_corrupted(name: str, root: str | os.PathLike[str], corruptions: Sequence[str],
+                    severities: Sequence[int], test: ImageSet | FileImageSet, download: bool = False) -> None:
+    """Everything extraction will read from `root`, checked before it writes anything: every setting's
+    copies exist, have the test set's shape and dtype, and carry the test labels in order. DataError names
+    the file otherwise. Folder families only list their files here (decoding waits for extraction).
+    """
+    if name in NPY_FOLDERS:
+        if download:
+            root = CORRUPTED_DOWNLOADS[name](root, corruptions[0])
+        cifar10c.check_directory(root, corruptions, test.labels, folder=NPY_FOLDERS[name])
+        return
+    for corruption in corruptions:
+        for severity in severities:
+            copy = load_corrupted(name, root, corruption, severity, test, download=download)
+            if not np.array_equal(copy.labels, test.labels):
+                raise DataError(f"{root}: {corruption}/{severity} labels differ from the test labels")
+
+
+__all__ = ["DataError", "Dataset", "FileImageSet", "ImageSet", "NAMES", "check_corrupted", "load", "load_corrupted"]

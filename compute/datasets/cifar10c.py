@@ -23,6 +23,7 @@ free while it unpacks, the archive is deleted afterwards) unless it is already t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,33 @@ def load_corrupted(
         row = start + int(out_of_range[0])
         raise DataError(f"{labels_path}: row {row} has label {labels[row]}, outside 0..{num_classes - 1}")
     return ImageSet(np.array(images[start:stop]), selected_labels)
+
+
+def check_directory(root: str | os.PathLike[str], names: Sequence[str], labels: np.ndarray,
+                    folder: str = FOLDER) -> None:
+    """Check everything extraction will read before it writes anything; DataError naming the file otherwise.
+
+    Every `<name>.npy` and labels.npy must be present and readable, images uint8 (5N, SIZE, SIZE, 3),
+    labels (5N,), and each severity block of labels must begin with `labels` (the test labels, in order,
+    after any --limit), so a corrupted image is never scored against another image's label.
+    """
+    test_labels = np.asarray(labels)
+    for name in names:
+        load_corrupted(root, name, 1, limit=0, folder=folder)  # presence, dtype, shape, one label per image row
+    labels_path = find_directory(root, folder) / LABELS_FILE
+    stored = _open_npy(labels_path)
+    per_severity = len(stored) // len(SEVERITIES)
+    if per_severity < len(test_labels):
+        raise DataError(f"{labels_path} holds {per_severity} samples per severity, fewer than the "
+                        f"{len(test_labels)} test samples to extract (use --limit {per_severity} or another directory)")
+    for severity in SEVERITIES:
+        start = (severity - 1) * per_severity
+        block = np.asarray(stored[start:start + len(test_labels)], dtype=np.int64)
+        differs = np.flatnonzero(block != test_labels)
+        if differs.size:
+            row = int(differs[0])
+            raise DataError(f"{labels_path}: severity {severity}, sample {row} has label {block[row]}, the test set "
+                            f"has {test_labels[row]}; the images are not the test set in order")
 
 
 def download_cifar10c(root: str | os.PathLike[str]) -> Path:

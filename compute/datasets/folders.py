@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compute.datasets.base import DataError, FileImageSet, ImageSet
+from compute.datasets.base import DataError, FileImageSet
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -119,8 +119,11 @@ def find_corrupted_root(root: str | os.PathLike[str], folder: str, family: str) 
 
 
 def load_corrupted_tree(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet,
-                        folder: str, family: str) -> ImageSet:
-    """The copies of `test`'s images under `name` at `severity`, in `test`'s order, matched by key."""
+                        folder: str, family: str) -> FileImageSet:
+    """The copies of `test`'s images under `name` at `severity`, in `test`'s order, matched by key.
+
+    Every copy is found before this returns (a missing one raises DataError naming it); they are decoded
+    on first use of `images`, so checking a whole corrupted tree before extraction costs a listing."""
     check_severity(severity)
     if name in ("", ".", "..") or Path(name).name != name:
         raise DataError(f"{name!r} is not a corruption name (a folder of {family})")
@@ -136,8 +139,7 @@ def load_corrupted_tree(root: str | os.PathLike[str], name: str, severity: int, 
             f"{len(missing)} of {len(test)} test images have no copy in {directory} (matched by "
             f"<class>/<file name>, not by position), e.g. {', '.join(missing[:3])}; found in "
             f"{directory / missing[0].split('/')[0]}: {listing(directory / missing[0].split('/')[0], 5)}")
-    images = np.empty((len(paths), test.size, test.size, 3), dtype=np.uint8)
-    for row, path in enumerate(paths):
+    def decode(path: Path) -> np.ndarray:
         image = np.asarray(_open_rgb(path), dtype=np.uint8)
-        images[row] = image if image.shape[:2] == (test.size, test.size) else test.decode(path)
-    return ImageSet(images, test.labels.copy())
+        return image if image.shape[:2] == (test.size, test.size) else test.decode(path)
+    return FileImageSet(paths, test.labels.copy(), test.keys, test.size, decode)

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from compute.datasets import folders
-from compute.datasets.base import DataError, Dataset, FileImageSet, ImageSet
+from compute.datasets.base import DataError, Dataset, FileImageSet
 
 DEFAULT_SIZE = 224
 C_FOLDER = "corrupted"  # an optional folder name under --corrupted-dir; the tree may also sit there directly
@@ -69,6 +69,6 @@ def _split(folder: Path, classes: list[str], size: int, decode) -> FileImageSet:
     return FileImageSet(paths, labels, keys, size, decode)
 
 
-def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> ImageSet:
+def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> FileImageSet:
     """Copies of the test images under `name` at `severity`, in the test order (matched by <class>/<file>)."""
     return folders.load_corrupted_tree(root, name, severity, test, C_FOLDER, "the corrupted image folder")

@@ -36,7 +36,7 @@ import os
 from pathlib import Path
 
 from compute.datasets import folders
-from compute.datasets.base import DataError, Dataset, FileImageSet, ImageSet
+from compute.datasets.base import DataError, Dataset, FileImageSet
 from compute.datasets.download import download_archive, extract_folders
 
 NUM_CLASSES = 1000
@@ -124,7 +124,7 @@ def class_names(root: Path, wnids: list[str]) -> tuple[str, ...]:
     return tuple(names.get(wnid) or wnid for wnid in wnids)
 
 
-def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> ImageSet:
+def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> FileImageSet:
     """ImageNet-C images under `name` at `severity`, in `test`'s order (matched by <wnid>/<file>)."""
     return folders.load_corrupted_tree(root, name, severity, test, C_FOLDER, "ImageNet-C")
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from compute.datasets import folders
-from compute.datasets.base import DataError, Dataset, FileImageSet, ImageSet
+from compute.datasets.base import DataError, Dataset, FileImageSet
 from compute.datasets.download import fetch_folder
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -125,7 +125,7 @@ def class_names(folder: Path, wnids: list[str]) -> tuple[str, ...]:
     return tuple(names.get(wnid) or wnid for wnid in wnids)
 
 
-def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> ImageSet:
+def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> FileImageSet:
     """Tiny-ImageNet-C images under `name` at `severity`, in `test`'s order (matched by <wnid>/<file>)."""
     return folders.load_corrupted_tree(root, name, severity, test, C_FOLDER, "Tiny-ImageNet-C")
 

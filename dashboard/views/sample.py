@@ -45,14 +45,14 @@ with st.expander("Per-model table"):
 st.subheader("Occlusion attribution")
 models = state.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
-problem = attribution.missing_checkpoint(checkpoint) or (None if image is not None else "No image to occlude.")
+problem = attribution.missing_checkpoint(catalog.root, checkpoint) or (None if image is not None else "No image to occlude.")
 if problem:
     st.info(problem)
 elif st.toggle(f"Compute for {state.code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
                key="attribution"):
     try:
         with st.spinner("running the model on every occluded copy..."):
-            maps = attribution.occlusion_maps(checkpoint, image, label)
+            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label)
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         st.warning(str(error))
     else:

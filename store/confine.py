@@ -1,0 +1,115 @@
+"""Nothing outside the store is read: symlinks are refused, and checkpoint paths resolve only inside roots.
+
+A store is a directory of plain files. A symbolic link anywhere in it could point a reader at another
+store's rows or at any file of the server, so every reader refuses a store that holds one (`refuse_links`,
+naming each link) and reads only paths that stay inside the store (`inside`).
+
+Checkpoints are the one thing models.parquet points at. Their paths are recorded relative to the store
+when the checkpoint lies inside it (the demo and `compute study` keep them in `<store>/checkpoints/`), and
+as absolute paths otherwise (`record_checkpoint`). `resolve_checkpoint` turns a recorded path back into a
+file, but only inside the store or under a root the operator declares (`PRUNESCOPE_CHECKPOINT_ROOTS`, a
+list of directories separated by `os.pathsep`, or the `roots` argument). Its refusal never says whether
+the outside path exists: the decision is made on the path's text before anything outside is touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from store.writer import StoreError
+
+ROOTS_VARIABLE = "PRUNESCOPE_CHECKPOINT_ROOTS"
+SHOWN = 5  # links named in one message; the rest are counted
+
+
+def links(root: str | Path) -> list[Path]:
+    """Every symbolic link under `root` (files and directories, never followed), sorted.
+
+    os.scandir reports links from the directory entries themselves, so a store of thousands of
+    partitions costs one listing per directory, no stat per file.
+    """
+    found, pending = [], [os.fspath(root)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except (NotADirectoryError, FileNotFoundError):
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                found.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+    return sorted(found)
+
+
+def refuse_links(root: str | Path) -> None:
+    """StoreError naming the symbolic links under `root`, when there are any."""
+    found = links(root)
+    if found:
+        named = ", ".join(str(path) for path in found[:SHOWN])
+        more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
+        raise StoreError(f"{named}{more}: symbolic link(s) in the store {root}; a store is read only from its "
+                         "own plain files (replace each link by a copy of the file)")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def inside(root: str | Path, path: str | Path) -> Path:
+    """`path` (relative to `root`, or absolute) as an absolute path inside `root`; StoreError otherwise.
+
+    Refused: a path whose text leaves `root` (`..`, another absolute path), or one that passes through a
+    symbolic link inside `root`. Nothing outside `root` is touched to decide.
+    """
+    base = os.path.realpath(root)
+    candidate = os.path.normpath(os.path.join(base, os.fspath(path)))
+    if not _within(candidate, base):
+        raise StoreError(f"{path}: outside the store {root}; refused")
+    current = Path(base)
+    for part in Path(candidate).relative_to(base).parts:
+        current = current / part
+        if current.is_symlink():
+            raise StoreError(f"{current}: a symbolic link in the store {root}; refused")
+    return Path(candidate)
+
+
+def declared_roots(roots: Sequence[str | Path] | None = None) -> list[str]:
+    """The operator's checkpoint roots: `roots` when given, else $PRUNESCOPE_CHECKPOINT_ROOTS (resolved)."""
+    if roots is None:
+        roots = [part for part in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if part]
+    return [os.path.realpath(root) for root in roots]
+
+
+def record_checkpoint(store: str | Path, path: str | Path | None) -> str | None:
+    """How models.parquet records a checkpoint: relative to the store when inside it, else absolute."""
+    if path is None or path == "":
+        return None
+    resolved = os.path.realpath(path)
+    base = os.path.realpath(store)
+    return Path(os.path.relpath(resolved, base)).as_posix() if _within(resolved, base) else resolved
+
+
+def resolve_checkpoint(store: str | Path, recorded: str, roots: Sequence[str | Path] | None = None) -> Path:
+    """The checkpoint file a models.parquet entry names, confined to the store and the declared roots.
+
+    A relative entry is relative to the store; an absolute one must lie inside the store or under a
+    declared root (see `declared_roots`). StoreError when the path leaves them or passes through a symbolic
+    link; the message does not say whether an outside path exists. The file itself may be missing: callers
+    check `is_file()` on the returned path (it is inside a root, so saying so reveals nothing outside).
+    """
+    text = os.fspath(recorded)
+    candidates = [os.path.realpath(store), *(declared_roots(roots) if os.path.isabs(text) else [])]
+    for root in candidates:
+        candidate = os.path.normpath(os.path.join(root, text))
+        if _within(candidate, root):
+            try:
+                path = inside(root, candidate)
+            except StoreError:
+                continue
+            if _within(os.path.realpath(path), root):
+                return path
+    raise StoreError(f"checkpoint {text!r} recorded in models.parquet lies outside the store and the declared "
+                     f"checkpoint roots (${ROOTS_VARIABLE}); refused")

@@ -1,0 +1,448 @@
+"""What is wrong with a store, file by file: `verify` reports every problem and never raises.
+
+Two entry points:
+
+- `validated_manifest(root) -> dict`: the manifest with every value readers use checked for type and
+  bounded by what the files hold (num_classes = len(class_names), num_samples = rows of samples.parquet
+  and of images/clean.npy, image_size = the images' side, severities in 1..5). Raises StoreError naming
+  the file and the key. Pages and commands read manifest values through it, so no manifest value can
+  make a reader allocate more than the files themselves hold.
+- `verify(root, views, deep) -> list[Problem]`: every damaged, foreign or unexpected file (manifest keys,
+  types and bounds; samples, models, prediction, marker, embedding and index files; images; partition
+  directory names; symbolic links, which are named and never followed; checkpoint paths that leave the
+  store). An empty list means a clean store. `python -m compute verify --store DIR` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from store import confine, schema
+from store.writer import MODEL_ID, StoreError, read_manifest
+
+VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index", "checkpoints")
+MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
+MAX_IMAGE_SIZE = 4096
+SEVERITIES = range(1, 6)
+FILE_SUFFIXES = (".parquet", ".json", ".npy")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a corruption name: also a directory name
+EMBEDDING_SCHEMAS = {schema.MODEL_EMBEDDING: schema.MODEL_EMBEDDING_SCHEMA, schema.MODEL_TREE: schema.MODEL_TREE_SCHEMA,
+                     schema.SAMPLE_EMBEDDING: schema.SAMPLE_EMBEDDING_SCHEMA}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One damaged or unexpected file of a store, and what is wrong with it."""
+
+    path: Path
+    view: str  # what reads the file: one of VIEWS, "manifest", or "store" (links)
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+# -- the manifest ------------------------------------------------------------------------------------------
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _key_problems(manifest: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(key, what is wrong) for each manifest value of the wrong type or out of its own bounds."""
+    if not isinstance(manifest.get("dataset"), str):
+        yield "dataset", f"must be a string, got {manifest.get('dataset')!r:.80}"
+    names = manifest.get("class_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        yield "class_names", "must be a non-empty list of strings"
+        names = None
+    elif len(names) > MAX_CLASSES:
+        yield "class_names", f"holds {len(names)} names, more than {MAX_CLASSES}"
+    classes = manifest.get("num_classes")
+    if not _is_int(classes) or not 1 <= classes <= MAX_CLASSES:
+        yield "num_classes", f"must be an integer in 1..{MAX_CLASSES}, got {classes!r:.80}"
+    elif names is not None and classes != len(names):
+        yield "num_classes", f"is {classes}, but class_names holds {len(names)} names"
+    samples = manifest.get("num_samples")
+    if not _is_int(samples) or samples < 1:
+        yield "num_samples", f"must be a positive integer, got {samples!r:.80}"
+    size = manifest.get("image_size")
+    if not _is_int(size) or not 1 <= size <= MAX_IMAGE_SIZE:
+        yield "image_size", f"must be an integer in 1..{MAX_IMAGE_SIZE}, got {size!r:.80}"
+    corruptions = manifest.get("corruptions")
+    if not (isinstance(corruptions, list) and all(isinstance(c, str) and NAME.fullmatch(c) for c in corruptions)):
+        yield "corruptions", "must be a list of corruption names (letters, digits, '_', '-', '.')"
+    elif len(set(corruptions)) != len(corruptions):
+        yield "corruptions", "lists a corruption twice"
+    severities = manifest.get("severities")
+    if not (isinstance(severities, list) and all(_is_int(s) and s in SEVERITIES for s in severities)):
+        yield "severities", f"must be a list of integers in 1..5, got {severities!r:.80}"
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a .npy file from its header, checked against the file's size (no data read)."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(handle)
+        offset = handle.tell()
+    if dtype.hasobject:
+        raise ValueError("holds Python objects, not numbers")
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if os.path.getsize(path) < expected:
+        raise ValueError(f"truncated: {os.path.getsize(path)} bytes, its header {shape} needs {expected}")
+    return shape, dtype
+
+
+def _image_problem(path: Path, count: int | None, size: int | None) -> str | None:
+    try:
+        shape, dtype = _npy_header(path)
+    except (OSError, ValueError, SyntaxError) as error:
+        return f"not a readable .npy array: {error}"
+    if dtype != np.uint8:
+        return f"has dtype {dtype}, expected uint8"
+    if len(shape) != 4:
+        return f"has shape {tuple(shape)}, expected (num_samples, image_size, image_size, 3)"
+    expected = (count if count is not None else shape[0], size if size is not None else shape[1],
+                size if size is not None else shape[1], 3)
+    if tuple(shape) != expected:
+        return f"has shape {tuple(shape)}, expected {expected} (num_samples, image_size, image_size, 3)"
+    return None
+
+
+def _plain(root: Path, path: Path) -> bool:
+    """`path` is a file reached from `root` through no symbolic link (links are reported, not followed)."""
+    try:
+        confine.inside(root, path.relative_to(root))
+    except StoreError:
+        return False
+    return path.is_file()
+
+
+def _manifest_problems(root: Path) -> tuple[list[Problem], dict[str, Any]]:
+    """(problems of the manifest and what bounds it, the manifest's values that passed)."""
+    path = root / schema.MANIFEST
+    if path.is_symlink():
+        return [Problem(path, "manifest", "a symbolic link; a store is read only from its own plain files")], {}
+    try:
+        manifest = read_manifest(root)
+    except StoreError as error:
+        return [Problem(path, "manifest", str(error))], {}
+    wrong = list(_key_problems(manifest))
+    problems = [Problem(path, "manifest", f"{key!r} {message}") for key, message in wrong]
+    values = {key: value for key, value in manifest.items() if key not in {key for key, _ in wrong}}
+    samples = root / schema.SAMPLES
+    if "num_samples" in values:
+        try:
+            rows = pq.ParquetFile(samples).metadata.num_rows if _plain(root, samples) else None
+        except (OSError, pa.ArrowException):
+            rows = None
+        if rows is None:  # what is wrong with the file itself is named by the samples check
+            problems.append(Problem(path, "manifest", f"'num_samples' cannot be checked: {samples} is missing "
+                                    "or unreadable"))
+            del values["num_samples"]
+        elif rows != values["num_samples"]:
+            problems.append(Problem(path, "manifest", f"'num_samples' is {values['num_samples']}, but "
+                                    f"{samples} holds {rows} rows"))
+            del values["num_samples"]
+    clean = root / schema.IMAGES / "clean.npy"
+    if _plain(root, clean) or (clean.is_dir() and not clean.is_symlink()):
+        problem = _image_problem(clean, values.get("num_samples"), values.get("image_size"))
+        if problem:
+            problems.append(Problem(clean, "images", problem))
+    return problems, values
+
+
+def validated_manifest(root: str | Path) -> dict[str, Any]:
+    """The store's manifest, every value checked and bounded by the files; StoreError naming file and key.
+
+    Checked: dataset (string), class_names (non-empty strings), num_classes (= len(class_names), at most
+    MAX_CLASSES), num_samples (= rows of samples.parquet and of images/clean.npy), image_size (= the
+    images' side, at most MAX_IMAGE_SIZE), corruptions (names, no repeats), severities (integers 1..5).
+    Reads the manifest, the footer of samples.parquet and the header of images/clean.npy: cheap enough
+    for every page visit.
+    """
+    problems, values = _manifest_problems(Path(root))
+    if problems:
+        raise StoreError("; ".join(str(problem) for problem in problems))
+    return values
+
+
+# -- Parquet files --------------------------------------------------------------------------------------
+
+def _schema_problem(found: pa.Schema, expected: pa.Schema) -> str | None:
+    missing = [f.name for f in expected if f.name not in found.names]
+    if missing:
+        return f"lacks column(s) {missing}"
+    for f in expected:
+        if found.field(f.name).type != f.type:
+            return f"column {f.name!r} is {found.field(f.name).type}, expected {f.type}"
+    return None
+
+
+def _file_problem(path: Path, expected: pa.Schema | None, deep: bool) -> tuple[str | None, int]:
+    """(what is wrong with one Parquet file or None, its row count)."""
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException) as error:
+        return f"not a readable Parquet file (truncated or overwritten?): {error}", 0
+    if expected is not None:
+        problem = _schema_problem(metadata.schema.to_arrow_schema(), expected)
+        if problem:
+            return problem, metadata.num_rows
+    if deep:
+        try:
+            pq.read_table(path, page_checksum_verification=True)
+        except (OSError, pa.ArrowException) as error:
+            return f"damaged data: {error}", metadata.num_rows
+    return None, metadata.num_rows
+
+
+def _files(directory: Path, skip: set[Path]) -> list[Path]:
+    """Every plain file under `directory` (links are in `skip` and never followed), sorted."""
+    found: list[Path] = []
+    if directory in skip:
+        return found
+    for folder, subdirs, names in os.walk(directory, followlinks=False):
+        found.extend(Path(folder, name) for name in names if Path(folder, name) not in skip)
+        # a directory named like a file (part-0.parquet/, x.json/) is reported where the file belongs
+        found.extend(Path(folder, name) for name in subdirs if Path(name).suffix in FILE_SUFFIXES
+                     and Path(folder, name) not in skip)
+    return sorted(found)
+
+
+def _samples_problems(root: Path, manifest: dict[str, Any], deep: bool) -> Iterator[Problem]:
+    path = root / schema.SAMPLES
+    if not path.is_file():
+        yield Problem(path, "samples", "missing")
+        return
+    problem, _ = _file_problem(path, schema.SAMPLE_SCHEMA, deep)
+    if problem:
+        yield Problem(path, "samples", problem)
+        return
+    table = pq.read_table(path, columns=["sample_id", "label"])
+    if table.column("sample_id").to_pylist() != list(range(table.num_rows)):
+        yield Problem(path, "samples", "sample_id is not 0, 1, 2, ... in row order")
+    labels = table.column("label").to_numpy(zero_copy_only=False)
+    classes = manifest.get("num_classes")
+    if classes is not None and labels.size and (labels.min() < 0 or labels.max() >= classes):
+        yield Problem(path, "samples", f"labels must be in 0..{classes - 1} (num_classes), found "
+                      f"{labels.min()}..{labels.max()}")
+
+
+def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
+    path = root / schema.MODELS
+    if not path.exists():
+        return
+    problem, _ = _file_problem(path, schema.MODEL_SCHEMA, deep)
+    if problem:
+        yield Problem(path, "models", problem)
+        return
+    table = pq.read_table(path, columns=["model_id", "checkpoint"])
+    ids = table.column("model_id").to_pylist()
+    bad = [model_id for model_id in ids if not (isinstance(model_id, str) and MODEL_ID.fullmatch(model_id))]
+    if bad:
+        yield Problem(path, "models", f"model ids {bad[:5]!r:.200} are not valid ids")
+    if len(set(ids)) != len(ids):
+        yield Problem(path, "models", "lists a model_id twice")
+
+
+def _checkpoint_problems(root: Path) -> Iterator[Problem]:
+    """Checkpoint paths of models.parquet that leave the store and the declared roots (see store.confine)."""
+    path = root / schema.MODELS
+    if not path.is_file() or _file_problem(path, schema.MODEL_SCHEMA, deep=False)[0]:
+        return  # named by the models check
+    table = pq.read_table(path, columns=["model_id", "checkpoint"])
+    for model_id, recorded in zip(*table.to_pydict().values(), strict=True):
+        if recorded:
+            try:
+                confine.resolve_checkpoint(root, recorded)
+            except StoreError as error:
+                yield Problem(path, "checkpoints", f"model {model_id!r}: {error} (copy it into the store, e.g. "
+                              f"checkpoints/, or declare its directory in ${confine.ROOTS_VARIABLE})")
+
+
+def _partition_keys(relative: Path) -> dict[str, str] | None:
+    """model_id/corruption/severity of predictions/<relative>, or None when the path is not a partition."""
+    parts = relative.parts
+    if len(parts) != 4 or parts[3] != "part-0.parquet":
+        return None
+    pairs = [part.split("=", 1) for part in parts[:3]]
+    if any(len(pair) != 2 for pair in pairs) or tuple(key for key, _ in pairs) != schema.PARTITION_KEYS:
+        return None
+    return dict(pairs)
+
+
+def _partition_name_problem(keys: dict[str, str], manifest: dict[str, Any]) -> str | None:
+    if not MODEL_ID.fullmatch(keys["model_id"]) or "__" in keys["model_id"]:
+        return f"model_id={keys['model_id']!r} is not a valid model id"
+    if not keys["severity"].isdigit():
+        return f"severity={keys['severity']!r} is not an integer"
+    severity, corruption = int(keys["severity"]), keys["corruption"]
+    if corruption == schema.CLEAN:
+        return None if severity == 0 else f"clean images have severity 0, not {severity}"
+    if "corruptions" in manifest and corruption not in manifest["corruptions"]:
+        return f"corruption={corruption!r} is not among the manifest's corruptions"
+    if "severities" in manifest and severity not in manifest["severities"]:
+        return f"severity={severity} is not among the manifest's severities"
+    return None
+
+
+def _marker_problems(root: Path, skip: set[Path]) -> Iterator[tuple[Path, str]]:
+    """(marker, what is wrong) for completion markers that are not JSON of the expected keys."""
+    for marker in _files(root / schema.COMPLETE, skip):
+        parts = marker.stem.split("__")
+        if marker.suffix != ".json" or len(parts) != 3 or not parts[2].isdigit():
+            yield marker, "unexpected file: a marker is <model_id>__<corruption>__<severity>.json"
+            continue
+        try:
+            payload = json.loads(marker.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            yield marker, f"not JSON: {error}"
+            continue
+        if not isinstance(payload, dict) or not all(_is_int(payload.get(key)) for key in ("rows", "bytes")):
+            yield marker, "must be a JSON object with integer 'rows' and 'bytes'"
+        elif "sums" in payload and not (
+                isinstance(payload["sums"], dict) and all(_is_int(payload.get(k)) for k in ("correct", "finite"))
+                and all(isinstance(payload["sums"].get(m), int | float) for m in schema.SUMMARY_METRICS)):
+            yield marker, f"its sums need integer 'correct', 'finite' and a number for each of {schema.SUMMARY_METRICS}"
+        elif not (root / schema.PREDICTIONS / f"model_id={parts[0]}" / f"corruption={parts[1]}"
+                  / f"severity={parts[2]}" / "part-0.parquet").is_file():
+            yield marker, "marks a partition whose file is missing"
+
+
+def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip: set[Path]) -> Iterator[Problem]:
+    classes, samples = manifest.get("num_classes"), manifest.get("num_samples")
+    expected = schema.prediction_schema(classes) if classes is not None else None
+    for marker, message in _marker_problems(root, skip):
+        yield Problem(marker, "predictions", message)
+    base = root / schema.PREDICTIONS
+    for path in _files(base, skip):
+        keys = _partition_keys(path.relative_to(base))
+        if keys is None:
+            yield Problem(path, "predictions", "unexpected file: a partition is exactly "
+                          "model_id=M/corruption=C/severity=S/part-0.parquet")
+            continue
+        problem = _partition_name_problem(keys, manifest)
+        rows = None
+        if problem is None:
+            problem, rows = _file_problem(path, expected, deep)
+        if problem is None and samples is not None and rows != samples:
+            problem = f"holds {rows} rows, the store has {samples} samples"
+        marker = root / schema.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json"
+        if problem is None and marker.is_file() and marker not in skip:
+            try:
+                recorded = json.loads(marker.read_text()).get("rows")
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                recorded = rows  # the marker itself is named above
+            if recorded != rows:
+                problem = f"holds {rows} rows, its marker {marker} records {recorded}"
+        if problem:
+            yield Problem(path, "predictions", problem)
+
+
+def _embedding_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
+    for path in _files(root / schema.EMBEDDINGS, skip):
+        expected = EMBEDDING_SCHEMAS.get(path.name)
+        if expected is None or path.parent != root / schema.EMBEDDINGS:
+            yield Problem(path, "embeddings", f"unexpected file: embeddings are {', '.join(EMBEDDING_SCHEMAS)}")
+            continue
+        problem, _ = _file_problem(path, expected, deep)
+        if problem:
+            yield Problem(path, "embeddings", problem)
+
+
+def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> Iterator[Problem]:
+    """Stored corrupted images (images/<corruption>_<severity>.npy): same rows and shape as clean.npy."""
+    for path in _files(root / schema.IMAGES, skip):
+        if path.name == "clean.npy":
+            continue  # checked with the manifest
+        if path.suffix != ".npy":
+            yield Problem(path, "images", "unexpected file: images are clean.npy and <corruption>_<severity>.npy")
+            continue
+        problem = _image_problem(path, manifest.get("num_samples"), manifest.get("image_size"))
+        if problem:
+            yield Problem(path, "images", problem)
+
+
+def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
+    from store import sample_index
+
+    data, info = root / sample_index.INDEX / sample_index.FILE, root / sample_index.INDEX / sample_index.INFO
+    if data.is_file() and data not in skip:
+        problem, _ = _file_problem(data, None, deep)
+        if problem:
+            yield Problem(data, "index", problem + " (rebuild it with `python -m compute index`)")
+    if info.is_file() and info not in skip:
+        try:
+            payload = json.loads(info.read_text())
+            if not isinstance(payload, dict) or not isinstance(payload.get("files"), list):
+                raise ValueError("expected a JSON object with a list 'files'")
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            yield Problem(info, "index", f"not the index's description: {error}")
+
+
+def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) -> list[Problem]:
+    """Every problem of the store behind the given views, naming the file and the fault; never raises.
+
+    Always checked: the manifest (keys, types, bounds, consistency with samples.parquet and
+    images/clean.npy) and symbolic links anywhere in the store (named, never followed). Per view: each
+    Parquet file opens and has the columns of its schema; samples hold ids 0..N-1 and labels in range;
+    models hold valid, unique ids and checkpoint paths that stay inside the store or a declared root;
+    prediction partitions have valid directory names, one row per sample and the row count of their
+    marker, and markers are JSON with the expected keys; images are uint8 (N, H, W, 3). `deep` also
+    decodes every Parquet page and checks its checksum (bytes damaged in place); `deep=False` reads
+    footers only. A failure to read any file is reported as a problem of that file, never raised.
+    """
+    root = Path(root)
+    unknown = sorted(set(views) - set(VIEWS))
+    if unknown:
+        raise ValueError(f"unknown views {unknown}; known: {', '.join(VIEWS)}")
+    if not root.is_dir():
+        what = "it is a file" if root.exists() else "no such directory"
+        return [Problem(root, "manifest", f"is not a prunescope store: {what}")]
+    links = confine.links(root)
+    problems = [Problem(link, "store", "a symbolic link: a store is read only from its own plain files "
+                        "(not followed; replace it by a copy of the file)") for link in links]
+    skip = set(links)
+    found, manifest = _manifest_problems(root) if root / schema.MANIFEST not in skip else ([], {})
+    problems.extend(found)
+    if not (root / schema.MANIFEST).exists() and root / schema.MANIFEST not in skip:
+        return problems  # not a store at all: the manifest's problem says so
+    checks = {
+        "samples": lambda: _samples_problems(root, manifest, deep) if root / schema.SAMPLES not in skip else iter(()),
+        "models": lambda: _models_problems(root, deep) if root / schema.MODELS not in skip else iter(()),
+        "predictions": lambda: _prediction_problems(root, manifest, deep, skip),
+        "embeddings": lambda: _embedding_problems(root, deep, skip),
+        "images": lambda: _image_problems(root, manifest, skip),
+        "index": lambda: _index_problems(root, deep, skip),
+        "checkpoints": lambda: _checkpoint_problems(root) if root / schema.MODELS not in skip else iter(()),
+    }
+    for view in VIEWS:
+        if view in views:
+            try:
+                problems.extend(checks[view]())
+            except (OSError, ValueError, pa.ArrowException) as error:  # a file that changed while we read it
+                problems.append(Problem(root, view, f"could not be checked: {error}"))
+    return problems
+
+
+def require_clean(root: str | Path, views: Collection[str] = VIEWS, deep: bool = False) -> None:
+    """StoreError naming every problem `verify` finds behind `views`: commands call it before they read."""
+    problems = verify(root, views, deep)
+    if len(problems) == 1:
+        raise StoreError(str(problems[0]))
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        raise StoreError(f"{root}: refusing a damaged store ({len(problems)} problem(s); "
+                         f"`python -m compute verify --store {root}` lists them):\n{listed}")
