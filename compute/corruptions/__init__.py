@@ -56,6 +56,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "digital": ("brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"),
 }
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+# The version of this implementation, recorded in a store's provenance with the seed of every generated
+# setting: bump it whenever any corruption's output pixels change, so stores made before are not shown
+# regenerated images that their models never saw.
+IMPLEMENTATION = "prunescope-corruptions/1"
 MIN_SIZE = 16  # smaller images leave too few pixels for the scaled kernels and crops
 
 
@@ -130,4 +134,4 @@ def _sample_ids(sample_ids: Tensor | Sequence[int] | np.ndarray | None, count: i
     return ids.to(torch.int64)
 
 
-__all__ = ["COMMON", "FAMILIES", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor"]
+__all__ = ["COMMON", "FAMILIES", "IMPLEMENTATION", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor"]
