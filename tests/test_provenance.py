@@ -207,3 +207,54 @@ def test_an_older_store_keeps_unknown_settings_unrecorded_and_records_new_ones(s
 
 def test_the_extract_cli_leaves_a_fresh_index(seed3, from_files) -> None:
     assert sample_index.is_fresh(seed3) and sample_index.is_fresh(from_files)
+
+
+STUDY = """
+arch = "small_cnn"
+dataset = "digits"
+rewind_step = 2
+corruptions = ["fog"]
+severities = [1]
+limit = 40
+[dense]
+epochs = 1
+[finetune]
+epochs = 1
+lr = 0.01
+[methods.ft]
+sparsities = [0.5]
+[methods.snip]
+sparsities = [0.8]
+epochs = 1
+"""
+
+
+@pytest.mark.slow
+def test_an_edited_study_retrains_and_extracts_only_what_changed(tmp_path, capsys) -> None:
+    from compute.__main__ import main
+
+    study, out = tmp_path / "study.toml", tmp_path / "out"
+    study.write_text(STUDY)
+    assert main(["study", str(study), "--out", str(out), "--device", "cpu"]) == 0
+    assert "0 checkpoints kept, 3 to train" in capsys.readouterr().out
+    checkpoints = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").glob("*.pt")}
+    markers = {p.name: p.stat().st_mtime_ns for p in (out / schema.COMPLETE).glob("*.json")}
+    assert len(checkpoints) == 3 and len(markers) == 3 * 2
+
+    study.write_text(STUDY.replace("sparsities = [0.8]\nepochs = 1", "sparsities = [0.8]\nepochs = 2"))
+    assert main(["study", str(study), "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 checkpoints kept (small_cnn-dense-s0, small_cnn-ft-50-s0), 1 to train" in printed
+    assert "small_cnn-snip-80-s0: training record changed: train.epochs 1 -> 2" in printed
+    assert "extracted again (training record changed): small_cnn-snip-80-s0" in printed
+    now = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").glob("*.pt")}
+    kept = {name for name in checkpoints if name in now and now[name] == checkpoints[name]}
+    assert {name.split(".")[0] for name in kept} == {"small_cnn-dense-s0", "small_cnn-ft-50-s0"} and len(now) == 3
+    (new_snip,) = set(now) - kept
+    assert (out / "checkpoints" / "superseded" / (set(checkpoints) - kept).pop()).is_file()
+    after = {p.name: p.stat().st_mtime_ns for p in (out / schema.COMPLETE).glob("*.json")}
+    redone = {name.split("__")[0] for name in after if after[name] != markers.get(name)}
+    assert redone == {"small_cnn-snip-80-s0"} and set(after) == set(markers)
+    row = queries.models(Catalog(out)).filter(pl.col("model_id") == "small_cnn-snip-80-s0").row(0, named=True)
+    assert Path(row["checkpoint"]).name == new_snip
+    assert sample_index.is_fresh(out)
