@@ -15,7 +15,7 @@ from bench.synthetic import write_store
 from compute.__main__ import build_parser, main
 from compute.executors import ExecutorError, RayExecutor
 from compute.extract import Shard, work_list
-from store import sample_index, schema, writer
+from store import provenance, sample_index, schema, writer
 from tests.extraction import (
     CORRUPTIONS,
     PARTITIONS_PER_MODEL,
@@ -143,6 +143,7 @@ def test_ray_executor_writes_the_rows_of_a_local_run(tmp_path, checkpoints, unsh
                                                 expected.column("severity").to_pylist(), strict=True)]
     assert_same_rows(prediction_rows(store), expected.filter(keep))
     assert len(writer.complete_partitions(store)) == 2 * len(checkpoints)
+    assert set(provenance.read(store)) == {"clean/0", "fog/3"} and sample_index.is_fresh(store)  # one path
     assert main(extract_args(store, checkpoints, "--corruptions", "fog", "--severities", "3",
                              "--executor", "ray")) == 0  # a rerun finds everything complete
     assert len(list((store / schema.PREDICTIONS).rglob("*.parquet"))) == 2 * len(checkpoints)
