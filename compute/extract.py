@@ -361,14 +361,16 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     """
     store, shard = Path(store), shard or Shard()
     check_entries(entries)
-    writer.init_store(store, dataset=data.name, class_names=data.class_names, images=test.images,
-                      labels=test.labels, corruptions=corruption_names, severities=severities)
     source = ImageSource(test, seed, corrupted_dir=corrupted_dir, limit=limit)
     everything = work_list([e.model_id for e in entries], corruption_names, severities)
     mine = shard.select(everything)
     wanted = {provenance.key(*setting): source.provenance(*setting)
               for setting in dict.fromkeys([(schema.CLEAN, 0), *(part.setting for part in mine)])}
-    provenance.record(store, wanted)
+    if (store / schema.MANIFEST).exists():
+        provenance.check(store, wanted)  # refused before anything (even the manifest) is written
+    writer.init_store(store, dataset=data.name, class_names=data.class_names, images=test.images,
+                      labels=test.labels, corruptions=corruption_names, severities=severities)
+    provenance.record(store, wanted)  # again under the lock: concurrent shards agree
     reset = provenance.record_training(store, {e.model_id: training_record(e) for e in entries})
     summary = extract(store, entries, test, data.num_classes, corruption_names, severities, device=device,
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)

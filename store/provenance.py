@@ -96,6 +96,21 @@ def read(root: str | Path) -> dict[str, dict[str, Any]]:
     return dict(writer.read_manifest(root).get(KEY, {}))
 
 
+def check(root: str | Path, wanted: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ProvenanceConflict when a setting of `wanted` is recorded with other pixels (reads only)."""
+    _refuse_conflicts(Path(root), read(root), wanted)
+
+
+def _refuse_conflicts(root: Path, recorded: Mapping[str, Mapping[str, Any]],
+                      wanted: Mapping[str, Mapping[str, Any]]) -> None:
+    conflicts = [f"{name}: the store holds images {describe(recorded[name])}; this run would use "
+                 f"{describe(entry)}" for name, entry in wanted.items()
+                 if name in recorded and not same(recorded[name], entry)]
+    if conflicts:
+        raise ProvenanceConflict(f"refusing to mix images made another way into {root}: " + "; ".join(conflicts)
+                                 + " (use another --store, or the recorded seed and source)")
+
+
 def _legacy_settings(root: Path) -> set[str]:
     return {key(p["corruption"], p["severity"]) for p in writer.complete_partitions(root)}
 
@@ -110,13 +125,7 @@ def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]]) -> dict[st
     with writer.locked(root):
         manifest = writer.read_manifest(root)
         recorded = dict(manifest.get(KEY, {}))
-        conflicts = [f"{name}: the store holds images {describe(recorded[name])}; this run would use "
-                     f"{describe(entry)}" for name, entry in wanted.items()
-                     if name in recorded and not same(recorded[name], entry)]
-        if conflicts:
-            raise ProvenanceConflict(f"refusing to mix images made another way into {root}: "
-                                     + "; ".join(conflicts)
-                                     + " (use another --store, or the recorded seed and source)")
+        _refuse_conflicts(root, recorded, wanted)
         legacy = _legacy_settings(root) if KEY not in manifest else set()
         updated = {**recorded, **{name: dict(entry) for name, entry in wanted.items() if name not in legacy}}
         if updated != recorded or KEY not in manifest:

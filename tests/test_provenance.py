@@ -113,12 +113,15 @@ def test_file_settings_show_the_exact_rows_the_model_read(from_files, published)
 
 def test_mixing_provenance_is_refused_naming_the_setting_and_both_sources(seed3, from_files, checkpoints) -> None:
     markers = sorted(p.name for p in (seed3 / schema.COMPLETE).iterdir())
-    code, _, err = run_extract(seed3, checkpoints[1:])  # default seed 0 into the seed-3 store, a new model
+    manifest = (seed3 / schema.MANIFEST).read_bytes()
+    # the default seed 0 into the seed-3 store, a new model and a new corruption
+    code, _, err = run_extract(seed3, checkpoints[1:], "--corruptions", *CORRUPTIONS, "snow")
     assert code == 2
     (line,) = err.strip().splitlines()[-1:]
     assert line.startswith("error: refusing to mix") and "fog/3" in line
     assert "with seed 3" in line and "with seed 0" in line
     assert sorted(p.name for p in (seed3 / schema.COMPLETE).iterdir()) == markers, "nothing was written"
+    assert (seed3 / schema.MANIFEST).read_bytes() == manifest
 
     code, _, err = run_extract(from_files, checkpoints[1:], "--seed", "0")  # generated into a files store
     assert code == 2
