@@ -140,15 +140,17 @@ TRAINING_KEY = "training"
 def record_training(root: str | Path, records: Mapping[str, str | None]) -> list[str]:
     """Record each model's training-record digest (manifest `training`: model_id -> digest), under the lock.
 
-    A model the store holds under another digest was trained again from an edited record: its
-    partitions and markers are removed here, so extraction computes them from the new checkpoint.
-    Models without a digest (checkpoints from elsewhere) are not tracked. Returns the models reset.
+    A model the store holds under another digest (or under none: extracted before digests were
+    recorded) was trained from another record: its partitions and markers are removed here, so
+    extraction computes them from the new checkpoint. Models without a digest (checkpoints from
+    elsewhere) are not tracked. Returns the models reset.
     """
     root = Path(root)
     with writer.locked(root):
         manifest = writer.read_manifest(root)
         recorded = dict(manifest.get(TRAINING_KEY, {}))
-        reset = sorted(m for m, digest in records.items() if digest and recorded.get(m) not in (None, digest))
+        reset = sorted(m for m, digest in records.items()
+                       if digest and recorded.get(m) != digest and _markers(root, m))
         for model_id in reset:
             _forget_partitions(root, model_id)
         updated = {**recorded, **{m: digest for m, digest in records.items() if digest}}
@@ -158,8 +160,12 @@ def record_training(root: str | Path, records: Mapping[str, str | None]) -> list
         return reset
 
 
+def _markers(root: Path, model_id: str) -> list[Path]:
+    return sorted((root / schema.COMPLETE).glob(f"{writer.check_model_id(model_id)}__*.json"))
+
+
 def _forget_partitions(root: Path, model_id: str) -> None:
     """Markers first (the partitions stop counting as complete), then the files."""
-    for marker in (root / schema.COMPLETE).glob(f"{writer.check_model_id(model_id)}__*.json"):
+    for marker in _markers(root, model_id):
         marker.unlink()
     shutil.rmtree(root / schema.PREDICTIONS / f"model_id={model_id}", ignore_errors=True)

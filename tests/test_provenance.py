@@ -261,3 +261,24 @@ def test_an_edited_study_retrains_and_extracts_only_what_changed(tmp_path, capsy
     row = queries.models(Catalog(out)).filter(pl.col("model_id") == "small_cnn-snip-80-s0").row(0, named=True)
     assert Path(row["checkpoint"]).name == new_snip
     assert sample_index.is_fresh(out)
+
+
+def test_a_model_extracted_from_another_training_record_is_extracted_again(seed3, tmp_path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(seed3, store)
+    partitions = len(writer.complete_partitions(store))
+    assert provenance.record_training(store, {"small0": None, "absent": "a" * 12}) == []  # untracked, new
+    assert len(writer.complete_partitions(store)) == partitions
+    # small0's partitions were extracted before any digest was recorded: their origin is unknown
+    assert provenance.record_training(store, {"small0": "a" * 12}) == ["small0"]
+    assert writer.complete_partitions(store) == [] and not (store / schema.PREDICTIONS / "model_id=small0").exists()
+    shutil.rmtree(store)
+    shutil.copytree(seed3, store)
+    manifest = json.loads((store / schema.MANIFEST).read_text())
+    manifest[provenance.TRAINING_KEY] = {"small0": "a" * 12}
+    (store / schema.MANIFEST).write_text(json.dumps(manifest))
+    assert provenance.record_training(store, {"small0": "a" * 12}) == []  # the same record: kept
+    assert len(writer.complete_partitions(store)) == partitions
+    assert provenance.record_training(store, {"small0": "b" * 12}) == ["small0"]  # an edited record
+    assert writer.complete_partitions(store) == []
+    assert json.loads((store / schema.MANIFEST).read_text())[provenance.TRAINING_KEY]["small0"] == "b" * 12
