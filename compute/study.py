@@ -33,7 +33,7 @@ import hashlib
 import json
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,7 +283,7 @@ def _retire(path: Path) -> None:
 
 
 def train_models(study: Study, out: str | Path, device: torch.device, data: Dataset | None = None,
-                 say: Any = print) -> list[Path]:
+                 say: Callable[[str], None] = print) -> list[Path]:
     """Train the dense models and the zoo into `<out>/checkpoints`, reusing checkpoints whose training
     record is unchanged; `say` gets one line naming what is kept and what is trained, and why."""
     data = data or datasets.load(study.dataset, study.data_dir, study.download)
