@@ -2,12 +2,15 @@
 
 A dense small CNN and all eight methods of the zoo (two sparsities for ft and lrr, one high sparsity for
 the others), extracted on clean images and all 19 corruptions at severities 1, 3 and 5.
-studies/digits.toml is the same study as a file. Every step is skipped when its output already exists.
+studies/digits.toml is the same study as a file. Then the 2-D views of the Geometric similarity and
+Embedding pages are computed (compute.embed), so every page shows content on a fresh clone. Every step is
+skipped when its output already exists and is up to date.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,9 @@ import torch
 
 from compute import corruptions
 from compute import study as studies
+from compute.embed import EmbedPlan, embed_store
 from compute.study import MethodPlan, Study
+from store import schema
 
 
 def demo_study() -> Study:
@@ -54,10 +59,19 @@ class DemoPlan:
     """What the demo trains and extracts; `quick` is the tiny setting the tests use."""
 
     study: Study = field(default_factory=demo_study)
+    embed: EmbedPlan = field(default_factory=EmbedPlan)
 
     @classmethod
     def quick(cls) -> DemoPlan:
-        return cls(study=quick_study())
+        """PCA instead of UMAP: the same files in a second, without numba's one-minute compile."""
+        return cls(study=quick_study(), embed=EmbedPlan(projection="pca"))
+
+
+def embeddings_fresh(out: Path) -> bool:
+    """True when the model embedding exists and is newer than every complete partition."""
+    embedding = out / schema.EMBEDDINGS / schema.MODEL_EMBEDDING
+    markers = [p.stat().st_mtime_ns for p in (out / schema.COMPLETE).glob("*.json")]
+    return embedding.is_file() and embedding.stat().st_mtime_ns >= max(markers, default=0)
 
 
 def build(out: str | Path, plan: DemoPlan, device: torch.device,
@@ -66,4 +80,9 @@ def build(out: str | Path, plan: DemoPlan, device: torch.device,
     study = plan.study
     if severities:
         study = dataclasses.replace(study, severities=tuple(severities))
-    return studies.run(study, out, device)
+    timings = studies.run(study, out, device)
+    start = time.perf_counter()
+    if not embeddings_fresh(Path(out)):
+        embed_store(out, plan.embed)
+    timings["embed"] = time.perf_counter() - start
+    return timings

@@ -29,10 +29,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute import checkpoint, corruptions, geometry, models
+from compute import checkpoint, corruptions, datasets, geometry, models
 from compute import device as devices
-from compute.datasets.base import ImageSet
-from store import schema, writer
+from compute.datasets import cifar10c
+from compute.datasets.base import Dataset, ImageSet
+from store import provenance, sample_index, schema, writer
 
 
 @dataclass
@@ -183,6 +184,8 @@ class ExtractSummary:
     non_finite: int = 0
     non_finite_by_model: Counter[str] = field(default_factory=Counter)
     stale_removed: int = 0
+    reset_models: list[str] = field(default_factory=list)  # their training record changed: extracted again
+    index: Path | None = None  # the by-sample index, once every partition of the work list is complete
 
     def add(self, other: ExtractSummary) -> None:
         """Fold in the summary of another part of the same run (an executor's task)."""
@@ -198,20 +201,49 @@ def to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ImageSource:
-    """Where a setting's images come from: generated with compute.corruptions from the test images, or,
-    when `load_corrupted(name, severity)` is given, read from published files (e.g. CIFAR-10-C)."""
+    """Where a setting's images come from: generated with compute.corruptions from the test images with
+    `seed`, or read from published files: `corrupted_dir` in the layout of dataset `dataset` (CIFAR-C
+    .npy files, or Tiny-ImageNet-C / ImageNet-C / image-folder trees; copies of the test set, first `limit`
+    rows), or any `load_corrupted(name, severity)` (benchmarks; it records no provenance)."""
 
     test: ImageSet
     seed: int = 0
     load_corrupted: Callable[[str, int], np.ndarray] | None = None
+    corrupted_dir: str | None = None
+    limit: int | None = None
+    dataset: str = "cifar10"
+
+    def read_corrupted(self, name: str, severity: int) -> np.ndarray | None:
+        """The published images of a setting, or None when this source generates them."""
+        if self.corrupted_dir is not None:
+            return datasets.load_corrupted(self.dataset, self.corrupted_dir, name, severity, self.test).images
+        if self.load_corrupted is not None:
+            return self.load_corrupted(name, severity)
+        return None
+
+    def provenance(self, name: str, severity: int) -> dict[str, Any]:
+        """The store's record of how this setting's images are made (store/provenance.py)."""
+        if name == schema.CLEAN:
+            return provenance.stored(self.test.images)
+        if self.corrupted_dir is None:
+            return provenance.generated(self.seed, corruptions.IMPLEMENTATION)
+        images = self.read_corrupted(name, severity)
+        if self.dataset not in datasets.NPY_FOLDERS:  # a folder tree: one file per image
+            return provenance.from_files(Path(self.corrupted_dir).resolve() / name / str(severity),
+                                         (0, len(images)), images)
+        path = cifar10c.find_directory(self.corrupted_dir, datasets.NPY_FOLDERS[self.dataset]) / f"{name}.npy"
+        per_severity = len(np.load(path, mmap_mode="r")) // len(cifar10c.SEVERITIES)
+        start = (severity - 1) * per_severity
+        return provenance.from_files(path, (start, start + len(images)), images)
 
     def on(self, device: torch.device, batch_size: int) -> Callable[[str, int], torch.Tensor]:
         """`images(name, severity)` on `device`; the clean images cross to the device once."""
         clean = to_device(self.test.images, device)
 
         def images(name: str, severity: int) -> torch.Tensor:
-            if name != schema.CLEAN and self.load_corrupted is not None:
-                return to_device(self.load_corrupted(name, severity), device)
+            read = None if name == schema.CLEAN else self.read_corrupted(name, severity)
+            if read is not None:
+                return to_device(read, device)
             return corrupted_images(clean, name, severity, self.seed, device, batch_size)
         return images
 
@@ -279,30 +311,82 @@ class LocalExecutor:
                                   progress)
 
 
-def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, num_classes: int,
-            corruption_names: Sequence[str], severities: Sequence[int], *, device: torch.device,
-            batch_size: int = 256, seed: int = 0,
-            load_corrupted: Callable[[str, int], np.ndarray] | None = None, progress: bool = True,
-            shard: Shard | None = None, executor: Executor | None = None) -> ExtractSummary:
-    """Write every missing partition of `entries` in this shard (all by default) into the store at `store`.
-
-    `load_corrupted(name, severity)` supplies published corrupted images (e.g. CIFAR-10-C) instead of
-    generating them with `compute.corruptions`. Temporary files that killed writers left in the store
-    are removed first. `executor` computes the partitions (default: this process).
-    """
-    store = Path(store)
+def check_entries(entries: Sequence[ExtractModel]) -> None:
+    """Each model once, meeting the model contract, with an id the store accepts."""
     duplicates = sorted(model_id for model_id, n in Counter(e.model_id for e in entries).items() if n > 1)
     if duplicates:
         raise ValueError(f"model ids {duplicates} appear more than once; each model needs its own id")
     for entry in entries:
         models.check_contract(entry.model, f"model {entry.model_id}")
         writer.check_model_id(entry.model_id)
+
+
+def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, num_classes: int,
+            corruption_names: Sequence[str], severities: Sequence[int], *, device: torch.device,
+            batch_size: int = 256, seed: int = 0,
+            load_corrupted: Callable[[str, int], np.ndarray] | None = None, progress: bool = True,
+            shard: Shard | None = None, executor: Executor | None = None,
+            source: ImageSource | None = None) -> ExtractSummary:
+    """Write every missing partition of `entries` in this shard (all by default) into the store at `store`.
+
+    Only the partitions: jobs that write a store call `run_extraction`, which also initialises it and
+    records provenance, models and the index (benchmarks call this directly). `source` says where the
+    images come from (default: generated with `seed`, or `load_corrupted(name, severity)`). Temporary
+    files that killed writers left in the store are removed first. `executor` computes the partitions
+    (default: this process).
+    """
+    store = Path(store)
+    check_entries(entries)
     summary = ExtractSummary(stale_removed=len(writer.clean_tmp(store)))
     mine = (shard or Shard()).select(work_list([e.model_id for e in entries], corruption_names, severities))
     todo = [part for part in mine if not writer.is_complete(store, *part)]
     summary.skipped = len(mine) - len(todo)
     work = Work(store, {e.model_id: e.model for e in entries},
-                ImageSource(test, seed, load_corrupted), num_classes, device, batch_size)
+                source or ImageSource(test, seed, load_corrupted), num_classes, device, batch_size)
     if todo:
         summary.add((executor or LocalExecutor()).run(work, todo, progress))
     return summary
+
+
+def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dataset, test: ImageSet,
+                   corruption_names: Sequence[str], severities: Sequence[int], *, device: torch.device,
+                   batch_size: int = 256, seed: int = 0, corrupted_dir: str | None = None,
+                   limit: int | None = None, progress: bool = True, shard: Shard | None = None,
+                   executor: Executor | None = None) -> ExtractSummary:
+    """The one path into a store: every job that writes one (extract, study, demo, shards, Ray) calls this.
+
+    In order: check the models; create (or reopen) the store for `data`'s test images `test`; record the
+    provenance of this shard's settings (refused, before anything is written, when the store holds one
+    of them made another way) and of the models' training records (a model whose record changed loses
+    its partitions, which are computed again); extract the missing partitions; record the models; build
+    the by-sample index once every partition of the work list is complete (the last shard to finish
+    does; `summary.index` is None while others are still running). `corrupted_dir` reads corrupted
+    images from a CIFAR-10-C-layout directory (first `limit` rows of each severity) instead of generating
+    them with `seed`.
+    """
+    store, shard = Path(store), shard or Shard()
+    check_entries(entries)
+    source = ImageSource(test, seed, corrupted_dir=corrupted_dir, limit=limit, dataset=data.name)
+    everything = work_list([e.model_id for e in entries], corruption_names, severities)
+    mine = shard.select(everything)
+    wanted = {provenance.key(*setting): source.provenance(*setting)
+              for setting in dict.fromkeys([(schema.CLEAN, 0), *(part.setting for part in mine)])}
+    if (store / schema.MANIFEST).exists():
+        provenance.check(store, wanted)  # refused before anything (even the manifest) is written
+    writer.init_store(store, dataset=data.name, class_names=data.class_names, images=test.images,
+                      labels=test.labels, corruptions=corruption_names, severities=severities)
+    provenance.record(store, wanted)  # again under the lock: concurrent shards agree
+    reset = provenance.record_training(store, {e.model_id: training_record(e) for e in entries})
+    summary = extract(store, entries, test, data.num_classes, corruption_names, severities, device=device,
+                      batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
+    summary.reset_models = reset
+    writer.upsert_models(store, [entry.info for entry in entries])
+    if all(writer.is_complete(store, *part) for part in everything):
+        summary.index = sample_index.build(store)
+    return summary
+
+
+def training_record(entry: ExtractModel) -> str | None:
+    """The digest of a model's training record (compute.study.TrainingRecord), when its checkpoint has one."""
+    hparams = json.loads(entry.info.get("hparams") or "{}")
+    return hparams.get("record")

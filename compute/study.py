@@ -18,15 +18,22 @@ A study is a TOML file (see docs/pruning.md and studies/):
     rounds = 2
 
 Running is resumable: a checkpoint that exists is not trained again, and extraction skips complete
-partitions. Checkpoints are `<out>/checkpoints/<model_id>.pt`, model ids `<arch>-<method>-<percent>-s<seed>`.
+partitions. Each checkpoint is identified by the digest of its typed training record (`TrainingRecord`:
+arch, dataset, method, sparsity, seed, training schedule, method options, rewind step, and the record of
+the dense model it starts from): `<out>/checkpoints/<model_id>.<digest>.pt`, model ids
+`<arch>-<method>-<percent>-s<seed>`. Editing the study file retrains exactly the models whose record
+changed (and those built on a changed dense model), keeps the rest, and prints which; a superseded
+checkpoint moves to `<out>/checkpoints/superseded/`, and the store extracts the new one again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +43,8 @@ from tqdm.auto import tqdm
 
 from compute import byo, checkpoint, corruptions, datasets, models, pruning
 from compute.datasets.base import Dataset
-from compute.extract import ExtractModel, extract, model_row
+from compute.extract import ExtractModel, ExtractSummary, model_row, run_extraction
 from compute.train import TrainConfig, accuracy, channel_stats
-from store import sample_index, writer
 
 TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"seed"}
 CORRUPTION_SEED = 0  # as `python -m compute extract`, so stores built either way agree
@@ -48,6 +54,44 @@ STUDY_KEYS = frozenset({"arch", "dataset", "data_dir", "download", "seeds", "sev
 
 class StudyError(ValueError):
     """A study file or value that cannot be run; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """Everything that decides a checkpoint's weights. Its digest names the checkpoint, so a checkpoint
+    is reused only for exactly this record. `parent` is the digest of the dense model a pruned model
+    starts from or rewinds to (None for methods that start from a fresh initialisation)."""
+
+    arch: str
+    dataset: str
+    method: str
+    sparsity: float
+    seed: int
+    train: Mapping[str, Any]  # TrainConfig fields: the schedule
+    options: Mapping[str, Any] = field(default_factory=dict)
+    rewind_step: int | None = None
+    parent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "train": dict(self.train), "options": dict(self.options)}
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the record, first 12 hex digits."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def record_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """`train.epochs 1 -> 2`: each field that differs between two records (as dicts)."""
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            changes.extend(record_changes(a, b, f"{prefix}{name}."))
+        elif a != b:
+            changes.append(f"{prefix}{name} {a!r} -> {b!r}")
+    return changes
 
 
 @dataclass(frozen=True)
@@ -140,6 +184,18 @@ class Study:
         base = self.dense if method == "dense" or not pruning.get(method).from_dense else self.finetune
         return TrainConfig(**{**base, **(plan.train if plan else {}), "seed": seed})
 
+    def dense_record(self, seed: int, rewind_step: int) -> TrainingRecord:
+        return TrainingRecord(self.arch, self.dataset, "dense", 0.0, seed,
+                              self.train_config("dense", None, seed).to_dict(), rewind_step=rewind_step)
+
+    def pruned_record(self, plan: MethodPlan, sparsity: float, seed: int, rewind_step: int) -> TrainingRecord:
+        method = pruning.get(plan.method)
+        uses_dense = method.from_dense or method.needs_rewind
+        return TrainingRecord(self.arch, self.dataset, plan.method, float(sparsity), seed,
+                              self.train_config(plan.method, plan, seed).to_dict(), dict(plan.options),
+                              rewind_step=rewind_step if method.needs_rewind else None,
+                              parent=self.dense_record(seed, rewind_step).digest if uses_dense else None)
+
     def jobs(self) -> list[tuple[MethodPlan, float, int]]:
         """(method plan, sparsity, seed) of every pruned model, in the order they are trained."""
         return [(plan, sparsity, seed) for seed in self.seeds for plan in self.methods for sparsity in plan.sparsities]
@@ -198,28 +254,74 @@ def rewind_step_of(study: Study, data: Dataset) -> int:
     return pruning.epoch_steps(data.train, study.train_config("dense", None, 0))
 
 
-def train_models(study: Study, out: str | Path, device: torch.device, data: Dataset | None = None) -> list[Path]:
-    """Train the dense models and the zoo into `<out>/checkpoints`, skipping checkpoints that exist."""
+def checkpoint_path(ckpt_dir: Path, model_id: str, record: TrainingRecord) -> Path:
+    """`<ckpt_dir>/<model_id>.<digest>.pt`: a checkpoint is found by its training record, not its name."""
+    return ckpt_dir / f"{model_id}.{record.digest}.pt"
+
+
+def superseded(path: Path) -> list[Path]:
+    """Checkpoints of the same model id trained from another record (or named before records existed)."""
+    model_id = path.name.split(".", 1)[0]
+    return sorted(p for p in path.parent.glob(f"{model_id}.*pt")
+                  if p != path and p.name.split(".")[0] == model_id and p.suffix == ".pt")
+
+
+def why_train(path: Path, record: TrainingRecord) -> str:
+    """Why the checkpoint at `path` must be trained: new, or which fields of its record changed."""
+    for old in superseded(path):
+        try:
+            previous = checkpoint.read(old)["hparams"].get("training_record")
+        except ValueError:
+            previous = None
+        if previous is None:
+            return f"replaces {old.name} (trained before checkpoints carried their training record)"
+        changes = record_changes(previous, record.to_dict())
+        return "training record changed: " + ", ".join(changes or ["digest"])
+    return "new"
+
+
+def _retire(path: Path) -> None:
+    """Move the checkpoints `path` supersedes out of the way (kept, never mistaken for current ones)."""
+    for old in superseded(path):
+        target = old.parent / "superseded" / old.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old.replace(target)
+
+
+def train_models(study: Study, out: str | Path, device: torch.device, data: Dataset | None = None,
+                 say: Callable[[str], None] = print) -> list[Path]:
+    """Train the dense models and the zoo into `<out>/checkpoints`, reusing checkpoints whose training
+    record is unchanged; `say` gets one line naming what is kept and what is trained, and why."""
     data = data or datasets.load(study.dataset, study.data_dir, study.download)
     mean, std = byo.parse_normalize(study.normalize) if study.normalize else channel_stats(data.train.images)
     meta = _checkpoint_meta(study, data, mean, std)
     ckpt_dir = Path(out) / "checkpoints"
     step = rewind_step_of(study, data)
-    paths: list[Path] = []
-    jobs = study.jobs()
-    with tqdm(total=len(study.seeds) + len(jobs), desc="study", unit="model") as bar:
-        for seed in study.seeds:
-            dense_path = ckpt_dir / f"{study.model_id('dense', 0.0, seed)}.pt"
-            paths.append(dense_path)
-            if not dense_path.exists():
+    dense_paths = {seed: checkpoint_path(ckpt_dir, study.model_id("dense", 0.0, seed), study.dense_record(seed, step))
+                   for seed in study.seeds}
+    pruned = [(plan, sparsity, seed, study.pruned_record(plan, sparsity, seed, step)) for plan, sparsity, seed
+              in study.jobs()]
+    pruned_paths = [checkpoint_path(ckpt_dir, study.model_id(plan.method, sparsity, seed), record)
+                    for plan, sparsity, seed, record in pruned]
+    records = [*(study.dense_record(seed, step) for seed in study.seeds), *(job[3] for job in pruned)]
+    paths = [*dense_paths.values(), *pruned_paths]
+    todo = {path: why_train(path, record) for path, record in zip(paths, records, strict=True)
+            if not path.exists()}
+    kept = [path.name.split(".")[0] for path in paths if path not in todo]
+    say(f"study: {len(kept)} checkpoints kept" + (f" ({', '.join(kept)})" if kept else "")
+        + f", {len(todo)} to train" + "".join(f"\n  {path.name.split('.')[0]}: {why}" for path, why in todo.items()))
+    with tqdm(total=len(paths), desc="study", unit="model") as bar:
+        for seed, dense_path in dense_paths.items():
+            if dense_path in todo:
                 _train_dense(study, data, meta, dense_path, seed, step, device)
+                _retire(dense_path)
             bar.update(1)
-        for plan, sparsity, seed in jobs:
-            path = ckpt_dir / f"{study.model_id(plan.method, sparsity, seed)}.pt"
-            paths.append(path)
-            if not path.exists():
+        for (plan, sparsity, seed, record), path in zip(pruned, pruned_paths, strict=True):
+            if path in todo:
                 bar.set_postfix(model=path.stem)
-                _report(_train_pruned(study, plan, sparsity, seed, data, meta, ckpt_dir, path, step, device))
+                _report(_train_pruned(study, plan, sparsity, seed, record, data, meta, dense_paths[seed], path,
+                                      step, device))
+                _retire(path)
             bar.update(1)
     return paths
 
@@ -239,20 +341,22 @@ def _train_dense(study: Study, data: Dataset, meta: dict[str, Any], path: Path, 
                                  description=f"dense s{seed}")
     snapshot = models.build(study.arch, data.num_classes, meta["mean"], meta["std"])
     snapshot.load_state_dict(rewind)
-    hparams = {"model_id": path.stem, "method": "dense", "target_sparsity": 0.0, "seed": seed,
-               "train": config.to_dict(), "rewind_step": step}
-    checkpoint.save(rewind_path(path), snapshot, hparams={**hparams, "model_id": f"{path.stem}-rewind"}, **meta)
+    record = study.dense_record(seed, step)
+    model_id = path.name.split(".")[0]
+    hparams = {"model_id": model_id, "method": "dense", "target_sparsity": 0.0, "seed": seed,
+               "train": config.to_dict(), "rewind_step": step, "record": record.digest,
+               "training_record": record.to_dict()}
+    checkpoint.save(rewind_path(path), snapshot, hparams={**hparams, "model_id": f"{model_id}-rewind"}, **meta)
     hparams.update(seconds=time.perf_counter() - start, test_accuracy=accuracy(dense, data.test, device))
     checkpoint.save(path, dense, hparams=hparams, **meta)
     _report(hparams)
 
 
-def _train_pruned(study: Study, plan: MethodPlan, sparsity: float, seed: int, data: Dataset,
-                  meta: dict[str, Any], ckpt_dir: Path, path: Path, step: int,
+def _train_pruned(study: Study, plan: MethodPlan, sparsity: float, seed: int, record: TrainingRecord,
+                  data: Dataset, meta: dict[str, Any], dense_path: Path, path: Path, step: int,
                   device: torch.device) -> dict[str, Any]:
     start = time.perf_counter()
     method = pruning.get(plan.method)
-    dense_path = ckpt_dir / f"{study.model_id('dense', 0.0, seed)}.pt"
     torch.manual_seed(seed)
     if method.from_dense:
         model, _ = checkpoint.load(dense_path)
@@ -263,9 +367,10 @@ def _train_pruned(study: Study, plan: MethodPlan, sparsity: float, seed: int, da
         options["rewind_state"] = checkpoint.load(rewind_path(dense_path))[0].state_dict()
     config = study.train_config(plan.method, plan, seed)
     pruned = method.prune(model, data.train, sparsity, config, device, **options)
-    hparams = {"model_id": path.stem, "method": plan.method, "target_sparsity": sparsity, "seed": seed,
-               "train": config.to_dict(), "options": dict(plan.options),
-               "parent": dense_path.stem if method.from_dense else None,
+    hparams = {"model_id": path.name.split(".")[0], "method": plan.method, "target_sparsity": sparsity,
+               "seed": seed, "train": config.to_dict(), "options": dict(plan.options),
+               "record": record.digest, "training_record": record.to_dict(),
+               "parent": dense_path.name.split(".")[0] if method.from_dense else None,
                "rewind_step": step if "rewind_state" in options else None,
                "seconds": time.perf_counter() - start, "test_accuracy": accuracy(pruned, data.test, device)}
     checkpoint.save(path, pruned, hparams=hparams, **meta)
@@ -273,21 +378,19 @@ def _train_pruned(study: Study, plan: MethodPlan, sparsity: float, seed: int, da
 
 
 def extract_models(study: Study, out: str | Path, paths: list[Path], device: torch.device,
-                   data: Dataset | None = None) -> None:
+                   data: Dataset | None = None) -> ExtractSummary:
     """Extract every checkpoint in `paths` on clean and corrupted test images into the store at `out`."""
     data = data or datasets.load(study.dataset, study.data_dir, study.download)
-    test = data.test.subset(study.limit)
-    writer.init_store(out, dataset=data.name, class_names=data.class_names, images=test.images,
-                      labels=test.labels, corruptions=study.corruptions, severities=study.severities)
     entries = []
     for path in paths:
         model, meta = checkpoint.load(path)
         model_id = meta["hparams"]["model_id"]
         entries.append(ExtractModel(model_id, model, model_row(model_id, model, meta, str(path.resolve()))))
-    extract(out, entries, test, data.num_classes, study.corruptions, study.severities, device=device,
-            seed=CORRUPTION_SEED)
-    writer.upsert_models(out, [entry.info for entry in entries])
-    sample_index.build(out)
+    summary = run_extraction(out, entries, data, data.test.subset(study.limit), study.corruptions,
+                             study.severities, device=device, seed=CORRUPTION_SEED)
+    if summary.reset_models:
+        print(f"study: extracted again (training record changed): {', '.join(summary.reset_models)}")
+    return summary
 
 
 def run(study: Study, out: str | Path, device: torch.device, extract_store: bool = True) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 The only place the dashboard runs a model. torch is imported inside the functions, on demand, so pages
 load without it; checkpoints load once per process (st.cache_resource), results are cached per
-(checkpoint, image, label) with st.cache_data.
+(checkpoint, image, label) with st.cache_data. The Sample page passes the image the model saw
+(`store.reader.image` through dashboard.images.sample_image), so the maps are of the pixels extraction
+used, and no map is drawn when those pixels cannot be had.
 """
 
 from __future__ import annotations

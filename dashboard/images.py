@@ -1,22 +1,20 @@
-"""Images for drill-down: the store's clean test images and one sample's corrupted versions.
+"""Images for drill-down: one sample exactly as the models saw it, via `store.reader.image`.
 
-Corrupted images come from the store when it keeps them (`images/<corruption>_<severity>.npy`, same rows
-as clean.npy); otherwise they are regenerated exactly as extraction made them, from (seed 0, sample id),
-by compute.corruptions. That needs torch, imported only then.
+That follows the store's provenance record of each setting: the store's clean images, the published
+files extraction read (checked against their recorded sha256), or images regenerated with
+compute.corruptions when its implementation and the seed match the record (torch, imported only then).
+When the pixels cannot be had, `sample_image` says why instead (a file moved or changed, a store written
+before provenance was recorded), and the page shows that message, never other pixels.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
-from store import schema
+from store import reader, schema
 from store.catalog import Catalog
 from store.writer import StoreError
-
-CORRUPTION_SEED = 0  # the seed extraction uses (compute.study.CORRUPTION_SEED)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -38,27 +36,12 @@ def clean_images(catalog: Catalog) -> np.ndarray | None:
     return _clean(str(path), path.stat().st_mtime, int(catalog.manifest["num_samples"])) if path.is_file() else None
 
 
-@st.cache_data(show_spinner=False, max_entries=4096)
-def corrupted_image(root: str, sample_id: int, corruption: str, severity: int) -> np.ndarray:
-    """One sample under one corruption and severity (uint8 (H, W, 3)): stored, or regenerated."""
-    stored = Path(root) / schema.IMAGES / f"{corruption}_{severity}.npy"
-    if stored.is_file():
-        return np.array(np.load(stored, mmap_mode="r")[sample_id])
-    clean = np.load(Path(root) / schema.IMAGES / "clean.npy", mmap_mode="r")
-    from compute import corruptions  # torch: only when a corrupted image is asked for
-
-    return corruptions.corrupt(np.array(clean[sample_id : sample_id + 1]), corruption, severity,
-                               seed=CORRUPTION_SEED, sample_ids=np.array([sample_id]))[0]
-
-
-def sample_image(catalog: Catalog, sample_id: int, corruption: str, severity: int) -> np.ndarray | None:
-    """The sample as a model saw it in one setting; None when the store keeps no images."""
-    images = clean_images(catalog)
-    if images is None:
-        return None
-    if corruption == schema.CLEAN:
-        return np.array(images[sample_id])
-    return corrupted_image(str(catalog.root), sample_id, corruption, severity)
+def sample_image(catalog: Catalog, sample_id: int, corruption: str, severity: int) -> np.ndarray | str:
+    """The sample as the models saw it in one setting (uint8 (H, W, 3)), or the reason it cannot be shown."""
+    try:
+        return reader.image(catalog.root, sample_id, corruption, severity)
+    except StoreError as error:
+        return str(error)
 
 
 def enlarged(image: np.ndarray, size: int = 96) -> np.ndarray:

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from bench.synthetic import write_store
 from dashboard import attribution, charts
-from store import analytics, queries, schema, writer
+from store import analytics, provenance, queries, schema, writer
 from store.catalog import Catalog
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -66,6 +66,12 @@ def attach_checkpoint(root: Path, model_id: str) -> Path:
 def dashboard_store(root: Path) -> Path:
     """A small synthetic study with embeddings and one real checkpoint: every page has something to show."""
     write_store(root, num_models=4, num_samples=40, corruptions=CORRUPTIONS, severities=(1, 3))
+    from compute.corruptions import IMPLEMENTATION  # the Sample page regenerates images as the record says
+
+    manifest = writer.read_manifest(root)
+    manifest[provenance.KEY] = {provenance.key(c, s): provenance.generated(0, IMPLEMENTATION)
+                                for c in CORRUPTIONS for s in (1, 3)}
+    writer.write_json(root, manifest, root / schema.MANIFEST)
     write_embeddings(root)
     attach_checkpoint(root, ATTRIBUTED)
     return root

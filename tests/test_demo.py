@@ -73,3 +73,17 @@ def test_a_lost_partition_is_rewritten_exactly_once(demo_store) -> None:
     assert writer.is_complete(demo_store, **keys)
     files = list(writer.partition_file(demo_store, **keys).parent.glob("*.parquet"))
     assert len(files) == 1
+
+
+def test_the_demo_store_has_the_embeddings_every_page_needs(demo_store) -> None:
+    import pyarrow.parquet as pq
+
+    models = queries.models(Catalog(demo_store))
+    folder = demo_store / schema.EMBEDDINGS
+    placed = pq.read_table(folder / schema.MODEL_EMBEDDING).to_pydict()
+    assert sorted(placed["model_id"]) == sorted(models["model_id"].to_list())
+    assert set(placed["projection"]) == {"pca"}  # the quick demo; `make demo` uses UMAP
+    assert pq.read_table(folder / schema.MODEL_TREE).num_rows == models.height - 1  # a spanning tree
+    samples = pq.read_table(folder / schema.SAMPLE_EMBEDDING)
+    assert samples.num_rows == Catalog(demo_store).manifest["num_samples"]  # the dense model, clean
+    assert np.isfinite(samples.column("x").to_numpy()).all()

@@ -346,14 +346,15 @@ def test_study_trains_resumably_and_extracts_every_model(tmp_path) -> None:
 
     studies.run(study, tmp_path, CPU)
     paths = sorted((tmp_path / "checkpoints").glob("*.pt"))
-    assert [p.stem for p in paths] == ["small_cnn-dense-s0", "small_cnn-ltr-50-s0", "small_cnn-snip-80-s0"]
-    assert (tmp_path / "checkpoints" / "rewind" / "small_cnn-dense-s0.pt").exists()
-    for path in paths:
+    ids = [p.name.split(".")[0] for p in paths]  # <model_id>.<training record digest>.pt
+    assert ids == ["small_cnn-dense-s0", "small_cnn-ltr-50-s0", "small_cnn-snip-80-s0"]
+    assert (tmp_path / "checkpoints" / "rewind" / paths[0].name).exists()
+    for path, model_id in zip(paths, ids, strict=True):
         hparams = checkpoint.read(path)["hparams"]
-        assert {"model_id", "method", "target_sparsity", "seed"} <= set(hparams)
-        assert hparams["model_id"] == path.stem
+        assert {"model_id", "method", "target_sparsity", "seed", "record"} <= set(hparams)
+        assert hparams["model_id"] == model_id and path.name == f"{model_id}.{hparams['record']}.pt"
     rows = queries.models(Catalog(tmp_path))
-    assert sorted(rows["model_id"].to_list()) == [p.stem for p in paths]
+    assert sorted(rows["model_id"].to_list()) == ids
     assert rows.filter(rows["method"] == "snip")["sparsity"].item() == pytest.approx(0.8, abs=1e-4)
 
     before = {p: p.stat().st_mtime_ns for p in paths}

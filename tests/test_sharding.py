@@ -15,7 +15,7 @@ from bench.synthetic import write_store
 from compute.__main__ import build_parser, main
 from compute.executors import ExecutorError, RayExecutor
 from compute.extract import Shard, work_list
-from store import schema, writer
+from store import provenance, sample_index, schema, writer
 from tests.extraction import (
     CORRUPTIONS,
     PARTITIONS_PER_MODEL,
@@ -86,6 +86,16 @@ def test_concurrent_shards_write_exactly_the_rows_of_one_unsharded_run(tmp_path,
     assert pq.read_table(store / schema.MODELS).sort_by("model_id").to_pylist() == \
         pq.read_table(unsharded / schema.MODELS).sort_by("model_id").to_pylist()
     assert writer.complete_partitions(store) == writer.complete_partitions(unsharded)
+    assert sample_index.is_fresh(store), "the shard that finished last builds the by-sample index"
+    assert any(f"by-sample index: {store}" in out for out, _ in outputs)
+
+
+def test_only_the_shard_that_completes_the_store_builds_the_index(tmp_path, checkpoints, capsys) -> None:
+    store = tmp_path / "store"
+    assert main(extract_args(store, checkpoints[:1], "--shard", "1/2")) == 0
+    assert "not built yet" in capsys.readouterr().out and not sample_index.is_fresh(store)
+    assert main(extract_args(store, checkpoints[:1], "--shard", "0/2")) == 0
+    assert f"by-sample index: {store}" in capsys.readouterr().out and sample_index.is_fresh(store)
 
 
 def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
@@ -133,6 +143,7 @@ def test_ray_executor_writes_the_rows_of_a_local_run(tmp_path, checkpoints, unsh
                                                 expected.column("severity").to_pylist(), strict=True)]
     assert_same_rows(prediction_rows(store), expected.filter(keep))
     assert len(writer.complete_partitions(store)) == 2 * len(checkpoints)
+    assert set(provenance.read(store)) == {"clean/0", "fog/3"} and sample_index.is_fresh(store)  # one path
     assert main(extract_args(store, checkpoints, "--corruptions", "fog", "--severities", "3",
                              "--executor", "ray")) == 0  # a rerun finds everything complete
     assert len(list((store / schema.PREDICTIONS).rglob("*.parquet"))) == 2 * len(checkpoints)

@@ -1,5 +1,6 @@
 """Build the demo store: a small CNN on the embedded digits dataset, dense and pruned, extracted on clean
-and corrupted test images. Resumable: finished models and partitions are kept.
+and corrupted test images, with the embeddings of the Geometric similarity and Embedding pages.
+Resumable: finished models and partitions are kept.
 
 Example:
     python -m compute demo --out data/demo

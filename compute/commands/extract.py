@@ -6,7 +6,7 @@ and a run killed at any moment leaves no partial file behind.
 
 Past one machine: --shard K/N runs the K-th of N deterministic slices of the (model, corruption,
 severity) work list (0 <= K < N; give every shard the same arguments), so a Slurm job array or any
-scheduler fans out over one store; --executor ray runs the work as Ray tasks.
+scheduler fans out over one store (the shard that completes the store builds its by-sample index); --executor ray runs the work as Ray tasks.
 
 Examples:
     python -m compute extract --store data/study --checkpoints runs/*.pt --severities 1-5
@@ -29,8 +29,7 @@ from compute.commands._common import (
     positive_int,
 )
 from compute.executors import EXECUTORS, RayExecutor
-from compute.extract import ExtractModel, ExtractSummary, Shard, extract, from_checkpoint, model_row
-from store import sample_index, writer
+from compute.extract import ExtractModel, ExtractSummary, Shard, from_checkpoint, model_row, run_extraction
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
 
@@ -92,6 +91,11 @@ def report(summary: ExtractSummary, shard: Shard) -> str:
         per_model = ", ".join(f"{model_id}: {n}" for model_id, n in sorted(summary.non_finite_by_model.items()))
         lines.append(f"warning: {summary.non_finite} rows have NaN/inf features or logits ({per_model}); "
                      "they are kept with finite = false (filter `finite` in the dashboard)")
+    if summary.reset_models:
+        lines.append(f"training record changed, extracted again: {', '.join(summary.reset_models)}")
+    lines.append(f"by-sample index: {summary.index}" if summary.index else
+                 "by-sample index: not built yet (other shards are still running; the last one to finish builds "
+                 "it, or run `python -m compute index --store STORE`)")
     return "\n".join(lines)
 
 
@@ -116,19 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if args.corrupted_dir:  # all of it, before the first partition is written
         datasets.check_corrupted(args.dataset, args.corrupted_dir, args.corruptions, args.severities, test,
                                  download=args.download)
-    writer.init_store(args.store, dataset=data.name, class_names=data.class_names, images=test.images,
-                      labels=test.labels, corruptions=args.corruptions, severities=args.severities)
-    load_corrupted = None
-    if args.corrupted_dir:
-        def load_corrupted(name: str, severity: int):
-            return datasets.load_corrupted(args.dataset, args.corrupted_dir, name, severity, test,
-                                           download=args.download).images
     device = devices.pick("cpu" if args.executor == "ray" else args.device)
-    summary = extract(args.store, entries, test, data.num_classes, args.corruptions, args.severities,
-                      device=device, batch_size=args.batch_size, seed=args.seed, load_corrupted=load_corrupted,
-                      shard=args.shard, executor=executor)
-    writer.upsert_models(args.store, [entry.info for entry in entries])
-    if args.shard is None:  # shards of one store: the last one to finish may run `compute index`
-        sample_index.build(args.store)
+    summary = run_extraction(args.store, entries, data, test, args.corruptions, args.severities, device=device,
+                             batch_size=args.batch_size, seed=args.seed, corrupted_dir=args.corrupted_dir,
+                             limit=args.limit, shard=args.shard, executor=executor)
     print(report(summary, args.shard))
     return 0

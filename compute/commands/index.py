@@ -1,7 +1,8 @@
 """Build a store's derived indexes: the by-sample copy used by sample drill-down, and the per-partition
-sums of markers written by older versions. `extract` and `demo` do this themselves; run it after the
-last shard of a sharded extraction, or to upgrade an older store. A store with a damaged or foreign file,
-or a symbolic link, is refused (exit 2) with every problem named (as `compute verify` lists them).
+sums of markers written by older versions. Every extraction builds the index once the store's work list
+is complete (with --shard: the shard that finishes last); run this to rebuild it, or to upgrade an older
+store. A store with a damaged or foreign file, or a symbolic link, is refused (exit 2) with every problem
+named (as `compute verify` lists them).
 
 Example:
     python -m compute index --store data/study

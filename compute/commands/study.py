@@ -1,8 +1,10 @@
 """Run a pruning study from a TOML file: train the dense model(s) and every method x sparsity x seed of the
 zoo, then extract per-sample geometry on clean and corrupted test images into a store.
 
-Resumable: checkpoints that exist in <out>/checkpoints are not trained again, and complete store
-partitions are skipped. The file format is in docs/pruning.md; studies/ holds examples.
+Resumable: a checkpoint in <out>/checkpoints is named by the digest of its training record and is not
+trained again while that record is unchanged; after an edit of the study file, exactly the models whose
+record changed are trained and extracted again, and the run prints which. Complete store partitions are
+skipped. The file format is in docs/pruning.md; studies/ holds examples.
 
 Example:
     python -m compute study studies/digits.toml --out data/digits-study

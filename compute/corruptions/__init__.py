@@ -61,7 +61,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 }
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 MIN_SIZE = _constants.MIN_SIZE  # the smallest published resolution
-# Changes whenever the pixels of a (seed, sample, name, severity) change; stored with generated images.
+# The version of this implementation, recorded in a store's provenance with the seed of every generated
+# setting: bump it whenever any corruption's output pixels change, so stores made before are not shown
+# regenerated images that their models never saw.
 IMPLEMENTATION = "prunescope-corruptions-2"
 
 

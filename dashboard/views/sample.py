@@ -30,8 +30,9 @@ st.markdown(f"Class **{state.code(manifest['class_names'][label])}** (label {lab
 
 picture, table = st.columns([1, 4])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
-if image is None:
-    picture.info("This store keeps no images.")
+if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
+    picture.warning(image)
+    image = None
 else:
     picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
 with table:
@@ -45,7 +46,8 @@ with st.expander("Per-model table"):
 st.subheader("Occlusion attribution")
 models = state.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
-problem = attribution.missing_checkpoint(catalog.root, checkpoint) or (None if image is not None else "No image to occlude.")
+problem = attribution.missing_checkpoint(catalog.root, checkpoint) or (
+    None if image is not None else "No image to occlude: the pixels the model saw cannot be shown (above).")
 if problem:
     st.info(problem)
 elif st.toggle(f"Compute for {state.code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
@@ -64,11 +66,15 @@ elif st.toggle(f"Compute for {state.code(selection.model)} on {selection.setting
                    "raises the metric; blue: lowers it.")
 
 st.subheader("Under every corruption")
-if image is not None and st.toggle("Show the image under every corruption and severity (regenerated on the CPU "
-                                   "from seed 0 unless the store keeps them; the first time takes a few seconds)",
-                                   key="corruption_grid", persist_state="session"):
-    settings = [(c, s) for c in manifest["corruptions"] for s in manifest["severities"]]
-    with st.spinner("regenerating corrupted images..."):
-        tiles = [images.enlarged(images.sample_image(catalog, sample_id, c, s)) for c, s in settings]
-    st.image([images.enlarged(images.sample_image(catalog, sample_id, schema.CLEAN, 0)), *tiles],
-             caption=["clean", *(f"{c} s{s}" for c, s in settings)], width=96)
+if st.toggle("Show the image under every corruption and severity, as the models saw it (read from the files "
+             "extraction read, or regenerated on the CPU with the recorded seed; the first time takes a few seconds)",
+             key="corruption_grid", persist_state="session"):
+    settings = [(schema.CLEAN, 0), *((c, s) for c in manifest["corruptions"] for s in manifest["severities"])]
+    with st.spinner("making the corrupted images..."):
+        tiles = {(c, s): images.sample_image(catalog, sample_id, c, s) for c, s in settings}
+    shown = {key: tile for key, tile in tiles.items() if not isinstance(tile, str)}
+    if shown:
+        st.image([images.enlarged(tile) for tile in shown.values()],
+                 caption=["clean" if c == schema.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
+    for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
+        st.warning(reason)

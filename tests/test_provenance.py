@@ -1,0 +1,284 @@
+"""Provenance: every extraction records how each setting's images were made, refuses to mix other images
+into a setting, and `store.reader.image` returns exactly the pixels the model saw (checked against the
+model itself), or a StoreError that the Sample page shows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from compute import checkpoint, corruptions, datasets
+from store import provenance, queries, reader, sample_index, schema, writer
+from store.catalog import Catalog
+from tests.extraction import CORRUPTIONS, LIMIT, SEVERITIES, save_small_cnn, start_extract
+from tests.fixtures import write_cifar10c
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+PER_SEVERITY = LIMIT + 10  # the fixture files hold more rows per severity than --limit reads
+SAMPLES = (0, 17, LIMIT - 1)
+
+
+def run_extract(store: Path, checkpoints: list[Path], *extra: str) -> tuple[int, str, str]:
+    process = start_extract(store, checkpoints, *extra)
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("checkpoints")
+    return [save_small_cnn(folder / f"small{seed}.pt", seed) for seed in range(2)]
+
+
+@pytest.fixture(scope="module")
+def seed3(tmp_path_factory, checkpoints) -> Path:
+    store = tmp_path_factory.mktemp("seed3") / "store"
+    code, _, err = run_extract(store, checkpoints[:1], "--seed", "3")
+    assert code == 0, err
+    return store
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    labels = datasets.load("digits").test.labels[:PER_SEVERITY]
+    return write_cifar10c(tmp_path_factory.mktemp("published") / "CIFAR-10-C", CORRUPTIONS, labels=labels)
+
+
+@pytest.fixture(scope="module")
+def from_files(tmp_path_factory, checkpoints, published) -> Path:
+    store = tmp_path_factory.mktemp("files") / "store"
+    code, _, err = run_extract(store, checkpoints[:1], "--corrupted-dir", str(published.directory))
+    assert code == 0, err
+    return store
+
+
+def assert_model_saw(store: Path, corruption: str, severity: int, images: dict[int, np.ndarray]) -> None:
+    """The stored prediction and feature norm of each sample are what the model makes of `images`."""
+    (row,) = queries.models(Catalog(store)).iter_rows(named=True)
+    model, _ = checkpoint.load(row["checkpoint"])
+    catalog = Catalog(store)
+    for sample_id, image in images.items():
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            features = model.forward_features(x)
+            pred = int(model.classifier(features).argmax())
+        stored = queries.sample_rows(catalog, sample_id, severity).filter(
+            (pl.col("corruption") == corruption) & (pl.col("severity") == severity))
+        assert stored["pred"].item() == pred, sample_id
+        assert stored["feature_norm"].item() == pytest.approx(float(features.norm()), rel=1e-4), sample_id
+
+
+def test_extraction_records_every_setting_s_provenance(seed3, from_files, published) -> None:
+    settings = ["clean/0", *(f"{c}/{s}" for c in CORRUPTIONS for s in SEVERITIES)]
+    generated = provenance.read(seed3)
+    assert sorted(generated) == sorted(settings)
+    assert generated["clean/0"] == provenance.stored(np.load(seed3 / schema.IMAGES / "clean.npy"))
+    assert generated["fog/3"] == {"source": "generated", "seed": 3, "implementation": corruptions.IMPLEMENTATION}
+    files = provenance.read(from_files)
+    start = 2 * PER_SEVERITY
+    assert files["fog/3"] == {"source": "files", "path": str((published.directory / "fog.npy").resolve()),
+                              "rows": [start, start + LIMIT],
+                              "sha256": provenance.sha256(published.images["fog"][start:start + LIMIT])}
+
+
+def test_a_seed_3_store_regenerates_its_images_with_seed_3(seed3) -> None:
+    clean = np.load(seed3 / schema.IMAGES / "clean.npy")
+    ids = np.array(SAMPLES)
+    expected = corruptions.corrupt(clean[ids], "fog", 3, seed=3, sample_ids=ids)
+    seed0 = corruptions.corrupt(clean[ids], "fog", 3, seed=0, sample_ids=ids)
+    shown = np.stack([reader.image(seed3, int(i), "fog", 3) for i in ids])
+    assert shown.dtype == np.uint8 and shown.shape == (len(ids), 32, 32, 3)
+    assert np.array_equal(shown, expected) and not np.array_equal(shown, seed0)
+    assert np.array_equal(reader.image(seed3, 5, schema.CLEAN, 0), clean[5])
+    assert_model_saw(seed3, "fog", 3, dict(zip(SAMPLES, shown, strict=True)))
+
+
+def test_file_settings_show_the_exact_rows_the_model_read(from_files, published) -> None:
+    for corruption, severity in [("fog", 3), ("contrast", 1)]:
+        start = (severity - 1) * PER_SEVERITY
+        shown = {i: reader.image(from_files, i, corruption, severity) for i in SAMPLES}
+        for i, image in shown.items():
+            assert np.array_equal(image, published.images[corruption][start + i]), (corruption, severity, i)
+        assert_model_saw(from_files, corruption, severity, shown)
+
+
+def test_mixing_provenance_is_refused_naming_the_setting_and_both_sources(seed3, from_files, checkpoints) -> None:
+    markers = sorted(p.name for p in (seed3 / schema.COMPLETE).iterdir())
+    manifest = (seed3 / schema.MANIFEST).read_bytes()
+    # the default seed 0 into the seed-3 store, a new model and a new corruption
+    code, _, err = run_extract(seed3, checkpoints[1:], "--corruptions", *CORRUPTIONS, "snow")
+    assert code == 2
+    (line,) = err.strip().splitlines()[-1:]
+    assert line.startswith("error: refusing to mix") and "fog/3" in line
+    assert "with seed 3" in line and "with seed 0" in line
+    assert sorted(p.name for p in (seed3 / schema.COMPLETE).iterdir()) == markers, "nothing was written"
+    assert (seed3 / schema.MANIFEST).read_bytes() == manifest
+
+    code, _, err = run_extract(from_files, checkpoints[1:], "--seed", "0")  # generated into a files store
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert "gaussian_noise/1" in line and "fog.npy" in line and "generated by compute.corruptions" in line
+    assert not writer.is_complete(from_files, "small1", schema.CLEAN, 0)
+
+
+@contextlib.contextmanager
+def moved(folder: Path) -> Iterator[None]:
+    away = folder.with_name(folder.name + "-moved")
+    folder.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(folder)
+
+
+@contextlib.contextmanager
+def changed(path: Path, row: int) -> Iterator[None]:
+    original = path.read_bytes()
+    array = np.load(path)
+    array[row] = 255 - array[row]
+    np.save(path, array)
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_moved_or_changed_file_is_a_clear_error(from_files, published) -> None:
+    fog = published.directory / "fog.npy"
+    with moved(published.directory), pytest.raises(writer.StoreError, match="moved or deleted") as error:
+        reader.image(from_files, 0, "fog", 3)
+    assert str(fog.resolve()) in str(error.value) and "fog/3" in str(error.value)
+    with changed(fog, 2 * PER_SEVERITY + 7), pytest.raises(writer.StoreError, match="changed since extraction"):
+        reader.image(from_files, 0, "fog", 3)
+    with changed(fog, 0):  # another severity's rows: fog/3 is still exactly what the model read
+        assert np.array_equal(reader.image(from_files, 0, "fog", 3), published.images["fog"][2 * PER_SEVERITY])
+
+
+def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_files, published) -> None:
+    monkeypatch.setenv("PRUNESCOPE_STORE", str(from_files))
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    for key, value in {"corruption": "fog", "severity": 3, "model": "small0"}.items():
+        app.session_state[key] = value
+    app.switch_page("views/sample.py").run()
+    assert not app.exception, app.exception
+    assert len(app.get("image")) == 1 and not app.warning
+    with moved(published.directory):
+        app.run()
+        assert not app.exception, app.exception
+        assert not app.get("image")
+        assert any("moved or deleted" in w.value and "fog.npy" in w.value for w in app.warning)
+        assert any("cannot be shown" in i.value for i in app.info), "no attribution on other pixels"
+
+
+def test_stores_without_a_record_or_of_another_implementation_say_so(seed3, tmp_path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(seed3, store)
+    manifest = json.loads((store / schema.MANIFEST).read_text())
+    manifest[provenance.KEY]["fog/3"]["implementation"] = "prunescope-corruptions/0"
+    (store / schema.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(writer.StoreError, match="prunescope-corruptions/0.*cannot be regenerated"):
+        reader.image(store, 0, "fog", 3)
+    del manifest[provenance.KEY]  # a store written before provenance was recorded
+    (store / schema.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(writer.StoreError, match="records no provenance for fog/1"):
+        reader.image(store, 0, "fog", 1)
+    clean = np.load(store / schema.IMAGES / "clean.npy")
+    assert np.array_equal(reader.image(store, 3, schema.CLEAN, 0), clean[3])
+    with pytest.raises(writer.StoreError, match="sample 60 is not in"):
+        reader.image(store, LIMIT, schema.CLEAN, 0)
+
+
+def test_an_older_store_keeps_unknown_settings_unrecorded_and_records_new_ones(seed3, tmp_path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(seed3, store)
+    manifest = json.loads((store / schema.MANIFEST).read_text())
+    del manifest[provenance.KEY]
+    (store / schema.MANIFEST).write_text(json.dumps(manifest))
+    new = {"snow/1": provenance.generated(0, corruptions.IMPLEMENTATION),
+           "fog/3": provenance.generated(0, corruptions.IMPLEMENTATION)}
+    assert provenance.record(store, new) == {"snow/1": new["snow/1"]}  # fog/3 has partitions of unknown origin
+
+
+def test_the_extract_cli_leaves_a_fresh_index(seed3, from_files) -> None:
+    assert sample_index.is_fresh(seed3) and sample_index.is_fresh(from_files)
+
+
+STUDY = """
+arch = "small_cnn"
+dataset = "digits"
+rewind_step = 2
+corruptions = ["fog"]
+severities = [1]
+limit = 40
+[dense]
+epochs = 1
+[finetune]
+epochs = 1
+lr = 0.01
+[methods.ft]
+sparsities = [0.5]
+[methods.snip]
+sparsities = [0.8]
+epochs = 1
+"""
+
+
+@pytest.mark.slow
+def test_an_edited_study_retrains_and_extracts_only_what_changed(tmp_path, capsys) -> None:
+    from compute.__main__ import main
+
+    study, out = tmp_path / "study.toml", tmp_path / "out"
+    study.write_text(STUDY)
+    assert main(["study", str(study), "--out", str(out), "--device", "cpu"]) == 0
+    assert "0 checkpoints kept, 3 to train" in capsys.readouterr().out
+    checkpoints = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").glob("*.pt")}
+    markers = {p.name: p.stat().st_mtime_ns for p in (out / schema.COMPLETE).glob("*.json")}
+    assert len(checkpoints) == 3 and len(markers) == 3 * 2
+
+    study.write_text(STUDY.replace("sparsities = [0.8]\nepochs = 1", "sparsities = [0.8]\nepochs = 2"))
+    assert main(["study", str(study), "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 checkpoints kept (small_cnn-dense-s0, small_cnn-ft-50-s0), 1 to train" in printed
+    assert "small_cnn-snip-80-s0: training record changed: train.epochs 1 -> 2" in printed
+    assert "extracted again (training record changed): small_cnn-snip-80-s0" in printed
+    now = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").glob("*.pt")}
+    kept = {name for name in checkpoints if name in now and now[name] == checkpoints[name]}
+    assert {name.split(".")[0] for name in kept} == {"small_cnn-dense-s0", "small_cnn-ft-50-s0"} and len(now) == 3
+    (new_snip,) = set(now) - kept
+    assert (out / "checkpoints" / "superseded" / (set(checkpoints) - kept).pop()).is_file()
+    after = {p.name: p.stat().st_mtime_ns for p in (out / schema.COMPLETE).glob("*.json")}
+    redone = {name.split("__")[0] for name in after if after[name] != markers.get(name)}
+    assert redone == {"small_cnn-snip-80-s0"} and set(after) == set(markers)
+    row = queries.models(Catalog(out)).filter(pl.col("model_id") == "small_cnn-snip-80-s0").row(0, named=True)
+    assert Path(row["checkpoint"]).name == new_snip
+    assert sample_index.is_fresh(out)
+
+
+def test_a_model_extracted_from_another_training_record_is_extracted_again(seed3, tmp_path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(seed3, store)
+    partitions = len(writer.complete_partitions(store))
+    assert provenance.record_training(store, {"small0": None, "absent": "a" * 12}) == []  # untracked, new
+    assert len(writer.complete_partitions(store)) == partitions
+    # small0's partitions were extracted before any digest was recorded: their origin is unknown
+    assert provenance.record_training(store, {"small0": "a" * 12}) == ["small0"]
+    assert writer.complete_partitions(store) == [] and not (store / schema.PREDICTIONS / "model_id=small0").exists()
+    shutil.rmtree(store)
+    shutil.copytree(seed3, store)
+    manifest = json.loads((store / schema.MANIFEST).read_text())
+    manifest[provenance.TRAINING_KEY] = {"small0": "a" * 12}
+    (store / schema.MANIFEST).write_text(json.dumps(manifest))
+    assert provenance.record_training(store, {"small0": "a" * 12}) == []  # the same record: kept
+    assert len(writer.complete_partitions(store)) == partitions
+    assert provenance.record_training(store, {"small0": "b" * 12}) == ["small0"]  # an edited record
+    assert writer.complete_partitions(store) == []
+    assert json.loads((store / schema.MANIFEST).read_text())[provenance.TRAINING_KEY]["small0"] == "b" * 12
