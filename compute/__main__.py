@@ -15,24 +15,39 @@ import sys
 
 import duckdb
 
-from compute.commands import COMMANDS
-from compute.datasets.base import DataError
-from compute.models.base import ContractError
+from compute.commands import COMMANDS, load
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv` naming a command, only that command's module is imported (and described)."""
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = argparse.ArgumentParser(
         prog="python -m compute",
         description="prunescope compute jobs: train and prune models, corrupt images, extract per-sample "
         "geometry into a Parquet store, precompute embeddings for the dashboard, and verify a store.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    for name, module in COMMANDS.items():
+    for name in COMMANDS:
+        if chosen in COMMANDS and name != chosen:
+            sub.add_parser(name)  # listed, never described: the command line names another one
+            continue
+        module = load(name)
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input, not a bug: ValueError (DataError and StoreError are ValueErrors),
+    DuckDB's, and the model contract's when the command loaded models (its module imports torch)."""
+    errors: list[type[Exception]] = [ValueError, duckdb.Error]
+    models = sys.modules.get("compute.models.base")
+    if models is not None:
+        errors.append(models.ContractError)
+    return tuple(errors)
 
 
 def output_path(args: argparse.Namespace) -> str | None:
@@ -63,12 +78,14 @@ def describe_os_error(error: OSError, fallback: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except OSError as error:
         print(f"error: {describe_os_error(error, output_path(args))}", file=sys.stderr)
-    except (DataError, ContractError, ValueError, duckdb.Error) as error:
+    except Exception as error:
+        if not isinstance(error, _input_errors()):
+            raise
         print(f"error: {error}", file=sys.stderr)
     return 2
 

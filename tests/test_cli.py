@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from compute.__main__ import build_parser, main
-from compute.commands import COMMANDS
+from compute.commands import COMMANDS, load
 
 
 def test_top_level_help_lists_every_command() -> None:
@@ -23,6 +23,14 @@ def test_top_level_help_lists_every_command() -> None:
                             check=True)
     for name in COMMANDS:
         assert name in result.stdout
+
+
+def test_a_light_command_does_not_import_torch(tmp_path) -> None:
+    """`report` and `verify` answer in a second or two: the registry imports only the command that runs."""
+    code = ("import sys; from compute.__main__ import main; main(['verify', '--store', sys.argv[1]]); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -33,7 +41,7 @@ def test_each_command_has_a_help_that_explains_it(command, capsys) -> None:
     text = capsys.readouterr().out
     assert f"usage: python -m compute {command}" in text
     assert len(text.splitlines()) > 5
-    assert COMMANDS[command].HELP
+    assert load(command).HELP
 
 
 def test_unknown_dataset_is_rejected_with_the_choices(capsys) -> None:

@@ -1,16 +1,28 @@
-"""Command registry: one module per command, each with HELP, add_arguments(parser) and run(args) -> int."""
+"""Command registry: one module per command, each with HELP, add_arguments(parser) and run(args) -> int.
 
-from compute.commands import corrupt, demo, embed, extract, index, prune, report, study, train, verify
+Modules are imported when their command runs (`load`), so a light command (`report`, `verify`) does not pay
+for torch: only the top-level `--help`, which lists every command, imports them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 COMMANDS = {
-    "demo": demo,
-    "train": train,
-    "corrupt": corrupt,
-    "extract": extract,
-    "embed": embed,
-    "index": index,
-    "prune": prune,
-    "study": study,
-    "report": report,
-    "verify": verify,
+    "demo": "compute.commands.demo",
+    "train": "compute.commands.train",
+    "corrupt": "compute.commands.corrupt",
+    "extract": "compute.commands.extract",
+    "embed": "compute.commands.embed",
+    "index": "compute.commands.index",
+    "prune": "compute.commands.prune",
+    "study": "compute.commands.study",
+    "report": "compute.commands.report",
+    "verify": "compute.commands.verify",
 }
+
+
+def load(name: str) -> ModuleType:
+    """The module of command `name`."""
+    return importlib.import_module(COMMANDS[name])
