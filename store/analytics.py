@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import polars.selectors as cs
@@ -29,8 +28,8 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 from threadpoolctl import threadpool_limits
 
-from store import schema
-from store.catalog import Catalog
+from store import queries, schema
+from store.catalog import Catalog, QueryError, QueryTimeout
 from store.filters import FilterError, compile_filter
 
 # The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
@@ -521,18 +520,20 @@ def sample_vectors(catalog: Catalog, model_ids: Sequence[str], corruption: str =
     """Per-sample geometry of the given models in one setting, for the feature embedding.
 
     Columns: model_id, corruption, severity, sample_id, label, label_name, correct, feature_norm, angles
-    (one angle per class, degrees). Rows with non-finite geometry are left out. The store keeps no raw
-    features, so (angles, feature_norm) stands in for them: the feature's length and its direction
-    relative to every class's weight row, which is what the classifier sees of it.
+    (one angle per class, degrees; queries.class_angles_sql: classes a top-k store does not keep count as
+    90). Rows with non-finite geometry are left out. The store keeps no raw features, so (angles,
+    feature_norm) stands in for them: the feature's length and its direction relative to every class's
+    weight row, which is what the classifier sees of it.
     """
     _require_models(catalog, model_ids)
-    return catalog.query("""
+    angles = queries.class_angles_sql(catalog, every_class=True)
+    return catalog.query(f"""
         SELECT p.model_id, p.corruption, p.severity, p.sample_id, p.label, s.label_name, p.correct,
-               p.feature_norm, p.angles
-        FROM predictions p JOIN samples s USING (sample_id)
+               p.feature_norm, {angles} AS angles
+        FROM class_values p JOIN samples s USING (sample_id)
         WHERE list_contains(?, p.model_id) AND p.corruption = ? AND p.severity = ? AND p.finite
         ORDER BY p.model_id, p.sample_id
-    """, [list(model_ids), corruption, int(severity)])
+    """, [list(model_ids), corruption, int(severity)])  # noqa: S608 (constant SQL)
 
 
 def _read_embedding(catalog: Catalog, name: str, arrow_schema: pa.Schema, where: str = "true",
@@ -684,8 +685,10 @@ def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: 
     sql = f"SELECT {select} FROM rows WHERE {where} {tail}"  # noqa: S608 (checked filter, constant SQL)
     try:
         return catalog.query(sql, [*params, *tail_params], timeout=timeout)
-    except duckdb.Error as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except QueryTimeout:
+        raise
+    except QueryError as error:
+        message = str(error).split(": ", 1)[-1]
         raise FilterError(f"the filter could not run: {message}") from error
 
 

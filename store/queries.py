@@ -149,14 +149,46 @@ def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: st
     return catalog.query(*_binned(source, params, bins))
 
 
+def class_angles_sql(catalog: Catalog, every_class: bool = False) -> str:
+    """SQL for the per-class angles of a `class_values` row: the stored classes' (aligned with `classes`),
+    or with `every_class` one per class in class order, where a class a top-k row does not keep counts
+    as 90 degrees (orthogonal: its logit is below the row's k largest, its exact angle is not stored)."""
+    if not every_class or catalog.keeps_all_classes:
+        return "angles"
+    return (f"list_transform(range({catalog.num_classes}), "
+            "lambda c: coalesce(angles[list_position(classes, c::SMALLINT)], 90.0))")
+
+
+def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int,
+                 sample_ids: Sequence[int] | None = None, every_class: bool = False) -> pl.DataFrame:
+    """Per-class values of one model's rows in one setting (all samples, or `sample_ids`): sample_id,
+    label, classes (class indices), logits and angles (degrees) of the same classes, as the store keeps
+    them: every class up to the store's threshold, else the top-k by logit and the true class. With
+    `every_class`, angles has one entry per class (see class_angles_sql) and classes is every class.
+    The one way to per-class values: pages never read the lists themselves."""
+    chosen = "true" if sample_ids is None else "list_contains(?, sample_id)"
+    params = [model_id, corruption, int(severity)] + ([] if sample_ids is None else [[int(i) for i in sample_ids]])
+    classes = "classes" if not every_class else f"range({catalog.num_classes})::SMALLINT[]"
+    logits = "logits" if not every_class or catalog.keeps_all_classes else "NULL::FLOAT[]"
+    return catalog.query(f"""
+        SELECT sample_id, label, {classes} AS classes, {logits} AS logits,
+               {class_angles_sql(catalog, every_class)} AS angles
+        FROM class_values
+        WHERE model_id = ? AND corruption = ? AND severity = ? AND {chosen}
+        ORDER BY sample_id
+    """, params)  # noqa: S608 (constant SQL)
+
+
 def _axes_sql(top_k: int | None) -> tuple[str, list]:
     """The parallel-coordinates axes of one prediction row as a list expression, with its bound values.
 
-    Every class's angle, then feature_norm, margin, loss; or, with top_k, angle_true, the k smallest
-    angles to wrong classes (closest first), then the same three."""
+    Every class's angle, then feature_norm, margin, loss (only for a store that keeps every class); or,
+    with top_k, angle_true, the k smallest angles to wrong classes among the classes the store keeps
+    (closest first), then the same three."""
     if top_k is None:
         return "list_concat(angles, [feature_norm, margin, loss])", []
-    return ("list_concat([angle_true], list_sort(list_filter(angles, lambda a, i: i <> label + 1))[1:?], "
+    # angles and classes are aligned; a top-k store keeps fewer classes than the study has
+    return ("list_concat([angle_true], list_sort(list_filter(angles, lambda a, i: classes[i] <> label))[1:?], "
             "[feature_norm, margin, loss])"), [int(top_k)]
 
 
@@ -177,7 +209,7 @@ def _long_axes_sql(top_k: int | None, limit_lines: bool) -> str:
     angles = "axis_index <= ?"
     chosen = "ORDER BY hash(sample_id) LIMIT ?" if limit_lines else ""
     return f"""
-        chosen_rows AS (SELECT sample_id, label, correct, {values} AS vals FROM predictions WHERE {_ONE_SETTING}),
+        chosen_rows AS (SELECT sample_id, label, correct, {values} AS vals FROM class_values WHERE {_ONE_SETTING}),
         picked AS (SELECT * FROM chosen_rows {chosen}),
         long AS (
             SELECT sample_id, label, correct, unnest(range(len(vals))) AS axis_index, unnest(vals)::DOUBLE AS value

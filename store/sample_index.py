@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
-
-from store import schema, writer
+from store import reader, writer
 
 INDEX = "index"
 FILE = "by_sample.parquet"
@@ -32,25 +30,26 @@ def is_fresh(root: str | Path) -> bool:
         recorded = json.loads(info.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return recorded.get("files") == [str(p.relative_to(root)) for p in writer.prediction_files(root)]
+    return recorded.get("files") == [str(p.relative_to(root)) for p in reader.prediction_files(root)]
 
 
 def build(root: str | Path) -> Path | None:
     """(Re)write the index when it is stale; returns its path, or None for a store without predictions."""
     root = Path(root)
-    files = writer.prediction_files(root)
+    files = reader.prediction_files(root)
     if not files:
         return None
     path = root / INDEX / FILE
     if is_fresh(root):
         return path
-    con = duckdb.connect(":memory:")
-    try:
-        table = con.sql(
-            f"SELECT {', '.join(COLUMNS)} FROM {schema.read_predictions(files)} "  # noqa: S608 (store paths, quoted)
-            "ORDER BY sample_id, model_id, corruption, severity").to_arrow_table()
+    from store.catalog import Catalog  # the catalog uses this module to find the index: import late
+
+    catalog = Catalog(root)
+    try:  # the catalog's predictions view: the derived columns of format 2 are stored here
+        table = catalog.arrow(f"SELECT {', '.join(COLUMNS)} FROM predictions "  # noqa: S608 (constant SQL)
+                              "ORDER BY sample_id, model_id, corruption, severity")
     finally:
-        con.close()
+        catalog.close()
     writer.write_parquet(root, table, path)
     writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": table.num_rows},
                       root / INDEX / INFO)

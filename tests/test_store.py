@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bench import synthetic
 from bench.synthetic import prediction_columns, write_store
-from store import analytics, queries, schema, writer
+from store import analytics, layout, queries, reader, schema, writer
 from store.catalog import Catalog
 
 CORRUPTIONS = ("gaussian_noise", "contrast")
@@ -22,12 +24,50 @@ def small_store(tmp_path_factory):
                        severities=(1, 3))
 
 
+def _derived(table: pa.Table, labels: np.ndarray, norms: np.ndarray, biases: np.ndarray) -> dict[str, np.ndarray]:
+    """The format-1 scalars of a format-2 file, derived here in float64 with NumPy (README "Store format")."""
+    n = table.num_rows
+    sample_id = table.column("sample_id").to_numpy()
+    label = labels[sample_id].astype(np.int16)
+    pred = table.column("pred").to_numpy()
+    loss = table.column("loss").to_numpy().astype(np.float64)
+    feature_norm = table.column("feature_norm").to_numpy().astype(np.float64)
+    logit_true, logit_pred = np.empty(n), np.empty(n)
+    for i, (classes, logits) in enumerate(zip(table.column("classes").to_pylist(), table.column("logits").to_pylist(),
+                                              strict=True)):
+        logit_true[i] = logits[classes.index(label[i])]
+        logit_pred[i] = logits[classes.index(pred[i])]
+
+    def cosine(logit, c):
+        scale = norms[c] * feature_norm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(scale == 0, 0.0, np.clip((logit - biases[c]) / scale, -1, 1))
+
+    cos_true, cos_pred = cosine(logit_true, label), cosine(logit_pred, pred)
+    f32 = np.float32
+    return {
+        "label": label, "correct": pred == label, "confidence": np.exp(logit_pred - logit_true - loss).astype(f32),
+        "p_true": np.exp(-loss).astype(f32), "weight_norm_true": norms[label].astype(f32),
+        "cos_true": cos_true.astype(f32), "angle_true": np.degrees(np.arccos(cos_true)).astype(f32),
+        "angle_pred": np.degrees(np.arccos(cos_pred)).astype(f32),
+    }
+
+
 def direct_rows(root) -> pl.DataFrame:
-    """Every prediction row read file by file with pyarrow, keys parsed from the paths: no DuckDB."""
+    """Every prediction row read file by file with pyarrow, keys parsed from the paths, the columns format 2
+    derives computed with NumPy: no DuckDB. Columns: layout.SCALAR_COLUMNS and the partition keys."""
+    labels = pq.read_table(root / schema.SAMPLES).column("label").to_numpy()
+    classifiers = pl.from_arrow(reader.read_classifiers(root))
     frames = []
     for part in sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet")):
         keys = dict(p.split("=", 1) for p in part.relative_to(root / schema.PREDICTIONS).parts[:3])
-        frame = pl.from_arrow(pq.read_table(part))
+        table = pq.read_table(part)
+        if "classes" in table.column_names:
+            own = classifiers.filter(pl.col("model_id") == keys["model_id"]).sort("class")
+            derived = _derived(table, labels, own["weight_norm"].to_numpy(), own["bias"].to_numpy())
+            for name, values in derived.items():
+                table = table.append_column(name, pa.array(values))
+        frame = pl.from_arrow(table.select(list(layout.SCALAR_COLUMNS)))
         frames.append(frame.with_columns(pl.lit(keys["model_id"]).alias("model_id"),
                                          pl.lit(keys["corruption"]).alias("corruption"),
                                          pl.lit(int(keys["severity"])).alias("severity")))
@@ -40,12 +80,18 @@ def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
     columns = prediction_columns(rng, labels, 4, 0.7)
     writer.init_store(tmp_path, dataset="t", class_names=list("abcd"), images=np.zeros((20, 32, 32, 3), np.uint8),
                       labels=labels, corruptions=["contrast"], severities=[1])
-    writer.write_partition(tmp_path, "m1", "contrast", 1, writer.prediction_table(columns, 4))
+    writer.upsert_classifiers(tmp_path, {"m1": (np.ones(4), np.zeros(4))})
+    synthetic.write_partition(tmp_path, "m1", "contrast", 1, columns)
     table = pq.read_table(writer.partition_file(tmp_path, "m1", "contrast", 1))
     assert table.schema.equals(schema.prediction_schema(4))
-    np.testing.assert_array_equal(table.column("label").to_numpy(), labels)
-    np.testing.assert_allclose(np.stack(table.column("angles").to_numpy(zero_copy_only=False)), columns["angles"])
-    np.testing.assert_array_equal(table.column("correct").to_numpy(), columns["correct"])
+    assert table.column("classes").to_pylist() == [[0, 1, 2, 3]] * 20  # 4 <= 20 classes: all kept, ascending
+    np.testing.assert_allclose(np.stack(table.column("logits").to_numpy(zero_copy_only=False)), columns["logits"])
+    np.testing.assert_array_equal(table.column("pred").to_numpy(), columns["pred"])
+    row = direct_rows(tmp_path)
+    np.testing.assert_array_equal(row["label"].to_numpy(), labels)
+    np.testing.assert_array_equal(row["correct"].to_numpy(), columns["correct"])
+    np.testing.assert_allclose(row["angle_true"].to_numpy(), columns["angle_true"], atol=1e-3)
+    np.testing.assert_allclose(row["confidence"].to_numpy(), columns["confidence"], rtol=1e-5)
     assert writer.is_complete(tmp_path, "m1", "contrast", 1)
     assert not writer.is_complete(tmp_path, "m1", "contrast", 2)
     assert not list((tmp_path / "_tmp").iterdir()), "temporary files must not be left behind"
@@ -54,8 +100,7 @@ def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
 def test_partition_without_marker_or_with_wrong_row_count_is_incomplete(tmp_path) -> None:
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 10)
-    table = writer.prediction_table(prediction_columns(rng, labels, 3, 0.5), 3)
-    writer.write_partition(tmp_path, "m", "clean", 0, table)
+    synthetic.write_partition(tmp_path, "m", "clean", 0, prediction_columns(rng, labels, 3, 0.5))
     marker = tmp_path / schema.COMPLETE / "m__clean__0.json"
     marker.write_text(json.dumps({"rows": 11, "bytes": 0}))
     assert not writer.is_complete(tmp_path, "m", "clean", 0)
@@ -65,17 +110,17 @@ def test_partition_without_marker_or_with_wrong_row_count_is_incomplete(tmp_path
 
 def test_bad_model_ids_are_refused(tmp_path) -> None:
     rng = np.random.default_rng(2)
-    table = writer.prediction_table(prediction_columns(rng, rng.integers(0, 3, 4), 3, 0.5), 3)
+    table, summary = synthetic.partition(prediction_columns(rng, rng.integers(0, 3, 4), 3, 0.5))
     for bad in ("../escape", "a/b", "a__b", "", "x y"):
         with pytest.raises(writer.StoreError, match="model id"):
-            writer.write_partition(tmp_path, bad, "clean", 0, table)
+            writer.write_partition(tmp_path, bad, "clean", 0, table, summary)
 
 
-def test_prediction_table_rejects_wrong_class_count() -> None:
+def test_prediction_table_rejects_class_lists_of_another_shape() -> None:
     rng = np.random.default_rng(3)
     columns = prediction_columns(rng, rng.integers(0, 3, 5), 3, 0.5)
-    with pytest.raises(writer.StoreError, match="angles"):
-        writer.prediction_table(columns, 4)
+    with pytest.raises(writer.StoreError, match="classes"):
+        writer.prediction_table(columns, np.zeros((5, 3)), columns["logits"][:4])
 
 
 def test_accuracy_matrix_equals_direct_computation(small_store) -> None:
@@ -166,8 +211,9 @@ def test_partition_summary_from_markers_equals_a_scan_of_the_files(small_store) 
                 .sort("model_id", "corruption", "severity"))
     for column in ("rows", "correct", "finite"):
         assert summary[column].to_list() == expected[column].to_list()
+    # Markers sum extraction's own angles; format 2 derives them again from float32 logits (close, not equal).
     for column in ("angle_true_sum", "margin_sum"):
-        np.testing.assert_allclose(summary[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9)
+        np.testing.assert_allclose(summary[column].to_numpy(), expected[column].to_numpy(), rtol=1e-6)
 
 
 def test_a_file_without_its_marker_makes_the_summary_scan_the_files(tmp_path) -> None:
@@ -211,8 +257,7 @@ def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_p
     # a new partition makes the index stale: the catalog falls back to the partitions until it is rebuilt
     rng = np.random.default_rng(9)
     labels = pq.read_table(root / schema.SAMPLES)["label"].to_numpy()
-    writer.write_partition(root, "m00-dense-0", "contrast", 3,
-                           writer.prediction_table(prediction_columns(rng, labels, 10, 0.5), 10))
+    synthetic.write_partition(root, "m00-dense-0", "contrast", 3, prediction_columns(rng, labels, 10, 0.5))
     assert not sample_index.is_fresh(root)
     assert queries.sample_rows(Catalog(root), 4).height == 7
     sample_index.build(root)
