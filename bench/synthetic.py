@@ -71,6 +71,22 @@ def partition(columns: dict[str, np.ndarray], per_class: layout.PerClass | None 
     return table, writer.partition_summary(columns)
 
 
+def format1_table(columns: dict[str, np.ndarray], num_classes: int) -> pa.Table:
+    """Format-1 columns as a format-1 table (every scalar, fixed-size angles and logits): the one
+    format-1 writer, kept for benchmarks and for tests of reading and migrating old stores."""
+    target = layout.prediction_schema(num_classes, version=1)
+    n = len(columns["label"])
+    arrays = [pa.array(np.arange(n, dtype=np.int32))]
+    for f in list(target)[1:]:
+        values = np.asarray(columns[f.name])
+        if pa.types.is_fixed_size_list(f.type):
+            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, num_classes))
+        else:
+            arrays.append(pa.array(values.astype(f.type.to_pandas_dtype()), type=f.type))
+    return pa.table(arrays, schema=target)
+
+
 def write_partition(root: Path, model_id: str, corruption: str, severity: int, columns: dict[str, np.ndarray],
                     per_class: layout.PerClass | None = None) -> int:
     """Write one partition of format-1 columns into a format-2 store; returns its bytes."""
@@ -79,8 +95,9 @@ def write_partition(root: Path, model_id: str, corruption: str, severity: int, c
 
 def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
                 severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0,
-                per_class: layout.PerClass | None = None) -> Path:
-    """Write a complete synthetic store of format 2; returns its path. Model 0 is the dense model."""
+                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION) -> Path:
+    """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
+    returns its path. Model 0 is the dense model."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     labels = rng.integers(0, num_classes, num_samples)
@@ -88,6 +105,10 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
     writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(num_classes)],
                       images=images, labels=labels, corruptions=corruptions, severities=severities,
                       per_class=per_class)
+    if version == 1:
+        manifest = json.loads((root / layout.MANIFEST).read_text())
+        manifest.pop("per_class")
+        writer.write_json(root, {**manifest, "schema_version": 1}, root / layout.MANIFEST)
     rows = []
     for index in range(num_models):
         method = METHODS[0] if index == 0 else METHODS[1 + (index - 1) % (len(METHODS) - 1)]
@@ -95,12 +116,17 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
         model_id = f"m{index:02d}-{method}-{round(sparsity * 100)}"
         skill = rng.uniform(0.85, 0.95)
         norms, biases = classifier(rng, num_classes)
-        writer.upsert_classifiers(root, {model_id: (norms, biases)})
+        if version != 1:  # format 1 did not record the classifier
+            writer.upsert_classifiers(root, {model_id: (norms, biases)})
         settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
         for corruption, severity in settings:
             accuracy = skill * (1 - 0.08 * severity * rng.uniform(0.2, 1.0))
             columns = prediction_columns(rng, labels, num_classes, accuracy, norms, biases)
-            write_partition(root, model_id, corruption, severity, columns, per_class)
+            if version == 1:
+                writer.write_partition(root, model_id, corruption, severity, format1_table(columns, num_classes),
+                                       writer.partition_summary(columns))
+            else:
+                write_partition(root, model_id, corruption, severity, columns, per_class)
         rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
                      "sparsity": sparsity, "seed": 0, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
                      "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import polars as pl
@@ -262,3 +266,80 @@ def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_p
     assert queries.sample_rows(Catalog(root), 4).height == 7
     sample_index.build(root)
     assert queries.sample_rows(Catalog(root), 4).height == 7
+
+
+# -- format 1: still read, and migrated ----------------------------------------------------------------
+
+def _migrate_cli(root) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "compute", "migrate", "--store", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _store_contents(root) -> dict[str, object]:
+    """Everything a migration writes: manifest, classifiers, every partition's table and marker."""
+    out: dict[str, object] = {"manifest": json.loads((root / schema.MANIFEST).read_text()),
+                              "classifiers": reader.read_classifiers(root).to_pylist()}
+    for path in reader.prediction_files(root):
+        out[str(path.relative_to(root))] = pq.read_table(path).to_pylist()
+    for marker in sorted((root / schema.COMPLETE).glob("*.json")):
+        out[marker.name] = json.loads(marker.read_text())
+    return out
+
+
+def test_a_format_1_store_opens_and_migrates_to_the_same_scalars(tmp_path) -> None:
+    root = write_store(tmp_path / "old", num_models=2, num_samples=40, corruptions=("contrast",), severities=(1,),
+                       num_classes=30, version=1)
+    catalog = Catalog(root)
+    assert catalog.version == 1 and catalog.keeps_all_classes
+    before = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
+    values = queries.class_values(catalog, "m00-dense-0", "clean", 0)
+    assert values["classes"].list.len().unique().to_list() == [30]
+    with pytest.raises(writer.StoreError, match="migrate"):
+        writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(30)],
+                          images=np.zeros((40, 32, 32, 3), np.uint8), labels=before["label"][:40].to_numpy(),
+                          corruptions=[], severities=[1])
+    process = _migrate_cli(root)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "4 partitions rewritten" in out
+    catalog = Catalog(root)
+    assert catalog.version == 2 and not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
+    after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
+    assert after.columns == before.columns
+    for column in before.columns:
+        if before[column].dtype.is_float():
+            np.testing.assert_allclose(after[column].to_numpy(), before[column].to_numpy(), atol=1e-3, rtol=1e-5)
+        else:
+            assert after[column].equals(before[column]), column
+
+
+def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
+    original = write_store(tmp_path / "old", num_models=3, num_samples=300, corruptions=("contrast", "fog"),
+                           severities=(1, 2, 3, 4, 5), num_classes=12, version=1)
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    shutil.copytree(original, reference)
+    shutil.copytree(original, interrupted)
+    assert _migrate_cli(reference).wait(timeout=300) == 0
+    process = _migrate_cli(interrupted)
+    deadline = time.monotonic() + 240
+    while not any(reader.file_version(p) == 2 for p in reader.prediction_files(interrupted)):
+        assert process.poll() is None and time.monotonic() < deadline, "migration ended before it could be killed"
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    versions = [reader.file_version(p) for p in reader.prediction_files(interrupted)]
+    assert 1 in versions and 2 in versions, "the kill must land half-way"
+    with pytest.raises(writer.StoreError, match="interrupted"):
+        Catalog(interrupted)
+    assert _migrate_cli(interrupted).wait(timeout=300) == 0
+    assert _store_contents(interrupted) == _store_contents(reference)
+
+
+def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
+    root = write_store(tmp_path / "s", num_models=1, num_samples=10, corruptions=(), severities=(1,))
+    manifest = json.loads((root / schema.MANIFEST).read_text())
+    (root / schema.MANIFEST).write_text(json.dumps({**manifest, "schema_version": 7}))
+    process = _migrate_cli(root)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2
+    assert "error:" in err and "schema version 7" in err

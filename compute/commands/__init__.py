@@ -1,6 +1,6 @@
 """Command registry: one module per command, each with HELP, add_arguments(parser) and run(args) -> int."""
 
-from compute.commands import corrupt, demo, embed, extract, index, prune, study, train
+from compute.commands import corrupt, demo, embed, extract, index, migrate, prune, study, train
 
 COMMANDS = {
     "demo": demo,
@@ -9,6 +9,7 @@ COMMANDS = {
     "extract": extract,
     "embed": embed,
     "index": index,
+    "migrate": migrate,
     "prune": prune,
     "study": study,
 }
