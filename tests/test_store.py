@@ -343,3 +343,23 @@ def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
     _, err = process.communicate(timeout=300)
     assert process.returncode == 2
     assert "error:" in err and "schema version 7" in err
+
+
+def test_extract_command_line_records_and_applies_the_per_class_flags(tmp_path) -> None:
+    """`extract --all-classes-up-to 5 --top-k 3` on 10 digit classes: rows keep 3 logits plus the true
+    class, the manifest says so, and reopening the store with other flags is refused."""
+    from tests.extraction import save_small_cnn, start_extract
+
+    checkpoint = save_small_cnn(tmp_path / "small0.pt", 0)
+    store = tmp_path / "store"
+    process = start_extract(store, [checkpoint], "--all-classes-up-to", "5", "--top-k", "3")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    manifest = json.loads((store / schema.MANIFEST).read_text())
+    assert manifest["schema_version"] == 2 and manifest["per_class"] == {"all_up_to": 5, "top_k": 3}
+    values = queries.class_values(Catalog(store), "small0", "clean", 0)
+    assert set(values["classes"].list.len().unique()) <= {3, 4} and values.height > 0
+    assert all(label in classes for label, classes in zip(values["label"], values["classes"], strict=True))
+    process = start_extract(store, [checkpoint], "--top-k", "4")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 2 and "error:" in err and "top_k=3" in err
