@@ -35,8 +35,9 @@ from store import layout, reader, sample_index
 from store.layout import StoreError
 
 
-class QueryError(StoreError):
-    """DuckDB could not run a query on the store (the store's error, not duckdb's)."""
+class QueryError(StoreError, duckdb.Error):
+    """DuckDB could not run a query on the store: the store's error (a duckdb.Error too, for callers that
+    still catch that)."""
 
 
 class QueryTimeout(QueryError, RuntimeError):
@@ -264,12 +265,20 @@ class Catalog:
         except duckdb.InterruptException as error:
             raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter") from error
         except duckdb.Error as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise QueryError(f"{self.root}: {message}") from error
+            raise QueryError(f"{self.root}: {str(error).strip() or type(error).__name__}") from error
         finally:
             if timer:
                 timer.cancel()
             cursor.close()
+
+    def class_angles_sql(self, every_class: bool = False) -> str:
+        """SQL for the per-class angles of a `class_values` row: the stored classes' (aligned with `classes`),
+        or with `every_class` one per class in class order, where a class a top-k row does not keep counts
+        as 90 degrees (orthogonal: its logit is below the row's k largest, its exact angle is not stored)."""
+        if not every_class or self.keeps_all_classes:
+            return "angles"
+        return (f"list_transform(range({self.num_classes}), "
+                "lambda c: coalesce(angles[list_position(classes, c::SMALLINT)], 90.0))")
 
     @property
     def by_sample(self) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from store.analytics import accuracy_matrix  # noqa: F401 (re-exported: its old home)
 from store.catalog import Catalog
 
 
@@ -16,19 +17,6 @@ def models(catalog: Catalog) -> pl.DataFrame:
                clean_accuracy, dense_model_id, checkpoint, hparams
         FROM models
         ORDER BY method <> 'dense', method, target_sparsity, seed, model_id
-    """)
-
-
-def accuracy_matrix(catalog: Catalog) -> pl.DataFrame:
-    """Accuracy per (model, corruption, severity), with the model's method and sparsity for grouping."""
-    return catalog.query("""
-        WITH acc AS (
-            SELECT model_id, corruption, severity, correct / rows AS accuracy, rows AS samples
-            FROM partition_summary
-        )
-        SELECT acc.*, m.method, m.target_sparsity, m.sparsity, m.arch
-        FROM acc JOIN models m USING (model_id)
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, acc.model_id, acc.corruption, acc.severity
     """)
 
 
@@ -149,22 +137,12 @@ def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: st
     return catalog.query(*_binned(source, params, bins))
 
 
-def class_angles_sql(catalog: Catalog, every_class: bool = False) -> str:
-    """SQL for the per-class angles of a `class_values` row: the stored classes' (aligned with `classes`),
-    or with `every_class` one per class in class order, where a class a top-k row does not keep counts
-    as 90 degrees (orthogonal: its logit is below the row's k largest, its exact angle is not stored)."""
-    if not every_class or catalog.keeps_all_classes:
-        return "angles"
-    return (f"list_transform(range({catalog.num_classes}), "
-            "lambda c: coalesce(angles[list_position(classes, c::SMALLINT)], 90.0))")
-
-
 def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int,
                  sample_ids: Sequence[int] | None = None, every_class: bool = False) -> pl.DataFrame:
     """Per-class values of one model's rows in one setting (all samples, or `sample_ids`): sample_id,
     label, classes (class indices), logits and angles (degrees) of the same classes, as the store keeps
     them: every class up to the store's threshold, else the top-k by logit and the true class. With
-    `every_class`, angles has one entry per class (see class_angles_sql) and classes is every class.
+    `every_class`, angles has one entry per class (see Catalog.class_angles_sql) and classes is every class.
     The one way to per-class values: pages never read the lists themselves."""
     chosen = "true" if sample_ids is None else "list_contains(?, sample_id)"
     params = [model_id, corruption, int(severity)] + ([] if sample_ids is None else [[int(i) for i in sample_ids]])
@@ -172,7 +150,7 @@ def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int
     logits = "logits" if not every_class or catalog.keeps_all_classes else "NULL::FLOAT[]"
     return catalog.query(f"""
         SELECT sample_id, label, {classes} AS classes, {logits} AS logits,
-               {class_angles_sql(catalog, every_class)} AS angles
+               {catalog.class_angles_sql(every_class)} AS angles
         FROM class_values
         WHERE model_id = ? AND corruption = ? AND severity = ? AND {chosen}
         ORDER BY sample_id
