@@ -22,14 +22,16 @@ def models(catalog: Catalog) -> pl.DataFrame:
 
 def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -> pl.DataFrame:
     """Every prediction of one sample across models, corruptions and severities (with `severity`: clean
-    and that severity only, which reads a fraction of a large store)."""
-    severities = "true" if severity is None else "(p.severity = 0 OR p.severity = ?)"
-    params = [int(sample_id)] + ([] if severity is None else [int(severity)])
+    and that severity only, which reads a fraction of a large store), with the class names of its label
+    and of each prediction."""
+    severities = "true" if severity is None else "(p.severity = 0 OR p.severity = $3)"
+    params = [list(catalog.manifest["class_names"]), int(sample_id)] + ([] if severity is None else [int(severity)])
     return catalog.query(f"""
-        SELECT p.model_id, m.method, m.target_sparsity, p.corruption, p.severity, p.label, p.pred,
+        SELECT p.model_id, m.method, m.target_sparsity, p.corruption, p.severity, p.label,
+               $1[p.label + 1] AS label_name, p.pred, $1[p.pred + 1] AS pred_name,
                p.correct, p.confidence, p.p_true, p.angle_true, p.feature_norm, p.margin, p.loss
         FROM {catalog.by_sample} p JOIN models m USING (model_id)
-        WHERE p.sample_id = ? AND {severities}
+        WHERE p.sample_id = $2 AND {severities}
         ORDER BY m.method <> 'dense', m.method, m.target_sparsity, p.model_id, p.corruption <> 'clean',
                  p.corruption, p.severity
     """, params)  # noqa: S608 (constant SQL)
