@@ -6,9 +6,9 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     models       models.parquet, plus dense_model_id (the dense model of the same architecture)
     predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
                  scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
-                 (label from samples; correct = pred = label; p_true = exp(-loss); confidence =
-                 exp(logit_pred - logit_true - loss); weight_norm_true = |W_label|; cos_c =
-                 (logit_c - b_c) / (|W_c| |x|), 0 for a zero vector; angles = degrees(acos(cos)))
+                 (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
+                 loss); weight_norm_true = |W_label|; cos_true = cos(angle_true); angle_pred and the
+                 per-class angles: cos_c = (logit_c - b_c) / (|W_c| |x|), 0 for a zero vector)
     class_values the same rows with the stored per-class lists: classes, logits and angles (derived)
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
     partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
@@ -71,26 +71,23 @@ _COSINE_MACRO = """
 _SCALARS = ", ".join(layout.SCALAR_COLUMNS)
 _KEYS = "model_id, corruption, severity"
 # Format 2: the derived scalars of layout.SCALAR_COLUMNS from the stored ones (view `prediction_lists`).
+# {true} and {pred} are the positions of the true and the predicted class in `classes`.
 _DERIVED_V2 = """
     WITH named AS (
-        SELECT *, logits[list_position(classes, label)] AS logit_true,
-               logits[list_position(classes, pred)] AS logit_pred
-        FROM prediction_lists
-    ), cosines AS (
-        SELECT *, class_cosine(logit_true, biases[label + 1], weight_norms[label + 1], feature_norm) AS cos_t,
-               class_cosine(logit_pred, biases[pred + 1], weight_norms[pred + 1], feature_norm) AS cos_p
-        FROM named
+        SELECT *, logits[{true}] AS logit_true, logits[{pred}] AS logit_pred FROM prediction_lists
     )
     SELECT sample_id, label, pred, pred = label AS correct, loss,
            exp(logit_pred - logit_true - loss)::FLOAT AS confidence, exp(-loss)::FLOAT AS p_true, feature_norm,
-           weight_norms[label + 1]::FLOAT AS weight_norm_true, cos_t::FLOAT AS cos_true,
-           degrees(acos(cos_t))::FLOAT AS angle_true, degrees(acos(cos_p))::FLOAT AS angle_pred,
+           weight_norms[label + 1]::FLOAT AS weight_norm_true, cos(radians(angle_true))::FLOAT AS cos_true,
+           angle_true,
+           degrees(acos(class_cosine(logit_pred, biases[pred + 1], weight_norms[pred + 1], feature_norm)))::FLOAT
+               AS angle_pred,
            angle_nearest_wrong, margin, finite, model_id, corruption, severity,
            classes, logits,
            list_transform(range(len(classes)), lambda i: degrees(acos(class_cosine(
                logits[i + 1], biases[classes[i + 1] + 1], weight_norms[classes[i + 1] + 1], feature_norm)))
            ) AS angles
-    FROM cosines
+    FROM named
 """
 
 
@@ -191,8 +188,7 @@ class Catalog:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""
         con = self._connection
         con.execute(_COSINE_MACRO)
-        # Small tables held in memory: every prediction row looks its label and its classifier up here.
-        con.execute("CREATE TABLE sample_labels AS SELECT sample_id, label FROM samples")
+        # A small table held in memory: every prediction row looks its classifier up here.
         classifiers = reader.read_classifiers(self.root)
         con.register("classifiers_arrow", classifiers)
         con.execute("""CREATE TABLE classifier_lists AS
@@ -208,10 +204,12 @@ class Catalog:
             body = _empty_select(empty)
         con.execute(f"CREATE VIEW prediction_files AS {body}")
         con.execute("""CREATE VIEW prediction_lists AS
-                       SELECT f.*, s.label, c.weight_norms, c.biases
-                       FROM prediction_files f JOIN sample_labels s USING (sample_id)
-                       LEFT JOIN classifier_lists c USING (model_id)""")
-        con.execute(f"CREATE VIEW class_values AS {_DERIVED_V2}")
+                       SELECT f.*, c.weight_norms, c.biases
+                       FROM prediction_files f LEFT JOIN classifier_lists c USING (model_id)""")
+        # Every class kept, ascending: class c sits at position c + 1; else look it up in the row's list.
+        true, pred = (("label + 1", "pred + 1") if self.keeps_all_classes
+                      else ("list_position(classes, label)", "list_position(classes, pred)"))
+        con.execute(f"CREATE VIEW class_values AS {_DERIVED_V2.format(true=true, pred=pred)}")
         con.execute(f"CREATE VIEW predictions AS SELECT {_SCALARS}, {_KEYS} FROM class_values")  # noqa: S608
 
     def _create_partition_summary(self, num_files: int) -> None:

@@ -14,9 +14,9 @@ A store is one directory holding one study (a dataset and its models); format 2 
     embeddings/mst.parquet             minimum spanning tree over the model vectors
     embeddings/samples.parquet         2-D coordinates of per-sample geometry
 
-A prediction row keeps only what cannot be derived; the catalog's views derive the rest (label from
-samples.parquet, correct, p_true, confidence, weight_norm_true, cos_true, angle_true, angle_pred), so
-queries see every format-1 column. Any Parquet engine reads it with hive partitioning; angles are in degrees.
+A prediction row keeps what cannot be derived (and label and angle_true, which nearly every query
+reads); the catalog's views derive the rest (correct, p_true, confidence, weight_norm_true, cos_true,
+angle_pred), so queries see every format-1 column. Any Parquet engine reads it with hive partitioning; angles are in degrees.
 """
 
 from __future__ import annotations
@@ -99,14 +99,17 @@ class PerClass:
 SCALAR_COLUMNS = ("sample_id", "label", "pred", "correct", "loss", "confidence", "p_true", "feature_norm",
                   "weight_norm_true", "cos_true", "angle_true", "angle_pred", "angle_nearest_wrong", "margin",
                   "finite")
-# What a format-2 prediction file stores; the rest of SCALAR_COLUMNS is derived by the catalog.
-STORED_COLUMNS = ("sample_id", "pred", "loss", "feature_norm", "angle_nearest_wrong", "margin", "finite")
+# What a format-2 prediction file stores; the rest of SCALAR_COLUMNS is derived by the catalog. label and
+# angle_true are derivable (samples.parquet; the true class's logit) but stored: nearly every query reads
+# them, and deriving them costs a join per row or a decode of the logit list (bench queries, README).
+STORED_COLUMNS = ("sample_id", "label", "pred", "loss", "feature_norm", "angle_true", "angle_nearest_wrong",
+                  "margin", "finite")
 
 
 def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Schema:
     """One row per (model, corruption, severity, sample) in a file of format `version`.
 
-    Format 2: the scalars that cannot be derived, then `classes` (class indices, ascending when every
+    Format 2: STORED_COLUMNS, then `classes` (class indices, ascending when every
     class is kept, else by logit, largest first, then the true class) and `logits` (the same classes'
     logits). Format 1: every scalar, then fixed-size `angles` and `logits` with one entry per class.
     """
@@ -114,9 +117,11 @@ def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Sch
     if version == 2:
         return pa.schema([
             ("sample_id", pa.int32()),
+            ("label", pa.int16()),
             ("pred", pa.int16()),
             ("loss", f32),
             ("feature_norm", f32),
+            ("angle_true", f32),
             ("angle_nearest_wrong", f32),
             ("margin", f32),
             ("finite", pa.bool_()),

@@ -224,6 +224,11 @@ def test_store_format_2_keeps_the_geometry_identity_on_every_stored_class(tmp_pa
     np.testing.assert_allclose(scalars["confidence"].to_numpy(), np.exp(logits.max(axis=1) - log_z),
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(scalars["correct"].to_numpy(), logits.argmax(axis=1) == labels)
+    # the stored angle_true and the true class's angle derived from its logit describe the same direction
+    derived_true = [row["angles"][row["classes"].index(label)] for row, label in
+                    zip(values.iter_rows(named=True), labels, strict=True)]
+    np.testing.assert_allclose(np.cos(np.deg2rad(derived_true)), np.cos(np.deg2rad(scalars["angle_true"].to_numpy())),
+                               atol=1e-4)
 
 
 def test_stored_classes_keep_the_top_k_and_the_true_class_once() -> None:
