@@ -7,9 +7,9 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
                  scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
                  (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
-                 loss); weight_norm_true = |W_label|; cos_true = cos(angle_true); angle_pred and the
-                 per-class angles: cos_c = (logit_c - b_c) / (|W_c| |x|), 0 for a zero vector)
-    class_values the same rows with the stored per-class lists: classes, logits and angles (derived)
+                 loss); cos_true = cos(angle_true)), with no join: every query reads this view
+    class_values the same rows with the stored per-class lists: classes, logits and angles, derived as
+                 cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
     partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
     rows         predictions joined with models, samples and the dense model's row for the same
@@ -70,24 +70,18 @@ _COSINE_MACRO = """
 """
 _SCALARS = ", ".join(layout.SCALAR_COLUMNS)
 _KEYS = "model_id, corruption, severity"
-# Format 2: the derived scalars of layout.SCALAR_COLUMNS from the stored ones (view `prediction_lists`).
-# {true} and {pred} are the positions of the true and the predicted class in `classes`.
-_DERIVED_V2 = """
-    WITH named AS (
-        SELECT *, logits[{true}] AS logit_true, logits[{pred}] AS logit_pred FROM prediction_lists
-    )
-    SELECT sample_id, label, pred, pred = label AS correct, loss,
-           exp(logit_pred - logit_true - loss)::FLOAT AS confidence, exp(-loss)::FLOAT AS p_true, feature_norm,
-           weight_norms[label + 1]::FLOAT AS weight_norm_true, cos(radians(angle_true))::FLOAT AS cos_true,
-           angle_true,
-           degrees(acos(class_cosine(logit_pred, biases[pred + 1], weight_norms[pred + 1], feature_norm)))::FLOAT
-               AS angle_pred,
-           angle_nearest_wrong, margin, finite, model_id, corruption, severity,
-           classes, logits,
-           list_transform(range(len(classes)), lambda i: degrees(acos(class_cosine(
-               logits[i + 1], biases[classes[i + 1] + 1], weight_norms[classes[i + 1] + 1], feature_norm)))
-           ) AS angles
-    FROM named
+# Format 2: every scalar of layout.SCALAR_COLUMNS, the ones a file does not store derived from those it
+# does. {true} and {pred} are the positions of the true and the predicted class in the row's `classes`.
+_SCALARS_V2 = """
+    sample_id, label, pred, pred = label AS correct, loss,
+    exp(logits[{pred}] - logits[{true}] - loss)::FLOAT AS confidence, exp(-loss)::FLOAT AS p_true,
+    feature_norm, weight_norm_true, cos(radians(angle_true))::FLOAT AS cos_true, angle_true, angle_pred,
+    angle_nearest_wrong, margin, finite, model_id, corruption, severity
+"""
+# Per-class angles of the kept classes, from their logits and the model's row of classifier_lists.
+_ANGLES_V2 = """
+    list_transform(range(len(classes)), lambda i: degrees(acos(class_cosine(
+        logits[i + 1], biases[classes[i + 1] + 1], weight_norms[classes[i + 1] + 1], feature_norm)))) AS angles
 """
 
 
@@ -188,7 +182,7 @@ class Catalog:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""
         con = self._connection
         con.execute(_COSINE_MACRO)
-        # A small table held in memory: every prediction row looks its classifier up here.
+        # A small table held in memory: class_values rows look their classifier up here.
         classifiers = reader.read_classifiers(self.root)
         con.register("classifiers_arrow", classifiers)
         con.execute("""CREATE TABLE classifier_lists AS
@@ -203,14 +197,13 @@ class Catalog:
                                pa.field("corruption", pa.string()), pa.field("severity", pa.int32())])
             body = _empty_select(empty)
         con.execute(f"CREATE VIEW prediction_files AS {body}")
-        con.execute("""CREATE VIEW prediction_lists AS
-                       SELECT f.*, c.weight_norms, c.biases
-                       FROM prediction_files f LEFT JOIN classifier_lists c USING (model_id)""")
         # Every class kept, ascending: class c sits at position c + 1; else look it up in the row's list.
         true, pred = (("label + 1", "pred + 1") if self.keeps_all_classes
                       else ("list_position(classes, label)", "list_position(classes, pred)"))
-        con.execute(f"CREATE VIEW class_values AS {_DERIVED_V2.format(true=true, pred=pred)}")
-        con.execute(f"CREATE VIEW predictions AS SELECT {_SCALARS}, {_KEYS} FROM class_values")  # noqa: S608
+        scalars = _SCALARS_V2.format(true=true, pred=pred)
+        con.execute(f"CREATE VIEW predictions AS SELECT {scalars} FROM prediction_files")  # noqa: S608 (constant SQL)
+        con.execute(f"""CREATE VIEW class_values AS SELECT {scalars}, classes, logits, {_ANGLES_V2}
+                        FROM prediction_files LEFT JOIN classifier_lists USING (model_id)""")  # noqa: S608
 
     def _create_partition_summary(self, num_files: int) -> None:
         """View `partition_summary`: per (model, corruption, severity) rows, correct, finite and metric sums.

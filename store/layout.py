@@ -14,9 +14,9 @@ A store is one directory holding one study (a dataset and its models); format 2 
     embeddings/mst.parquet             minimum spanning tree over the model vectors
     embeddings/samples.parquet         2-D coordinates of per-sample geometry
 
-A prediction row keeps what cannot be derived (and label and angle_true, which nearly every query
-reads); the catalog's views derive the rest (correct, p_true, confidence, weight_norm_true, cos_true,
-angle_pred), so queries see every format-1 column. Any Parquet engine reads it with hive partitioning; angles are in degrees.
+A prediction row keeps the per-sample scalars queries read and the logits of some classes (all up to a
+threshold, else the top-k and the true class); the catalog's views derive the rest (correct, p_true,
+confidence, cos_true, per-class angles), so queries see every format-1 column. Any Parquet engine reads it with hive partitioning; angles are in degrees.
 """
 
 from __future__ import annotations
@@ -99,11 +99,12 @@ class PerClass:
 SCALAR_COLUMNS = ("sample_id", "label", "pred", "correct", "loss", "confidence", "p_true", "feature_norm",
                   "weight_norm_true", "cos_true", "angle_true", "angle_pred", "angle_nearest_wrong", "margin",
                   "finite")
-# What a format-2 prediction file stores; the rest of SCALAR_COLUMNS is derived by the catalog. label and
-# angle_true are derivable (samples.parquet; the true class's logit) but stored: nearly every query reads
-# them, and deriving them costs a join per row or a decode of the logit list (bench queries, README).
-STORED_COLUMNS = ("sample_id", "label", "pred", "loss", "feature_norm", "angle_true", "angle_nearest_wrong",
-                  "margin", "finite")
+# What a format-2 prediction file stores; the rest of SCALAR_COLUMNS (correct, confidence, p_true,
+# cos_true) is derived by the catalog. label, weight_norm_true, angle_true and angle_pred are derivable too
+# (samples.parquet; the classifier table and the logits) but stored: queries read them everywhere, and
+# deriving them costs a join per row or a decode of the logit list (1.2-10x the CPU: bench queries, README).
+STORED_COLUMNS = ("sample_id", "label", "pred", "loss", "feature_norm", "weight_norm_true", "angle_true",
+                  "angle_pred", "angle_nearest_wrong", "margin", "finite")
 
 
 def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Schema:
@@ -121,7 +122,9 @@ def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Sch
             ("pred", pa.int16()),
             ("loss", f32),
             ("feature_norm", f32),
+            ("weight_norm_true", f32),
             ("angle_true", f32),
+            ("angle_pred", f32),
             ("angle_nearest_wrong", f32),
             ("margin", f32),
             ("finite", pa.bool_()),

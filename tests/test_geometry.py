@@ -224,6 +224,10 @@ def test_store_format_2_keeps_the_geometry_identity_on_every_stored_class(tmp_pa
     np.testing.assert_allclose(scalars["confidence"].to_numpy(), np.exp(logits.max(axis=1) - log_z),
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(scalars["correct"].to_numpy(), logits.argmax(axis=1) == labels)
+    np.testing.assert_allclose(scalars["weight_norm_true"].to_numpy(), norms[labels], rtol=1e-6)
+    pred = logits.argmax(axis=1)
+    cos_pred = (x * weight[pred]).sum(axis=1) / (norms[pred] * length)
+    np.testing.assert_allclose(scalars["angle_pred"].to_numpy(), np.degrees(np.arccos(cos_pred)), atol=0.05)
     # the stored angle_true and the true class's angle derived from its logit describe the same direction
     derived_true = [row["angles"][row["classes"].index(label)] for row, label in
                     zip(values.iter_rows(named=True), labels, strict=True)]

@@ -28,44 +28,34 @@ def small_store(tmp_path_factory):
                        severities=(1, 3))
 
 
-def _derived(table: pa.Table, norms: np.ndarray, biases: np.ndarray) -> dict[str, np.ndarray]:
+def _derived(table: pa.Table) -> dict[str, np.ndarray]:
     """The format-1 scalars a format-2 file does not store, derived here in float64 with NumPy (README
     "The store")."""
     n = table.num_rows
     label = table.column("label").to_numpy()
     pred = table.column("pred").to_numpy()
     loss = table.column("loss").to_numpy().astype(np.float64)
-    feature_norm = table.column("feature_norm").to_numpy().astype(np.float64)
     logit_true, logit_pred = np.empty(n), np.empty(n)
     for i, (classes, logits) in enumerate(zip(table.column("classes").to_pylist(), table.column("logits").to_pylist(),
                                               strict=True)):
         logit_true[i] = logits[classes.index(label[i])]
         logit_pred[i] = logits[classes.index(pred[i])]
-    scale = norms[pred] * feature_norm
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos_pred = np.where(scale == 0, 0.0, np.clip((logit_pred - biases[pred]) / scale, -1, 1))
-    f32 = np.float32
     angle_true = table.column("angle_true").to_numpy().astype(np.float64)
     return {
-        "correct": pred == label, "confidence": np.exp(logit_pred - logit_true - loss).astype(f32),
-        "p_true": np.exp(-loss).astype(f32), "weight_norm_true": norms[label].astype(f32),
-        "cos_true": np.cos(np.radians(angle_true)).astype(f32),
-        "angle_pred": np.degrees(np.arccos(cos_pred)).astype(f32),
+        "correct": pred == label, "confidence": np.exp(logit_pred - logit_true - loss).astype(np.float32),
+        "p_true": np.exp(-loss).astype(np.float32), "cos_true": np.cos(np.radians(angle_true)).astype(np.float32),
     }
 
 
 def direct_rows(root) -> pl.DataFrame:
     """Every prediction row read file by file with pyarrow, keys parsed from the paths, the columns format 2
     derives computed with NumPy: no DuckDB. Columns: layout.SCALAR_COLUMNS and the partition keys."""
-    classifiers = pl.from_arrow(reader.read_classifiers(root))
     frames = []
     for part in sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet")):
         keys = dict(p.split("=", 1) for p in part.relative_to(root / schema.PREDICTIONS).parts[:3])
         table = pq.read_table(part)
         if "classes" in table.column_names:
-            own = classifiers.filter(pl.col("model_id") == keys["model_id"]).sort("class")
-            derived = _derived(table, own["weight_norm"].to_numpy(), own["bias"].to_numpy())
-            for name, values in derived.items():
+            for name, values in _derived(table).items():
                 table = table.append_column(name, pa.array(values))
         frame = pl.from_arrow(table.select(list(layout.SCALAR_COLUMNS)))
         frames.append(frame.with_columns(pl.lit(keys["model_id"]).alias("model_id"),
