@@ -297,6 +297,10 @@ def test_a_format_1_store_opens_and_migrates_to_the_same_scalars(tmp_path) -> No
             np.testing.assert_allclose(after[column].to_numpy(), before[column].to_numpy(), atol=1e-3, rtol=1e-5)
         else:
             assert after[column].equals(before[column]), column
+    # per-class angles now follow from the fitted classifier: the same as format 1 stored, on the kept classes
+    migrated = queries.class_values(catalog, "m00-dense-0", "clean", 0)
+    for old, new in zip(values.iter_rows(named=True), migrated.iter_rows(named=True), strict=True):
+        np.testing.assert_allclose(new["angles"], np.array(old["angles"])[new["classes"]], atol=1e-3)
 
 
 def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
