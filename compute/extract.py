@@ -157,7 +157,7 @@ def geometry_table(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
                    ) -> tuple[pa.Table, dict[str, Any]]:
     """Forward every image once through forward_features; geometry from the features and the classifier.
 
-    Returns the partition as a format-2 table (what cannot be derived, and the logits of the classes
+    Returns the partition as a format-2 table (the stored scalars, and the logits of the classes
     `per_class` keeps) and its completion summary, taken from the full geometry before it is reduced.
     Results stay on the device until the whole partition is done, so the GPU never waits for a copy.
     """
