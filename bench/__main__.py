@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("extraction", "corruptions", "queries", "uncertainty", "pages", "load", "gpu")
+BENCHMARKS = ("extraction", "corruptions", "queries", "store_size", "uncertainty", "pages", "load", "gpu")
 
 
 def main(argv: list[str]) -> int:

@@ -1,6 +1,9 @@
 """Query speed on a study of realistic size: 20 models x (clean + 19 corruptions x 5 severities) x 10,000
 samples = 19.2M prediction rows in 1,920 partitions, built once with bench.synthetic.write_store and kept in
-bench/out/ (git-ignored; delete it to rebuild, which takes ~5 min on 2 cores).
+bench/out/ (git-ignored; delete it to rebuild, which takes ~5 min on 2 cores per format). The same data is
+written twice, in store format 2 (the current one) and format 1, and every query runs on both side by side:
+format 2 derives columns that format 1 stored, and must not be slower by more than 10%.
+BENCH_QUERIES_MODELS=N builds N models instead of 20 (stores of other sizes live in their own folders).
 
 Everything runs on 2 threads (DuckDB and Arrow). Goals: accuracy matrix <= 0.5 s and >= 10x faster than
 pandas on the same files; a fragile-sample preset <= 1 s; one sample across every model and setting
@@ -19,14 +22,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from bench.synthetic import write_store
-from store import analytics, queries, sample_index, schema, writer
+from store import analytics, queries, reader, sample_index, schema, writer
 from store.catalog import Catalog
 
 OUT = Path(__file__).resolve().parent / "out"
-STORE = OUT / "queries-store"
-NUM_MODELS = 20
+NUM_MODELS = int(os.environ.get("BENCH_QUERIES_MODELS", 20))
+STORE = OUT / ("queries-store" if NUM_MODELS == 20 else f"queries-store-{NUM_MODELS}")
 NUM_SAMPLES = 10_000
 # The 19 CIFAR-10-C corruptions in the canonical order of reference/cifar10c.md.
 CORRUPTIONS = (*analytics.COMMON_CORRUPTIONS, *analytics.EXTRA_CORRUPTIONS)
@@ -34,26 +38,34 @@ THREADS = 2
 REPEATS = 5
 
 
-def ensure_store() -> Path:
-    """The benchmark store, generated on first use into a temporary name and renamed when complete."""
-    if (STORE / schema.MODELS).exists():
-        if writer.summarize_markers(STORE):  # a cached store from before markers carried sums
-            print("added partition sums to the cached store's markers", flush=True)
-        if not sample_index.is_fresh(STORE):
-            start = time.perf_counter()
-            sample_index.build(STORE)
-            print(f"built the by-sample index in {time.perf_counter() - start:.0f} s", flush=True)
-        return STORE
-    partial = OUT / "queries-store.partial"
+def ensure_store(version: int = schema.SCHEMA_VERSION) -> Path:
+    """The benchmark store of one format, generated on first use into a temporary name and renamed when
+    complete. A cached store of another format version is rebuilt."""
+    store = STORE if version == schema.SCHEMA_VERSION else STORE.with_name(f"{STORE.name}-v{version}")
+    if (store / schema.MODELS).exists():
+        try:
+            cached = reader.read_manifest(store)["schema_version"]
+        except schema.StoreError:
+            cached = None
+        if cached == version:
+            if writer.summarize_markers(store):  # a cached store from before markers carried sums
+                print("added partition sums to the cached store's markers", flush=True)
+            if not sample_index.is_fresh(store):
+                start = time.perf_counter()
+                sample_index.build(store)
+                print(f"built the by-sample index in {time.perf_counter() - start:.0f} s", flush=True)
+            return store
+        shutil.rmtree(store)
+    partial = store.with_name(store.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     print(f"generating {NUM_MODELS} models x {1 + 5 * len(CORRUPTIONS)} settings x {NUM_SAMPLES} samples "
-          f"in {STORE} (once) ...", flush=True)
+          f"in {store}, format {version} (once) ...", flush=True)
     start = time.perf_counter()
-    write_store(partial, num_models=NUM_MODELS, num_samples=NUM_SAMPLES, corruptions=CORRUPTIONS)
+    write_store(partial, num_models=NUM_MODELS, num_samples=NUM_SAMPLES, corruptions=CORRUPTIONS, version=version)
     sample_index.build(partial)
-    os.replace(partial, STORE)
+    os.replace(partial, store)
     print(f"generated in {time.perf_counter() - start:.0f} s", flush=True)
-    return STORE
+    return store
 
 
 def timed(run: Callable[[], object], repeats: int = REPEATS) -> tuple[float, float, float, object]:
@@ -71,9 +83,12 @@ def timed(run: Callable[[], object], repeats: int = REPEATS) -> tuple[float, flo
 
 def pandas_accuracy(root: Path) -> object:
     """The baseline: every prediction file through pyarrow into pandas (only the columns needed, with the
-    hive partition keys), then a pandas group-by."""
+    hive partition keys), correct = pred == the sample's label (format 2 keeps labels in samples.parquet),
+    then a pandas group-by."""
+    labels = pq.read_table(root / schema.SAMPLES, columns=["label"]).column("label").to_numpy()
     dataset = ds.dataset(root / schema.PREDICTIONS, format="parquet", partitioning="hive")
-    frame = dataset.to_table(columns=["model_id", "corruption", "severity", "correct"]).to_pandas()
+    frame = dataset.to_table(columns=["model_id", "corruption", "severity", "sample_id", "pred"]).to_pandas()
+    frame["correct"] = frame["pred"].to_numpy() == labels[frame["sample_id"].to_numpy()]
     return frame.groupby(["model_id", "corruption", "severity"], observed=True)["correct"].mean()
 
 
@@ -85,56 +100,78 @@ def store_bytes(root: Path) -> tuple[int, int]:
             sum(path.stat().st_size for path in files if predictions in path.parents))
 
 
-def report(name: str, figures: tuple[float, float, float, object], goal: float | None, note: str = "") -> None:
-    cold, warm, cpu, _ = figures
-    verdict = "" if goal is None else f"goal <= {goal:g} s: {'met' if warm <= goal else 'MISSED'}"
-    print(f"{name:<42}{cold:8.3f}{warm:8.3f}{cpu:8.3f}   {verdict}{note}", flush=True)
+def side_by_side(name: str, run: Callable[[Catalog], object], catalogs: dict[int, Catalog], goal: float | None,
+                 repeats: int = REPEATS) -> None:
+    """One query on the format-2 and the format-1 store, their runs interleaved so both meet the same load:
+    cold and median warm wall time of format 2 (the goal is on it), median warm CPU time of both, and
+    format 2's CPU ratio (CPU, not wall: on a shared machine wall time also measures the neighbours)."""
+    cold = {}
+    for version in (2, 1):
+        start = time.perf_counter()
+        run(catalogs[version])
+        cold[version] = time.perf_counter() - start
+    wall: dict[int, list[float]] = {2: [], 1: []}
+    cpu: dict[int, list[float]] = {2: [], 1: []}
+    for _ in range(repeats):
+        for version in (2, 1):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run(catalogs[version])
+            wall[version].append(time.perf_counter() - start)
+            cpu[version].append(time.process_time() - start_cpu)
+    warm, new_cpu, old_cpu = statistics.median(wall[2]), statistics.median(cpu[2]), statistics.median(cpu[1])
+    ratio = new_cpu / max(old_cpu, 1e-9)
+    verdict = "" if goal is None else f"  goal <= {goal:g} s: {'met' if warm <= goal else 'MISSED'}"
+    flag = "ok" if ratio <= 1.10 else "SLOWER"
+    print(f"{name:<42}{cold[2]:8.3f}{warm:8.3f}{new_cpu:8.3f}{old_cpu:9.3f}{ratio:7.2f} {flag}{verdict}", flush=True)
 
 
 def main() -> None:
-    root = ensure_store()
+    roots = {2: ensure_store(2), 1: ensure_store(1)}
     pa.set_cpu_count(THREADS)
     pa.set_io_thread_count(THREADS)
-    catalog = Catalog(root, threads=THREADS)
+    catalogs = {version: Catalog(root, threads=THREADS) for version, root in roots.items()}
     rows = NUM_MODELS * (1 + 5 * len(CORRUPTIONS)) * NUM_SAMPLES
-    total, predictions = store_bytes(root)
-    print(f"store: {rows:,} prediction rows, {total:,} bytes on disk ({predictions:,} in predictions/, "
-          f"{predictions / rows:.1f} bytes/row); {THREADS} threads; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
-    print(f"{'':<42}{'cold s':>8}{'warm s':>8}{'cpu s':>8}   (median of {REPEATS} warm runs)")
+    for version, root in roots.items():
+        total, predictions = store_bytes(root)
+        print(f"format {version} store: {rows:,} prediction rows, {total:,} bytes on disk ({predictions:,} in "
+              f"predictions/, {predictions / rows:.1f} bytes/row)")
+    print(f"{THREADS} threads; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'format 2 (format 1 beside it)':<42}{'cold s':>8}{'warm s':>8}{'cpu s':>8}{'v1 cpu':>9}{'v2/v1':>7}"
+          f"   (median of {REPEATS} warm runs, interleaved)")
 
-    matrix = timed(lambda: analytics.accuracy_matrix(catalog))
-    baseline = timed(lambda: pandas_accuracy(root), repeats=2)
+    matrix = timed(lambda: analytics.accuracy_matrix(catalogs[2]))
+    baseline = timed(lambda: pandas_accuracy(roots[2]), repeats=2)
     assert matrix[3].height == baseline[3].shape[0] == rows // NUM_SAMPLES
-    report("accuracy matrix (analytics, per model)", matrix, 0.5,
-           f"; pandas {baseline[1]:.3f} s: {baseline[1] / matrix[1]:.1f}x faster (goal >= 10x)")
-    report("  pandas baseline (pyarrow -> pandas)", baseline, None)
-    report("  accuracy matrix (queries, per model)", timed(lambda: queries.accuracy_matrix(catalog)), None)
-    report("  accuracy matrix per method", timed(lambda: analytics.accuracy_matrix(catalog, "method")), None)
+    print(f"accuracy matrix vs pandas on format 2: {matrix[1]:.3f} s vs {baseline[1]:.3f} s, "
+          f"{baseline[1] / matrix[1]:.1f}x faster (goal >= 10x)")
+    side_by_side("accuracy matrix (per model)", analytics.accuracy_matrix, catalogs, 0.5)
+    side_by_side("  accuracy matrix per method", lambda c: analytics.accuracy_matrix(c, "method"), catalogs, None)
 
-    report("pruning_fragile (k=3, clean)", timed(lambda: analytics.pruning_fragile(catalog, 3)), 1.0)
-    report("pruning_fragile (k=3, fog 5)", timed(lambda: analytics.pruning_fragile(catalog, 3, "fog", 5)), 1.0)
-    report("corruption_fragile (dense, fog <= 5)",
-           timed(lambda: analytics.corruption_fragile(catalog, "fog", 5)), 1.0)
-    report("robust (every model, severity <= 5)", timed(lambda: analytics.robust(catalog, 5)), 1.0)
+    side_by_side("pruning_fragile (k=3, clean)", lambda c: analytics.pruning_fragile(c, 3), catalogs, 1.0)
+    side_by_side("pruning_fragile (k=3, fog 5)", lambda c: analytics.pruning_fragile(c, 3, "fog", 5), catalogs, 1.0)
+    side_by_side("corruption_fragile (dense, fog <= 5)", lambda c: analytics.corruption_fragile(c, "fog", 5),
+                 catalogs, 1.0)
+    side_by_side("robust (every model, severity <= 5)", lambda c: analytics.robust(c, 5), catalogs, 1.0)
 
-    report("sample_rows (1 sample, 1,920 settings)", timed(lambda: queries.sample_rows(catalog, 4321)), 0.2)
-    report("  sample_rows, clean + severity 3 only", timed(lambda: queries.sample_rows(catalog, 4321, 3)), None)
+    side_by_side("sample_rows (1 sample, every setting)", lambda c: queries.sample_rows(c, 4321), catalogs, 0.2)
+    side_by_side("  sample_rows, clean + severity 3 only", lambda c: queries.sample_rows(c, 4321, 3), catalogs, None)
 
     print("other analytics (no goal):")
-    report("  model_summary (CE, mCE)", timed(lambda: analytics.model_summary(catalog), 2), None)
-    report("  metric_matrix angle_true", timed(lambda: analytics.metric_matrix(catalog, "angle_true"), 2), None)
-    report("  model_agreement, one setting", timed(lambda: analytics.model_agreement(catalog, "fog", 3), 2), None)
-    report("  model_agreement, all settings", timed(lambda: analytics.model_agreement(catalog), 1), None)
-    report("  corruption_redundancy, severity 3", timed(lambda: analytics.corruption_redundancy(catalog, 3), 1),
-           None)
-    report("  model_vectors (clean)", timed(lambda: analytics.model_vectors(catalog), 1), None)
+    side_by_side("  model_summary (CE, mCE)", analytics.model_summary, catalogs, None, 2)
+    side_by_side("  metric_matrix angle_true", lambda c: analytics.metric_matrix(c, "angle_true"), catalogs, None, 2)
+    side_by_side("  model_agreement, one setting", lambda c: analytics.model_agreement(c, "fog", 3), catalogs, None, 2)
+    side_by_side("  model_agreement, all settings", analytics.model_agreement, catalogs, None, 1)
+    side_by_side("  corruption_redundancy, severity 3", lambda c: analytics.corruption_redundancy(c, 3), catalogs,
+                 None, 1)
+    side_by_side("  model_vectors (clean)", analytics.model_vectors, catalogs, None, 1)
+    side_by_side("  parallel_lines, one setting", lambda c: queries.parallel_lines(c, "m03-ltr-50", "fog", 3),
+                 catalogs, None, 2)
     scoped = "model_id = 'm03-ltr-50' and corruption = 'fog' and severity = 3 and angle_true > 60"
-    report("  filter_rows, one model and setting", timed(lambda: analytics.filter_rows(catalog, scoped), 2), None)
-    report("  filter_rows, whole study", timed(
-        lambda: analytics.filter_rows(catalog, "dense_correct and not correct and margin < -2.9", timeout=60), 1),
-        None)
-    catalog.close()
+    side_by_side("  filter_rows, one model and setting", lambda c: analytics.filter_rows(c, scoped), catalogs, None, 2)
+    side_by_side("  filter_rows, whole study", lambda c: analytics.filter_rows(
+        c, "dense_correct and not correct and margin < -2.9", timeout=120), catalogs, None, 1)
+    for catalog in catalogs.values():
+        catalog.close()
 
 
 if __name__ == "__main__":

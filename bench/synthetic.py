@@ -1,7 +1,9 @@
 """A synthetic store with the real layout, for tests and benchmarks at any size (no model needed).
 
 Per-sample values are drawn so that they hang together like real geometry: harder settings lower the
-accuracy, misclassified samples have larger angles to their class and negative margins.
+accuracy, misclassified samples have larger angles to their class and negative margins, and the logits
+follow from the angles through each model's classifier (logit_c = |W_c| |x| cos θ_c + b_c), so a
+format-2 store derives the same angles back.
 """
 
 from __future__ import annotations
@@ -11,61 +13,120 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import torch
 
-from store import writer
+from compute import geometry
+from store import layout, writer
 
 METHODS = ("dense", "ft", "gmp", "ltr", "lrr", "random", "snip", "edgepopup", "biprop")
 
 
-def prediction_columns(rng: np.random.Generator, labels: np.ndarray, num_classes: int,
-                       accuracy: float) -> dict[str, np.ndarray]:
+def classifier(rng: np.random.Generator, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class weight norms |W_c| and biases b_c of a made-up classifier."""
+    return rng.uniform(0.9, 1.1, num_classes), rng.normal(0.0, 0.05, num_classes)
+
+
+def prediction_columns(rng: np.random.Generator, labels: np.ndarray, num_classes: int, accuracy: float,
+                       norms: np.ndarray | None = None, biases: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every format-1 column of one partition (scalars, and (N, C) `angles` and `logits`); the classifier
+    defaults to unit norms and no bias. pred is the largest logit."""
     n = len(labels)
+    rows = np.arange(n)
+    norms = np.ones(num_classes) if norms is None else norms
+    biases = np.zeros(num_classes) if biases is None else biases
     correct = rng.random(n) < accuracy
     wrong = (labels + rng.integers(1, num_classes, n)) % num_classes
     pred = np.where(correct, labels, wrong)
     angles = rng.uniform(70, 110, (n, num_classes)).astype(np.float32)
     angle_true = np.where(correct, rng.uniform(20, 60, n), rng.uniform(60, 100, n)).astype(np.float32)
-    angles[np.arange(n), labels] = angle_true
-    angles[np.arange(n), pred] = np.minimum(angles[np.arange(n), pred], np.where(correct, 90, angle_true - 5))
+    angles[rows, labels] = angle_true
+    angles[rows, pred] = np.minimum(angles[rows, pred], np.where(correct, 90, angle_true - 5))
     feature_norm = rng.gamma(4.0, 2.0, n).astype(np.float32)
-    logits = (feature_norm[:, None] * np.cos(np.deg2rad(angles))).astype(np.float32)
+    logits = (norms[None] * feature_norm[:, None] * np.cos(np.deg2rad(angles)) + biases[None]).astype(np.float32)
+    pred = logits.argmax(axis=1)
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
     wrong_angles = angles.copy()
-    wrong_angles[np.arange(n), labels] = np.inf
-    margin = np.where(correct, rng.uniform(0, 3, n), -rng.uniform(0, 3, n)).astype(np.float32)
+    wrong_angles[rows, labels] = np.inf
+    margin = np.where(pred == labels, rng.uniform(0, 3, n), -rng.uniform(0, 3, n)).astype(np.float32)
     return {
-        "label": labels, "pred": pred, "correct": correct,
-        "loss": -np.log(np.maximum(probs[np.arange(n), labels], 1e-12)),
-        "confidence": probs[np.arange(n), pred], "p_true": probs[np.arange(n), labels],
-        "feature_norm": feature_norm, "weight_norm_true": np.ones(n, np.float32),
+        "label": labels, "pred": pred, "correct": pred == labels,
+        "loss": -np.log(np.maximum(probs[rows, labels], 1e-12)),
+        "confidence": probs[rows, pred], "p_true": probs[rows, labels],
+        "feature_norm": feature_norm, "weight_norm_true": norms[labels].astype(np.float32),
         "cos_true": np.cos(np.deg2rad(angle_true)), "angle_true": angle_true,
-        "angle_pred": angles[np.arange(n), pred], "angle_nearest_wrong": wrong_angles.min(axis=1),
+        "angle_pred": angles[rows, pred], "angle_nearest_wrong": wrong_angles.min(axis=1),
         "margin": margin, "finite": np.ones(n, bool), "angles": angles, "logits": logits,
     }
 
 
+def partition(columns: dict[str, np.ndarray], per_class: layout.PerClass | None = None) -> tuple[pa.Table, dict]:
+    """Format-1 columns -> (format-2 table, completion summary), keeping the classes extraction would."""
+    per_class = per_class or layout.PerClass()
+    logits = torch.from_numpy(np.asarray(columns["logits"], np.float32))
+    classes, kept = geometry.stored_classes(logits, torch.from_numpy(np.asarray(columns["label"], np.int64)),
+                                            per_class.all_up_to, per_class.top_k)
+    table = writer.prediction_table(columns, classes.numpy(), logits.gather(1, classes).numpy(), kept.numpy())
+    return table, writer.partition_summary(columns)
+
+
+def format1_table(columns: dict[str, np.ndarray], num_classes: int) -> pa.Table:
+    """Format-1 columns as a format-1 table (every scalar, fixed-size angles and logits): the one
+    format-1 writer, kept for benchmarks and for tests of reading and migrating old stores."""
+    target = layout.prediction_schema(num_classes, version=1)
+    n = len(columns["label"])
+    arrays = [pa.array(np.arange(n, dtype=np.int32))]
+    for f in list(target)[1:]:
+        values = np.asarray(columns[f.name])
+        if pa.types.is_fixed_size_list(f.type):
+            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, num_classes))
+        else:
+            arrays.append(pa.array(values.astype(f.type.to_pandas_dtype()), type=f.type))
+    return pa.table(arrays, schema=target)
+
+
+def write_partition(root: Path, model_id: str, corruption: str, severity: int, columns: dict[str, np.ndarray],
+                    per_class: layout.PerClass | None = None) -> int:
+    """Write one partition of format-1 columns into a format-2 store; returns its bytes."""
+    return writer.write_partition(root, model_id, corruption, severity, *partition(columns, per_class))
+
+
 def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
-                severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0) -> Path:
-    """Write a complete synthetic store; returns its path. Model 0 is the dense model."""
+                severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0,
+                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION) -> Path:
+    """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
+    returns its path. Model 0 is the dense model."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     labels = rng.integers(0, num_classes, num_samples)
     images = rng.integers(0, 256, (num_samples, 32, 32, 3), dtype=np.uint8)
     writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(num_classes)],
-                      images=images, labels=labels, corruptions=corruptions, severities=severities)
+                      images=images, labels=labels, corruptions=corruptions, severities=severities,
+                      per_class=per_class)
+    if version == 1:
+        manifest = json.loads((root / layout.MANIFEST).read_text())
+        manifest.pop("per_class")
+        writer.write_json(root, {**manifest, "schema_version": 1}, root / layout.MANIFEST)
     rows = []
     for index in range(num_models):
         method = METHODS[0] if index == 0 else METHODS[1 + (index - 1) % (len(METHODS) - 1)]
         sparsity = 0.0 if method == "dense" else (0.5, 0.8, 0.9, 0.95)[(index - 1) // (len(METHODS) - 1) % 4]
         model_id = f"m{index:02d}-{method}-{round(sparsity * 100)}"
         skill = rng.uniform(0.85, 0.95)
+        norms, biases = classifier(rng, num_classes)
+        if version != 1:  # format 1 did not record the classifier
+            writer.upsert_classifiers(root, {model_id: (norms, biases)})
         settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
         for corruption, severity in settings:
             accuracy = skill * (1 - 0.08 * severity * rng.uniform(0.2, 1.0))
-            columns = prediction_columns(rng, labels, num_classes, accuracy)
-            writer.write_partition(root, model_id, corruption, severity,
-                                   writer.prediction_table(columns, num_classes))
+            columns = prediction_columns(rng, labels, num_classes, accuracy, norms, biases)
+            if version == 1:
+                writer.write_partition(root, model_id, corruption, severity, format1_table(columns, num_classes),
+                                       writer.partition_summary(columns))
+            else:
+                write_partition(root, model_id, corruption, severity, columns, per_class)
         rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
                      "sparsity": sparsity, "seed": 0, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
                      "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})

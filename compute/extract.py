@@ -33,7 +33,7 @@ from compute import checkpoint, corruptions, datasets, geometry, models
 from compute import device as devices
 from compute.datasets import cifar10c
 from compute.datasets.base import Dataset, ImageSet
-from store import provenance, sample_index, schema, writer
+from store import layout, provenance, reader, sample_index, schema, writer
 
 
 @dataclass
@@ -154,11 +154,15 @@ def corrupted_images(images: torch.Tensor, name: str, severity: int, seed: int, 
 
 @torch.no_grad()
 def geometry_table(model: nn.Module, images: np.ndarray | torch.Tensor, labels: np.ndarray,
-                   device: torch.device, batch_size: int, num_classes: int) -> pa.Table:
+                   device: torch.device, batch_size: int, per_class: layout.PerClass | None = None,
+                   ) -> tuple[pa.Table, dict[str, Any]]:
     """Forward every image once through forward_features; geometry from the features and the classifier.
 
+    Returns the partition as a format-2 table (the stored scalars, and the logits of the classes
+    `per_class` keeps) and its completion summary, taken from the full geometry before it is reduced.
     Results stay on the device until the whole partition is done, so the GPU never waits for a copy.
     """
+    per_class = per_class or layout.PerClass()
     weight = model.classifier.weight.float()
     bias = None if model.classifier.bias is None else model.classifier.bias.float()
     label_tensor = torch.from_numpy(labels.astype(np.int64)).to(device)
@@ -169,8 +173,18 @@ def geometry_table(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
             features.append(model.forward_features(x).float())
     # One geometry pass per partition, not per batch: a few large ops instead of many small ones.
     g = geometry.compute(torch.cat(features), weight, bias, label_tensor)
-    columns = {name: getattr(g, name).cpu().numpy() for name in (*geometry.SCALAR_FIELDS, "angles", "logits")}
-    return writer.prediction_table(columns, num_classes)
+    classes, kept = geometry.stored_classes(g.logits, g.label, per_class.all_up_to, per_class.top_k)
+    logits = g.logits.gather(1, classes)
+    columns = {name: getattr(g, name).cpu().numpy() for name in geometry.SCALAR_FIELDS}
+    table = writer.prediction_table(columns, classes.cpu().numpy(), logits.cpu().numpy(), kept.cpu().numpy())
+    return table, writer.partition_summary(columns)
+
+
+def classifier_record(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """(|W_c|, b_c) of the model's classifier, for the store's classifiers.parquet."""
+    norms, biases = geometry.classifier_norms(model.classifier.weight,
+                                              getattr(model.classifier, "bias", None))
+    return norms.cpu().numpy(), biases.cpu().numpy()
 
 
 @dataclass
@@ -276,6 +290,7 @@ def compute_partitions(store: Path, models_by_id: Mapping[str, nn.Module], todo:
     write at once.
     """
     summary = ExtractSummary()
+    per_class = layout.PerClass.of(reader.read_manifest(store))
     prepared = {model_id: devices.prepare_model(models_by_id[model_id], device).eval()
                 for model_id in dict.fromkeys(p.model_id for p in todo)}
     previous: Future | None = None
@@ -285,8 +300,8 @@ def compute_partitions(store: Path, models_by_id: Mapping[str, nn.Module], todo:
             setting_images = images(*setting)
             for part in group:
                 bar.set_postfix(model=part.model_id, setting=f"{part.corruption}/{part.severity}")
-                table = geometry_table(prepared[part.model_id], setting_images, labels, device, batch_size,
-                                       num_classes)
+                table, part_summary = geometry_table(prepared[part.model_id], setting_images, labels, device,
+                                                     batch_size, per_class)
                 bad = table.num_rows - int(np.sum(table.column("finite").to_numpy()))
                 summary.rows += table.num_rows
                 summary.non_finite += bad
@@ -294,7 +309,7 @@ def compute_partitions(store: Path, models_by_id: Mapping[str, nn.Module], todo:
                     summary.non_finite_by_model[part.model_id] += bad
                 if previous is not None:
                     summary.bytes += previous.result()
-                previous = pool.submit(writer.write_partition, store, *part, table)
+                previous = pool.submit(writer.write_partition, store, *part, table, part_summary)
                 summary.written += 1
                 bar.update(1)
         if previous is not None:
@@ -338,6 +353,7 @@ def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, 
     store = Path(store)
     check_entries(entries)
     summary = ExtractSummary(stale_removed=len(writer.clean_tmp(store)))
+    writer.upsert_classifiers(store, {e.model_id: classifier_record(e.model) for e in entries})
     mine = (shard or Shard()).select(work_list([e.model_id for e in entries], corruption_names, severities))
     todo = [part for part in mine if not writer.is_complete(store, *part)]
     summary.skipped = len(mine) - len(todo)
@@ -352,7 +368,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
                    corruption_names: Sequence[str], severities: Sequence[int], *, device: torch.device,
                    batch_size: int = 256, seed: int = 0, corrupted_dir: str | None = None,
                    limit: int | None = None, progress: bool = True, shard: Shard | None = None,
-                   executor: Executor | None = None) -> ExtractSummary:
+                   executor: Executor | None = None, per_class: layout.PerClass | None = None) -> ExtractSummary:
     """The one path into a store: every job that writes one (extract, study, demo, shards, Ray) calls this.
 
     In order: check the models; create (or reopen) the store for `data`'s test images `test`; record the
@@ -362,7 +378,8 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     the by-sample index once every partition of the work list is complete (the last shard to finish
     does; `summary.index` is None while others are still running). `corrupted_dir` reads corrupted
     images from a CIFAR-10-C-layout directory (first `limit` rows of each severity) instead of generating
-    them with `seed`.
+    them with `seed`. `per_class` (a new store's rule for which classes' logits a row keeps) defaults to
+    the store's own.
     """
     store, shard = Path(store), shard or Shard()
     check_entries(entries)
@@ -374,7 +391,8 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     if (store / schema.MANIFEST).exists():
         provenance.check(store, wanted)  # refused before anything (even the manifest) is written
     writer.init_store(store, dataset=data.name, class_names=data.class_names, images=test.images,
-                      labels=test.labels, corruptions=corruption_names, severities=severities)
+                      labels=test.labels, corruptions=corruption_names, severities=severities,
+                      per_class=per_class)
     provenance.record(store, wanted)  # again under the lock: concurrent shards agree
     reset = provenance.record_training(store, {e.model_id: training_record(e) for e in entries})
     summary = extract(store, entries, test, data.num_classes, corruption_names, severities, device=device,

@@ -128,3 +128,31 @@ def compute(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         angles=angles,
         logits=logits,
     )
+
+
+def stored_classes(logits: torch.Tensor, labels: torch.Tensor, all_up_to: int,
+                   top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classes whose values a store row keeps (store format 2): (classes (N, K), kept (N, K) bool).
+
+    Every class, ascending, when there are at most `all_up_to`; otherwise the `top_k` classes with the
+    largest logits (largest first) and then the true class, kept only where it is not among them. So a
+    row always holds its prediction's and its true class's logit.
+    """
+    n, num_classes = logits.shape
+    if num_classes <= all_up_to:
+        classes = torch.arange(num_classes, device=logits.device).expand(n, num_classes)
+        return classes, torch.ones_like(classes, dtype=torch.bool)
+    k = min(top_k, num_classes)
+    # NaN logits (a non-finite row) would make the order arbitrary; they sort last, deterministically.
+    top = torch.nan_to_num(logits.float(), nan=-torch.inf).topk(k, dim=1).indices
+    classes = torch.cat([top, labels.long()[:, None]], dim=1)
+    kept = torch.ones_like(classes, dtype=torch.bool)
+    kept[:, -1] = ~(top == labels.long()[:, None]).any(dim=1)
+    return classes, kept
+
+
+def classifier_norms(weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class: |W_c| and b_c (0 without bias), in float64, as a format-2 store records them."""
+    weight = weight.detach().double()
+    norms = torch.linalg.vector_norm(weight, dim=1)
+    return norms, torch.zeros_like(norms) if bias is None else bias.detach().double()

@@ -20,30 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import polars.selectors as cs
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from store import schema, uncertainty
-from store.catalog import Catalog
+from store import layout, uncertainty
+from store.catalog import Catalog, QueryError, QueryTimeout
+from store.layout import COMMON_CORRUPTIONS, EXTRA_CORRUPTIONS, METRICS  # noqa: F401 (EXTRA: re-exported)
 
-# The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
-# (speckle_noise, gaussian_blur, spatter, saturate) were held out for validation in the original paper.
-COMMON_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-)
-EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-
-# Metrics a matrix cell may average: name -> meaning (for the dashboard's picker).
-METRICS: dict[str, str] = {
-    "accuracy": "fraction of predictions that are correct",
-    **{name: schema.FILTER_COLUMNS[name]
-       for name in ("angle_true", "feature_norm", "margin", "loss", "confidence", "p_true")},
-}
 # The same means from the per-partition sums (catalog view partition_summary): no scan of the files.
 _CELL_SQL: dict[str, str] = {
     "accuracy": "correct / rows AS value, rows AS samples",
@@ -115,7 +101,8 @@ def _cells_sql(metric: str) -> str:
             FROM partition_summary
         ),
         model_cell AS (
-            SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.dense_model_id, c.corruption, c.severity,
+            SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.dense_model_id, c.corruption,
+                   c.severity,
                    c.samples, c.value, d.value AS dense_value, c.value - d.value AS delta_vs_dense,
                    c.value - clean.value AS delta_vs_clean
             FROM cell c
@@ -139,8 +126,8 @@ def metric_matrix(catalog: Catalog, metric: str = "accuracy", group_by: str = "m
     cells = _cells_sql(metric)
     if _choice(group_by, GROUPINGS, "grouping") == "model":
         select = f"""
-            SELECT model_id, arch, method, target_sparsity, corruption, severity, samples, value, dense_value,
-                   delta_vs_dense, delta_vs_clean
+            SELECT model_id, arch, method, target_sparsity, sparsity, corruption, severity, samples, value,
+                   dense_value, delta_vs_dense, delta_vs_clean
             FROM model_cell ORDER BY {_MODEL_ORDER}, {_SETTING_ORDER}"""  # noqa: S608 (constant SQL)
     else:
         select = f"""
@@ -479,7 +466,7 @@ def _settings_filter(corruptions: Sequence[str], severities: Sequence[int] | Non
     return sql, params
 
 
-def model_vectors(catalog: Catalog, corruptions: Sequence[str] = (schema.CLEAN,),
+def model_vectors(catalog: Catalog, corruptions: Sequence[str] = (layout.CLEAN,),
                   severities: Sequence[int] | None = None) -> pl.DataFrame:
     """Each model as one long vector of its per-sample geometry, for the similarity view (paper, view 2).
 
@@ -516,29 +503,31 @@ def model_vectors(catalog: Catalog, corruptions: Sequence[str] = (schema.CLEAN,)
     """, params)  # noqa: S608 (constant SQL)
 
 
-def sample_vectors(catalog: Catalog, model_ids: Sequence[str], corruption: str = schema.CLEAN,
+def sample_vectors(catalog: Catalog, model_ids: Sequence[str], corruption: str = layout.CLEAN,
                    severity: int = 0) -> pl.DataFrame:
     """Per-sample geometry of the given models in one setting, for the feature embedding.
 
     Columns: model_id, corruption, severity, sample_id, label, label_name, correct, feature_norm, angles
-    (one angle per class, degrees). Rows with non-finite geometry are left out. The store keeps no raw
-    features, so (angles, feature_norm) stands in for them: the feature's length and its direction
-    relative to every class's weight row, which is what the classifier sees of it.
+    (one angle per class, degrees; Catalog.class_angles_sql: classes a top-k store does not keep count as
+    90). Rows with non-finite geometry are left out. The store keeps no raw features, so (angles,
+    feature_norm) stands in for them: the feature's length and its direction relative to every class's
+    weight row, which is what the classifier sees of it.
     """
     _require_models(catalog, model_ids)
-    return catalog.query("""
+    angles = catalog.class_angles_sql(every_class=True)
+    return catalog.query(f"""
         SELECT p.model_id, p.corruption, p.severity, p.sample_id, p.label, s.label_name, p.correct,
-               p.feature_norm, p.angles
-        FROM predictions p JOIN samples s USING (sample_id)
+               p.feature_norm, {angles} AS angles
+        FROM class_values p JOIN samples s USING (sample_id)
         WHERE list_contains(?, p.model_id) AND p.corruption = ? AND p.severity = ? AND p.finite
         ORDER BY p.model_id, p.sample_id
-    """, [list(model_ids), corruption, int(severity)])
+    """, [list(model_ids), corruption, int(severity)])  # noqa: S608 (constant SQL)
 
 
 def _read_embedding(catalog: Catalog, name: str, arrow_schema: pa.Schema, where: str = "true",
                     params: Sequence[object] = ()) -> pl.DataFrame:
-    """A file under embeddings/ (written by `python -m compute embed`), or an empty frame of its schema."""
-    path: Path = catalog.root / schema.EMBEDDINGS / name
+    """A file under embeddings/ (written by `python -m compute embed`), or an empty frame of its layout."""
+    path: Path = catalog.root / layout.EMBEDDINGS / name
     if not path.is_file():
         return pl.from_arrow(arrow_schema.empty_table())
     columns = ", ".join(arrow_schema.names)  # the file's own schema: fixed names
@@ -548,18 +537,18 @@ def _read_embedding(catalog: Catalog, name: str, arrow_schema: pa.Schema, where:
 
 def model_embedding(catalog: Catalog) -> pl.DataFrame:
     """2-D coordinates of every model (UMAP of model_vectors, or PCA: column `projection` says which)."""
-    return _read_embedding(catalog, schema.MODEL_EMBEDDING, schema.MODEL_EMBEDDING_SCHEMA)
+    return _read_embedding(catalog, layout.MODEL_EMBEDDING, layout.MODEL_EMBEDDING_SCHEMA)
 
 
 def model_tree(catalog: Catalog) -> pl.DataFrame:
     """Edges (source, target, distance) of the minimum spanning tree over the model vectors."""
-    return _read_embedding(catalog, schema.MODEL_TREE, schema.MODEL_TREE_SCHEMA)
+    return _read_embedding(catalog, layout.MODEL_TREE, layout.MODEL_TREE_SCHEMA)
 
 
 def sample_embedding(catalog: Catalog, model_id: str | None = None) -> pl.DataFrame:
     """2-D coordinates of per-sample geometry (see sample_vectors), optionally of one model only."""
     where, params = _equal_to(model_id=model_id)
-    return _read_embedding(catalog, schema.SAMPLE_EMBEDDING, schema.SAMPLE_EMBEDDING_SCHEMA, where, params)
+    return _read_embedding(catalog, layout.SAMPLE_EMBEDDING, layout.SAMPLE_EMBEDDING_SCHEMA, where, params)
 
 
 # -- preset sample filters -----------------------------------------------------------------------------
@@ -574,7 +563,7 @@ def _with_labels(catalog: Catalog, hits: str, params: Sequence[object], order: s
     """, params)  # noqa: S608 (constant SQL)
 
 
-def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = schema.CLEAN, severity: int = 0) -> pl.DataFrame:
+def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
     """Samples the dense model gets right and at least `k` pruned models get wrong, in one setting.
 
     In the spirit of Hooker et al. 2019's pruning identified exemplars: what pruning costs, sample by
@@ -642,7 +631,7 @@ def robust(catalog: Catalog, max_severity: int = 5) -> pl.DataFrame:
     return _with_labels(catalog, hits, [int(max_severity)], "min_margin, sample_id")
 
 
-def flipped_by_pruning(catalog: Catalog, model_a: str, model_b: str, corruption: str = schema.CLEAN,
+def flipped_by_pruning(catalog: Catalog, model_a: str, model_b: str, corruption: str = layout.CLEAN,
                        severity: int = 0) -> pl.DataFrame:
     """Samples `model_a` gets right and `model_b` gets wrong in one setting (e.g. dense vs a pruned model).
 
@@ -690,7 +679,7 @@ _MODAL_PREDICTIONS = f"""
     )"""  # noqa: S608 (constant SQL)
 
 
-def pruning_identified_exemplars(catalog: Catalog, corruption: str = schema.CLEAN, severity: int = 0,
+def pruning_identified_exemplars(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0,
                                  method: str | None = None, target_sparsity: float | None = None) -> pl.DataFrame:
     """Pruning-identified exemplars (Hooker et al. 2019, "What do compressed deep neural networks
     forget?"): samples whose modal prediction over the pruned replicates of a (arch, method, sparsity)
@@ -708,7 +697,7 @@ def pruning_identified_exemplars(catalog: Catalog, corruption: str = schema.CLEA
                         "method, target_sparsity, group_id, sample_id")
 
 
-def pie_counts(catalog: Catalog, corruption: str = schema.CLEAN, severity: int = 0) -> pl.DataFrame:
+def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
     """Per pruned (arch, method, target_sparsity) group: how many samples are pruning-identified
     exemplars in one setting (see pruning_identified_exemplars), its `replicates` and the dense model's
     `dense_replicates`; `single_seed` is true where either side has one seed (PIE = flipped by pruning).
@@ -743,7 +732,7 @@ PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
 
 # -- free filter ---------------------------------------------------------------------------------------
 
-_ROW_COLUMNS = ", ".join(schema.FILTER_COLUMNS)  # the columns a filter may name: a fixed allow-list
+_ROW_COLUMNS = ", ".join(layout.FILTER_COLUMNS)  # the columns a filter may name: a fixed allow-list
 
 
 def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
@@ -756,8 +745,10 @@ def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: 
     sql = f"SELECT {select} FROM rows WHERE {where} {tail}"  # noqa: S608 (checked filter, constant SQL)
     try:
         return catalog.query(sql, [*params, *tail_params], timeout=timeout)
-    except duckdb.Error as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except QueryTimeout:
+        raise
+    except QueryError as error:
+        message = str(error).split(": ", 1)[-1]
         raise FilterError(f"the filter could not run: {message}") from error
 
 

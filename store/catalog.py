@@ -4,7 +4,12 @@ A `Catalog` owns one in-memory DuckDB database with these views:
 
     samples      samples.parquet
     models       models.parquet, plus dense_model_id (the dense model of the same architecture)
-    predictions  predictions/**/part-*.parquet, hive-partitioned (model_id, corruption, severity)
+    predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
+                 scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
+                 (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
+                 loss); cos_true = cos(angle_true)), with no join: every query reads this view
+    class_values the same rows with the stored per-class lists: classes, logits and angles, derived as
+                 cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
     partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
     rows         predictions joined with models, samples and the dense model's row for the same
@@ -27,11 +32,58 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import confine, sample_index, schema, writer
+from store import confine, layout, reader, sample_index
+from store.layout import StoreError
 
 
-class QueryTimeout(RuntimeError):
+class QueryError(StoreError, duckdb.Error):
+    """DuckDB could not run a query on the store: the store's error (a duckdb.Error too, for callers that
+    still catch that)."""
+
+
+class QueryTimeout(QueryError, RuntimeError):
     """A query ran past its time limit and was interrupted."""
+
+
+def sql_literal(path: Path) -> str:
+    """A file path as an SQL string literal (table functions take no bound parameters in view bodies)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def read_predictions(files: Sequence[Path]) -> str:
+    """DuckDB SQL reading these prediction files with their hive partition keys typed.
+
+    An explicit file list, not a glob: DuckDB would expand a glob again on every query, and on thousands of
+    partitions the listing costs as much as the scan.
+    """
+    listing = "[" + ", ".join(sql_literal(path) for path in files) + "]"
+    return (f"read_parquet({listing}, hive_partitioning = true, "
+            "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER})")
+
+
+# cos between a feature of length `length` and class c's weight row, from the class's logit, |W_c| and b_c:
+# clamped to [-1, 1], 0 for a zero vector (as compute.geometry), NaN where the row's values are not finite.
+_COSINE_MACRO = """
+    CREATE MACRO class_cosine(logit, bias, norm, length) AS
+    CASE WHEN norm * length = 0 THEN 0.0
+         WHEN NOT isfinite((logit - bias) / (norm * length)) THEN 'NaN'::DOUBLE
+         ELSE greatest(-1.0, least(1.0, (logit - bias) / (norm * length))) END
+"""
+_SCALARS = ", ".join(layout.SCALAR_COLUMNS)
+_KEYS = "model_id, corruption, severity"
+# Format 2: every scalar of layout.SCALAR_COLUMNS, the ones a file does not store derived from those it
+# does. {true} and {pred} are the positions of the true and the predicted class in the row's `classes`.
+_SCALARS_V2 = """
+    sample_id, label, pred, pred = label AS correct, loss,
+    exp(logits[{pred}] - logits[{true}] - loss)::FLOAT AS confidence, exp(-loss)::FLOAT AS p_true,
+    feature_norm, weight_norm_true, cos(radians(angle_true))::FLOAT AS cos_true, angle_true, angle_pred,
+    angle_nearest_wrong, margin, finite, model_id, corruption, severity
+"""
+# Per-class angles of the kept classes, from their logits and the model's row of classifier_lists.
+_ANGLES_V2 = """
+    list_transform(range(len(classes)), lambda i: degrees(acos(class_cosine(
+        logits[i + 1], biases[classes[i + 1] + 1], weight_norms[classes[i + 1] + 1], feature_norm)))) AS angles
+"""
 
 
 _DUCK_TYPES = {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
@@ -42,7 +94,8 @@ def _empty_select(arrow_schema: pa.Schema) -> str:
     """A typed SELECT with no rows, so queries on a store without predictions return empty frames."""
     columns = []
     for f in arrow_schema:
-        sql_type = (f"FLOAT[{f.type.list_size}]" if pa.types.is_fixed_size_list(f.type)
+        sql_type = (f"{_DUCK_TYPES[f.type.value_type]}[]" if pa.types.is_list(f.type)
+                    else f"FLOAT[{f.type.list_size}]" if pa.types.is_fixed_size_list(f.type)
                     else _DUCK_TYPES[f.type])
         columns.append(f"CAST(NULL AS {sql_type}) AS {f.name}")
     return "SELECT " + ", ".join(columns) + " WHERE false"
@@ -54,8 +107,12 @@ class Catalog:
     def __init__(self, root: str | Path, threads: int | None = None) -> None:
         self.root = Path(root).resolve()
         confine.refuse_links(self.root)  # before any file of the store is read
-        self.manifest = writer.read_manifest(self.root)
+        self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
+        self.version = int(self.manifest["schema_version"])
+        self.per_class = layout.PerClass.of(self.manifest)
+        # True when every row holds every class's values (format 1 always did).
+        self.keeps_all_classes = self.version == 1 or self.per_class.keeps_all(self.num_classes)
         self._connection = duckdb.connect(":memory:")
         if threads:
             self._connection.execute(f"SET threads = {int(threads)}")
@@ -67,11 +124,11 @@ class Catalog:
     # -- set-up ---------------------------------------------------------------------------------
     def _create_views(self) -> None:
         con = self._connection
-        for name, file, arrow_schema in (("samples", schema.SAMPLES, schema.SAMPLE_SCHEMA),
-                                         ("models_raw", schema.MODELS, schema.MODEL_SCHEMA)):
+        for name, file, arrow_schema in (("samples", layout.SAMPLES, layout.SAMPLE_SCHEMA),
+                                         ("models_raw", layout.MODELS, layout.MODEL_SCHEMA)):
             path = self.root / file
-            # The store's own path, quoted by schema.sql_literal: not user input.
-            body = (f"SELECT * FROM read_parquet({schema.sql_literal(path)})"  # noqa: S608
+            # The store's own path, quoted by sql_literal: not user input.
+            body = (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
                     if path.exists() else _empty_select(arrow_schema))
             con.execute(f"CREATE VIEW {name} AS {body}")
         con.execute("""
@@ -83,21 +140,17 @@ class Catalog:
             ) AS dense_model_id
             FROM models_raw m
         """)
-        parts = writer.prediction_files(self.root)  # found once: a new Catalog sees new files
+        parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
-        if parts:
-            body = f"SELECT * FROM {schema.read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
+        if self.version == 1:
+            self._create_prediction_views_v1(parts)
         else:
-            empty = pa.schema([*schema.prediction_schema(self.num_classes),
-                               pa.field("model_id", pa.string()), pa.field("corruption", pa.string()),
-                               pa.field("severity", pa.int32())])
-            body = _empty_select(empty)
-        con.execute(f"CREATE VIEW predictions AS {body}")
+            self._create_prediction_views_v2(parts)
         self._create_partition_summary(len(parts))
         self.has_sample_index = sample_index.is_fresh(self.root)
         if self.has_sample_index:
             index = self.root / sample_index.INDEX / sample_index.FILE
-            con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({schema.sql_literal(index)})")  # noqa: S608
+            con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
@@ -111,6 +164,49 @@ class Catalog:
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
 
+
+    def _create_prediction_views_v1(self, parts: Sequence[Path]) -> None:
+        """Format 1 files hold every scalar and one angle and logit per class: read them as they are."""
+        con = self._connection
+        if parts:
+            body = f"SELECT * FROM {read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
+        else:
+            empty = pa.schema([*layout.prediction_schema(self.num_classes, 1), pa.field("model_id", pa.string()),
+                               pa.field("corruption", pa.string()), pa.field("severity", pa.int32())])
+            body = _empty_select(empty)
+        con.execute(f"CREATE VIEW prediction_files AS {body}")
+        con.execute(f"CREATE VIEW predictions AS SELECT {_SCALARS}, {_KEYS} FROM prediction_files")  # noqa: S608
+        classes = f"list_transform(range({self.num_classes}), lambda c: c::SMALLINT)"
+        con.execute(f"""CREATE VIEW class_values AS SELECT {_SCALARS}, {_KEYS}, {classes} AS classes,
+                        logits::FLOAT[] AS logits, angles::DOUBLE[] AS angles FROM prediction_files""")  # noqa: S608
+
+    def _create_prediction_views_v2(self, parts: Sequence[Path]) -> None:
+        """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""
+        con = self._connection
+        con.execute(_COSINE_MACRO)
+        # A small table held in memory: class_values rows look their classifier up here.
+        classifiers = reader.read_classifiers(self.root)
+        con.register("classifiers_arrow", classifiers)
+        con.execute("""CREATE TABLE classifier_lists AS
+                       SELECT model_id, list(weight_norm ORDER BY class) AS weight_norms,
+                              list(bias ORDER BY class) AS biases
+                       FROM classifiers_arrow GROUP BY model_id""")
+        con.unregister("classifiers_arrow")
+        if parts:
+            body = f"SELECT * FROM {read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
+        else:
+            empty = pa.schema([*layout.prediction_schema(self.num_classes, 2), pa.field("model_id", pa.string()),
+                               pa.field("corruption", pa.string()), pa.field("severity", pa.int32())])
+            body = _empty_select(empty)
+        con.execute(f"CREATE VIEW prediction_files AS {body}")
+        # Every class kept, ascending: class c sits at position c + 1; else look it up in the row's list.
+        true, pred = (("label + 1", "pred + 1") if self.keeps_all_classes
+                      else ("list_position(classes, label)", "list_position(classes, pred)"))
+        scalars = _SCALARS_V2.format(true=true, pred=pred)
+        con.execute(f"CREATE VIEW predictions AS SELECT {scalars} FROM prediction_files")  # noqa: S608 (constant SQL)
+        con.execute(f"""CREATE VIEW class_values AS SELECT {scalars}, classes, logits, {_ANGLES_V2}
+                        FROM prediction_files LEFT JOIN classifier_lists USING (model_id)""")  # noqa: S608
+
     def _create_partition_summary(self, num_files: int) -> None:
         """View `partition_summary`: per (model, corruption, severity) rows, correct, finite and metric sums.
 
@@ -118,16 +214,16 @@ class Catalog:
         marker with sums: thousands of partitions then cost one small table, not a scan. Otherwise (a store
         from an older writer, or a file published without its marker) it is computed from the files.
         """
-        sums = ", ".join(f"{name}_sum" for name in schema.SUMMARY_METRICS)
+        sums = ", ".join(f"{name}_sum" for name in layout.SUMMARY_METRICS)
         try:  # a damaged marker (verify names it) costs a scan of the files, never the store
-            markers = writer.complete_partitions(self.root)
+            markers = reader.complete_partitions(self.root)
             usable = num_files and len(markers) == num_files and all("sums" in m for m in markers)
             columns = {"model_id": ("VARCHAR", [m["model_id"] for m in markers]),
                        "corruption": ("VARCHAR", [m["corruption"] for m in markers]),
                        **{key: ("INTEGER" if key == "severity" else "BIGINT", [int(m[key]) for m in markers])
                           for key in ("severity", "rows", "correct", "finite")},
                        **{f"{name}_sum": ("DOUBLE", [float(m["sums"][name]) for m in markers])
-                          for name in schema.SUMMARY_METRICS}} if usable else None
+                          for name in layout.SUMMARY_METRICS}} if usable else None
         except (OSError, ValueError, KeyError, TypeError):
             columns = None
         if columns:
@@ -140,7 +236,7 @@ class Catalog:
             body = f"SELECT model_id, corruption, severity, rows, correct, finite, {sums} FROM partition_markers"  # noqa: S608 (constant SQL)
         else:
             scanned = ", ".join(f"sum(CASE WHEN finite THEN {name} END)::DOUBLE AS {name}_sum"
-                                for name in schema.SUMMARY_METRICS)
+                                for name in layout.SUMMARY_METRICS)
             body = (f"SELECT model_id, corruption, severity, count(*) AS rows, "  # noqa: S608 (constant SQL)
                     f"sum(correct::BIGINT) AS correct, count(*) FILTER (WHERE finite) AS finite, {scanned} "
                     "FROM predictions GROUP BY ALL")
@@ -163,15 +259,36 @@ class Catalog:
             return cursor.sql(sql, params=list(params)).pl()
         except duckdb.InterruptException as error:
             raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter") from error
+        except duckdb.Error as error:
+            raise QueryError(f"{self.root}: {str(error).strip() or type(error).__name__}") from error
         finally:
             if timer:
                 timer.cancel()
             cursor.close()
 
+    def class_angles_sql(self, every_class: bool = False) -> str:
+        """SQL for the per-class angles of a `class_values` row: the stored classes' (aligned with `classes`),
+        or with `every_class` one per class in class order, where a class a top-k row does not keep counts
+        as 90 degrees (orthogonal: its logit is below the row's k largest, its exact angle is not stored)."""
+        if not every_class or self.keeps_all_classes:
+            return "angles"
+        return (f"list_transform(range({self.num_classes}), "
+                "lambda c: coalesce(angles[list_position(classes, c::SMALLINT)], 90.0))")
+
     @property
     def by_sample(self) -> str:
         """The view to read for per-sample questions: the by-sample index when fresh, else predictions."""
         return "by_sample" if self.has_sample_index else "predictions"
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run one statement and return an Arrow table (for writing derived files, e.g. the by-sample index)."""
+        cursor = self._connection.cursor()
+        try:
+            return cursor.sql(sql, params=list(params)).to_arrow_table()
+        except duckdb.Error as error:
+            raise QueryError(f"{self.root}: {error}") from error
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         self._connection.close()

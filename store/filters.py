@@ -20,7 +20,7 @@ against the predictions. That text is untrusted, so it never reaches DuckDB as w
    :data:`MAX_DEPTH` (long ``or`` chains parse iteratively but would recurse in step 4).
 4. Generation, by our own code, from an allow-list of node types (never a deny-list): and, or, not,
    the six comparisons, + - * / % and unary minus, parentheses, BETWEEN, IN with a list, IS [NOT] NULL,
-   number/text/true/false/null literals, the columns of ``store.schema.FILTER_COLUMNS`` and the
+   number/text/true/false/null literals, the columns of ``store.layout.FILTER_COLUMNS`` and the
    functions in :data:`FUNCTIONS`. Any other node (IS TRUE, LIKE, casts, subqueries, tuples, ...), or an
    allowed node with a sqlglot argument we did not plan for (BETWEEN SYMMETRIC, table.column), is
    refused. We write the SQL ourselves instead of calling sqlglot's generator, so that the output holds
@@ -49,7 +49,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError
 from sqlglot.tokens import Token, TokenType
 
-from store.schema import FILTER_COLUMNS
+from store.layout import FILTER_COLUMNS
 
 MAX_LENGTH = 2000
 MAX_NESTING = 20

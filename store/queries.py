@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from store.analytics import accuracy_matrix  # noqa: F401 (re-exported: its old home)
 from store.catalog import Catalog
 
 
@@ -19,29 +20,18 @@ def models(catalog: Catalog) -> pl.DataFrame:
     """)
 
 
-def accuracy_matrix(catalog: Catalog) -> pl.DataFrame:
-    """Accuracy per (model, corruption, severity), with the model's method and sparsity for grouping."""
-    return catalog.query("""
-        WITH acc AS (
-            SELECT model_id, corruption, severity, correct / rows AS accuracy, rows AS samples
-            FROM partition_summary
-        )
-        SELECT acc.*, m.method, m.target_sparsity, m.sparsity, m.arch
-        FROM acc JOIN models m USING (model_id)
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, acc.model_id, acc.corruption, acc.severity
-    """)
-
-
 def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -> pl.DataFrame:
     """Every prediction of one sample across models, corruptions and severities (with `severity`: clean
-    and that severity only, which reads a fraction of a large store)."""
-    severities = "true" if severity is None else "(p.severity = 0 OR p.severity = ?)"
-    params = [int(sample_id)] + ([] if severity is None else [int(severity)])
+    and that severity only, which reads a fraction of a large store), with the class names of its label
+    and of each prediction."""
+    severities = "true" if severity is None else "(p.severity = 0 OR p.severity = $3)"
+    params = [list(catalog.manifest["class_names"]), int(sample_id)] + ([] if severity is None else [int(severity)])
     return catalog.query(f"""
-        SELECT p.model_id, m.method, m.target_sparsity, p.corruption, p.severity, p.label, p.pred,
+        SELECT p.model_id, m.method, m.target_sparsity, p.corruption, p.severity, p.label,
+               $1[p.label + 1] AS label_name, p.pred, $1[p.pred + 1] AS pred_name,
                p.correct, p.confidence, p.p_true, p.angle_true, p.feature_norm, p.margin, p.loss
         FROM {catalog.by_sample} p JOIN models m USING (model_id)
-        WHERE p.sample_id = ? AND {severities}
+        WHERE p.sample_id = $2 AND {severities}
         ORDER BY m.method <> 'dense', m.method, m.target_sparsity, p.model_id, p.corruption <> 'clean',
                  p.corruption, p.severity
     """, params)  # noqa: S608 (constant SQL)
@@ -149,14 +139,36 @@ def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: st
     return catalog.query(*_binned(source, params, bins))
 
 
+def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int,
+                 sample_ids: Sequence[int] | None = None, every_class: bool = False) -> pl.DataFrame:
+    """Per-class values of one model's rows in one setting (all samples, or `sample_ids`): sample_id,
+    label, classes (class indices), logits and angles (degrees) of the same classes, as the store keeps
+    them: every class up to the store's threshold, else the top-k by logit and the true class. With
+    `every_class`, angles has one entry per class (see Catalog.class_angles_sql) and classes is every class.
+    The one way to per-class values: pages never read the lists themselves."""
+    chosen = "true" if sample_ids is None else "list_contains(?, sample_id)"
+    params = [model_id, corruption, int(severity)] + ([] if sample_ids is None else [[int(i) for i in sample_ids]])
+    classes = "classes" if not every_class else f"range({catalog.num_classes})::SMALLINT[]"
+    logits = "logits" if not every_class or catalog.keeps_all_classes else "NULL::FLOAT[]"
+    return catalog.query(f"""
+        SELECT sample_id, label, {classes} AS classes, {logits} AS logits,
+               {catalog.class_angles_sql(every_class)} AS angles
+        FROM class_values
+        WHERE model_id = ? AND corruption = ? AND severity = ? AND {chosen}
+        ORDER BY sample_id
+    """, params)  # noqa: S608 (constant SQL)
+
+
 def _axes_sql(top_k: int | None) -> tuple[str, list]:
     """The parallel-coordinates axes of one prediction row as a list expression, with its bound values.
 
-    Every class's angle, then feature_norm, margin, loss; or, with top_k, angle_true, the k smallest
-    angles to wrong classes (closest first), then the same three."""
+    Every class's angle, then feature_norm, margin, loss (only for a store that keeps every class); or,
+    with top_k, angle_true, the k smallest angles to wrong classes among the classes the store keeps
+    (closest first), then the same three."""
     if top_k is None:
         return "list_concat(angles, [feature_norm, margin, loss])", []
-    return ("list_concat([angle_true], list_sort(list_filter(angles, lambda a, i: i <> label + 1))[1:?], "
+    # angles and classes are aligned; a top-k store keeps fewer classes than the study has
+    return ("list_concat([angle_true], list_sort(list_filter(angles, lambda a, i: classes[i] <> label))[1:?], "
             "[feature_norm, margin, loss])"), [int(top_k)]
 
 
@@ -177,7 +189,7 @@ def _long_axes_sql(top_k: int | None, limit_lines: bool) -> str:
     angles = "axis_index <= ?"
     chosen = "ORDER BY hash(sample_id) LIMIT ?" if limit_lines else ""
     return f"""
-        chosen_rows AS (SELECT sample_id, label, correct, {values} AS vals FROM predictions WHERE {_ONE_SETTING}),
+        chosen_rows AS (SELECT sample_id, label, correct, {values} AS vals FROM class_values WHERE {_ONE_SETTING}),
         picked AS (SELECT * FROM chosen_rows {chosen}),
         long AS (
             SELECT sample_id, label, correct, unnest(range(len(vals))) AS axis_index, unnest(vals)::DOUBLE AS value

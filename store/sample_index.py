@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import confine, schema, writer
+from store import reader, writer
 
 INDEX = "index"
 FILE = "by_sample.parquet"
@@ -34,7 +33,7 @@ def is_fresh(root: str | Path) -> bool:
     try:
         recorded = json.loads(info.read_text())
         if not isinstance(recorded, dict) or recorded.get("files") != [
-                str(p.relative_to(root)) for p in writer.prediction_files(root)]:
+                str(p.relative_to(root)) for p in reader.prediction_files(root)]:
             return False
         return pq.ParquetFile(root / INDEX / FILE).metadata.num_rows == recorded.get("rows")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException):
@@ -47,23 +46,20 @@ def build(root: str | Path) -> Path | None:
     Refuses (StoreError) a store holding a symbolic link; DuckDB reads only inside the store.
     """
     root = Path(root)
-    confine.refuse_links(root)
-    files = writer.prediction_files(root)
+    files = reader.prediction_files(root)
     if not files:
         return None
     path = root / INDEX / FILE
     if is_fresh(root):
         return path
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET allowed_directories = [?]", [str(root.resolve())])  # before the first file is read
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        table = con.sql(
-            f"SELECT {', '.join(COLUMNS)} FROM {schema.read_predictions(files)} "  # noqa: S608 (store paths, quoted)
-            "ORDER BY sample_id, model_id, corruption, severity").to_arrow_table()
+    from store.catalog import Catalog  # the catalog uses this module to find the index: import late
+
+    catalog = Catalog(root)
+    try:  # the catalog's predictions view: the derived columns of format 2 are stored here
+        table = catalog.arrow(f"SELECT {', '.join(COLUMNS)} FROM predictions "  # noqa: S608 (constant SQL)
+                              "ORDER BY sample_id, model_id, corruption, severity")
     finally:
-        con.close()
+        catalog.close()
     writer.write_parquet(root, table, path)
     writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": table.num_rows},
                       root / INDEX / INFO)

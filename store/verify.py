@@ -323,7 +323,8 @@ def _marker_problems(root: Path, skip: set[Path]) -> Iterator[tuple[Path, str]]:
 
 def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip: set[Path]) -> Iterator[Problem]:
     classes, samples = manifest.get("num_classes"), manifest.get("num_samples")
-    expected = schema.prediction_schema(classes) if classes is not None else None
+    expected = (schema.prediction_schema(classes, int(manifest["schema_version"])) if classes is not None
+                else None)
     for marker, message in _marker_problems(root, skip):
         yield Problem(marker, "predictions", message)
     base = root / schema.PREDICTIONS

@@ -1,4 +1,4 @@
-"""Writes a store (layout in store.schema) so that readers never see a partial file and nothing is lost.
+"""Writes a store (layout in store.layout) so that readers never see a partial file and nothing is lost.
 
 Every file is written to a temporary name in `_tmp/`, fsynced, and renamed into place. A prediction
 partition counts as complete only once its marker in `_complete/` exists (written after the rename), so
@@ -15,6 +15,7 @@ left behind without touching a live writer's file. Parquet files carry page chec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -22,7 +23,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from store import schema
+from store import layout, reader
+from store.layout import StoreError
+from store.reader import (  # noqa: F401 (re-exported: the old import path of these readers)
+    clean_accuracy,
+    complete_partitions,
+    is_complete,
+    partition_file,
+    prediction_files,
+    read_manifest,
+)
 
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-class StoreError(ValueError):
-    """A store directory is missing, damaged, or written by another schema version."""
 
 
 TMP = "_tmp"
@@ -166,56 +172,51 @@ def write_npy(root: Path, array: np.ndarray, final: Path) -> None:
         np.save(handle, array)
 
 
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    """The store's manifest; StoreError naming the file when it is missing, damaged or of another version."""
-    path = Path(root) / schema.MANIFEST
-    if not path.is_file():
-        raise StoreError(f"{Path(root)} is not a prunescope store: {path} is missing "
-                         f"(build one with `python -m compute demo --out {Path(root)}`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise StoreError(f"{path} is not valid JSON: {error}") from error
-    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if version != schema.SCHEMA_VERSION:
-        raise StoreError(f"{path} has schema version {version!r}; this prunescope reads version "
-                         f"{schema.SCHEMA_VERSION}. Rebuild the store with this version.")
-    return manifest
-
-
 def init_store(root: str | Path, *, dataset: str, class_names: Sequence[str], images: np.ndarray,
-               labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int]) -> Path:
+               labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int],
+               per_class: layout.PerClass | None = None) -> Path:
     """Create (or reopen) a store for one dataset's test set. Reopening checks it is the same study.
 
+    `per_class` (default PerClass()) is recorded in a new store's manifest; reopening a store with a
+    different one is refused (its rows would follow another rule). A format-1 store is refused: new
+    partitions are written in format 2 (`python -m compute migrate` converts the old ones first).
     Runs under the store's lock, so shards starting together create the store once.
     """
     with locked(root):
         return _init_store(Path(root), dataset=dataset, class_names=class_names, images=images, labels=labels,
-                           corruptions=corruptions, severities=severities)
+                           corruptions=corruptions, severities=severities, per_class=per_class)
 
 
 def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images: np.ndarray,
-                labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int]) -> Path:
-    if (root / schema.MANIFEST).exists():
+                labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int],
+                per_class: layout.PerClass | None) -> Path:
+    if (root / layout.MANIFEST).exists():
         manifest = read_manifest(root)
+        if manifest["schema_version"] != layout.SCHEMA_VERSION:
+            raise StoreError(f"{root} is a format-{manifest['schema_version']} store; convert it first with "
+                             f"`python -m compute migrate --store {root}`")
+        recorded = layout.PerClass.of(manifest)
+        if per_class is not None and per_class != recorded:
+            raise StoreError(f"{root} keeps per-class values for {recorded}; refusing to add rows kept for "
+                             f"{per_class} (use the store's settings or another --out)")
         if manifest["dataset"] != dataset or manifest["num_samples"] != len(labels):
             raise StoreError(f"{root} holds {manifest['dataset']!r} with {manifest['num_samples']} samples; "
                              f"refusing to mix in {dataset!r} with {len(labels)} samples (use another --out)")
         merged = list(dict.fromkeys([*manifest["corruptions"], *corruptions]))
         if merged != manifest["corruptions"]:
             manifest["corruptions"] = merged
-            write_json(root, manifest, root / schema.MANIFEST)
+            write_json(root, manifest, root / layout.MANIFEST)
         return root
     samples = pa.table({
         "sample_id": pa.array(np.arange(len(labels)), pa.int32()),
         "label": pa.array(labels, pa.int16()),
         "label_name": pa.array([class_names[int(y)] for y in labels], pa.string()),
         "split": pa.array(["test"] * len(labels), pa.string()),
-    }, schema=schema.SAMPLE_SCHEMA)
-    write_parquet(root, samples, root / schema.SAMPLES)
-    write_npy(root, np.ascontiguousarray(images), root / schema.IMAGES / "clean.npy")
+    }, schema=layout.SAMPLE_SCHEMA)
+    write_parquet(root, samples, root / layout.SAMPLES)
+    write_npy(root, np.ascontiguousarray(images), root / layout.IMAGES / "clean.npy")
     write_json(root, {
-        "schema_version": schema.SCHEMA_VERSION,
+        "schema_version": layout.SCHEMA_VERSION,
         "dataset": dataset,
         "class_names": list(class_names),
         "num_classes": len(class_names),
@@ -223,8 +224,9 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
         "image_size": int(images.shape[1]),
         "corruptions": list(corruptions),
         "severities": sorted(set(int(s) for s in severities)),
+        "per_class": dataclasses.asdict(per_class or layout.PerClass()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }, root / schema.MANIFEST)
+    }, root / layout.MANIFEST)
     return root
 
 
@@ -240,24 +242,16 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     from store.confine import record_checkpoint  # confine imports StoreError from here
 
     root = Path(root)
-    path = root / schema.MODELS
+    path = root / layout.MODELS
     rows = [{**row, "checkpoint": record_checkpoint(root, row.get("checkpoint"))} for row in rows]
     with locked(root):
         existing = pq.read_table(path).to_pylist() if path.exists() else []
         new_ids = {row["model_id"] for row in rows}
         filled = [row if row.get("clean_accuracy") is not None
-                  else {**row, "clean_accuracy": clean_accuracy(root, row["model_id"])} for row in rows]
+                  else {**row, "clean_accuracy": reader.clean_accuracy(root, row["model_id"])} for row in rows]
         merged = [row for row in existing if row["model_id"] not in new_ids] + filled
-        table = pa.Table.from_pylist(merged, schema=schema.MODEL_SCHEMA)
+        table = pa.Table.from_pylist(merged, schema=layout.MODEL_SCHEMA)
         write_parquet(root, table, path)
-
-
-def clean_accuracy(root: str | Path, model_id: str) -> float | None:
-    """Accuracy of `model_id` on clean images, from its clean partition; None while that is incomplete."""
-    if not is_complete(root, model_id, schema.CLEAN, 0):
-        return None
-    correct = pq.read_table(partition_file(root, model_id, schema.CLEAN, 0), columns=["correct"])
-    return float(np.mean(correct.column("correct").to_numpy()))
 
 
 def check_model_id(model_id: str) -> str:
@@ -267,110 +261,101 @@ def check_model_id(model_id: str) -> str:
     return model_id
 
 
-def _partition_dir(root: Path, model_id: str, corruption: str, severity: int) -> Path:
-    return (root / schema.PREDICTIONS / f"model_id={model_id}" / f"corruption={corruption}"
-            / f"severity={severity}")
+def upsert_classifiers(root: str | Path, classifiers: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Add or replace, per model id, its classifier's per-class weight norms |W_c| and biases b_c
+    (zeros for a layer without bias) in classifiers.parquet; other models are kept. Under the lock."""
+    root = Path(root)
+    path = root / layout.CLASSIFIERS
+    with locked(root):
+        existing = reader.read_classifiers(root)
+        kept = existing.filter(pc.invert(pc.is_in(existing.column("model_id"), pa.array(list(classifiers)))))
+        new = [pa.table({
+            "model_id": pa.array([model_id] * len(norms), pa.string()),
+            "class": pa.array(np.arange(len(norms)), pa.int16()),
+            "weight_norm": pa.array(np.asarray(norms, np.float64)),
+            "bias": pa.array(np.asarray(biases, np.float64)),
+        }, schema=layout.CLASSIFIER_SCHEMA) for model_id, (norms, biases) in classifiers.items()]
+        table = pa.concat_tables([kept.cast(layout.CLASSIFIER_SCHEMA), *new]).sort_by([("model_id", "ascending"),
+                                                                                       ("class", "ascending")])
+        write_parquet(root, table, path)
 
 
-def prediction_table(columns: dict[str, np.ndarray], num_classes: int) -> pa.Table:
-    """Geometry columns (numpy, one entry per sample in sample order) -> a table with the explicit schema.
-
-    `angles` and `logits` are (N, C) arrays; sample_id is the row position.
-    """
-    target = schema.prediction_schema(num_classes)
-    n = len(columns["label"])
-    arrays = {"sample_id": pa.array(np.arange(n, dtype=np.int32))}
+def prediction_table(columns: Mapping[str, np.ndarray], classes: np.ndarray, logits: np.ndarray,
+                     kept: np.ndarray | None = None) -> pa.Table:
+    """A format-2 prediction table: layout.STORED_COLUMNS (numpy, one entry per sample in sample order;
+    sample_id is the row position) and per-class values, `classes` and `logits` both (N, K), of which
+    row i keeps the entries where `kept[i]` (all when None)."""
+    target = layout.prediction_schema(0)
+    n = len(columns["pred"])
+    classes = np.asarray(classes)
+    logits = np.asarray(logits, np.float32)
+    if classes.shape != logits.shape or classes.shape[0] != n:
+        raise StoreError(f"classes {classes.shape} and logits {logits.shape} must both be ({n}, K)")
+    kept = np.ones(classes.shape, bool) if kept is None else np.asarray(kept, bool)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(kept.sum(axis=1))]).astype(np.int32))
+    arrays = {
+        "sample_id": pa.array(np.arange(n, dtype=np.int32)),
+        "classes": pa.ListArray.from_arrays(offsets, pa.array(classes[kept].astype(np.int16))),
+        "logits": pa.ListArray.from_arrays(offsets, pa.array(logits[kept])),
+    }
     for f in target:
-        if f.name == "sample_id":
-            continue
-        values = np.asarray(columns[f.name])
-        if pa.types.is_fixed_size_list(f.type):
-            if values.shape != (n, num_classes):
-                raise StoreError(f"column {f.name!r} must have shape ({n}, {num_classes}), got {values.shape}")
-            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
-            arrays[f.name] = pa.FixedSizeListArray.from_arrays(flat, num_classes)
-        else:
-            arrays[f.name] = pa.array(values.astype(f.type.to_pandas_dtype()), type=f.type)
+        if f.name not in arrays:
+            arrays[f.name] = pa.array(np.asarray(columns[f.name]).astype(f.type.to_pandas_dtype()), type=f.type)
     return pa.table([arrays[f.name] for f in target], schema=target)
 
 
-def prediction_files(root: str | Path) -> list[Path]:
-    """Every published prediction file of the store, sorted (model, corruption, severity)."""
-    return sorted((Path(root) / schema.PREDICTIONS).glob("*/*/*/*.parquet"))
-
-
-def partition_file(root: str | Path, model_id: str, corruption: str, severity: int) -> Path:
-    return _partition_dir(Path(root), model_id, corruption, severity) / "part-0.parquet"
-
-
-def _marker(root: Path, model_id: str, corruption: str, severity: int) -> Path:
-    return root / schema.COMPLETE / f"{model_id}__{corruption}__{severity}.json"
-
-
-def is_complete(root: str | Path, model_id: str, corruption: str, severity: int) -> bool:
-    """True when the partition's marker exists and its file holds the recorded number of rows."""
-    root = Path(root)
-    marker = _marker(root, model_id, corruption, severity)
-    part = partition_file(root, model_id, corruption, severity)
-    if not (marker.is_file() and part.is_file()):
-        return False
-    try:
-        recorded = json.loads(marker.read_text())["rows"]
-        return pq.ParquetFile(part).metadata.num_rows == recorded
-    except (OSError, KeyError, ValueError, pa.ArrowException):
-        return False
-
-
-def write_partition(root: str | Path, model_id: str, corruption: str, severity: int, table: pa.Table) -> int:
-    """Publish one (model, corruption, severity) partition, then its completion marker; returns bytes."""
-    root = Path(root)
-    check_model_id(model_id)
-    final = partition_file(root, model_id, corruption, severity)
-    size = write_parquet(root, table, final)
-    write_json(root, {"rows": table.num_rows, "bytes": size, **partition_summary(table)},
-               _marker(root, model_id, corruption, severity))
-    return size
-
-
-def partition_summary(table: pa.Table) -> dict[str, Any]:
+def partition_summary(columns: Mapping[str, Any]) -> dict[str, Any]:
     """What the evaluation matrix needs of a partition: correct count, finite-row count, metric sums.
 
-    Sums run over rows whose values are all finite (the `finite` column), as the matrix's means do.
+    `columns` holds the format-1 scalars (numpy arrays or Arrow columns; extraction has them before it
+    drops what format 2 derives). Sums run over rows whose values are all finite (the `finite` column),
+    as the matrix's means do.
     """
-    finite = table.column("finite")
-    kept = table.filter(finite)
+    finite = np.asarray(columns["finite"], bool)
     return {
-        "correct": int(pc.sum(table.column("correct").cast(pa.int64())).as_py() or 0),
-        "finite": kept.num_rows,
-        "sums": {name: float(pc.sum(kept.column(name).cast(pa.float64())).as_py() or 0.0)
-                 for name in schema.SUMMARY_METRICS},
+        "correct": int(np.sum(np.asarray(columns["correct"], bool))),
+        "finite": int(finite.sum()),
+        "sums": {name: float(np.sum(np.asarray(columns[name], np.float64)[finite]))
+                 for name in layout.SUMMARY_METRICS},
     }
+
+
+def write_partition(root: str | Path, model_id: str, corruption: str, severity: int, table: pa.Table,
+                    summary: dict[str, Any]) -> int:
+    """Publish one (model, corruption, severity) partition, then its completion marker with `summary`
+    (partition_summary); returns the file's bytes."""
+    root = Path(root)
+    check_model_id(model_id)
+    size = write_parquet(root, table, reader.partition_file(root, model_id, corruption, severity))
+    write_json(root, {"rows": table.num_rows, "bytes": size, **summary},
+               reader.marker_path(root, model_id, corruption, severity))
+    return size
 
 
 def summarize_markers(root: str | Path) -> int:
     """Add the evaluation-matrix sums to markers written before they existed; returns how many changed.
 
-    Only existing markers are refreshed (a file without a marker stays incomplete).
+    The sums come from the catalog's predictions view (format 2 derives some of the columns). Only
+    existing markers are refreshed (a file without a marker stays incomplete).
     """
+    from store.catalog import Catalog  # the catalog reads what this module writes: import late
+
     root = Path(root)
-    changed = 0
-    for marker in complete_partitions(root):
-        if "sums" in marker:
-            continue
-        keys = {k: marker[k] for k in ("model_id", "corruption", "severity")}
-        columns = ["correct", "finite", *schema.SUMMARY_METRICS]
-        table = pq.read_table(partition_file(root, **keys), columns=columns)
-        write_json(root, {"rows": marker["rows"], "bytes": marker["bytes"], **partition_summary(table)},
-                   _marker(root, **keys))
-        changed += 1
-    return changed
+    stale = [marker for marker in complete_partitions(root) if "sums" not in marker]
+    if not stale:
+        return 0
+    catalog = Catalog(root)
+    try:
+        for marker in stale:
+            keys = {k: marker[k] for k in ("model_id", "corruption", "severity")}
+            columns = ["correct", "finite", *layout.SUMMARY_METRICS]
+            table = catalog.arrow(f"SELECT {', '.join(columns)} FROM predictions "  # noqa: S608 (constant SQL)
+                                  "WHERE model_id = ? AND corruption = ? AND severity = ?", list(keys.values()))
+            summary = partition_summary({name: table.column(name).to_numpy() for name in columns})
+            write_json(root, {"rows": marker["rows"], "bytes": marker["bytes"], **summary},
+                       reader.marker_path(root, **keys))
+    finally:
+        catalog.close()
+    return len(stale)
 
 
-def complete_partitions(root: str | Path) -> list[dict[str, Any]]:
-    """Every complete partition's (model_id, corruption, severity, rows, bytes), from the markers."""
-    out = []
-    for marker in sorted((Path(root) / schema.COMPLETE).glob("*.json")):
-        model_id, corruption, severity = marker.stem.rsplit("__", 2)
-        out.append({"model_id": model_id, "corruption": corruption, "severity": int(severity),
-                    **json.loads(marker.read_text())})
-    return out

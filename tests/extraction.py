@@ -72,9 +72,10 @@ def assert_same_rows(left: pa.Table, right: pa.Table) -> None:
     assert left.column_names == right.column_names
     for name in left.column_names:
         a, b = left.column(name).combine_chunks(), right.column(name).combine_chunks()
-        if pa.types.is_floating(a.type) or pa.types.is_fixed_size_list(a.type):
-            a_values = a.flatten() if pa.types.is_fixed_size_list(a.type) else a
-            b_values = b.flatten() if pa.types.is_fixed_size_list(b.type) else b
+        is_list = pa.types.is_fixed_size_list(a.type) or pa.types.is_list(a.type)
+        if pa.types.is_floating(a.type) or (is_list and pa.types.is_floating(a.type.value_type)):
+            a_values = a.flatten() if is_list else a
+            b_values = b.flatten() if is_list else b
             np.testing.assert_allclose(a_values.to_numpy(zero_copy_only=False),
                                        b_values.to_numpy(zero_copy_only=False), rtol=1e-5, atol=1e-5,
                                        err_msg=name)

@@ -406,3 +406,26 @@ def test_occlusion_attribution_maps_cover_the_image(store) -> None:
     spec = charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS}, attribution.UNITS).to_dict()
     assert len(spec["hconcat"]) == 3
     assert attribution.missing_checkpoint(store, None) and attribution.missing_checkpoint(store, str(store / "gone.pt"))
+
+
+PAGES = (None, "views/matrix.py", "views/predictors.py", "views/similarity.py", "views/local.py", "views/global.py", "views/samples.py",
+         "views/sample.py", "views/embedding.py")
+
+
+def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_path) -> None:
+    """Rows keep the top-10 classes and the true class; every page still renders and names classes."""
+    large = write_store(tmp_path / "large", num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
+                        num_classes=1000)
+    write_embeddings(large)
+    assert not Catalog(large).keeps_all_classes
+    for page in PAGES:
+        app = open_app(monkeypatch, large, page, model="m01-ft-50")
+        assert not app.error, (page, [e.value for e in app.error])
+    app = open_app(monkeypatch, large, "views/global.py", model="m01-ft-50")
+    (spec,) = specs(app)
+    label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
+    assert "'wrong class #5 angle (°)'" in label_expression
+    app.selectbox(key="global_class").set_value("class17").run()
+    assert not app.exception, app.exception
+    values = queries.class_values(Catalog(large), "m01-ft-50", "clean", 0)
+    assert set(values["classes"].list.len().unique()) <= {10, 11}

@@ -155,3 +155,89 @@ def test_non_finite_features_are_flagged_not_dropped() -> None:
 def test_single_class_classifier_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least 2 classes"):
         run(np.ones((2, 3), np.float32), np.ones((1, 3), np.float32), None, np.zeros(2, np.int64))
+
+
+class _Projection(torch.nn.Module):
+    """A random model of the project's contract: features = a fixed linear map of the pixels."""
+
+    def __init__(self, num_classes: int, bias: bool, seed: int, dim: int = 24) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.project = torch.nn.Parameter(torch.randn(3 * 8 * 8, dim, generator=generator), requires_grad=False)
+        self.classifier = torch.nn.Linear(dim, num_classes, bias=bias)
+        torch.nn.init.normal_(self.classifier.weight, generator=generator)
+        if bias:
+            torch.nn.init.normal_(self.classifier.bias, std=2.0, generator=generator)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.project
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+@pytest.mark.parametrize(("num_classes", "with_bias"), [(10, True), (10, False), (1000, True), (1000, False)])
+def test_store_format_2_keeps_the_geometry_identity_on_every_stored_class(tmp_path, num_classes, with_bias) -> None:
+    """Through extraction and the store: for every class a row keeps, logit_c = |W_c| |x| cos θ_c + b_c with
+    the store's derived angle, to 1e-4 of the terms' size, against float64 brute force; the kept classes
+    are all classes (10) or the top 10 by logit plus the true class (1,000)."""
+    from compute.extract import classifier_record, geometry_table
+    from store import layout, queries, writer
+    from store.catalog import Catalog
+
+    rng = np.random.default_rng(num_classes + with_bias)
+    n = 64
+    images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, n)
+    model = _Projection(num_classes, with_bias, seed=num_classes).eval()
+    writer.init_store(tmp_path, dataset="t", class_names=[f"c{i}" for i in range(num_classes)], images=images,
+                      labels=labels, corruptions=[], severities=[1])
+    writer.upsert_classifiers(tmp_path, {"m": classifier_record(model)})
+    table, summary = geometry_table(model, images, labels, torch.device("cpu"), 32)
+    writer.write_partition(tmp_path, "m", "clean", 0, table, summary)
+
+    x = (model.forward_features(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)).double().numpy()
+    weight = model.classifier.weight.detach().double().numpy()
+    bias = (model.classifier.bias.detach().double().numpy() if with_bias else np.zeros(num_classes))
+    logits = x @ weight.T + bias
+    norms, length = np.linalg.norm(weight, axis=1), np.linalg.norm(x, axis=1)
+    catalog = Catalog(tmp_path)
+    values = queries.class_values(catalog, "m", "clean", 0)
+    assert values.height == n
+    for row in values.iter_rows(named=True):
+        i, classes = row["sample_id"], np.array(row["classes"])
+        if num_classes <= layout.PerClass().all_up_to:
+            assert classes.tolist() == list(range(num_classes))
+        else:
+            top = np.argsort(-logits[i])[:10].tolist()
+            assert classes.tolist() == top + ([] if labels[i] in top else [labels[i]])
+        rebuilt = norms[classes] * length[i] * np.cos(np.deg2rad(row["angles"])) + bias[classes]
+        scale = norms[classes] * length[i] + np.abs(bias[classes])
+        assert np.all(np.abs(rebuilt - logits[i, classes]) <= 1e-4 * scale), (i, classes)
+        np.testing.assert_allclose(row["logits"], logits[i, classes], rtol=1e-4, atol=1e-4 * scale.max())
+    scalars = catalog.query("SELECT * FROM predictions ORDER BY sample_id")
+    expected_cos = (x * weight[labels]).sum(axis=1) / (norms[labels] * length)
+    np.testing.assert_allclose(scalars["angle_true"].to_numpy(), np.degrees(np.arccos(expected_cos)), atol=0.05)
+    log_z = logits.max(axis=1) + np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))
+    np.testing.assert_allclose(scalars["p_true"].to_numpy(), np.exp(logits[np.arange(n), labels] - log_z),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scalars["confidence"].to_numpy(), np.exp(logits.max(axis=1) - log_z),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(scalars["correct"].to_numpy(), logits.argmax(axis=1) == labels)
+    np.testing.assert_allclose(scalars["weight_norm_true"].to_numpy(), norms[labels], rtol=1e-6)
+    pred = logits.argmax(axis=1)
+    cos_pred = (x * weight[pred]).sum(axis=1) / (norms[pred] * length)
+    np.testing.assert_allclose(scalars["angle_pred"].to_numpy(), np.degrees(np.arccos(cos_pred)), atol=0.05)
+    # the stored angle_true and the true class's angle derived from its logit describe the same direction
+    derived_true = [row["angles"][row["classes"].index(label)] for row, label in
+                    zip(values.iter_rows(named=True), labels, strict=True)]
+    np.testing.assert_allclose(np.cos(np.deg2rad(derived_true)), np.cos(np.deg2rad(scalars["angle_true"].to_numpy())),
+                               atol=1e-4)
+
+
+def test_stored_classes_keep_the_top_k_and_the_true_class_once() -> None:
+    logits = torch.tensor([[0.0, 5.0, 1.0, 3.0], [4.0, 2.0, 1.0, 0.0]])
+    classes, kept = geometry.stored_classes(logits, torch.tensor([0, 0]), all_up_to=3, top_k=2)
+    assert [c[k].tolist() for c, k in zip(classes, kept, strict=True)] == [[1, 3, 0], [0, 1]]
+    classes, kept = geometry.stored_classes(logits, torch.tensor([0, 0]), all_up_to=4, top_k=2)
+    assert classes.tolist() == [[0, 1, 2, 3]] * 2 and kept.all()

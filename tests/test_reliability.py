@@ -314,8 +314,9 @@ def test_truncated_prediction_file_is_named_and_other_views_still_answer(synthet
 
 def test_bytes_damaged_in_place_are_found_by_their_page_checksum(synthetic_store) -> None:
     victim = writer.partition_file(synthetic_store, "m02-gmp-50", "contrast", 1)
-    chunk = pq.ParquetFile(victim).metadata.row_group(0).column(schema.prediction_schema(10).names.index("angles"))
-    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    chunk = pq.ParquetFile(victim).metadata.row_group(0).column(schema.prediction_schema(10).names.index("logits"))
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    middle = start + chunk.total_compressed_size // 2  # inside the chunk (logits is the last: the footer follows)
     data = bytearray(victim.read_bytes())
     data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # page data; footer intact
     victim.write_bytes(bytes(data))

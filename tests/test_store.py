@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bench import synthetic
 from bench.synthetic import prediction_columns, write_store
-from store import analytics, queries, schema, writer
+from store import analytics, layout, queries, reader, schema, writer
 from store.catalog import Catalog
 
 CORRUPTIONS = ("gaussian_noise", "contrast")
@@ -22,12 +28,36 @@ def small_store(tmp_path_factory):
                        severities=(1, 3))
 
 
+def _derived(table: pa.Table) -> dict[str, np.ndarray]:
+    """The format-1 scalars a format-2 file does not store, derived here in float64 with NumPy (README
+    "The store")."""
+    n = table.num_rows
+    label = table.column("label").to_numpy()
+    pred = table.column("pred").to_numpy()
+    loss = table.column("loss").to_numpy().astype(np.float64)
+    logit_true, logit_pred = np.empty(n), np.empty(n)
+    for i, (classes, logits) in enumerate(zip(table.column("classes").to_pylist(), table.column("logits").to_pylist(),
+                                              strict=True)):
+        logit_true[i] = logits[classes.index(label[i])]
+        logit_pred[i] = logits[classes.index(pred[i])]
+    angle_true = table.column("angle_true").to_numpy().astype(np.float64)
+    return {
+        "correct": pred == label, "confidence": np.exp(logit_pred - logit_true - loss).astype(np.float32),
+        "p_true": np.exp(-loss).astype(np.float32), "cos_true": np.cos(np.radians(angle_true)).astype(np.float32),
+    }
+
+
 def direct_rows(root) -> pl.DataFrame:
-    """Every prediction row read file by file with pyarrow, keys parsed from the paths: no DuckDB."""
+    """Every prediction row read file by file with pyarrow, keys parsed from the paths, the columns format 2
+    derives computed with NumPy: no DuckDB. Columns: layout.SCALAR_COLUMNS and the partition keys."""
     frames = []
     for part in sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet")):
         keys = dict(p.split("=", 1) for p in part.relative_to(root / schema.PREDICTIONS).parts[:3])
-        frame = pl.from_arrow(pq.read_table(part))
+        table = pq.read_table(part)
+        if "classes" in table.column_names:
+            for name, values in _derived(table).items():
+                table = table.append_column(name, pa.array(values))
+        frame = pl.from_arrow(table.select(list(layout.SCALAR_COLUMNS)))
         frames.append(frame.with_columns(pl.lit(keys["model_id"]).alias("model_id"),
                                          pl.lit(keys["corruption"]).alias("corruption"),
                                          pl.lit(int(keys["severity"])).alias("severity")))
@@ -40,12 +70,18 @@ def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
     columns = prediction_columns(rng, labels, 4, 0.7)
     writer.init_store(tmp_path, dataset="t", class_names=list("abcd"), images=np.zeros((20, 32, 32, 3), np.uint8),
                       labels=labels, corruptions=["contrast"], severities=[1])
-    writer.write_partition(tmp_path, "m1", "contrast", 1, writer.prediction_table(columns, 4))
+    writer.upsert_classifiers(tmp_path, {"m1": (np.ones(4), np.zeros(4))})
+    synthetic.write_partition(tmp_path, "m1", "contrast", 1, columns)
     table = pq.read_table(writer.partition_file(tmp_path, "m1", "contrast", 1))
     assert table.schema.equals(schema.prediction_schema(4))
-    np.testing.assert_array_equal(table.column("label").to_numpy(), labels)
-    np.testing.assert_allclose(np.stack(table.column("angles").to_numpy(zero_copy_only=False)), columns["angles"])
-    np.testing.assert_array_equal(table.column("correct").to_numpy(), columns["correct"])
+    assert table.column("classes").to_pylist() == [[0, 1, 2, 3]] * 20  # 4 <= 20 classes: all kept, ascending
+    np.testing.assert_allclose(np.stack(table.column("logits").to_numpy(zero_copy_only=False)), columns["logits"])
+    np.testing.assert_array_equal(table.column("pred").to_numpy(), columns["pred"])
+    row = direct_rows(tmp_path)
+    np.testing.assert_array_equal(row["label"].to_numpy(), labels)
+    np.testing.assert_array_equal(row["correct"].to_numpy(), columns["correct"])
+    np.testing.assert_allclose(row["angle_true"].to_numpy(), columns["angle_true"], atol=1e-3)
+    np.testing.assert_allclose(row["confidence"].to_numpy(), columns["confidence"], rtol=1e-5)
     assert writer.is_complete(tmp_path, "m1", "contrast", 1)
     assert not writer.is_complete(tmp_path, "m1", "contrast", 2)
     assert not list((tmp_path / "_tmp").iterdir()), "temporary files must not be left behind"
@@ -54,8 +90,7 @@ def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
 def test_partition_without_marker_or_with_wrong_row_count_is_incomplete(tmp_path) -> None:
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 10)
-    table = writer.prediction_table(prediction_columns(rng, labels, 3, 0.5), 3)
-    writer.write_partition(tmp_path, "m", "clean", 0, table)
+    synthetic.write_partition(tmp_path, "m", "clean", 0, prediction_columns(rng, labels, 3, 0.5))
     marker = tmp_path / schema.COMPLETE / "m__clean__0.json"
     marker.write_text(json.dumps({"rows": 11, "bytes": 0}))
     assert not writer.is_complete(tmp_path, "m", "clean", 0)
@@ -65,17 +100,17 @@ def test_partition_without_marker_or_with_wrong_row_count_is_incomplete(tmp_path
 
 def test_bad_model_ids_are_refused(tmp_path) -> None:
     rng = np.random.default_rng(2)
-    table = writer.prediction_table(prediction_columns(rng, rng.integers(0, 3, 4), 3, 0.5), 3)
+    table, summary = synthetic.partition(prediction_columns(rng, rng.integers(0, 3, 4), 3, 0.5))
     for bad in ("../escape", "a/b", "a__b", "", "x y"):
         with pytest.raises(writer.StoreError, match="model id"):
-            writer.write_partition(tmp_path, bad, "clean", 0, table)
+            writer.write_partition(tmp_path, bad, "clean", 0, table, summary)
 
 
-def test_prediction_table_rejects_wrong_class_count() -> None:
+def test_prediction_table_rejects_class_lists_of_another_shape() -> None:
     rng = np.random.default_rng(3)
     columns = prediction_columns(rng, rng.integers(0, 3, 5), 3, 0.5)
-    with pytest.raises(writer.StoreError, match="angles"):
-        writer.prediction_table(columns, 4)
+    with pytest.raises(writer.StoreError, match="classes"):
+        writer.prediction_table(columns, np.zeros((5, 3)), columns["logits"][:4])
 
 
 def test_accuracy_matrix_equals_direct_computation(small_store) -> None:
@@ -166,8 +201,9 @@ def test_partition_summary_from_markers_equals_a_scan_of_the_files(small_store) 
                 .sort("model_id", "corruption", "severity"))
     for column in ("rows", "correct", "finite"):
         assert summary[column].to_list() == expected[column].to_list()
+    # Markers sum extraction's own angles; format 2 derives them again from float32 logits (close, not equal).
     for column in ("angle_true_sum", "margin_sum"):
-        np.testing.assert_allclose(summary[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9)
+        np.testing.assert_allclose(summary[column].to_numpy(), expected[column].to_numpy(), rtol=1e-6)
 
 
 def test_a_file_without_its_marker_makes_the_summary_scan_the_files(tmp_path) -> None:
@@ -211,9 +247,109 @@ def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_p
     # a new partition makes the index stale: the catalog falls back to the partitions until it is rebuilt
     rng = np.random.default_rng(9)
     labels = pq.read_table(root / schema.SAMPLES)["label"].to_numpy()
-    writer.write_partition(root, "m00-dense-0", "contrast", 3,
-                           writer.prediction_table(prediction_columns(rng, labels, 10, 0.5), 10))
+    synthetic.write_partition(root, "m00-dense-0", "contrast", 3, prediction_columns(rng, labels, 10, 0.5))
     assert not sample_index.is_fresh(root)
     assert queries.sample_rows(Catalog(root), 4).height == 7
     sample_index.build(root)
     assert queries.sample_rows(Catalog(root), 4).height == 7
+
+
+# -- format 1: still read, and migrated ----------------------------------------------------------------
+
+def _migrate_cli(root) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "compute", "migrate", "--store", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _store_contents(root) -> dict[str, object]:
+    """Everything a migration writes: manifest, classifiers, every partition's table and marker."""
+    out: dict[str, object] = {"manifest": json.loads((root / schema.MANIFEST).read_text()),
+                              "classifiers": reader.read_classifiers(root).to_pylist()}
+    for path in reader.prediction_files(root):
+        out[str(path.relative_to(root))] = pq.read_table(path).to_pylist()
+    for marker in sorted((root / schema.COMPLETE).glob("*.json")):
+        out[marker.name] = json.loads(marker.read_text())
+    return out
+
+
+def test_a_format_1_store_opens_and_migrates_to_the_same_scalars(tmp_path) -> None:
+    root = write_store(tmp_path / "old", num_models=2, num_samples=40, corruptions=("contrast",), severities=(1,),
+                       num_classes=30, version=1)
+    catalog = Catalog(root)
+    assert catalog.version == 1 and catalog.keeps_all_classes
+    before = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
+    values = queries.class_values(catalog, "m00-dense-0", "clean", 0)
+    assert values["classes"].list.len().unique().to_list() == [30]
+    with pytest.raises(writer.StoreError, match="migrate"):
+        writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(30)],
+                          images=np.zeros((40, 32, 32, 3), np.uint8), labels=before["label"][:40].to_numpy(),
+                          corruptions=[], severities=[1])
+    process = _migrate_cli(root)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "4 partitions rewritten" in out
+    catalog = Catalog(root)
+    assert catalog.version == 2 and not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
+    after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
+    assert after.columns == before.columns
+    for column in before.columns:
+        if before[column].dtype.is_float():
+            np.testing.assert_allclose(after[column].to_numpy(), before[column].to_numpy(), atol=1e-3, rtol=1e-5)
+        else:
+            assert after[column].equals(before[column]), column
+    # per-class angles now follow from the fitted classifier: the same as format 1 stored, on the kept classes
+    migrated = queries.class_values(catalog, "m00-dense-0", "clean", 0)
+    for old, new in zip(values.iter_rows(named=True), migrated.iter_rows(named=True), strict=True):
+        np.testing.assert_allclose(new["angles"], np.array(old["angles"])[new["classes"]], atol=1e-3)
+
+
+def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
+    original = write_store(tmp_path / "old", num_models=3, num_samples=300, corruptions=("contrast", "fog"),
+                           severities=(1, 2, 3, 4, 5), num_classes=12, version=1)
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    shutil.copytree(original, reference)
+    shutil.copytree(original, interrupted)
+    assert _migrate_cli(reference).wait(timeout=300) == 0
+    process = _migrate_cli(interrupted)
+    deadline = time.monotonic() + 240
+    while not any(reader.file_version(p) == 2 for p in reader.prediction_files(interrupted)):
+        assert process.poll() is None and time.monotonic() < deadline, "migration ended before it could be killed"
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    versions = [reader.file_version(p) for p in reader.prediction_files(interrupted)]
+    assert 1 in versions and 2 in versions, "the kill must land half-way"
+    with pytest.raises(writer.StoreError, match="interrupted"):
+        Catalog(interrupted)
+    assert _migrate_cli(interrupted).wait(timeout=300) == 0
+    assert _store_contents(interrupted) == _store_contents(reference)
+
+
+def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
+    root = write_store(tmp_path / "s", num_models=1, num_samples=10, corruptions=(), severities=(1,))
+    manifest = json.loads((root / schema.MANIFEST).read_text())
+    (root / schema.MANIFEST).write_text(json.dumps({**manifest, "schema_version": 7}))
+    process = _migrate_cli(root)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2
+    assert "error:" in err and "schema version 7" in err
+
+
+def test_extract_command_line_records_and_applies_the_per_class_flags(tmp_path) -> None:
+    """`extract --all-classes-up-to 5 --top-k 3` on 10 digit classes: rows keep 3 logits plus the true
+    class, the manifest says so, and reopening the store with other flags is refused."""
+    from tests.extraction import save_small_cnn, start_extract
+
+    checkpoint = save_small_cnn(tmp_path / "small0.pt", 0)
+    store = tmp_path / "store"
+    process = start_extract(store, [checkpoint], "--all-classes-up-to", "5", "--top-k", "3")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    manifest = json.loads((store / schema.MANIFEST).read_text())
+    assert manifest["schema_version"] == 2 and manifest["per_class"] == {"all_up_to": 5, "top_k": 3}
+    values = queries.class_values(Catalog(store), "small0", "clean", 0)
+    assert set(values["classes"].list.len().unique()) <= {3, 4} and values.height > 0
+    assert all(label in classes for label, classes in zip(values["label"], values["classes"], strict=True))
+    process = start_extract(store, [checkpoint], "--top-k", "4")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 2 and "error:" in err and "top_k=3" in err

@@ -30,6 +30,7 @@ from compute.commands._common import (
 )
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractModel, ExtractSummary, Shard, from_checkpoint, model_row, run_extraction
+from store import layout
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
 
@@ -47,6 +48,24 @@ def add_shard_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", type=parse_shard, default=Shard(), metavar="K/N",
                         help="run only the K-th of N deterministic slices of the work list (0 <= K < N; "
                         "default 0/1: everything), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
+
+
+def add_per_class_arguments(parser: argparse.ArgumentParser) -> None:
+    """--all-classes-up-to N and --top-k K: which classes' logits a new store keeps per row (store format 2)."""
+    parser.add_argument("--all-classes-up-to", type=positive_int, default=None, metavar="N",
+                        help=f"keep every class's logit per row when the dataset has at most N classes (a new "
+                        f"store's setting; default {layout.PerClass.all_up_to})")
+    parser.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                        help=f"with more classes: keep the K largest logits and the true class's (default "
+                        f"{layout.PerClass.top_k})")
+
+
+def per_class(args: argparse.Namespace) -> layout.PerClass | None:
+    """The per-class setting the flags ask for; None when neither is given (the store's own, or the default)."""
+    if args.all_classes_up_to is None and args.top_k is None:
+        return None
+    default = layout.PerClass()
+    return layout.PerClass(args.all_classes_up_to or default.all_up_to, args.top_k or default.top_k)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N test images")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
+    add_per_class_arguments(parser)
     add_shard_argument(parser)
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local",
                         help="local: this process (default); ray: Ray tasks (pip install -r "
@@ -123,6 +143,6 @@ def run(args: argparse.Namespace) -> int:
     device = devices.pick("cpu" if args.executor == "ray" else args.device)
     summary = run_extraction(args.store, entries, data, test, args.corruptions, args.severities, device=device,
                              batch_size=args.batch_size, seed=args.seed, corrupted_dir=args.corrupted_dir,
-                             limit=args.limit, shard=args.shard, executor=executor)
+                             limit=args.limit, shard=args.shard, executor=executor, per_class=per_class(args))
     print(report(summary, args.shard))
     return 0

@@ -21,7 +21,7 @@ lines = middle.number_input("Lines at most", 50, 2000, 300, step=50, key="global
                             disabled=mode != "lines")
 chosen = right.selectbox("Class", ["all classes", *names], key="global_class", persist_state="session")
 labels = None if chosen == "all classes" else [names.index(chosen)]
-top_k = None if len(names) <= state.MAX_CLASS_PANELS else TOP_K
+top_k = None if len(names) <= state.MAX_CLASS_PANELS and catalog.keeps_all_classes else TOP_K
 if top_k:
     st.caption(f"{len(names)} classes are too many axes for parallel coordinates: each sample shows its angle to "
                f"the true class and to its {top_k} closest wrong classes instead.")

@@ -1,0 +1,252 @@
+"""The store's public format: file names, Arrow schemas, the format version and the columns a user may filter on.
+
+A store is one directory holding one study (a dataset and its models); format 2 (README "Store format"):
+
+    manifest.json                      schema version, dataset, class names, image size, corruptions,
+                                       per_class (which classes a row keeps: all up to a threshold, else top-k)
+    samples.parquet                    one row per test sample (its label lives here only)
+    models.parquet                     one row per model
+    classifiers.parquet                per model and class: the weight row's norm and the bias
+    images/clean.npy                   uint8 (N, H, W, 3) test images, for drill-down
+    predictions/model_id=M/corruption=C/severity=S/part-0.parquet
+    _complete/                         one JSON marker per complete partition (row count, bytes, sums)
+    embeddings/models.parquet          2-D coordinates of each model's geometry vector (compute embed)
+    embeddings/mst.parquet             minimum spanning tree over the model vectors
+    embeddings/samples.parquet         2-D coordinates of per-sample geometry
+
+A prediction row keeps the per-sample scalars queries read and the logits of some classes (all up to a
+threshold, else the top-k and the true class); the catalog's views derive the rest (correct, p_true,
+confidence, cos_true, per-class angles), so queries see every format-1 column. Any Parquet engine reads it with hive partitioning; angles are in degrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # format 1 opens read-only (python -m compute migrate rewrites it as 2)
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.parquet"
+MODELS = "models.parquet"
+CLASSIFIERS = "classifiers.parquet"
+PREDICTIONS = "predictions"
+IMAGES = "images"
+COMPLETE = "_complete"
+CLEAN = "clean"
+EMBEDDINGS = "embeddings"
+MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS
+MODEL_TREE = "mst.parquet"
+SAMPLE_EMBEDDING = "samples.parquet"
+
+# Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
+# evaluation matrix of any of these metrics needs no scan of the prediction files.
+SUMMARY_METRICS = ("angle_true", "feature_norm", "margin", "loss", "confidence", "p_true")
+
+# Metrics a matrix cell may average: name -> meaning (the dashboard's picker and store.analytics).
+METRICS: dict[str, str] = {
+    "accuracy": "fraction of predictions that are correct",
+    "angle_true": "angle (degrees) between feature and true class's weight row",
+    "feature_norm": "length of the penultimate feature",
+    "margin": "signed distance to the nearest decision boundary (negative when wrong)",
+    "loss": "cross-entropy loss",
+    "confidence": "softmax probability of the predicted class",
+    "p_true": "softmax probability of the true class",
+}
+
+# The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
+# (speckle_noise, gaussian_blur, spatter, saturate) were held out for validation in the original paper.
+COMMON_CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+
+# The partition keys live in the directory names (hive style), not inside the files.
+PARTITION_KEYS = ("model_id", "corruption", "severity")
+
+
+class StoreError(ValueError):
+    """A store directory is missing, damaged, or written by another schema version."""
+
+
+@dataclass(frozen=True)
+class PerClass:
+    """Which classes a prediction row keeps logits for: every class when the study has at most
+    `all_up_to` classes, otherwise the `top_k` classes with the largest logits plus the true class.
+    Recorded in the manifest as `per_class`."""
+
+    all_up_to: int = 20
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.all_up_to < 1 or self.top_k < 1:
+            raise StoreError(f"per-class settings must be positive, got all_up_to={self.all_up_to}, "
+                             f"top_k={self.top_k}")
+
+    @classmethod
+    def of(cls, manifest: dict) -> PerClass:
+        """The manifest's rule (the default for a format-1 manifest, which kept every class)."""
+        return cls(**manifest.get("per_class", {}))
+
+    def keeps_all(self, num_classes: int) -> bool:
+        return num_classes <= self.all_up_to
+
+
+# Scalar columns of format 1, in its order: the prediction views expose exactly these in every format.
+SCALAR_COLUMNS = ("sample_id", "label", "pred", "correct", "loss", "confidence", "p_true", "feature_norm",
+                  "weight_norm_true", "cos_true", "angle_true", "angle_pred", "angle_nearest_wrong", "margin",
+                  "finite")
+# What a format-2 prediction file stores; the rest of SCALAR_COLUMNS (correct, confidence, p_true,
+# cos_true) is derived by the catalog. label, weight_norm_true, angle_true and angle_pred are derivable too
+# (samples.parquet; the classifier table and the logits) but stored: queries read them everywhere, and
+# deriving them costs a join per row or a decode of the logit list (1.2-10x the CPU: bench queries, README).
+STORED_COLUMNS = ("sample_id", "label", "pred", "loss", "feature_norm", "weight_norm_true", "angle_true",
+                  "angle_pred", "angle_nearest_wrong", "margin", "finite")
+
+
+def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Schema:
+    """One row per (model, corruption, severity, sample) in a file of format `version`.
+
+    Format 2: STORED_COLUMNS, then `classes` (class indices, ascending when every
+    class is kept, else by logit, largest first, then the true class) and `logits` (the same classes'
+    logits). Format 1: every scalar, then fixed-size `angles` and `logits` with one entry per class.
+    """
+    f32 = pa.float32()
+    if version == 2:
+        return pa.schema([
+            ("sample_id", pa.int32()),
+            ("label", pa.int16()),
+            ("pred", pa.int16()),
+            ("loss", f32),
+            ("feature_norm", f32),
+            ("weight_norm_true", f32),
+            ("angle_true", f32),
+            ("angle_pred", f32),
+            ("angle_nearest_wrong", f32),
+            ("margin", f32),
+            ("finite", pa.bool_()),
+            ("classes", pa.list_(pa.int16())),
+            ("logits", pa.list_(f32)),
+        ])
+    if version != 1:
+        raise StoreError(f"no prediction schema for format {version}; known: {READABLE_VERSIONS}")
+    return pa.schema([
+        ("sample_id", pa.int32()),
+        ("label", pa.int16()),
+        ("pred", pa.int16()),
+        ("correct", pa.bool_()),
+        ("loss", f32),
+        ("confidence", f32),
+        ("p_true", f32),
+        ("feature_norm", f32),
+        ("weight_norm_true", f32),
+        ("cos_true", f32),
+        ("angle_true", f32),
+        ("angle_pred", f32),
+        ("angle_nearest_wrong", f32),
+        ("margin", f32),
+        ("finite", pa.bool_()),
+        ("angles", pa.list_(f32, num_classes)),
+        ("logits", pa.list_(f32, num_classes)),
+    ])
+
+
+def expected_prediction_schema(manifest: dict) -> pa.Schema:
+    """The schema every prediction file of the store with this manifest has (for store verification)."""
+    return prediction_schema(int(manifest["num_classes"]), int(manifest["schema_version"]))
+
+
+# Per model and class: |W_c| and b_c of the final linear layer (bias 0 for a layer without one).
+CLASSIFIER_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("class", pa.int16()),
+    ("weight_norm", pa.float64()),
+    ("bias", pa.float64()),
+])
+
+
+SAMPLE_SCHEMA = pa.schema([
+    ("sample_id", pa.int32()),
+    ("label", pa.int16()),
+    ("label_name", pa.string()),
+    ("split", pa.string()),
+])
+
+MODEL_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("arch", pa.string()),
+    ("method", pa.string()),
+    ("target_sparsity", pa.float64()),
+    ("sparsity", pa.float64()),
+    ("seed", pa.int64()),
+    ("num_params", pa.int64()),
+    ("num_nonzero", pa.int64()),
+    ("checkpoint", pa.string()),
+    ("hparams", pa.string()),
+    ("clean_accuracy", pa.float64()),
+])
+
+# projection: "umap", or "pca" where UMAP could not run (too few points, or it failed).
+MODEL_EMBEDDING_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("arch", pa.string()),
+    ("method", pa.string()),
+    ("target_sparsity", pa.float64()),
+    ("x", pa.float32()),
+    ("y", pa.float32()),
+    ("projection", pa.string()),
+])
+
+MODEL_TREE_SCHEMA = pa.schema([
+    ("source", pa.string()),
+    ("target", pa.string()),
+    ("distance", pa.float64()),
+])
+
+SAMPLE_EMBEDDING_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("corruption", pa.string()),
+    ("severity", pa.int32()),
+    ("sample_id", pa.int32()),
+    ("label", pa.int16()),
+    ("label_name", pa.string()),
+    ("correct", pa.bool_()),
+    ("x", pa.float32()),
+    ("y", pa.float32()),
+    ("projection", pa.string()),
+])
+
+# Columns a filter expression may name (store.filters): the name and what it means, for the help text.
+FILTER_COLUMNS: dict[str, str] = {
+    "model_id": "model identifier",
+    "arch": "architecture name",
+    "method": "pruning method ('dense' for the unpruned model)",
+    "target_sparsity": "requested fraction of zero weights",
+    "sparsity": "measured fraction of zero weights",
+    "seed": "training seed",
+    "corruption": "corruption name, or 'clean'",
+    "severity": "corruption severity 1..5 (0 for clean)",
+    "sample_id": "row of the test set",
+    "label": "true class index",
+    "label_name": "true class name",
+    "pred": "predicted class index",
+    "correct": "prediction equals the label",
+    "loss": "cross-entropy loss",
+    "confidence": "softmax probability of the predicted class",
+    "p_true": "softmax probability of the true class",
+    "feature_norm": "length of the penultimate feature",
+    "weight_norm_true": "length of the true class's weight row",
+    "cos_true": "cosine between feature and true class's weight row",
+    "angle_true": "angle (degrees) between feature and true class's weight row",
+    "angle_pred": "angle (degrees) to the predicted class's weight row",
+    "angle_nearest_wrong": "smallest angle (degrees) to a wrong class's weight row",
+    "margin": "signed distance to the nearest decision boundary (negative when wrong)",
+    "finite": "all geometry values are finite",
+    "dense_correct": "the dense model of the same architecture is correct on this sample and setting",
+    "dense_feature_norm": "the dense model's feature_norm on this sample and setting",
+    "dense_angle_true": "the dense model's angle_true on this sample and setting",
+    "dense_margin": "the dense model's margin on this sample and setting",
+}
