@@ -46,8 +46,8 @@ with st.expander("Per-model table"):
 st.subheader("Occlusion attribution")
 models = state.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
-problem = attribution.missing_checkpoint(catalog.root, checkpoint) or (
-    None if image is not None else "No image to occlude: the pixels the model saw cannot be shown (above).")
+problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
+           else attribution.missing_checkpoint(catalog.root, checkpoint))
 if problem:
     st.info(problem)
 elif st.toggle(f"Compute for {state.code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
