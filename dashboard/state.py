@@ -12,7 +12,6 @@ import contextlib
 import functools
 import importlib
 import io
-import json
 import os
 import re
 import sys
@@ -21,16 +20,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
 import streamlit as st
 
 from store import queries, schema
-from store.catalog import Catalog, QueryTimeout
-from store.manifest import validated
-from store.writer import StoreError, read_manifest
+from store.catalog import Catalog, QueryError, QueryTimeout
+from store.verify import validated_manifest
+from store.writer import StoreError
 
 ENV = "PRUNESCOPE_STORE"
 
@@ -155,7 +153,7 @@ def store_version(path: str | Path) -> tuple[float, ...]:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _catalog(path: str, version: tuple[float, ...]) -> Catalog:
-    validated(read_manifest(path), path)  # values bounded by the files before any page uses them
+    validated_manifest(path, images=False)  # values bounded by the files before any page uses them
     return Catalog(path)
 
 
@@ -205,21 +203,12 @@ PAGE_VIEWS = {
 
 
 def problems(views: Sequence[str]) -> list[Any]:
-    """What is wrong with the open store's files behind `views` (the store's `verify`, headers only: cheap
-    enough to run when a page fails). The one place the dashboard calls verify."""
-    from store.writer import verify
+    """What is wrong with the open store's files behind `views` (store.verify, headers only: cheap enough
+    to run when a page fails; it never raises). The one place the dashboard calls verify."""
+    from store.verify import VIEWS as VERIFIED
+    from store.verify import verify
 
-    root = Path(store_path())
-    found: list[Any] = []
-    for marker in sorted((root / schema.COMPLETE).glob("*.json")):  # verify of this version raises on these
-        try:
-            json.loads(marker.read_text())
-        except (OSError, ValueError) as error:
-            found.append(SimpleNamespace(path=marker, message=f"completion marker is not JSON: {error}"))
-    try:
-        return found + verify(root, [view for view in views if view in VIEWS], deep=False)
-    except Exception as error:  # noqa: BLE001 (verify of this version may raise on what it cannot parse)
-        return found or [SimpleNamespace(path=None, message=str(error))]
+    return verify(Path(store_path()), [view for view in views if view in VERIFIED], deep=False)
 
 
 def failed(error: BaseException, views: Sequence[str]) -> None:
@@ -228,7 +217,7 @@ def failed(error: BaseException, views: Sequence[str]) -> None:
     import logging
 
     logging.getLogger("prunescope").warning("page failed on %s", store_path(), exc_info=error)
-    if isinstance(error, StoreError):
+    if isinstance(error, StoreError) and not isinstance(error, QueryError):  # a query's error: find the file
         st.error(escape(public(str(error))))
         return
     found = problems(views)

@@ -182,8 +182,9 @@ def _checked(path: str, mtime_ns: int, size: int, inode: int, name: str, start: 
         raise StoreError(f"{path}, the file the models read for {name}, cannot be read: {error}") from error
     if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 4 or len(array) < stop:
         shape = getattr(array, "shape", None)
-        raise StoreError(f"{path}, the file the models read for {name}, changed since extraction: it holds "
-                         f"{getattr(array, 'dtype', '?')} {shape}, not uint8 images with rows {start}:{stop}")
+        raise StoreError(f"{path}, the file the models read for {name}, is not what extraction read: it holds "
+                         f"{getattr(array, 'dtype', '?')} of shape {shape}, not uint8 images (N, H, W, 3) with rows "
+                         f"{start}:{stop}")
     rows = array[start:stop]
     if sha256 is not None:
         from store import provenance

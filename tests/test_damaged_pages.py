@@ -16,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from bench.synthetic import write_store
 from dashboard import state
-from store import manifest as store_manifest
 from store import schema, writer
+from store.verify import validated_manifest
 from tests.test_dashboard_pages import APP, CORRUPTIONS, write_embeddings
 
 PAGES = {"overview": None, "matrix": "views/matrix.py", "similarity": "views/similarity.py",
@@ -48,7 +48,8 @@ def run_page(monkeypatch, root: Path, page: str) -> AppTest:
 
 
 def errors(app: AppTest) -> str:
-    return unescaped("\n".join(e.value for e in app.error))
+    """The page's errors, and its warnings: the Sample page warns when it cannot show the pixels a model saw."""
+    return unescaped("\n".join(e.value for e in (*app.error, *app.warning)))
 
 
 def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
@@ -102,7 +103,8 @@ CASES = {
     "truncated samples.parquet": (truncate(schema.SAMPLES), "samples.parquet", "Parquet", ALL),
     # the partition of the default selection (the first pruned model on clean images)
     "truncated prediction file": (truncate("predictions/model_id=m01*/corruption=clean/*/part-0.parquet"),
-                                  "part-0.parquet", "Parquet", ("similarity", "local", "global", "samples", "sample")),
+                                  "part-0.parquet", "Parquet",
+                                  ("overview", "matrix", "similarity", "local", "global", "samples", "sample")),  # PIE, paired tests
     "truncated embedding file": (truncate(f"{schema.EMBEDDINGS}/{schema.SAMPLE_EMBEDDING}"),
                                  f"{schema.EMBEDDINGS}/{schema.SAMPLE_EMBEDDING}", "Parquet", ("embedding",)),
     # the markers only speed up the matrix: with one damaged, the sums come from the files and no page needs it
@@ -131,13 +133,15 @@ def test_a_damaged_file_is_named_on_the_pages_that_need_it_and_the_others_work(m
             assert app.title and app.title[0].value, page
 
 
-def test_a_billion_classes_is_refused_by_the_manifest_check_before_any_page_allocates(pristine) -> None:
-    manifest = json.loads((pristine / schema.MANIFEST).read_text())
-    assert store_manifest.validated(manifest, pristine) is manifest
-    with pytest.raises(writer.StoreError, match=r"manifest.json: num_classes is 1000000000, but class_names lists 10"):
-        store_manifest.validated({**manifest, "num_classes": 1_000_000_000}, pristine)
-    with pytest.raises(writer.StoreError, match=r"num_samples is 21, but samples.parquet holds 20 rows"):
-        store_manifest.validated({**manifest, "num_samples": 21}, pristine)
+def test_a_billion_classes_is_refused_by_the_manifest_check_before_any_page_allocates(pristine, tmp_path) -> None:
+    root = shutil.copytree(pristine, tmp_path / "copy")
+    manifest = json.loads((root / schema.MANIFEST).read_text())
+    assert validated_manifest(root, images=False) == manifest
+    for change, message in (({"num_classes": 1_000_000_000}, r"'num_classes' must be an integer in 1..100000"),
+                            ({"num_samples": 21}, r"'num_samples' is 21, but .*samples.parquet holds 20 rows")):
+        (root / schema.MANIFEST).write_text(json.dumps({**manifest, **change}))
+        with pytest.raises(writer.StoreError, match=message):
+            validated_manifest(root, images=False)
 
 
 HOSTILE = "![x](http://example.invalid/a.png) <img src=x> `tick` [link](http://example.invalid)"

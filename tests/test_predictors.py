@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 from store import predictors
 from store.catalog import Catalog
 from tests.test_analytics import write_study
+from tests.test_dashboard_pages import open_app
 from tests.test_store import direct_rows
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 MODELS = [(f"{method}-s{seed}", method, sparsity, seed)
           for method, sparsity in (("dense", 0.0), ("lrr", 0.9), ("biprop", 0.8)) for seed in (0, 1, 2)]
 
@@ -67,18 +67,6 @@ def test_paper_finding_compares_biprop_with_the_other_pruned_models() -> None:
 
 
 # -- pages ------------------------------------------------------------------------------------------------
-
-def open_app(monkeypatch, store: Path, page: str | None = None, **selection) -> AppTest:
-    monkeypatch.setenv("PRUNESCOPE_STORE", str(store))
-    app = AppTest.from_file(APP, default_timeout=120).run()
-    for key, value in selection.items():
-        app.session_state[key] = value
-    if page:
-        app.switch_page(page)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
 
 def page_text(app: AppTest) -> str:
     return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])

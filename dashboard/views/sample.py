@@ -31,7 +31,7 @@ st.markdown(f"Class **{state.code(manifest['class_names'][label])}** (label {lab
 picture, table = st.columns([1, 4])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
 if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
-    picture.warning(image)
+    picture.warning(state.public(image))
     image = None
 else:
     picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
@@ -77,4 +77,4 @@ if st.toggle("Show the image under every corruption and severity, as the models 
         st.image([images.enlarged(tile) for tile in shown.values()],
                  caption=["clean" if c == schema.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
-        st.warning(reason)
+        st.warning(state.public(reason))

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import images, state
 from store import analytics, schema
-from store.catalog import QueryTimeout
+from store.catalog import QueryError, QueryTimeout
 from store.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 
 PAGE_SIZE = 25
@@ -81,11 +81,14 @@ try:
         with state.one_filter_at_a_time():
             matches = state.query(analytics.count_rows, catalog, text)
             result = state.query(analytics.filter_rows, catalog, text, LIMIT)
-except (FilterError, QueryTimeout, ValueError) as error:
+except (FilterError, QueryTimeout) as error:
     st.error(str(error))
     st.stop()
-except duckdb.Error as error:  # a damaged file names itself (verify); any other error is shown as it is
+except (QueryError, duckdb.Error) as error:  # a damaged file names itself (verify); other errors shown as they are
     state.failed(error, state.PAGE_VIEWS["samples"])
+    st.stop()
+except ValueError as error:
+    st.error(str(error))
     st.stop()
 
 if result.is_empty():
