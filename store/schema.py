@@ -6,6 +6,7 @@ A store is one directory holding one study (a dataset and its models):
     samples.parquet                    one row per test sample
     models.parquet                     one row per model
     images/clean.npy                   uint8 (N, H, W, 3) test images, for drill-down
+    images/provenance/C_S.parquet      per image file read for setting C/S from a folder tree: key, sha256
     predictions/model_id=M/corruption=C/severity=S/part-0.parquet
     _complete/                         one JSON marker per complete partition (row count, bytes)
     embeddings/models.parquet          2-D coordinates of each model's geometry vector (compute embed)
@@ -35,6 +36,7 @@ EMBEDDINGS = "embeddings"
 MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS
 MODEL_TREE = "mst.parquet"
 SAMPLE_EMBEDDING = "samples.parquet"
+LISTINGS = "provenance"  # under IMAGES: the file listings of settings read from image trees
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
 # evaluation matrix of any of these metrics needs no scan of the prediction files.
@@ -166,3 +168,11 @@ def read_predictions(files: Sequence[Path]) -> str:
     listing = "[" + ", ".join(sql_literal(path) for path in files) + "]"
     return (f"read_parquet({listing}, hive_partitioning = true, "
             "hive_types = {'model_id': VARCHAR, 'corruption': VARCHAR, 'severity': INTEGER})")
+
+
+# images/provenance/<corruption>_<severity>.parquet: the files a setting was read from (store/provenance.py).
+LISTING_SCHEMA = pa.schema([
+    pa.field("sample_id", pa.int64(), nullable=False),
+    pa.field("key", pa.string(), nullable=False),      # <class>/<file>, relative to the recorded tree
+    pa.field("sha256", pa.string(), nullable=False),   # hex sha256 of the file's bytes
+])
