@@ -107,8 +107,8 @@ def from_tree(paths: Sequence[str | Path], keys: Sequence[str], size: int,
     `decode` is the resize rule applied to files that are not `size` x `size`. Hashes bytes, decodes nothing."""
     if not paths:
         raise ValueError("a tree setting needs at least one file")
-    first = Path(paths[0]).resolve()
-    tree = Path(*first.parts[:len(first.parts) - len(Path(keys[0]).parts)])
+    first = Path(paths[0])
+    tree = Path(*first.parts[:len(first.parts) - len(Path(keys[0]).parts)]).resolve()
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
         listing = Listing(tuple(keys), tuple(pool.map(file_sha256, paths)))
     return ({"source": "files", "layout": "folders", "path": str(tree), "size": int(size),

@@ -408,3 +408,18 @@ def test_a_tree_with_other_files_is_refused_and_a_moved_one_is_followed(tree, tr
     assert extract_tree(store, tree, same).returncode == 0  # the same files elsewhere: the new path is kept
     assert provenance.read(store)["gaussian_noise/1"]["path"] == str((same / "gaussian_noise" / "1").resolve())
     assert np.array_equal(reader.image(store, 5, "gaussian_noise", 1), expected_copy(tree_copy(tree, 5)))
+
+
+def test_recording_a_tree_reads_its_files_and_decodes_none(tree, monkeypatch) -> None:
+    from compute.datasets import folders
+    from compute.extract import ImageSource
+
+    test = datasets.load("imagefolder", root=str(tree["clean"]), image_size=32).test
+
+    def no_decoding(path):
+        raise AssertionError(f"decoded {path}")
+    monkeypatch.setattr(folders, "_open_rgb", no_decoding)
+    source = ImageSource(test, corrupted_dir=str(tree["c"]), dataset="imagefolder")
+    entry, listing = source.provenance("gaussian_noise", 1)
+    assert listing.keys == test.keys and entry["sha256"] == listing.sha256
+    assert listing.digests[4] == provenance.file_sha256(tree_copy(tree, 4))
