@@ -168,8 +168,9 @@ def test_a_moved_or_changed_file_is_a_clear_error(from_files, published) -> None
         assert np.array_equal(reader.image(from_files, 0, "fog", 3), published.images["fog"][2 * PER_SEVERITY])
 
 
-def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_files, published) -> None:
+def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_files, published, checkpoints) -> None:
     monkeypatch.setenv("PRUNESCOPE_STORE", str(from_files))
+    monkeypatch.setenv("PRUNESCOPE_CHECKPOINT_ROOTS", str(checkpoints[0].parent))  # attribution may load it
     app = AppTest.from_file(APP, default_timeout=120).run()
     for key, value in {"corruption": "fog", "severity": 3, "model": "small0"}.items():
         app.session_state[key] = value
