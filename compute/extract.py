@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from compute import checkpoint, corruptions, datasets, geometry, models
 from compute import device as devices
-from compute.datasets import cifar10c
+from compute.datasets import cifar10c, folders
 from compute.datasets.base import Dataset, ImageSet
 from store import layout, provenance, reader, sample_index, schema, writer
 
@@ -235,20 +235,21 @@ class ImageSource:
             return self.load_corrupted(name, severity)
         return None
 
-    def provenance(self, name: str, severity: int) -> dict[str, Any]:
-        """The store's record of how this setting's images are made (store/provenance.py)."""
+    def provenance(self, name: str, severity: int) -> tuple[dict[str, Any], provenance.Listing | None]:
+        """The store's record of how this setting's images are made (store/provenance.py), and for a
+        folder tree the listing of its files (hashed as bytes: nothing is decoded here)."""
         if name == schema.CLEAN:
-            return provenance.stored(self.test.images)
+            return provenance.stored(self.test.images), None
         if self.corrupted_dir is None:
-            return provenance.generated(self.seed, corruptions.IMPLEMENTATION)
-        images = self.read_corrupted(name, severity)
+            return provenance.generated(self.seed, corruptions.IMPLEMENTATION), None
         if self.dataset not in datasets.NPY_FOLDERS:  # a folder tree: one file per image
-            return provenance.from_files(Path(self.corrupted_dir).resolve() / name / str(severity),
-                                         (0, len(images)), images)
+            copy = datasets.load_corrupted(self.dataset, self.corrupted_dir, name, severity, self.test)
+            return provenance.from_tree(copy.paths, copy.keys, self.test.size, folders.rule_spec(self.test.decode))
+        images = self.read_corrupted(name, severity)
         path = cifar10c.find_directory(self.corrupted_dir, datasets.NPY_FOLDERS[self.dataset]) / f"{name}.npy"
         per_severity = len(np.load(path, mmap_mode="r")) // len(cifar10c.SEVERITIES)
         start = (severity - 1) * per_severity
-        return provenance.from_files(path, (start, start + len(images)), images)
+        return provenance.from_files(path, (start, start + len(images)), images), None
 
     def on(self, device: torch.device, batch_size: int) -> Callable[[str, int], torch.Tensor]:
         """`images(name, severity)` on `device`; the clean images cross to the device once."""
@@ -386,14 +387,16 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     source = ImageSource(test, seed, corrupted_dir=corrupted_dir, limit=limit, dataset=data.name)
     everything = work_list([e.model_id for e in entries], corruption_names, severities)
     mine = shard.select(everything)
-    wanted = {provenance.key(*setting): source.provenance(*setting)
-              for setting in dict.fromkeys([(schema.CLEAN, 0), *(part.setting for part in mine)])}
+    described = {provenance.key(*setting): source.provenance(*setting)
+                 for setting in dict.fromkeys([(schema.CLEAN, 0), *(part.setting for part in mine)])}
+    wanted = {name: entry for name, (entry, _) in described.items()}
+    listings = {name: listing for name, (_, listing) in described.items() if listing is not None}
     if (store / schema.MANIFEST).exists():
         provenance.check(store, wanted)  # refused before anything (even the manifest) is written
     writer.init_store(store, dataset=data.name, class_names=data.class_names, images=test.images,
                       labels=test.labels, corruptions=corruption_names, severities=severities,
                       per_class=per_class)
-    provenance.record(store, wanted)  # again under the lock: concurrent shards agree
+    provenance.record(store, wanted, listings)  # again under the lock: concurrent shards agree
     reset = provenance.record_training(store, {e.model_id: training_record(e) for e in entries})
     summary = extract(store, entries, test, data.num_classes, corruption_names, severities, device=device,
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)

@@ -8,6 +8,7 @@ A store is one directory holding one study (a dataset and its models); format 2 
     models.parquet                     one row per model
     classifiers.parquet                per model and class: the weight row's norm and the bias
     images/clean.npy                   uint8 (N, H, W, 3) test images, for drill-down
+    images/provenance/C_S.parquet      per image file read for setting C/S from a folder tree: key, sha256
     predictions/model_id=M/corruption=C/severity=S/part-0.parquet
     _complete/                         one JSON marker per complete partition (row count, bytes, sums)
     embeddings/models.parquet          2-D coordinates of each model's geometry vector (compute embed)
@@ -40,6 +41,7 @@ EMBEDDINGS = "embeddings"
 MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS
 MODEL_TREE = "mst.parquet"
 SAMPLE_EMBEDDING = "samples.parquet"
+LISTINGS = "provenance"  # under IMAGES: the file listings of settings read from image trees
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
 # evaluation matrix of any of these metrics needs no scan of the prediction files.
@@ -217,6 +219,13 @@ SAMPLE_EMBEDDING_SCHEMA = pa.schema([
     ("x", pa.float32()),
     ("y", pa.float32()),
     ("projection", pa.string()),
+])
+
+# One row per image file a setting read from a folder tree (store.provenance), so one image can be checked.
+LISTING_SCHEMA = pa.schema([
+    pa.field("sample_id", pa.int64(), nullable=False),
+    pa.field("key", pa.string(), nullable=False),      # <class>/<file>, relative to the recorded tree
+    pa.field("sha256", pa.string(), nullable=False),   # hex sha256 of the file's bytes
 ])
 
 # Columns a filter expression may name (store.filters): the name and what it means, for the help text.

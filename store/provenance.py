@@ -9,8 +9,18 @@ images), each value one of
         made by compute.corruptions version V (compute.corruptions.IMPLEMENTATION) with seed S
     {"source": "files", "path": P, "rows": [A, B], "sha256": H}
         rows A:B of the .npy file P (absolute; e.g. one severity of a CIFAR-10-C file, cut by --limit)
+    {"source": "files", "layout": "folders", "path": D, "size": N, "decode": R, "sha256": T}
+        one image file per sample under the tree D (absolute; a `<corruption>/<severity>` folder of
+        Tiny-ImageNet-C, ImageNet-C or an image folder), read as extraction reads them: as they are when
+        N x N, else through the dataset's resize rule R (compute.datasets.folders.rule_spec, e.g.
+        ["resize_crop", 256, 224])
 
-where H is the sha256 of the exact uint8 array the model read (C order, no header). Every extraction
+where H is the sha256 of the exact uint8 array the model read (C order, no header). For a tree, the
+files' own bytes are hashed (reading them costs no decoding): the listing
+`images/provenance/<corruption>_<severity>.parquet` (schema.LISTING_SCHEMA) holds each sample's key
+(`<class>/<file>`, relative to D) and its file's sha256, and T is the sha256 of the lines
+"<key> <file sha256>\n" in sample order, so T stands for the whole setting (two trees mix only when
+every file is the same) and `store.reader.image` checks one file, not the tree. Every extraction
 records the provenance of the settings it runs before it writes anything, under the store's lock, and is
 refused when the store already records another one for a setting (`ProvenanceConflict`, naming the
 setting and both sources): one setting's partitions never mix images made two ways. `store.reader.image`
@@ -26,13 +36,18 @@ unrecorded (their images cannot be shown, `store.reader.image` says why), new se
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from store import schema, writer
 
@@ -67,6 +82,77 @@ def from_files(path: str | Path, rows: tuple[int, int], images: np.ndarray) -> d
             "sha256": sha256(images)}
 
 
+class Listing(NamedTuple):
+    """The files a setting was read from, in sample order: keys relative to the tree, hex sha256 of each."""
+
+    keys: tuple[str, ...]
+    digests: tuple[str, ...]
+
+    @property
+    def sha256(self) -> str:
+        """The whole setting's digest: sha256 of "<key> <file sha256>\\n" per sample, in order."""
+        lines = "".join(f"{key} {digest}\n" for key, digest in zip(self.keys, self.digests, strict=True))
+        return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def from_tree(paths: Sequence[str | Path], keys: Sequence[str], size: int,
+              decode: Sequence[Any] | None) -> tuple[dict[str, Any], Listing]:
+    """The record and listing of a setting read from one file per sample (`paths[i]` = tree / `keys[i]`);
+    `decode` is the resize rule applied to files that are not `size` x `size`. Hashes bytes, decodes nothing."""
+    if not paths:
+        raise ValueError("a tree setting needs at least one file")
+    first = Path(paths[0])
+    tree = Path(*first.parts[:len(first.parts) - len(Path(keys[0]).parts)]).resolve()
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+        listing = Listing(tuple(keys), tuple(pool.map(file_sha256, paths)))
+    return ({"source": "files", "layout": "folders", "path": str(tree), "size": int(size),
+             "decode": None if decode is None else list(decode), "sha256": listing.sha256}, listing)
+
+
+def listing_path(root: str | Path, name: str) -> Path:
+    """Where the listing of setting `name` ("fog/3") lives: images/provenance/fog_3.parquet."""
+    corruption, severity = name.split("/")
+    return Path(root) / schema.IMAGES / schema.LISTINGS / f"{corruption}_{int(severity)}.parquet"
+
+
+def write_listing(root: str | Path, name: str, listing: Listing) -> None:
+    table = pa.table({"sample_id": np.arange(len(listing.keys), dtype=np.int64), "key": list(listing.keys),
+                      "sha256": list(listing.digests)}, schema=schema.LISTING_SCHEMA)
+    writer.write_parquet(Path(root), table, listing_path(root, name))
+
+
+def read_listing(root: str | Path, name: str, sha256: str) -> Listing:
+    """The listing of setting `name`, checked against the record's `sha256`; StoreError naming the file."""
+    path = listing_path(root, name)
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise writer.StoreError(f"{path}, the list of files the models read for {name}, is missing: "
+                                f"{error.strerror}") from error
+    return _listing(str(path), stat.st_mtime_ns, stat.st_size, name, sha256)
+
+
+@functools.lru_cache(maxsize=16)
+def _listing(path: str, _mtime_ns: int, _size: int, name: str, sha256: str) -> Listing:
+    try:
+        table = pq.read_table(path, columns=["sample_id", "key", "sha256"])
+    except (OSError, pa.ArrowException) as error:
+        raise writer.StoreError(f"{path}, the list of files the models read for {name}, cannot be read: "
+                                f"{error}") from error
+    table = table.sort_by("sample_id")
+    listing = Listing(tuple(table.column("key").to_pylist()), tuple(table.column("sha256").to_pylist()))
+    if listing.sha256 != sha256:
+        raise writer.StoreError(f"{path}, the list of files the models read for {name}, does not match the "
+                                f"manifest's sha256 {sha256[:12]} (changed since extraction)")
+    return listing
+
+
 def describe(entry: Mapping[str, Any] | None) -> str:
     """One line a person reads: where a setting's images came from."""
     if not entry:
@@ -74,6 +160,8 @@ def describe(entry: Mapping[str, Any] | None) -> str:
     source = entry.get("source")
     if source == "generated":
         return f"generated by compute.corruptions {entry.get('implementation')} with seed {entry.get('seed')}"
+    if source == "files" and entry.get("layout") == "folders":
+        return f"the image files under {entry.get('path')} (sha256 {str(entry.get('sha256'))[:12]})"
     if source == "files":
         start, stop = entry.get("rows", ("?", "?"))
         return f"rows {start}:{stop} of {entry.get('path')} (sha256 {str(entry.get('sha256'))[:12]})"
@@ -86,7 +174,7 @@ def same(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     """True when both describe the same pixels: equal records, or the same file content at another path."""
     if recorded == wanted:
         return True
-    content = ("source", "rows", "sha256")
+    content = ("source", "layout", "rows", "size", "decode", "sha256")
     return (recorded.get("source") == wanted.get("source") == "files"
             and all(recorded.get(k) == wanted.get(k) for k in content))
 
@@ -115,11 +203,14 @@ def _legacy_settings(root: Path) -> set[str]:
     return {key(p["corruption"], p["severity"]) for p in writer.complete_partitions(root)}
 
 
-def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]],
+           listings: Mapping[str, Listing] | None = None) -> dict[str, dict[str, Any]]:
     """Check `wanted` (key -> record) against the store's records and add the new ones, under the lock.
 
     Raises ProvenanceConflict, before anything is written, when a setting is recorded with other pixels.
-    A files record whose file moved (same rows, same sha256) takes the new path. Returns the records.
+    A files record whose file moved (same rows, same sha256) takes the new path. `listings` (key ->
+    Listing) are the file listings of tree settings, written before the manifest names them. Returns
+    the records.
     """
     root = Path(root)
     with writer.locked(root):
@@ -127,6 +218,9 @@ def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]]) -> dict[st
         recorded = dict(manifest.get(KEY, {}))
         _refuse_conflicts(root, recorded, wanted)
         legacy = _legacy_settings(root) if KEY not in manifest else set()
+        for name, listing in (listings or {}).items():
+            if name not in legacy:
+                write_listing(root, name, listing)
         updated = {**recorded, **{name: dict(entry) for name, entry in wanted.items() if name not in legacy}}
         if updated != recorded or KEY not in manifest:
             manifest[KEY] = updated

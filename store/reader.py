@@ -5,7 +5,9 @@ table (the catalog (DuckDB views) and the writer build on these); and `image`, t
 following the setting's provenance record (store/provenance.py): the clean images from the store's copy,
 published files from the recorded path after checking the recorded sha256, generated settings
 regenerated with compute.corruptions only when its implementation version and the seed match the record.
-When it cannot, it raises StoreError saying why (file moved or changed, other implementation, no record).
+A setting read from a folder tree (Tiny-ImageNet-C, ImageNet-C, an image folder) is served from the one
+file the sample was read from: its key from the setting's listing, its bytes checked against the listed
+sha256, decoded by the dataset's rule (compute.datasets.folders.decode_copy). When it cannot, it raises StoreError saying why (file moved or changed, other implementation, no record).
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ def image(store_dir: str | Path, sample_id: int, corruption: str, severity: int)
     source = entry.get("source")
     if source == "generated":
         return _generated(root, name, entry, sample_id, corruption, severity)
+    if source == "files" and entry.get("layout") == "folders":
+        return _from_tree(root, name, entry, sample_id)
     if source in ("files", "stored"):
         path = Path(entry["path"]) if source == "files" else root / entry["path"]
         rows = entry.get("rows") or [0, int(manifest["num_samples"])]
@@ -194,3 +198,26 @@ def _checked(path: str, mtime_ns: int, size: int, inode: int, name: str, start: 
             raise StoreError(f"{path}, the file the models read for {name}, changed since extraction: rows "
                              f"{start}:{stop} have sha256 {found[:12]}, the store recorded {sha256[:12]}")
     return rows
+
+
+def _from_tree(root: Path, name: str, entry: dict[str, Any], sample_id: int) -> np.ndarray:
+    """The one file sample `sample_id` was read from, checked against its listed sha256, decoded as then."""
+    from compute.datasets import DataError, folders  # PIL/torchvision: only when such an image is asked for
+    from store import provenance
+
+    listing = provenance.read_listing(root, name, entry["sha256"])
+    if sample_id >= len(listing.keys):
+        raise StoreError(f"{provenance.listing_path(root, name)} lists {len(listing.keys)} files for {name}, "
+                         f"not sample {sample_id}")
+    path = Path(entry["path"]) / listing.keys[sample_id]
+    if not path.is_file():
+        raise StoreError(f"{path}, the file the models read for {name}, is missing: it was moved or deleted "
+                         "since extraction (put it back at that path to see this image)")
+    found = provenance.file_sha256(path)
+    if found != listing.digests[sample_id]:
+        raise StoreError(f"{path}, the file the models read for {name}, changed since extraction: sha256 "
+                         f"{found[:12]}, the store recorded {listing.digests[sample_id][:12]}")
+    try:
+        return np.array(folders.decode_copy(path, int(entry["size"]), folders.rule(entry.get("decode"))))
+    except DataError as error:
+        raise StoreError(f"{path}, the file the models read for {name}, cannot be decoded: {error}") from error

@@ -367,6 +367,11 @@ def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> It
     for path in _files(root / schema.IMAGES, skip):
         if path.name == "clean.npy":
             continue  # checked with the manifest
+        if path.parent == root / schema.IMAGES / schema.LISTINGS and path.suffix == ".parquet":
+            problem, _ = _file_problem(path, schema.LISTING_SCHEMA, deep=False)  # files read from a tree
+            if problem:
+                yield Problem(path, "images", problem)
+            continue
         if path.suffix != ".npy":
             yield Problem(path, "images", "unexpected file: images are clean.npy and <corruption>_<severity>.npy")
             continue

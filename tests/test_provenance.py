@@ -5,21 +5,26 @@ model itself), or a StoreError that the Sample page shows."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 from compute import checkpoint, corruptions, datasets
-from store import provenance, queries, reader, sample_index, schema, writer
+from store import provenance, queries, reader, sample_index, schema, verify, writer
 from store.catalog import Catalog
-from tests.extraction import CORRUPTIONS, LIMIT, SEVERITIES, save_small_cnn, start_extract
+from tests.extraction import CORRUPTIONS, LIMIT, ROOT, SEVERITIES, save_small_cnn, start_extract
 from tests.fixtures import write_cifar10c
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -163,8 +168,9 @@ def test_a_moved_or_changed_file_is_a_clear_error(from_files, published) -> None
         assert np.array_equal(reader.image(from_files, 0, "fog", 3), published.images["fog"][2 * PER_SEVERITY])
 
 
-def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_files, published) -> None:
+def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_files, published, checkpoints) -> None:
     monkeypatch.setenv("PRUNESCOPE_STORE", str(from_files))
+    monkeypatch.setenv("PRUNESCOPE_CHECKPOINT_ROOTS", str(checkpoints[0].parent))  # attribution may load it
     app = AppTest.from_file(APP, default_timeout=120).run()
     for key, value in {"corruption": "fog", "severity": 3, "model": "small0"}.items():
         app.session_state[key] = value
@@ -282,3 +288,139 @@ def test_a_model_extracted_from_another_training_record_is_extracted_again(seed3
     assert provenance.record_training(store, {"small0": "b" * 12}) == ["small0"]  # an edited record
     assert writer.complete_partitions(store) == []
     assert json.loads((store / schema.MANIFEST).read_text())[provenance.TRAINING_KEY]["small0"] == "b" * 12
+
+
+# --- Settings read from a folder tree (image folder, Tiny-ImageNet-C, ImageNet-C) ----------------------
+
+TREE_CLASSES = ("ant", "bee", "cat")
+TREE_FILES = ("i0.png", "i1.png", "i2.jpg")
+# The copies' sizes: 32 x 32 is used as it is; the others go through the image folder's resize rule.
+COPY_SIZES = {"i0.png": (32, 32), "i1.png": (44, 36), "i2.jpg": (40, 40)}
+
+
+def noise_image(path: Path, size: tuple[int, int], seed: int) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, **({"quality": 90} if path.suffix == ".jpg" else {}))
+    return path
+
+
+def expected_copy(path: Path, size: int = 32) -> np.ndarray:
+    """A copy decoded by hand: as it is when size x size, else shorter side to size, centre crop (bilinear)."""
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    if image.size != (size, size):
+        image = TF.center_crop(TF.resize(image, size, InterpolationMode.BILINEAR), [size, size])
+    return np.asarray(image, dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> dict[str, Path]:
+    """An image folder of 3 classes x 3 images, its gaussian_noise/1 copies and a small_cnn for it."""
+    base = tmp_path_factory.mktemp("tree")
+    for c, name in enumerate(TREE_CLASSES):
+        for f, file in enumerate(TREE_FILES):
+            noise_image(base / "clean" / name / file, (48, 40), seed=10 * c + f)
+            noise_image(base / "c" / "gaussian_noise" / "1" / name / file, COPY_SIZES[file], seed=100 + 10 * c + f)
+    torch.manual_seed(0)
+    from compute import models
+
+    model = models.build("small_cnn", len(TREE_CLASSES), (0.5,) * 3, (0.25,) * 3)
+    checkpoint.save(base / "m.pt", model, arch="small_cnn", num_classes=len(TREE_CLASSES), mean=(0.5,) * 3,
+                    std=(0.25,) * 3, dataset="imagefolder", hparams={"model_id": "m"})
+    return {"clean": base / "clean", "c": base / "c", "model": base / "m.pt", "base": base}
+
+
+def extract_tree(store: Path, tree: dict[str, Path], corrupted: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "compute", "extract", "--store", str(store), "--checkpoints", str(tree["model"]),
+         "--dataset", "imagefolder", "--data-dir", str(tree["clean"]), "--image-size", "32",
+         "--corrupted-dir", str(corrupted), "--corruptions", "gaussian_noise", "--severities", "1",
+         "--device", "cpu"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tree_store(tree) -> Path:
+    store = tree["base"] / "store"
+    result = extract_tree(store, tree, tree["c"])
+    assert result.returncode == 0, result.stderr
+    return store
+
+
+def tree_copy(tree: dict[str, Path], sample_id: int) -> Path:
+    return tree["c"] / "gaussian_noise" / "1" / TREE_CLASSES[sample_id // 3] / TREE_FILES[sample_id % 3]
+
+
+def test_tree_settings_record_the_files_bytes_and_show_what_the_model_read(tree, tree_store) -> None:
+    entry = provenance.read(tree_store)["gaussian_noise/1"]
+    folder = (tree["c"] / "gaussian_noise" / "1").resolve()
+    keys = [f"{c}/{f}" for c in TREE_CLASSES for f in TREE_FILES]
+    digests = [provenance.file_sha256(folder / key) for key in keys]
+    lines = "".join(f"{key} {digest}\n" for key, digest in zip(keys, digests, strict=True))
+    assert entry == {"source": "files", "layout": "folders", "path": str(folder), "size": 32,
+                     "decode": ["resize_crop", 32, 32], "sha256": hashlib.sha256(lines.encode()).hexdigest()}
+    listing = pq.read_table(provenance.listing_path(tree_store, "gaussian_noise/1")).to_pydict()
+    assert listing == {"sample_id": list(range(9)), "key": keys, "sha256": digests}
+    shown = {i: reader.image(tree_store, i, "gaussian_noise", 1) for i in range(9)}
+    for i, image in shown.items():
+        assert image.dtype == np.uint8 and np.array_equal(image, expected_copy(tree_copy(tree, i))), i
+    assert_model_saw(tree_store, "gaussian_noise", 1, shown)
+    assert not verify.verify(tree_store, views=["images"])  # the listing is a known file of the store
+
+
+def test_a_changed_or_moved_tree_file_is_a_clear_error(tree, tree_store) -> None:
+    path = tree_copy(tree, 4)
+    original = path.read_bytes()
+    noise_image(path, COPY_SIZES[path.name], seed=999)
+    try:
+        with pytest.raises(writer.StoreError, match="changed since extraction") as error:
+            reader.image(tree_store, 4, "gaussian_noise", 1)
+        assert str(path.resolve()) in str(error.value) and "gaussian_noise/1" in str(error.value)
+        assert reader.image(tree_store, 3, "gaussian_noise", 1).shape == (32, 32, 3)  # other files still serve
+    finally:
+        path.write_bytes(original)
+    with moved(tree["c"]), pytest.raises(writer.StoreError, match="moved or deleted") as error:
+        reader.image(tree_store, 4, "gaussian_noise", 1)
+    assert str(path.resolve()) in str(error.value)
+
+
+def test_a_tree_with_other_files_is_refused_and_a_moved_one_is_followed(tree, tree_store) -> None:
+    other = tree["base"] / "other"
+    shutil.copytree(tree["c"], other)
+    noise_image(other / "gaussian_noise" / "1" / "bee" / "i2.jpg", (40, 40), seed=7)
+    manifest = (tree_store / schema.MANIFEST).read_bytes()
+    result = extract_tree(tree_store, tree, other)
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and line.startswith("error: refusing to mix") and "gaussian_noise/1" in line
+    assert str(tree["c"].resolve()) in line and str(other.resolve()) in line
+    assert (tree_store / schema.MANIFEST).read_bytes() == manifest
+
+    store = tree["base"] / "moved-store"
+    shutil.copytree(tree_store, store)
+    same = tree["base"] / "same"
+    shutil.copytree(tree["c"], same)
+    assert extract_tree(store, tree, same).returncode == 0  # the same files elsewhere: the new path is kept
+    assert provenance.read(store)["gaussian_noise/1"]["path"] == str((same / "gaussian_noise" / "1").resolve())
+    assert np.array_equal(reader.image(store, 5, "gaussian_noise", 1), expected_copy(tree_copy(tree, 5)))
+
+
+def test_recording_a_tree_reads_its_files_and_decodes_none(tree, monkeypatch) -> None:
+    from compute.datasets import folders
+    from compute.extract import ImageSource
+
+    test = datasets.load("imagefolder", root=str(tree["clean"]), image_size=32).test
+
+    def no_decoding(path):
+        raise AssertionError(f"decoded {path}")
+    monkeypatch.setattr(folders, "_open_rgb", no_decoding)
+    source = ImageSource(test, corrupted_dir=str(tree["c"]), dataset="imagefolder")
+    entry, listing = source.provenance("gaussian_noise", 1)
+    assert listing.keys == test.keys and entry["sha256"] == listing.sha256
+    assert listing.digests[4] == provenance.file_sha256(tree_copy(tree, 4))

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,29 @@ def exact(size: int) -> Callable[[Path], np.ndarray]:
 
 def resize_crop(resize: int, crop: int) -> Callable[[Path], np.ndarray]:
     return partial(_decode_resize_crop, resize, crop)
+
+
+RULES: dict[str, Callable[..., Callable[[Path], np.ndarray]]] = {"exact": exact, "resize_crop": resize_crop}
+_RULE_NAMES = {_decode_exact: "exact", _decode_resize_crop: "resize_crop"}
+
+
+def rule_spec(decode: Callable[[Path], np.ndarray]) -> list[Any] | None:
+    """A resize rule as JSON (["resize_crop", 256, 224]), None for a decoder that is not one of RULES."""
+    name = _RULE_NAMES.get(getattr(decode, "func", None))
+    return [name, *decode.args] if name else None
+
+
+def rule(spec: Sequence[Any]) -> Callable[[Path], np.ndarray]:
+    """The resize rule `rule_spec` wrote."""
+    if not spec or spec[0] not in RULES:
+        raise DataError(f"unknown resize rule {spec!r}; known: {', '.join(RULES)}")
+    return RULES[spec[0]](*spec[1:])
+
+
+def decode_copy(path: Path, size: int, decode: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """A corrupted copy as extraction reads it: as it is when already size x size, else through `decode`."""
+    image = np.asarray(_open_rgb(path), dtype=np.uint8)
+    return image if image.shape[:2] == (size, size) else decode(path)
 
 
 def is_image(path: Path) -> bool:
@@ -139,7 +163,5 @@ def load_corrupted_tree(root: str | os.PathLike[str], name: str, severity: int, 
             f"{len(missing)} of {len(test)} test images have no copy in {directory} (matched by "
             f"<class>/<file name>, not by position), e.g. {', '.join(missing[:3])}; found in "
             f"{directory / missing[0].split('/')[0]}: {listing(directory / missing[0].split('/')[0], 5)}")
-    def decode(path: Path) -> np.ndarray:
-        image = np.asarray(_open_rgb(path), dtype=np.uint8)
-        return image if image.shape[:2] == (test.size, test.size) else test.decode(path)
-    return FileImageSet(paths, test.labels.copy(), test.keys, test.size, decode)
+    return FileImageSet(paths, test.labels.copy(), test.keys, test.size,
+                        partial(decode_copy, size=test.size, decode=test.decode))
