@@ -95,14 +95,18 @@ def write_partition(root: Path, model_id: str, corruption: str, severity: int, c
 
 def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
                 severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0,
-                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION) -> Path:
+                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION,
+                class_names: Sequence[str] | None = None) -> Path:
     """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
-    returns its path. Model 0 is the dense model."""
+    returns its path. Model 0 is the dense model. Classes are named `class0`.. unless `class_names` (one per
+    class) says otherwise."""
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
     rng = np.random.default_rng(seed)
     root = Path(root)
     labels = rng.integers(0, num_classes, num_samples)
     images = rng.integers(0, 256, (num_samples, 32, 32, 3), dtype=np.uint8)
-    writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(num_classes)],
+    writer.init_store(root, dataset="synthetic", class_names=list(class_names or (f"class{c}" for c in range(num_classes))),
                       images=images, labels=labels, corruptions=corruptions, severities=severities,
                       per_class=per_class)
     if version == 1:

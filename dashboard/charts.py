@@ -106,6 +106,9 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
     settings = [s for s in columns if s in present] + sorted(present - set(columns))
     rows = data.sort(pl.col("method") != "dense", "method", "target_sparsity", "model_id")
     models_order = rows.unique("model", maintain_order=True)["model"].to_list()
+    methods = rows["method"].unique(maintain_order=True).to_list()
+    data = data.with_columns(pl.col("method").replace_strict({m: i for i, m in enumerate(methods)},
+                                                             return_dtype=pl.Int64).alias("method_order"))
     fields = ["model_id", "corruption"] + (["severity"] if has_severity else [])
     initial = [{f: selected[f] for f in fields}] if selected and all(f in selected for f in fields) else alt.Undefined
     cell = alt.selection_point(name="cell", fields=fields, on="click", value=initial, empty=False)
@@ -126,6 +129,23 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
         tooltip=tooltip,
     ).add_params(cell).properties(title=f"{legend[0].upper()}{legend[1:]} by model and corruption", height=alt.Step(22),
                                   width=alt.Step(max(14, min(60, 900 // max(len(settings), 1)))))
+
+
+MATRIX_ROWS = 40  # more rows than this: the evaluation matrix is split into one block of rows per method
+
+
+def by_method(matrix: alt.Chart) -> alt.FacetChart:
+    """An evaluation_matrix / interval_matrix split into one block of rows per method (the method named at
+    the block's left, dense first), each block as tall as its own rows, all sharing the columns: with a
+    hundred models the rows stay grouped and every row keeps its label."""
+    title = matrix.title
+    matrix.title = alt.Undefined
+    return matrix.facet(
+        row=alt.Row("method:N", title=None, sort=alt.SortField("method_order"),
+                    header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold",
+                                      labelOrient="left")),
+        spacing=6, title=title,
+    ).resolve_scale(y="independent")
 
 
 # -- similarity ------------------------------------------------------------------------------------------
