@@ -268,7 +268,10 @@ def parallel_lines(lines: pl.DataFrame, axes: Sequence[str], title: str) -> alt.
     polylines = alt.Chart(data.to_pandas()).mark_line(opacity=0.35, strokeWidth=1).encode(
         x=alt.X("axis_index:Q"), y=y, detail="sample_id:N", order="axis_index:Q",
         color=alt.Color("correct:N", title="correct", scale=CORRECTNESS),
-        tooltip=["sample_id", "label_name", "correct", "axis", alt.Tooltip("value:Q", format=".3f")],
+        tooltip=["sample_id", alt.Tooltip("label_name:N", title="true class"), "correct", "axis",
+                 *([alt.Tooltip("axis_class_name:N", title="class of this axis")]
+                   if "axis_class_name" in data.columns else []),
+                 alt.Tooltip("value:Q", format=".3f")],
     )
     return (polylines + _axis_ends(data, axes)).properties(title=title, height=420)
 

@@ -23,8 +23,12 @@ chosen = right.selectbox("Class", ["all classes", *names], key="global_class", p
 labels = None if chosen == "all classes" else [names.index(chosen)]
 top_k = None if len(names) <= state.MAX_CLASS_PANELS and catalog.keeps_all_classes else TOP_K
 if top_k:
+    most = max(1, min(len(names) - 1, catalog.per_class.top_k - 1))  # wrong classes every kept row has
+    top_k = int(st.number_input("Nearest wrong classes", 1, most, min(TOP_K, most), key="global_top_k",
+                                persist_state="session",
+                                help="axes after the true class: each sample's closest wrong classes"))
     st.caption(f"{len(names)} classes are too many axes for parallel coordinates: each sample shows its angle to "
-               f"the true class and to its {top_k} closest wrong classes instead.")
+               f"the true class and to its {top_k} closest wrong classes instead (hover a line for their names).")
 axes = queries.parallel_axes(catalog, top_k)
 where = f"{selection.model} on {selection.setting}"
 if mode == "density":
