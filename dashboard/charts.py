@@ -21,6 +21,7 @@ CORRECTNESS = alt.Scale(domain=[True, False], range=["#4c78a8", "#e45756"])
 CHANGES = alt.Scale(domain=["right in both", "only A right", "only B right", "wrong in both"],
                     range=["#9ecae9", "#e45756", "#54a24b", "#4c4c4c"])
 FACET_COLUMNS = 5
+OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
 
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:
@@ -367,10 +368,21 @@ def attribution_maps(image: np.ndarray, maps: Mapping[str, np.ndarray], units: M
 
 # -- embedding -------------------------------------------------------------------------------------------
 
+def _category_colours(count: int) -> list[str]:
+    """`count` distinct colours (tableau20, repeated when there are more)."""
+    palette = ["#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b", "#439894",
+               "#83bcb6", "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2", "#b279a2", "#d6a5c9",
+               "#9e765f", "#d8b5a5"]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
 def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart:
     """Per-sample 2-D embedding coloured by `color` (label_name, correct or model_id); a click selects the
     sample (and its model)."""
     scale = CORRECTNESS if color == "correct" else alt.Undefined
+    if color == "class":  # a few picked classes (views/embedding.py), every other one grey
+        picked = sorted(set(points["class"].to_list()) - {OTHER_CLASSES})
+        scale = alt.Scale(domain=[*picked, OTHER_CLASSES], range=[*_category_colours(len(picked)), "#d3d3d3"])
     pick = alt.selection_point(name="sample", fields=["sample_id", "model_id"], on="click")
     projection = (points["projection"][0] if points.height else "umap").upper()
     return alt.Chart(points.to_pandas()).mark_circle(size=30, opacity=0.7).encode(
