@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 
 import altair as alt
@@ -123,7 +124,7 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
     return alt.Chart(data.to_pandas()).mark_rect().encode(
         x=alt.X("setting:N", sort=settings, title="corruption and severity",
                 axis=alt.Axis(labelAngle=-60, labelLimit=140, orient="top", labelOverlap=False)),
-        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)"),
+        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)", axis=alt.Axis(labelLimit=260)),
         color=alt.Color(f"{value}:Q", title=legend, scale=scale),
         stroke=alt.condition(cell, alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition(cell, alt.value(2.5), alt.value(0)),
@@ -135,18 +136,21 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
 MATRIX_ROWS = 40  # more rows than this: the evaluation matrix is split into one block of rows per method
 
 
-def by_method(matrix: alt.Chart) -> alt.FacetChart:
-    """An evaluation_matrix / interval_matrix split into one block of rows per method (the method named at
-    the block's left, dense first), each block as tall as its own rows, all sharing the columns: with a
-    hundred models the rows stay grouped and every row keeps its label."""
+def by_method(matrix: alt.Chart) -> alt.VConcatChart:
+    """An evaluation_matrix / interval_matrix split into one block of rows per method (dense first, as the
+    rows), stacked, each block titled with its method, as tall as its own rows and with the column labels
+    above it: with a hundred models the rows stay grouped, every row keeps its label and, scrolled to any
+    block, the columns stay named. One click selection over all blocks."""
     title = matrix.title
-    matrix.title = alt.Undefined
-    return matrix.facet(
-        row=alt.Row("method:N", title=None, sort=alt.SortField("method_order"),
-                    header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold",
-                                      labelOrient="left")),
-        spacing=6, title=title,
-    ).resolve_scale(y="independent")
+    methods = (matrix.data[["method", "method_order"]].drop_duplicates().sort_values("method_order")["method"]
+               .tolist())
+    rows = matrix.encoding.y.copy(deep=True)
+    rows.title = None  # the block's title names the method
+    blocks = [matrix.transform_filter(alt.datum.method == method).encode(y=rows).properties(
+        title=alt.TitleParams(method, anchor="start", fontSize=13)) for method in methods]
+    with warnings.catch_warnings():  # the blocks share their one selection on purpose: Altair merges it
+        warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter", UserWarning)
+        return alt.vconcat(*blocks, title=title, spacing=12).resolve_scale(y="independent")
 
 
 # -- similarity ------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ many; and the evaluation matrix at 100 models keeps every row's label."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench.synthetic import METHODS as SYNTHETIC_METHODS
 from bench.synthetic import write_store
 from dashboard import charts, state
 from store import queries
@@ -130,14 +130,16 @@ def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(mo
         app = open_app(monkeypatch, root, "views/matrix.py", level="model", metric=metric)
         no_error(app)
         (spec,) = specs(app)
-        assert spec["facet"]["row"]["field"] == "method"  # one block of rows per method
+        blocks = spec["vconcat"]  # one block of rows per method, titled by it, dense first
+        assert [b["title"]["text"] for b in blocks] == ["dense", *sorted(set(SYNTHETIC_METHODS) - {"dense"})]
         assert spec["resolve"]["scale"]["y"] == "independent"  # each block only its own rows
-        assert set(spec["spec"]["encoding"]["y"]["sort"]) == labels  # every row's label, in the chart itself
+        assert all(set(b["encoding"]["y"]["sort"]) == labels for b in blocks)  # every row's label in the chart
         assert set(chart_data(app)["model"]) == labels
+        assert {p["name"] for p in spec["params"]} == {"cell"}  # one click selection over every block
         assert "scroll" in "\n".join(c.value for c in app.caption)
     few = write_store(tmp_path / "few", num_models=6, num_samples=12, corruptions=("fog",), severities=(1,))
     (spec,) = specs(open_app(monkeypatch, few, "views/matrix.py", level="model"))
-    assert "facet" not in spec and len(spec["encoding"]["y"]["sort"]) == 6
+    assert "vconcat" not in spec and len(spec["encoding"]["y"]["sort"]) == 6
 
 
 def test_matrix_chart_splits_by_method_in_the_order_of_its_rows() -> None:
@@ -145,8 +147,7 @@ def test_matrix_chart_splits_by_method_in_the_order_of_its_rows() -> None:
                           "target_sparsity": [0.0, 0.5, 0.5], "corruption": ["clean"] * 3, "severity": [0] * 3,
                           "accuracy": [0.9, 0.8, 0.7]})
     spec = charts.by_method(charts.evaluation_matrix(cells, "accuracy", "accuracy", ["clean"])).to_dict()
-    values = next(iter(spec["datasets"].values()))
-    order = {row["method"]: row["method_order"] for row in values}
-    assert order == {"dense": 0, "gmp": 1, "snip": 2}  # dense first, then by name, as the rows
-    assert spec["title"].startswith("Accuracy") and "title" not in spec["spec"]
-    assert json.dumps(spec["facet"]["row"]["sort"]) == json.dumps({"field": "method_order"})
+    assert [b["title"]["text"] for b in spec["vconcat"]] == ["dense", "gmp", "snip"]  # as the rows: dense first
+    assert [b["transform"][-1]["filter"] for b in spec["vconcat"]] == [
+        "(datum.method === 'dense')", "(datum.method === 'gmp')", "(datum.method === 'snip')"]
+    assert spec["title"].startswith("Accuracy") and all(b["encoding"]["y"]["title"] is None for b in spec["vconcat"])
