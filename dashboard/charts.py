@@ -257,7 +257,8 @@ def _axis_ends(frame: pl.DataFrame, axes: Sequence[str]) -> alt.LayerChart:
                       ends.select("axis_index", pl.lit(1.0).alias("y"), pl.col("high").alias("end"))])
     x = alt.X("axis_index:Q", title=None, scale=alt.Scale(domain=[0, len(axes) - 1]),
               axis=alt.Axis(values=list(range(len(axes))), labelExpr=_axis_labels(axes), labelAngle=-35,
-                            grid=False, orient="top", labelLimit=150))
+                            grid=False, orient="top", labelLimit=150,
+                            labelOverlap=False))
     rules = alt.Chart(ends.to_pandas()).mark_rule(color="#666").encode(x=x)
     labels = alt.Chart(text.to_pandas()).mark_text(dx=4, align="left", fontSize=10, color="#333").encode(
         x=x, y="y:Q", text=alt.Text("end:Q", format=".3~g"))
