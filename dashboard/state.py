@@ -207,7 +207,7 @@ PAGE_VIEWS = {
 def problems(views: Sequence[str]) -> list[Any]:
     """What is wrong with the open store's files behind `views` (the store's `verify`, headers only: cheap
     enough to run when a page fails). The one place the dashboard calls verify."""
-    from store.writer import verify
+    from store.verify import verify
 
     root = Path(store_path())
     found: list[Any] = []
