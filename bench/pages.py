@@ -1,4 +1,5 @@
-"""Dashboard page times in a real browser: each page's time to rendered content, demo store vs a large one.
+"""Dashboard page times in a real browser: each page's time to rendered content on the demo, a large and a
+many-class store.
 
 Time to rendered content = from the click on the page's sidebar link until its script has finished, every
 chart has drawn its marks and a chart, table, image or explanation is on screen (tests.browser.navigate),
@@ -10,8 +11,8 @@ run in the server (imports, opening the store): that is the `open` row, the Over
 Stores: the demo (data/demo, built when missing), a large synthetic study of 20 models x 96 settings x
 10,000 samples, about 19 million prediction rows (bench/out/queries-store from `bench.queries` when it is
 there, else written here), and a study of many classes: 1,000 classes, 20 models, 5,000 samples, clean and
-3 corruptions x 5 severities (rows keep the top-10 classes and the true one, as extraction does). Goal: at
-most 3 s per page, cold and warm, on the large and the many-class stores.
+3 corruptions x 5 severities, with embeddings (rows keep the top-10 classes and the true one, as extraction
+does). Goal: at most 3 s per page, cold and warm, on the large and the many-class stores.
 
     python -m bench pages                                        # all three stores (make bench)
     python -m bench.pages --classes 1000 --models 20 [--samples 5000] [--corruptions 3]   # one class study
@@ -77,8 +78,8 @@ def page_times(store: Path) -> dict[str, tuple[float, float]]:
 
 
 def classes_store(classes: int, models: int, samples: int, corruptions: int) -> Path:
-    """A synthetic study of `classes` classes (names like an ImageNet synset's, not indices): reused when
-    present under bench/out, else written."""
+    """A synthetic study of `classes` classes (names like an ImageNet synset's, not indices) with embeddings
+    (random coordinates), so every page has its content: reused when present under bench/out, else written."""
     from compute.corruptions import NAMES
 
     root = OUT / f"pages-{classes}classes-{models}models-{samples}samples-{corruptions}corruptions"
@@ -86,7 +87,7 @@ def classes_store(classes: int, models: int, samples: int, corruptions: int) -> 
         return root
     names = [f"n{c:08d} synthetic class {c}" for c in range(classes)]
     return write_store(root, num_models=models, num_samples=samples, corruptions=NAMES[:corruptions],
-                       num_classes=classes, class_names=names)
+                       num_classes=classes, class_names=names, embeddings=True)
 
 
 def verdict(cold: float, warm: float) -> str:
