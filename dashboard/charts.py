@@ -388,6 +388,7 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
     if color == "class":  # a few picked classes (views/embedding.py), every other one grey
         picked = sorted(set(points["class"].to_list()) - {OTHER_CLASSES})
         scale = alt.Scale(domain=[*picked, OTHER_CLASSES], range=[*_category_colours(len(picked)), "#d3d3d3"])
+        points = points.sort(pl.col("class") != OTHER_CLASSES, maintain_order=True)  # grey drawn first, under
     pick = alt.selection_point(name="sample", fields=["sample_id", "model_id"], on="click")
     projection = (points["projection"][0] if points.height else "umap").upper()
     return alt.Chart(points.to_pandas()).mark_circle(size=30, opacity=0.7).encode(
@@ -395,8 +396,9 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
                 axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("y:Q", title=f"{projection} 2 (unitless)", scale=alt.Scale(zero=False),
                 axis=alt.Axis(labels=False, ticks=False)),
-        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale),
-        tooltip=["sample_id", "label_name", "correct", "model_id", "corruption", "severity"],
+        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale, legend=alt.Legend(labelLimit=260)),
+        tooltip=["sample_id", alt.Tooltip("label_name:N", title="class"), "correct", "model_id", "corruption",
+                 "severity"],
     ).add_params(pick).properties(title=title, height=520)
 
 

@@ -119,6 +119,8 @@ def test_embedding_colours_the_picked_classes_and_greys_the_rest(monkeypatch, st
     assert colour["field"] == "class" and colour["scale"]["domain"][-1] == charts.OTHER_CLASSES
     points = chart_data(app)
     assert set(points["class"]) <= {names[0], names[3], charts.OTHER_CLASSES}
+    greys = (points["class"] == charts.OTHER_CLASSES).to_list()
+    assert greys == sorted(greys, reverse=True)  # grey points first, so the picked classes are drawn on top
     assert set(points["label_name"]) <= set(names)
 
 
