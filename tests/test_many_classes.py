@@ -68,6 +68,9 @@ def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name
     picker.set_value(smallest).run()
     no_error(app)
     assert set(chart_data(app)["label_name"]) == set(smallest)
+    picker.set_value([]).run()
+    no_error(app)
+    assert not app.get("vega_lite_chart") and "Pick at least one class" in app.info[0].value
 
 
 def test_global_geometry_names_the_true_and_nearest_classes(monkeypatch, study) -> None:
