@@ -95,14 +95,19 @@ def write_partition(root: Path, model_id: str, corruption: str, severity: int, c
 
 def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
                 severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0,
-                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION) -> Path:
+                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION,
+                class_names: Sequence[str] | None = None, embeddings: bool = False) -> Path:
     """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
-    returns its path. Model 0 is the dense model."""
+    returns its path. Model 0 is the dense model. Classes are named `class0`.. unless `class_names` (one per
+    class) says otherwise. With `embeddings`, embeddings/ as `python -m compute embed` lays it out (random
+    coordinates; samples on clean images)."""
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
     rng = np.random.default_rng(seed)
     root = Path(root)
     labels = rng.integers(0, num_classes, num_samples)
     images = rng.integers(0, 256, (num_samples, 32, 32, 3), dtype=np.uint8)
-    writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(num_classes)],
+    writer.init_store(root, dataset="synthetic", class_names=list(class_names or (f"class{c}" for c in range(num_classes))),
                       images=images, labels=labels, corruptions=corruptions, severities=severities,
                       per_class=per_class)
     if version == 1:
@@ -131,4 +136,32 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                      "sparsity": sparsity, "seed": 0, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
                      "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
     writer.upsert_models(root, rows)
+    if embeddings:
+        write_embeddings(root, rows, labels, writer.read_manifest(root)["class_names"], rng)
     return root
+
+
+def write_embeddings(root: Path, models: list[dict], labels: np.ndarray, class_names: Sequence[str],
+                     rng: np.random.Generator) -> None:
+    """embeddings/ with random coordinates in the real schemas: every model, a chain as its tree, and every
+    model's samples on clean images."""
+    import pyarrow.parquet as pq
+
+    folder = root / layout.EMBEDDINGS
+    folder.mkdir(exist_ok=True)
+    ids = [m["model_id"] for m in models]
+    pq.write_table(pa.table({
+        "model_id": ids, "arch": [m["arch"] for m in models], "method": [m["method"] for m in models],
+        "target_sparsity": [m["target_sparsity"] for m in models], "x": rng.normal(size=len(ids)).astype("f4"),
+        "y": rng.normal(size=len(ids)).astype("f4"), "projection": ["umap"] * len(ids),
+    }, schema=layout.MODEL_EMBEDDING_SCHEMA), folder / layout.MODEL_EMBEDDING)
+    pq.write_table(pa.table({"source": ids[:-1], "target": ids[1:], "distance": [1.0] * (len(ids) - 1)},
+                            schema=layout.MODEL_TREE_SCHEMA), folder / layout.MODEL_TREE)
+    n, count = len(labels), len(ids) * len(labels)
+    pq.write_table(pa.table({
+        "model_id": np.repeat(ids, n), "corruption": [layout.CLEAN] * count, "severity": np.zeros(count, np.int32),
+        "sample_id": np.tile(np.arange(n, dtype=np.int32), len(ids)), "label": np.tile(labels.astype(np.int16), len(ids)),
+        "label_name": np.tile(np.asarray(class_names, dtype=object)[labels], len(ids)),
+        "correct": rng.random(count) < 0.8, "x": rng.normal(size=count).astype("f4"),
+        "y": rng.normal(size=count).astype("f4"), "projection": ["umap"] * count,
+    }, schema=layout.SAMPLE_EMBEDDING_SCHEMA), folder / layout.SAMPLE_EMBEDDING)

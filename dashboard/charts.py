@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 
 import altair as alt
@@ -21,6 +22,7 @@ CORRECTNESS = alt.Scale(domain=[True, False], range=["#4c78a8", "#e45756"])
 CHANGES = alt.Scale(domain=["right in both", "only A right", "only B right", "wrong in both"],
                     range=["#9ecae9", "#e45756", "#54a24b", "#4c4c4c"])
 FACET_COLUMNS = 5
+OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
 
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:
@@ -106,6 +108,9 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
     settings = [s for s in columns if s in present] + sorted(present - set(columns))
     rows = data.sort(pl.col("method") != "dense", "method", "target_sparsity", "model_id")
     models_order = rows.unique("model", maintain_order=True)["model"].to_list()
+    methods = rows["method"].unique(maintain_order=True).to_list()
+    data = data.with_columns(pl.col("method").replace_strict({m: i for i, m in enumerate(methods)},
+                                                             return_dtype=pl.Int64).alias("method_order"))
     fields = ["model_id", "corruption"] + (["severity"] if has_severity else [])
     initial = [{f: selected[f] for f in fields}] if selected and all(f in selected for f in fields) else alt.Undefined
     cell = alt.selection_point(name="cell", fields=fields, on="click", value=initial, empty=False)
@@ -119,13 +124,33 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
     return alt.Chart(data.to_pandas()).mark_rect().encode(
         x=alt.X("setting:N", sort=settings, title="corruption and severity",
                 axis=alt.Axis(labelAngle=-60, labelLimit=140, orient="top", labelOverlap=False)),
-        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)"),
+        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)", axis=alt.Axis(labelLimit=260)),
         color=alt.Color(f"{value}:Q", title=legend, scale=scale),
         stroke=alt.condition(cell, alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition(cell, alt.value(2.5), alt.value(0)),
         tooltip=tooltip,
     ).add_params(cell).properties(title=f"{legend[0].upper()}{legend[1:]} by model and corruption", height=alt.Step(22),
                                   width=alt.Step(max(14, min(60, 900 // max(len(settings), 1)))))
+
+
+MATRIX_ROWS = 40  # more rows than this: the evaluation matrix is split into one block of rows per method
+
+
+def by_method(matrix: alt.Chart) -> alt.VConcatChart:
+    """An evaluation_matrix / interval_matrix split into one block of rows per method (dense first, as the
+    rows), stacked, each block titled with its method, as tall as its own rows and with the column labels
+    above it: with a hundred models the rows stay grouped, every row keeps its label and, scrolled to any
+    block, the columns stay named. One click selection over all blocks."""
+    title = matrix.title
+    methods = (matrix.data[["method", "method_order"]].drop_duplicates().sort_values("method_order")["method"]
+               .tolist())
+    rows = matrix.encoding.y.copy(deep=True)
+    rows.title = None  # the block's title names the method
+    blocks = [matrix.transform_filter(alt.datum.method == method).encode(y=rows).properties(
+        title=alt.TitleParams(method, anchor="start", fontSize=13)) for method in methods]
+    with warnings.catch_warnings():  # the blocks share their one selection on purpose: Altair merges it
+        warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter", UserWarning)
+        return alt.vconcat(*blocks, title=title, spacing=12).resolve_scale(y="independent")
 
 
 # -- similarity ------------------------------------------------------------------------------------------
@@ -232,7 +257,8 @@ def _axis_ends(frame: pl.DataFrame, axes: Sequence[str]) -> alt.LayerChart:
                       ends.select("axis_index", pl.lit(1.0).alias("y"), pl.col("high").alias("end"))])
     x = alt.X("axis_index:Q", title=None, scale=alt.Scale(domain=[0, len(axes) - 1]),
               axis=alt.Axis(values=list(range(len(axes))), labelExpr=_axis_labels(axes), labelAngle=-35,
-                            grid=False, orient="top", labelLimit=150))
+                            grid=False, orient="top", labelLimit=150,
+                            labelOverlap=False))
     rules = alt.Chart(ends.to_pandas()).mark_rule(color="#666").encode(x=x)
     labels = alt.Chart(text.to_pandas()).mark_text(dx=4, align="left", fontSize=10, color="#333").encode(
         x=x, y="y:Q", text=alt.Text("end:Q", format=".3~g"))
@@ -248,7 +274,10 @@ def parallel_lines(lines: pl.DataFrame, axes: Sequence[str], title: str) -> alt.
     polylines = alt.Chart(data.to_pandas()).mark_line(opacity=0.35, strokeWidth=1).encode(
         x=alt.X("axis_index:Q"), y=y, detail="sample_id:N", order="axis_index:Q",
         color=alt.Color("correct:N", title="correct", scale=CORRECTNESS),
-        tooltip=["sample_id", "label_name", "correct", "axis", alt.Tooltip("value:Q", format=".3f")],
+        tooltip=["sample_id", alt.Tooltip("label_name:N", title="true class"), "correct", "axis",
+                 *([alt.Tooltip("axis_class_name:N", title="class of this axis")]
+                   if "axis_class_name" in data.columns else []),
+                 alt.Tooltip("value:Q", format=".3f")],
     )
     return (polylines + _axis_ends(data, axes)).properties(title=title, height=420)
 
@@ -344,10 +373,22 @@ def attribution_maps(image: np.ndarray, maps: Mapping[str, np.ndarray], units: M
 
 # -- embedding -------------------------------------------------------------------------------------------
 
+def _category_colours(count: int) -> list[str]:
+    """`count` distinct colours (tableau20, repeated when there are more)."""
+    palette = ["#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b", "#439894",
+               "#83bcb6", "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2", "#b279a2", "#d6a5c9",
+               "#9e765f", "#d8b5a5"]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
 def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart:
     """Per-sample 2-D embedding coloured by `color` (label_name, correct or model_id); a click selects the
     sample (and its model)."""
     scale = CORRECTNESS if color == "correct" else alt.Undefined
+    if color == "class":  # a few picked classes (views/embedding.py), every other one grey
+        picked = sorted(set(points["class"].to_list()) - {OTHER_CLASSES})
+        scale = alt.Scale(domain=[*picked, OTHER_CLASSES], range=[*_category_colours(len(picked)), "#d3d3d3"])
+        points = points.sort(pl.col("class") != OTHER_CLASSES, maintain_order=True)  # grey drawn first, under
     pick = alt.selection_point(name="sample", fields=["sample_id", "model_id"], on="click")
     projection = (points["projection"][0] if points.height else "umap").upper()
     return alt.Chart(points.to_pandas()).mark_circle(size=30, opacity=0.7).encode(
@@ -355,8 +396,9 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
                 axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("y:Q", title=f"{projection} 2 (unitless)", scale=alt.Scale(zero=False),
                 axis=alt.Axis(labels=False, ticks=False)),
-        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale),
-        tooltip=["sample_id", "label_name", "correct", "model_id", "corruption", "severity"],
+        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale, legend=alt.Legend(labelLimit=260)),
+        tooltip=["sample_id", alt.Tooltip("label_name:N", title="class"), "correct", "model_id", "corruption",
+                 "severity"],
     ).add_params(pick).properties(title=title, height=520)
 
 

@@ -159,17 +159,22 @@ def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int
     """, params)  # noqa: S608 (constant SQL)
 
 
-def _axes_sql(top_k: int | None) -> tuple[str, list]:
-    """The parallel-coordinates axes of one prediction row as a list expression, with its bound values.
+def _axes_sql(top_k: int | None) -> tuple[str, str, str, list]:
+    """The parallel-coordinates axes of one prediction row as list expressions, with their bound values:
+    (nearest, values, axis classes). `nearest` may be named by the other two (a lateral alias).
 
     Every class's angle, then feature_norm, margin, loss (only for a store that keeps every class); or,
     with top_k, angle_true, the k smallest angles to wrong classes among the classes the store keeps
-    (closest first), then the same three."""
+    (closest first), then the same three. Axis classes: the class of each angle axis (NULL for the three
+    others), so a line can name the classes it is closest to."""
+    tail, no_class = "[feature_norm, margin, loss]", "[NULL, NULL, NULL]::INTEGER[]"
     if top_k is None:
-        return "list_concat(angles, [feature_norm, margin, loss])", []
+        return "NULL", f"list_concat(angles, {tail})", f"list_concat(classes::INTEGER[], {no_class})", []
     # angles and classes are aligned; a top-k store keeps fewer classes than the study has
-    return ("list_concat([angle_true], list_sort(list_filter(angles, lambda a, i: classes[i] <> label))[1:?], "
-            "[feature_norm, margin, loss])"), [int(top_k)]
+    nearest = ("list_sort(list_filter(list_transform(angles, lambda a, i: {'a': a, 'c': classes[i]::INTEGER}), "
+               "lambda p: p.c <> label))[1:?]")
+    return (nearest, f"list_concat([angle_true], list_transform(nearest, lambda p: p.a), {tail})",
+            f"list_concat([label::INTEGER], list_transform(nearest, lambda p: p.c), {no_class})", [int(top_k)])
 
 
 def parallel_axes(catalog: Catalog, top_k: int | None = None) -> list[str]:
@@ -185,20 +190,23 @@ def _long_axes_sql(top_k: int | None, limit_lines: bool) -> str:
     scaled value is in [0, 1], the angles sharing one degree scale and every other axis its own range.
     Bound values: the axes' (_axes_sql), the setting's, the line limit (when limited), the last angle
     axis's index."""
-    values, _ = _axes_sql(top_k)
+    nearest, values, classes, _ = _axes_sql(top_k)
     angles = "axis_index <= ?"
     chosen = "ORDER BY hash(sample_id) LIMIT ?" if limit_lines else ""
     return f"""
-        chosen_rows AS (SELECT sample_id, label, correct, {values} AS vals FROM class_values WHERE {_ONE_SETTING}),
+        chosen_rows AS (SELECT sample_id, label, correct, {nearest} AS nearest, {values} AS vals,
+                               {classes} AS axis_classes
+                        FROM class_values WHERE {_ONE_SETTING}),
         picked AS (SELECT * FROM chosen_rows {chosen}),
         long AS (
-            SELECT sample_id, label, correct, unnest(range(len(vals))) AS axis_index, unnest(vals)::DOUBLE AS value
+            SELECT sample_id, label, correct, unnest(range(len(vals))) AS axis_index, unnest(vals)::DOUBLE AS value,
+                   unnest(axis_classes) AS axis_class
             FROM picked
         ),
         grouped AS (SELECT *, CASE WHEN {angles} THEN -1 ELSE axis_index END AS scale_group FROM long),
         extent AS (SELECT scale_group, min(value) AS low, greatest(max(value) - min(value), 1e-9) AS width
                    FROM grouped GROUP BY scale_group),
-        axis AS (SELECT sample_id, label, correct, axis_index, value, (value - low) / width AS scaled,
+        axis AS (SELECT sample_id, label, correct, axis_index, axis_class, value, (value - low) / width AS scaled,
                         low, low + width AS high
                  FROM grouped JOIN extent USING (scale_group))
     """  # noqa: S608 (constant SQL)
@@ -207,7 +215,7 @@ def _long_axes_sql(top_k: int | None, limit_lines: bool) -> str:
 def _parallel_params(catalog: Catalog, model_id: str, corruption: str, severity: int, top_k: int | None,
                      labels: Sequence[int] | None) -> tuple[list, int]:
     """Bound values of _long_axes_sql before its LIMIT, and the index of the last angle axis."""
-    _, top_params = _axes_sql(top_k)
+    *_, top_params = _axes_sql(top_k)
     last_angle = (catalog.num_classes if top_k is None else top_k + 1) - 1
     return [*top_params, *_setting_params(catalog, model_id, corruption, severity, labels)], last_angle
 
@@ -216,16 +224,21 @@ def parallel_lines(catalog: Catalog, model_id: str, corruption: str, severity: i
                    lines: int = 300, labels: Sequence[int] | None = None) -> pl.DataFrame:
     """Parallel coordinates of one model in one setting, one polyline per sample for at most `lines`
     samples (a fixed pseudo-random subset): sample_id, label, label_name, correct, axis_index, axis
-    (parallel_axes), value (in the axis's unit), scaled (0..1 along the axis) and the axis's low and
-    high ends."""
+    (parallel_axes), axis_class_name (the class of an angle axis for this sample: with top_k, its true class
+    then its nearest wrong classes; null on the other axes), value (in the axis's unit), scaled (0..1 along
+    the axis) and the axis's low and high ends."""
     params, last_angle = _parallel_params(catalog, model_id, corruption, severity, top_k, labels)
     ctes = _long_axes_sql(top_k, limit_lines=True)
     frame = catalog.query(f"""
         WITH {ctes}
-        SELECT a.sample_id, a.label, s.label_name, a.correct, a.axis_index, a.value, a.scaled, a.low, a.high
+        SELECT a.sample_id, a.label, s.label_name, a.correct, a.axis_index, a.axis_class, a.value, a.scaled,
+               a.low, a.high
         FROM axis a JOIN samples s USING (sample_id)
         ORDER BY a.sample_id, a.axis_index
     """, [*params, int(lines), last_angle])  # noqa: S608 (constant SQL)
+    names = dict(enumerate(catalog.manifest["class_names"]))
+    frame = frame.with_columns(pl.col("axis_class").cast(pl.Int64).replace_strict(
+        names, default=None, return_dtype=pl.String).alias("axis_class_name")).drop("axis_class")
     return _named_axes(frame, parallel_axes(catalog, top_k))
 
 

@@ -33,9 +33,17 @@ if shown.is_empty():
 if shown.height > state.MAX_MARKS:
     st.caption(f"Showing {state.MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")
     shown = shown.sample(state.MAX_MARKS, seed=0)
+field = COLOURS[colour]
+if colour == "class" and (labels := state.class_filter(catalog)) is not None:  # too many classes for colours
+    names = [catalog.manifest["class_names"][c] for c in labels]
+    shown = shown.with_columns(pl.when(pl.col("label").is_in(labels)).then(pl.col("label_name"))
+                               .otherwise(pl.lit(charts.OTHER_CLASSES)).alias("class"))
+    field = "class"
+    st.caption(f"Coloured: the {len(names)} classes picked above; grey: the other "
+               f"{len(catalog.manifest['class_names']) - len(names)} (hover a point for its class).")
 models = shown["model_id"].unique(maintain_order=True)
 whose = models[0] if len(models) == 1 else f"{len(models)} models"
-state.chart(charts.embedding_scatter(shown, COLOURS[colour], f"Samples of {whose} on {selection.setting}"),
+state.chart(charts.embedding_scatter(shown, field, f"Samples of {whose} on {selection.setting}"),
             key="embedding_chart")
 st.caption("Click a point to select the sample and its model.")
 state.sample_link()

@@ -12,19 +12,24 @@ st.title("Global geometry")
 catalog = state.open_catalog()
 selection = state.selection()
 names = catalog.manifest["class_names"]
-left, middle, right = st.columns([1, 1, 2])
+left, middle, nearest, right = st.columns([1, 1, 1, 2])
 mode = left.segmented_control("Show", ["lines", "density"], default="lines", key="global_mode",
                               persist_state="session", required=True,
                               help="lines: one polyline per sample (a fixed subset); density: every sample, "
                                    "binned, line width and opacity by count")
 lines = middle.number_input("Lines at most", 50, 2000, 300, step=50, key="global_lines", persist_state="session",
                             disabled=mode != "lines")
-chosen = right.selectbox("Class", ["all classes", *names], key="global_class", persist_state="session")
+chosen = right.selectbox("Class", ["all classes", *names], key="global_class", persist_state="session",
+                         help="the samples of one class only; type part of its name to find it")
 labels = None if chosen == "all classes" else [names.index(chosen)]
 top_k = None if len(names) <= state.MAX_CLASS_PANELS and catalog.keeps_all_classes else TOP_K
 if top_k:
+    most = max(1, min(len(names) - 1, catalog.per_class.top_k - 1))  # wrong classes every kept row has
+    top_k = int(nearest.number_input("Nearest wrong classes", 1, most, min(TOP_K, most), key="global_top_k",
+                                     persist_state="session",
+                                     help="axes after the true class: each sample's closest wrong classes"))
     st.caption(f"{len(names)} classes are too many axes for parallel coordinates: each sample shows its angle to "
-               f"the true class and to its {top_k} closest wrong classes instead.")
+               f"the true class and to its {top_k} closest wrong classes instead (hover a line for their names).")
 axes = queries.parallel_axes(catalog, top_k)
 where = f"{selection.model} on {selection.setting}"
 if mode == "density":

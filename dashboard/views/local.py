@@ -10,6 +10,9 @@ st.title("Local geometry")
 catalog = state.open_catalog()
 selection = state.selection()
 labels = state.class_filter(catalog)
+if labels == []:
+    st.info("Pick at least one class above (type part of its name to find it).")
+    st.stop()
 large = catalog.manifest["num_samples"] > state.MAX_MARKS
 st.markdown(f"Model **{state.code(selection.model)}** on **{selection.setting}**"
             + (f", compared with **{state.code(selection.compare)}**" if selection.compare else ""))

@@ -6,6 +6,8 @@ import streamlit as st
 from dashboard import charts, state
 from store import analytics, uncertainty
 
+HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
+
 st.title("Evaluation matrix")
 catalog = state.open_catalog()
 selection = state.selection()
@@ -55,7 +57,14 @@ if with_intervals:
                                     selected=selected, **scale)
 else:
     figure = charts.evaluation_matrix(cells, value, legend, columns, selected=selected, **scale)
-state.chart(figure, key="matrix_chart", stretch=False)
+rows_shown = cells["model_id"].n_unique()
+if rows_shown > charts.MATRIX_ROWS:  # many models: one block per method, in a box that scrolls with its labels
+    with st.container(height=HEIGHT):
+        state.chart(charts.by_method(figure), key="matrix_chart", stretch=False)
+    st.caption(f"{rows_shown} rows, one block per method: scroll inside the box (each row keeps its label), or "
+               "pick fewer **Methods** in the sidebar.")
+else:
+    state.chart(figure, key="matrix_chart", stretch=False)
 if with_intervals:
     tested = cells.filter(pl.col("significant").is_not_null())
     rows = "groups (mean over seeds)" if selection.level == "group" else "models"

@@ -94,6 +94,7 @@ except ValueError as error:
 if result.is_empty():
     st.info("No sample matches.")
     st.stop()
+result = state.with_class_names(result, catalog.manifest["class_names"])  # names beside class indices
 pages = (result.height + PAGE_SIZE - 1) // PAGE_SIZE
 shown_note = f" (the first {result.height:,} are listed)" if matches > result.height else ""
 left, right = st.columns([3, 1])
