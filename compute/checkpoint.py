@@ -9,8 +9,6 @@ that does not fit its architecture fails with a message naming the tensor.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from compute import models
+from store import writer
 
 FORMAT = "prunescope-checkpoint"
 VERSION = 1
@@ -37,18 +36,10 @@ def save(path: str | Path, model: nn.Module, *, arch: str, num_classes: int, mea
         "mean": list(map(float, mean)), "std": list(map(float, std)), "dataset": dataset,
         "hparams": hparams, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        buffer = io.BytesIO()  # serialised first: torch.save on a full disk raises RuntimeError, write() an OSError
-        torch.save(payload, buffer)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()  # serialised first: torch.save on a full disk raises RuntimeError, write() an OSError
+    torch.save(payload, buffer)
+    with writer.atomically(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def read(path: str | Path) -> dict[str, Any]:

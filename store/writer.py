@@ -128,8 +128,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _publish(root: Path, tmp: Path, final: Path) -> None:
-    """fsync `tmp`, then rename it to `final` atomically (same file system: both under root)."""
+def _publish(tmp: Path, final: Path) -> None:
+    """fsync `tmp`, then rename it to `final` atomically (same file system)."""
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -138,13 +138,21 @@ def _publish(root: Path, tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def _writing(root: Path, final: Path) -> Iterator[Path]:
-    """A temporary path to write `final` to, published on success. On an OS error (full disk, read-only
-    store) the temporary file is removed, `final` is left as it was, and the error names `final`."""
-    tmp = _tmp_path(root, final.name)
+def atomically(final: str | Path, root: str | Path | None = None) -> Iterator[Path]:
+    """A temporary path to write `final` to, fsynced and renamed into place on success, so a reader never
+    sees half a file. Store files (`root` given) are written in the store's `_tmp/`, named by host and
+    process so `clean_tmp` can remove what a killed writer left; other files (checkpoints, published
+    layouts) beside `final`. On an OS error (full disk, read-only directory) the temporary file is
+    removed, `final` is left as it was, and the error names `final`."""
+    final = Path(final)
+    if root is not None:
+        tmp = _tmp_path(Path(root), final.name)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield tmp
-        _publish(root, tmp, final)
+        _publish(tmp, final)
     except OSError as error:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -156,19 +164,19 @@ def _writing(root: Path, final: Path) -> Iterator[Path]:
 
 def write_parquet(root: Path, table: pa.Table, final: Path) -> int:
     """Write `table` to `final` atomically; returns the file's size in bytes."""
-    with _writing(root, final) as tmp:
+    with atomically(final, root) as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
                        write_page_checksum=True)
     return final.stat().st_size
 
 
 def write_json(root: Path, payload: dict[str, Any], final: Path) -> None:
-    with _writing(root, final) as tmp:
+    with atomically(final, root) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
 
 
 def write_npy(root: Path, array: np.ndarray, final: Path) -> None:
-    with _writing(root, final) as tmp, open(tmp, "wb") as handle:
+    with atomically(final, root) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
 
 

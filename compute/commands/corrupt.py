@@ -42,6 +42,7 @@ from compute.commands._common import (
     parse_severities,
     positive_int,
 )
+from store import writer
 
 HELP = "write corrupted test images in the CIFAR-10-C layout (<name>.npy + labels.npy)"
 LABELS_FILE = "labels.npy"
@@ -162,13 +163,10 @@ def _write_atomically(path: Path, array: np.ndarray) -> None:
         existing = np.load(path, allow_pickle=False)
         if existing.dtype == array.dtype and np.array_equal(existing, array):
             return
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
+    with writer.atomically(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, array)
-    os.replace(temporary, path)
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    with writer.atomically(path) as temporary:
+        temporary.write_text(text)
