@@ -81,6 +81,13 @@ def timed(run: Callable[[], object], repeats: int = REPEATS) -> tuple[float, flo
             warm[-1][2])
 
 
+def report(name: str, figures: tuple[float, float, float, object], goal: float | None, note: str = "") -> None:
+    """One line of `timed` figures: cold and warm wall time, warm CPU time, and the goal's verdict."""
+    cold, warm, cpu, _ = figures
+    verdict = "" if goal is None else f"goal <= {goal:g} s: {'met' if warm <= goal else 'MISSED'}"
+    print(f"{name:<42}{cold:8.3f}{warm:8.3f}{cpu:8.3f}   {verdict}{note}", flush=True)
+
+
 def pandas_accuracy(root: Path) -> object:
     """The baseline: every prediction file through pyarrow into pandas (only the columns needed, with the
     hive partition keys), correct = pred == the sample's label (format 2 keeps labels in samples.parquet),
