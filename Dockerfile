@@ -15,8 +15,9 @@ COPY requirements.txt .
 RUN pip install --index-url https://download.pytorch.org/whl/cpu \
       "$(grep '^torch==' requirements.txt)" "$(grep '^torchvision==' requirements.txt)" \
  && pip install -r requirements.txt
-COPY compute/ compute/
 COPY store/ store/
+COPY analysis/ analysis/
+COPY compute/ compute/
 COPY dashboard/ dashboard/
 
 USER prunescope

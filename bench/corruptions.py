@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from compute import corruptions, datasets
+from store import layout
 
 # (side in pixels, images corrupted by us in one batch, of those how many go through the package)
 SIZES = ((32, 256, 20), (64, 64, 8), (224, 8, 2))
@@ -89,7 +90,7 @@ def _table(size: int, count: int, reference_count: int, reference_corrupt: Calla
     reference_seconds: dict[str, float] = {}
     for name in corruptions.NAMES:
         ours_rate = per_setting * count / ours_seconds[name]
-        if reference_corrupt is not None and name in corruptions.COMMON:
+        if reference_corrupt is not None and name in layout.COMMON_CORRUPTIONS:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 reference_seconds[name] = _reference(images[:reference_count], name, reference_corrupt)

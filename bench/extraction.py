@@ -17,9 +17,10 @@ import torch
 
 from compute import checkpoint, datasets, models
 from compute import device as devices
+from compute.datasets.base import Dataset
 from compute.extract import ExtractModel, extract
 from compute.train import channel_stats
-from store import writer
+from store import reader, writer
 
 SETTINGS = 20
 REPEATS = 3
@@ -44,7 +45,7 @@ def plain_inference(model: torch.nn.Module, arrays: list[np.ndarray], device: to
     return time.perf_counter() - start
 
 
-def extraction(model: torch.nn.Module, data: datasets.Dataset, arrays: list[np.ndarray], device: torch.device,
+def extraction(model: torch.nn.Module, data: Dataset, arrays: list[np.ndarray], device: torch.device,
                batch: int) -> float:
     names = [f"setting{i}" for i in range(1, len(arrays))]
     lookup = {name: arrays[i + 1] for i, name in enumerate(names)}
@@ -55,8 +56,8 @@ def extraction(model: torch.nn.Module, data: datasets.Dataset, arrays: list[np.n
         extract(root, [ExtractModel("bench", model)], data.test, data.num_classes, names, [1], device=device,
                 batch_size=batch, load_corrupted=lambda name, severity: lookup[name], progress=False)
         elapsed = time.perf_counter() - start
-        rows = sum(p["rows"] for p in writer.complete_partitions(root))
-        size = sum(p["bytes"] for p in writer.complete_partitions(root))
+        rows = sum(p["rows"] for p in reader.complete_partitions(root))
+        size = sum(p["bytes"] for p in reader.complete_partitions(root))
     extraction.bytes_per_row = size / rows
     return elapsed
 

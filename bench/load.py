@@ -35,9 +35,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.synthetic import write_store
 from compute import corruptions
-from tests.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, PAGES, SCRIPT_DONE, VIEWPORT, dashboard
+from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, PAGES, SCRIPT_DONE, VIEWPORT, dashboard
+from testkit.synthetic import write_store
 
 DEMO = Path("data/demo")
 SESSIONS = 20

@@ -2,7 +2,7 @@
 many-class store.
 
 Time to rendered content = from the click on the page's sidebar link until its script has finished, every
-chart has drawn its marks and a chart, table, image or explanation is on screen (tests.browser.navigate),
+chart has drawn its marks and a chart, table, image or explanation is on screen (testkit.browser.navigate),
 in Debian's Chromium. Each store gets a fresh server; the app is opened once, then every page is visited
 twice through the sidebar: cold (empty query caches, first use of the page in that server) and warm
 (cached query results, as any later visit sees it). The first cold page also pays for the app's first
@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 from bench.load import logged, timing_env
-from bench.synthetic import write_store
-from tests.browser import PAGES, VIEWPORT, chromium, dashboard, navigate, visit
+from testkit.browser import PAGES, VIEWPORT, chromium, dashboard, navigate, visit
+from testkit.synthetic import write_store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"

@@ -1,5 +1,5 @@
 """Query speed on a study of realistic size: 20 models x (clean + 19 corruptions x 5 severities) x 10,000
-samples = 19.2M prediction rows in 1,920 partitions, built once with bench.synthetic.write_store and kept in
+samples = 19.2M prediction rows in 1,920 partitions, built once with testkit.synthetic.write_store and kept in
 bench/out/ (git-ignored; delete it to rebuild, which takes ~5 min on 2 cores per format). The same data is
 written twice, in store format 2 (the current one) and format 1, and every query runs on both side by side:
 format 2 derives columns that format 1 stored, and must not be slower by more than 10%.
@@ -24,35 +24,36 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench.synthetic import write_store
-from store import analytics, queries, reader, sample_index, schema, writer
+from analysis import agreement, embeddings, matrices, presets, queries
+from store import derived, layout, reader, sample_index
 from store.catalog import Catalog
+from testkit.synthetic import write_store
 
 OUT = Path(__file__).resolve().parent / "out"
 NUM_MODELS = int(os.environ.get("BENCH_QUERIES_MODELS", 20))
 STORE = OUT / ("queries-store" if NUM_MODELS == 20 else f"queries-store-{NUM_MODELS}")
 NUM_SAMPLES = 10_000
 # The 19 CIFAR-10-C corruptions in the canonical order of reference/cifar10c.md.
-CORRUPTIONS = (*analytics.COMMON_CORRUPTIONS, *analytics.EXTRA_CORRUPTIONS)
+CORRUPTIONS = (*layout.COMMON_CORRUPTIONS, *layout.EXTRA_CORRUPTIONS)
 THREADS = 2
 REPEATS = 5
 
 
-def ensure_store(version: int = schema.SCHEMA_VERSION) -> Path:
+def ensure_store(version: int = layout.SCHEMA_VERSION) -> Path:
     """The benchmark store of one format, generated on first use into a temporary name and renamed when
     complete. A cached store of another format version is rebuilt."""
-    store = STORE if version == schema.SCHEMA_VERSION else STORE.with_name(f"{STORE.name}-v{version}")
-    if (store / schema.MODELS).exists():
+    store = STORE if version == layout.SCHEMA_VERSION else STORE.with_name(f"{STORE.name}-v{version}")
+    if (store / layout.MODELS).exists():
         try:
             cached = reader.read_manifest(store)["schema_version"]
-        except schema.StoreError:
+        except layout.StoreError:
             cached = None
         if cached == version:
-            if writer.summarize_markers(store):  # a cached store from before markers carried sums
+            if derived.summarize_markers(store):  # a cached store from before markers carried sums
                 print("added partition sums to the cached store's markers", flush=True)
             if not sample_index.is_fresh(store):
                 start = time.perf_counter()
-                sample_index.build(store)
+                derived.build_sample_index(store)
                 print(f"built the by-sample index in {time.perf_counter() - start:.0f} s", flush=True)
             return store
         shutil.rmtree(store)
@@ -62,7 +63,7 @@ def ensure_store(version: int = schema.SCHEMA_VERSION) -> Path:
           f"in {store}, format {version} (once) ...", flush=True)
     start = time.perf_counter()
     write_store(partial, num_models=NUM_MODELS, num_samples=NUM_SAMPLES, corruptions=CORRUPTIONS, version=version)
-    sample_index.build(partial)
+    derived.build_sample_index(partial)
     os.replace(partial, store)
     print(f"generated in {time.perf_counter() - start:.0f} s", flush=True)
     return store
@@ -92,8 +93,8 @@ def pandas_accuracy(root: Path) -> object:
     """The baseline: every prediction file through pyarrow into pandas (only the columns needed, with the
     hive partition keys), correct = pred == the sample's label (format 2 keeps labels in samples.parquet),
     then a pandas group-by."""
-    labels = pq.read_table(root / schema.SAMPLES, columns=["label"]).column("label").to_numpy()
-    dataset = ds.dataset(root / schema.PREDICTIONS, format="parquet", partitioning="hive")
+    labels = pq.read_table(root / layout.SAMPLES, columns=["label"]).column("label").to_numpy()
+    dataset = ds.dataset(root / layout.PREDICTIONS, format="parquet", partitioning="hive")
     frame = dataset.to_table(columns=["model_id", "corruption", "severity", "sample_id", "pred"]).to_pandas()
     frame["correct"] = frame["pred"].to_numpy() == labels[frame["sample_id"].to_numpy()]
     return frame.groupby(["model_id", "corruption", "severity"], observed=True)["correct"].mean()
@@ -102,7 +103,7 @@ def pandas_accuracy(root: Path) -> object:
 def store_bytes(root: Path) -> tuple[int, int]:
     """(bytes of the whole store, bytes of its prediction files) on disk."""
     files = [path for path in root.rglob("*") if path.is_file()]
-    predictions = root / schema.PREDICTIONS
+    predictions = root / layout.PREDICTIONS
     return (sum(path.stat().st_size for path in files),
             sum(path.stat().st_size for path in files if predictions in path.parents))
 
@@ -146,36 +147,36 @@ def main() -> None:
     print(f"{'format 2 (format 1 beside it)':<42}{'cold s':>8}{'warm s':>8}{'cpu s':>8}{'v1 cpu':>9}{'v2/v1':>7}"
           f"   (median of {REPEATS} warm runs, interleaved)")
 
-    matrix = timed(lambda: analytics.accuracy_matrix(catalogs[2]))
+    matrix = timed(lambda: matrices.accuracy_matrix(catalogs[2]))
     baseline = timed(lambda: pandas_accuracy(roots[2]), repeats=2)
     assert matrix[3].height == baseline[3].shape[0] == rows // NUM_SAMPLES
     print(f"accuracy matrix vs pandas on format 2: {matrix[1]:.3f} s vs {baseline[1]:.3f} s, "
           f"{baseline[1] / matrix[1]:.1f}x faster (goal >= 10x)")
-    side_by_side("accuracy matrix (per model)", analytics.accuracy_matrix, catalogs, 0.5)
-    side_by_side("  accuracy matrix per method", lambda c: analytics.accuracy_matrix(c, "method"), catalogs, None)
+    side_by_side("accuracy matrix (per model)", matrices.accuracy_matrix, catalogs, 0.5)
+    side_by_side("  accuracy matrix per method", lambda c: matrices.accuracy_matrix(c, "method"), catalogs, None)
 
-    side_by_side("pruning_fragile (k=3, clean)", lambda c: analytics.pruning_fragile(c, 3), catalogs, 1.0)
-    side_by_side("pruning_fragile (k=3, fog 5)", lambda c: analytics.pruning_fragile(c, 3, "fog", 5), catalogs, 1.0)
-    side_by_side("corruption_fragile (dense, fog <= 5)", lambda c: analytics.corruption_fragile(c, "fog", 5),
+    side_by_side("pruning_fragile (k=3, clean)", lambda c: presets.pruning_fragile(c, 3), catalogs, 1.0)
+    side_by_side("pruning_fragile (k=3, fog 5)", lambda c: presets.pruning_fragile(c, 3, "fog", 5), catalogs, 1.0)
+    side_by_side("corruption_fragile (dense, fog <= 5)", lambda c: presets.corruption_fragile(c, "fog", 5),
                  catalogs, 1.0)
-    side_by_side("robust (every model, severity <= 5)", lambda c: analytics.robust(c, 5), catalogs, 1.0)
+    side_by_side("robust (every model, severity <= 5)", lambda c: presets.robust(c, 5), catalogs, 1.0)
 
     side_by_side("sample_rows (1 sample, every setting)", lambda c: queries.sample_rows(c, 4321), catalogs, 0.2)
     side_by_side("  sample_rows, clean + severity 3 only", lambda c: queries.sample_rows(c, 4321, 3), catalogs, None)
 
     print("other analytics (no goal):")
-    side_by_side("  model_summary (CE, mCE)", analytics.model_summary, catalogs, None, 2)
-    side_by_side("  metric_matrix angle_true", lambda c: analytics.metric_matrix(c, "angle_true"), catalogs, None, 2)
-    side_by_side("  model_agreement, one setting", lambda c: analytics.model_agreement(c, "fog", 3), catalogs, None, 2)
-    side_by_side("  model_agreement, all settings", analytics.model_agreement, catalogs, None, 1)
-    side_by_side("  corruption_redundancy, severity 3", lambda c: analytics.corruption_redundancy(c, 3), catalogs,
+    side_by_side("  model_summary (CE, mCE)", matrices.model_summary, catalogs, None, 2)
+    side_by_side("  metric_matrix angle_true", lambda c: matrices.metric_matrix(c, "angle_true"), catalogs, None, 2)
+    side_by_side("  model_agreement, one setting", lambda c: agreement.model_agreement(c, "fog", 3), catalogs, None, 2)
+    side_by_side("  model_agreement, all settings", agreement.model_agreement, catalogs, None, 1)
+    side_by_side("  corruption_redundancy, severity 3", lambda c: agreement.corruption_redundancy(c, 3), catalogs,
                  None, 1)
-    side_by_side("  model_vectors (clean)", analytics.model_vectors, catalogs, None, 1)
+    side_by_side("  model_vectors (clean)", embeddings.model_vectors, catalogs, None, 1)
     side_by_side("  parallel_lines, one setting", lambda c: queries.parallel_lines(c, "m03-ltr-50", "fog", 3),
                  catalogs, None, 2)
     scoped = "model_id = 'm03-ltr-50' and corruption = 'fog' and severity = 3 and angle_true > 60"
-    side_by_side("  filter_rows, one model and setting", lambda c: analytics.filter_rows(c, scoped), catalogs, None, 2)
-    side_by_side("  filter_rows, whole study", lambda c: analytics.filter_rows(
+    side_by_side("  filter_rows, one model and setting", lambda c: presets.filter_rows(c, scoped), catalogs, None, 2)
+    side_by_side("  filter_rows, whole study", lambda c: presets.filter_rows(
         c, "dense_correct and not correct and margin < -2.9", timeout=120), catalogs, None, 1)
     for catalog in catalogs.values():
         catalog.close()

@@ -4,8 +4,8 @@ Real geometry, demo-size files: a small_cnn trained for EPOCHS epochs on the emb
 over its 540 test images clean and under SETTINGS (one Parquet file per setting, as the store writes
 them); at 1,000 classes the same features go through a random 1,000-class head with bias (labels are
 the digits, so the true class is rarely among the top-k and most rows keep k + 1 classes: the worst
-case). Then bench.synthetic's rows at 10,000 samples per file (the bench queries size). Both formats are
-written by the store's own writer (zstd), format 1 by bench.synthetic.format1_table. Targets (issue 10):
+case). Then testkit.synthetic's rows at 10,000 samples per file (the bench queries size). Both formats are
+written by the store's own writer (zstd), format 1 by testkit.synthetic.format1_table. Targets (issue 10):
 format 2 <= 100 B/row at 10 classes (format 1: 156.5 on the demo store), <= 150 B/row at 1,000 classes.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import synthetic
 from compute import corruptions, datasets, geometry, models, train
 from compute import device as devices
 from store import layout, writer
+from testkit import synthetic
 
 EPOCHS = 2
 SETTINGS = (("clean", 0), ("gaussian_noise", 3), ("contrast", 5), ("fog", 1), ("pixelate", 3))

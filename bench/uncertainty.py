@@ -20,10 +20,11 @@ from pathlib import Path
 
 import polars as pl
 
+from analysis import matrices, uncertainty
 from bench import queries
-from bench.synthetic import write_store
-from store import analytics, sample_index, schema, uncertainty
+from store import derived, layout
 from store.catalog import Catalog
+from testkit.synthetic import write_store
 
 
 def bench_store() -> tuple[Path, int]:
@@ -32,9 +33,9 @@ def bench_store() -> tuple[Path, int]:
     if samples == queries.NUM_SAMPLES:
         return queries.ensure_store(), samples
     root = queries.OUT / f"uncertainty-store-{samples}"
-    if not (root / schema.MODELS).exists():
+    if not (root / layout.MODELS).exists():
         write_store(root, num_models=queries.NUM_MODELS, num_samples=samples, corruptions=queries.CORRUPTIONS)
-        sample_index.build(root)
+        derived.build_sample_index(root)
     return root, samples
 
 
@@ -54,7 +55,7 @@ def main() -> None:
     print(f"store: {rows:,} prediction rows; {queries.THREADS} threads; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'':<46}{'cold s':>8}{'warm s':>8}{'cpu s':>8}   (median of {queries.REPEATS} warm runs)")
-    point = queries.timed(lambda: analytics.accuracy_matrix(catalog))
+    point = queries.timed(lambda: matrices.accuracy_matrix(catalog))
     queries.report("point-estimate accuracy matrix", point, None)
 
     def with_intervals() -> pl.DataFrame:
@@ -67,7 +68,7 @@ def main() -> None:
     grouped = queries.timed(lambda: uncertainty.with_significance(
         uncertainty.group_statistics(as_replicates(cells)), "holm"), 2)
     queries.report("  + groups: t interval, hierarchical bootstrap", grouped, None)
-    report = queries.timed(lambda: uncertainty.report_table(catalog, "group"))
+    report = queries.timed(lambda: report.report_table(catalog, "group"))
     queries.report("report table (in process)", report, 5.0)
     command = [sys.executable, "-m", "compute", "report", "--store", str(root)]
     wall = []

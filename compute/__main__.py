@@ -13,8 +13,6 @@ import errno
 import os
 import sys
 
-import duckdb
-
 from compute.commands import COMMANDS, load
 
 
@@ -41,9 +39,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
-    """The errors that mean bad input, not a bug: ValueError (DataError and StoreError are ValueErrors),
-    DuckDB's, and the model contract's when the command loaded models (its module imports torch)."""
-    errors: list[type[Exception]] = [ValueError, duckdb.Error]
+    """The errors that mean bad input, not a bug: ValueError (DataError, StoreError and so the catalog's
+    QueryError are ValueErrors) and the model contract's when the command loaded models (its module
+    imports torch)."""
+    errors: list[type[Exception]] = [ValueError]
     models = sys.modules.get("compute.models.base")
     if models is not None:
         errors.append(models.ContractError)

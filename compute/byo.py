@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from compute.checkpoint import read_state_dict
-from compute.models import ContractError, Normalize, check_contract
+from compute.models.base import ContractError, Normalize, check_contract
 
 # Per-channel (mean, std) of the usual conventions: ImageNet's (torchvision, timm), and the true pixel
 # statistics of the CIFAR training sets (not the often copied CIFAR-10 std 0.2023, 0.1994, 0.2010).

@@ -21,7 +21,7 @@ from compute import corruptions
 from compute import study as studies
 from compute.embed import EmbedPlan, embed_store
 from compute.study import MethodPlan, Study
-from store import schema
+from store import layout
 
 
 def demo_study() -> Study:
@@ -69,8 +69,8 @@ class DemoPlan:
 
 def embeddings_fresh(out: Path) -> bool:
     """True when the model embedding exists and is newer than every complete partition."""
-    embedding = out / schema.EMBEDDINGS / schema.MODEL_EMBEDDING
-    markers = [p.stat().st_mtime_ns for p in (out / schema.COMPLETE).glob("*.json")]
+    embedding = out / layout.EMBEDDINGS / layout.MODEL_EMBEDDING
+    markers = [p.stat().st_mtime_ns for p in (out / layout.COMPLETE).glob("*.json")]
     return embedding.is_file() and embedding.stat().st_mtime_ns >= max(markers, default=0)
 
 

@@ -1,10 +1,10 @@
 """Precomputed 2-D views of a store, for the dashboard's geometric-similarity and embedding pages.
 
-- Models: each model is one long vector of its per-sample geometry (store.analytics.model_vectors); the
+- Models: each model is one long vector of its per-sample geometry (analysis.embeddings.model_vectors); the
   vectors are projected to 2-D with UMAP, and linked by a minimum spanning tree over their pairwise
   euclidean distances (the paper's similarity view).
 - Samples: each sample of the chosen models in one setting is the vector (angle to every class,
-  feature_norm), standardised per column and projected to 2-D with UMAP (store.analytics.sample_vectors).
+  feature_norm), standardised per column and projected to 2-D with UMAP (analysis.embeddings.sample_vectors).
 
 UMAP needs a neighbourhood: with fewer than MIN_UMAP_POINTS points (or if UMAP fails) the projection is
 PCA instead, and the written files say so in their `projection` column. Results go under embeddings/ in
@@ -24,7 +24,8 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 from tqdm import tqdm
 
-from store import analytics, schema, writer
+from analysis import embeddings, sql
+from store import layout, writer
 from store.catalog import Catalog
 
 MIN_UMAP_POINTS = 4
@@ -99,10 +100,10 @@ class EmbedPlan:
     """What to embed. Models: their geometry over `corruptions` x `severities` (None: all present).
     Samples: `sample_models` (None: the dense model) in one setting."""
 
-    corruptions: Sequence[str] = (schema.CLEAN,)
+    corruptions: Sequence[str] = (layout.CLEAN,)
     severities: Sequence[int] | None = None
     sample_models: Sequence[str] | None = None
-    sample_corruption: str = schema.CLEAN
+    sample_corruption: str = layout.CLEAN
     sample_severity: int = 0
     projection: str = "umap"
     seed: int = 0
@@ -117,11 +118,11 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
     """
     root = Path(root)
     catalog = Catalog(root)
-    out = root / schema.EMBEDDINGS
+    out = root / layout.EMBEDDINGS
     steps = tqdm(total=5, desc="embed", unit="step", disable=not progress)
     try:
         steps.set_postfix_str("model vectors")
-        models = analytics.model_vectors(catalog, plan.corruptions, plan.severities)
+        models = embeddings.model_vectors(catalog, plan.corruptions, plan.severities)
         if models.is_empty():
             raise ValueError(f"{root} has no predictions for {list(plan.corruptions)}; run `python -m compute "
                              "extract` first, or choose --corruptions that were extracted")
@@ -140,8 +141,8 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
         steps.update()
 
         steps.set_postfix_str("sample vectors")
-        sample_models = list(plan.sample_models or [analytics.dense_model(catalog)])
-        samples = analytics.sample_vectors(catalog, sample_models, plan.sample_corruption, plan.sample_severity)
+        sample_models = list(plan.sample_models or [sql.dense_model(catalog)])
+        samples = embeddings.sample_vectors(catalog, sample_models, plan.sample_corruption, plan.sample_severity)
         if samples.is_empty():
             raise ValueError(f"no finite predictions of {sample_models} at {plan.sample_corruption} severity "
                              f"{plan.sample_severity}; choose --sample-corruption / --sample-severity")
@@ -161,19 +162,19 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
     model_table = pa.table({
         **{name: models[name].to_arrow() for name in ("model_id", "arch", "method", "target_sparsity")},
         "x": placed.coordinates[:, 0], "y": placed.coordinates[:, 1], "projection": [placed.method] * models.height,
-    }).cast(schema.MODEL_EMBEDDING_SCHEMA)
+    }).cast(layout.MODEL_EMBEDDING_SCHEMA)
     tree_table = pa.table({
         "source": [ids[i] for i, _, _ in edges], "target": [ids[j] for _, j, _ in edges],
         "distance": [d for _, _, d in edges],
-    }, schema=schema.MODEL_TREE_SCHEMA)
+    }, schema=layout.MODEL_TREE_SCHEMA)
     keys = ("model_id", "corruption", "severity", "sample_id", "label", "label_name", "correct")
     sample_table = pa.table({
         **{name: samples[name].to_arrow() for name in keys},
         "x": spread.coordinates[:, 0], "y": spread.coordinates[:, 1], "projection": [spread.method] * samples.height,
-    }).cast(schema.SAMPLE_EMBEDDING_SCHEMA)
+    }).cast(layout.SAMPLE_EMBEDDING_SCHEMA)
     written = {}
-    for name, table in ((schema.MODEL_EMBEDDING, model_table), (schema.MODEL_TREE, tree_table),
-                        (schema.SAMPLE_EMBEDDING, sample_table)):
+    for name, table in ((layout.MODEL_EMBEDDING, model_table), (layout.MODEL_TREE, tree_table),
+                        (layout.SAMPLE_EMBEDDING, sample_table)):
         writer.write_parquet(root, table, out / name)
         written[name] = table.num_rows
     return written

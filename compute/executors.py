@@ -32,7 +32,7 @@ from compute.extract import (
     compute_partitions,
     to_device,
 )
-from store import writer
+from store import reader
 
 PARTITIONS_PER_TASK = 8  # a model task's share: large enough to amortise loading, small for balance
 
@@ -68,7 +68,7 @@ def _model_task(store: Path, model: nn.Module, parts: Sequence[Partition], label
     `images` holds the images of each distinct setting of `parts`, in order. Ray passes them as
     arguments, so the task starts only once they exist: a task never holds a GPU while it waits.
     """
-    todo = [part for part in parts if not writer.is_complete(store, *part)]
+    todo = [part for part in parts if not reader.is_complete(store, *part)]
     by_setting = dict(zip(dict.fromkeys(part.setting for part in parts), images, strict=True))
     device = _task_device(gpus)
     summary = compute_partitions(store, {parts[0].model_id: model}, todo,

@@ -29,11 +29,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute import checkpoint, corruptions, datasets, geometry, models
+from compute import checkpoint, corruptions, datasets, geometry
 from compute import device as devices
 from compute.datasets import cifar10c, folders
 from compute.datasets.base import Dataset, ImageSet
-from store import layout, provenance, reader, sample_index, schema, writer
+from compute.models.base import check_contract, weight_counts
+from store import derived, layout, provenance, reader, writer
 
 
 @dataclass
@@ -51,7 +52,7 @@ def model_row(model_id: str, model: nn.Module, meta: dict[str, Any], checkpoint_
     clean_accuracy is left to `store.writer.upsert_models`, which reads it from the clean partition.
     """
     hparams = meta.get("hparams", {})
-    counts = models.weight_counts(model)
+    counts = weight_counts(model)
     return {
         "model_id": model_id,
         "arch": meta.get("arch", type(model).__name__),
@@ -75,7 +76,7 @@ def from_checkpoint(path: str | Path) -> ExtractModel:
 
 def settings(corruption_names: Sequence[str], severities: Sequence[int]) -> list[tuple[str, int]]:
     """The settings of one model: clean first, then every (corruption, severity)."""
-    return [(schema.CLEAN, 0)] + [(name, int(s)) for name in corruption_names for s in severities]
+    return [(layout.CLEAN, 0)] + [(name, int(s)) for name in corruption_names for s in severities]
 
 
 class Partition(NamedTuple):
@@ -141,7 +142,7 @@ def corrupted_images(images: torch.Tensor, name: str, severity: int, seed: int, 
                      batch_size: int) -> torch.Tensor:
     """uint8 (N, H, W, 3) images under one corruption, made and kept on `device` (same bytes as `corrupt`)."""
     images = images.to(device)
-    if name == schema.CLEAN:
+    if name == layout.CLEAN:
         return images
     out = torch.empty_like(images)
     for part in batches(len(images), batch_size):
@@ -238,7 +239,7 @@ class ImageSource:
     def provenance(self, name: str, severity: int) -> tuple[dict[str, Any], provenance.Listing | None]:
         """The store's record of how this setting's images are made (store/provenance.py), and for a
         folder tree the listing of its files (hashed as bytes: nothing is decoded here)."""
-        if name == schema.CLEAN:
+        if name == layout.CLEAN:
             return provenance.stored(self.test.images), None
         if self.corrupted_dir is None:
             return provenance.generated(self.seed, corruptions.IMPLEMENTATION), None
@@ -256,7 +257,7 @@ class ImageSource:
         clean = to_device(self.test.images, device)
 
         def images(name: str, severity: int) -> torch.Tensor:
-            read = None if name == schema.CLEAN else self.read_corrupted(name, severity)
+            read = None if name == layout.CLEAN else self.read_corrupted(name, severity)
             if read is not None:
                 return to_device(read, device)
             return corrupted_images(clean, name, severity, self.seed, device, batch_size)
@@ -333,7 +334,7 @@ def check_entries(entries: Sequence[ExtractModel]) -> None:
     if duplicates:
         raise ValueError(f"model ids {duplicates} appear more than once; each model needs its own id")
     for entry in entries:
-        models.check_contract(entry.model, f"model {entry.model_id}")
+        check_contract(entry.model, f"model {entry.model_id}")
         writer.check_model_id(entry.model_id)
 
 
@@ -356,7 +357,7 @@ def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, 
     summary = ExtractSummary(stale_removed=len(writer.clean_tmp(store)))
     writer.upsert_classifiers(store, {e.model_id: classifier_record(e.model) for e in entries})
     mine = (shard or Shard()).select(work_list([e.model_id for e in entries], corruption_names, severities))
-    todo = [part for part in mine if not writer.is_complete(store, *part)]
+    todo = [part for part in mine if not reader.is_complete(store, *part)]
     summary.skipped = len(mine) - len(todo)
     work = Work(store, {e.model_id: e.model for e in entries},
                 source or ImageSource(test, seed, load_corrupted), num_classes, device, batch_size)
@@ -388,10 +389,10 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     everything = work_list([e.model_id for e in entries], corruption_names, severities)
     mine = shard.select(everything)
     described = {provenance.key(*setting): source.provenance(*setting)
-                 for setting in dict.fromkeys([(schema.CLEAN, 0), *(part.setting for part in mine)])}
+                 for setting in dict.fromkeys([(layout.CLEAN, 0), *(part.setting for part in mine)])}
     wanted = {name: entry for name, (entry, _) in described.items()}
     listings = {name: listing for name, (_, listing) in described.items() if listing is not None}
-    if (store / schema.MANIFEST).exists():
+    if (store / layout.MANIFEST).exists():
         provenance.check(store, wanted)  # refused before anything (even the manifest) is written
     writer.init_store(store, dataset=data.name, class_names=data.class_names, images=test.images,
                       labels=test.labels, corruptions=corruption_names, severities=severities,
@@ -402,8 +403,8 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
     summary.reset_models = reset
     writer.upsert_models(store, [entry.info for entry in entries])
-    if all(writer.is_complete(store, *part) for part in everything):
-        summary.index = sample_index.build(store)
+    if all(reader.is_complete(store, *part) for part in everything):
+        summary.index = derived.build_sample_index(store)
     return summary
 
 

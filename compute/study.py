@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from compute import byo, checkpoint, corruptions, datasets, models, pruning
 from compute.datasets.base import Dataset
 from compute.extract import ExtractModel, ExtractSummary, model_row, run_extraction
+from compute.pruning.base import epoch_steps, train_dense
 from compute.train import TrainConfig, accuracy, channel_stats
 
 TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"seed"}
@@ -251,7 +252,7 @@ def rewind_step_of(study: Study, data: Dataset) -> int:
     """The study's rewind_step, or one epoch of dense training when it gives none."""
     if study.rewind_step is not None:
         return int(study.rewind_step)
-    return pruning.epoch_steps(data.train, study.train_config("dense", None, 0))
+    return epoch_steps(data.train, study.train_config("dense", None, 0))
 
 
 def checkpoint_path(ckpt_dir: Path, model_id: str, record: TrainingRecord) -> Path:
@@ -337,7 +338,7 @@ def _train_dense(study: Study, data: Dataset, meta: dict[str, Any], path: Path, 
     torch.manual_seed(seed)
     dense = models.build(study.arch, data.num_classes, meta["mean"], meta["std"])
     config = study.train_config("dense", None, seed)
-    rewind = pruning.train_dense(dense, data.train, config, device, rewind_step=step,
+    rewind = train_dense(dense, data.train, config, device, rewind_step=step,
                                  description=f"dense s{seed}")
     snapshot = models.build(study.arch, data.num_classes, meta["mean"], meta["std"])
     snapshot.load_state_dict(rewind)

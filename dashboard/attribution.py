@@ -3,7 +3,7 @@
 The only place the dashboard runs a model. torch is imported inside the functions, on demand, so pages
 load without it; checkpoints load once per process (st.cache_resource), results are cached per
 (checkpoint, image, label) with st.cache_data. The Sample page passes the image the model saw
-(`store.reader.image` through dashboard.images.sample_image), so the maps are of the pixels extraction
+(`compute.pixels.image` through dashboard.images.sample_image), so the maps are of the pixels extraction
 used, and no map is drawn when those pixels cannot be had.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from store.confine import resolve_checkpoint
-from store.writer import StoreError
+from store.layout import StoreError
 
 METRICS = ("angle_true", "feature_norm", "margin")
 UNITS = {"angle_true": "degrees", "feature_norm": "feature units", "margin": "feature units"}

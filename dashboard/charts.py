@@ -3,7 +3,7 @@
 Every chart has a title, axis titles with units, and tooltips. Charts a user can click carry a point
 selection whose fields are named like the shared selection (model_id, corruption, severity, sample_id,
 model_b; see dashboard.state.apply_point). Frames reaching a chart are small: anything that could be
-large is aggregated in DuckDB first (store.queries).
+large is aggregated in DuckDB first (analysis.queries).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     at the dense model.
 
     `summary` has model_id, method, sparsity, clean_accuracy and, optionally, corruption_accuracy (as
-    store.analytics.model_summary returns them). A click selects the model.
+    analysis.matrices.model_summary returns them). A click selects the model.
     """
     measures = [c for c in ("clean_accuracy", "corruption_accuracy") if c in summary.columns]
     data = (summary.select("model_id", "method", pl.col("sparsity").cast(pl.Float64), *measures)
@@ -186,7 +186,7 @@ def model_map(embedding: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
 
 def clustered_heatmap(matrix: pl.DataFrame, order: Sequence[str], *, legend: str, title: str, items: str,
                       row_field: str, column_field: str, domain: Sequence[float] = (-1, 1)) -> alt.Chart:
-    """A symmetric similarity matrix (store.analytics.square_matrix: an `item` column and one column per
+    """A symmetric similarity matrix (analysis.agreement.square_matrix: an `item` column and one column per
     item) in its clustered order, so near-duplicates form blocks. A click selects the row's and column's
     items under `row_field` / `column_field` (e.g. model_id and model_b); `items` names them on the axes."""
     long = matrix.unpivot(list(order), index="item", variable_name=column_field, value_name="value").rename(
@@ -229,7 +229,7 @@ def class_scatter(points: pl.DataFrame, *, x: str, y: str, x_title: str, y_title
 
 
 def class_density(bins: pl.DataFrame, *, x_title: str, y_title: str, title: str) -> alt.FacetChart:
-    """store.queries' per-class 2-D histograms (x_low..y_high, samples, accuracy) as heat maps on shared
+    """analysis.queries' per-class 2-D histograms (x_low..y_high, samples, accuracy) as heat maps on shared
     axes: colour is the number of samples (log scale), the tooltip gives the cell's accuracy."""
     chart = alt.Chart(bins.to_pandas()).mark_rect().encode(
         x=alt.X("x_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="x_high:Q",
@@ -266,7 +266,7 @@ def _axis_ends(frame: pl.DataFrame, axes: Sequence[str]) -> alt.LayerChart:
 
 
 def parallel_lines(lines: pl.DataFrame, axes: Sequence[str], title: str) -> alt.LayerChart:
-    """store.queries.parallel_lines as polylines over the axes, coloured by correctness (wrong drawn on
+    """analysis.queries.parallel_lines as polylines over the axes, coloured by correctness (wrong drawn on
     top); each axis is scaled to its range (angles share one degree scale), written at its ends."""
     data = lines.with_columns(pl.col("correct").cast(pl.Boolean))
     y = alt.Y("scaled:Q", title="position on the axis (axis minimum to maximum)", axis=None,
@@ -283,7 +283,7 @@ def parallel_lines(lines: pl.DataFrame, axes: Sequence[str], title: str) -> alt.
 
 
 def parallel_density(segments: pl.DataFrame, axes: Sequence[str], title: str) -> alt.LayerChart:
-    """store.queries.parallel_density as density parallel coordinates: one segment per (bin on an axis,
+    """analysis.queries.parallel_density as density parallel coordinates: one segment per (bin on an axis,
     bin on the next), its opacity and width growing with the number of samples taking that path."""
     data = segments.with_columns((pl.col("axis_index") + 1).alias("next_index"),
                                  (pl.col("samples") / pl.col("samples").max()).alias("share"))
@@ -402,7 +402,7 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
     ).add_params(pick).properties(title=title, height=520)
 
 
-# -- numbers with their uncertainty (store.uncertainty, store.predictors) ---------------------------------
+# -- numbers with their uncertainty (analysis.uncertainty, analysis.predictors) ---------------------------------
 
 FADED = 0.3  # opacity of a matrix cell whose drop vs dense is not significant
 
@@ -410,7 +410,7 @@ FADED = 0.3  # opacity of a matrix cell whose drop vs dense is not significant
 def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str,
                     diverging_at: float | None = None, domain: Sequence[float] | None = None,
                     selected: Mapping[str, object] | None = None) -> alt.Chart:
-    """evaluation_matrix of store.uncertainty cells (with_significance applied): cells whose drop vs dense
+    """evaluation_matrix of analysis.uncertainty cells (with_significance applied): cells whose drop vs dense
     is not significant after `correction` are faded, and the tooltip gives the 95 % intervals, the
     p-value and the adjusted p-value. `cells` has model_id (a group's first model), method,
     target_sparsity, corruption, severity, `value`, accuracy_low/high, drop_vs_dense, drop_low/high,

@@ -1,4 +1,4 @@
-"""Images for drill-down: one sample exactly as the models saw it, via `store.reader.image`.
+"""Images for drill-down: one sample exactly as the models saw it, via `compute.pixels.image`.
 
 That follows the store's provenance record of each setting: the store's clean images, the published
 files extraction read (checked against their recorded sha256), or images regenerated with
@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from store import reader, schema
+from compute import pixels
+from store import layout
 from store.catalog import Catalog
-from store.writer import StoreError
+from store.layout import StoreError
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -32,14 +33,14 @@ def _clean(path: str, mtime: float, num_samples: int) -> np.ndarray:
 def clean_images(catalog: Catalog) -> np.ndarray | None:
     """The store's clean test images, uint8 (N, H, W, 3), memory-mapped; None when the store has none;
     StoreError naming the file when it is damaged or of the wrong shape or type."""
-    path = catalog.root / schema.IMAGES / "clean.npy"
+    path = catalog.root / layout.CLEAN_IMAGES
     return _clean(str(path), path.stat().st_mtime, int(catalog.manifest["num_samples"])) if path.is_file() else None
 
 
 def sample_image(catalog: Catalog, sample_id: int, corruption: str, severity: int) -> np.ndarray | str:
     """The sample as the models saw it in one setting (uint8 (H, W, 3)), or the reason it cannot be shown."""
     try:
-        return reader.image(catalog.root, sample_id, corruption, severity)
+        return pixels.image(catalog.root, sample_id, corruption, severity)
     except StoreError as error:
         return str(error)
 

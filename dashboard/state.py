@@ -25,10 +25,12 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from store import queries, schema
+from analysis import queries
+from store import layout
 from store.catalog import Catalog, QueryError, QueryTimeout
-from store.verify import validated_manifest
-from store.writer import StoreError
+from store.layout import StoreError
+from store.verify import VIEWS as VERIFIED
+from store.verify import validated_manifest, verify
 
 ENV = "PRUNESCOPE_STORE"
 
@@ -43,7 +45,6 @@ METRICS: dict[str, str] = {
     "loss": "mean cross-entropy loss",
 }
 NO_MODEL = ""  # the comparison selectbox's "none" option
-QUERY_MODULES = ("store.queries", "store.analytics", "store.uncertainty", "store.predictors")
 # Rows of the study pages: replicate groups (seeds of one arch, method and sparsity) or single models.
 LEVELS: dict[str, str] = {"group": "groups (mean over seeds)", "model": "individual models"}
 
@@ -75,8 +76,8 @@ class Hosting:
         except OSError:
             return []
         return [entry.name for entry in entries
-                if not entry.is_symlink() and entry.is_dir() and (entry / schema.MANIFEST).is_file()
-                and not (entry / schema.MANIFEST).is_symlink()]
+                if not entry.is_symlink() and entry.is_dir() and (entry / layout.MANIFEST).is_file()
+                and not (entry / layout.MANIFEST).is_symlink()]
 
 
 def hosting() -> Hosting:
@@ -146,8 +147,8 @@ def code(value: Any) -> str:
 def store_version(path: str | Path) -> tuple[float, ...]:
     """Changes whenever models, partitions or embeddings are added, so cached results refresh."""
     root = Path(path)
-    watched = (root / schema.MODELS, root / schema.COMPLETE, root / schema.EMBEDDINGS,
-               *(root / schema.EMBEDDINGS).glob("*.parquet"))
+    watched = (root / layout.MODELS, root / layout.COMPLETE, root / layout.EMBEDDINGS,
+               *(root / layout.EMBEDDINGS).glob("*.parquet"))
     return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in watched)
 
 
@@ -205,9 +206,6 @@ PAGE_VIEWS = {
 def problems(views: Sequence[str]) -> list[Any]:
     """What is wrong with the open store's files behind `views` (store.verify, headers only: cheap enough
     to run when a page fails; it never raises). The one place the dashboard calls verify."""
-    from store.verify import VIEWS as VERIFIED
-    from store.verify import verify
-
     return verify(Path(store_path()), [view for view in views if view in VERIFIED], deep=False)
 
 
@@ -254,9 +252,9 @@ def _query(module: str, name: str, path: str, version: tuple[float, ...], args: 
 
 
 def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: Any) -> Any:
-    """`function(catalog, *args, **kwargs)` for a named query of store.queries or store.analytics, cached
-    per store version, so revisiting a page or another session asking the same is instant."""
-    if function.__module__ not in QUERY_MODULES:
+    """`function(catalog, *args, **kwargs)` for a named query of the analysis package, cached per store
+    version, so revisiting a page or another session asking the same is instant."""
+    if not function.__module__.startswith("analysis."):
         raise ValueError(f"{function.__module__}.{function.__name__} is not a named store query")
     return _query(function.__module__, function.__name__, str(catalog.root), store_version(catalog.root),
                   args, tuple(sorted(kwargs.items())))
@@ -264,7 +262,7 @@ def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: 
 
 # -- one running filter per visitor -------------------------------------------------------------------------
 
-FILTER_WAIT_S = 5.0  # as long as a filter may run (store.analytics' timeout): a second one waits this long
+FILTER_WAIT_S = 5.0  # as long as a filter may run (analysis.presets' timeout): a second one waits this long
 _filtering: set[str] = set()  # visitors with a filter running now (bounded by the running filters)
 _resting: dict[str, float] = {}  # visitor -> when its next filter may start (monotonic seconds)
 REST_FACTOR = 2.0  # a visitor rests this many times as long as its last filter ran: it holds <= 1/3 of the time
@@ -324,7 +322,7 @@ class Selection:
     @property
     def setting(self) -> str:
         """The corruption and severity as a person reads them."""
-        return "clean images" if self.corruption == schema.CLEAN else f"{self.corruption}, severity {self.severity}"
+        return "clean images" if self.corruption == layout.CLEAN else f"{self.corruption}, severity {self.severity}"
 
 
 def _settle(key: str, options: Sequence[Any], default: Any) -> None:
@@ -374,7 +372,7 @@ def sidebar() -> None:
     ids = models["model_id"].to_list()
     dense = dict(zip(ids, models["dense_model_id"].to_list(), strict=True))
     methods = list(dict.fromkeys(models["method"].to_list()))
-    corruptions = [schema.CLEAN, *catalog.manifest["corruptions"]]
+    corruptions = [layout.CLEAN, *catalog.manifest["corruptions"]]
     severities = [int(s) for s in catalog.manifest["severities"]] or [1]
 
     bar = st.sidebar
@@ -390,11 +388,11 @@ def sidebar() -> None:
     _settle("compare", [NO_MODEL, *ids], dense.get(st.session_state["model"]) or NO_MODEL)
     bar.selectbox("Compare with", [NO_MODEL, *ids], key="compare", format_func=lambda m: m or "(none)",
                   help="a second model for the deltas on the Local geometry page")
-    _settle("corruption", corruptions, schema.CLEAN)
+    _settle("corruption", corruptions, layout.CLEAN)
     bar.selectbox("Corruption", corruptions, key="corruption")
     _settle("severity", severities, severities[-1] if len(severities) < 3 else severities[len(severities) // 2])
     bar.select_slider("Severity", severities, key="severity",
-                      disabled=st.session_state["corruption"] == schema.CLEAN,
+                      disabled=st.session_state["corruption"] == layout.CLEAN,
                       help="ignored for clean images (severity 0)")
     bar.segmented_control("Rows", list(LEVELS), key="level", format_func=LEVELS.get, required=True,
                           default="group", help="groups: models differing only in seed together, mean and "
@@ -407,10 +405,10 @@ def sidebar() -> None:
 def selection() -> Selection:
     """The shared selection (the sidebar draws it before any page runs)."""
     state = st.session_state
-    corruption = state.get("corruption", schema.CLEAN)
+    corruption = state.get("corruption", layout.CLEAN)
     return Selection(methods=tuple(state.get("methods") or ()), model=state.get("model", ""),
                      compare=state.get("compare") or None, corruption=corruption,
-                     severity=0 if corruption == schema.CLEAN else int(state.get("severity", 0)),
+                     severity=0 if corruption == layout.CLEAN else int(state.get("severity", 0)),
                      metric=state.get("metric", "accuracy"), level=state.get("level") or "group")
 
 
@@ -418,7 +416,7 @@ def apply_point(point: Mapping[str, Any]) -> None:
     """Copy a clicked mark's fields (model_id, corruption, severity, model_b, sample_id, ...) into the
     shared selection; a clean setting keeps the severity slider where it was."""
     values = {_FIELD_KEYS[field]: value for field, value in point.items() if field in _FIELD_KEYS}
-    if values.get("corruption") == schema.CLEAN or values.get("severity") == 0:
+    if values.get("corruption") == layout.CLEAN or values.get("severity") == 0:
         values.pop("severity", None)
     for key, value in values.items():
         st.session_state[key] = int(value) if key in ("severity", "sample") else value
@@ -517,5 +515,5 @@ def with_class_names(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
 
 
 def quoted(value: str) -> str:
-    """A text value as a literal of the filter language (store.filters), for composing a filter."""
+    """A text value as a literal of the filter language (analysis.filters), for composing a filter."""
     return "'" + value.replace("'", "''") + "'"

@@ -3,7 +3,8 @@
 A `Catalog` owns one in-memory DuckDB database with these views:
 
     samples      samples.parquet
-    models       models.parquet, plus dense_model_id (the dense model of the same architecture)
+    models       models.parquet, plus dense_model_id (the dense model of the same architecture) and
+                 group_id (the replicate group: models that differ only in their seed share it)
     predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
                  scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
                  (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
@@ -17,7 +18,7 @@ A `Catalog` owns one in-memory DuckDB database with these views:
 
 The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
 the first view reads a file: file access only inside the store directory, no other external access,
-configuration locked. So even SQL that slipped past `store.filters` could not
+configuration locked. So even SQL that slipped past `analysis.filters` could not
 read or write other files, load extensions or change settings. Values are always bound parameters.
 """
 
@@ -36,12 +37,11 @@ from store import confine, layout, reader, sample_index
 from store.layout import StoreError
 
 
-class QueryError(StoreError, duckdb.Error):
-    """DuckDB could not run a query on the store: the store's error (a duckdb.Error too, for callers that
-    still catch that)."""
+class QueryError(StoreError):
+    """DuckDB could not run a query on the store (the message names the store and DuckDB's reason)."""
 
 
-class QueryTimeout(QueryError, RuntimeError):
+class QueryTimeout(QueryError):
     """A query ran past its time limit and was interrupted."""
 
 
@@ -69,8 +69,6 @@ _COSINE_MACRO = """
          WHEN NOT isfinite((logit - bias) / (norm * length)) THEN 'NaN'::DOUBLE
          ELSE greatest(-1.0, least(1.0, (logit - bias) / (norm * length))) END
 """
-_SCALARS = ", ".join(layout.SCALAR_COLUMNS)
-_KEYS = "model_id, corruption, severity"
 # Format 2: every scalar of layout.SCALAR_COLUMNS, the ones a file does not store derived from those it
 # does. {true} and {pred} are the positions of the true and the predicted class in the row's `classes`.
 _SCALARS_V2 = """
@@ -109,10 +107,9 @@ class Catalog:
         confine.refuse_links(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
-        self.version = int(self.manifest["schema_version"])
         self.per_class = layout.PerClass.of(self.manifest)
-        # True when every row holds every class's values (format 1 always did).
-        self.keeps_all_classes = self.version == 1 or self.per_class.keeps_all(self.num_classes)
+        # True when every row holds every class's values.
+        self.keeps_all_classes = self.per_class.keeps_all(self.num_classes)
         self._connection = duckdb.connect(":memory:")
         if threads:
             self._connection.execute(f"SET threads = {int(threads)}")
@@ -137,15 +134,13 @@ class Catalog:
                 SELECT d.model_id FROM models_raw d
                 WHERE d.method = 'dense' AND d.arch = m.arch
                 ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1
-            ) AS dense_model_id
+            ) AS dense_model_id,
+            format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) AS group_id
             FROM models_raw m
         """)
         parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
-        if self.version == 1:
-            self._create_prediction_views_v1(parts)
-        else:
-            self._create_prediction_views_v2(parts)
+        self._create_prediction_views(parts)
         self._create_partition_summary(len(parts))
         self.has_sample_index = sample_index.is_fresh(self.root)
         if self.has_sample_index:
@@ -165,22 +160,7 @@ class Catalog:
         """)
 
 
-    def _create_prediction_views_v1(self, parts: Sequence[Path]) -> None:
-        """Format 1 files hold every scalar and one angle and logit per class: read them as they are."""
-        con = self._connection
-        if parts:
-            body = f"SELECT * FROM {read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
-        else:
-            empty = pa.schema([*layout.prediction_schema(self.num_classes, 1), pa.field("model_id", pa.string()),
-                               pa.field("corruption", pa.string()), pa.field("severity", pa.int32())])
-            body = _empty_select(empty)
-        con.execute(f"CREATE VIEW prediction_files AS {body}")
-        con.execute(f"CREATE VIEW predictions AS SELECT {_SCALARS}, {_KEYS} FROM prediction_files")  # noqa: S608
-        classes = f"list_transform(range({self.num_classes}), lambda c: c::SMALLINT)"
-        con.execute(f"""CREATE VIEW class_values AS SELECT {_SCALARS}, {_KEYS}, {classes} AS classes,
-                        logits::FLOAT[] AS logits, angles::DOUBLE[] AS angles FROM prediction_files""")  # noqa: S608
-
-    def _create_prediction_views_v2(self, parts: Sequence[Path]) -> None:
+    def _create_prediction_views(self, parts: Sequence[Path]) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""
         con = self._connection
         con.execute(_COSINE_MACRO)

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from store.writer import StoreError
+from store.layout import StoreError
 
 ROOTS_VARIABLE = "PRUNESCOPE_CHECKPOINT_ROOTS"
 SHOWN = 5  # links named in one message; the rest are counted

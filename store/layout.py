@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # format 1 opens read-only (python -m compute migrate rewrites it as 2)
+MIGRATES_FROM = (1,)  # formats only `python -m compute migrate` reads (it rewrites them as SCHEMA_VERSION)
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
@@ -35,6 +35,7 @@ MODELS = "models.parquet"
 CLASSIFIERS = "classifiers.parquet"
 PREDICTIONS = "predictions"
 IMAGES = "images"
+CLEAN_IMAGES = f"{IMAGES}/clean.npy"  # the clean test images, uint8 (N, H, W, 3)
 COMPLETE = "_complete"
 CLEAN = "clean"
 EMBEDDINGS = "embeddings"
@@ -46,17 +47,6 @@ LISTINGS = "provenance"  # under IMAGES: the file listings of settings read from
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
 # evaluation matrix of any of these metrics needs no scan of the prediction files.
 SUMMARY_METRICS = ("angle_true", "feature_norm", "margin", "loss", "confidence", "p_true")
-
-# Metrics a matrix cell may average: name -> meaning (the dashboard's picker and store.analytics).
-METRICS: dict[str, str] = {
-    "accuracy": "fraction of predictions that are correct",
-    "angle_true": "angle (degrees) between feature and true class's weight row",
-    "feature_norm": "length of the penultimate feature",
-    "margin": "signed distance to the nearest decision boundary (negative when wrong)",
-    "loss": "cross-entropy loss",
-    "confidence": "softmax probability of the predicted class",
-    "p_true": "softmax probability of the true class",
-}
 
 # The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
 # (speckle_noise, gaussian_blur, spatter, saturate) were held out for validation in the original paper.
@@ -134,7 +124,7 @@ def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Sch
             ("logits", pa.list_(f32)),
         ])
     if version != 1:
-        raise StoreError(f"no prediction schema for format {version}; known: {READABLE_VERSIONS}")
+        raise StoreError(f"no prediction schema for format {version}; known: {(*MIGRATES_FROM, SCHEMA_VERSION)}")
     return pa.schema([
         ("sample_id", pa.int32()),
         ("label", pa.int16()),
@@ -228,7 +218,7 @@ LISTING_SCHEMA = pa.schema([
     pa.field("sha256", pa.string(), nullable=False),   # hex sha256 of the file's bytes
 ])
 
-# Columns a filter expression may name (store.filters): the name and what it means, for the help text.
+# Columns a filter expression may name (analysis.filters): the name and what it means, for the help text.
 FILTER_COLUMNS: dict[str, str] = {
     "model_id": "model identifier",
     "arch": "architecture name",

@@ -17,13 +17,13 @@ images), each value one of
 
 where H is the sha256 of the exact uint8 array the model read (C order, no header). For a tree, the
 files' own bytes are hashed (reading them costs no decoding): the listing
-`images/provenance/<corruption>_<severity>.parquet` (schema.LISTING_SCHEMA) holds each sample's key
+`images/provenance/<corruption>_<severity>.parquet` (layout.LISTING_SCHEMA) holds each sample's key
 (`<class>/<file>`, relative to D) and its file's sha256, and T is the sha256 of the lines
 "<key> <file sha256>\n" in sample order, so T stands for the whole setting (two trees mix only when
-every file is the same) and `store.reader.image` checks one file, not the tree. Every extraction
+every file is the same) and `compute.pixels.image` checks one file, not the tree. Every extraction
 records the provenance of the settings it runs before it writes anything, under the store's lock, and is
 refused when the store already records another one for a setting (`ProvenanceConflict`, naming the
-setting and both sources): one setting's partitions never mix images made two ways. `store.reader.image`
+setting and both sources): one setting's partitions never mix images made two ways. `compute.pixels.image`
 uses the record to return exactly the pixels a model saw.
 
 The models' training records are provenance too: `training` maps each model id to the digest of the
@@ -31,7 +31,7 @@ record its checkpoint was trained from (compute.study.TrainingRecord); `record_t
 whose digest changed, so its partitions are computed again from the new checkpoint.
 
 A store written before provenance existed has no `provenance` object: settings it already holds stay
-unrecorded (their images cannot be shown, `store.reader.image` says why), new settings are recorded.
+unrecorded (their images cannot be shown, `compute.pixels.image` says why), new settings are recorded.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import schema, writer
+from store import layout, reader, writer
+from store.layout import StoreError
 
 KEY = "provenance"
-CLEAN_KEY = f"{schema.CLEAN}/0"
+CLEAN_KEY = f"{layout.CLEAN}/0"
 
 
-class ProvenanceConflict(writer.StoreError):
+class ProvenanceConflict(StoreError):
     """An extraction would mix images made another way into a setting the store already holds."""
 
 
@@ -69,7 +70,7 @@ def sha256(images: np.ndarray) -> str:
     return hashlib.sha256(memoryview(np.ascontiguousarray(images)).cast("B")).hexdigest()
 
 
-def stored(images: np.ndarray, path: str = f"{schema.IMAGES}/clean.npy") -> dict[str, Any]:
+def stored(images: np.ndarray, path: str = layout.CLEAN_IMAGES) -> dict[str, Any]:
     return {"source": "stored", "path": path, "sha256": sha256(images)}
 
 
@@ -118,12 +119,12 @@ def from_tree(paths: Sequence[str | Path], keys: Sequence[str], size: int,
 def listing_path(root: str | Path, name: str) -> Path:
     """Where the listing of setting `name` ("fog/3") lives: images/provenance/fog_3.parquet."""
     corruption, severity = name.split("/")
-    return Path(root) / schema.IMAGES / schema.LISTINGS / f"{corruption}_{int(severity)}.parquet"
+    return Path(root) / layout.IMAGES / layout.LISTINGS / f"{corruption}_{int(severity)}.parquet"
 
 
 def write_listing(root: str | Path, name: str, listing: Listing) -> None:
     table = pa.table({"sample_id": np.arange(len(listing.keys), dtype=np.int64), "key": list(listing.keys),
-                      "sha256": list(listing.digests)}, schema=schema.LISTING_SCHEMA)
+                      "sha256": list(listing.digests)}, schema=layout.LISTING_SCHEMA)
     writer.write_parquet(Path(root), table, listing_path(root, name))
 
 
@@ -133,7 +134,7 @@ def read_listing(root: str | Path, name: str, sha256: str) -> Listing:
     try:
         stat = path.stat()
     except OSError as error:
-        raise writer.StoreError(f"{path}, the list of files the models read for {name}, is missing: "
+        raise StoreError(f"{path}, the list of files the models read for {name}, is missing: "
                                 f"{error.strerror}") from error
     return _listing(str(path), stat.st_mtime_ns, stat.st_size, name, sha256)
 
@@ -143,12 +144,12 @@ def _listing(path: str, _mtime_ns: int, _size: int, name: str, sha256: str) -> L
     try:
         table = pq.read_table(path, columns=["sample_id", "key", "sha256"])
     except (OSError, pa.ArrowException) as error:
-        raise writer.StoreError(f"{path}, the list of files the models read for {name}, cannot be read: "
+        raise StoreError(f"{path}, the list of files the models read for {name}, cannot be read: "
                                 f"{error}") from error
     table = table.sort_by("sample_id")
     listing = Listing(tuple(table.column("key").to_pylist()), tuple(table.column("sha256").to_pylist()))
     if listing.sha256 != sha256:
-        raise writer.StoreError(f"{path}, the list of files the models read for {name}, does not match the "
+        raise StoreError(f"{path}, the list of files the models read for {name}, does not match the "
                                 f"manifest's sha256 {sha256[:12]} (changed since extraction)")
     return listing
 
@@ -181,7 +182,7 @@ def same(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
 
 def read(root: str | Path) -> dict[str, dict[str, Any]]:
     """The store's provenance records ({} for a store written before they existed)."""
-    return dict(writer.read_manifest(root).get(KEY, {}))
+    return dict(reader.read_manifest(root).get(KEY, {}))
 
 
 def check(root: str | Path, wanted: Mapping[str, Mapping[str, Any]]) -> None:
@@ -200,7 +201,7 @@ def _refuse_conflicts(root: Path, recorded: Mapping[str, Mapping[str, Any]],
 
 
 def _legacy_settings(root: Path) -> set[str]:
-    return {key(p["corruption"], p["severity"]) for p in writer.complete_partitions(root)}
+    return {key(p["corruption"], p["severity"]) for p in reader.complete_partitions(root)}
 
 
 def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]],
@@ -214,7 +215,7 @@ def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]],
     """
     root = Path(root)
     with writer.locked(root):
-        manifest = writer.read_manifest(root)
+        manifest = reader.read_manifest(root)
         recorded = dict(manifest.get(KEY, {}))
         _refuse_conflicts(root, recorded, wanted)
         legacy = _legacy_settings(root) if KEY not in manifest else set()
@@ -224,7 +225,7 @@ def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]],
         updated = {**recorded, **{name: dict(entry) for name, entry in wanted.items() if name not in legacy}}
         if updated != recorded or KEY not in manifest:
             manifest[KEY] = updated
-            writer.write_json(root, manifest, root / schema.MANIFEST)
+            writer.write_json(root, manifest, root / layout.MANIFEST)
         return updated
 
 
@@ -241,7 +242,7 @@ def record_training(root: str | Path, records: Mapping[str, str | None]) -> list
     """
     root = Path(root)
     with writer.locked(root):
-        manifest = writer.read_manifest(root)
+        manifest = reader.read_manifest(root)
         recorded = dict(manifest.get(TRAINING_KEY, {}))
         reset = sorted(m for m, digest in records.items()
                        if digest and recorded.get(m) != digest and _markers(root, m))
@@ -250,16 +251,16 @@ def record_training(root: str | Path, records: Mapping[str, str | None]) -> list
         updated = {**recorded, **{m: digest for m, digest in records.items() if digest}}
         if updated != recorded:
             manifest[TRAINING_KEY] = updated
-            writer.write_json(root, manifest, root / schema.MANIFEST)
+            writer.write_json(root, manifest, root / layout.MANIFEST)
         return reset
 
 
 def _markers(root: Path, model_id: str) -> list[Path]:
-    return sorted((root / schema.COMPLETE).glob(f"{writer.check_model_id(model_id)}__*.json"))
+    return sorted((root / layout.COMPLETE).glob(f"{writer.check_model_id(model_id)}__*.json"))
 
 
 def _forget_partitions(root: Path, model_id: str) -> None:
     """Markers first (the partitions stop counting as complete), then the files."""
     for marker in _markers(root, model_id):
         marker.unlink()
-    shutil.rmtree(root / schema.PREDICTIONS / f"model_id={model_id}", ignore_errors=True)
+    shutil.rmtree(root / layout.PREDICTIONS / f"model_id={model_id}", ignore_errors=True)

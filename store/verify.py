@@ -27,8 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import confine, schema
-from store.writer import MODEL_ID, StoreError, read_manifest
+from store import confine, layout, sample_index
+from store.layout import StoreError
+from store.reader import read_manifest
+from store.writer import MODEL_ID
 
 VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index", "checkpoints")
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
@@ -36,8 +38,8 @@ MAX_IMAGE_SIZE = 4096
 SEVERITIES = range(1, 6)
 FILE_SUFFIXES = (".parquet", ".json", ".npy")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a corruption name: also a directory name
-EMBEDDING_SCHEMAS = {schema.MODEL_EMBEDDING: schema.MODEL_EMBEDDING_SCHEMA, schema.MODEL_TREE: schema.MODEL_TREE_SCHEMA,
-                     schema.SAMPLE_EMBEDDING: schema.SAMPLE_EMBEDDING_SCHEMA}
+EMBEDDING_SCHEMAS = {layout.MODEL_EMBEDDING: layout.MODEL_EMBEDDING_SCHEMA, layout.MODEL_TREE: layout.MODEL_TREE_SCHEMA,
+                     layout.SAMPLE_EMBEDDING: layout.SAMPLE_EMBEDDING_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def _plain(root: Path, path: Path) -> bool:
 def _manifest_problems(root: Path, images: bool = True) -> tuple[list[Problem], dict[str, Any]]:
     """(problems of the manifest and what bounds it, the manifest's values that passed); `images`: also
     check images/clean.npy against num_samples and image_size."""
-    path = root / schema.MANIFEST
+    path = root / layout.MANIFEST
     if path.is_symlink():
         return [Problem(path, "manifest", "a symbolic link; a store is read only from its own plain files")], {}
     try:
@@ -142,7 +144,7 @@ def _manifest_problems(root: Path, images: bool = True) -> tuple[list[Problem], 
     wrong = list(_key_problems(manifest))
     problems = [Problem(path, "manifest", f"{key!r} {message}") for key, message in wrong]
     values = {key: value for key, value in manifest.items() if key not in {key for key, _ in wrong}}
-    samples = root / schema.SAMPLES
+    samples = root / layout.SAMPLES
     if "num_samples" in values:
         try:
             rows = pq.ParquetFile(samples).metadata.num_rows if _plain(root, samples) else None
@@ -153,7 +155,7 @@ def _manifest_problems(root: Path, images: bool = True) -> tuple[list[Problem], 
             problems.append(Problem(path, "manifest", f"'num_samples' is {values['num_samples']}, but "
                                     f"{samples} holds {rows} rows"))
             del values["num_samples"]
-    clean = root / schema.IMAGES / "clean.npy"
+    clean = root / layout.CLEAN_IMAGES
     if images and (_plain(root, clean) or (clean.is_dir() and not clean.is_symlink())):
         problem = _image_problem(clean, values.get("num_samples"), values.get("image_size"))
         if problem:
@@ -221,11 +223,11 @@ def _files(directory: Path, skip: set[Path]) -> list[Path]:
 
 
 def _samples_problems(root: Path, manifest: dict[str, Any], deep: bool) -> Iterator[Problem]:
-    path = root / schema.SAMPLES
+    path = root / layout.SAMPLES
     if not path.is_file():
         yield Problem(path, "samples", "missing")
         return
-    problem, _ = _file_problem(path, schema.SAMPLE_SCHEMA, deep)
+    problem, _ = _file_problem(path, layout.SAMPLE_SCHEMA, deep)
     if problem:
         yield Problem(path, "samples", problem)
         return
@@ -240,10 +242,10 @@ def _samples_problems(root: Path, manifest: dict[str, Any], deep: bool) -> Itera
 
 
 def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
-    path = root / schema.MODELS
+    path = root / layout.MODELS
     if not path.exists():
         return
-    problem, _ = _file_problem(path, schema.MODEL_SCHEMA, deep)
+    problem, _ = _file_problem(path, layout.MODEL_SCHEMA, deep)
     if problem:
         yield Problem(path, "models", problem)
         return
@@ -258,8 +260,8 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
 
 def _checkpoint_problems(root: Path) -> Iterator[Problem]:
     """Checkpoint paths of models.parquet that leave the store and the declared roots (see store.confine)."""
-    path = root / schema.MODELS
-    if not path.is_file() or _file_problem(path, schema.MODEL_SCHEMA, deep=False)[0]:
+    path = root / layout.MODELS
+    if not path.is_file() or _file_problem(path, layout.MODEL_SCHEMA, deep=False)[0]:
         return  # named by the models check
     table = pq.read_table(path, columns=["model_id", "checkpoint"])
     for model_id, recorded in zip(*table.to_pydict().values(), strict=True):
@@ -277,7 +279,7 @@ def _partition_keys(relative: Path) -> dict[str, str] | None:
     if len(parts) != 4 or parts[3] != "part-0.parquet":
         return None
     pairs = [part.split("=", 1) for part in parts[:3]]
-    if any(len(pair) != 2 for pair in pairs) or tuple(key for key, _ in pairs) != schema.PARTITION_KEYS:
+    if any(len(pair) != 2 for pair in pairs) or tuple(key for key, _ in pairs) != layout.PARTITION_KEYS:
         return None
     return dict(pairs)
 
@@ -288,7 +290,7 @@ def _partition_name_problem(keys: dict[str, str], manifest: dict[str, Any]) -> s
     if not keys["severity"].isdigit():
         return f"severity={keys['severity']!r} is not an integer"
     severity, corruption = int(keys["severity"]), keys["corruption"]
-    if corruption == schema.CLEAN:
+    if corruption == layout.CLEAN:
         return None if severity == 0 else f"clean images have severity 0, not {severity}"
     if "corruptions" in manifest and corruption not in manifest["corruptions"]:
         return f"corruption={corruption!r} is not among the manifest's corruptions"
@@ -299,7 +301,7 @@ def _partition_name_problem(keys: dict[str, str], manifest: dict[str, Any]) -> s
 
 def _marker_problems(root: Path, skip: set[Path]) -> Iterator[tuple[Path, str]]:
     """(marker, what is wrong) for completion markers that are not JSON of the expected keys."""
-    for marker in _files(root / schema.COMPLETE, skip):
+    for marker in _files(root / layout.COMPLETE, skip):
         parts = marker.stem.split("__")
         if marker.suffix != ".json" or len(parts) != 3 or not parts[2].isdigit():
             yield marker, "unexpected file: a marker is <model_id>__<corruption>__<severity>.json"
@@ -313,20 +315,20 @@ def _marker_problems(root: Path, skip: set[Path]) -> Iterator[tuple[Path, str]]:
             yield marker, "must be a JSON object with integer 'rows' and 'bytes'"
         elif "sums" in payload and not (
                 isinstance(payload["sums"], dict) and all(_is_int(payload.get(k)) for k in ("correct", "finite"))
-                and all(isinstance(payload["sums"].get(m), int | float) for m in schema.SUMMARY_METRICS)):
-            yield marker, f"its sums need integer 'correct', 'finite' and a number for each of {schema.SUMMARY_METRICS}"
-        elif not (root / schema.PREDICTIONS / f"model_id={parts[0]}" / f"corruption={parts[1]}"
+                and all(isinstance(payload["sums"].get(m), int | float) for m in layout.SUMMARY_METRICS)):
+            yield marker, f"its sums need integer 'correct', 'finite' and a number for each of {layout.SUMMARY_METRICS}"
+        elif not (root / layout.PREDICTIONS / f"model_id={parts[0]}" / f"corruption={parts[1]}"
                   / f"severity={parts[2]}" / "part-0.parquet").is_file():
             yield marker, "marks a partition whose file is missing"
 
 
 def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip: set[Path]) -> Iterator[Problem]:
     classes, samples = manifest.get("num_classes"), manifest.get("num_samples")
-    expected = (schema.prediction_schema(classes, int(manifest["schema_version"])) if classes is not None
+    expected = (layout.prediction_schema(classes, int(manifest["schema_version"])) if classes is not None
                 else None)
     for marker, message in _marker_problems(root, skip):
         yield Problem(marker, "predictions", message)
-    base = root / schema.PREDICTIONS
+    base = root / layout.PREDICTIONS
     for path in _files(base, skip):
         keys = _partition_keys(path.relative_to(base))
         if keys is None:
@@ -339,7 +341,7 @@ def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip:
             problem, rows = _file_problem(path, expected, deep)
         if problem is None and samples is not None and rows != samples:
             problem = f"holds {rows} rows, the store has {samples} samples"
-        marker = root / schema.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json"
+        marker = root / layout.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json"
         if problem is None and marker.is_file() and marker not in skip:
             try:
                 recorded = json.loads(marker.read_text()).get("rows")
@@ -352,9 +354,9 @@ def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip:
 
 
 def _embedding_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
-    for path in _files(root / schema.EMBEDDINGS, skip):
+    for path in _files(root / layout.EMBEDDINGS, skip):
         expected = EMBEDDING_SCHEMAS.get(path.name)
-        if expected is None or path.parent != root / schema.EMBEDDINGS:
+        if expected is None or path.parent != root / layout.EMBEDDINGS:
             yield Problem(path, "embeddings", f"unexpected file: embeddings are {', '.join(EMBEDDING_SCHEMAS)}")
             continue
         problem, _ = _file_problem(path, expected, deep)
@@ -364,11 +366,11 @@ def _embedding_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Pro
 
 def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> Iterator[Problem]:
     """Stored corrupted images (images/<corruption>_<severity>.npy): same rows and shape as clean.npy."""
-    for path in _files(root / schema.IMAGES, skip):
-        if path.name == "clean.npy":
+    for path in _files(root / layout.IMAGES, skip):
+        if path == root / layout.CLEAN_IMAGES:
             continue  # checked with the manifest
-        if path.parent == root / schema.IMAGES / schema.LISTINGS and path.suffix == ".parquet":
-            problem, _ = _file_problem(path, schema.LISTING_SCHEMA, deep=False)  # files read from a tree
+        if path.parent == root / layout.IMAGES / layout.LISTINGS and path.suffix == ".parquet":
+            problem, _ = _file_problem(path, layout.LISTING_SCHEMA, deep=False)  # files read from a tree
             if problem:
                 yield Problem(path, "images", problem)
             continue
@@ -381,7 +383,6 @@ def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> It
 
 
 def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
-    from store import sample_index
 
     data, info = root / sample_index.INDEX / sample_index.FILE, root / sample_index.INDEX / sample_index.INFO
     if data.is_file() and data not in skip:
@@ -420,18 +421,18 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     problems = [Problem(link, "store", "a symbolic link: a store is read only from its own plain files "
                         "(not followed; replace it by a copy of the file)") for link in links]
     skip = set(links)
-    found, manifest = _manifest_problems(root) if root / schema.MANIFEST not in skip else ([], {})
+    found, manifest = _manifest_problems(root) if root / layout.MANIFEST not in skip else ([], {})
     problems.extend(found)
-    if not (root / schema.MANIFEST).exists() and root / schema.MANIFEST not in skip:
+    if not (root / layout.MANIFEST).exists() and root / layout.MANIFEST not in skip:
         return problems  # not a store at all: the manifest's problem says so
     checks = {
-        "samples": lambda: _samples_problems(root, manifest, deep) if root / schema.SAMPLES not in skip else iter(()),
-        "models": lambda: _models_problems(root, deep) if root / schema.MODELS not in skip else iter(()),
+        "samples": lambda: _samples_problems(root, manifest, deep) if root / layout.SAMPLES not in skip else iter(()),
+        "models": lambda: _models_problems(root, deep) if root / layout.MODELS not in skip else iter(()),
         "predictions": lambda: _prediction_problems(root, manifest, deep, skip),
         "embeddings": lambda: _embedding_problems(root, deep, skip),
         "images": lambda: _image_problems(root, manifest, skip),
         "index": lambda: _index_problems(root, deep, skip),
-        "checkpoints": lambda: _checkpoint_problems(root) if root / schema.MODELS not in skip else iter(()),
+        "checkpoints": lambda: _checkpoint_problems(root) if root / layout.MODELS not in skip else iter(()),
     }
     for view in VIEWS:
         if view in views:

@@ -33,15 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store import layout, reader
+from store.confine import record_checkpoint
 from store.layout import StoreError
-from store.reader import (  # noqa: F401 (re-exported: the old import path of these readers)
-    clean_accuracy,
-    complete_partitions,
-    is_complete,
-    partition_file,
-    prediction_files,
-    read_manifest,
-)
 
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -199,10 +192,7 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
                 labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int],
                 per_class: layout.PerClass | None) -> Path:
     if (root / layout.MANIFEST).exists():
-        manifest = read_manifest(root)
-        if manifest["schema_version"] != layout.SCHEMA_VERSION:
-            raise StoreError(f"{root} is a format-{manifest['schema_version']} store; convert it first with "
-                             f"`python -m compute migrate --store {root}`")
+        manifest = reader.read_manifest(root)  # refuses a format-1 store: migrate it first
         recorded = layout.PerClass.of(manifest)
         if per_class is not None and per_class != recorded:
             raise StoreError(f"{root} keeps per-class values for {recorded}; refusing to add rows kept for "
@@ -222,7 +212,7 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
         "split": pa.array(["test"] * len(labels), pa.string()),
     }, schema=layout.SAMPLE_SCHEMA)
     write_parquet(root, samples, root / layout.SAMPLES)
-    write_npy(root, np.ascontiguousarray(images), root / layout.IMAGES / "clean.npy")
+    write_npy(root, np.ascontiguousarray(images), root / layout.CLEAN_IMAGES)
     write_json(root, {
         "schema_version": layout.SCHEMA_VERSION,
         "dataset": dataset,
@@ -247,8 +237,6 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     and the owner's upsert comes later. Checkpoint paths are recorded relative to the store when inside it
     (store.confine.record_checkpoint), so readers resolve them only there.
     """
-    from store.confine import record_checkpoint  # confine imports StoreError from here
-
     root = Path(root)
     path = root / layout.MODELS
     rows = [{**row, "checkpoint": record_checkpoint(root, row.get("checkpoint"))} for row in rows]
@@ -338,32 +326,3 @@ def write_partition(root: str | Path, model_id: str, corruption: str, severity: 
     write_json(root, {"rows": table.num_rows, "bytes": size, **summary},
                reader.marker_path(root, model_id, corruption, severity))
     return size
-
-
-def summarize_markers(root: str | Path) -> int:
-    """Add the evaluation-matrix sums to markers written before they existed; returns how many changed.
-
-    The sums come from the catalog's predictions view (format 2 derives some of the columns). Only
-    existing markers are refreshed (a file without a marker stays incomplete).
-    """
-    from store.catalog import Catalog  # the catalog reads what this module writes: import late
-
-    root = Path(root)
-    stale = [marker for marker in complete_partitions(root) if "sums" not in marker]
-    if not stale:
-        return 0
-    catalog = Catalog(root)
-    try:
-        for marker in stale:
-            keys = {k: marker[k] for k in ("model_id", "corruption", "severity")}
-            columns = ["correct", "finite", *layout.SUMMARY_METRICS]
-            table = catalog.arrow(f"SELECT {', '.join(columns)} FROM predictions "  # noqa: S608 (constant SQL)
-                                  "WHERE model_id = ? AND corruption = ? AND severity = ?", list(keys.values()))
-            summary = partition_summary({name: table.column(name).to_numpy() for name in columns})
-            write_json(root, {"rows": marker["rows"], "bytes": marker["bytes"], **summary},
-                       reader.marker_path(root, **keys))
-    finally:
-        catalog.close()
-    return len(stale)
-
-

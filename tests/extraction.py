@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import torch
 
 from compute import checkpoint, datasets, models
-from store import schema
+from store import layout
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 60
@@ -55,7 +55,7 @@ def start_extract(store: Path, checkpoints: Sequence[Path], *extra: str) -> subp
 
 def prediction_rows(store: Path) -> pa.Table:
     """Every prediction row with its partition keys, sorted by key: read by pyarrow's hive partitioning."""
-    dataset = ds.dataset(store / schema.PREDICTIONS, format="parquet", partitioning="hive")
+    dataset = ds.dataset(store / layout.PREDICTIONS, format="parquet", partitioning="hive")
     table = dataset.to_table()
     return table.sort_by([(key, "ascending") for key in KEYS])
 

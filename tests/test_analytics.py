@@ -1,4 +1,4 @@
-"""store.analytics against direct computation: every figure is recomputed here from the Parquet files read
+"""The analysis package (matrices, agreement, embeddings, presets) against direct computation: every figure is recomputed here from the Parquet files read
 with pyarrow (tests.test_store.direct_rows) using Polars, NumPy and scikit-learn, never DuckDB."""
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from bench import synthetic
-from bench.synthetic import prediction_columns
-from store import analytics, schema, writer
+from analysis import agreement, embeddings, matrices, presets
+from analysis.filters import FilterError
+from store import layout, writer
 from store.catalog import Catalog
-from store.filters import FilterError
+from testkit import synthetic
+from testkit.synthetic import prediction_columns
 from tests.test_store import direct_rows
 
 NUM_CLASSES = 4
 NUM_SAMPLES = 80
 CORRUPTIONS = ("contrast", "fog", "gaussian_noise")
 SEVERITIES = (1, 3)
-SETTINGS = [(schema.CLEAN, 0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
+SETTINGS = [(layout.CLEAN, 0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
 # model_id, method, target_sparsity, seed; "twin" copies every prediction of "ft" (identical behaviour).
 MODELS = [("dense", "dense", 0.0, 0), ("lrr-a", "lrr", 0.9, 0), ("lrr-b", "lrr", 0.9, 1),
           ("ft", "ft", 0.5, 0), ("twin", "ft", 0.8, 0)]
@@ -37,7 +38,7 @@ def write_study(root: Path, models=MODELS, settings=SETTINGS, accuracy: Callable
     """A store with chosen models and settings; `accuracy(model_id, corruption)` sets each partition's."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, NUM_CLASSES, num_samples)
-    corruptions = sorted({c for c, _ in settings if c != schema.CLEAN})
+    corruptions = sorted({c for c, _ in settings if c != layout.CLEAN})
     writer.init_store(root, dataset="t", class_names=[f"c{i}" for i in range(NUM_CLASSES)],
                       images=np.zeros((num_samples, 32, 32, 3), np.uint8), labels=labels,
                       corruptions=corruptions, severities=[1, 2, 3, 4, 5])
@@ -79,8 +80,8 @@ def catalog(study) -> Catalog:
 @pytest.fixture(scope="module")
 def direct(study) -> pl.DataFrame:
     """Every prediction row with its model's method and sparsity, and the sample's label name."""
-    models = pl.from_arrow(pq.read_table(study / schema.MODELS)).select("model_id", "method", "target_sparsity")
-    samples = pl.from_arrow(pq.read_table(study / schema.SAMPLES)).select("sample_id", "label_name")
+    models = pl.from_arrow(pq.read_table(study / layout.MODELS)).select("model_id", "method", "target_sparsity")
+    samples = pl.from_arrow(pq.read_table(study / layout.SAMPLES)).select("sample_id", "label_name")
     return direct_rows(study).join(models, on="model_id").join(samples, on="sample_id")
 
 
@@ -102,14 +103,14 @@ def close(actual, expected) -> bool:
 # -- evaluation matrices ------------------------------------------------------------------------------
 
 def test_accuracy_matrix_per_model_matches_direct_computation(catalog, direct) -> None:
-    matrix = analytics.accuracy_matrix(catalog)
+    matrix = matrices.accuracy_matrix(catalog)
     accuracy = cell_means(direct)
     assert matrix.height == len(MODELS) * len(SETTINGS)
     assert matrix["method"][0] == "dense"
     for row in matrix.iter_rows(named=True):
         key = (row["model_id"], row["corruption"], row["severity"])
         dense = accuracy[("dense", row["corruption"], row["severity"])]
-        clean = accuracy[(row["model_id"], schema.CLEAN, 0)]
+        clean = accuracy[(row["model_id"], layout.CLEAN, 0)]
         assert close(row["accuracy"], accuracy[key])
         assert close(row["error"], 1 - accuracy[key])
         assert close(row["dense_accuracy"], dense)
@@ -119,7 +120,7 @@ def test_accuracy_matrix_per_model_matches_direct_computation(catalog, direct) -
 
 
 def test_accuracy_matrix_per_method_averages_the_models_of_a_group(catalog, direct) -> None:
-    matrix = analytics.accuracy_matrix(catalog, group_by="method")
+    matrix = matrices.accuracy_matrix(catalog, group_by="method")
     accuracy = cell_means(direct)
     lrr = matrix.filter((pl.col("method") == "lrr") & (pl.col("corruption") == "fog") & (pl.col("severity") == 3))
     assert lrr["models"].to_list() == [2]
@@ -131,13 +132,13 @@ def test_accuracy_matrix_per_method_averages_the_models_of_a_group(catalog, dire
 
 def test_metric_matrix_averages_finite_rows_only(catalog, direct) -> None:
     for metric in ("angle_true", "margin", "p_true"):
-        matrix = analytics.metric_matrix(catalog, metric)
+        matrix = matrices.metric_matrix(catalog, metric)
         means = cell_means(direct, metric)
         for row in matrix.iter_rows(named=True):
             key = (row["model_id"], row["corruption"], row["severity"])
             assert close(row["value"], means[key]), (metric, key)
             assert close(row["delta_vs_dense"], means[key] - means[("dense", *key[1:])])
-    angle = analytics.metric_matrix(catalog, "angle_true").filter(
+    angle = matrices.metric_matrix(catalog, "angle_true").filter(
         (pl.col("model_id") == NON_FINITE[0]) & (pl.col("corruption") == NON_FINITE[1]) & (pl.col("severity") == 3))
     assert angle["samples"][0] == NUM_SAMPLES - len(NON_FINITE[3])
     assert math.isfinite(angle["value"][0])
@@ -145,9 +146,9 @@ def test_metric_matrix_averages_finite_rows_only(catalog, direct) -> None:
 
 def test_unknown_metric_and_grouping_are_refused_by_name(catalog) -> None:
     with pytest.raises(ValueError, match="unknown metric 'logits'.*angle_true"):
-        analytics.metric_matrix(catalog, "logits")
+        matrices.metric_matrix(catalog, "logits")
     with pytest.raises(ValueError, match="unknown grouping"):
-        analytics.accuracy_matrix(catalog, group_by="arch; DROP VIEW rows")
+        matrices.accuracy_matrix(catalog, group_by="arch; DROP VIEW rows")
 
 
 def direct_errors(direct: pl.DataFrame) -> dict[tuple[str, str], tuple[float, float]]:
@@ -158,15 +159,15 @@ def direct_errors(direct: pl.DataFrame) -> dict[tuple[str, str], tuple[float, fl
         for corruption in CORRUPTIONS:
             model = sum(error[(model_id, corruption, s)] for s in SEVERITIES)
             dense = sum(error[("dense", corruption, s)] for s in SEVERITIES)
-            relative = sum(error[(model_id, corruption, s)] - error[(model_id, schema.CLEAN, 0)] for s in SEVERITIES)
-            dense_relative = sum(error[("dense", corruption, s)] - error[("dense", schema.CLEAN, 0)]
+            relative = sum(error[(model_id, corruption, s)] - error[(model_id, layout.CLEAN, 0)] for s in SEVERITIES)
+            dense_relative = sum(error[("dense", corruption, s)] - error[("dense", layout.CLEAN, 0)]
                                  for s in SEVERITIES)
             result[(model_id, corruption)] = (model / dense, relative / dense_relative)
     return result
 
 
 def test_corruption_errors_follow_the_definitions(catalog, direct) -> None:
-    frame = analytics.corruption_errors(catalog)
+    frame = matrices.corruption_errors(catalog)
     expected = direct_errors(direct)
     assert frame.height == len(expected)
     for row in frame.iter_rows(named=True):
@@ -178,19 +179,19 @@ def test_corruption_errors_follow_the_definitions(catalog, direct) -> None:
 
 
 def test_model_summary_follows_the_definitions(catalog, direct) -> None:
-    summary = analytics.model_summary(catalog)
+    summary = matrices.model_summary(catalog)
     accuracy = cell_means(direct)
     errors = direct_errors(direct)
-    corrupted = [(c, s) for c, s in SETTINGS if c != schema.CLEAN]
+    corrupted = [(c, s) for c, s in SETTINGS if c != layout.CLEAN]
     assert summary["model_id"].to_list()[0] == "dense" and summary.height == len(MODELS)
     for row in summary.iter_rows(named=True):
         model_id = row["model_id"]
-        clean = accuracy[(model_id, schema.CLEAN, 0)]
+        clean = accuracy[(model_id, layout.CLEAN, 0)]
         mean = np.mean([accuracy[(model_id, *setting)] for setting in corrupted])
         dense_mean = np.mean([accuracy[("dense", *setting)] for setting in corrupted])
         assert close(row["clean_accuracy"], clean)
         assert close(row["corruption_accuracy"], mean)
-        assert close(row["clean_drop_vs_dense"], accuracy[("dense", schema.CLEAN, 0)] - clean)
+        assert close(row["clean_drop_vs_dense"], accuracy[("dense", layout.CLEAN, 0)] - clean)
         assert close(row["corruption_drop_vs_dense"], dense_mean - mean)
         assert close(row["mce"], np.mean([errors[(model_id, c)][0] for c in CORRUPTIONS]))
         assert close(row["relative_mce"], np.mean([errors[(model_id, c)][1] for c in CORRUPTIONS]))
@@ -199,32 +200,32 @@ def test_model_summary_follows_the_definitions(catalog, direct) -> None:
 
 
 def test_common_corruption_figures_use_exactly_the_15_common_ones(tmp_path) -> None:
-    names = (*analytics.COMMON_CORRUPTIONS, "saturate")
-    settings = [(schema.CLEAN, 0)] + [(c, 1) for c in names]
+    names = (*layout.COMMON_CORRUPTIONS, "saturate")
+    settings = [(layout.CLEAN, 0)] + [(c, 1) for c in names]
     models = MODELS[:2]
     root = write_study(tmp_path, models=models, settings=settings, num_samples=30,
                        accuracy=lambda m, c: 0.3 if c == "saturate" else 0.8)
-    summary = analytics.model_summary(Catalog(root))
+    summary = matrices.model_summary(Catalog(root))
     accuracy = cell_means(direct_rows(root))
     for row in summary.iter_rows(named=True):
         model_id = row["model_id"]
-        common = [accuracy[(model_id, c, 1)] for c in analytics.COMMON_CORRUPTIONS]
+        common = [accuracy[(model_id, c, 1)] for c in layout.COMMON_CORRUPTIONS]
         every = [accuracy[(model_id, c, 1)] for c in names]
         assert close(row["common_corruption_accuracy"], np.mean(common))
         assert close(row["corruption_accuracy"], np.mean(every))
-        ce = [(1 - accuracy[(model_id, c, 1)]) / (1 - accuracy[("dense", c, 1)]) for c in analytics.COMMON_CORRUPTIONS]
+        ce = [(1 - accuracy[(model_id, c, 1)]) / (1 - accuracy[("dense", c, 1)]) for c in layout.COMMON_CORRUPTIONS]
         assert close(row["common_mce"], np.mean(ce))
 
 
 def test_a_dense_model_without_errors_gives_null_not_infinite_ce(tmp_path) -> None:
-    settings = [(schema.CLEAN, 0), ("fog", 1), ("fog", 3)]
+    settings = [(layout.CLEAN, 0), ("fog", 1), ("fog", 3)]
     root = write_study(tmp_path, models=MODELS[:2], settings=settings,
                        accuracy=lambda m, c: 1.0 if m == "dense" else 0.7)
     catalog = Catalog(root)
-    errors = analytics.corruption_errors(catalog)
+    errors = matrices.corruption_errors(catalog)
     assert errors["ce"].null_count() == errors.height
     assert errors["relative_ce"].null_count() == errors.height
-    summary = analytics.model_summary(catalog)
+    summary = matrices.model_summary(catalog)
     assert summary["mce"].null_count() == summary["relative_mce"].null_count() == summary.height
     assert summary.filter(pl.col("model_id") == "lrr-a")["clean_drop_vs_dense"][0] > 0
 
@@ -234,7 +235,7 @@ def test_a_dense_model_without_errors_gives_null_not_infinite_ce(tmp_path) -> No
 @pytest.mark.parametrize("by_correct", [False, True])
 def test_geometry_summary_matches_numpy(catalog, direct, by_correct) -> None:
     model_id, corruption, severity = NON_FINITE[:3]
-    summary = analytics.geometry_summary(catalog, by_correct=by_correct, model_id=model_id, corruption=corruption,
+    summary = matrices.geometry_summary(catalog, by_correct=by_correct, model_id=model_id, corruption=corruption,
                                          severity=severity)
     rows = direct.filter((pl.col("model_id") == model_id) & (pl.col("corruption") == corruption)
                          & (pl.col("severity") == severity) & pl.col("finite"))
@@ -246,7 +247,7 @@ def test_geometry_summary_matches_numpy(catalog, direct, by_correct) -> None:
         group = expected[key]
         assert row["samples"] == group.height
         assert row["label_name"] == f"c{row['label']}"
-        for metric in analytics.GEOMETRY:
+        for metric in matrices.GEOMETRY:
             values = group[metric].to_numpy().astype(np.float64)
             assert close(row[f"{metric}_mean"], values.mean())
             assert close(row[f"{metric}_std"], values.std(ddof=1) if len(values) > 1 else None)
@@ -289,7 +290,7 @@ def test_model_agreement_matches_an_explicit_join(catalog, direct, setting) -> N
     corruption, severity = setting
     rows = direct if corruption is None else direct.filter((pl.col("corruption") == corruption)
                                                           & (pl.col("severity") == severity))
-    frame = analytics.model_agreement(catalog, corruption, severity)
+    frame = agreement.model_agreement(catalog, corruption, severity)
     assert frame.columns[:2] == ["model_a", "model_b"]
     assert_pairs_match(frame, direct_pairs(rows, "model_id", ["corruption", "severity"]))
     twins = frame.filter((pl.col("model_a") == "ft") & (pl.col("model_b") == "twin")).row(0, named=True)
@@ -297,25 +298,25 @@ def test_model_agreement_matches_an_explicit_join(catalog, direct, setting) -> N
 
 
 def test_corruption_redundancy_matches_direct_computation(catalog, direct) -> None:
-    frame = analytics.corruption_redundancy(catalog)
-    corrupted = direct.filter(pl.col("corruption") != schema.CLEAN)
+    frame = agreement.corruption_redundancy(catalog)
+    corrupted = direct.filter(pl.col("corruption") != layout.CLEAN)
     assert_pairs_match(frame.drop("drop_correlation", "models"),
                        direct_pairs(corrupted, "corruption", ["model_id", "severity"]))
     accuracy = cell_means(direct)
-    drop = {(m, c): np.mean([accuracy[(m, schema.CLEAN, 0)] - accuracy[(m, c, s)] for s in SEVERITIES])
+    drop = {(m, c): np.mean([accuracy[(m, layout.CLEAN, 0)] - accuracy[(m, c, s)] for s in SEVERITIES])
             for m, *_ in MODELS for c in CORRUPTIONS}
     for row in frame.iter_rows(named=True):
         a = [drop[(m, row["corruption_a"])] for m, *_ in MODELS]
         b = [drop[(m, row["corruption_b"])] for m, *_ in MODELS]
         assert close(row["drop_correlation"], np.corrcoef(a, b)[0, 1])
         assert row["models"] == len(MODELS)
-    at_one = analytics.corruption_redundancy(catalog, severity=1)
+    at_one = agreement.corruption_redundancy(catalog, severity=1)
     assert (at_one["samples"] == len(MODELS) * NUM_SAMPLES).all()
 
 
 def test_constant_correctness_gives_null_kappa_and_correlation(tmp_path) -> None:
-    root = write_study(tmp_path, models=MODELS[:2], settings=[(schema.CLEAN, 0)], accuracy=lambda m, c: 1.0)
-    row = analytics.model_agreement(Catalog(root)).row(0, named=True)
+    root = write_study(tmp_path, models=MODELS[:2], settings=[(layout.CLEAN, 0)], accuracy=lambda m, c: 1.0)
+    row = agreement.model_agreement(Catalog(root)).row(0, named=True)
     assert row["agreement"] == 1.0 and row["both_right"] == 1.0
     assert row["kappa"] is None and row["correctness_correlation"] is None
 
@@ -325,7 +326,7 @@ def test_square_matrix_is_symmetric_and_orders_near_duplicates_together() -> Non
                   ("c", "d"): None}
     pairs = pl.DataFrame({"x_a": [a for a, _ in similarity], "x_b": [b for _, b in similarity],
                           "kappa": list(similarity.values())})
-    matrix, order = analytics.square_matrix(pairs, "kappa")
+    matrix, order = agreement.square_matrix(pairs, "kappa")
     assert matrix["item"].to_list() == order == matrix.columns[1:]
     assert abs(order.index("a") - order.index("c")) == 1 and abs(order.index("b") - order.index("d")) == 1
     values = matrix.drop("item").to_numpy()
@@ -337,18 +338,18 @@ def test_square_matrix_is_symmetric_and_orders_near_duplicates_together() -> Non
 # -- vectors ------------------------------------------------------------------------------------------
 
 def test_model_vectors_are_z_scored_concatenations_over_shared_samples(catalog, direct) -> None:
-    chosen = [(schema.CLEAN, 0), ("fog", 3)]
-    frame = analytics.model_vectors(catalog, corruptions=[schema.CLEAN, "fog"], severities=[3])
+    chosen = [(layout.CLEAN, 0), ("fog", 3)]
+    frame = embeddings.model_vectors(catalog, corruptions=[layout.CLEAN, "fog"], severities=[3])
     rows = direct.filter(pl.any_horizontal([(pl.col("corruption") == c) & (pl.col("severity") == s)
                                             for c, s in chosen]))
     finite = rows.filter(pl.col("finite"))
-    stats = {m: (finite[m].cast(pl.Float64).mean(), finite[m].cast(pl.Float64).std(ddof=0)) for m in analytics.GEOMETRY}
+    stats = {m: (finite[m].cast(pl.Float64).mean(), finite[m].cast(pl.Float64).std(ddof=0)) for m in matrices.GEOMETRY}
     assert frame["model_id"].to_list()[0] == "dense" and frame.height == len(MODELS)
     assert (frame["samples"] == len(chosen) * NUM_SAMPLES).all()
     for row in frame.iter_rows(named=True):
         ordered = rows.filter(pl.col("model_id") == row["model_id"]).sort("corruption", "severity", "sample_id")
         parts = []
-        for metric in analytics.GEOMETRY:
+        for metric in matrices.GEOMETRY:
             mean, std = stats[metric]
             z = (ordered[metric].cast(pl.Float64).to_numpy() - mean) / std
             parts.append(np.where(ordered["finite"].to_numpy(), z, 0.0))
@@ -357,18 +358,18 @@ def test_model_vectors_are_z_scored_concatenations_over_shared_samples(catalog, 
 
 def test_sample_vectors_hold_finite_rows_of_the_chosen_models(catalog, direct) -> None:
     model_id, corruption, severity = NON_FINITE[:3]
-    frame = analytics.sample_vectors(catalog, [model_id, "dense"], corruption, severity)
+    frame = embeddings.sample_vectors(catalog, [model_id, "dense"], corruption, severity)
     assert frame.height == 2 * NUM_SAMPLES - len(NON_FINITE[3])
     assert set(frame.filter(pl.col("model_id") == model_id)["sample_id"]).isdisjoint(NON_FINITE[3])
     assert frame["angles"].list.len().unique().to_list() == [NUM_CLASSES]
     with pytest.raises(ValueError, match="unknown model id"):
-        analytics.sample_vectors(catalog, ["nope"])
+        embeddings.sample_vectors(catalog, ["nope"])
 
 
 def test_embeddings_read_back_empty_before_they_are_computed(catalog) -> None:
-    for frame, arrow_schema in ((analytics.model_embedding(catalog), schema.MODEL_EMBEDDING_SCHEMA),
-                                (analytics.model_tree(catalog), schema.MODEL_TREE_SCHEMA),
-                                (analytics.sample_embedding(catalog), schema.SAMPLE_EMBEDDING_SCHEMA)):
+    for frame, arrow_schema in ((embeddings.model_embedding(catalog), layout.MODEL_EMBEDDING_SCHEMA),
+                                (embeddings.model_tree(catalog), layout.MODEL_TREE_SCHEMA),
+                                (embeddings.sample_embedding(catalog), layout.SAMPLE_EMBEDDING_SCHEMA)):
         assert frame.is_empty() and frame.columns == arrow_schema.names
 
 
@@ -385,7 +386,7 @@ def test_pruning_fragile_counts_pruned_models_wrong_where_the_dense_model_is_rig
     wrong = pruned.group_by("sample_id").agg((~pl.col("correct")).sum().alias("wrong"), pl.len().alias("n"))
     for k in (1, 2):
         expected = wrong.filter(pl.col("wrong") >= k)
-        frame = analytics.pruning_fragile(catalog, k, "fog", 3)
+        frame = presets.pruning_fragile(catalog, k, "fog", 3)
         assert not expected.is_empty()
         assert sorted(frame["sample_id"].to_list()) == sorted(expected["sample_id"].to_list())
         counts = dict(expected.select("sample_id", "wrong").iter_rows())
@@ -399,13 +400,13 @@ def test_pruning_fragile_counts_pruned_models_wrong_where_the_dense_model_is_rig
 def test_corruption_fragile_is_right_on_clean_and_wrong_up_to_the_severity(catalog, direct, model_id) -> None:
     judged = model_id or "dense"
     rows = direct.filter(pl.col("model_id") == judged)
-    clean_right = setting_rows(rows, schema.CLEAN, 0).filter(pl.col("correct"))["sample_id"]
+    clean_right = setting_rows(rows, layout.CLEAN, 0).filter(pl.col("correct"))["sample_id"]
     for max_severity in (1, 3):
         broken = rows.filter((pl.col("corruption") == "contrast") & (pl.col("severity") <= max_severity)
                              & ~pl.col("correct"))
         expected = broken.filter(pl.col("sample_id").is_in(clean_right.implode()))
         first = dict(expected.group_by("sample_id").agg(pl.col("severity").min()).iter_rows())
-        frame = analytics.corruption_fragile(catalog, "contrast", max_severity, model_id=model_id)
+        frame = presets.corruption_fragile(catalog, "contrast", max_severity, model_id=model_id)
         assert not expected.is_empty()
         assert dict(frame.select("sample_id", "first_wrong_severity").iter_rows()) == first
 
@@ -413,30 +414,30 @@ def test_corruption_fragile_is_right_on_clean_and_wrong_up_to_the_severity(catal
 def test_robust_samples_are_right_for_every_model_and_setting_up_to_the_severity(catalog, direct) -> None:
     rows = direct.filter(pl.col("severity") <= 1)
     expected = rows.group_by("sample_id").agg(pl.col("correct").all()).filter(pl.col("correct"))["sample_id"]
-    frame = analytics.robust(catalog, max_severity=1)
+    frame = presets.robust(catalog, max_severity=1)
     assert not frame.is_empty()
     assert sorted(frame["sample_id"].to_list()) == sorted(expected.to_list())
     assert (frame["predictions"] == len(MODELS) * (1 + len(CORRUPTIONS))).all()
-    assert analytics.robust(catalog, max_severity=3).height <= frame.height
+    assert presets.robust(catalog, max_severity=3).height <= frame.height
 
 
 def test_flipped_by_pruning_lists_right_for_a_and_wrong_for_b(catalog, direct) -> None:
-    rows = setting_rows(direct, schema.CLEAN, 0)
+    rows = setting_rows(direct, layout.CLEAN, 0)
     a = rows.filter((pl.col("model_id") == "dense") & pl.col("correct"))["sample_id"]
     b = rows.filter((pl.col("model_id") == "lrr-a") & ~pl.col("correct"))["sample_id"]
-    frame = analytics.flipped_by_pruning(catalog, "dense", "lrr-a")
+    frame = presets.flipped_by_pruning(catalog, "dense", "lrr-a")
     assert sorted(frame["sample_id"].to_list()) == sorted(set(a) & set(b))
     assert not frame.is_empty() and (frame["pred_b"] != frame["label"]).all()
     with pytest.raises(ValueError, match="unknown model id"):
-        analytics.flipped_by_pruning(catalog, "dense", "missing")
+        presets.flipped_by_pruning(catalog, "dense", "missing")
 
 
 def test_presets_are_listed_with_a_description(catalog) -> None:
-    assert set(analytics.PRESETS) == {"pruning_fragile", "corruption_fragile", "robust", "flipped_by_pruning",
+    assert set(presets.PRESETS) == {"pruning_fragile", "corruption_fragile", "robust", "flipped_by_pruning",
                                       "pruning_identified_exemplars"}
-    for function, description in analytics.PRESETS.values():
+    for function, description in presets.PRESETS.values():
         assert callable(function) and description and function.__doc__
-    function, _ = analytics.PRESETS["robust"]
+    function, _ = presets.PRESETS["robust"]
     assert function(catalog, 5).columns[:3] == ["sample_id", "label", "label_name"]
 
 
@@ -446,11 +447,11 @@ def test_filter_rows_returns_the_rows_a_direct_filter_selects(catalog, direct) -
     text = "angle_true > 60 and not correct and corruption in ('fog', 'contrast') and severity >= 3"
     expected = direct.filter((pl.col("angle_true") > 60) & ~pl.col("correct") & pl.col("corruption").is_in(["fog", "contrast"])
                              & (pl.col("severity") >= 3))
-    frame = analytics.filter_rows(catalog, text, limit=10_000)
-    assert frame.height == expected.height == analytics.count_rows(catalog, text)
+    frame = presets.filter_rows(catalog, text, limit=10_000)
+    assert frame.height == expected.height == presets.count_rows(catalog, text)
     assert set(frame.select(*KEYS, "sample_id").iter_rows()) == set(expected.select(*KEYS, "sample_id").iter_rows())
-    assert list(schema.FILTER_COLUMNS) == frame.columns
-    assert analytics.filter_rows(catalog, text, limit=5).height == 5
+    assert list(layout.FILTER_COLUMNS) == frame.columns
+    assert presets.filter_rows(catalog, text, limit=5).height == 5
 
 
 def test_filter_rows_can_compare_with_the_dense_model(catalog, direct) -> None:
@@ -458,16 +459,16 @@ def test_filter_rows_can_compare_with_the_dense_model(catalog, direct) -> None:
                                                                   pl.col("correct").alias("dense_correct"))
     expected = direct.join(dense, on=["corruption", "severity", "sample_id"]).filter(
         pl.col("dense_correct") & ~pl.col("correct"))
-    assert analytics.count_rows(catalog, "dense_correct and not correct") == expected.height
+    assert presets.count_rows(catalog, "dense_correct and not correct") == expected.height
 
 
 def test_filter_errors_are_filter_errors_with_a_readable_message(catalog) -> None:
     with pytest.raises(FilterError, match="(?i)could not run.*(convert|compare|cast)"):
-        analytics.filter_rows(catalog, "method > 3")
+        presets.filter_rows(catalog, "method > 3")
     with pytest.raises(FilterError, match="unknown column"):
-        analytics.count_rows(catalog, "angel_true > 3")
+        presets.count_rows(catalog, "angel_true > 3")
     with pytest.raises(FilterError):
-        analytics.filter_rows(catalog, "1; DROP VIEW rows")
+        presets.filter_rows(catalog, "1; DROP VIEW rows")
 
 
 # -- an empty store -----------------------------------------------------------------------------------
@@ -476,10 +477,10 @@ def test_an_empty_store_gives_empty_frames(tmp_path) -> None:
     writer.init_store(tmp_path, dataset="t", class_names=["a", "b"], images=np.zeros((3, 32, 32, 3), np.uint8),
                       labels=np.array([0, 1, 0]), corruptions=[], severities=[1])
     catalog = Catalog(tmp_path)
-    for frame in (analytics.accuracy_matrix(catalog), analytics.accuracy_matrix(catalog, "method"),
-                  analytics.model_summary(catalog), analytics.corruption_errors(catalog),
-                  analytics.model_agreement(catalog), analytics.corruption_redundancy(catalog),
-                  analytics.robust(catalog), analytics.model_vectors(catalog), analytics.filter_rows(catalog, "correct")):
+    for frame in (matrices.accuracy_matrix(catalog), matrices.accuracy_matrix(catalog, "method"),
+                  matrices.model_summary(catalog), matrices.corruption_errors(catalog),
+                  agreement.model_agreement(catalog), agreement.corruption_redundancy(catalog),
+                  presets.robust(catalog), embeddings.model_vectors(catalog), presets.filter_rows(catalog, "correct")):
         assert frame.is_empty()
     with pytest.raises(ValueError, match="no dense model"):
-        analytics.corruption_fragile(catalog, "fog")
+        presets.corruption_fragile(catalog, "fog")

@@ -3,7 +3,7 @@ a bad filter is an inline error, and a table row opens the sample.
 
 Runs on the synthetic store of test_dashboard_pages (embeddings and one real checkpoint included), so it
 needs no demo build. Screenshots go to $PRUNESCOPE_SCREENSHOTS when set (else a temporary directory);
-docs/screenshots/ is made from the demo store with `python -m tests.browser`.
+docs/screenshots/ is made from the demo store with `python -m testkit.browser`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import CONTENT, PAGES, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
+from testkit.browser import CONTENT, PAGES, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
 from tests.test_dashboard_pages import dashboard_store
 
 pytestmark = pytest.mark.browser
@@ -106,7 +106,7 @@ def stores(tmp_path_factory):
     a symlink to a store outside ROOT (gamma, 4 models)."""
     import json
 
-    from bench.synthetic import write_store
+    from testkit.synthetic import write_store
     from tests.test_dashboard_pages import CORRUPTIONS
 
     base = tmp_path_factory.mktemp("hosted")

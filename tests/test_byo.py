@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from compute import byo, models
-from compute.models import ContractError
+from compute.models.base import ContractError, check_contract, prunable_weights
 
 
 class WideBasic(nn.Module):
@@ -81,7 +81,7 @@ def test_wrapped_model_meets_the_contract_and_keeps_its_outputs(make) -> None:
     with torch.no_grad():
         expected = model(IMAGES).flatten(1)
         wrapped = byo.as_contract(model)
-        models.check_contract(wrapped)
+        check_contract(wrapped)
         features = wrapped.forward_features(IMAGES)
         torch.testing.assert_close(wrapped(IMAGES), wrapped.classifier(features))
         torch.testing.assert_close(wrapped(IMAGES), expected, rtol=1e-4, atol=1e-5)
@@ -92,7 +92,7 @@ def test_the_wrapped_classifier_is_the_models_own_last_layer() -> None:
     model = randomised(WideResNet())
     wrapped = byo.as_contract(model)
     assert wrapped.classifier is model.fc
-    assert all(module is not wrapped.classifier for _, module in models.prunable_weights(wrapped))
+    assert all(module is not wrapped.classifier for _, module in prunable_weights(wrapped))
 
 
 def test_a_model_that_already_meets_the_contract_is_used_as_it_is() -> None:

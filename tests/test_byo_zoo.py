@@ -20,8 +20,8 @@ import torchvision
 from torch import nn
 
 from compute import byo, checkpoint, datasets, models
-from compute.models import ContractError
-from store import schema
+from compute.models.base import ContractError, check_contract
+from store import layout
 
 requires_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None,
                                    reason="timm is an optional dependency (requirements-optional.txt)")
@@ -155,7 +155,7 @@ def extract(store: Path, zoo: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def stored_rows(store: Path):
-    return ds.dataset(store / schema.PREDICTIONS, format="parquet", partitioning="hive").to_table()
+    return ds.dataset(store / layout.PREDICTIONS, format="parquet", partitioning="hive").to_table()
 
 
 @pytest.mark.parametrize("factory", [pytest.param("effnet", marks=requires_timm),
@@ -208,7 +208,7 @@ def test_imagenet_style_resnets_are_in_the_registry() -> None:
     for arch, size in (("resnet18_imagenet", 224), ("resnet18_64", 64)):
         model = models.build(arch, 200, [0.5] * 3, [0.25] * 3).eval()
         byo.probe(model, model.forward, arch, size)
-        models.check_contract(model, arch)
+        check_contract(model, arch)
     assert models.build("resnet50_64", 200, [0.5] * 3, [0.25] * 3).classifier.in_features == 2048
     stem = models.build("resnet18_imagenet", 10, [0.5] * 3, [0.25] * 3).body[0]
     assert stem.kernel_size == (7, 7) and stem.stride == (2, 2)

@@ -76,8 +76,8 @@ def test_extract_names_an_unknown_corruption(tmp_path, capsys) -> None:
 
 
 def test_index_command_builds_the_sample_index_and_names_a_non_store(tmp_path, capsys) -> None:
-    from bench.synthetic import write_store
     from store import sample_index
+    from testkit.synthetic import write_store
 
     root = write_store(tmp_path / "s", num_models=2, num_samples=10, corruptions=("contrast",), severities=(1,))
     assert main(["index", "--store", str(root)]) == 0
@@ -87,7 +87,7 @@ def test_index_command_builds_the_sample_index_and_names_a_non_store(tmp_path, c
 
 
 def test_extract_takes_a_users_own_model_by_module_and_function(tmp_path, monkeypatch, capsys) -> None:
-    from store import queries
+    from analysis import matrices
     from store.catalog import Catalog
 
     (tmp_path / "mynet.py").write_text(
@@ -102,7 +102,7 @@ def test_extract_takes_a_users_own_model_by_module_and_function(tmp_path, monkey
     args = ["extract", "--store", str(store), "--limit", "12", "--corruptions", "contrast", "--severities", "1",
             "--device", "cpu"]
     assert main([*args, "--model", "mynet:build"]) == 0
-    rows = queries.accuracy_matrix(Catalog(store))
+    rows = matrices.accuracy_matrix(Catalog(store))
     assert set(rows["model_id"]) == {"build"} and rows["samples"].to_list() == [12, 12]
     assert main([*args, "--model", "mynet:broken"]) == 2
     assert "mynet:broken" in capsys.readouterr().err
@@ -185,7 +185,7 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
 
 @pytest.fixture
 def small_store(tmp_path) -> Path:
-    from bench.synthetic import write_store
+    from testkit.synthetic import write_store
 
     return write_store(tmp_path / "built", num_models=2, num_samples=400, corruptions=("fog",), severities=(1,))
 
@@ -312,7 +312,7 @@ def test_range_errors_from_the_command_line_leave_the_store_untouched(small_stor
 @pytest.mark.parametrize("damage", ["none", "labels", "dtype", "missing"])
 def test_corrupted_dir_is_checked_completely_before_the_first_partition(tmp_path, capsys, damage) -> None:
     from compute import checkpoint, models
-    from store import writer
+    from store import reader
     from tests.fixtures import write_cifar10, write_cifar10c
 
     data = write_cifar10(tmp_path / "data", n_test=12)
@@ -331,9 +331,9 @@ def test_corrupted_dir_is_checked_completely_before_the_first_partition(tmp_path
                  "--corruptions", "fog", "snow", "--severities", "1", "--device", "cpu"])
     err = capsys.readouterr().err
     if damage == "none":  # the check passes a directory that matches the test set
-        assert code == 0 and len(writer.prediction_files(store)) == 3, err
+        assert code == 0 and len(reader.prediction_files(store)) == 3, err
         return
     assert code == 2 and err.startswith("error: "), err
     named = {"labels": "labels.npy", "dtype": "snow.npy", "missing": "snow.npy"}[damage]
     assert str(corrupted.directory / named) in err or f"missing {corrupted.directory / named}" in err, err
-    assert not store.exists() or not writer.prediction_files(store)
+    assert not store.exists() or not reader.prediction_files(store)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bench.synthetic import write_store
-from store import confine, schema, writer
+from store import confine, layout, reader, writer
 from store.catalog import Catalog
 from store.verify import verify
+from testkit.synthetic import write_store
 
 ROOT = Path(__file__).resolve().parent.parent
 STRACE = shutil.which("strace")
@@ -37,9 +37,9 @@ def stores(pristine, tmp_path) -> tuple[Path, Path]:
 
 
 def _link_prediction(store: Path, other: Path) -> Path:
-    victim = writer.partition_file(store, "m01-ft-50", "fog", 1)
+    victim = reader.partition_file(store, "m01-ft-50", "fog", 1)
     victim.unlink()
-    victim.symlink_to(writer.partition_file(other, "m01-ft-50", "fog", 1))
+    victim.symlink_to(reader.partition_file(other, "m01-ft-50", "fog", 1))
     return victim
 
 
@@ -51,17 +51,17 @@ def _link_file(store: Path, other: Path, relative: str) -> Path:
 
 
 def _link_directory(store: Path, other: Path) -> Path:
-    victim = store / schema.PREDICTIONS / "model_id=m00-dense-0"
+    victim = store / layout.PREDICTIONS / "model_id=m00-dense-0"
     shutil.rmtree(victim)
-    victim.symlink_to(other / schema.PREDICTIONS / "model_id=m00-dense-0", target_is_directory=True)
+    victim.symlink_to(other / layout.PREDICTIONS / "model_id=m00-dense-0", target_is_directory=True)
     return victim
 
 
 LINKS = {
     "prediction file": _link_prediction,
-    "samples.parquet": lambda s, o: _link_file(s, o, schema.SAMPLES),
-    "images/clean.npy": lambda s, o: _link_file(s, o, f"{schema.IMAGES}/clean.npy"),
-    "manifest.json": lambda s, o: _link_file(s, o, schema.MANIFEST),
+    "samples.parquet": lambda s, o: _link_file(s, o, layout.SAMPLES),
+    "images/clean.npy": lambda s, o: _link_file(s, o, f"{layout.IMAGES}/clean.npy"),
+    "manifest.json": lambda s, o: _link_file(s, o, layout.MANIFEST),
     "a partition directory": _link_directory,
 }
 
@@ -84,7 +84,7 @@ def test_every_reader_refuses_a_symlink_and_names_it(stores, case) -> None:
     link = LINKS[case](store, other)
     problems = verify(store)
     assert any(p.path == link and "symbolic link" in p.message for p in problems), [str(p) for p in problems]
-    with pytest.raises(writer.StoreError, match="symbolic link") as raised:
+    with pytest.raises(layout.StoreError, match="symbolic link") as raised:
         Catalog(store)
     assert str(link) in str(raised.value)
 
@@ -116,7 +116,7 @@ def test_the_trace_does_see_files_a_reader_opens(stores, tmp_path) -> None:
     store, _ = stores
     trace = tmp_path / "trace.txt"
     assert cli("verify", "--store", str(store), trace=trace).returncode == 0
-    assert str(writer.partition_file(store, "m01-ft-50", "fog", 1)) in opened(trace)
+    assert str(reader.partition_file(store, "m01-ft-50", "fog", 1)) in opened(trace)
 
 
 # -- checkpoint paths -------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_checkpoints_inside_the_store_are_recorded_relative_and_resolve(stores) 
     row = {"model_id": "m01-ft-50", "arch": "a", "method": "ft", "target_sparsity": 0.5, "sparsity": 0.5, "seed": 0,
            "num_params": 1, "num_nonzero": 1, "checkpoint": str(ckpt), "hparams": "{}", "clean_accuracy": 0.5}
     writer.upsert_models(store, [row])
-    recorded = pq.read_table(store / schema.MODELS).to_pylist()
+    recorded = pq.read_table(store / layout.MODELS).to_pylist()
     assert {r["model_id"]: r["checkpoint"] for r in recorded}["m01-ft-50"] == "checkpoints/m.pt"
 
 
@@ -143,15 +143,15 @@ def test_checkpoint_paths_outside_are_refused_without_saying_whether_they_exist(
     (other / "checkpoints").mkdir()
     (other / "checkpoints" / "m.pt").write_bytes(b"weights")
     recorded = str(other / "checkpoints" / "m.pt") if recorded == "OTHER" else recorded
-    with pytest.raises(writer.StoreError) as raised:
+    with pytest.raises(layout.StoreError) as raised:
         confine.resolve_checkpoint(store, recorded, roots=[])
     message = str(raised.value)
     assert "outside the store" in message and "no such" not in message.lower() and "not found" not in message
     assert message.replace(recorded, "X") == str(_refusal(store, "/nonexistent/y.pt")).replace("/nonexistent/y.pt", "X")
 
 
-def _refusal(store: Path, recorded: str) -> writer.StoreError:
-    with pytest.raises(writer.StoreError) as raised:
+def _refusal(store: Path, recorded: str) -> layout.StoreError:
+    with pytest.raises(layout.StoreError) as raised:
         confine.resolve_checkpoint(store, recorded, roots=[])
     return raised.value
 
@@ -161,7 +161,7 @@ def test_a_symlinked_checkpoint_inside_the_store_is_refused(stores) -> None:
     (other / "m.pt").write_bytes(b"weights")
     (store / "checkpoints").mkdir()
     (store / "checkpoints" / "m.pt").symlink_to(other / "m.pt")
-    with pytest.raises(writer.StoreError, match="outside the store"):
+    with pytest.raises(layout.StoreError, match="outside the store"):
         confine.resolve_checkpoint(store, "checkpoints/m.pt", roots=[])
 
 
@@ -170,23 +170,23 @@ def test_declared_roots_admit_absolute_checkpoints_under_them(stores, tmp_path, 
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "m.pt").write_bytes(b"weights")
-    with pytest.raises(writer.StoreError):
+    with pytest.raises(layout.StoreError):
         confine.resolve_checkpoint(store, str(runs / "m.pt"), roots=[])
     monkeypatch.setenv(confine.ROOTS_VARIABLE, str(runs))
     assert confine.resolve_checkpoint(store, str(runs / "m.pt")) == runs / "m.pt"
     assert confine.resolve_checkpoint(store, "m.pt") == store.resolve() / "m.pt"  # relative: to the store only
-    with pytest.raises(writer.StoreError):
+    with pytest.raises(layout.StoreError):
         confine.resolve_checkpoint(store, str(runs / ".." / "store" / ".." / ".." / "etc" / "passwd"))
 
 
 def test_verify_lists_a_checkpoint_outside_the_store(stores) -> None:
     store, _ = stores
-    table = pq.read_table(store / schema.MODELS).to_pylist()
+    table = pq.read_table(store / layout.MODELS).to_pylist()
     table[0]["checkpoint"] = "/etc/passwd"
-    writer.write_parquet(store, pq.read_table(store / schema.MODELS).from_pylist(table, schema=schema.MODEL_SCHEMA),
-                         store / schema.MODELS)
+    writer.write_parquet(store, pq.read_table(store / layout.MODELS).from_pylist(table, schema=layout.MODEL_SCHEMA),
+                         store / layout.MODELS)
     (problem,) = verify(store)
-    assert problem.path == store / schema.MODELS and problem.view == "checkpoints"
+    assert problem.path == store / layout.MODELS and problem.view == "checkpoints"
     assert "'/etc/passwd'" in problem.message and "outside the store" in problem.message
 
 
@@ -197,7 +197,7 @@ def test_attribution_loads_checkpoints_only_through_the_resolver(stores) -> None
     assert "outside the store" in attribution.missing_checkpoint(store, "/etc/passwd")
     assert "outside the store" in attribution.missing_checkpoint(store, "../other/models.parquet")
     assert "not in this store" in attribution.missing_checkpoint(store, "checkpoints/gone.pt")
-    with pytest.raises(writer.StoreError):
+    with pytest.raises(layout.StoreError):
         attribution.occlusion_maps.__wrapped__(str(store), "/etc/passwd", None, 0)
 
 
@@ -232,6 +232,6 @@ def test_refusing_an_outside_checkpoint_touches_nothing_outside(stores, monkeypa
         real = getattr(os, name)
         monkeypatch.setattr(os, name, lambda path, *a, _real=real, **k: touched.append(os.fspath(path)) or _real(
             path, *a, **k))
-    for recorded in (str(other / schema.MODELS), "../other/models.parquet", "/etc/passwd"):
+    for recorded in (str(other / layout.MODELS), "../other/models.parquet", "/etc/passwd"):
         assert "outside the store" in attribution.missing_checkpoint(store, recorded)
     assert touched and all(not path.startswith((str(other), "/etc")) for path in touched), touched

@@ -22,6 +22,8 @@ from compute import corruptions, datasets
 from compute.__main__ import main as compute_main
 from compute.corruptions import _filters, _random, blur, constants, weather
 from compute.datasets import cifar10c
+from compute.datasets.base import Dataset
+from store import layout
 
 CANONICAL = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -43,7 +45,7 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def digits() -> datasets.Dataset:
+def digits() -> Dataset:
     return datasets.load("digits")
 
 
@@ -70,7 +72,7 @@ def grey(count: int, level: int = 128, size: int = 32) -> np.ndarray:
 
 def test_names_families_and_registry_follow_the_reference():
     assert corruptions.NAMES == CANONICAL
-    assert CANONICAL[:15] == corruptions.COMMON
+    assert CANONICAL[:15] == layout.COMMON_CORRUPTIONS
     assert tuple(corruptions.REGISTRY) == CANONICAL
     members = [name for family in corruptions.FAMILIES.values() for name in family]
     assert sorted(members) == sorted(CANONICAL) and len(members) == len(set(members))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.synthetic import write_store
 from dashboard import state
-from store import schema, writer
+from store import layout
 from store.verify import validated_manifest
+from testkit.synthetic import write_store
 from tests.test_dashboard_pages import APP, CORRUPTIONS, write_embeddings
 
 PAGES = {"overview": None, "matrix": "views/matrix.py", "similarity": "views/similarity.py",
@@ -54,7 +54,7 @@ def errors(app: AppTest) -> str:
 
 def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
     def damage(root: Path) -> None:
-        path = root / schema.MANIFEST
+        path = root / layout.MANIFEST
         manifest = json.loads(path.read_text())
         change(manifest)
         path.write_text(json.dumps(manifest))
@@ -76,12 +76,12 @@ def write_bytes(relative: str, payload: bytes) -> Callable[[Path], None]:
 
 def images(array: np.ndarray) -> Callable[[Path], None]:
     def damage(root: Path) -> None:
-        np.save(root / schema.IMAGES / "clean.npy", array)
+        np.save(root / layout.IMAGES / "clean.npy", array)
     return damage
 
 
 def last_marker(root: Path) -> Path:
-    return sorted((root / schema.COMPLETE).glob("*.json"))[-1]
+    return sorted((root / layout.COMPLETE).glob("*.json"))[-1]
 
 
 ALL = tuple(PAGES)
@@ -99,16 +99,16 @@ CASES = {
                         ALL),
     "a billion classes": (edit_manifest(lambda m: m.update(num_classes=1_000_000_000)), "manifest.json",
                           "num_classes", ALL),
-    "truncated models.parquet": (truncate(schema.MODELS), "models.parquet", "Parquet", ALL),
-    "truncated samples.parquet": (truncate(schema.SAMPLES), "samples.parquet", "Parquet", ALL),
+    "truncated models.parquet": (truncate(layout.MODELS), "models.parquet", "Parquet", ALL),
+    "truncated samples.parquet": (truncate(layout.SAMPLES), "samples.parquet", "Parquet", ALL),
     # the partition of the default selection (the first pruned model on clean images)
     "truncated prediction file": (truncate("predictions/model_id=m01*/corruption=clean/*/part-0.parquet"),
                                   "part-0.parquet", "Parquet",
                                   ("overview", "matrix", "similarity", "local", "global", "samples", "sample")),  # PIE, paired tests
-    "truncated embedding file": (truncate(f"{schema.EMBEDDINGS}/{schema.SAMPLE_EMBEDDING}"),
-                                 f"{schema.EMBEDDINGS}/{schema.SAMPLE_EMBEDDING}", "Parquet", ("embedding",)),
+    "truncated embedding file": (truncate(f"{layout.EMBEDDINGS}/{layout.SAMPLE_EMBEDDING}"),
+                                 f"{layout.EMBEDDINGS}/{layout.SAMPLE_EMBEDDING}", "Parquet", ("embedding",)),
     # the markers only speed up the matrix: with one damaged, the sums come from the files and no page needs it
-    "non-JSON completion marker": (lambda root: last_marker(root).write_text("{not json"), schema.COMPLETE,
+    "non-JSON completion marker": (lambda root: last_marker(root).write_text("{not json"), layout.COMPLETE,
                                    "not JSON", ()),
     "clean images of the wrong shape": (images(np.zeros((20, 8, 3), np.uint8)), "clean.npy", "shape",
                                         ("sample", "samples")),
@@ -135,12 +135,12 @@ def test_a_damaged_file_is_named_on_the_pages_that_need_it_and_the_others_work(m
 
 def test_a_billion_classes_is_refused_by_the_manifest_check_before_any_page_allocates(pristine, tmp_path) -> None:
     root = shutil.copytree(pristine, tmp_path / "copy")
-    manifest = json.loads((root / schema.MANIFEST).read_text())
+    manifest = json.loads((root / layout.MANIFEST).read_text())
     assert validated_manifest(root, images=False) == manifest
     for change, message in (({"num_classes": 1_000_000_000}, r"'num_classes' must be an integer in 1..100000"),
                             ({"num_samples": 21}, r"'num_samples' is 21, but .*samples.parquet holds 20 rows")):
-        (root / schema.MANIFEST).write_text(json.dumps({**manifest, **change}))
-        with pytest.raises(writer.StoreError, match=message):
+        (root / layout.MANIFEST).write_text(json.dumps({**manifest, **change}))
+        with pytest.raises(layout.StoreError, match=message):
             validated_manifest(root, images=False)
 
 
@@ -168,11 +168,11 @@ def test_inline_code_cannot_be_closed_early(value) -> None:
 
 
 def test_a_damaged_marker_costs_a_scan_and_the_matrix_stays_the_same(tmp_path, pristine) -> None:
-    from store import analytics
+    from analysis import matrices
     from store.catalog import Catalog
 
     root = shutil.copytree(pristine, tmp_path / "study")
     last_marker(root).write_text("{not json")
     order = ["model_id", "corruption", "severity"]
-    expected = analytics.accuracy_matrix(Catalog(pristine)).sort(order)
-    assert analytics.accuracy_matrix(Catalog(root)).sort(order).equals(expected)
+    expected = matrices.accuracy_matrix(Catalog(pristine)).sort(order)
+    assert matrices.accuracy_matrix(Catalog(root)).sort(order).equals(expected)

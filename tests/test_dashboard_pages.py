@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.synthetic import write_store
+from analysis import agreement, queries
 from dashboard import attribution, charts
-from store import analytics, provenance, queries, schema, writer
+from store import layout, provenance, reader, writer
 from store.catalog import Catalog
+from testkit.synthetic import write_store
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 CORRUPTIONS = ("gaussian_noise", "contrast")
@@ -28,16 +29,16 @@ def write_embeddings(root: Path) -> None:
     catalog = Catalog(root)
     models, samples = queries.models(catalog), queries.samples(catalog)
     rng = np.random.default_rng(0)
-    folder = root / schema.EMBEDDINGS
+    folder = root / layout.EMBEDDINGS
     folder.mkdir(exist_ok=True)
     ids = models["model_id"].to_list()
     pq.write_table(pa.table({
         "model_id": ids, "arch": models["arch"].to_list(), "method": models["method"].to_list(),
         "target_sparsity": models["target_sparsity"].to_list(), "x": rng.normal(size=len(ids)).astype("f4"),
         "y": rng.normal(size=len(ids)).astype("f4"), "projection": ["umap"] * len(ids),
-    }, schema=schema.MODEL_EMBEDDING_SCHEMA), folder / schema.MODEL_EMBEDDING)
+    }, schema=layout.MODEL_EMBEDDING_SCHEMA), folder / layout.MODEL_EMBEDDING)
     pq.write_table(pa.table({"source": ids[:-1], "target": ids[1:], "distance": [1.0] * (len(ids) - 1)},
-                            schema=schema.MODEL_TREE_SCHEMA), folder / schema.MODEL_TREE)
+                            schema=layout.MODEL_TREE_SCHEMA), folder / layout.MODEL_TREE)
     rows = (pl.DataFrame({"model_id": ids}).join(samples, how="cross")
             .join(pl.DataFrame({"corruption": ["clean", CORRUPTIONS[1]], "severity": [0, 3]}), how="cross"))
     pq.write_table(pa.table({
@@ -45,7 +46,7 @@ def write_embeddings(root: Path) -> None:
                                                    "label_name")},
         "correct": (rng.random(rows.height) < 0.8).tolist(), "x": rng.normal(size=rows.height).astype("f4"),
         "y": rng.normal(size=rows.height).astype("f4"), "projection": ["umap"] * rows.height,
-    }, schema=schema.SAMPLE_EMBEDDING_SCHEMA), folder / schema.SAMPLE_EMBEDDING)
+    }, schema=layout.SAMPLE_EMBEDDING_SCHEMA), folder / layout.SAMPLE_EMBEDDING)
 
 
 def attach_checkpoint(root: Path, model_id: str) -> Path:
@@ -56,7 +57,7 @@ def attach_checkpoint(root: Path, model_id: str) -> Path:
     mean, std = [0.5] * 3, [0.25] * 3
     checkpoint.save(path, models.build("small_cnn", 10, mean, std), arch="small_cnn", num_classes=10, mean=mean,
                     std=std, dataset="synthetic", hparams={"model_id": model_id})
-    rows = pl.read_parquet(root / schema.MODELS).with_columns(
+    rows = pl.read_parquet(root / layout.MODELS).with_columns(
         pl.when(pl.col("model_id") == model_id).then(pl.lit(str(path))).otherwise(pl.col("checkpoint"))
         .alias("checkpoint"))
     writer.upsert_models(root, rows.to_dicts())
@@ -68,10 +69,10 @@ def dashboard_store(root: Path) -> Path:
     write_store(root, num_models=4, num_samples=40, corruptions=CORRUPTIONS, severities=(1, 3))
     from compute.corruptions import IMPLEMENTATION  # the Sample page regenerates images as the record says
 
-    manifest = writer.read_manifest(root)
+    manifest = reader.read_manifest(root)
     manifest[provenance.KEY] = {provenance.key(c, s): provenance.generated(0, IMPLEMENTATION)
                                 for c in CORRUPTIONS for s in (1, 3)}
-    writer.write_json(root, manifest, root / schema.MANIFEST)
+    writer.write_json(root, manifest, root / layout.MANIFEST)
     write_embeddings(root)
     attach_checkpoint(root, ATTRIBUTED)
     return root
@@ -388,7 +389,7 @@ def test_binned_geometry_keeps_every_sample(store) -> None:
 def test_fast_drop_correlation_equals_the_analytics_one(store, severity) -> None:
     catalog = Catalog(store)
     fast = queries.corruption_drop_correlation(catalog, severity)
-    full = analytics.corruption_redundancy(catalog, severity)
+    full = agreement.corruption_redundancy(catalog, severity)
     joined = fast.join(full, on=["corruption_a", "corruption_b"], suffix="_full")
     assert joined.height == fast.height == full.height > 0
     assert (joined["drop_correlation"] - joined["drop_correlation_full"]).abs().max() < 1e-9
@@ -398,7 +399,7 @@ def test_occlusion_attribution_maps_cover_the_image(store) -> None:
     from compute import checkpoint
 
     model, _ = checkpoint.load(store / "checkpoints" / f"{ATTRIBUTED}.pt")
-    image = np.load(store / schema.IMAGES / "clean.npy")[3]
+    image = np.load(store / layout.IMAGES / "clean.npy")[3]
     maps = attribution.occlusion(model, image, label=2, patch=8, stride=4)
     for metric in attribution.METRICS:
         assert maps[metric].shape == image.shape[:2]

@@ -359,7 +359,7 @@ def test_extract_cli_reads_tiny_imagenet_c_by_file_name(tmp_path: Path) -> None:
     import torch
 
     from compute import checkpoint, models
-    from store import schema
+    from store import layout
 
     write_tiny_imagenet(tmp_path / "clean")
     test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
@@ -375,7 +375,7 @@ def test_extract_cli_reads_tiny_imagenet_c_by_file_name(tmp_path: Path) -> None:
          "--corruptions", "fog", "--severities", "1,2", "--limit", "4", "--device", "cpu"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    rows = ds.dataset(tmp_path / "store" / schema.PREDICTIONS, format="parquet", partitioning="hive").to_table()
+    rows = ds.dataset(tmp_path / "store" / layout.PREDICTIONS, format="parquet", partitioning="hive").to_table()
     assert rows.num_rows == 12
     for corruption, severity in (("clean", 0), ("fog", 1), ("fog", 2)):
         part = rows.filter((ds.field("corruption") == corruption) & (ds.field("severity") == severity))

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from analysis import matrices, queries
 from compute import checkpoint, corruptions, datasets
 from compute.__main__ import main
+from compute.datasets.base import ImageSet
 from compute.train import predict
-from store import queries, schema, writer
+from store import layout, reader
 from store.catalog import Catalog
 from store.confine import resolve_checkpoint
 
@@ -27,7 +29,7 @@ def test_accuracy_matrix_equals_accuracy_computed_from_each_model(demo_store) ->
     catalog = Catalog(demo_store)
     manifest = catalog.manifest
     test = datasets.load("digits").test.subset(manifest["num_samples"])
-    matrix = queries.accuracy_matrix(catalog)
+    matrix = matrices.accuracy_matrix(catalog)
     model_rows = queries.models(catalog)
     assert model_rows.height >= 2 and "dense" in model_rows["method"].to_list()
     expected_cells = model_rows.height * (1 + len(manifest["corruptions"]) * len(manifest["severities"]))
@@ -37,7 +39,7 @@ def test_accuracy_matrix_equals_accuracy_computed_from_each_model(demo_store) ->
         for corruption, severity in [("clean", 0), (manifest["corruptions"][0], manifest["severities"][-1])]:
             images = (test.images if corruption == "clean"
                       else corruptions.corrupt(test.images, corruption, severity, seed=0))
-            preds = predict(model, datasets.ImageSet(images, test.labels), torch.device("cpu"))
+            preds = predict(model, ImageSet(images, test.labels), torch.device("cpu"))
             direct = float(np.mean(preds == test.labels))
             stored = matrix.filter((matrix["model_id"] == row["model_id"]) & (matrix["corruption"] == corruption)
                                    & (matrix["severity"] == severity))["accuracy"].item()
@@ -56,22 +58,22 @@ def test_pruned_model_reports_measured_sparsity(demo_store) -> None:
 
 
 def test_rerunning_the_demo_skips_every_complete_partition(demo_store) -> None:
-    before = {p.name: p.stat().st_mtime_ns for p in (demo_store / schema.COMPLETE).glob("*.json")}
+    before = {p.name: p.stat().st_mtime_ns for p in (demo_store / layout.COMPLETE).glob("*.json")}
     assert main(["demo", "--out", str(demo_store), "--quick", "--device", "cpu"]) == 0
-    after = {p.name: p.stat().st_mtime_ns for p in (demo_store / schema.COMPLETE).glob("*.json")}
+    after = {p.name: p.stat().st_mtime_ns for p in (demo_store / layout.COMPLETE).glob("*.json")}
     assert before == after
-    assert all(writer.is_complete(demo_store, **{k: p[k] for k in ("model_id", "corruption", "severity")})
-               for p in writer.complete_partitions(demo_store))
+    assert all(reader.is_complete(demo_store, **{k: p[k] for k in ("model_id", "corruption", "severity")})
+               for p in reader.complete_partitions(demo_store))
 
 
 def test_a_lost_partition_is_rewritten_exactly_once(demo_store) -> None:
-    victim = writer.complete_partitions(demo_store)[-1]
+    victim = reader.complete_partitions(demo_store)[-1]
     keys = {k: victim[k] for k in ("model_id", "corruption", "severity")}
-    (demo_store / schema.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json").unlink()
-    assert not writer.is_complete(demo_store, **keys)
+    (demo_store / layout.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json").unlink()
+    assert not reader.is_complete(demo_store, **keys)
     assert main(["demo", "--out", str(demo_store), "--quick", "--device", "cpu"]) == 0
-    assert writer.is_complete(demo_store, **keys)
-    files = list(writer.partition_file(demo_store, **keys).parent.glob("*.parquet"))
+    assert reader.is_complete(demo_store, **keys)
+    files = list(reader.partition_file(demo_store, **keys).parent.glob("*.parquet"))
     assert len(files) == 1
 
 
@@ -79,11 +81,11 @@ def test_the_demo_store_has_the_embeddings_every_page_needs(demo_store) -> None:
     import pyarrow.parquet as pq
 
     models = queries.models(Catalog(demo_store))
-    folder = demo_store / schema.EMBEDDINGS
-    placed = pq.read_table(folder / schema.MODEL_EMBEDDING).to_pydict()
+    folder = demo_store / layout.EMBEDDINGS
+    placed = pq.read_table(folder / layout.MODEL_EMBEDDING).to_pydict()
     assert sorted(placed["model_id"]) == sorted(models["model_id"].to_list())
     assert set(placed["projection"]) == {"pca"}  # the quick demo; `make demo` uses UMAP
-    assert pq.read_table(folder / schema.MODEL_TREE).num_rows == models.height - 1  # a spanning tree
-    samples = pq.read_table(folder / schema.SAMPLE_EMBEDDING)
+    assert pq.read_table(folder / layout.MODEL_TREE).num_rows == models.height - 1  # a spanning tree
+    samples = pq.read_table(folder / layout.SAMPLE_EMBEDDING)
     assert samples.num_rows == Catalog(demo_store).manifest["num_samples"]  # the dense model, clean
     assert np.isfinite(samples.column("x").to_numpy()).all()

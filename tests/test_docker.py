@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.synthetic import write_store
-from tests.browser import PAGES, ROOT, chromium, free_port, serve, visit
+from testkit.browser import PAGES, ROOT, chromium, free_port, serve, visit
+from testkit.synthetic import write_store
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +60,7 @@ def test_image_is_slim_runs_as_a_non_root_user_and_installs_runtime_dependencies
     runs = " ".join(args for instruction, args in instructions() if instruction == "RUN")
     assert "requirements.txt" in runs and "requirements-dev" not in runs and "requirements-optional" not in runs
     copied = [args.split()[0] for instruction, args in instructions() if instruction == "COPY"]
-    assert sorted(copied) == ["compute/", "dashboard/", "requirements.txt", "store/"]
+    assert sorted(copied) == ["analysis/", "compute/", "dashboard/", "requirements.txt", "store/"]
 
 
 def test_image_exposes_8501_and_its_health_check_asks_streamlit() -> None:

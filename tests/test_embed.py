@@ -1,5 +1,5 @@
 """compute.embed and `python -m compute embed`: projections, the spanning tree against brute force, and the
-files it writes read back through store.analytics. UMAP itself runs once, in the one slow test."""
+files it writes read back through the analysis package. UMAP itself runs once, in the one slow test."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from bench.synthetic import write_store
+from analysis import embeddings, sql
 from compute import embed
 from compute.__main__ import main
-from store import analytics, schema
+from store import layout
 from store.catalog import Catalog
+from testkit.synthetic import write_store
 
 
 @pytest.fixture(scope="module")
@@ -82,19 +83,19 @@ def test_embed_command_writes_files_the_analytics_read_back(small_store, capsys)
                  "--severities", "3"]) == 0
     assert "embeddings/mst.parquet (2 rows)" in capsys.readouterr().out
     catalog = Catalog(small_store)
-    models = analytics.model_embedding(catalog)
-    vectors = analytics.model_vectors(catalog, ["clean", "fog"], [3])
+    models = embeddings.model_embedding(catalog)
+    vectors = embeddings.model_vectors(catalog, ["clean", "fog"], [3])
     assert models["model_id"].to_list() == vectors["model_id"].to_list()
     assert models["projection"].unique().to_list() == ["pca"]
     matrix = np.stack([np.asarray(v) for v in vectors["vector"].to_list()])
     np.testing.assert_allclose(models.select("x", "y").to_numpy(), embed.pca(matrix), rtol=1e-4, atol=1e-4)
-    tree = analytics.model_tree(catalog)
+    tree = embeddings.model_tree(catalog)
     index = {model_id: i for i, model_id in enumerate(vectors["model_id"])}
     for source, target, distance in tree.iter_rows():
         assert distance == pytest.approx(np.linalg.norm(matrix[index[source]] - matrix[index[target]]), rel=1e-5)
-    samples = analytics.sample_embedding(catalog)
-    assert samples.height == 40 and samples["model_id"].unique().to_list() == [analytics.dense_model(catalog)]
-    assert analytics.sample_embedding(catalog, "m01-ft-50").is_empty()
+    samples = embeddings.sample_embedding(catalog)
+    assert samples.height == 40 and samples["model_id"].unique().to_list() == [sql.dense_model(catalog)]
+    assert embeddings.sample_embedding(catalog, "m01-ft-50").is_empty()
     assert not list((small_store / "_tmp").iterdir()), "embeddings are written atomically"
 
 
@@ -114,8 +115,8 @@ def test_embed_help_explains_the_command(capsys) -> None:
 def test_umap_embeds_samples_of_several_models(small_store) -> None:
     written = embed.embed_store(small_store, embed.EmbedPlan(sample_models=["m00-dense-0", "m01-ft-50"]),
                                 report=lambda line: None, progress=False)
-    assert written[schema.SAMPLE_EMBEDDING] == 80
-    samples = analytics.sample_embedding(Catalog(small_store))
+    assert written[layout.SAMPLE_EMBEDDING] == 80
+    samples = embeddings.sample_embedding(Catalog(small_store))
     assert samples["projection"].unique().to_list() == ["umap"]
     assert samples.select(pl.col("x", "y").is_finite().all()).row(0) == (True, True)
     assert samples.group_by("model_id").len()["len"].to_list() == [40, 40]

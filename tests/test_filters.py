@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store.filters import (
+from analysis.filters import (
     FILTER_EXAMPLES,
     FILTER_HELP,
     FUNCTIONS,
@@ -23,7 +23,7 @@ from store.filters import (
     FilterError,
     compile_filter,
 )
-from store.schema import FILTER_COLUMNS
+from store.layout import FILTER_COLUMNS
 
 ROWS = 400
 STRINGS = {

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.synthetic import write_store
 from dashboard import state
+from testkit.synthetic import write_store
 from tests.test_dashboard_pages import APP, CORRUPTIONS
 
 PAGES = ("views/overview.py", "views/matrix.py", "views/similarity.py", "views/local.py", "views/global.py",

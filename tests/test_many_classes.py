@@ -11,11 +11,11 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.synthetic import METHODS as SYNTHETIC_METHODS
-from bench.synthetic import write_store
+from analysis import queries
 from dashboard import charts, state
-from store import queries
 from store.catalog import Catalog
+from testkit.synthetic import METHODS as SYNTHETIC_METHODS
+from testkit.synthetic import write_store
 from tests.test_dashboard_pages import open_app, specs, write_embeddings
 
 MODEL = "m01-ft-50"

@@ -9,6 +9,7 @@ from torch import nn
 
 from compute import checkpoint, models
 from compute.datasets.base import ImageSet
+from compute.models.base import ContractError, check_contract
 from compute.train import TrainConfig, accuracy, augment, channel_stats, train
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.25, 0.2, 0.3]
@@ -26,7 +27,7 @@ def tiny_data() -> ImageSet:
 def test_contract_training_and_checkpoint_round_trip(arch, tiny_data, tmp_path) -> None:
     torch.manual_seed(0)
     model = models.build(arch, 10, MEAN, STD)
-    models.check_contract(model)
+    check_contract(model)
     x = torch.rand(4, 3, 32, 32)
     model.eval()
     features = model.forward_features(x)
@@ -56,8 +57,8 @@ def test_unknown_architecture_is_named() -> None:
 
 
 def test_contract_check_names_what_is_missing() -> None:
-    with pytest.raises(models.ContractError, match="forward_features"):
-        models.check_contract(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)))
+    with pytest.raises(ContractError, match="forward_features"):
+        check_contract(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)))
 
     class ConvHead(nn.Module):
         def forward_features(self, x):
@@ -65,8 +66,8 @@ def test_contract_check_names_what_is_missing() -> None:
 
         classifier = nn.Conv2d(3, 2, 1)
 
-    with pytest.raises(models.ContractError, match="classifier must be an nn.Linear"):
-        models.check_contract(ConvHead())
+    with pytest.raises(ContractError, match="classifier must be an nn.Linear"):
+        check_contract(ConvHead())
 
 
 def test_checkpoint_errors_name_the_file_and_the_tensor(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""store.predictors against direct computation, and the pages that show groups, intervals, PIE counts and
+"""analysis.predictors against direct computation, and the pages that show groups, intervals, PIE counts and
 robustness predictors under streamlit's AppTest, on a small store with three seeds per group."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 from streamlit.testing.v1 import AppTest
 
-from store import predictors
+from analysis import predictors
 from store.catalog import Catalog
 from tests.test_analytics import write_study
 from tests.test_dashboard_pages import open_app

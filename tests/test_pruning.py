@@ -16,9 +16,11 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from compute import checkpoint, datasets, models, pruning
 from compute.__main__ import main
-from compute.datasets.base import ImageSet
+from compute.datasets.base import Dataset, ImageSet
 from compute.demo import DemoPlan
+from compute.models.base import measured_sparsity, prunable_weights
 from compute.pruning import gmp, iterative, masks, snip, supermask
+from compute.pruning.base import train_dense
 from compute.study import MethodPlan, Study, StudyError
 from compute.train import TrainConfig, accuracy, channel_stats
 
@@ -29,7 +31,7 @@ OPTIONS = {"ltr": {"rounds": 2}, "lrr": {"rounds": 2}}
 
 
 @pytest.fixture(scope="module")
-def digits() -> datasets.Dataset:
+def digits() -> Dataset:
     return datasets.load("digits")
 
 
@@ -49,7 +51,7 @@ def dense(digits, stats) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """One dense small CNN trained on digits for the whole module, with its rewind iterate (step 20)."""
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
-    rewind = pruning.train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
+    rewind = train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
     return model, rewind
 
 
@@ -70,7 +72,7 @@ def options(name: str, dense) -> dict:
 
 def layer_sparsities(model: nn.Module) -> dict[str, tuple[int, int]]:
     """(zero weights, all weights) per prunable layer."""
-    return {name: (int((m.weight == 0).sum()), m.weight.numel()) for name, m in models.prunable_weights(model)}
+    return {name: (int((m.weight == 0).sum()), m.weight.numel()) for name, m in prunable_weights(model)}
 
 
 # -- every method: exact sparsity, a plain model, checkpoints ----------------------------------------------
@@ -103,7 +105,7 @@ def test_method_reaches_target_sparsity_and_returns_a_plain_model(name, layerwis
     loaded, _ = checkpoint.load(path)
     x = torch.rand(4, 3, 32, 32)
     torch.testing.assert_close(loaded(x), pruned.eval()(x))
-    assert models.measured_sparsity(loaded) == pytest.approx(models.measured_sparsity(pruned))
+    assert measured_sparsity(loaded) == pytest.approx(measured_sparsity(pruned))
 
 
 def test_classifier_is_pruned_when_asked(dense, small) -> None:
@@ -122,11 +124,11 @@ def test_sparsity_outside_zero_to_one_is_refused(dense, small) -> None:
 
 def test_ft_prunes_the_smallest_dense_weights_and_they_stay_zero_through_fine_tuning(dense, small) -> None:
     model = dense[0]
-    weights = {name: m.weight.detach().abs() for name, m in models.prunable_weights(model)}
+    weights = {name: m.weight.detach().abs() for name, m in prunable_weights(model)}
     flat = torch.cat([w.flatten() for w in weights.values()])
     threshold = flat.sort().values[round(0.6 * flat.numel()) - 1]
     pruned = pruning.get("ft").prune(copy.deepcopy(model), small, 0.6, TINY, CPU)
-    for name, module in models.prunable_weights(pruned):
+    for name, module in prunable_weights(pruned):
         expected_zero = weights[name] <= threshold
         assert torch.equal(module.weight == 0, expected_zero), name
         kept = ~expected_zero
@@ -180,7 +182,7 @@ def test_ltr_rewinds_surviving_weights_to_the_recorded_iterate_each_round(dense,
     for entry in rounds_recorder:
         state = entry["state"]
         for key, value in rewind.items():
-            if key.endswith(".weight") and key.removesuffix(".weight") in dict(models.prunable_weights(model)):
+            if key.endswith(".weight") and key.removesuffix(".weight") in dict(prunable_weights(model)):
                 mask = state[key + "_mask"]
                 torch.testing.assert_close(state[key + "_orig"] * mask, value * mask, rtol=0, atol=0)
             else:
@@ -228,7 +230,7 @@ def test_cubic_schedule_values() -> None:
 def test_gmp_follows_the_cubic_schedule_during_training(digits, small, stats) -> None:
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
-    prunable = sum(m.weight.numel() for _, m in models.prunable_weights(model))
+    prunable = sum(m.weight.numel() for _, m in prunable_weights(model))
     updates: list[tuple[int, float]] = []
     config = dataclasses.replace(TINY, epochs=10)  # 20 steps
     pruned = gmp.prune(model, small, 0.9, config, CPU, begin=0.1, end=0.6, updates=4,
@@ -237,7 +239,7 @@ def test_gmp_follows_the_cubic_schedule_during_training(digits, small, stats) ->
     for step, measured in updates:
         assert measured == pytest.approx(gmp.cubic_sparsity(step, 0.9, 2, 12), abs=1 / prunable)
     assert [s for _, s in updates] == sorted(s for _, s in updates)
-    assert models.measured_sparsity(pruned) == pytest.approx(0.9, abs=1 / prunable)
+    assert measured_sparsity(pruned) == pytest.approx(0.9, abs=1 / prunable)
 
 
 # -- snip: |g * w| at init ------------------------------------------------------------------------------------
@@ -250,18 +252,18 @@ def test_snip_keeps_the_weights_with_the_largest_gradient_times_weight(digits, s
     probe = copy.deepcopy(model).train()
     x = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 255
     F.cross_entropy(probe(x), torch.from_numpy(batch.labels)).backward()
-    saliency = {name: (m.weight.grad * m.weight).abs() for name, m in models.prunable_weights(probe)}
+    saliency = {name: (m.weight.grad * m.weight).abs() for name, m in prunable_weights(probe)}
     flat = torch.cat([s.flatten() for s in saliency.values()])
     threshold = flat.sort(descending=True).values[round(0.3 * flat.numel()) - 1]
 
     pruned = snip.prune(model, small, 0.7, dataclasses.replace(TINY, epochs=0), CPU, probe_size=32)
-    for name, module in models.prunable_weights(pruned):
+    for name, module in prunable_weights(pruned):
         kept = module.weight != 0
         assert torch.equal(kept, saliency[name] >= threshold), name
         torch.testing.assert_close(module.weight[kept], dict(init.named_modules())[name].weight[kept])
-    magnitude_only = torch.cat([m.weight.abs().flatten() for _, m in models.prunable_weights(init)])
-    gradient_only = torch.cat([m.weight.grad.abs().flatten() for _, m in models.prunable_weights(probe)])
-    kept_flat = torch.cat([(m.weight != 0).flatten() for _, m in models.prunable_weights(pruned)])
+    magnitude_only = torch.cat([m.weight.abs().flatten() for _, m in prunable_weights(init)])
+    gradient_only = torch.cat([m.weight.grad.abs().flatten() for _, m in prunable_weights(probe)])
+    kept_flat = torch.cat([(m.weight != 0).flatten() for _, m in prunable_weights(pruned)])
     for other in (magnitude_only, gradient_only):  # the ranking is neither |w| nor |g| alone
         assert not torch.equal(kept_flat, other >= other.sort(descending=True).values[kept_flat.sum() - 1])
 
@@ -289,7 +291,7 @@ def test_supermask_methods_never_train_weights_and_hold_constant_magnitudes(name
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
     pruned = pruning.get(name).prune(model, small, 0.5, TINY, CPU)
-    for _, module in models.prunable_weights(pruned, include_classifier=True):
+    for _, module in prunable_weights(pruned, include_classifier=True):
         magnitudes = module.weight.detach()[module.weight != 0].abs()  # signed constant / binarised: one per layer
         torch.testing.assert_close(magnitudes, torch.full_like(magnitudes, float(magnitudes[0])))
     for module in pruned.modules():
@@ -340,8 +342,8 @@ def test_study_trains_resumably_and_extracts_every_model(tmp_path) -> None:
                   methods=(MethodPlan("ltr", (0.5,), options={"rounds": 1}),
                            MethodPlan("snip", (0.8,), train={"epochs": 1})),
                   corruptions=(), severities=(1,), limit=40)
+    from analysis import queries
     from compute import study as studies
-    from store import queries
     from store.catalog import Catalog
 
     studies.run(study, tmp_path, CPU)
@@ -372,7 +374,7 @@ def test_prune_command_writes_a_loadable_checkpoint(dense, digits, stats, tmp_pa
                  "--option", "rounds=2", "--out", str(out), "--device", "cpu"]) == 0
     model, meta = checkpoint.load(out)
     assert meta["hparams"]["method"] == "lrr" and meta["hparams"]["options"] == {"rounds": 2}
-    assert models.measured_sparsity(model) == pytest.approx(0.6, abs=1e-4)
+    assert measured_sparsity(model) == pytest.approx(0.6, abs=1e-4)
 
 
 def test_prune_command_rejects_an_unknown_option(capsys, tmp_path) -> None:

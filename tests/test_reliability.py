@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,12 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.synthetic import write_store
+from analysis import matrices, queries
 from compute import checkpoint, datasets, models
 from compute.__main__ import main
-from store import confine, queries, schema, writer
-from store.catalog import Catalog
+from store import confine, layout, reader, writer
+from store.catalog import Catalog, QueryError
 from store.verify import verify
+from testkit.synthetic import write_store
 from tests.extraction import (
     LIMIT,
     PARTITIONS_PER_MODEL,
@@ -45,7 +45,7 @@ ONE_SETTING = ("--corruptions", "contrast", "--severities", "1")  # clean + one:
 
 
 def markers(store: Path) -> int:
-    return len(list((store / schema.COMPLETE).glob("*.json"))) if (store / schema.COMPLETE).is_dir() else 0
+    return len(list((store / layout.COMPLETE).glob("*.json"))) if (store / layout.COMPLETE).is_dir() else 0
 
 
 def kill_at_random_moment(store: Path, checkpoints: list[Path], rng: random.Random, most: int) -> bool:
@@ -98,12 +98,12 @@ def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_o
     rows = prediction_rows(store)
     assert rows.num_rows == total * LIMIT, f"seed {seed}"
     assert duplicate_keys(rows) == 0, f"seed {seed}"
-    assert len(list((store / schema.PREDICTIONS).rglob("*.parquet"))) == total
-    complete = writer.complete_partitions(store)
+    assert len(list((store / layout.PREDICTIONS).rglob("*.parquet"))) == total
+    complete = reader.complete_partitions(store)
     assert len(complete) == total and all(part["rows"] == LIMIT for part in complete)
     assert not list((store / writer.TMP).iterdir()), "temporary files of killed runs were left behind"
     catalog = Catalog(store)
-    matrix = queries.accuracy_matrix(catalog)
+    matrix = matrices.accuracy_matrix(catalog)
     assert matrix.height == total and set(matrix["samples"].to_list()) == {LIMIT}
     assert queries.models(catalog)["clean_accuracy"].null_count() == 0
     assert [p.view for p in verify(store)] == ["checkpoints"] * 2  # outside the store, no root declared
@@ -147,9 +147,9 @@ def test_a_partition_published_without_its_marker_is_redone_once(tmp_path, capsy
     checkpoints = small_checkpoints(tmp_path, count=1)
     store = tmp_path / "store"
     assert main(extract_args(store, checkpoints, *ONE_SETTING)) == 0
-    victim = writer.complete_partitions(store)[1]
+    victim = reader.complete_partitions(store)[1]
     keys = [victim[k] for k in ("model_id", "corruption", "severity")]
-    (store / schema.COMPLETE / f"{'__'.join(map(str, keys))}.json").unlink()  # killed between the two renames
+    (store / layout.COMPLETE / f"{'__'.join(map(str, keys))}.json").unlink()  # killed between the two renames
     stale = store / writer.TMP / f"{writer._host()}.{dead_pid()}.{'0' * 32}.part-0.parquet"
     stale.write_bytes(b"half a file")  # and killed while writing the next one
     capsys.readouterr()
@@ -157,7 +157,7 @@ def test_a_partition_published_without_its_marker_is_redone_once(tmp_path, capsy
     out = capsys.readouterr().out
     assert "1 partitions written, 1 already complete" in out and "1 stale temporary files removed" in out
     assert not stale.exists()
-    assert writer.is_complete(store, *keys)
+    assert reader.is_complete(store, *keys)
     assert duplicate_keys(prediction_rows(store)) == 0
     assert prediction_rows(store).num_rows == 2 * LIMIT
 
@@ -230,13 +230,13 @@ def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_p
                          "--corruptions", "fog", "--severities", "1", "--device", "cpu"], capsys)
     assert code == 2
     assert err.startswith("error: ") and str(corrupted.directory / "fog.npy") in err, err
-    assert not writer.prediction_files(store)  # --corrupted-dir is checked before the first partition
+    assert not reader.prediction_files(store)  # --corrupted-dir is checked before the first partition
 
 
 def store_of_another_schema_version(root: Path) -> Path:
     write_store(root, num_models=1, num_samples=LIMIT, corruptions=("fog",), severities=(1,))
-    manifest = json.loads((root / schema.MANIFEST).read_text())
-    (root / schema.MANIFEST).write_text(json.dumps({**manifest, "schema_version": schema.SCHEMA_VERSION + 1}))
+    manifest = json.loads((root / layout.MANIFEST).read_text())
+    (root / layout.MANIFEST).write_text(json.dumps({**manifest, "schema_version": layout.SCHEMA_VERSION + 1}))
     return root
 
 
@@ -245,7 +245,7 @@ def test_store_written_by_another_schema_version_is_named(tmp_path, capsys) -> N
     checkpoints = small_checkpoints(tmp_path, count=1)
     code, err = run_cli(extract_args(store, checkpoints), capsys)
     assert code == 2
-    assert f"error: {store / schema.MANIFEST} has schema version {schema.SCHEMA_VERSION + 1}" in err
+    assert f"error: {store / layout.MANIFEST} has schema version {layout.SCHEMA_VERSION + 1}" in err
 
 
 def nan_for_bright_images(threshold: float) -> nn.Module:
@@ -281,7 +281,7 @@ def test_nan_features_are_kept_flagged_and_counted(tmp_path, capsys) -> None:
     assert 0 < flagged.num_rows < rows.num_rows
     assert f"{flagged.num_rows} rows with non-finite values" in out
     assert f"warning: {flagged.num_rows} rows have NaN/inf" in out and "overflow:" in out
-    clean = pq.read_table(writer.partition_file(store, "overflow", schema.CLEAN, 0))
+    clean = pq.read_table(reader.partition_file(store, "overflow", layout.CLEAN, 0))
     assert clean.column("finite").to_pylist() == (~expected_bad).tolist()
 
 
@@ -298,23 +298,23 @@ def test_clean_store_verifies(synthetic_store) -> None:
 
 
 def test_truncated_prediction_file_is_named_and_other_views_still_answer(synthetic_store) -> None:
-    victim = writer.partition_file(synthetic_store, "m01-ft-50", "fog", 3)
+    victim = reader.partition_file(synthetic_store, "m01-ft-50", "fog", 3)
     victim.write_bytes(victim.read_bytes()[:-100])
     problems = verify(synthetic_store)
     assert [(p.path, p.view) for p in problems] == [(victim, "predictions")]
     assert "not a readable Parquet file" in problems[0].message
     assert verify(synthetic_store, views=("samples", "models")) == []
-    assert not writer.is_complete(synthetic_store, "m01-ft-50", "fog", 3)  # so a rerun of extract redoes it
+    assert not reader.is_complete(synthetic_store, "m01-ft-50", "fog", 3)  # so a rerun of extract redoes it
     catalog = Catalog(synthetic_store)
     assert queries.models(catalog).height == 3  # the Overview's query
-    assert queries.accuracy_matrix(catalog).height > 0  # served from the markers' sums, no file read
-    with pytest.raises(duckdb.Error, match=re.escape(str(victim))):  # a query that reads rows names the file
+    assert matrices.accuracy_matrix(catalog).height > 0  # served from the markers' sums, no file read
+    with pytest.raises(QueryError, match=re.escape(str(victim))):  # a query that reads rows names the file
         queries.sample_rows(catalog, 0)
 
 
 def test_bytes_damaged_in_place_are_found_by_their_page_checksum(synthetic_store) -> None:
-    victim = writer.partition_file(synthetic_store, "m02-gmp-50", "contrast", 1)
-    chunk = pq.ParquetFile(victim).metadata.row_group(0).column(schema.prediction_schema(10).names.index("logits"))
+    victim = reader.partition_file(synthetic_store, "m02-gmp-50", "contrast", 1)
+    chunk = pq.ParquetFile(victim).metadata.row_group(0).column(layout.prediction_schema(10).names.index("logits"))
     start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
     middle = start + chunk.total_compressed_size // 2  # inside the chunk (logits is the last: the footer follows)
     data = bytearray(victim.read_bytes())
@@ -326,11 +326,11 @@ def test_bytes_damaged_in_place_are_found_by_their_page_checksum(synthetic_store
 
 
 def test_extra_copy_of_a_partition_and_wrong_row_count_are_named(synthetic_store) -> None:
-    original = writer.partition_file(synthetic_store, "m00-dense-0", "clean", 0)
+    original = reader.partition_file(synthetic_store, "m00-dense-0", "clean", 0)
     copy = original.with_name("part-1.parquet")
     copy.write_bytes(original.read_bytes())
-    marker = synthetic_store / schema.COMPLETE / "m00-dense-0__fog__1.json"
+    marker = synthetic_store / layout.COMPLETE / "m00-dense-0__fog__1.json"
     marker.write_text(json.dumps({"rows": 41, "bytes": 0}))
     problems = {p.path: p.message for p in verify(synthetic_store, views=("predictions",))}
-    assert problems.keys() == {copy, writer.partition_file(synthetic_store, "m00-dense-0", "fog", 1)}
+    assert problems.keys() == {copy, reader.partition_file(synthetic_store, "m00-dense-0", "fog", 1)}
     assert "unexpected file" in problems[copy]

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from bench.synthetic import write_store
 from compute.__main__ import build_parser, main
 from compute.executors import ExecutorError, RayExecutor
 from compute.extract import Shard, work_list
-from store import provenance, sample_index, schema, writer
+from store import layout, provenance, reader, sample_index, writer
+from testkit.synthetic import write_store
 from tests.extraction import (
     CORRUPTIONS,
     PARTITIONS_PER_MODEL,
@@ -83,9 +83,9 @@ def test_concurrent_shards_write_exactly_the_rows_of_one_unsharded_run(tmp_path,
     sharded_rows = prediction_rows(store)
     assert duplicate_keys(sharded_rows) == 0
     assert_same_rows(sharded_rows, prediction_rows(unsharded))
-    assert pq.read_table(store / schema.MODELS).sort_by("model_id").to_pylist() == \
-        pq.read_table(unsharded / schema.MODELS).sort_by("model_id").to_pylist()
-    assert writer.complete_partitions(store) == writer.complete_partitions(unsharded)
+    assert pq.read_table(store / layout.MODELS).sort_by("model_id").to_pylist() == \
+        pq.read_table(unsharded / layout.MODELS).sort_by("model_id").to_pylist()
+    assert reader.complete_partitions(store) == reader.complete_partitions(unsharded)
     assert sample_index.is_fresh(store), "the shard that finished last builds the by-sample index"
     assert any(f"by-sample index: {store}" in out for out, _ in outputs)
 
@@ -105,21 +105,21 @@ def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
         upsert = threading.Thread(target=writer.upsert_models, args=(tmp_path, [row]))
         upsert.start()
         upsert.join(timeout=1.0)
-        assert upsert.is_alive() and not (tmp_path / schema.MODELS).exists()
+        assert upsert.is_alive() and not (tmp_path / layout.MODELS).exists()
     upsert.join(timeout=30)
-    assert pq.read_table(tmp_path / schema.MODELS).to_pylist() == [row]
+    assert pq.read_table(tmp_path / layout.MODELS).to_pylist() == [row]
 
 
 def test_a_shard_without_the_clean_partition_leaves_clean_accuracy_to_its_owner(tmp_path) -> None:
     store = write_store(tmp_path / "store", num_models=1, num_samples=20, corruptions=("fog",), severities=(1,))
-    row = pq.read_table(store / schema.MODELS).to_pylist()[0]
-    expected = row["clean_accuracy"] = writer.clean_accuracy(store, row["model_id"])
+    row = pq.read_table(store / layout.MODELS).to_pylist()[0]
+    expected = row["clean_accuracy"] = reader.clean_accuracy(store, row["model_id"])
     writer.upsert_models(store, [{**row, "clean_accuracy": None}])  # e.g. the shard that ran fog/1 only
-    assert pq.read_table(store / schema.MODELS).to_pylist() == [row]
-    marker = store / schema.COMPLETE / f"{row['model_id']}__clean__0.json"
+    assert pq.read_table(store / layout.MODELS).to_pylist() == [row]
+    marker = store / layout.COMPLETE / f"{row['model_id']}__clean__0.json"
     marker.unlink()  # while the clean partition is not complete, nobody knows the accuracy
     writer.upsert_models(store, [{**row, "clean_accuracy": None}])
-    assert pq.read_table(store / schema.MODELS).column("clean_accuracy").to_pylist() == [None]
+    assert pq.read_table(store / layout.MODELS).column("clean_accuracy").to_pylist() == [None]
     assert expected is not None
 
 
@@ -142,11 +142,11 @@ def test_ray_executor_writes_the_rows_of_a_local_run(tmp_path, checkpoints, unsh
     keep = [(c, s) in settings for c, s in zip(expected.column("corruption").to_pylist(),
                                                 expected.column("severity").to_pylist(), strict=True)]
     assert_same_rows(prediction_rows(store), expected.filter(keep))
-    assert len(writer.complete_partitions(store)) == 2 * len(checkpoints)
+    assert len(reader.complete_partitions(store)) == 2 * len(checkpoints)
     assert set(provenance.read(store)) == {"clean/0", "fog/3"} and sample_index.is_fresh(store)  # one path
     assert main(extract_args(store, checkpoints, "--corruptions", "fog", "--severities", "3",
                              "--executor", "ray")) == 0  # a rerun finds everything complete
-    assert len(list((store / schema.PREDICTIONS).rglob("*.parquet"))) == 2 * len(checkpoints)
+    assert len(list((store / layout.PREDICTIONS).rglob("*.parquet"))) == 2 * len(checkpoints)
 
 
 def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch) -> None:

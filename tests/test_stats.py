@@ -1,4 +1,4 @@
-"""compute.stats against scipy and brute-force float64 references, and interval coverage by simulation."""
+"""analysis.stats against scipy and brute-force float64 references, and interval coverage by simulation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from compute import stats
+from analysis import stats
 
 
 def test_wilson_matches_scipy_binomtest() -> None:

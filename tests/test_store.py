@@ -14,10 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench import synthetic
-from bench.synthetic import prediction_columns, write_store
-from store import analytics, layout, queries, reader, schema, writer
+from analysis import matrices, presets, queries
+from store import derived, layout, reader, writer
 from store.catalog import Catalog
+from store.verify import validated_manifest
+from testkit import synthetic
+from testkit.synthetic import prediction_columns, write_store
 
 CORRUPTIONS = ("gaussian_noise", "contrast")
 
@@ -51,8 +53,8 @@ def direct_rows(root) -> pl.DataFrame:
     """Every prediction row read file by file with pyarrow, keys parsed from the paths, the columns format 2
     derives computed with NumPy: no DuckDB. Columns: layout.SCALAR_COLUMNS and the partition keys."""
     frames = []
-    for part in sorted((root / schema.PREDICTIONS).glob("*/*/*/*.parquet")):
-        keys = dict(p.split("=", 1) for p in part.relative_to(root / schema.PREDICTIONS).parts[:3])
+    for part in sorted((root / layout.PREDICTIONS).glob("*/*/*/*.parquet")):
+        keys = dict(p.split("=", 1) for p in part.relative_to(root / layout.PREDICTIONS).parts[:3])
         table = pq.read_table(part)
         if "classes" in table.column_names:
             for name, values in _derived(table).items():
@@ -72,8 +74,8 @@ def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
                       labels=labels, corruptions=["contrast"], severities=[1])
     writer.upsert_classifiers(tmp_path, {"m1": (np.ones(4), np.zeros(4))})
     synthetic.write_partition(tmp_path, "m1", "contrast", 1, columns)
-    table = pq.read_table(writer.partition_file(tmp_path, "m1", "contrast", 1))
-    assert table.schema.equals(schema.prediction_schema(4))
+    table = pq.read_table(reader.partition_file(tmp_path, "m1", "contrast", 1))
+    assert table.schema.equals(layout.prediction_schema(4))
     assert table.column("classes").to_pylist() == [[0, 1, 2, 3]] * 20  # 4 <= 20 classes: all kept, ascending
     np.testing.assert_allclose(np.stack(table.column("logits").to_numpy(zero_copy_only=False)), columns["logits"])
     np.testing.assert_array_equal(table.column("pred").to_numpy(), columns["pred"])
@@ -82,8 +84,8 @@ def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
     np.testing.assert_array_equal(row["correct"].to_numpy(), columns["correct"])
     np.testing.assert_allclose(row["angle_true"].to_numpy(), columns["angle_true"], atol=1e-3)
     np.testing.assert_allclose(row["confidence"].to_numpy(), columns["confidence"], rtol=1e-5)
-    assert writer.is_complete(tmp_path, "m1", "contrast", 1)
-    assert not writer.is_complete(tmp_path, "m1", "contrast", 2)
+    assert reader.is_complete(tmp_path, "m1", "contrast", 1)
+    assert not reader.is_complete(tmp_path, "m1", "contrast", 2)
     assert not list((tmp_path / "_tmp").iterdir()), "temporary files must not be left behind"
 
 
@@ -91,31 +93,31 @@ def test_partition_without_marker_or_with_wrong_row_count_is_incomplete(tmp_path
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 10)
     synthetic.write_partition(tmp_path, "m", "clean", 0, prediction_columns(rng, labels, 3, 0.5))
-    marker = tmp_path / schema.COMPLETE / "m__clean__0.json"
+    marker = tmp_path / layout.COMPLETE / "m__clean__0.json"
     marker.write_text(json.dumps({"rows": 11, "bytes": 0}))
-    assert not writer.is_complete(tmp_path, "m", "clean", 0)
+    assert not reader.is_complete(tmp_path, "m", "clean", 0)
     marker.unlink()
-    assert not writer.is_complete(tmp_path, "m", "clean", 0)
+    assert not reader.is_complete(tmp_path, "m", "clean", 0)
 
 
 def test_bad_model_ids_are_refused(tmp_path) -> None:
     rng = np.random.default_rng(2)
     table, summary = synthetic.partition(prediction_columns(rng, rng.integers(0, 3, 4), 3, 0.5))
     for bad in ("../escape", "a/b", "a__b", "", "x y"):
-        with pytest.raises(writer.StoreError, match="model id"):
+        with pytest.raises(layout.StoreError, match="model id"):
             writer.write_partition(tmp_path, bad, "clean", 0, table, summary)
 
 
 def test_prediction_table_rejects_class_lists_of_another_shape() -> None:
     rng = np.random.default_rng(3)
     columns = prediction_columns(rng, rng.integers(0, 3, 5), 3, 0.5)
-    with pytest.raises(writer.StoreError, match="classes"):
+    with pytest.raises(layout.StoreError, match="classes"):
         writer.prediction_table(columns, np.zeros((5, 3)), columns["logits"][:4])
 
 
 def test_accuracy_matrix_equals_direct_computation(small_store) -> None:
     catalog = Catalog(small_store)
-    matrix = queries.accuracy_matrix(catalog)
+    matrix = matrices.accuracy_matrix(catalog)
     expected = (direct_rows(small_store).group_by("model_id", "corruption", "severity")
                 .agg(pl.col("correct").cast(pl.Float64).mean().alias("expected"), pl.len().alias("n")))
     joined = matrix.join(expected, on=["model_id", "corruption", "severity"], how="full", coalesce=True)
@@ -153,27 +155,27 @@ def test_empty_store_gives_empty_frames(tmp_path) -> None:
     writer.init_store(tmp_path, dataset="t", class_names=["a", "b"], images=np.zeros((3, 32, 32, 3), np.uint8),
                       labels=np.array([0, 1, 0]), corruptions=[], severities=[1])
     catalog = Catalog(tmp_path)
-    assert queries.accuracy_matrix(catalog).is_empty()
+    assert matrices.accuracy_matrix(catalog).is_empty()
     assert queries.models(catalog).is_empty()
     assert queries.samples(catalog).height == 3
 
 
 def test_missing_store_and_other_schema_versions_are_named(tmp_path) -> None:
-    with pytest.raises(writer.StoreError, match="manifest.json is missing"):
+    with pytest.raises(layout.StoreError, match="manifest.json is missing"):
         Catalog(tmp_path / "nowhere")
     writer.init_store(tmp_path, dataset="t", class_names=["a", "b"], images=np.zeros((2, 32, 32, 3), np.uint8),
                       labels=np.array([0, 1]), corruptions=[], severities=[1])
-    manifest = json.loads((tmp_path / schema.MANIFEST).read_text())
+    manifest = json.loads((tmp_path / layout.MANIFEST).read_text())
     manifest["schema_version"] = 99
-    (tmp_path / schema.MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(writer.StoreError, match="schema version 99"):
+    (tmp_path / layout.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(layout.StoreError, match="schema version 99"):
         Catalog(tmp_path)
 
 
 def test_reopening_a_store_with_another_dataset_is_refused(tmp_path) -> None:
     writer.init_store(tmp_path, dataset="a", class_names=["x", "y"], images=np.zeros((2, 32, 32, 3), np.uint8),
                       labels=np.array([0, 1]), corruptions=[], severities=[1])
-    with pytest.raises(writer.StoreError, match="refusing to mix"):
+    with pytest.raises(layout.StoreError, match="refusing to mix"):
         writer.init_store(tmp_path, dataset="b", class_names=["x", "y"], images=np.zeros((2, 32, 32, 3), np.uint8),
                           labels=np.array([0, 1]), corruptions=[], severities=[1])
 
@@ -183,7 +185,7 @@ def test_upsert_models_replaces_by_id_and_keeps_others(tmp_path) -> None:
             "num_nonzero": 1, "checkpoint": None, "hparams": "{}", "clean_accuracy": 0.5}
     writer.upsert_models(tmp_path, [{**base, "model_id": "a"}, {**base, "model_id": "b"}])
     writer.upsert_models(tmp_path, [{**base, "model_id": "b", "clean_accuracy": 0.9}])
-    table = pq.read_table(tmp_path / schema.MODELS).to_pylist()
+    table = pq.read_table(tmp_path / layout.MODELS).to_pylist()
     assert {row["model_id"]: row["clean_accuracy"] for row in table} == {"a": 0.5, "b": 0.9}
 
 
@@ -208,49 +210,49 @@ def test_partition_summary_from_markers_equals_a_scan_of_the_files(small_store) 
 
 def test_a_file_without_its_marker_makes_the_summary_scan_the_files(tmp_path) -> None:
     root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,))
-    from_markers = queries.accuracy_matrix(Catalog(root))
-    marker = sorted((root / schema.COMPLETE).glob("*.json"))[0]
+    from_markers = matrices.accuracy_matrix(Catalog(root))
+    marker = sorted((root / layout.COMPLETE).glob("*.json"))[0]
     marker.unlink()
-    scanned = queries.accuracy_matrix(Catalog(root))
+    scanned = matrices.accuracy_matrix(Catalog(root))
     assert scanned.height == from_markers.height
     np.testing.assert_allclose(scanned["accuracy"].to_numpy(), from_markers["accuracy"].to_numpy())
 
 
 def test_markers_from_an_older_writer_get_their_sums_added(tmp_path) -> None:
     root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,))
-    expected = queries.accuracy_matrix(Catalog(root))
-    for marker in (root / schema.COMPLETE).glob("*.json"):
+    expected = matrices.accuracy_matrix(Catalog(root))
+    for marker in (root / layout.COMPLETE).glob("*.json"):
         old = json.loads(marker.read_text())
         marker.write_text(json.dumps({"rows": old["rows"], "bytes": old["bytes"]}))
-    assert writer.summarize_markers(root) == 4
-    assert writer.summarize_markers(root) == 0
-    assert all("sums" in m for m in writer.complete_partitions(root))
-    np.testing.assert_allclose(queries.accuracy_matrix(Catalog(root))["accuracy"].to_numpy(),
+    assert derived.summarize_markers(root) == 4
+    assert derived.summarize_markers(root) == 0
+    assert all("sums" in m for m in reader.complete_partitions(root))
+    np.testing.assert_allclose(matrices.accuracy_matrix(Catalog(root))["accuracy"].to_numpy(),
                                expected["accuracy"].to_numpy())
 
 
 def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_path) -> None:
-    from store import sample_index
+    from store import derived, sample_index
 
     root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1, 2))
     scanned = queries.sample_rows(Catalog(root), 4)
-    robust_scanned = analytics.robust(Catalog(root), 2)
+    robust_scanned = presets.robust(Catalog(root), 2)
     assert not Catalog(root).has_sample_index
-    assert sample_index.build(root) is not None
+    assert derived.build_sample_index(root) is not None
     catalog = Catalog(root)
     assert catalog.has_sample_index
     indexed = queries.sample_rows(catalog, 4)
     assert indexed.equals(scanned)
-    assert analytics.robust(catalog, 2).equals(robust_scanned)
+    assert presets.robust(catalog, 2).equals(robust_scanned)
     assert robust_scanned.height > 0
     assert indexed.height == 2 * 3
     # a new partition makes the index stale: the catalog falls back to the partitions until it is rebuilt
     rng = np.random.default_rng(9)
-    labels = pq.read_table(root / schema.SAMPLES)["label"].to_numpy()
+    labels = pq.read_table(root / layout.SAMPLES)["label"].to_numpy()
     synthetic.write_partition(root, "m00-dense-0", "contrast", 3, prediction_columns(rng, labels, 10, 0.5))
     assert not sample_index.is_fresh(root)
     assert queries.sample_rows(Catalog(root), 4).height == 7
-    sample_index.build(root)
+    derived.build_sample_index(root)
     assert queries.sample_rows(Catalog(root), 4).height == 7
 
 
@@ -263,24 +265,44 @@ def _migrate_cli(root) -> subprocess.Popen:
 
 def _store_contents(root) -> dict[str, object]:
     """Everything a migration writes: manifest, classifiers, every partition's table and marker."""
-    out: dict[str, object] = {"manifest": json.loads((root / schema.MANIFEST).read_text()),
+    out: dict[str, object] = {"manifest": json.loads((root / layout.MANIFEST).read_text()),
                               "classifiers": reader.read_classifiers(root).to_pylist()}
     for path in reader.prediction_files(root):
         out[str(path.relative_to(root))] = pq.read_table(path).to_pylist()
-    for marker in sorted((root / schema.COMPLETE).glob("*.json")):
+    for marker in sorted((root / layout.COMPLETE).glob("*.json")):
         out[marker.name] = json.loads(marker.read_text())
     return out
 
 
-def test_a_format_1_store_opens_and_migrates_to_the_same_scalars(tmp_path) -> None:
+def _format_1_rows(root) -> tuple[pl.DataFrame, list[dict]]:
+    """Scalars and per-class angles of a format-1 store, read straight from its files (only `compute migrate`
+    opens such a store): what the migration must keep."""
+    frames = []
+    for path in reader.prediction_files(root):
+        keys = dict(part.split("=", 1) for part in path.parent.relative_to(root / layout.PREDICTIONS).parts)
+        frame = pl.read_parquet(path)
+        frames.append(frame.select(*layout.SCALAR_COLUMNS).with_columns(
+            pl.lit(keys["model_id"]).alias("model_id"), pl.lit(keys["corruption"]).alias("corruption"),
+            pl.lit(int(keys["severity"]), pl.Int32).alias("severity")))
+    before = pl.concat(frames).sort("model_id", "corruption", "severity", "sample_id")
+    dense_clean = reader.partition_file(root, "m00-dense-0", "clean", 0)
+    angles = pl.read_parquet(dense_clean).filter(pl.col("finite")).select("angles").to_series().to_list()
+    return before, angles
+
+
+def test_a_format_1_store_is_refused_everywhere_but_migrate(tmp_path) -> None:
+    root = write_store(tmp_path / "old", num_models=1, num_samples=10, corruptions=(), severities=(1,), version=1)
+    for open_store in (Catalog, reader.read_manifest, validated_manifest):
+        with pytest.raises(layout.StoreError, match=r"format-1 store.*python -m compute migrate --store"):
+            open_store(root)
+
+
+def test_a_format_1_store_migrates_to_the_same_scalars(tmp_path) -> None:
     root = write_store(tmp_path / "old", num_models=2, num_samples=40, corruptions=("contrast",), severities=(1,),
                        num_classes=30, version=1)
-    catalog = Catalog(root)
-    assert catalog.version == 1 and catalog.keeps_all_classes
-    before = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
-    values = queries.class_values(catalog, "m00-dense-0", "clean", 0)
-    assert values["classes"].list.len().unique().to_list() == [30]
-    with pytest.raises(writer.StoreError, match="migrate"):
+    before, angles = _format_1_rows(root)
+    assert all(len(row) == 30 for row in angles)
+    with pytest.raises(layout.StoreError, match="migrate"):
         writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(30)],
                           images=np.zeros((40, 32, 32, 3), np.uint8), labels=before["label"][:40].to_numpy(),
                           corruptions=[], severities=[1])
@@ -289,9 +311,10 @@ def test_a_format_1_store_opens_and_migrates_to_the_same_scalars(tmp_path) -> No
     assert process.returncode == 0, err
     assert "4 partitions rewritten" in out
     catalog = Catalog(root)
-    assert catalog.version == 2 and not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
+    assert not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
     after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
-    assert after.columns == before.columns
+    assert sorted(after.columns) == sorted(before.columns)
+    after = after.select(before.columns)
     for column in before.columns:
         if before[column].dtype.is_float():
             np.testing.assert_allclose(after[column].to_numpy(), before[column].to_numpy(), atol=1e-3, rtol=1e-5)
@@ -299,8 +322,9 @@ def test_a_format_1_store_opens_and_migrates_to_the_same_scalars(tmp_path) -> No
             assert after[column].equals(before[column]), column
     # per-class angles now follow from the fitted classifier: the same as format 1 stored, on the kept classes
     migrated = queries.class_values(catalog, "m00-dense-0", "clean", 0)
-    for old, new in zip(values.iter_rows(named=True), migrated.iter_rows(named=True), strict=True):
-        np.testing.assert_allclose(new["angles"], np.array(old["angles"])[new["classes"]], atol=1e-3)
+    assert migrated.height == len(angles)
+    for old, new in zip(angles, migrated.iter_rows(named=True), strict=True):
+        np.testing.assert_allclose(new["angles"], np.array(old)[new["classes"]], atol=1e-3)
 
 
 def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
@@ -319,7 +343,7 @@ def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
     process.wait()
     versions = [reader.file_version(p) for p in reader.prediction_files(interrupted)]
     assert 1 in versions and 2 in versions, "the kill must land half-way"
-    with pytest.raises(writer.StoreError, match="interrupted"):
+    with pytest.raises(layout.StoreError, match="interrupted"):
         Catalog(interrupted)
     assert _migrate_cli(interrupted).wait(timeout=300) == 0
     assert _store_contents(interrupted) == _store_contents(reference)
@@ -327,8 +351,8 @@ def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
 
 def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
     root = write_store(tmp_path / "s", num_models=1, num_samples=10, corruptions=(), severities=(1,))
-    manifest = json.loads((root / schema.MANIFEST).read_text())
-    (root / schema.MANIFEST).write_text(json.dumps({**manifest, "schema_version": 7}))
+    manifest = json.loads((root / layout.MANIFEST).read_text())
+    (root / layout.MANIFEST).write_text(json.dumps({**manifest, "schema_version": 7}))
     process = _migrate_cli(root)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 2
@@ -345,7 +369,7 @@ def test_extract_command_line_records_and_applies_the_per_class_flags(tmp_path) 
     process = start_extract(store, [checkpoint], "--all-classes-up-to", "5", "--top-k", "3")
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
-    manifest = json.loads((store / schema.MANIFEST).read_text())
+    manifest = json.loads((store / layout.MANIFEST).read_text())
     assert manifest["schema_version"] == 2 and manifest["per_class"] == {"all_up_to": 5, "top_k": 3}
     values = queries.class_values(Catalog(store), "small0", "clean", 0)
     assert set(values["classes"].list.len().unique()) <= {3, 4} and values.height > 0

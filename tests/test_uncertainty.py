@@ -1,4 +1,4 @@
-"""store.uncertainty and `python -m compute report` against direct computation on the raw Parquet files
+"""analysis.uncertainty and `python -m compute report` against direct computation on the raw Parquet files
 (read with pyarrow and Polars, never DuckDB), on a small store with three seeds per group."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
 
-from store import schema, uncertainty
+from analysis import report, uncertainty
+from store import layout
 from store.catalog import Catalog
 from tests.test_analytics import CORRUPTIONS, write_study
 from tests.test_store import direct_rows
@@ -44,7 +45,7 @@ def catalog(study) -> Catalog:
 @pytest.fixture(scope="module")
 def direct(study) -> pl.DataFrame:
     """Every prediction row, with the model's method, sparsity, seed and (same seed) dense model."""
-    models = pl.from_arrow(pq.read_table(study / schema.MODELS)).select("model_id", "method", "target_sparsity", "seed")
+    models = pl.from_arrow(pq.read_table(study / layout.MODELS)).select("model_id", "method", "target_sparsity", "seed")
     return direct_rows(study).join(models, on="model_id").with_columns(
         pl.format("dense-s{}", pl.col("seed")).alias("dense_model_id"))
 
@@ -122,7 +123,7 @@ def test_with_significance_adjusts_over_the_cells_given(catalog) -> None:
 
 def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
     """Per (model, column) the pooled accuracy and the relative mCE, straight from the rows."""
-    corrupted = direct.filter(pl.col("corruption") != schema.CLEAN)
+    corrupted = direct.filter(pl.col("corruption") != layout.CLEAN)
     columns = pl.concat([
         direct.group_by("model_id", pl.col("corruption").alias("column_name")).agg(
             pl.col("correct").sum().alias("k"), pl.len().alias("n")),
@@ -131,11 +132,11 @@ def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
     ])
     error = direct.group_by("model_id", "dense_model_id", "corruption", "severity").agg(
         (1 - pl.col("correct").mean()).alias("error"))
-    clean = error.filter(pl.col("corruption") == schema.CLEAN).select("model_id", pl.col("error").alias("clean"))
+    clean = error.filter(pl.col("corruption") == layout.CLEAN).select("model_id", pl.col("error").alias("clean"))
     error = error.join(clean, on="model_id").with_columns((pl.col("error") - pl.col("clean")).alias("rise"))
     dense = error.select(pl.col("model_id").alias("dense_model_id"), "corruption", "severity",
                          pl.col("rise").alias("dense_rise"))
-    ce = (error.filter(pl.col("corruption") != schema.CLEAN).join(dense, on=["dense_model_id", "corruption", "severity"])
+    ce = (error.filter(pl.col("corruption") != layout.CLEAN).join(dense, on=["dense_model_id", "corruption", "severity"])
           .group_by("model_id", "corruption").agg(pl.when(pl.col("dense_rise").sum().abs() > 1e-12)  # analytics: a zero denominator is null
                .then(pl.col("rise").sum() / pl.col("dense_rise").sum()).alias("ce"))
           .group_by("model_id").agg(pl.when(pl.col("ce").null_count() == 0).then(pl.col("ce").mean())
@@ -145,7 +146,7 @@ def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
 
 def test_report_per_model_equals_a_direct_computation(catalog, direct) -> None:
     columns, ce = direct_report(direct)
-    table = uncertainty.report_table(catalog, "model")
+    table = report.report_table(catalog, "model")
     assert set(table["column_name"]) == {"clean", *CORRUPTIONS, "mean corruption", "relative mCE"}
     for model_id, column, k, n, value in columns.iter_rows():
         row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == column)).row(0, named=True)
@@ -158,7 +159,7 @@ def test_report_per_model_equals_a_direct_computation(catalog, direct) -> None:
 
 def test_report_per_group_is_mean_and_t_interval_over_seeds(catalog, direct) -> None:
     columns, _ = direct_report(direct)
-    table = uncertainty.report_table(catalog, "group")
+    table = report.report_table(catalog, "group")
     for column in ("clean", "fog", "mean corruption"):
         values = columns.filter(pl.col("model_id").str.starts_with("lrr") & (pl.col("column_name") == column)
                                 ).sort("model_id")["accuracy"].to_numpy()
@@ -177,12 +178,12 @@ def test_report_command_prints_every_format(study, catalog) -> None:
     csv = run_report("--store", str(study), "--by", "model", "--format", "csv")
     assert csv.returncode == 0, csv.stderr
     printed = pl.read_csv(io.StringIO(csv.stdout))
-    expected = uncertainty.report_table(catalog, "model")
+    expected = report.report_table(catalog, "model")
     assert printed.height == expected.height
     assert printed["mean"].to_list() == pytest.approx(expected["mean"].to_list(), nan_ok=True)
     tex = run_report("--store", str(study), "--format", "latex")
     assert tex.returncode == 0 and r"\begin{tabular}" in tex.stdout and r"$\pm$" in tex.stdout
-    lines = uncertainty.render_report(uncertainty.report_table(catalog, "group"), "markdown").splitlines()
+    lines = report.render_report(report.report_table(catalog, "group"), "markdown").splitlines()
     assert lines[0].startswith("| row | method |") and "mean corruption" in lines[0]
     assert any(line.startswith("| a-lrr-90 | lrr |") and "±" in line for line in lines)
 
@@ -209,23 +210,23 @@ def direct_modal(direct: pl.DataFrame, corruption: str, severity: int) -> pl.Dat
     return pl.DataFrame(rows, schema=["method", "target_sparsity", "sample_id", "modal"], orient="row")
 
 
-@pytest.mark.parametrize("setting", [(schema.CLEAN, 0), ("fog", 3)])
+@pytest.mark.parametrize("setting", [(layout.CLEAN, 0), ("fog", 3)])
 def test_pie_preset_matches_a_direct_modal_prediction(catalog, direct, setting) -> None:
-    from store import analytics
+    from analysis import presets
 
     modal = direct_modal(direct, *setting)
     dense = modal.filter(pl.col("method") == "dense").select("sample_id", pl.col("modal").alias("dense"))
     expected = modal.filter(pl.col("method") != "dense").join(dense, on="sample_id").filter(
         pl.col("modal") != pl.col("dense"))
-    found = analytics.pruning_identified_exemplars(catalog, *setting)
+    found = presets.pruning_identified_exemplars(catalog, *setting)
     assert sorted(found.select("method", "sample_id", "pruned_modal_pred", "dense_modal_pred").iter_rows()) == \
         sorted(expected.select("method", "sample_id", "modal", "dense").iter_rows())
     assert set(found["replicates"].to_list()) <= {1, 3} and set(found["dense_replicates"]) == {3}
-    counts = analytics.pie_counts(catalog, *setting)
+    counts = presets.pie_counts(catalog, *setting)
     per_method = dict(expected.group_by("method").len().iter_rows())
     assert dict(counts.select("method", "pie_samples").iter_rows()) == {m: per_method.get(m, 0) for m in ("ft", "lrr")}
     assert dict(counts.select("method", "single_seed").iter_rows()) == {"ft": True, "lrr": False}
-    only_lrr = analytics.pruning_identified_exemplars(catalog, *setting, method="lrr")
+    only_lrr = presets.pruning_identified_exemplars(catalog, *setting, method="lrr")
     assert only_lrr.height == per_method.get("lrr", 0)
 
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.synthetic import write_store
-from store import schema, writer
+from store import layout, reader
 from store.verify import validated_manifest, verify
+from testkit.synthetic import write_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 40
@@ -37,7 +37,7 @@ def store(pristine, tmp_path) -> Path:
 
 
 def edit_manifest(store: Path, **changes) -> Path:
-    path = store / schema.MANIFEST
+    path = store / layout.MANIFEST
     manifest = json.loads(path.read_text())
     for key, value in changes.items():
         if value is DROP:
@@ -62,51 +62,51 @@ def _truncate(path: Path) -> None:
 
 
 DAMAGES: dict[str, tuple[Callable[[Path], object], str, str]] = {
-    "missing num_classes": (lambda s: edit_manifest(s, num_classes=DROP), schema.MANIFEST, "'num_classes'"),
-    "text where a number belongs": (lambda s: edit_manifest(s, num_samples="forty"), schema.MANIFEST,
+    "missing num_classes": (lambda s: edit_manifest(s, num_classes=DROP), layout.MANIFEST, "'num_classes'"),
+    "text where a number belongs": (lambda s: edit_manifest(s, num_samples="forty"), layout.MANIFEST,
                                     "'num_samples'"),
-    "a billion classes": (lambda s: edit_manifest(s, num_classes=1_000_000_000), schema.MANIFEST, "'num_classes'"),
-    "num_classes contradicts class_names": (lambda s: edit_manifest(s, num_classes=11), schema.MANIFEST,
+    "a billion classes": (lambda s: edit_manifest(s, num_classes=1_000_000_000), layout.MANIFEST, "'num_classes'"),
+    "num_classes contradicts class_names": (lambda s: edit_manifest(s, num_classes=11), layout.MANIFEST,
                                             "class_names holds 10"),
     "num_samples contradicts samples.parquet": (lambda s: edit_manifest(s, num_samples=SAMPLES + 1),
-                                                schema.MANIFEST, f"holds {SAMPLES} rows"),
-    "missing corruptions": (lambda s: edit_manifest(s, corruptions=DROP), schema.MANIFEST, "'corruptions'"),
-    "severity 9": (lambda s: edit_manifest(s, severities=[1, 9]), schema.MANIFEST, "'severities'"),
+                                                layout.MANIFEST, f"holds {SAMPLES} rows"),
+    "missing corruptions": (lambda s: edit_manifest(s, corruptions=DROP), layout.MANIFEST, "'corruptions'"),
+    "severity 9": (lambda s: edit_manifest(s, severities=[1, 9]), layout.MANIFEST, "'severities'"),
     "image_size contradicts the images": (lambda s: edit_manifest(s, image_size=28), "images/clean.npy",
                                           "expected (40, 28, 28, 3)"),
-    "manifest not JSON": (lambda s: (s / schema.MANIFEST).write_text("{nope"), schema.MANIFEST, "not valid JSON"),
-    "truncated models.parquet": (lambda s: _truncate(s / schema.MODELS), schema.MODELS, "not a readable Parquet"),
-    "truncated samples.parquet": (lambda s: _truncate(s / schema.SAMPLES), schema.SAMPLES,
+    "manifest not JSON": (lambda s: (s / layout.MANIFEST).write_text("{nope"), layout.MANIFEST, "not valid JSON"),
+    "truncated models.parquet": (lambda s: _truncate(s / layout.MODELS), layout.MODELS, "not a readable Parquet"),
+    "truncated samples.parquet": (lambda s: _truncate(s / layout.SAMPLES), layout.SAMPLES,
                                   "not a readable Parquet"),
     "samples.parquet of another schema": (
-        lambda s: pq.write_table(pa.table({"sample_id": pa.array(range(SAMPLES), pa.int64())}), s / schema.SAMPLES),
-        schema.SAMPLES, "lacks column(s)"),
+        lambda s: pq.write_table(pa.table({"sample_id": pa.array(range(SAMPLES), pa.int64())}), s / layout.SAMPLES),
+        layout.SAMPLES, "lacks column(s)"),
     "truncated prediction file": (
-        lambda s: _truncate(writer.partition_file(s, "m01-ft-50", "fog", 3)),
+        lambda s: _truncate(reader.partition_file(s, "m01-ft-50", "fog", 3)),
         "predictions/model_id=m01-ft-50/corruption=fog/severity=3/part-0.parquet", "not a readable Parquet"),
-    "marker not JSON": (lambda s: (s / schema.COMPLETE / "m00-dense-0__fog__1.json").write_text("rows: 40"),
+    "marker not JSON": (lambda s: (s / layout.COMPLETE / "m00-dense-0__fog__1.json").write_text("rows: 40"),
                         "_complete/m00-dense-0__fog__1.json", "not JSON"),
-    "marker with wrong keys": (lambda s: (s / schema.COMPLETE / "m00-dense-0__fog__1.json").write_text('{"n": 1}'),
+    "marker with wrong keys": (lambda s: (s / layout.COMPLETE / "m00-dense-0__fog__1.json").write_text('{"n": 1}'),
                                "_complete/m00-dense-0__fog__1.json", "integer 'rows' and 'bytes'"),
     "clean.npy of the wrong dtype": (
-        lambda s: np.save(s / schema.IMAGES / "clean.npy", np.zeros((SAMPLES, 32, 32, 3), np.float32)),
+        lambda s: np.save(s / layout.IMAGES / "clean.npy", np.zeros((SAMPLES, 32, 32, 3), np.float32)),
         "images/clean.npy", "dtype float32"),
     "clean.npy of the wrong shape": (
-        lambda s: np.save(s / schema.IMAGES / "clean.npy", np.zeros((SAMPLES, 32, 32), np.uint8)),
+        lambda s: np.save(s / layout.IMAGES / "clean.npy", np.zeros((SAMPLES, 32, 32), np.uint8)),
         "images/clean.npy", "shape (40, 32, 32)"),
-    "clean.npy of one dimension": (lambda s: np.save(s / schema.IMAGES / "clean.npy", np.zeros(SAMPLES, np.uint8)),
+    "clean.npy of one dimension": (lambda s: np.save(s / layout.IMAGES / "clean.npy", np.zeros(SAMPLES, np.uint8)),
                                    "images/clean.npy", "shape (40,)"),
-    "truncated clean.npy": (lambda s: _truncate(s / schema.IMAGES / "clean.npy"), "images/clean.npy", "truncated"),
+    "truncated clean.npy": (lambda s: _truncate(s / layout.IMAGES / "clean.npy"), "images/clean.npy", "truncated"),
     "partition directory of an unknown corruption": (
-        lambda s: writer.partition_file(s, "m00-dense-0", "fog", 1).parent.rename(
-            s / schema.PREDICTIONS / "model_id=m00-dense-0" / "corruption=fog" / "severity=4"),
+        lambda s: reader.partition_file(s, "m00-dense-0", "fog", 1).parent.rename(
+            s / layout.PREDICTIONS / "model_id=m00-dense-0" / "corruption=fog" / "severity=4"),
         "predictions/model_id=m00-dense-0/corruption=fog/severity=4/part-0.parquet", "severity=4 is not among"),
     "partition directory without key=value": (
-        lambda s: (s / schema.PREDICTIONS / "model_id=m00-dense-0").rename(s / schema.PREDICTIONS / "m00-dense-0"),
+        lambda s: (s / layout.PREDICTIONS / "model_id=m00-dense-0").rename(s / layout.PREDICTIONS / "m00-dense-0"),
         "predictions/m00-dense-0/corruption=clean/severity=0/part-0.parquet", "unexpected file"),
     "embedding of another schema": (
-        lambda s: (s / schema.EMBEDDINGS).mkdir() or pq.write_table(pa.table({"x": [1.0]}),
-                                                                    s / schema.EMBEDDINGS / schema.MODEL_TREE),
+        lambda s: (s / layout.EMBEDDINGS).mkdir() or pq.write_table(pa.table({"x": [1.0]}),
+                                                                    s / layout.EMBEDDINGS / layout.MODEL_TREE),
         "embeddings/mst.parquet", "lacks column(s)"),
     "truncated by-sample index": (lambda s: (s / "index").mkdir() or (s / "index" / "by_sample.parquet").write_bytes(
         b"PAR1"), "index/by_sample.parquet", "not a readable Parquet"),
@@ -129,19 +129,19 @@ def test_verify_names_the_damaged_file_and_never_raises(store, case) -> None:
     assert any(phrase in p.message for p in named), [str(p) for p in named]
 
 
-@pytest.mark.parametrize("case", [c for c in sorted(DAMAGES) if DAMAGES[c][1] == schema.MANIFEST
+@pytest.mark.parametrize("case", [c for c in sorted(DAMAGES) if DAMAGES[c][1] == layout.MANIFEST
                                   or DAMAGES[c][1] == "images/clean.npy"])
 def test_validated_manifest_refuses_what_the_files_contradict_naming_file_and_key(store, case) -> None:
     damage, relative, phrase = DAMAGES[case]
     damage(store)
-    with pytest.raises(writer.StoreError) as raised:
+    with pytest.raises(layout.StoreError) as raised:
         validated_manifest(store)
     assert str(store / relative) in str(raised.value) and phrase in str(raised.value)
 
 
 def test_a_billion_classes_never_reach_a_reader(store) -> None:
     edit_manifest(store, num_classes=1_000_000_000, class_names=[f"c{i}" for i in range(10)])
-    with pytest.raises(writer.StoreError, match="'num_classes' must be an integer in 1..100000"):
+    with pytest.raises(layout.StoreError, match="'num_classes' must be an integer in 1..100000"):
         validated_manifest(store)
 
 
@@ -168,8 +168,8 @@ def test_verify_command_prints_each_problem_and_exits_1(store) -> None:
     damaged = cli("verify", "--store", str(store), "--quick")
     assert damaged.returncode == 1, damaged.stderr
     lines = damaged.stdout.splitlines()
-    assert any(line.startswith(f"{store / schema.SAMPLES}: ") for line in lines), lines
-    assert any(line.startswith(f"{store / schema.COMPLETE / 'm00-dense-0__fog__1.json'}: not JSON") for line in lines)
+    assert any(line.startswith(f"{store / layout.SAMPLES}: ") for line in lines), lines
+    assert any(line.startswith(f"{store / layout.COMPLETE / 'm00-dense-0__fog__1.json'}: not JSON") for line in lines)
     assert "Traceback" not in damaged.stderr
 
 
@@ -180,10 +180,10 @@ def test_verify_command_usage_error_exits_2() -> None:
 
 @pytest.mark.parametrize("damage", [b"PAR1", b"[1, 2]"])
 def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
-    from store import sample_index
+    from store import derived, sample_index
     from store.catalog import Catalog
 
-    sample_index.build(store)
+    derived.build_sample_index(store)
     assert sample_index.is_fresh(store)
     target = store / sample_index.INDEX / (sample_index.FILE if damage == b"PAR1" else sample_index.INFO)
     target.write_bytes(damage)
@@ -191,7 +191,7 @@ def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
     catalog = Catalog(store)  # falls back to the prediction files
     assert catalog.by_sample == "predictions"
     catalog.close()
-    sample_index.build(store)  # and `compute index` rewrites it
+    derived.build_sample_index(store)  # and `compute index` rewrites it
     assert sample_index.is_fresh(store)
 
 
@@ -205,7 +205,7 @@ def test_index_refuses_a_damaged_store_naming_the_file(store, case) -> None:
     assert not (store / "index").exists()
 
 
-FILES = [schema.MANIFEST, schema.SAMPLES, schema.MODELS, "images/clean.npy",
+FILES = [layout.MANIFEST, layout.SAMPLES, layout.MODELS, "images/clean.npy",
          "predictions/model_id=m00-dense-0/corruption=fog/severity=1/part-0.parquet",
          "_complete/m00-dense-0__fog__1.json"]
 

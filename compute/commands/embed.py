@@ -4,7 +4,7 @@ their per-class angles and feature length (UMAP). Writes embeddings/models.parqu
 and embeddings/samples.parquet in the store; run it again after adding models.
 
 Model vectors: angle_true, feature_norm and margin of every sample under the chosen corruptions and
-severities, z-scored per metric (store.analytics.model_vectors). With fewer than 4 models, or when UMAP
+severities, z-scored per metric (analysis.embeddings.model_vectors). With fewer than 4 models, or when UMAP
 fails, PCA is used instead and the output says so. UMAP compiles with numba on its first use (~1 min).
 
 Examples:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from store import sample_index, writer
+from store import derived
 from store.verify import require_clean
 
 HELP = "build the by-sample index of a store (after sharded extraction)"
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_clean(args.store, views=("samples", "predictions"))  # links, manifest, partitions, markers
-    upgraded = writer.summarize_markers(args.store)
-    path = sample_index.build(args.store)
+    upgraded = derived.summarize_markers(args.store)
+    path = derived.build_sample_index(args.store)
     print(f"{upgraded} markers upgraded; by-sample index: {path or 'none (no predictions yet)'}")
     return 0

@@ -75,7 +75,7 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
     """Rewrite the store at `root` as format 2; returns how many partitions this run rewrote."""
     root = Path(root)
     with writer.locked(root):
-        manifest = reader.read_manifest(root, migrating_ok=True)
+        manifest = reader.read_manifest(root, migrating=True)
         if manifest["schema_version"] == layout.SCHEMA_VERSION and not manifest.get("migrating_to"):
             return 0
         if not manifest.get("migrating_to"):
@@ -113,7 +113,7 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
             if recorded.get("bytes") != size or summary is not None:
                 writer.write_json(root, {**recorded, **(summary or {}), "bytes": size}, marker)
     with writer.locked(root):
-        manifest = reader.read_manifest(root, migrating_ok=True)
+        manifest = reader.read_manifest(root, migrating=True)
         manifest.pop("migrating_to", None)
         manifest["schema_version"] = layout.SCHEMA_VERSION
         writer.write_json(root, manifest, root / layout.MANIFEST)

@@ -32,7 +32,8 @@ from compute.commands._common import (
     positive_int,
     sparsity,
 )
-from compute.pruning.base import epoch_steps
+from compute.models.base import measured_sparsity
+from compute.pruning.base import Method, epoch_steps, train_dense
 from compute.study import model_id, rewind_path
 from compute.train import TrainConfig, accuracy, channel_stats
 
@@ -72,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-id", default=None, help="id in the store (default: <arch>-<method>-<percent>-s<seed>)")
 
 
-def parse_options(items: list[str], method: pruning.Method, name: str) -> dict[str, Any]:
+def parse_options(items: list[str], method: Method, name: str) -> dict[str, Any]:
     """KEY=VALUE pairs with TOML values (bare words are strings), checked against the method's options."""
     options: dict[str, Any] = {}
     for item in items:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         if method.from_dense:
             dense_config = TrainConfig(epochs=args.dense_epochs, lr=SCRATCH["lr"], seed=args.seed)
             rewind_step = epoch_steps(data.train, dense_config) if args.rewind_step is None else args.rewind_step
-            rewind = pruning.train_dense(model, data.train, dense_config, device, rewind_step)
+            rewind = train_dense(model, data.train, dense_config, device, rewind_step)
             print(f"dense model: test accuracy {accuracy(model, data.test, device):.4f}")
             if method.needs_rewind:
                 options["rewind_state"] = rewind
@@ -133,5 +134,5 @@ def run(args: argparse.Namespace) -> int:
                         "include_classifier": args.include_classifier, "options": saved_options,
                         "parent": args.dense, "rewind_step": rewind_step if method.needs_rewind else None,
                         "seconds": time.perf_counter() - start, "test_accuracy": acc})
-    print(f"{name}: sparsity {models.measured_sparsity(pruned):.4f}, test accuracy {acc:.4f} -> {args.out}")
+    print(f"{name}: sparsity {measured_sparsity(pruned):.4f}, test accuracy {acc:.4f} -> {args.out}")
     return 0

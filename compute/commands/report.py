@@ -17,9 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from store import uncertainty
+from analysis import report, uncertainty
 from store.catalog import Catalog
-from store.writer import StoreError
+from store.layout import StoreError
 
 HELP = "print the methods x corruptions table with 95%% intervals (markdown, csv or latex)"
 
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", choices=uncertainty.LEVELS, default="group",
                         help="group: one row per (arch, method, sparsity), mean over seeds (default); model: one row "
                              "per model")
-    parser.add_argument("--format", choices=uncertainty.REPORT_FORMATS, default="markdown", help="output format (default: markdown)")
+    parser.add_argument("--format", choices=report.REPORT_FORMATS, default="markdown", help="output format (default: markdown)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        table = uncertainty.report_table(catalog, args.by)
+        table = report.report_table(catalog, args.by)
     finally:
         catalog.close()
     if table.is_empty():
         print(f"error: the store {args.store} has no predictions yet; run `python -m compute extract` first",
               file=sys.stderr)
         return 2
-    sys.stdout.write(uncertainty.render_report(table, args.format))
+    sys.stdout.write(report.render_report(table, args.format))
     return 0

@@ -52,7 +52,6 @@ REGISTRY: dict[str, Corruption] = {
 }
 # The canonical order: the 15 common corruptions, then the 4 held out for validation in the paper.
 NAMES: tuple[str, ...] = tuple(REGISTRY)
-COMMON: tuple[str, ...] = NAMES[:15]
 FAMILIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),
     "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur"),
@@ -148,5 +147,5 @@ def _sample_ids(sample_ids: Tensor | Sequence[int] | np.ndarray | None, count: i
     return ids.to(torch.int64)
 
 
-__all__ = ["COMMON", "FAMILIES", "IMPLEMENTATION", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor",
+__all__ = ["FAMILIES", "IMPLEMENTATION", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor",
            "to_uint8"]

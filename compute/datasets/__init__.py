@@ -118,4 +118,4 @@ def check_corrupted(name: str, root: str | os.PathLike[str], corruptions: Sequen
                 raise DataError(f"{root}: {corruption}/{severity} labels differ from the test labels")
 
 
-__all__ = ["DataError", "Dataset", "FileImageSet", "ImageSet", "NAMES", "check_corrupted", "load", "load_corrupted"]
+__all__ = ["NAMES", "check_corrupted", "load", "load_corrupted"]

@@ -7,15 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from compute.models.base import (
-    ContractError,
-    ContractModel,
-    Normalize,
-    check_contract,
-    measured_sparsity,
-    prunable_weights,
-    weight_counts,
-)
+from compute.models.base import ContractModel
 from compute.models.conv8 import Conv8
 from compute.models.resnet import ResNet18, WideResNet18x2
 from compute.models.resnet_imagenet import ResNet18ImageNet, ResNet18Small, ResNet50ImageNet, ResNet50Small
@@ -43,7 +35,4 @@ def build(arch: str, num_classes: int, mean: Sequence[float], std: Sequence[floa
     return ARCHITECTURES[arch](num_classes, mean, std)
 
 
-__all__ = [
-    "ARCHITECTURES", "NAMES", "ContractError", "ContractModel", "Normalize", "build", "check_contract",
-    "measured_sparsity", "prunable_weights", "weight_counts",
-]
+__all__ = ["ARCHITECTURES", "NAMES", "build"]

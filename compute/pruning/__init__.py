@@ -9,7 +9,7 @@ docs/pruning.md for the methods. Add a method by adding one module and one line 
 from __future__ import annotations
 
 from compute.pruning import biprop, edgepopup, ft, gmp, lrr, ltr, random_mask, snip
-from compute.pruning.base import Method, epoch_steps, train_dense
+from compute.pruning.base import Method
 
 METHODS: dict[str, Method] = {
     "random": random_mask.METHOD,
@@ -31,4 +31,4 @@ def get(method: str) -> Method:
     return METHODS[method]
 
 
-__all__ = ["METHODS", "NAMES", "Method", "epoch_steps", "get", "train_dense"]
+__all__ = ["METHODS", "NAMES", "get"]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from compute.datasets.base import ImageSet
-from compute.models import measured_sparsity
+from compute.models.base import measured_sparsity
 from compute.pruning.base import Method
 from compute.pruning.masks import check_sparsity, global_magnitude, make_permanent
 from compute.train import TrainConfig, train

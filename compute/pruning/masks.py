@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from compute.models import prunable_weights
+from compute.models.base import prunable_weights
 
 Masks = dict[str, torch.Tensor]
 

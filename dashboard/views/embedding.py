@@ -3,15 +3,15 @@
 import polars as pl
 import streamlit as st
 
+from analysis import embeddings
 from dashboard import charts, state
-from store import analytics
 
 COLOURS = {"class": "label_name", "correctness": "correct", "model": "model_id"}
 
 st.title("Embedding")
 catalog = state.open_catalog()
 selection = state.selection()
-points = state.query(analytics.sample_embedding, catalog)
+points = state.query(embeddings.sample_embedding, catalog)
 if points.is_empty():
     st.info("No per-sample embedding in this store yet. Compute it with `python -m compute embed --store "
             f"{state.store_label()}`; this page then shows each sample's geometry projected to 2-D.")

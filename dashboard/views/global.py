@@ -3,8 +3,8 @@ coloured by correctness, as lines or as density."""
 
 import streamlit as st
 
+from analysis import queries
 from dashboard import charts, state
-from store import queries
 
 TOP_K = 5  # closest wrong classes shown instead of every class on studies with many classes
 

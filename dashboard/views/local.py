@@ -3,8 +3,8 @@ how a second model moves each sample."""
 
 import streamlit as st
 
+from analysis import queries
 from dashboard import charts, state
-from store import queries
 
 st.title("Local geometry")
 catalog = state.open_catalog()

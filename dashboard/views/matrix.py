@@ -3,8 +3,8 @@
 import polars as pl
 import streamlit as st
 
+from analysis import matrices, report, uncertainty
 from dashboard import charts, state
-from store import analytics, uncertainty
 
 HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
 
@@ -27,13 +27,13 @@ if with_intervals:
     value = metric
     scale = {"domain": (0, 1)} if metric == "accuracy" else {"diverging_at": 0.0}
 elif metric == "relative_ce":
-    cells = state.query(analytics.corruption_errors, catalog)
+    cells = state.query(matrices.corruption_errors, catalog)
     value, scale = "relative_ce", {"diverging_at": 1.0}
     st.caption("Relative corruption error: the model's error increase over its clean error, summed over "
                "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
                "One value per corruption, so the severity control does not apply.")
 else:
-    cells = state.query(analytics.metric_matrix, catalog, metric)
+    cells = state.query(matrices.metric_matrix, catalog, metric)
     value, scale = "value", {}
 if not with_intervals and selection.level == "group":
     st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
@@ -82,13 +82,13 @@ with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
     state.downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{metric}")
 with st.expander("Paper table: methods x corruptions with 95 % intervals"):
-    report = state.query(uncertainty.report_table, catalog, selection.level)
-    report = report.filter(pl.col("method").is_in(list(selection.methods)))
-    st.dataframe(uncertainty.report_wide(report), hide_index=True)
+    paper = state.query(report.report_table, catalog, selection.level)
+    paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
+    st.dataframe(report.report_wide(paper), hide_index=True)
     st.caption("Mean over severities; groups: mean ± half the t interval across seeds, models: Wilson interval. "
                f"The same as `python -m compute report --store {state.store_label()} --by {selection.level}`.")
     left, right, _ = st.columns([1, 1, 6])
     for column, fmt, mime in ((left, "markdown", "text/markdown"), (right, "latex", "application/x-tex")):
-        column.download_button(fmt, uncertainty.render_report(report, fmt), file_name=f"report.{fmt[:3]}",
+        column.download_button(fmt, report.render_report(paper, fmt), file_name=f"report.{fmt[:3]}",
                                mime=mime, on_click="ignore", key=f"report-{fmt}", icon=":material/download:")
-    state.downloads(report, "report")
+    state.downloads(paper, "report")

@@ -3,8 +3,8 @@
 import polars as pl
 import streamlit as st
 
+from analysis import matrices, presets, queries, report, uncertainty
 from dashboard import charts, state
-from store import analytics, queries, uncertainty
 
 st.title("Overview")
 catalog = state.open_catalog()
@@ -17,7 +17,7 @@ if models.is_empty():
     st.info("This store has no models yet. Add some with `python -m compute extract --store "
             f"{state.store_label()} --checkpoints ...`.")
     st.stop()
-summary = state.query(analytics.model_summary, catalog)
+summary = state.query(matrices.model_summary, catalog)
 columns = st.columns(4)
 columns[0].metric("models", models.height)
 columns[1].metric("methods", models["method"].n_unique())
@@ -25,10 +25,10 @@ columns[2].metric("best clean accuracy", f"{summary['clean_accuracy'].max():.3f}
 columns[3].metric("best corruption accuracy", f"{summary['corruption_accuracy'].max() or 0:.3f}")
 selection = state.selection()
 if selection.level == "group":
-    report = state.query(uncertainty.report_table, catalog, "group")
+    paper = state.query(report.report_table, catalog, "group")
     first = state.query(uncertainty.groups, catalog).group_by("group_id", maintain_order=True).agg(
         pl.col("model_id").first())
-    points = (report.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
+    points = (paper.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
               .join(first, left_on="row", right_on="group_id")
               .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "seeds",
                       pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
@@ -48,8 +48,8 @@ state.downloads(table, "models")
 
 if selection.level == "group":
     st.subheader("Replicate groups")
-    report = state.query(uncertainty.report_table, catalog, "group")
-    wide = uncertainty.report_wide(report.filter(pl.col("column_name").is_in(
+    paper = state.query(report.report_table, catalog, "group")
+    wide = report.report_wide(paper.filter(pl.col("column_name").is_in(
         ["clean", "mean corruption", "relative mCE"])))
     st.dataframe(wide, hide_index=True)
     st.caption("One row per (architecture, method, target sparsity): the mean over its seeds ± half the 95 % "
@@ -58,7 +58,7 @@ if selection.level == "group":
     state.downloads(wide, "groups")
 
 st.subheader("Pruning-identified exemplars")
-pie = state.query(analytics.pie_counts, catalog, selection.corruption, selection.severity)
+pie = state.query(presets.pie_counts, catalog, selection.corruption, selection.severity)
 if pie.is_empty():
     st.info("PIE counts need a dense model and pruned models with predictions in the selected setting.")
 else:

@@ -4,8 +4,9 @@ Spearman's rho and a bootstrap interval over models; the paper's finding one cli
 import polars as pl
 import streamlit as st
 
+from analysis import predictors
 from dashboard import charts, state
-from store import predictors, schema
+from store import layout
 
 st.title("Robustness predictors")
 catalog = state.open_catalog()
@@ -18,8 +19,8 @@ target = middle.selectbox("Robustness", list(predictors.TARGETS), key="predictor
 setting = right.segmented_control("Statistic measured on", ["clean", "selected"], default="clean",
                                   key="predictor_setting", persist_state="session", required=True,
                                   format_func={"clean": "clean images", "selected": "the sidebar's setting"}.get)
-corruption, severity = ((schema.CLEAN, 0) if setting == "clean" else (selection.corruption, selection.severity))
-where = "clean images" if corruption == schema.CLEAN else f"{corruption}, severity {severity}"
+corruption, severity = ((layout.CLEAN, 0) if setting == "clean" else (selection.corruption, selection.severity))
+where = "clean images" if corruption == layout.CLEAN else f"{corruption}, severity {severity}"
 
 points = state.query(predictors.model_geometry, catalog, corruption, severity)
 points = points.filter(pl.col("method").is_in(list(selection.methods)))

@@ -4,8 +4,9 @@ its pixels drive the selected model's geometry (occlusion attribution)."""
 import polars as pl
 import streamlit as st
 
+from analysis import queries
 from dashboard import attribution, charts, images, state
-from store import queries, schema
+from store import layout
 
 st.title("Sample")
 catalog = state.open_catalog()
@@ -69,12 +70,12 @@ st.subheader("Under every corruption")
 if st.toggle("Show the image under every corruption and severity, as the models saw it (read from the files "
              "extraction read, or regenerated on the CPU with the recorded seed; the first time takes a few seconds)",
              key="corruption_grid", persist_state="session"):
-    settings = [(schema.CLEAN, 0), *((c, s) for c in manifest["corruptions"] for s in manifest["severities"])]
+    settings = [(layout.CLEAN, 0), *((c, s) for c in manifest["corruptions"] for s in manifest["severities"])]
     with st.spinner("making the corrupted images..."):
         tiles = {(c, s): images.sample_image(catalog, sample_id, c, s) for c, s in settings}
     shown = {key: tile for key, tile in tiles.items() if not isinstance(tile, str)}
     if shown:
         st.image([images.enlarged(tile) for tile in shown.values()],
-                 caption=["clean" if c == schema.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
+                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
         st.warning(state.public(reason))

@@ -2,14 +2,14 @@
 
 import functools
 
-import duckdb
 import polars as pl
 import streamlit as st
 
+from analysis import presets
+from analysis.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 from dashboard import images, state
-from store import analytics, schema
+from store import layout
 from store.catalog import QueryError, QueryTimeout
-from store.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 
 PAGE_SIZE = 25
 LIMIT = 1000  # filter rows fetched at most; the count says how many match
@@ -51,17 +51,17 @@ source = st.segmented_control("Find samples by", ["preset", "filter"], default="
 try:
     if source == "preset":
         name = st.selectbox("Preset", list(QUESTIONS), key="samples_preset", persist_state="session",
-                            format_func=lambda preset: f"{preset.replace('_', ' ')}: {analytics.PRESETS[preset][1]}")
+                            format_func=lambda preset: f"{preset.replace('_', ' ')}: {presets.PRESETS[preset][1]}")
         question, arguments = QUESTIONS[name]
         st.caption(f"Samples {question}. The sidebar selection fills in the model and setting.")
-        if name == "corruption_fragile" and selection.corruption == schema.CLEAN:
+        if name == "corruption_fragile" and selection.corruption == layout.CLEAN:
             st.info("Pick a corruption in the sidebar: this preset asks what a corruption breaks.")
             st.stop()
         if name == "flipped_by_pruning" and not selection.compare:
             st.info("Pick a model under **Compare with** in the sidebar: this preset compares two models.")
             st.stop()
         with state.one_filter_at_a_time():
-            result = state.query(analytics.PRESETS[name][0], catalog, **arguments)
+            result = state.query(presets.PRESETS[name][0], catalog, **arguments)
         matches = result.height
     else:
         text = st.text_input("Filter", key="samples_filter", persist_state="session",
@@ -79,12 +79,12 @@ try:
             text = (f"model_id = {state.quoted(selection.model)} and corruption = "
                     f"{state.quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
         with state.one_filter_at_a_time():
-            matches = state.query(analytics.count_rows, catalog, text)
-            result = state.query(analytics.filter_rows, catalog, text, LIMIT)
+            matches = state.query(presets.count_rows, catalog, text)
+            result = state.query(presets.filter_rows, catalog, text, LIMIT)
 except (FilterError, QueryTimeout) as error:
     st.error(str(error))
     st.stop()
-except (QueryError, duckdb.Error) as error:  # a damaged file names itself (verify); other errors shown as they are
+except QueryError as error:  # a damaged file names itself (verify); other errors shown as they are
     state.failed(error, state.PAGE_VIEWS["samples"])
     st.stop()
 except ValueError as error:

@@ -2,8 +2,8 @@
 
 The paper's "why" as a test on any study: for every model, a statistic of its per-sample geometry in one
 setting (clean images by default) is set against how robust the model is (mean corruption accuracy or
-relative mCE, store.analytics.model_summary); Spearman's rho across models, with a bootstrap interval
-over models (compute.stats.spearman_interval), says whether the statistic orders the models by
+relative mCE, analysis.matrices.model_summary); Spearman's rho across models, with a bootstrap interval
+over models (analysis.stats.spearman_interval), says whether the statistic orders the models by
 robustness. `paper_finding` checks the paper's own claim: biprop's angles to the true class are larger on
 average and less spread, and biprop is more robust.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from compute import stats
-from store import analytics
+from analysis import stats
+from analysis.matrices import model_summary
 from store.catalog import Catalog
 
 # statistic -> what it is (the page's picker).
@@ -47,7 +47,7 @@ def model_geometry(catalog: Catalog, corruption: str = "clean", severity: int = 
         FROM chosen c JOIN spread s USING (model_id)
         GROUP BY c.model_id
     """, [corruption, int(severity)])
-    summary = analytics.model_summary(catalog).select("model_id", "method", "target_sparsity", *TARGETS)
+    summary = model_summary(catalog).select("model_id", "method", "target_sparsity", *TARGETS)
     return summary.join(geometry, on="model_id", how="inner")
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import torch
 
 from compute import geometry
-from store import layout, writer
+from store import layout, reader, writer
 
 METHODS = ("dense", "ft", "gmp", "ltr", "lrr", "random", "snip", "edgepopup", "biprop")
 
@@ -137,7 +137,7 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                      "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
     writer.upsert_models(root, rows)
     if embeddings:
-        write_embeddings(root, rows, labels, writer.read_manifest(root)["class_names"], rng)
+        write_embeddings(root, rows, labels, reader.read_manifest(root)["class_names"], rng)
     return root
 
 

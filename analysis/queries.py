@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from store.analytics import accuracy_matrix  # noqa: F401 (re-exported: its old home)
 from store.catalog import Catalog
 
 
@@ -273,7 +272,7 @@ def corruption_drop_correlation(catalog: Catalog, severity: int | None = None) -
     """Every pair of corruptions (corruption_a < corruption_b): the Pearson correlation, across models, of
     the models' accuracy drops (clean accuracy - accuracy, mean over severities, or at `severity`).
 
-    The across-model half of store.analytics.corruption_redundancy, from the per-partition counts
+    The across-model half of analysis.agreement.corruption_redundancy, from the per-partition counts
     (catalog view partition_summary) instead of a pass over the predictions, so it stays fast on a large
     study. `models` counts the models.
     """

@@ -3,7 +3,7 @@
 Debian's Chromium (/usr/bin/chromium) driven by Playwright; never `playwright install`, which downloads.
 Servers listen on 127.0.0.1 only.
 
-    python -m tests.browser --store data/demo --out docs/screenshots     # one PNG per page
+    python -m testkit.browser --store data/demo --out docs/screenshots     # one PNG per page
 """
 
 from __future__ import annotations

@@ -1,0 +1,228 @@
+"""Which samples to look at: the preset sample filters of the Samples page (fragile to pruning, fragile
+to corruption, robust everywhere, flipped by pruning, pruning-identified exemplars) and the free filter,
+a user's expression in the analysis.filters grammar run over the `rows` view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from analysis.sql import dense_model, equal_to, require_models
+from store import layout
+from store.catalog import Catalog, QueryError, QueryTimeout
+
+
+def _with_labels(catalog: Catalog, hits: str, params: Sequence[object], order: str) -> pl.DataFrame:
+    """Run `hits` (a query with a sample_id column) and put sample_id, label, label_name in front."""
+    return catalog.query(f"""
+        WITH hits AS ({hits})
+        SELECT s.sample_id, s.label, s.label_name, hits.* EXCLUDE (sample_id)
+        FROM hits JOIN samples s USING (sample_id)
+        ORDER BY {order}
+    """, params)  # noqa: S608 (constant SQL)
+
+
+def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
+    """Samples the dense model gets right and at least `k` pruned models get wrong, in one setting.
+
+    In the spirit of Hooker et al. 2019's pruning identified exemplars: what pruning costs, sample by
+    sample. Each pruned model is judged against its own dense model (same architecture), so a pruned
+    model counts only on samples its dense model classifies correctly. Columns: pruned_wrong (pruned
+    models wrong), pruned_models (pruned models whose dense model is right), dense_angle_true and
+    pruned_angle_true (mean over those pruned models): the angle pruning added. Most-wrong first.
+    """
+    hits = """
+        WITH setting AS (
+            SELECT model_id, sample_id, correct, angle_true FROM predictions WHERE corruption = ? AND severity = ?
+        )
+        SELECT p.sample_id, count(*) FILTER (WHERE NOT p.correct) AS pruned_wrong, count(*) AS pruned_models,
+               avg(d.angle_true) AS dense_angle_true, avg(p.angle_true) AS pruned_angle_true
+        FROM setting p
+        JOIN models m USING (model_id)
+        JOIN setting d ON d.model_id = m.dense_model_id AND d.sample_id = p.sample_id
+        WHERE m.method <> 'dense' AND d.correct
+        GROUP BY p.sample_id
+        HAVING count(*) FILTER (WHERE NOT p.correct) >= ?
+    """
+    return _with_labels(catalog, hits, [corruption, int(severity), int(k)], "pruned_wrong DESC, sample_id")
+
+
+def corruption_fragile(catalog: Catalog, corruption: str, max_severity: int = 5,
+                       model_id: str | None = None) -> pl.DataFrame:
+    """Samples one model gets right on clean images and wrong under `corruption` at some severity <= s.
+
+    The model is the dense model by default (dense_model: what the corruption does before any pruning;
+    pass a pruned model's id to ask the same of it). Columns: first_wrong_severity (the mildest severity
+    that breaks it), wrong_severities (how many of the severities up to s are wrong), clean_margin and
+    worst_margin (smallest margin under the corruption). Mildest breakage first.
+    """
+    model_id = model_id or dense_model(catalog)
+    require_models(catalog, [model_id])
+    hits = """
+        WITH chosen AS (
+            SELECT sample_id, corruption = 'clean' AS clean, severity, correct, margin FROM predictions
+            WHERE model_id = ? AND (corruption = 'clean' OR (corruption = ? AND severity <= ?))
+        )
+        SELECT sample_id, min(severity) FILTER (WHERE NOT clean AND NOT correct) AS first_wrong_severity,
+               count(*) FILTER (WHERE NOT clean AND NOT correct) AS wrong_severities,
+               any_value(margin) FILTER (WHERE clean) AS clean_margin,
+               min(margin) FILTER (WHERE NOT clean) AS worst_margin
+        FROM chosen
+        GROUP BY sample_id
+        HAVING bool_and(correct) FILTER (WHERE clean) AND count(*) FILTER (WHERE NOT clean AND NOT correct) > 0
+    """
+    return _with_labels(catalog, hits, [model_id, corruption, int(max_severity)],
+                        "first_wrong_severity, wrong_severities DESC, sample_id")
+
+
+def robust(catalog: Catalog, max_severity: int = 5) -> pl.DataFrame:
+    """Samples every model gets right, clean and under every corruption up to severity `max_severity`.
+
+    Columns: predictions (how many (model, setting) rows were checked), min_margin (the closest any
+    model came to the decision boundary) and max_angle_true. Tightest first.
+    """
+    hits = f"""
+        SELECT sample_id, count(*) AS predictions, min(margin) AS min_margin, max(angle_true) AS max_angle_true
+        FROM {catalog.by_sample} WHERE severity <= ?
+        GROUP BY sample_id
+        HAVING bool_and(correct)
+    """  # noqa: S608 (a fixed view name)
+    return _with_labels(catalog, hits, [int(max_severity)], "min_margin, sample_id")
+
+
+def flipped_by_pruning(catalog: Catalog, model_a: str, model_b: str, corruption: str = layout.CLEAN,
+                       severity: int = 0) -> pl.DataFrame:
+    """Samples `model_a` gets right and `model_b` gets wrong in one setting (e.g. dense vs a pruned model).
+
+    Columns: pred_b (model_b's wrong class), angle_true_a / angle_true_b, margin_a / margin_b. Largest
+    change in angle first.
+    """
+    require_models(catalog, [model_a, model_b])
+    hits = """
+        WITH setting AS (
+            SELECT model_id, sample_id, pred, correct, angle_true, margin FROM predictions
+            WHERE corruption = ? AND severity = ?
+        )
+        SELECT a.sample_id, b.pred AS pred_b, a.angle_true AS angle_true_a, b.angle_true AS angle_true_b,
+               a.margin AS margin_a, b.margin AS margin_b
+        FROM setting a JOIN setting b USING (sample_id)
+        WHERE a.model_id = ? AND b.model_id = ? AND a.correct AND NOT b.correct
+    """
+    return _with_labels(catalog, hits, [corruption, int(severity), model_a, model_b],
+                        "angle_true_b - angle_true_a DESC, sample_id")
+
+
+_MODAL_PREDICTIONS = """
+    WITH setting AS (
+        SELECT p.sample_id, p.label, p.pred, m.group_id, m.arch, m.method,
+               m.target_sparsity, m.model_id
+        FROM predictions p JOIN models m USING (model_id)
+        WHERE p.corruption = ? AND p.severity = ?
+    ),
+    replicates AS (SELECT group_id, count(DISTINCT model_id) AS replicates FROM setting GROUP BY group_id),
+    votes AS (SELECT group_id, arch, method, target_sparsity, sample_id, label, pred, count(*) AS votes
+              FROM setting GROUP BY ALL),
+    modal AS (
+        SELECT group_id, arch, method, target_sparsity, sample_id, label,
+               first(pred ORDER BY votes DESC, pred) AS modal_pred
+        FROM votes GROUP BY ALL
+    ),
+    pie AS (
+        SELECT p.group_id, p.arch, p.method, p.target_sparsity, r.replicates, dr.replicates AS dense_replicates,
+               p.sample_id, p.label, d.modal_pred AS dense_modal_pred, p.modal_pred AS pruned_modal_pred
+        FROM modal p
+        JOIN modal d ON d.arch = p.arch AND d.method = 'dense' AND d.sample_id = p.sample_id
+        JOIN replicates r ON r.group_id = p.group_id
+        JOIN replicates dr ON dr.group_id = d.group_id
+        WHERE p.method <> 'dense' AND p.modal_pred <> d.modal_pred
+    )"""  # noqa: S608 (constant SQL)
+
+
+def pruning_identified_exemplars(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0,
+                                 method: str | None = None, target_sparsity: float | None = None) -> pl.DataFrame:
+    """Pruning-identified exemplars (Hooker et al. 2019, "What do compressed deep neural networks
+    forget?"): samples whose modal prediction over the pruned replicates of a (arch, method, sparsity)
+    group differs from the modal prediction over the dense replicates of the same architecture, in one
+    setting. Ties between classes go to the smaller class index.
+
+    With one seed per group the "modal prediction" is the single model's prediction, so the preset
+    reduces to "flipped by pruning" (any change of prediction, right or wrong). Columns: group_id, method,
+    target_sparsity, replicates, dense_replicates, dense_modal_pred, pruned_modal_pred. Optionally one
+    method and sparsity only.
+    """
+    where, params = equal_to(method=method, target_sparsity=target_sparsity)
+    hits = f"{_MODAL_PREDICTIONS} SELECT * EXCLUDE (arch, label) FROM pie WHERE {where}"  # noqa: S608
+    return _with_labels(catalog, hits, [corruption, int(severity), *params],
+                        "method, target_sparsity, group_id, sample_id")
+
+
+def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
+    """Per pruned (arch, method, target_sparsity) group: how many samples are pruning-identified
+    exemplars in one setting (see pruning_identified_exemplars), its `replicates` and the dense model's
+    `dense_replicates`; `single_seed` is true where either side has one seed (PIE = flipped by pruning).
+    Groups without any PIE count 0."""
+    sql = f"""
+        {_MODAL_PREDICTIONS},
+        groups AS (SELECT DISTINCT s.group_id, s.arch, s.method, s.target_sparsity, r.replicates
+                   FROM setting s JOIN replicates r USING (group_id)),
+        counted AS (SELECT group_id, count(*) AS pie_samples FROM pie GROUP BY group_id)
+        SELECT g.group_id, g.arch, g.method, g.target_sparsity, g.replicates, d.replicates AS dense_replicates,
+               coalesce(c.pie_samples, 0) AS pie_samples,
+               g.replicates = 1 OR coalesce(d.replicates, 1) = 1 AS single_seed
+        FROM groups g
+        LEFT JOIN groups d ON d.arch = g.arch AND d.method = 'dense'
+        LEFT JOIN counted c ON c.group_id = g.group_id
+        WHERE g.method <> 'dense'
+        ORDER BY g.method, g.target_sparsity, g.group_id
+    """  # noqa: S608 (constant SQL)
+    return catalog.query(sql, [corruption, int(severity)])
+
+
+PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
+    "pruning_fragile": (pruning_fragile, "right for the dense model, wrong for at least k pruned models"),
+    "corruption_fragile": (corruption_fragile, "right on clean images, wrong under a corruption up to a severity"),
+    "robust": (robust, "right for every model under every corruption up to a severity"),
+    "flipped_by_pruning": (flipped_by_pruning, "right for one model, wrong for another, in one setting"),
+    "pruning_identified_exemplars": (pruning_identified_exemplars,
+                                     "modal prediction of the pruned seeds differs from the dense seeds' (Hooker "
+                                     "et al. 2019); with one seed this is flipped by pruning"),
+}
+
+
+# -- free filter ---------------------------------------------------------------------------------------
+
+_ROW_COLUMNS = ", ".join(layout.FILTER_COLUMNS)  # the columns a filter may name: a fixed allow-list
+
+
+def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
+              timeout: float) -> pl.DataFrame:
+    """`SELECT <select> FROM rows WHERE <compiled filter> <tail>`; a run-time type error -> FilterError."""
+    # sqlglot is imported by the first filter, not by the first page of a fresh server
+    from analysis.filters import FilterError, compile_filter
+
+    where, params = compile_filter(text)
+    sql = f"SELECT {select} FROM rows WHERE {where} {tail}"  # noqa: S608 (checked filter, constant SQL)
+    try:
+        return catalog.query(sql, [*params, *tail_params], timeout=timeout)
+    except QueryTimeout:
+        raise
+    except QueryError as error:
+        message = str(error).split(": ", 1)[-1]
+        raise FilterError(f"the filter could not run: {message}") from error
+
+
+def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 5.0) -> pl.DataFrame:
+    """The first `limit` prediction rows matching a user's filter (analysis.filters grammar), every filterable
+    column, ordered by model, setting and sample.
+
+    FilterError for text outside the grammar or a filter DuckDB cannot evaluate (e.g. text compared with a
+    number); store.catalog.QueryTimeout after `timeout` seconds.
+    """
+    order = "ORDER BY model_id, corruption <> 'clean', corruption, severity, sample_id LIMIT ?"
+    return _filtered(catalog, text, _ROW_COLUMNS, order, [int(limit)], timeout)
+
+
+def count_rows(catalog: Catalog, text: str, timeout: float = 5.0) -> int:
+    """How many prediction rows match the filter (same errors as filter_rows)."""
+    return int(_filtered(catalog, text, "count(*) AS matches", "", [], timeout)["matches"][0])

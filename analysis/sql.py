@@ -1,0 +1,62 @@
+"""Small SQL pieces every analysis module shares: allow-list checks, safe ratios, bound equality
+filters, the row orders of models and settings, and the check that model ids exist.
+
+SQL text is built only from constants (column names from fixed allow-lists) and, for the free filter,
+from the fragment analysis.filters compiled and checked; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from store.catalog import Catalog
+
+MODEL_ORDER = "method <> 'dense', method, target_sparsity, model_id"
+SETTING_ORDER = "corruption <> 'clean', corruption, severity"
+EPSILON = 1e-12  # a denominator this close to zero makes a ratio null, never inf or NaN
+
+
+def choice(value: str, allowed: Sequence[str], what: str) -> str:
+    """`value` when it is one of `allowed` (so it may be formatted into SQL), else ValueError naming both."""
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+    return value
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    """SQL for numerator / denominator, null when the denominator is zero up to rounding."""
+    return f"CASE WHEN abs({denominator}) > {EPSILON} THEN ({numerator}) / ({denominator}) END"
+
+
+def defined(expression: str) -> str:
+    """SQL for a correlation with NaN (a constant input) turned into null."""
+    return f"nullif({expression}, 'NaN'::DOUBLE)"
+
+
+def equal_to(**values: object) -> tuple[str, list]:
+    """`col = ?` for every keyword whose value is not None, joined by AND (`true` when none are).
+
+    The column names are this module's keyword names, never user text; the values are bound.
+    """
+    given = {name: value for name, value in values.items() if value is not None}
+    sql = " AND ".join(f"{name} = ?" for name in given) or "true"
+    return sql, list(given.values())
+
+
+def require_models(catalog: Catalog, model_ids: Sequence[str]) -> None:
+    """ValueError naming any id that is not in models.parquet (instead of a silently empty answer)."""
+    known = set(catalog.query("SELECT model_id FROM models")["model_id"].to_list())
+    unknown = [model_id for model_id in model_ids if model_id not in known]
+    if unknown:
+        raise ValueError(f"unknown model id(s) {unknown}; known: {', '.join(sorted(known))}")
+
+
+def dense_model(catalog: Catalog) -> str:
+    """The study's reference dense model: the first by id of the models' dense models (the catalog's
+    `dense_model_id`, the one definition of which model is a dense model); ValueError when there is none."""
+    frame = catalog.query("SELECT min(dense_model_id) AS model_id FROM models HAVING model_id IS NOT NULL")
+    if frame.is_empty():
+        raise ValueError("the store has no dense model (method 'dense'); name a model explicitly")
+    return frame["model_id"][0]
+
+
