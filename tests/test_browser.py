@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from testkit.app import CORRUPTIONS, dashboard_store
 from testkit.browser import CONTENT, PAGES, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
-from tests.test_dashboard_pages import dashboard_store
 
 pytestmark = pytest.mark.browser
 
@@ -107,8 +107,6 @@ def stores(tmp_path_factory):
     import json
 
     from testkit.synthetic import write_store
-    from tests.test_dashboard_pages import CORRUPTIONS
-
     base = tmp_path_factory.mktemp("hosted")
     root = base / "root"
     for name, models in (("alpha", 2), ("beta", 3)):

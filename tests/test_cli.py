@@ -191,7 +191,7 @@ def small_store(tmp_path) -> Path:
 
 
 def test_a_store_path_that_is_a_file_is_named(tmp_path) -> None:
-    from tests.extraction import save_small_cnn
+    from testkit.extraction import save_small_cnn
 
     path = tmp_path / "store"
     path.write_text("not a directory")
@@ -229,7 +229,7 @@ def test_a_full_disk_is_named_and_nothing_already_written_is_lost(small_store, t
 
 @needs_tmpfs
 def test_extract_onto_a_full_disk_names_the_file_and_keeps_the_store(tmp_path) -> None:
-    from tests.extraction import save_small_cnn
+    from testkit.extraction import save_small_cnn
 
     first, second = save_small_cnn(tmp_path / "a.pt", 0), save_small_cnn(tmp_path / "b.pt", 1)
     settings = ("--limit", "20", "--corruptions", "fog", "--severities", "1", "--device", "cpu")
@@ -313,7 +313,7 @@ def test_range_errors_from_the_command_line_leave_the_store_untouched(small_stor
 def test_corrupted_dir_is_checked_completely_before_the_first_partition(tmp_path, capsys, damage) -> None:
     from compute import checkpoint, models
     from store import reader
-    from tests.fixtures import write_cifar10, write_cifar10c
+    from testkit.datasets import write_cifar10, write_cifar10c
 
     data = write_cifar10(tmp_path / "data", n_test=12)
     labels = (data.test.labels + 1) % 10 if damage == "labels" else data.test.labels

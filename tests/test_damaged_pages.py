@@ -17,8 +17,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import state
 from store import layout
 from store.verify import validated_manifest
+from testkit.app import APP, CORRUPTIONS, write_embeddings
 from testkit.synthetic import write_store
-from tests.test_dashboard_pages import APP, CORRUPTIONS, write_embeddings
 
 PAGES = {"overview": None, "matrix": "views/matrix.py", "similarity": "views/similarity.py",
          "local": "views/local.py", "global": "views/global.py", "embedding": "views/embedding.py",

@@ -3,102 +3,32 @@ selection; plus the chart functions and the occlusion attribution on their own, 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis import agreement, queries
 from dashboard import attribution, charts
-from store import layout, provenance, reader, writer
+from store import layout
 from store.catalog import Catalog
+from testkit.app import (
+    APP,
+    ATTRIBUTED,
+    CORRUPTIONS,
+    dashboard_store,
+    open_app,
+    specs,
+    write_embeddings,
+)
 from testkit.synthetic import write_store
-
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-CORRUPTIONS = ("gaussian_noise", "contrast")
-ATTRIBUTED = "m01-ft-50"  # the model of dashboard_store that gets a real checkpoint
-
-
-def write_embeddings(root: Path) -> None:
-    """embeddings/ as `python -m compute embed` writes it (random coordinates, the real schema)."""
-    catalog = Catalog(root)
-    models, samples = queries.models(catalog), queries.samples(catalog)
-    rng = np.random.default_rng(0)
-    folder = root / layout.EMBEDDINGS
-    folder.mkdir(exist_ok=True)
-    ids = models["model_id"].to_list()
-    pq.write_table(pa.table({
-        "model_id": ids, "arch": models["arch"].to_list(), "method": models["method"].to_list(),
-        "target_sparsity": models["target_sparsity"].to_list(), "x": rng.normal(size=len(ids)).astype("f4"),
-        "y": rng.normal(size=len(ids)).astype("f4"), "projection": ["umap"] * len(ids),
-    }, schema=layout.MODEL_EMBEDDING_SCHEMA), folder / layout.MODEL_EMBEDDING)
-    pq.write_table(pa.table({"source": ids[:-1], "target": ids[1:], "distance": [1.0] * (len(ids) - 1)},
-                            schema=layout.MODEL_TREE_SCHEMA), folder / layout.MODEL_TREE)
-    rows = (pl.DataFrame({"model_id": ids}).join(samples, how="cross")
-            .join(pl.DataFrame({"corruption": ["clean", CORRUPTIONS[1]], "severity": [0, 3]}), how="cross"))
-    pq.write_table(pa.table({
-        **{name: rows[name].to_list() for name in ("model_id", "corruption", "severity", "sample_id", "label",
-                                                   "label_name")},
-        "correct": (rng.random(rows.height) < 0.8).tolist(), "x": rng.normal(size=rows.height).astype("f4"),
-        "y": rng.normal(size=rows.height).astype("f4"), "projection": ["umap"] * rows.height,
-    }, schema=layout.SAMPLE_EMBEDDING_SCHEMA), folder / layout.SAMPLE_EMBEDDING)
-
-
-def attach_checkpoint(root: Path, model_id: str) -> Path:
-    """Save a real (untrained) small CNN checkpoint and record it as `model_id`'s in models.parquet."""
-    from compute import checkpoint, models
-
-    path = root / "checkpoints" / f"{model_id}.pt"
-    mean, std = [0.5] * 3, [0.25] * 3
-    checkpoint.save(path, models.build("small_cnn", 10, mean, std), arch="small_cnn", num_classes=10, mean=mean,
-                    std=std, dataset="synthetic", hparams={"model_id": model_id})
-    rows = pl.read_parquet(root / layout.MODELS).with_columns(
-        pl.when(pl.col("model_id") == model_id).then(pl.lit(str(path))).otherwise(pl.col("checkpoint"))
-        .alias("checkpoint"))
-    writer.upsert_models(root, rows.to_dicts())
-    return path
-
-
-def dashboard_store(root: Path) -> Path:
-    """A small synthetic study with embeddings and one real checkpoint: every page has something to show."""
-    write_store(root, num_models=4, num_samples=40, corruptions=CORRUPTIONS, severities=(1, 3))
-    from compute.corruptions import IMPLEMENTATION  # the Sample page regenerates images as the record says
-
-    manifest = reader.read_manifest(root)
-    manifest[provenance.KEY] = {provenance.key(c, s): provenance.generated(0, IMPLEMENTATION)
-                                for c in CORRUPTIONS for s in (1, 3)}
-    writer.write_json(root, manifest, root / layout.MANIFEST)
-    write_embeddings(root)
-    attach_checkpoint(root, ATTRIBUTED)
-    return root
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     return dashboard_store(tmp_path_factory.mktemp("dash"))
-
-
-def open_app(monkeypatch, store_path, page: str | None = None, **selection) -> AppTest:
-    """The app on `store_path`, switched to `page`, with the shared selection set as given."""
-    monkeypatch.setenv("PRUNESCOPE_STORE", str(store_path))
-    app = AppTest.from_file(APP, default_timeout=120).run()
-    for key, value in selection.items():
-        app.session_state[key] = value
-    if page:
-        app.switch_page(page)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def specs(app: AppTest) -> list[dict]:
-    """The Vega-Lite specs of the charts on the page."""
-    return [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
 
 
 def text(app: AppTest) -> str:

@@ -1,6 +1,6 @@
 """Dataset loaders: digits, CIFAR-10 pickle batches, CIFAR-10-C .npy files, and their downloads.
 
-Fixtures are written in the published formats by tests/fixtures.py; downloads are served from a local
+Fixtures are written in the published formats by testkit/datasets.py; downloads are served from a local
 HTTP server on 127.0.0.1, so nothing here needs the internet.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from compute import datasets
 from compute.datasets import cifar10, cifar10c
 from compute.datasets.base import DataError, Dataset
-from tests.fixtures import (
+from testkit.datasets import (
     cifar10_batch,
     file_md5,
     make_cifar10_tarball,

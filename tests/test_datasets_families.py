@@ -1,5 +1,5 @@
 """CIFAR-100(-C), Tiny-ImageNet(-C), ImageNet(-C) and image folders: loaders on fixtures written in the exact
-published layouts (tests/dataset_fixtures.py), corrupted copies matched by file name, downloads from a
+published layouts (testkit/dataset_families.py), corrupted copies matched by file name, downloads from a
 local HTTP server, and the errors a wrong directory gets."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torchvision.transforms import functional as TF
 from compute import datasets
 from compute.datasets import cifar100, cifar100c, folders, tinyimagenet
 from compute.datasets.base import DataError
-from tests.dataset_fixtures import (
+from testkit.dataset_families import (
     IMAGENET_WNIDS,
     TINY_WNIDS,
     flat_image,
@@ -31,7 +31,7 @@ from tests.dataset_fixtures import (
     write_tiny_imagenet,
     write_tiny_imagenet_c,
 )
-from tests.fixtures import file_md5, serve_directory
+from testkit.datasets import file_md5, serve_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def test_cifar100_wrong_directory_names_what_was_expected_where(tmp_path: Path) 
 
 def test_cifar100_meta_without_fine_names_is_named(tmp_path: Path) -> None:
     write_cifar100(tmp_path)
-    from tests.fixtures import write_python2_pickle
+    from testkit.datasets import write_python2_pickle
 
     meta = tmp_path / "cifar-100-python" / "meta"
     write_python2_pickle(meta, {b"coarse_label_names": [b"x"] * 20})

@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import state
+from testkit.app import APP, CORRUPTIONS
 from testkit.synthetic import write_store
-from tests.test_dashboard_pages import APP, CORRUPTIONS
 
 PAGES = ("views/overview.py", "views/matrix.py", "views/similarity.py", "views/local.py", "views/global.py",
          "views/embedding.py", "views/samples.py", "views/sample.py")

@@ -96,6 +96,14 @@ def test_bench_and_tests_do_not_import_each_other() -> None:
     assert crossing == []
 
 
+def test_no_test_module_imports_another() -> None:
+    """What several test modules share is a fixture in tests/conftest.py or a function in testkit."""
+    crossing = [f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
+                for name, found in GRAPH.items() if name.startswith("tests.") for target, _, line in found
+                if (module := project(target)) and module.startswith("tests")]
+    assert crossing == []
+
+
 def test_no_import_cycle() -> None:
     edges = {name: sorted({m for target, _, _ in found if (m := project(target)) and m != name})
              for name, found in GRAPH.items()}

@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 from analysis import queries
 from dashboard import charts, state
 from store.catalog import Catalog
+from testkit.app import open_app, specs, write_embeddings
 from testkit.synthetic import METHODS as SYNTHETIC_METHODS
 from testkit.synthetic import write_store
-from tests.test_dashboard_pages import open_app, specs, write_embeddings
 
 MODEL = "m01-ft-50"
 

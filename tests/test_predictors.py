@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import predictors
 from store.catalog import Catalog
-from tests.test_analytics import write_study
-from tests.test_dashboard_pages import open_app
-from tests.test_store import direct_rows
+from testkit.app import open_app
+from testkit.direct import direct_rows
+from testkit.study import write_study
 
 MODELS = [(f"{method}-s{seed}", method, sparsity, seed)
           for method, sparsity in (("dense", 0.0), ("lrr", 0.9), ("biprop", 0.8)) for seed in (0, 1, 2)]

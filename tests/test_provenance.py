@@ -25,8 +25,8 @@ from analysis import queries
 from compute import checkpoint, corruptions, datasets, pixels
 from store import layout, provenance, reader, sample_index, verify
 from store.catalog import Catalog
-from tests.extraction import CORRUPTIONS, LIMIT, ROOT, SEVERITIES, save_small_cnn, start_extract
-from tests.fixtures import write_cifar10c
+from testkit.datasets import write_cifar10c
+from testkit.extraction import CORRUPTIONS, LIMIT, ROOT, SEVERITIES, save_small_cnn, start_extract
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PER_SEVERITY = LIMIT + 10  # the fixture files hold more rows per severity than --limit reads

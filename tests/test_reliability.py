@@ -27,8 +27,8 @@ from compute.__main__ import main
 from store import confine, layout, reader, writer
 from store.catalog import Catalog, QueryError
 from store.verify import verify
-from testkit.synthetic import write_store
-from tests.extraction import (
+from testkit.datasets import write_cifar10, write_cifar10c
+from testkit.extraction import (
     LIMIT,
     PARTITIONS_PER_MODEL,
     duplicate_keys,
@@ -38,7 +38,7 @@ from tests.extraction import (
     small_checkpoints,
     start_extract,
 )
-from tests.fixtures import write_cifar10, write_cifar10c
+from testkit.synthetic import write_store
 
 KILLS = 5
 ONE_SETTING = ("--corruptions", "contrast", "--severities", "1")  # clean + one: two partitions a model

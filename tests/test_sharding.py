@@ -15,8 +15,7 @@ from compute.__main__ import build_parser, main
 from compute.executors import ExecutorError, RayExecutor
 from compute.extract import Shard, work_list
 from store import layout, provenance, reader, sample_index, writer
-from testkit.synthetic import write_store
-from tests.extraction import (
+from testkit.extraction import (
     CORRUPTIONS,
     PARTITIONS_PER_MODEL,
     ROOT,
@@ -28,6 +27,7 @@ from tests.extraction import (
     small_checkpoints,
     start_extract,
 )
+from testkit.synthetic import write_store
 
 SHARDS = 3
 

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,6 +18,7 @@ from store import derived, layout, reader, writer
 from store.catalog import Catalog
 from store.verify import validated_manifest
 from testkit import synthetic
+from testkit.direct import direct_rows
 from testkit.synthetic import prediction_columns, write_store
 
 CORRUPTIONS = ("gaussian_noise", "contrast")
@@ -28,42 +28,6 @@ CORRUPTIONS = ("gaussian_noise", "contrast")
 def small_store(tmp_path_factory):
     return write_store(tmp_path_factory.mktemp("store"), num_models=3, num_samples=50, corruptions=CORRUPTIONS,
                        severities=(1, 3))
-
-
-def _derived(table: pa.Table) -> dict[str, np.ndarray]:
-    """The format-1 scalars a format-2 file does not store, derived here in float64 with NumPy (README
-    "The store")."""
-    n = table.num_rows
-    label = table.column("label").to_numpy()
-    pred = table.column("pred").to_numpy()
-    loss = table.column("loss").to_numpy().astype(np.float64)
-    logit_true, logit_pred = np.empty(n), np.empty(n)
-    for i, (classes, logits) in enumerate(zip(table.column("classes").to_pylist(), table.column("logits").to_pylist(),
-                                              strict=True)):
-        logit_true[i] = logits[classes.index(label[i])]
-        logit_pred[i] = logits[classes.index(pred[i])]
-    angle_true = table.column("angle_true").to_numpy().astype(np.float64)
-    return {
-        "correct": pred == label, "confidence": np.exp(logit_pred - logit_true - loss).astype(np.float32),
-        "p_true": np.exp(-loss).astype(np.float32), "cos_true": np.cos(np.radians(angle_true)).astype(np.float32),
-    }
-
-
-def direct_rows(root) -> pl.DataFrame:
-    """Every prediction row read file by file with pyarrow, keys parsed from the paths, the columns format 2
-    derives computed with NumPy: no DuckDB. Columns: layout.SCALAR_COLUMNS and the partition keys."""
-    frames = []
-    for part in sorted((root / layout.PREDICTIONS).glob("*/*/*/*.parquet")):
-        keys = dict(p.split("=", 1) for p in part.relative_to(root / layout.PREDICTIONS).parts[:3])
-        table = pq.read_table(part)
-        if "classes" in table.column_names:
-            for name, values in _derived(table).items():
-                table = table.append_column(name, pa.array(values))
-        frame = pl.from_arrow(table.select(list(layout.SCALAR_COLUMNS)))
-        frames.append(frame.with_columns(pl.lit(keys["model_id"]).alias("model_id"),
-                                         pl.lit(keys["corruption"]).alias("corruption"),
-                                         pl.lit(int(keys["severity"])).alias("severity")))
-    return pl.concat(frames)
 
 
 def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
@@ -362,7 +326,7 @@ def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
 def test_extract_command_line_records_and_applies_the_per_class_flags(tmp_path) -> None:
     """`extract --all-classes-up-to 5 --top-k 3` on 10 digit classes: rows keep 3 logits plus the true
     class, the manifest says so, and reopening the store with other flags is refused."""
-    from tests.extraction import save_small_cnn, start_extract
+    from testkit.extraction import save_small_cnn, start_extract
 
     checkpoint = save_small_cnn(tmp_path / "small0.pt", 0)
     store = tmp_path / "store"

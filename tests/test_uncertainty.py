@@ -17,8 +17,8 @@ from scipy import stats as sps
 from analysis import report, uncertainty
 from store import layout
 from store.catalog import Catalog
-from tests.test_analytics import CORRUPTIONS, write_study
-from tests.test_store import direct_rows
+from testkit.direct import direct_rows
+from testkit.study import CORRUPTIONS, write_study
 
 ROOT = Path(__file__).resolve().parent.parent
 # Three seeds of dense and lrr-90, one of ft-50: groups with replicates and a group of one.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.fixtures import random_images, write_python2_pickle
+from testkit.datasets import random_images, write_python2_pickle
 
 # Deliberately not sorted, as the real wnids.txt is not (it begins n02124075, n04067472, n04540053).
 TINY_WNIDS = ("n02124075", "n04067472", "n01443537")
