@@ -184,10 +184,10 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
 
 
 @pytest.fixture
-def small_store(tmp_path) -> Path:
-    from testkit.synthetic import write_store
-
-    return write_store(tmp_path / "built", num_models=2, num_samples=400, corruptions=("fog",), severities=(1,))
+def small_store(synthetic_store, pristine_copy, tmp_path) -> Path:
+    """This test's own copy of a small store (the OS-error tests make it read-only or full)."""
+    return pristine_copy(synthetic_store(num_models=2, num_samples=400, corruptions=("fog",), severities=(1,)),
+                         tmp_path / "built")
 
 
 def test_a_store_path_that_is_a_file_is_named(tmp_path) -> None:

@@ -16,24 +16,16 @@ import pytest
 from store import confine, layout, reader, writer
 from store.catalog import Catalog
 from store.verify import verify
-from testkit.synthetic import write_store
 
 ROOT = Path(__file__).resolve().parent.parent
 STRACE = shutil.which("strace")
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    return write_store(tmp_path_factory.mktemp("pristine") / "store", num_models=2, num_samples=30,
-                       corruptions=("fog",), severities=(1,))
-
-
 @pytest.fixture
-def stores(pristine, tmp_path) -> tuple[Path, Path]:
+def stores(synthetic_store, pristine_copy, tmp_path) -> tuple[Path, Path]:
     """(a store to make hostile, another store outside it that the links point into)."""
-    for name in ("store", "other"):
-        subprocess.run(["cp", "-a", str(pristine), str(tmp_path / name)], check=True)
-    return tmp_path / "store", tmp_path / "other"
+    pristine = synthetic_store(num_models=2, num_samples=30, corruptions=("fog",), severities=(1,))
+    return pristine_copy(pristine, tmp_path / "store"), pristine_copy(pristine, tmp_path / "other")
 
 
 def _link_prediction(store: Path, other: Path) -> Path:

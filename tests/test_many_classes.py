@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from analysis import queries
 from dashboard import charts, state
 from store.catalog import Catalog
-from testkit.app import open_app, specs, write_embeddings
+from testkit.app import specs, write_embeddings
 from testkit.synthetic import METHODS as SYNTHETIC_METHODS
 from testkit.synthetic import write_store
 
@@ -48,14 +48,14 @@ def no_error(app: AppTest) -> None:
 
 
 @pytest.mark.parametrize("page", [None, "views/matrix.py", "views/predictors.py", "views/similarity.py"])
-def test_study_pages_render(monkeypatch, study, page) -> None:
+def test_study_pages_render(open_page, study, page) -> None:
     root, _ = study
-    no_error(open_app(monkeypatch, root, page, model=MODEL))
+    no_error(open_page(root, page, model=MODEL))
 
 
-def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name(monkeypatch, study) -> None:
+def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name(open_page, study) -> None:
     root, names = study
-    app = open_app(monkeypatch, root, "views/local.py", model=MODEL)
+    app = open_page(root, "views/local.py", model=MODEL)
     no_error(app)
     picker = app.multiselect(key="classes")
     assert picker.options == names  # every class, by name, searchable
@@ -73,9 +73,9 @@ def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name
     assert not app.get("vega_lite_chart") and "Pick at least one class" in app.info[0].value
 
 
-def test_global_geometry_names_the_true_and_nearest_classes(monkeypatch, study) -> None:
+def test_global_geometry_names_the_true_and_nearest_classes(open_page, study) -> None:
     root, names = study
-    app = open_app(monkeypatch, root, "views/global.py", model=MODEL)
+    app = open_page(root, "views/global.py", model=MODEL)
     no_error(app)
     (spec,) = specs(app)
     tooltips = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
@@ -92,9 +92,9 @@ def test_global_geometry_names_the_true_and_nearest_classes(monkeypatch, study) 
     no_error(app)
 
 
-def test_samples_tables_name_the_true_and_predicted_classes(monkeypatch, study) -> None:
+def test_samples_tables_name_the_true_and_predicted_classes(open_page, study) -> None:
     root, names = study
-    app = open_app(monkeypatch, root, "views/samples.py", model=MODEL, samples_source="filter",
+    app = open_page(root, "views/samples.py", model=MODEL, samples_source="filter",
                    samples_filter="not correct", samples_scoped=True)
     no_error(app)
     table = app.dataframe[0].value
@@ -103,19 +103,19 @@ def test_samples_tables_name_the_true_and_predicted_classes(monkeypatch, study) 
     assert [names[c] for c in table["label"]] == table["label_name"].tolist()
 
 
-def test_sample_page_names_its_class(monkeypatch, study) -> None:
+def test_sample_page_names_its_class(open_page, study) -> None:
     root, names = study
     label = int(queries.samples(Catalog(root))["label"][5])
-    app = open_app(monkeypatch, root, "views/sample.py", model=MODEL, sample=5)
+    app = open_page(root, "views/sample.py", model=MODEL, sample=5)
     no_error(app)
     assert state.code(names[label]) in "\n".join(m.value for m in app.markdown)
     cells = chart_data(app)
     assert set(cells["label_name"]) == {names[label]} and set(cells["pred_name"]) <= set(names)
 
 
-def test_embedding_colours_the_picked_classes_and_greys_the_rest(monkeypatch, study) -> None:
+def test_embedding_colours_the_picked_classes_and_greys_the_rest(open_page, study) -> None:
     root, names = study
-    app = open_app(monkeypatch, root, "views/embedding.py", model=MODEL, classes=[names[0], names[3]])
+    app = open_page(root, "views/embedding.py", model=MODEL, classes=[names[0], names[3]])
     no_error(app)
     (spec,) = specs(app)
     colour = spec["encoding"]["color"]
@@ -127,12 +127,12 @@ def test_embedding_colours_the_picked_classes_and_greys_the_rest(monkeypatch, st
     assert set(points["label_name"]) <= set(names)
 
 
-def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(monkeypatch, tmp_path) -> None:
+def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(open_page, tmp_path) -> None:
     root = write_store(tmp_path, num_models=100, num_samples=12, corruptions=("fog",), severities=(1,))
     labels = set(charts.model_labels(queries.models(Catalog(root))))
     assert len(labels) == 100
     for metric in ("accuracy", "margin"):
-        app = open_app(monkeypatch, root, "views/matrix.py", level="model", metric=metric)
+        app = open_page(root, "views/matrix.py", level="model", metric=metric)
         no_error(app)
         (spec,) = specs(app)
         blocks = spec["vconcat"]  # one block of rows per method, titled by it, dense first
@@ -143,7 +143,7 @@ def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(mo
         assert {p["name"] for p in spec["params"]} == {"cell"}  # one click selection over every block
         assert "scroll" in "\n".join(c.value for c in app.caption)
     few = write_store(tmp_path / "few", num_models=6, num_samples=12, corruptions=("fog",), severities=(1,))
-    (spec,) = specs(open_app(monkeypatch, few, "views/matrix.py", level="model"))
+    (spec,) = specs(open_page(few, "views/matrix.py", level="model"))
     assert "vconcat" not in spec and len(spec["encoding"]["y"]["sort"]) == 6
 
 

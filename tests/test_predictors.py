@@ -13,7 +13,6 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import predictors
 from store.catalog import Catalog
-from testkit.app import open_app
 from testkit.direct import direct_rows
 from testkit.study import write_study
 
@@ -72,8 +71,8 @@ def page_text(app: AppTest) -> str:
     return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
 
 
-def test_matrix_shows_groups_with_significance_and_switches_to_models(monkeypatch, study) -> None:
-    app = open_app(monkeypatch, study, "views/matrix.py")
+def test_matrix_shows_groups_with_significance_and_switches_to_models(open_page, study) -> None:
+    app = open_page(study, "views/matrix.py")
     (chart,) = app.get("vega_lite_chart")
     spec = json.loads(chart.proto.spec)
     assert spec["encoding"]["opacity"]["field"] == "opacity" and "not significant" in spec["transform"][0]["calculate"]
@@ -91,8 +90,8 @@ def test_matrix_shows_groups_with_significance_and_switches_to_models(monkeypatc
     assert app.dataframe[0].value["model_id"].nunique() == len(MODELS)
 
 
-def test_overview_lists_groups_and_pie_counts(monkeypatch, study) -> None:
-    app = open_app(monkeypatch, study)
+def test_overview_lists_groups_and_pie_counts(open_page, study) -> None:
+    app = open_page(study)
     tables = [frame.value for frame in app.dataframe]
     groups = next(t for t in tables if "mean corruption" in t.columns)
     assert sorted(groups["row"]) == ["a-biprop-80", "a-dense-0", "a-lrr-90"]
@@ -102,16 +101,16 @@ def test_overview_lists_groups_and_pie_counts(monkeypatch, study) -> None:
     assert "Hooker et al. 2019" in page_text(app) and "flipped by pruning" not in page_text(app)
 
 
-def test_similarity_averages_agreement_over_seeds(monkeypatch, study) -> None:
-    app = open_app(monkeypatch, study, "views/similarity.py")
+def test_similarity_averages_agreement_over_seeds(open_page, study) -> None:
+    app = open_page(study, "views/similarity.py")
     titles = [json.loads(c.proto.spec)["title"] for c in app.get("vega_lite_chart")]
     assert any("Groups that get the same samples right" in str(t) for t in titles)
     pairs = next(f.value for f in app.dataframe if "kappa_low" in f.value.columns)
     assert set(pairs["pairs"]) == {9}  # 3 seeds x 3 seeds per pair of groups
 
 
-def test_predictors_page_reports_rho_and_tests_the_paper(monkeypatch, study) -> None:
-    app = open_app(monkeypatch, study, "views/predictors.py")
+def test_predictors_page_reports_rho_and_tests_the_paper(open_page, study) -> None:
+    app = open_page(study, "views/predictors.py")
     assert app.title[0].value == "Robustness predictors"
     assert "Spearman's rho" in page_text(app)
     (spec,) = [json.loads(c.proto.spec) for c in app.get("vega_lite_chart")]
@@ -125,13 +124,13 @@ def test_predictors_page_reports_rho_and_tests_the_paper(monkeypatch, study) -> 
     assert not app.exception
 
 
-def test_predictors_page_explains_too_few_models(monkeypatch, tmp_path) -> None:
+def test_predictors_page_explains_too_few_models(open_page, tmp_path) -> None:
     small = write_study(tmp_path, models=MODELS[:2], num_samples=20)
-    app = open_app(monkeypatch, small, "views/predictors.py")
+    app = open_page(small, "views/predictors.py")
     assert "at least 3 models" in app.info[0].value
 
 
-def test_overview_says_pie_reduces_to_flipped_by_pruning_with_one_seed(monkeypatch, tmp_path) -> None:
+def test_overview_says_pie_reduces_to_flipped_by_pruning_with_one_seed(open_page, tmp_path) -> None:
     single = write_study(tmp_path, models=[MODELS[0], MODELS[3], MODELS[6]], num_samples=30)
-    app = open_app(monkeypatch, single)
+    app = open_page(single)
     assert "reduces to \"flipped by pruning\"" in page_text(app)

@@ -26,7 +26,7 @@ from compute import checkpoint, corruptions, datasets, pixels
 from store import layout, provenance, reader, sample_index, verify
 from store.catalog import Catalog
 from testkit.datasets import write_cifar10c
-from testkit.extraction import CORRUPTIONS, LIMIT, ROOT, SEVERITIES, save_small_cnn, start_extract
+from testkit.extraction import CORRUPTIONS, LIMIT, ROOT, SEVERITIES, start_extract
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PER_SEVERITY = LIMIT + 10  # the fixture files hold more rows per severity than --limit reads
@@ -37,12 +37,6 @@ def run_extract(store: Path, checkpoints: list[Path], *extra: str) -> tuple[int,
     process = start_extract(store, checkpoints, *extra)
     out, err = process.communicate(timeout=300)
     return process.returncode, out, err
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("checkpoints")
-    return [save_small_cnn(folder / f"small{seed}.pt", seed) for seed in range(2)]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,6 @@ from testkit.extraction import (
     extract_args,
     prediction_rows,
     save_small_cnn,
-    small_checkpoints,
     start_extract,
 )
 from testkit.synthetic import write_store
@@ -83,8 +82,8 @@ def killed_five_times(store: Path, checkpoints: list[Path], rng: random.Random) 
     return True
 
 
-def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path, monkeypatch) -> None:
-    checkpoints = small_checkpoints(tmp_path)
+def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path, monkeypatch,
+                                                                                   checkpoints) -> None:
     total = len(checkpoints) * PARTITIONS_PER_MODEL
     seed = int(os.environ.get("PRUNESCOPE_KILL_SEED", time.time_ns() % 10_000))
     rng = random.Random(seed)
@@ -107,7 +106,7 @@ def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_o
     assert matrix.height == total and set(matrix["samples"].to_list()) == {LIMIT}
     assert queries.models(catalog)["clean_accuracy"].null_count() == 0
     assert [p.view for p in verify(store)] == ["checkpoints"] * 2  # outside the store, no root declared
-    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(tmp_path))  # the operator declares where they live
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(checkpoints[0].parent))  # the operator declares where they live
     assert verify(store) == []
     print(f"resumed after {KILLS} kills: {rows.num_rows} rows in {total} partitions, no duplicate key")
 
@@ -143,8 +142,8 @@ def test_stale_temporary_files_of_dead_writers_go_and_live_writers_files_stay(tm
         live.wait()
 
 
-def test_a_partition_published_without_its_marker_is_redone_once(tmp_path, capsys) -> None:
-    checkpoints = small_checkpoints(tmp_path, count=1)
+def test_a_partition_published_without_its_marker_is_redone_once(tmp_path, capsys, checkpoints) -> None:
+    checkpoints = checkpoints[:1]
     store = tmp_path / "store"
     assert main(extract_args(store, checkpoints, *ONE_SETTING)) == 0
     victim = reader.complete_partitions(store)[1]
@@ -240,10 +239,9 @@ def store_of_another_schema_version(root: Path) -> Path:
     return root
 
 
-def test_store_written_by_another_schema_version_is_named(tmp_path, capsys) -> None:
+def test_store_written_by_another_schema_version_is_named(tmp_path, capsys, checkpoints) -> None:
     store = store_of_another_schema_version(tmp_path / "store")
-    checkpoints = small_checkpoints(tmp_path, count=1)
-    code, err = run_cli(extract_args(store, checkpoints), capsys)
+    code, err = run_cli(extract_args(store, checkpoints[:1]), capsys)
     assert code == 2
     assert f"error: {store / layout.MANIFEST} has schema version {layout.SCHEMA_VERSION + 1}" in err
 
@@ -288,49 +286,50 @@ def test_nan_features_are_kept_flagged_and_counted(tmp_path, capsys) -> None:
 # -- damaged store files: found and named, other views unaffected --------------------------------------
 
 @pytest.fixture
-def synthetic_store(tmp_path) -> Path:
-    return write_store(tmp_path / "store", num_models=3, num_samples=40, corruptions=("fog", "contrast"),
-                       severities=(1, 3))
+def store(synthetic_store, pristine_copy, tmp_path) -> Path:
+    """A fresh copy of a clean synthetic store, to damage."""
+    return pristine_copy(synthetic_store(num_models=3, num_samples=40, corruptions=("fog", "contrast"),
+                                         severities=(1, 3)), tmp_path / "store")
 
 
-def test_clean_store_verifies(synthetic_store) -> None:
-    assert verify(synthetic_store) == []
+def test_clean_store_verifies(store) -> None:
+    assert verify(store) == []
 
 
-def test_truncated_prediction_file_is_named_and_other_views_still_answer(synthetic_store) -> None:
-    victim = reader.partition_file(synthetic_store, "m01-ft-50", "fog", 3)
+def test_truncated_prediction_file_is_named_and_other_views_still_answer(store) -> None:
+    victim = reader.partition_file(store, "m01-ft-50", "fog", 3)
     victim.write_bytes(victim.read_bytes()[:-100])
-    problems = verify(synthetic_store)
+    problems = verify(store)
     assert [(p.path, p.view) for p in problems] == [(victim, "predictions")]
     assert "not a readable Parquet file" in problems[0].message
-    assert verify(synthetic_store, views=("samples", "models")) == []
-    assert not reader.is_complete(synthetic_store, "m01-ft-50", "fog", 3)  # so a rerun of extract redoes it
-    catalog = Catalog(synthetic_store)
+    assert verify(store, views=("samples", "models")) == []
+    assert not reader.is_complete(store, "m01-ft-50", "fog", 3)  # so a rerun of extract redoes it
+    catalog = Catalog(store)
     assert queries.models(catalog).height == 3  # the Overview's query
     assert matrices.accuracy_matrix(catalog).height > 0  # served from the markers' sums, no file read
     with pytest.raises(QueryError, match=re.escape(str(victim))):  # a query that reads rows names the file
         queries.sample_rows(catalog, 0)
 
 
-def test_bytes_damaged_in_place_are_found_by_their_page_checksum(synthetic_store) -> None:
-    victim = reader.partition_file(synthetic_store, "m02-gmp-50", "contrast", 1)
+def test_bytes_damaged_in_place_are_found_by_their_page_checksum(store) -> None:
+    victim = reader.partition_file(store, "m02-gmp-50", "contrast", 1)
     chunk = pq.ParquetFile(victim).metadata.row_group(0).column(layout.prediction_schema(10).names.index("logits"))
     start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
     middle = start + chunk.total_compressed_size // 2  # inside the chunk (logits is the last: the footer follows)
     data = bytearray(victim.read_bytes())
     data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # page data; footer intact
     victim.write_bytes(bytes(data))
-    assert verify(synthetic_store, deep=False) == []  # the footer alone cannot tell
-    problems = verify(synthetic_store)
+    assert verify(store, deep=False) == []  # the footer alone cannot tell
+    problems = verify(store)
     assert [p.path for p in problems] == [victim] and "checksum" in problems[0].message.lower()
 
 
-def test_extra_copy_of_a_partition_and_wrong_row_count_are_named(synthetic_store) -> None:
-    original = reader.partition_file(synthetic_store, "m00-dense-0", "clean", 0)
+def test_extra_copy_of_a_partition_and_wrong_row_count_are_named(store) -> None:
+    original = reader.partition_file(store, "m00-dense-0", "clean", 0)
     copy = original.with_name("part-1.parquet")
     copy.write_bytes(original.read_bytes())
-    marker = synthetic_store / layout.COMPLETE / "m00-dense-0__fog__1.json"
+    marker = store / layout.COMPLETE / "m00-dense-0__fog__1.json"
     marker.write_text(json.dumps({"rows": 41, "bytes": 0}))
-    problems = {p.path: p.message for p in verify(synthetic_store, views=("predictions",))}
-    assert problems.keys() == {copy, reader.partition_file(synthetic_store, "m00-dense-0", "fog", 1)}
+    problems = {p.path: p.message for p in verify(store, views=("predictions",))}
+    assert problems.keys() == {copy, reader.partition_file(store, "m00-dense-0", "fog", 1)}
     assert "unexpected file" in problems[copy]

@@ -24,17 +24,11 @@ from testkit.extraction import (
     duplicate_keys,
     extract_args,
     prediction_rows,
-    small_checkpoints,
     start_extract,
 )
 from testkit.synthetic import write_store
 
 SHARDS = 3
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> list[Path]:
-    return small_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
 @pytest.fixture(scope="module")

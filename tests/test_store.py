@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -24,10 +25,10 @@ from testkit.synthetic import prediction_columns, write_store
 CORRUPTIONS = ("gaussian_noise", "contrast")
 
 
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory):
-    return write_store(tmp_path_factory.mktemp("store"), num_models=3, num_samples=50, corruptions=CORRUPTIONS,
-                       severities=(1, 3))
+@pytest.fixture
+def small_store(synthetic_store) -> Path:
+    """The session's store of this size: only read here."""
+    return synthetic_store(num_models=3, num_samples=50, corruptions=CORRUPTIONS, severities=(1, 3))
 
 
 def test_partition_round_trip_keeps_every_value(tmp_path) -> None:

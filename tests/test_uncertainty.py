@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,27 +167,22 @@ def test_report_per_group_is_mean_and_t_interval_over_seeds(catalog, direct) -> 
         assert (row["mean"], row["low"], row["high"]) == pytest.approx((values.mean(), max(low, 0), min(high, 1)))
 
 
-def run_report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compute", "report", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-
-
-def test_report_command_prints_every_format(study, catalog) -> None:
-    csv = run_report("--store", str(study), "--by", "model", "--format", "csv")
+def test_report_command_prints_every_format(study, catalog, cli) -> None:
+    csv = cli("report", "--store", str(study), "--by", "model", "--format", "csv")
     assert csv.returncode == 0, csv.stderr
     printed = pl.read_csv(io.StringIO(csv.stdout))
     expected = report.report_table(catalog, "model")
     assert printed.height == expected.height
     assert printed["mean"].to_list() == pytest.approx(expected["mean"].to_list(), nan_ok=True)
-    tex = run_report("--store", str(study), "--format", "latex")
+    tex = cli("report", "--store", str(study), "--format", "latex")
     assert tex.returncode == 0 and r"\begin{tabular}" in tex.stdout and r"$\pm$" in tex.stdout
     lines = report.render_report(report.report_table(catalog, "group"), "markdown").splitlines()
     assert lines[0].startswith("| row | method |") and "mean corruption" in lines[0]
     assert any(line.startswith("| a-lrr-90 | lrr |") and "±" in line for line in lines)
 
 
-def test_report_command_names_a_missing_store(tmp_path) -> None:
-    result = run_report("--store", str(tmp_path / "nowhere"))
+def test_report_command_names_a_missing_store(tmp_path, cli) -> None:
+    result = cli("report", "--store", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and "nowhere" in result.stderr
 

@@ -4,8 +4,6 @@ values by the files; `python -m compute verify` prints the problems and exits 1 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,24 +14,16 @@ import pytest
 
 from store import layout, reader
 from store.verify import validated_manifest, verify
-from testkit.synthetic import write_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 40
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    return write_store(tmp_path_factory.mktemp("pristine") / "store", num_models=2, num_samples=SAMPLES,
-                       corruptions=("fog",), severities=(1, 3))
-
-
 @pytest.fixture
-def store(pristine, tmp_path) -> Path:
+def store(synthetic_store, pristine_copy, tmp_path) -> Path:
     """A fresh copy of a clean synthetic store, to damage."""
-    copy = tmp_path / "store"
-    subprocess.run(["cp", "-a", str(pristine), str(copy)], check=True)
-    return copy
+    return pristine_copy(synthetic_store(num_models=2, num_samples=SAMPLES, corruptions=("fog",), severities=(1, 3)),
+                         tmp_path / "store")
 
 
 def edit_manifest(store: Path, **changes) -> Path:
@@ -49,11 +39,6 @@ def edit_manifest(store: Path, **changes) -> Path:
 
 
 DROP = object()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compute", *args], cwd=ROOT, capture_output=True, text=True,
-                          check=False)
 
 
 # Each damage: what it does to the store, the file verify must name, and a phrase of its message.
@@ -160,7 +145,7 @@ def test_a_directory_that_is_not_a_store_is_one_problem(tmp_path) -> None:
     assert "it is a file" in verify(tmp_path / "file")[0].message
 
 
-def test_verify_command_prints_each_problem_and_exits_1(store) -> None:
+def test_verify_command_prints_each_problem_and_exits_1(store, cli) -> None:
     clean = cli("verify", "--store", str(store))
     assert clean.returncode == 0 and "no problems" in clean.stdout, clean.stderr
     DAMAGES["marker not JSON"][0](store)
@@ -173,7 +158,7 @@ def test_verify_command_prints_each_problem_and_exits_1(store) -> None:
     assert "Traceback" not in damaged.stderr
 
 
-def test_verify_command_usage_error_exits_2() -> None:
+def test_verify_command_usage_error_exits_2(cli) -> None:
     result = cli("verify")
     assert result.returncode == 2 and "--store" in result.stderr
 
@@ -196,7 +181,7 @@ def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
 
 
 @pytest.mark.parametrize("case", ["marker not JSON", "truncated prediction file"])
-def test_index_refuses_a_damaged_store_naming_the_file(store, case) -> None:
+def test_index_refuses_a_damaged_store_naming_the_file(store, case, cli) -> None:
     damage, relative, phrase = DAMAGES[case]
     damage(store)
     result = cli("index", "--store", str(store))

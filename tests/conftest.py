@@ -1,0 +1,104 @@
+"""Fixtures any test module may ask for: what is expensive is built once per session and shared read-only.
+
+- `synthetic_store(**sizes)`: a synthetic store (testkit.synthetic.write_store's arguments), written once per
+  session for each set of arguments; never change it, copy it with `pristine_copy` first.
+- `pristine_copy(store)`: this test's own copy of a shared store, to damage or extend.
+- `checkpoints`: two small digits CNN checkpoints (seeds 0 and 1), saved once; read them, never change them.
+- `cli(*args)`: `python -m compute ...` in this process (compute.__main__.main): returncode, stdout, stderr.
+- `open_page(store, page, **selection)`: a dashboard page under streamlit's AppTest on `store`.
+
+Plain functions that benchmarks use as well live in testkit, not here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from compute.__main__ import main
+from testkit import extraction
+from testkit.app import open_app
+from testkit.synthetic import write_store
+
+
+def _key(value: object) -> object:
+    """A hashable stand-in for one write_store argument (sequences become tuples)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(_key(item) for item in value)
+    return value
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory) -> Callable[..., Path]:
+    """`synthetic_store(num_models=.., num_samples=.., corruptions=.., ...)`: the one session store of that
+    size, written on first use. Shared: read it, and copy it with `pristine_copy` before changing it."""
+    built: dict[tuple, Path] = {}
+
+    def store(**arguments) -> Path:
+        key = tuple(sorted((name, _key(value)) for name, value in arguments.items()))
+        if key not in built:
+            built[key] = write_store(tmp_path_factory.mktemp("synthetic") / "store", **arguments)
+        return built[key]
+
+    return store
+
+
+@pytest.fixture
+def pristine_copy(tmp_path) -> Callable[..., Path]:
+    """`pristine_copy(store, target=None)`: a copy of `store` (bytes, modes and times) at `target`, by default
+    a fresh folder in this test's tmp_path; returns its path."""
+    numbers = itertools.count()
+
+    def copy(store: Path, target: Path | None = None) -> Path:
+        target = target or tmp_path / f"copy{next(numbers)}" / store.name
+        return Path(shutil.copytree(store, target, symlinks=True))
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> list[Path]:
+    """small0.pt and small1.pt: freshly initialised digits small_cnn checkpoints (testkit.extraction)."""
+    return extraction.small_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@dataclass(frozen=True)
+class Ran:
+    """How one command ended and what it printed (named as subprocess.CompletedProcess names them)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys) -> Callable[..., Ran]:
+    """`cli(*args)`: run `python -m compute *args` in this process; argparse's exits become the code."""
+
+    def run(*args: str | Path) -> Ran:
+        capsys.readouterr()
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def open_page(monkeypatch) -> Callable[..., AppTest]:
+    """`open_page(store, page=None, **selection)`: the app on `store`, switched to `page` (a script path like
+    "views/matrix.py"), the shared selection set as given, run without an exception."""
+
+    def page(store: Path, page: str | None = None, **selection) -> AppTest:
+        return open_app(monkeypatch, store, page, **selection)
+
+    return page
