@@ -1,4 +1,4 @@
-# The whole set-up: `make demo` and `make test`. Both create .venv when it is missing.
+# The whole set-up: `make demo` and `make test` (`make check` while working). All create .venv when it is missing.
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 STORE  ?= data/demo
 PORT   ?= 8501
 
-.PHONY: demo test lint bench serve chromium clean
+.PHONY: demo test check lint bench serve chromium clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-optional.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,13 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# Every test, the slow and browser ones included; prints the 25 slowest (CI runs this).
 test: $(STAMP) chromium lint
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
+
+# The fast subset while working: no training, kill/resume, Ray, Chromium or large AppTest (about 2 min on 2 cores).
+check: $(STAMP) lint
+	$(PY) -m pytest -m "not slow and not browser" -p no:cacheprovider --durations=10
 
 # The corruption benchmark compares against the imagecorruptions-imaug fork: a benchmark-only install.
 bench: $(STAMP) chromium

@@ -12,6 +12,8 @@ Plain functions that benchmarks use as well live in testkit, not here.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import shutil
 from collections.abc import Callable, Sequence
@@ -77,18 +79,19 @@ class Ran:
     stderr: str
 
 
-@pytest.fixture
-def cli(capsys) -> Callable[..., Ran]:
-    """`cli(*args)`: run `python -m compute *args` in this process; argparse's exits become the code."""
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., Ran]:
+    """`cli(*args)`: run `python -m compute *args` in this process, its output captured; argparse's exits
+    become the return code. Session-scoped, so module fixtures can build their stores with it too."""
 
     def run(*args: str | Path) -> Ran:
-        capsys.readouterr()
-        try:
-            code = main([str(arg) for arg in args])
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = capsys.readouterr()
-        return Ran(code, out, err)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(arg) for arg in args])
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+        return Ran(code, out.getvalue(), err.getvalue())
 
     return run
 

@@ -18,6 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from compute import checkpoint, models
 
+# training through the command line, then every page rendered on each store
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
 CLASSES = 200

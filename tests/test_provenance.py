@@ -7,11 +7,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +23,26 @@ from compute import checkpoint, corruptions, datasets, pixels
 from store import layout, provenance, reader, sample_index, verify
 from store.catalog import Catalog
 from testkit.datasets import write_cifar10c
-from testkit.extraction import CORRUPTIONS, LIMIT, ROOT, SEVERITIES, start_extract
+from testkit.extraction import CORRUPTIONS, LIMIT, SEVERITIES, extract_args
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PER_SEVERITY = LIMIT + 10  # the fixture files hold more rows per severity than --limit reads
 SAMPLES = (0, 17, LIMIT - 1)
 
 
-def run_extract(store: Path, checkpoints: list[Path], *extra: str) -> tuple[int, str, str]:
-    process = start_extract(store, checkpoints, *extra)
-    out, err = process.communicate(timeout=300)
-    return process.returncode, out, err
+@pytest.fixture(scope="module")
+def run_extract(cli) -> Callable[..., tuple[int, str, str]]:
+    """`compute extract` of the tiny test setting, in this process: (exit code, stdout, stderr)."""
+
+    def run(store: Path, checkpoints: list[Path], *extra: str) -> tuple[int, str, str]:
+        result = cli(*extract_args(store, checkpoints, *extra))
+        return result.returncode, result.stdout, result.stderr
+
+    return run
 
 
 @pytest.fixture(scope="module")
-def seed3(tmp_path_factory, checkpoints) -> Path:
+def seed3(tmp_path_factory, checkpoints, run_extract) -> Path:
     store = tmp_path_factory.mktemp("seed3") / "store"
     code, _, err = run_extract(store, checkpoints[:1], "--seed", "3")
     assert code == 0, err
@@ -54,7 +56,7 @@ def published(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def from_files(tmp_path_factory, checkpoints, published) -> Path:
+def from_files(tmp_path_factory, checkpoints, published, run_extract) -> Path:
     store = tmp_path_factory.mktemp("files") / "store"
     code, _, err = run_extract(store, checkpoints[:1], "--corrupted-dir", str(published.directory))
     assert code == 0, err
@@ -111,7 +113,8 @@ def test_file_settings_show_the_exact_rows_the_model_read(from_files, published)
         assert_model_saw(from_files, corruption, severity, shown)
 
 
-def test_mixing_provenance_is_refused_naming_the_setting_and_both_sources(seed3, from_files, checkpoints) -> None:
+def test_mixing_provenance_is_refused_naming_the_setting_and_both_sources(seed3, from_files, checkpoints,
+                                                                        run_extract) -> None:
     markers = sorted(p.name for p in (seed3 / layout.COMPLETE).iterdir())
     manifest = (seed3 / layout.MANIFEST).read_bytes()
     # the default seed 0 into the seed-3 store, a new model and a new corruption
@@ -332,17 +335,20 @@ def tree(tmp_path_factory) -> dict[str, Path]:
     return {"clean": base / "clean", "c": base / "c", "model": base / "m.pt", "base": base}
 
 
-def extract_tree(store: Path, tree: dict[str, Path], corrupted: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "compute", "extract", "--store", str(store), "--checkpoints", str(tree["model"]),
-         "--dataset", "imagefolder", "--data-dir", str(tree["clean"]), "--image-size", "32",
-         "--corrupted-dir", str(corrupted), "--corruptions", "gaussian_noise", "--severities", "1",
-         "--device", "cpu"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def extract_tree(cli) -> Callable:
+    """`extract_tree(store, tree, corrupted)`: `compute extract` of the image tree, in this process."""
+
+    def run(store: Path, tree: dict[str, Path], corrupted: Path):
+        return cli("extract", "--store", store, "--checkpoints", tree["model"], "--dataset", "imagefolder",
+                   "--data-dir", tree["clean"], "--image-size", "32", "--corrupted-dir", corrupted,
+                   "--corruptions", "gaussian_noise", "--severities", "1", "--device", "cpu")
+
+    return run
 
 
 @pytest.fixture(scope="module")
-def tree_store(tree) -> Path:
+def tree_store(tree, extract_tree) -> Path:
     store = tree["base"] / "store"
     result = extract_tree(store, tree, tree["c"])
     assert result.returncode == 0, result.stderr
@@ -386,7 +392,7 @@ def test_a_changed_or_moved_tree_file_is_a_clear_error(tree, tree_store) -> None
     assert str(path.resolve()) in str(error.value)
 
 
-def test_a_tree_with_other_files_is_refused_and_a_moved_one_is_followed(tree, tree_store) -> None:
+def test_a_tree_with_other_files_is_refused_and_a_moved_one_is_followed(tree, tree_store, extract_tree) -> None:
     other = tree["base"] / "other"
     shutil.copytree(tree["c"], other)
     noise_image(other / "gaussian_noise" / "1" / "bee" / "i2.jpg", (40, 40), seed=7)

@@ -82,6 +82,7 @@ def killed_five_times(store: Path, checkpoints: list[Path], rng: random.Random) 
     return True
 
 
+@pytest.mark.slow  # kill/resume: seven extraction processes
 def test_extraction_killed_five_times_then_resumed_has_every_partition_exactly_once(tmp_path, monkeypatch,
                                                                                    checkpoints) -> None:
     total = len(checkpoints) * PARTITIONS_PER_MODEL

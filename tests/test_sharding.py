@@ -65,6 +65,7 @@ def test_bad_shards_are_refused_with_the_expected_form(text, capsys) -> None:
     assert "K/N" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # three extraction processes at once
 def test_concurrent_shards_write_exactly_the_rows_of_one_unsharded_run(tmp_path, checkpoints, unsharded) -> None:
     store = tmp_path / "store"
     processes = [start_extract(store, checkpoints, "--shard", f"{k}/{SHARDS}") for k in range(SHARDS)]
@@ -127,6 +128,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow  # Ray: starts a local Ray instance
 def test_ray_executor_writes_the_rows_of_a_local_run(tmp_path, checkpoints, unsharded, local_ray) -> None:
     store = tmp_path / "store"
     assert main(extract_args(store, checkpoints, "--corruptions", "fog", "--severities", "3",

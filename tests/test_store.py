@@ -292,6 +292,7 @@ def test_a_format_1_store_migrates_to_the_same_scalars(tmp_path) -> None:
         np.testing.assert_allclose(new["angles"], np.array(old)[new["classes"]], atol=1e-3)
 
 
+@pytest.mark.slow  # kill/resume: migration processes killed and rerun
 def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
     original = write_store(tmp_path / "old", num_models=3, num_samples=300, corruptions=("contrast", "fog"),
                            severities=(1, 2, 3, 4, 5), num_classes=12, version=1)
