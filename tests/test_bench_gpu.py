@@ -3,6 +3,7 @@ inference) at tiny size on the CPU, so it works wherever a GPU is lent."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench import gpu
@@ -16,6 +17,7 @@ def test_tiny_cpu_run_extracts_every_setting_and_times_both_sides() -> None:
     assert "ratio end-to-end time / plain inference time" in result.lines()[-1]
 
 
+@pytest.mark.slow  # the benchmark's whole code path
 def test_without_cuda_main_says_not_measured_and_still_runs_the_code_path(monkeypatch, capsys) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     gpu.main()

@@ -160,6 +160,7 @@ def stored_rows(store: Path):
 
 @pytest.mark.parametrize("factory", [pytest.param("effnet", marks=requires_timm),
                                      pytest.param("vit", marks=requires_timm), "resnet"])
+@pytest.mark.slow  # extract as a process, timm and torchvision
 def test_extract_cli_takes_timm_and_torchvision_models(tmp_path, zoo, factory) -> None:
     result = extract(tmp_path / "store", zoo, "--model", f"user_zoo:{factory}", "--normalize", "imagenet")
     assert result.returncode == 0, result.stderr
@@ -168,6 +169,7 @@ def test_extract_cli_takes_timm_and_torchvision_models(tmp_path, zoo, factory) -
     assert all(rows.column("finite").to_pylist())
 
 
+@pytest.mark.slow  # extract as a process
 def test_extract_cli_loads_a_nested_dataparallel_checkpoint_into_a_torchvision_resnet(tmp_path, zoo) -> None:
     torch.manual_seed(5)
     trained = torchvision.models.resnet18(num_classes=10).eval()
@@ -189,6 +191,7 @@ def test_extract_cli_loads_a_nested_dataparallel_checkpoint_into_a_torchvision_r
     assert rows.column("pred").to_pylist() == logits.argmax(1).tolist()
 
 
+@pytest.mark.slow  # extract as a process
 def test_extract_cli_explains_a_model_that_breaks_the_contract(tmp_path, zoo) -> None:
     (zoo / "user_bad.py").write_text(textwrap.dedent("""
         import torch

@@ -19,9 +19,9 @@ from compute.__main__ import build_parser, main
 from compute.commands import COMMANDS, load
 
 
-def test_top_level_help_lists_every_command() -> None:
-    result = subprocess.run([sys.executable, "-m", "compute", "--help"], capture_output=True, text=True,
-                            check=True)
+def test_top_level_help_lists_every_command(cli) -> None:
+    result = cli("--help")
+    assert result.returncode == 0, result.stderr
     for name in COMMANDS:
         assert name in result.stdout
 
@@ -190,6 +190,7 @@ def small_store(synthetic_store, pristine_copy, tmp_path) -> Path:
                          tmp_path / "built")
 
 
+@pytest.mark.slow  # python -m compute as processes
 def test_a_store_path_that_is_a_file_is_named(tmp_path) -> None:
     from testkit.extraction import save_small_cnn
 
@@ -227,6 +228,7 @@ def test_a_full_disk_is_named_and_nothing_already_written_is_lost(small_store, t
         assert not list((store / "_tmp").iterdir())  # the partial file is removed
 
 
+@pytest.mark.slow  # extract as processes, twice
 @needs_tmpfs
 def test_extract_onto_a_full_disk_names_the_file_and_keeps_the_store(tmp_path) -> None:
     from testkit.extraction import save_small_cnn
@@ -300,6 +302,7 @@ def test_numeric_arguments_out_of_range_are_refused(argv, flag, capsys) -> None:
     assert f"argument {flag}" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # python -m compute as processes
 def test_range_errors_from_the_command_line_leave_the_store_untouched(small_store) -> None:
     before = snapshot(small_store)
     for args in (["extract", "--store", str(small_store), "--checkpoints", "m.pt", "--limit", "-5"],

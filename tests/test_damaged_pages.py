@@ -117,6 +117,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # large AppTest: every page of the app, once per damage
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_damaged_file_is_named_on_the_pages_that_need_it_and_the_others_work(monkeypatch, tmp_path, pristine,
                                                                               case) -> None:

@@ -344,6 +344,7 @@ PAGES = (None, "views/matrix.py", "views/predictors.py", "views/similarity.py", 
          "views/sample.py", "views/embedding.py")
 
 
+@pytest.mark.slow  # large AppTest: every page on 1000 classes
 def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_path) -> None:
     """Rows keep the top-10 classes and the true class; every page still renders and names classes."""
     large = write_store(tmp_path / "large", num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),

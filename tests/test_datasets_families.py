@@ -316,6 +316,7 @@ def test_imagefolder_wrong_directories_are_named(tmp_path: Path) -> None:
         datasets.load("tinyimagenet", root=str(tmp_path), image_size=64)
 
 
+@pytest.mark.slow  # python -m compute as processes
 def test_cli_refuses_an_option_of_another_dataset_with_one_error_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "s"),
                              "--dataset", "digits", "--image-size", "64", "--model", "x:y"],
@@ -352,6 +353,7 @@ def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, mon
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise"])
 
 
+@pytest.mark.slow  # extract as a process
 def test_extract_cli_reads_tiny_imagenet_c_by_file_name(tmp_path: Path) -> None:
     import os
 

@@ -99,6 +99,7 @@ def test_the_command_line_chooses_the_mode(monkeypatch, root) -> None:
 BAD_VALUES = ["-1", "abc", "99999999999999999999999999", "²", "1e9", "", " 3", "0x10", "\x00", "%", "3" * 5000]
 
 
+@pytest.mark.slow  # large AppTest: every page under every hostile address
 @pytest.mark.parametrize("page", PAGES)
 def test_no_address_parameter_value_ends_in_a_traceback(monkeypatch, root, page) -> None:
     for value in BAD_VALUES:

@@ -26,7 +26,7 @@ def class_names(count: int) -> list[str]:
     return [f"taxon {chr(97 + c % 26)}{c:04d}" for c in range(count)]
 
 
-@pytest.fixture(scope="module", params=[200, 1000])
+@pytest.fixture(scope="module", params=[200, pytest.param(1000, marks=pytest.mark.slow)])  # 1000: large AppTest
 def study(request, tmp_path_factory) -> tuple[Path, list[str]]:
     """A tiny study of `param` classes: 2 models, 60 samples, clean and one corruption at one severity."""
     names = class_names(request.param)
@@ -127,6 +127,7 @@ def test_embedding_colours_the_picked_classes_and_greys_the_rest(open_page, stud
     assert set(points["label_name"]) <= set(names)
 
 
+@pytest.mark.slow  # large AppTest: a 100-model matrix per metric
 def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(open_page, tmp_path) -> None:
     root = write_store(tmp_path, num_models=100, num_samples=12, corruptions=("fog",), severities=(1,))
     labels = set(charts.model_labels(queries.models(Catalog(root))))

@@ -227,6 +227,7 @@ def test_cubic_schedule_values() -> None:
     assert gmp.cubic_sparsity(99, 0.8, 10, 50) == pytest.approx(0.8)
 
 
+@pytest.mark.slow  # training: records gmp's schedule over a run
 def test_gmp_follows_the_cubic_schedule_during_training(digits, small, stats) -> None:
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
@@ -365,6 +366,7 @@ def test_study_trains_resumably_and_extracts_every_model(tmp_path) -> None:
     assert {p: p.stat().st_mtime_ns for p in paths} == before, "a rerun trains nothing again"
 
 
+@pytest.mark.slow  # training: prunes and fine-tunes through the command line
 def test_prune_command_writes_a_loadable_checkpoint(dense, digits, stats, tmp_path) -> None:
     dense_path = tmp_path / "dense.pt"
     checkpoint.save(dense_path, dense[0], arch="small_cnn", num_classes=digits.num_classes, mean=stats[0],

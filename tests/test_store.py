@@ -325,6 +325,7 @@ def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
     assert "error:" in err and "schema version 7" in err
 
 
+@pytest.mark.slow  # extract as processes
 def test_extract_command_line_records_and_applies_the_per_class_flags(tmp_path) -> None:
     """`extract --all-classes-up-to 5 --top-k 3` on 10 digit classes: rows keep 3 logits plus the true
     class, the manifest says so, and reopening the store with other flags is refused."""
