@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from compute import checkpoint, datasets, models, pruning
+from compute import checkpoint, datasets, models, pruning, runs
 from compute.__main__ import main
 from compute.datasets.base import Dataset, ImageSet
 from compute.demo import DemoPlan
@@ -314,6 +315,26 @@ def test_the_demo_study_file_is_the_demo() -> None:
     assert Study.from_toml(ROOT / "studies" / "digits.toml") == DemoPlan().study
 
 
+def test_a_run_record_round_trips_and_its_digest_follows_every_field() -> None:
+    record = runs.pruned_run("small_cnn", "digits", "ltr", 0.9, 0, {"epochs": 2}, {"rounds": 2}, "abc", 20)
+    assert runs.RunRecord.from_dict(record.to_dict()) == record
+    assert record.config == TrainConfig(epochs=2, seed=0)
+    for change in ({"seed": 1}, {"sparsity": 0.8}, {"options": {"rounds": 3}}, {"rewind_step": 10},
+                   {"base": "abd"}, {"schedule": {**record.schedule, "lr": 0.1}}):
+        other = dataclasses.replace(record, **change)
+        assert other.digest != record.digest and other.changes(record.to_dict())
+    assert dataclasses.replace(record, schedule={**record.schedule, "epochs": 3}).changes(record.to_dict()) == [
+        "schedule.epochs 2 -> 3"]
+    with pytest.raises(ValueError, match="not a run record"):
+        runs.RunRecord.from_dict({**record.to_dict(), "train": {}})
+
+
+def test_only_methods_that_use_the_dense_run_record_its_digest_and_rewind_step() -> None:
+    snip = runs.pruned_run("small_cnn", "digits", "snip", 0.9, 0, {}, {}, "abc", 20)
+    ft = runs.pruned_run("small_cnn", "digits", "ft", 0.9, 0, {}, {}, "abc", 20)
+    assert (snip.base, snip.rewind_step) == (None, None) and (ft.base, ft.rewind_step) == ("abc", None)
+
+
 def test_the_cifar10_example_study_parses() -> None:
     study = Study.from_toml(ROOT / "studies" / "cifar10_resnet18.toml")
     assert study.arch == "resnet18" and study.dataset == "cifar10"
@@ -352,12 +373,19 @@ def test_study_trains_resumably_and_extracts_every_model(tmp_path) -> None:
     assert ids == ["small_cnn-dense-s0", "small_cnn-ltr-50-s0", "small_cnn-snip-80-s0"]
     assert (tmp_path / "checkpoints" / "rewind" / paths[0].name).exists()
     for path, model_id in zip(paths, ids, strict=True):
-        hparams = checkpoint.read(path)["hparams"]
-        assert {"model_id", "method", "target_sparsity", "seed", "record"} <= set(hparams)
-        assert hparams["model_id"] == model_id and path.name == f"{model_id}.{hparams['record']}.pt"
+        meta = checkpoint.read(path)
+        record = runs.of_checkpoint(meta)
+        assert meta["hparams"]["model_id"] == model_id and path.name == f"{model_id}.{record.digest}.pt"
+        assert set(meta["hparams"]["results"]) == {"test_accuracy", "sparsity", "seconds"}
+    dense, ltr, snip = (runs.of_checkpoint(checkpoint.read(path)) for path in paths)
+    assert ltr.base == dense.digest and ltr.rewind_step == 2 and snip.base is None
     rows = queries.models(Catalog(tmp_path))
     assert sorted(rows["model_id"].to_list()) == ids
     assert rows.filter(rows["method"] == "snip")["sparsity"].item() == pytest.approx(0.8, abs=1e-4)
+    assert [json.loads(text) for text in rows.sort("model_id")["hparams"]] == [
+        record.to_dict() for record in (dense, ltr, snip)]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["training"] == {model_id: path.name.split(".")[1] for model_id, path in zip(ids, paths, strict=True)}
 
     before = {p: p.stat().st_mtime_ns for p in paths}
     studies.run(study, tmp_path, CPU)
