@@ -16,7 +16,7 @@ from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from compute import checkpoint, datasets, models, pruning, runs
-from compute.__main__ import main
+from compute.__main__ import build_parser, main
 from compute.datasets.base import Dataset, ImageSet
 from compute.demo import DemoPlan
 from compute.models.base import measured_sparsity, prunable_weights
@@ -335,6 +335,17 @@ def test_only_methods_that_use_the_dense_run_record_its_digest_and_rewind_step()
     assert (snip.base, snip.rewind_step) == (None, None) and (ft.base, ft.rewind_step) == ("abc", None)
 
 
+def test_study_and_prune_command_fine_tune_with_the_one_default(capsys) -> None:
+    study = Study(arch="small_cnn", dataset="digits", methods=(MethodPlan("ft", (0.5,)), MethodPlan("snip", (0.5,))))
+    ft, snip = (study.pruned_record(plan, 0.5, 0, 1) for plan in study.methods)
+    assert ft.schedule == runs.schedule(runs.FINETUNE)
+    assert snip.schedule == study.dense_record(0, 1).schedule == runs.schedule({})
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prune", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"default {runs.FINETUNE['epochs']} from dense" in help_text
+
+
 def test_the_cifar10_example_study_parses() -> None:
     study = Study.from_toml(ROOT / "studies" / "cifar10_resnet18.toml")
     assert study.arch == "resnet18" and study.dataset == "cifar10"
@@ -401,8 +412,24 @@ def test_prune_command_writes_a_loadable_checkpoint(dense, digits, stats, tmp_pa
     assert main(["prune", "--method", "lrr", "--sparsity", "0.6", "--dense", str(dense_path), "--epochs", "1",
                  "--option", "rounds=2", "--out", str(out), "--device", "cpu"]) == 0
     model, meta = checkpoint.load(out)
-    assert meta["hparams"]["method"] == "lrr" and meta["hparams"]["options"] == {"rounds": 2}
+    record = runs.of_checkpoint(meta)
+    assert (record.method, record.options, record.base) == ("lrr", {"rounds": 2}, "d")  # a dense without a record
+    assert record.schedule == runs.schedule({**runs.FINETUNE, "epochs": 1})
     assert measured_sparsity(model) == pytest.approx(0.6, abs=1e-4)
+
+
+def test_train_and_prune_commands_write_the_records_a_study_writes(tmp_path) -> None:
+    dense_path, ltr_path = tmp_path / "dense.pt", tmp_path / "ltr.pt"
+    assert main(["train", "--epochs", "1", "--out", str(dense_path), "--device", "cpu"]) == 0
+    assert (tmp_path / "rewind" / "dense.pt").is_file()  # where `prune --method ltr --dense` reads it
+    assert main(["prune", "--method", "ltr", "--sparsity", "0.5", "--dense", str(dense_path), "--epochs", "1",
+                 "--option", "rounds=1", "--out", str(ltr_path), "--device", "cpu"]) == 0
+    dense_record, ltr_record = (runs.of_checkpoint(checkpoint.read(path)) for path in (dense_path, ltr_path))
+    study = Study(arch="small_cnn", dataset="digits", dense={"epochs": 1}, finetune={"epochs": 1},
+                  methods=(MethodPlan("ltr", (0.5,), options={"rounds": 1}),))
+    step = dense_record.rewind_step
+    assert dense_record == study.dense_record(0, step)
+    assert ltr_record == study.pruned_record(study.methods[0], 0.5, 0, step)
 
 
 def test_prune_command_rejects_an_unknown_option(capsys, tmp_path) -> None:
