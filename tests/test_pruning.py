@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from compute import checkpoint, datasets, models, pruning, runs
+from compute import checkpoint, corruptions, datasets, models, pruning, runs
 from compute.__main__ import build_parser, main
 from compute.datasets.base import Dataset, ImageSet
 from compute.demo import DemoPlan
@@ -311,8 +311,12 @@ def test_biprop_gain_is_the_mean_magnitude_of_the_kept_init_weights() -> None:
 
 # -- the study runner and the commands --------------------------------------------------------------------
 
-def test_the_demo_study_file_is_the_demo() -> None:
-    assert Study.from_toml(ROOT / "studies" / "digits.toml") == DemoPlan().study
+def test_the_demo_studies_are_the_files_in_studies() -> None:
+    demo, quick = DemoPlan().study, DemoPlan.quick().study
+    assert demo == Study.from_toml(ROOT / "studies" / "digits.toml")
+    assert {plan.method for plan in demo.methods} == set(pruning.NAMES) and demo.corruptions == corruptions.NAMES
+    assert quick == Study.from_toml(ROOT / "studies" / "digits-quick.toml")
+    assert [plan.method for plan in quick.methods] == ["ft", "ltr", "edgepopup"] and quick.limit == 60
 
 
 def test_a_run_record_round_trips_and_its_digest_follows_every_field() -> None:
