@@ -26,6 +26,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import queries
+from dashboard.pages import PAGES
 from store import layout
 from store.catalog import Catalog, QueryError, QueryTimeout
 from store.layout import StoreError
@@ -189,18 +190,8 @@ def open_catalog() -> Catalog:
 
 # -- damaged stores ---------------------------------------------------------------------------------------
 
+# Every view of the catalog: the files searched when the store cannot be opened or a page is unknown.
 VIEWS = ("samples", "models", "predictions", "embeddings")
-# What each page reads (catalog views, see store.writer.verify): the files searched when the page fails.
-PAGE_VIEWS = {
-    "overview": ("samples", "models", "predictions"),
-    "matrix": ("models", "predictions"),
-    "similarity": ("models", "predictions", "embeddings"),
-    "local": ("samples", "models", "predictions"),
-    "global": ("samples", "models", "predictions"),
-    "embedding": ("samples", "models", "embeddings"),
-    "samples": ("samples", "models", "predictions"),
-    "sample": ("samples", "models", "predictions"),
-}
 
 
 def problems(views: Sequence[str]) -> list[Any]:
@@ -210,8 +201,9 @@ def problems(views: Sequence[str]) -> list[Any]:
 
 
 def failed(error: BaseException, views: Sequence[str]) -> None:
-    """Explain a page that could not read the store: the damaged files it needs and what is wrong with
-    each (from verify), or the error itself; never a traceback (that goes to the server's log)."""
+    """Explain a page that could not read the store: the damaged files it needs (`views`, a page's
+    pages.Page.reads) and what is wrong with each (from verify), or the error itself; never a traceback
+    (that goes to the server's log)."""
     import logging
 
     logging.getLogger("prunescope").warning("page failed on %s", store_path(), exc_info=error)
@@ -436,8 +428,8 @@ def sample_link() -> None:
     """A link to the Sample page for the sample last clicked in a chart, once there is one."""
     sample = st.session_state.get("sample")
     if sample is not None:
-        st.page_link("views/sample.py", label=f"Open sample #{sample}", icon=":material/image:",
-                     query_params={"sample": str(sample)})
+        page = PAGES["sample"]
+        st.page_link(page.script, label=f"Open sample #{sample}", icon=page.icon, query_params={"sample": str(sample)})
 
 
 def chart(figure: Any, key: str | None = None, stretch: bool = True) -> None:

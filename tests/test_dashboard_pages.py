@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import agreement, queries
 from dashboard import attribution, charts
-from store import layout, provenance, reader, writer
+from dashboard.pages import PAGES
+from store import layout, provenance, reader, verify, writer
 from store.catalog import Catalog
 from testkit.synthetic import write_store
 
@@ -107,6 +108,23 @@ def text(app: AppTest) -> str:
 
 
 # -- pages ---------------------------------------------------------------------------------------------
+
+def test_the_page_registry_lists_every_view_script_once_with_the_store_views_it_reads() -> None:
+    scripts = {f"views/{path.name}" for path in (Path(APP).parent / "views").glob("*.py")}
+    assert sorted(page.script for page in PAGES.values()) == sorted(scripts)
+    assert all(path == page.url_path for path, page in PAGES.items())
+    assert len({page.title for page in PAGES.values()}) == len(PAGES)
+    assert all(page.reads and set(page.reads) <= set(verify.VIEWS) for page in PAGES.values())
+
+
+def test_every_registered_page_is_served_under_its_title(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store)
+    assert app.title[0].value == next(iter(PAGES.values())).title  # the root URL opens the first page
+    for page in PAGES.values():
+        app.switch_page(page.script).run()
+        assert not app.exception, (page.url_path, app.exception)
+        assert [title.value for title in app.title] == [page.title], page.url_path
+
 
 def test_overview_shows_the_study(monkeypatch, store) -> None:
     app = open_app(monkeypatch, store)
@@ -410,19 +428,15 @@ def test_occlusion_attribution_maps_cover_the_image(store) -> None:
     assert attribution.missing_checkpoint(store, None) and attribution.missing_checkpoint(store, str(store / "gone.pt"))
 
 
-PAGES = (None, "views/matrix.py", "views/predictors.py", "views/similarity.py", "views/local.py", "views/global.py", "views/samples.py",
-         "views/sample.py", "views/embedding.py")
-
-
 def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_path) -> None:
     """Rows keep the top-10 classes and the true class; every page still renders and names classes."""
     large = write_store(tmp_path / "large", num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
                         num_classes=1000)
     write_embeddings(large)
     assert not Catalog(large).keeps_all_classes
-    for page in PAGES:
-        app = open_app(monkeypatch, large, page, model="m01-ft-50")
-        assert not app.error, (page, [e.value for e in app.error])
+    for page in PAGES.values():
+        app = open_app(monkeypatch, large, page.script, model="m01-ft-50")
+        assert not app.error, (page.url_path, [e.value for e in app.error])
     app = open_app(monkeypatch, large, "views/global.py", model="m01-ft-50")
     (spec,) = specs(app)
     label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]

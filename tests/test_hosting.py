@@ -10,11 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import state
+from dashboard.pages import PAGES
 from testkit.synthetic import write_store
 from tests.test_dashboard_pages import APP, CORRUPTIONS
-
-PAGES = ("views/overview.py", "views/matrix.py", "views/similarity.py", "views/local.py", "views/global.py",
-         "views/embedding.py", "views/samples.py", "views/sample.py")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +97,7 @@ def test_the_command_line_chooses_the_mode(monkeypatch, root) -> None:
 BAD_VALUES = ["-1", "abc", "99999999999999999999999999", "²", "1e9", "", " 3", "0x10", "\x00", "%", "3" * 5000]
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [page.script for page in PAGES.values()])
 def test_no_address_parameter_value_ends_in_a_traceback(monkeypatch, root, page) -> None:
     for value in BAD_VALUES:
         app = app_on(monkeypatch, page, query={"sample": value, "store": value, "page": value},

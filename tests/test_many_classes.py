@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import queries
 from dashboard import charts, state
+from dashboard.pages import PAGES
 from store.catalog import Catalog
 from testkit.synthetic import METHODS as SYNTHETIC_METHODS
 from testkit.synthetic import write_store
@@ -47,7 +48,7 @@ def no_error(app: AppTest) -> None:
     assert not app.error, [e.value for e in app.error]
 
 
-@pytest.mark.parametrize("page", [None, "views/matrix.py", "views/predictors.py", "views/similarity.py"])
+@pytest.mark.parametrize("page", [page.script for page in PAGES.values() if page.section == "Study"])
 def test_study_pages_render(monkeypatch, study, page) -> None:
     root, _ = study
     no_error(open_app(monkeypatch, root, page, model=MODEL))

@@ -5,6 +5,7 @@ import streamlit as st
 
 from analysis import matrices, report, uncertainty
 from dashboard import charts, state
+from dashboard.pages import PAGES
 
 HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
 
@@ -76,8 +77,8 @@ if with_intervals:
 st.caption(f"Selected: model {state.code(selection.model)}, {selection.setting}. Click a cell to select it on every "
            "page, then open Local geometry or Sample.")
 left, right, _ = st.columns([1, 1, 1])
-left.page_link("views/local.py", label="Local geometry of the selection", icon=":material/scatter_plot:")
-right.page_link("views/global.py", label="Global geometry of the selection", icon=":material/timeline:")
+for column, path in ((left, "local"), (right, "global")):
+    column.page_link(PAGES[path].script, label=f"{PAGES[path].title} of the selection", icon=PAGES[path].icon)
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
     state.downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{metric}")

@@ -8,6 +8,7 @@ import streamlit as st
 from analysis import presets
 from analysis.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 from dashboard import images, state
+from dashboard.pages import PAGES
 from store import layout
 from store.catalog import QueryError, QueryTimeout
 
@@ -85,7 +86,7 @@ except (FilterError, QueryTimeout) as error:
     st.error(str(error))
     st.stop()
 except QueryError as error:  # a damaged file names itself (verify); other errors shown as they are
-    state.failed(error, state.PAGE_VIEWS["samples"])
+    state.failed(error, PAGES["samples"].reads)
     st.stop()
 except ValueError as error:
     st.error(str(error))
@@ -106,7 +107,7 @@ st.dataframe(rows, hide_index=True, on_select=functools.partial(open_row, rows),
              key="samples_table")
 state.downloads(result, f"samples-{source}")
 if st.session_state.pop("open_sample", False):
-    st.switch_page("views/sample.py", query_params={"sample": str(st.session_state["sample"])})
+    st.switch_page(PAGES["sample"].script, query_params={"sample": str(st.session_state["sample"])})
 
 clean = images.clean_images(catalog)
 if clean is not None:
