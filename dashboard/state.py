@@ -26,6 +26,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import queries
+from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
 from store import layout
 from store.catalog import Catalog, QueryError, QueryTimeout
@@ -35,19 +36,11 @@ from store.verify import validated_manifest, verify
 
 ENV = "PRUNESCOPE_STORE"
 
-# The matrix metrics a user may pick: name -> label (values per cell, see views/matrix.py).
-METRICS: dict[str, str] = {
-    "accuracy": "accuracy",
-    "drop_vs_dense": "accuracy drop vs dense",
-    "relative_ce": "relative corruption error",
-    "angle_true": "mean angle to the true class (°)",
-    "feature_norm": "mean feature norm",
-    "margin": "mean margin",
-    "loss": "mean cross-entropy loss",
-}
 NO_MODEL = ""  # the comparison selectbox's "none" option
 # Rows of the study pages: replicate groups (seeds of one arch, method and sparsity) or single models.
 LEVELS: dict[str, str] = {"group": "groups (mean over seeds)", "model": "individual models"}
+METRIC_HELP = "what the evaluation matrix shows:\n\n" + "\n".join(
+    f"- {metric.label}: {metric.meaning}" for metric in METRICS.values())
 
 # A chart mark's field -> the selection key it sets (see select_from_chart).
 _FIELD_KEYS = {"model_id": "model", "model_b": "compare", "corruption": "corruption", "severity": "severity",
@@ -308,7 +301,7 @@ class Selection:
     compare: str | None
     corruption: str
     severity: int  # 0 for clean images
-    metric: str
+    metric: str  # a key of dashboard.metrics.METRICS
     level: str = "group"  # "group" or "model" (LEVELS)
 
     @property
@@ -390,8 +383,8 @@ def sidebar() -> None:
                           default="group", help="groups: models differing only in seed together, mean and "
                           "95 % interval across seeds; models: each model on its own row")
     _settle("metric", list(METRICS), "accuracy")
-    bar.selectbox("Metric", list(METRICS), key="metric", format_func=METRICS.get,
-                  help="what the evaluation matrix shows")
+    bar.selectbox("Metric", list(METRICS), key="metric", format_func=lambda name: METRICS[name].label,
+                  help=METRIC_HELP)
 
 
 def selection() -> Selection:

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import agreement, queries
 from dashboard import attribution, charts
+from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
 from store import layout, provenance, reader, verify, writer
 from store.catalog import Catalog
@@ -134,6 +135,16 @@ def test_overview_shows_the_study(monkeypatch, store) -> None:
     assert len(app.get("vega_lite_chart")) == 1
     assert app.dataframe[0].value.shape[0] == 4
     assert {"CSV", "Parquet"} <= {button.label for button in app.get("download_button")}
+
+
+def test_the_matrix_draws_every_registered_metric_from_its_column_with_its_legend(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, PAGES["matrix"].script, level="model")
+    for name, metric in METRICS.items():
+        app.sidebar.selectbox(key="metric").set_value(name).run()
+        assert not app.exception, (name, app.exception)
+        (spec,) = specs(app)
+        assert (spec["encoding"]["color"]["field"], spec["encoding"]["color"]["title"]) == (metric.value,
+                                                                                         metric.label), name
 
 
 def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(monkeypatch, store) -> None:

@@ -3,8 +3,9 @@
 import polars as pl
 import streamlit as st
 
-from analysis import matrices, report, uncertainty
+from analysis import report, uncertainty
 from dashboard import charts, state
+from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
 
 HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
@@ -16,27 +17,16 @@ manifest = catalog.manifest
 shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], value="all", key="matrix_severity",
                          persist_state="session", help="one severity, or every severity side by side")
 
-metric = selection.metric
-legend = state.METRICS[metric]
-with_intervals = metric in ("accuracy", "drop_vs_dense")
+metric = METRICS[selection.metric]
 correction = st.segmented_control("Multiple-comparison correction", list(uncertainty.CORRECTIONS), default="holm",
                                   key="matrix_correction", persist_state="session", required=True,
-                                  format_func=uncertainty.CORRECTIONS.get, disabled=not with_intervals,
+                                  format_func=uncertainty.CORRECTIONS.get, disabled=not metric.intervals,
                                   help="applied to the drop-vs-dense p-values of the cells shown")
-if with_intervals:
-    cells = state.query(uncertainty.matrix_cells, catalog, selection.level)
-    value = metric
-    scale = {"domain": (0, 1)} if metric == "accuracy" else {"diverging_at": 0.0}
-elif metric == "relative_ce":
-    cells = state.query(matrices.corruption_errors, catalog)
-    value, scale = "relative_ce", {"diverging_at": 1.0}
-    st.caption("Relative corruption error: the model's error increase over its clean error, summed over "
-               "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
-               "One value per corruption, so the severity control does not apply.")
-else:
-    cells = state.query(matrices.metric_matrix, catalog, metric)
-    value, scale = "value", {}
-if not with_intervals and selection.level == "group":
+arguments = (*metric.arguments, selection.level) if metric.intervals else metric.arguments
+cells = state.query(metric.query, catalog, *arguments)
+if metric.note:
+    st.caption(metric.note)
+if not metric.intervals and selection.level == "group":
     st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
 if cells.is_empty():
     st.info("No predictions in this store yet: run `python -m compute extract` or `make demo`.")
@@ -49,15 +39,16 @@ if cells.is_empty():
 if shown != "all" and "severity" in cells.columns:
     cells = cells.filter(pl.col("severity").is_in([0, int(shown)]))
 severities = manifest["severities"] if shown == "all" else [int(shown)]
-columns = (manifest["corruptions"] if metric == "relative_ce"
+columns = (manifest["corruptions"] if metric.per_corruption
            else charts.setting_order(manifest["corruptions"], severities))
 selected = {"model_id": selection.model, "corruption": selection.corruption, "severity": selection.severity}
-if with_intervals:
+scale = {"domain": metric.domain, "diverging_at": metric.diverging_at}
+if metric.intervals:
     cells = uncertainty.with_significance(cells, correction)  # over exactly the cells shown
-    figure = charts.interval_matrix(cells, value, legend, columns, uncertainty.CORRECTIONS[correction],
+    figure = charts.interval_matrix(cells, metric.value, metric.label, columns, uncertainty.CORRECTIONS[correction],
                                     selected=selected, **scale)
 else:
-    figure = charts.evaluation_matrix(cells, value, legend, columns, selected=selected, **scale)
+    figure = charts.evaluation_matrix(cells, metric.value, metric.label, columns, selected=selected, **scale)
 rows_shown = cells["model_id"].n_unique()
 if rows_shown > charts.MATRIX_ROWS:  # many models: one block per method, in a box that scrolls with its labels
     with st.container(height=HEIGHT):
@@ -66,7 +57,7 @@ if rows_shown > charts.MATRIX_ROWS:  # many models: one block per method, in a b
                "pick fewer **Methods** in the sidebar.")
 else:
     state.chart(figure, key="matrix_chart", stretch=False)
-if with_intervals:
+if metric.intervals:
     tested = cells.filter(pl.col("significant").is_not_null())
     rows = "groups (mean over seeds)" if selection.level == "group" else "models"
     st.caption(f"Rows: {rows}. Faded cells: the drop vs dense is **not significant at 0.05** after the "
@@ -81,7 +72,7 @@ for column, path in ((left, "local"), (right, "global")):
     column.page_link(PAGES[path].script, label=f"{PAGES[path].title} of the selection", icon=PAGES[path].icon)
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
-    state.downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{metric}")
+    state.downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{selection.metric}")
 with st.expander("Paper table: methods x corruptions with 95 % intervals"):
     paper = state.query(report.report_table, catalog, selection.level)
     paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
