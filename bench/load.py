@@ -13,7 +13,7 @@ $PRUNESCOPE_TIMING_LOG, which the dashboard appends to (dashboard/app.py).
 
 Interference (`--interference`): one visitor's page times alone, then while another visitor runs the most
 expensive filter (every prediction row, new text each time so no cache answers) in several tabs; goal:
-at most 2x slower (the dashboard runs one filter per visitor at a time, state.one_filter_at_a_time).
+at most 2x slower (the dashboard runs one filter per visitor at a time, dashboard.guard.one_filter_at_a_time).
 
     python -m bench.load [--store DIR] [--sessions 20] [--seconds 60] [--interference [--tabs 3]]
 

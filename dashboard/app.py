@@ -1,9 +1,9 @@
 """prunescope dashboard: `streamlit run dashboard/app.py -- --store DIR` (one store), `-- --stores ROOT`
 (every store directly under ROOT, picked by name), or `-- --allow-any-store` (a path box, for local use);
-env PRUNESCOPE_STORE / PRUNESCOPE_STORES / PRUNESCOPE_ALLOW_ANY_STORE=1. See state.hosting.
+env PRUNESCOPE_STORE / PRUNESCOPE_STORES / PRUNESCOPE_ALLOW_ANY_STORE=1. See dashboard.hosting.
 
 The pages are those of dashboard.pages. A page that fails on a damaged store shows which file is damaged
-and why (state.failed), never a traceback. With $PRUNESCOPE_TIMING_LOG set, each page view's server time is
+and why (data.failed), never a traceback. With $PRUNESCOPE_TIMING_LOG set, each page view's server time is
 appended there (bench.load).
 """
 
@@ -16,8 +16,9 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # import compute/ and store/ from a checkout
 
-from dashboard import state  # noqa: E402
+from dashboard import data  # noqa: E402
 from dashboard.pages import PAGES  # noqa: E402
+from dashboard.sidebar import sidebar  # noqa: E402
 
 HERE = Path(__file__).parent
 SECTIONS: dict[str, list[st.Page]] = {}
@@ -35,11 +36,11 @@ st.set_page_config(page_title="prunescope", layout="wide")
 navigation = st.navigation({"": [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")],
                             **SECTIONS})
 started = time.perf_counter()
-state.sidebar()
+sidebar()
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 (st.stop/rerun are BaseExceptions and pass through)
-    state.failed(error, PAGES[navigation.url_path].reads if navigation.url_path in PAGES else state.VIEWS)
+    data.failed(error, PAGES[navigation.url_path].reads if navigation.url_path in PAGES else data.VIEWS)
 finally:
     if os.environ.get("PRUNESCOPE_TIMING_LOG"):
         with open(os.environ["PRUNESCOPE_TIMING_LOG"], "a") as log:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import state
 from dashboard.pages import PAGES
+from dashboard.text import code
 from store import layout
 from store.verify import validated_manifest
 from testkit.synthetic import write_store
@@ -148,15 +148,15 @@ def test_store_text_is_shown_as_inline_code_never_as_markdown(monkeypatch, tmp_p
     edit_manifest(lambda m: m.update(class_names=[HOSTILE] * 10, dataset=HOSTILE))(root)
     app = run_page(monkeypatch, root, "sample")
     body = "\n".join(m.value for m in app.markdown)
-    assert state.code(HOSTILE) in body
-    assert body.replace(state.code(HOSTILE), "").count("](") == 0  # no link or image outside the code span
+    assert code(HOSTILE) in body
+    assert body.replace(code(HOSTILE), "").count("](") == 0  # no link or image outside the code span
     overview = run_page(monkeypatch, root, "overview")
-    assert state.code(HOSTILE) in overview.caption[0].value
+    assert code(HOSTILE) in overview.caption[0].value
 
 
 @pytest.mark.parametrize("value", ["`", "a``b", "line\n\n![x](http://example.invalid/a.png)", "` ![x](y) `", ""])
 def test_inline_code_cannot_be_closed_early(value) -> None:
-    shown = state.code(value)
+    shown = code(value)
     fence = re.match(r"`+", shown).group()
     inner = shown[len(fence):-len(fence)]
     assert shown.endswith(fence) and fence not in inner and "\n" not in shown

@@ -203,7 +203,7 @@ def test_local_geometry_shows_the_selection_and_the_deltas_to_the_comparison(mon
 
 
 def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) -> None:
-    monkeypatch.setattr("dashboard.state.MAX_MARKS", 10)
+    monkeypatch.setattr("dashboard.charts.MAX_MARKS", 10)
     app = open_app(monkeypatch, store, "views/local.py", model="m01-ft-50", compare="m00-dense-0")
     scatter, deltas = specs(app)
     assert scatter["spec"]["mark"]["type"] == "rect"
@@ -326,12 +326,12 @@ def test_a_clicked_mark_becomes_the_shared_selection() -> None:
     def script() -> None:
         import streamlit as st
 
-        from dashboard import state
+        from dashboard import linking
 
         st.session_state.setdefault("corruption", "fog")
         st.session_state.setdefault("severity", 5)
         if "point" in st.session_state:
-            state.apply_point(st.session_state["point"])
+            linking.apply_point(st.session_state["point"])
 
     app = AppTest.from_function(script).run()
     app.session_state["point"] = {"model_id": "m01", "corruption": "contrast", "severity": 3, "sample_id": 4.0}
