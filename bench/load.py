@@ -13,7 +13,7 @@ $PRUNESCOPE_TIMING_LOG, which the dashboard appends to (dashboard/app.py).
 
 Interference (`--interference`): one visitor's page times alone, then while another visitor runs the most
 expensive filter (every prediction row, new text each time so no cache answers) in several tabs; goal:
-at most 2x slower (the dashboard runs one filter per visitor at a time, state.one_filter_at_a_time).
+at most 2x slower (the dashboard runs one filter per visitor at a time, dashboard.guard.one_filter_at_a_time).
 
     python -m bench.load [--store DIR] [--sessions 20] [--seconds 60] [--interference [--tabs 3]]
 
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compute import corruptions
-from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, PAGES, SCRIPT_DONE, VIEWPORT, dashboard
+from dashboard.pages import PAGES
+from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, SCRIPT_DONE, VIEWPORT, dashboard
 from testkit.synthetic import write_store
 
 DEMO = Path("data/demo")
@@ -68,7 +69,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def rendered(page, path: str) -> None:
     """Wait until page `path` shows its heading, its script run is over and its charts have drawn."""
-    await page.get_by_role("heading", name=PAGES[path], exact=True).wait_for(timeout=PAGE_TIMEOUT_S * 1000)
+    await page.get_by_role("heading", name=PAGES[path].title, exact=True).wait_for(timeout=PAGE_TIMEOUT_S * 1000)
     await page.locator(SCRIPT_DONE).wait_for(timeout=PAGE_TIMEOUT_S * 1000)
     await page.wait_for_function(CHARTS_DRAWN, timeout=PAGE_TIMEOUT_S * 1000)
     exceptions = page.locator('[data-testid="stException"]')
@@ -105,24 +106,13 @@ async def session(browser, url: str, paths: list[str], index: int, arrive_s: flo
     await context.close()
 
 
-async def served_pages(browser, url: str) -> list[str]:
-    """The url paths of PAGES that the running app lists in its navigation."""
-    page = await browser.new_page()
-    await page.goto(f"{url}/{next(iter(PAGES))}")
-    await page.locator(SCRIPT_DONE).wait_for(timeout=PAGE_TIMEOUT_S * 1000)
-    hrefs = [await link.get_attribute("href") or "" for link in await page.locator("a[href]").all()]
-    await page.close()
-    listed = {href.rstrip("/").rsplit("/", 1)[-1] for href in hrefs}
-    return [path for path in PAGES if path in listed]
-
-
 async def drive(url: str, sessions: int, seconds: float) -> tuple[list[str], Load]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            paths = await served_pages(browser, url)
+            paths = list(PAGES)
             load = Load()
             before = cpu_by_role()
             stop_at = time.monotonic() + RAMP_S + seconds

@@ -26,7 +26,8 @@ import tempfile
 from pathlib import Path
 
 from bench.load import logged, timing_env
-from testkit.browser import PAGES, VIEWPORT, chromium, dashboard, navigate, visit
+from dashboard.pages import PAGES
+from testkit.browser import VIEWPORT, chromium, dashboard, navigate, visit
 from testkit.synthetic import write_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,10 +1,10 @@
 """The demo: a real pruning study on the embedded `digits` dataset, run by `compute.study`.
 
-A dense small CNN and all eight methods of the zoo (two sparsities for ft and lrr, one high sparsity for
-the others), extracted on clean images and all 19 corruptions at severities 1, 3 and 5.
-studies/digits.toml is the same study as a file. Then the 2-D views of the Geometric similarity and
-Embedding pages are computed (compute.embed), so every page shows content on a fresh clone. Every step is
-skipped when its output already exists and is up to date.
+The study is the file studies/digits.toml (`--quick`: studies/digits-quick.toml): a dense small CNN and
+all eight methods of the zoo (two sparsities for ft and lrr, one high sparsity for the others), extracted
+on clean images and all 19 corruptions at severities 1, 3 and 5. Then the 2-D views of the Geometric
+similarity and Embedding pages are computed (compute.embed), so every page shows content on a fresh
+clone. Every step is skipped when its output already exists and is up to date.
 """
 
 from __future__ import annotations
@@ -17,41 +17,22 @@ from pathlib import Path
 
 import torch
 
-from compute import corruptions
 from compute import study as studies
 from compute.embed import EmbedPlan, embed_store
-from compute.study import MethodPlan, Study
+from compute.study import Study
 from store import layout
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
 def demo_study() -> Study:
-    """The demo study (kept equal to studies/digits.toml by a test)."""
-    return Study(
-        arch="small_cnn", dataset="digits", seeds=(0,), rewind_step=20,
-        dense={"epochs": 10, "lr": 0.05}, finetune={"epochs": 3, "lr": 0.01},
-        methods=(
-            MethodPlan("ft", (0.5, 0.9)),
-            MethodPlan("lrr", (0.5, 0.9), train={"epochs": 2}, options={"rounds": 2}),
-            MethodPlan("ltr", (0.9,), train={"epochs": 4, "lr": 0.05}, options={"rounds": 2}),
-            MethodPlan("random", (0.9,), train={"epochs": 8}),
-            MethodPlan("gmp", (0.9,), train={"epochs": 8}),
-            MethodPlan("snip", (0.9,), train={"epochs": 8}),
-            MethodPlan("edgepopup", (0.8,)),
-            MethodPlan("biprop", (0.8,)),
-        ),
-        corruptions=corruptions.NAMES, severities=(1, 3, 5),
-    )
+    """The demo study: studies/digits.toml."""
+    return Study.from_toml(STUDIES / "digits.toml")
 
 
 def quick_study() -> Study:
-    """Seconds, not minutes: three methods, one epoch each, 60 test images, 3 corruptions."""
-    return Study(
-        arch="small_cnn", dataset="digits", seeds=(0,), rewind_step=5,
-        dense={"epochs": 2, "lr": 0.05}, finetune={"epochs": 1, "lr": 0.01},
-        methods=(MethodPlan("ft", (0.8,)), MethodPlan("ltr", (0.8,), options={"rounds": 1}),
-                 MethodPlan("edgepopup", (0.5,), train={"epochs": 1})),
-        corruptions=corruptions.NAMES[:2] + ("contrast",), severities=(1, 5), limit=60,
-    )
+    """Seconds, not minutes (studies/digits-quick.toml): three methods, 60 test images, 3 corruptions."""
+    return Study.from_toml(STUDIES / "digits-quick.toml")
 
 
 @dataclass(frozen=True)

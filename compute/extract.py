@@ -15,7 +15,6 @@ Who computes the partitions is an `Executor` (compute/executors.py): in this pro
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,41 +28,45 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute import checkpoint, corruptions, datasets, geometry
+from compute import checkpoint, corruptions, datasets, geometry, runs
 from compute import device as devices
 from compute.datasets import cifar10c, folders
 from compute.datasets.base import Dataset, ImageSet
 from compute.models.base import check_contract, weight_counts
+from compute.runs import RunRecord
 from store import derived, layout, provenance, reader, writer
 
 
 @dataclass
 class ExtractModel:
-    """A model to extract, with the row that describes it in models.parquet."""
+    """A model to extract, with the row that describes it in models.parquet and the run record it was
+    trained from (None for models from elsewhere: the store does not track their training)."""
 
     model_id: str
     model: nn.Module
     info: dict[str, Any] = field(default_factory=dict)
+    run: RunRecord | None = None
 
 
 def model_row(model_id: str, model: nn.Module, meta: dict[str, Any], checkpoint_path: str | None) -> dict:
-    """The models.parquet row for a model; sparsity and parameter counts are measured from the weights.
+    """The models.parquet row for a model; sparsity and parameter counts are measured from the weights,
+    method, target sparsity, seed and hparams come from its run record (`compute.runs.card`).
 
     clean_accuracy is left to `store.writer.upsert_models`, which reads it from the clean partition.
     """
-    hparams = meta.get("hparams", {})
     counts = weight_counts(model)
+    card = runs.card(meta)
     return {
         "model_id": model_id,
         "arch": meta.get("arch", type(model).__name__),
-        "method": hparams.get("method", "dense"),
-        "target_sparsity": float(hparams.get("target_sparsity", 0.0)),
+        "method": card["method"],
+        "target_sparsity": card["target_sparsity"],
         "sparsity": counts["prunable_zero"] / max(counts["prunable"], 1),
-        "seed": int(hparams.get("seed", 0)),
+        "seed": card["seed"],
         "num_params": counts["num_params"],
         "num_nonzero": counts["num_nonzero"],
         "checkpoint": checkpoint_path,
-        "hparams": json.dumps(hparams, sort_keys=True),
+        "hparams": card["hparams"],
         "clean_accuracy": None,
     }
 
@@ -71,7 +74,8 @@ def model_row(model_id: str, model: nn.Module, meta: dict[str, Any], checkpoint_
 def from_checkpoint(path: str | Path) -> ExtractModel:
     model, meta = checkpoint.load(path)
     model_id = meta.get("hparams", {}).get("model_id") or Path(path).stem
-    return ExtractModel(model_id, model, model_row(model_id, model, meta, str(Path(path).resolve())))
+    return ExtractModel(model_id, model, model_row(model_id, model, meta, str(Path(path).resolve())),
+                        runs.of_checkpoint(meta))
 
 
 def settings(corruption_names: Sequence[str], severities: Sequence[int]) -> list[tuple[str, int]]:
@@ -398,7 +402,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
                       labels=test.labels, corruptions=corruption_names, severities=severities,
                       per_class=per_class)
     provenance.record(store, wanted, listings)  # again under the lock: concurrent shards agree
-    reset = provenance.record_training(store, {e.model_id: training_record(e) for e in entries})
+    reset = provenance.record_training(store, {e.model_id: e.run.digest if e.run else None for e in entries})
     summary = extract(store, entries, test, data.num_classes, corruption_names, severities, device=device,
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
     summary.reset_models = reset
@@ -407,8 +411,3 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
         summary.index = derived.build_sample_index(store)
     return summary
 
-
-def training_record(entry: ExtractModel) -> str | None:
-    """The digest of a model's training record (compute.study.TrainingRecord), when its checkpoint has one."""
-    hparams = json.loads(entry.info.get("hparams") or "{}")
-    return hparams.get("record")

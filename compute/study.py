@@ -11,26 +11,25 @@ A study is a TOML file (see docs/pruning.md and studies/):
     [dense]                        # TrainConfig fields: the dense model, and methods that start from init
     epochs = 12
     [finetune]                     # TrainConfig fields: methods that start from the dense model
-    epochs = 3
+    epochs = 3                     # (over compute.runs.FINETUNE: 5 epochs at lr 0.01)
     lr = 0.01
     [methods.lrr]                  # one table per method: sparsities, then TrainConfig fields or options
     sparsities = [0.5, 0.9]
     rounds = 2
 
 Running is resumable: a checkpoint that exists is not trained again, and extraction skips complete
-partitions. Each checkpoint is identified by the digest of its typed training record (`TrainingRecord`:
-arch, dataset, method, sparsity, seed, training schedule, method options, rewind step, and the record of
-the dense model it starts from): `<out>/checkpoints/<model_id>.<digest>.pt`, model ids
+partitions. Each checkpoint is identified by the digest of its run record (`compute.runs.RunRecord`:
+arch, dataset, method, sparsity, seed, training schedule, method options, rewind step, and the digest of
+the dense run it starts from): `<out>/checkpoints/<model_id>.<digest>.pt`, model ids
 `<arch>-<method>-<percent>-s<seed>`. Editing the study file retrains exactly the models whose record
 changed (and those built on a changed dense model), keeps the rest, and prints which; a superseded
 checkpoint moves to `<out>/checkpoints/superseded/`, and the store extracts the new one again.
+`compute train` and `compute prune` train their one model through the same `train_dense`/`train_pruned`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
+import copy
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -39,15 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from compute import byo, checkpoint, corruptions, datasets, models, pruning
+from compute import byo, checkpoint, corruptions, datasets, models, pruning, runs
 from compute.datasets.base import Dataset
-from compute.extract import ExtractModel, ExtractSummary, model_row, run_extraction
-from compute.pruning.base import epoch_steps, train_dense
-from compute.train import TrainConfig, accuracy, channel_stats
+from compute.extract import ExtractSummary, from_checkpoint, run_extraction
+from compute.models.base import measured_sparsity
+from compute.pruning import base as pruning_base
+from compute.runs import SCHEDULE_FIELDS, RunRecord
+from compute.train import accuracy, channel_stats
 
-TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"seed"}
 CORRUPTION_SEED = 0  # as `python -m compute extract`, so stores built either way agree
 STUDY_KEYS = frozenset({"arch", "dataset", "data_dir", "download", "seeds", "severities", "corruptions",
                         "limit", "rewind_step", "dense", "finetune", "methods", "normalize"})
@@ -55,44 +56,6 @@ STUDY_KEYS = frozenset({"arch", "dataset", "data_dir", "download", "seeds", "sev
 
 class StudyError(ValueError):
     """A study file or value that cannot be run; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class TrainingRecord:
-    """Everything that decides a checkpoint's weights. Its digest names the checkpoint, so a checkpoint
-    is reused only for exactly this record. `parent` is the digest of the dense model a pruned model
-    starts from or rewinds to (None for methods that start from a fresh initialisation)."""
-
-    arch: str
-    dataset: str
-    method: str
-    sparsity: float
-    seed: int
-    train: Mapping[str, Any]  # TrainConfig fields: the schedule
-    options: Mapping[str, Any] = field(default_factory=dict)
-    rewind_step: int | None = None
-    parent: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "train": dict(self.train), "options": dict(self.options)}
-
-    @property
-    def digest(self) -> str:
-        """sha256 of the canonical JSON of the record, first 12 hex digits."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-def record_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """`train.epochs 1 -> 2`: each field that differs between two records (as dicts)."""
-    changes = []
-    for name in sorted(set(old) | set(new)):
-        a, b = old.get(name), new.get(name)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            changes.extend(record_changes(a, b, f"{prefix}{name}."))
-        elif a != b:
-            changes.append(f"{prefix}{name} {a!r} -> {b!r}")
-    return changes
 
 
 @dataclass(frozen=True)
@@ -116,7 +79,7 @@ class Study:
     download: bool = False
     seeds: tuple[int, ...] = (0,)
     dense: Mapping[str, Any] = field(default_factory=dict)
-    finetune: Mapping[str, Any] = field(default_factory=dict)
+    finetune: Mapping[str, Any] = field(default_factory=dict)  # over compute.runs.FINETUNE
     rewind_step: int | None = None
     corruptions: tuple[str, ...] = corruptions.NAMES
     severities: tuple[int, ...] = (1, 3, 5)
@@ -180,22 +143,16 @@ class Study:
     def model_id(self, method: str, sparsity: float, seed: int) -> str:
         return model_id(self.arch, method, sparsity, seed)
 
-    def train_config(self, method: str, plan: MethodPlan | None, seed: int) -> TrainConfig:
-        """Dense settings for the dense model and from-init methods, fine-tune settings for from-dense ones."""
-        base = self.dense if method == "dense" or not pruning.get(method).from_dense else self.finetune
-        return TrainConfig(**{**base, **(plan.train if plan else {}), "seed": seed})
+    def dense_record(self, seed: int, rewind_step: int) -> RunRecord:
+        return runs.dense_run(self.arch, self.dataset, seed, self.dense, rewind_step)
 
-    def dense_record(self, seed: int, rewind_step: int) -> TrainingRecord:
-        return TrainingRecord(self.arch, self.dataset, "dense", 0.0, seed,
-                              self.train_config("dense", None, seed).to_dict(), rewind_step=rewind_step)
-
-    def pruned_record(self, plan: MethodPlan, sparsity: float, seed: int, rewind_step: int) -> TrainingRecord:
-        method = pruning.get(plan.method)
-        uses_dense = method.from_dense or method.needs_rewind
-        return TrainingRecord(self.arch, self.dataset, plan.method, float(sparsity), seed,
-                              self.train_config(plan.method, plan, seed).to_dict(), dict(plan.options),
-                              rewind_step=rewind_step if method.needs_rewind else None,
-                              parent=self.dense_record(seed, rewind_step).digest if uses_dense else None)
+    def pruned_record(self, plan: MethodPlan, sparsity: float, seed: int, rewind_step: int) -> RunRecord:
+        """The plan's fields over `[finetune]` (itself over compute.runs.FINETUNE) for methods that start
+        from the dense model, over `[dense]` for the others."""
+        start = self.finetune if pruning.get(plan.method).from_dense else self.dense
+        fields = {**runs.default_schedule(plan.method), **start, **plan.train}
+        return runs.pruned_run(self.arch, self.dataset, plan.method, sparsity, seed, fields,
+                               plan.options, self.dense_record(seed, rewind_step).digest, rewind_step)
 
     def jobs(self) -> list[tuple[MethodPlan, float, int]]:
         """(method plan, sparsity, seed) of every pruned model, in the order they are trained."""
@@ -213,9 +170,9 @@ def model_id(arch: str, method: str, sparsity: float, seed: int) -> str:
 def _train_table(table: Any, source: str) -> dict[str, Any]:
     if not isinstance(table, Mapping):
         raise StudyError(f"{source} must be a table of TrainConfig fields")
-    unknown = sorted(set(table) - TRAIN_FIELDS)
+    unknown = sorted(set(table) - SCHEDULE_FIELDS)
     if unknown:
-        raise StudyError(f"{source}: unknown training keys {unknown}; known: {sorted(TRAIN_FIELDS)}")
+        raise StudyError(f"{source}: unknown training keys {unknown}; known: {sorted(SCHEDULE_FIELDS)}")
     return dict(table)
 
 
@@ -229,18 +186,14 @@ def _method_plan(name: str, table: Any, source: str) -> MethodPlan:
     if any(not 0.0 < s < 1.0 for s in sparsities):
         raise StudyError(f"{where}: sparsities must be in (0, 1), got {list(sparsities)}")
     rest = {k: v for k, v in table.items() if k != "sparsities"}
-    train = {k: v for k, v in rest.items() if k in TRAIN_FIELDS}
-    options = {k: v for k, v in rest.items() if k not in TRAIN_FIELDS}
+    train = {k: v for k, v in rest.items() if k in SCHEDULE_FIELDS}
+    options = {k: v for k, v in rest.items() if k not in SCHEDULE_FIELDS}
     accepted = pruning.get(name).options
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise StudyError(f"{where}: unknown keys {unknown}; training keys: {sorted(TRAIN_FIELDS)}, "
+        raise StudyError(f"{where}: unknown keys {unknown}; training keys: {sorted(SCHEDULE_FIELDS)}, "
                          f"{name} options: {sorted(accepted)}")
     return MethodPlan(name, sparsities, train, options)
-
-
-def _checkpoint_meta(study: Study, data: Dataset, mean: list[float], std: list[float]) -> dict[str, Any]:
-    return {"arch": study.arch, "num_classes": data.num_classes, "mean": mean, "std": std, "dataset": data.name}
 
 
 def rewind_path(dense_path: Path) -> Path:
@@ -252,10 +205,10 @@ def rewind_step_of(study: Study, data: Dataset) -> int:
     """The study's rewind_step, or one epoch of dense training when it gives none."""
     if study.rewind_step is not None:
         return int(study.rewind_step)
-    return epoch_steps(data.train, study.train_config("dense", None, 0))
+    return pruning_base.epoch_steps(data.train, study.dense_record(0, 0).config)
 
 
-def checkpoint_path(ckpt_dir: Path, model_id: str, record: TrainingRecord) -> Path:
+def checkpoint_path(ckpt_dir: Path, model_id: str, record: RunRecord) -> Path:
     """`<ckpt_dir>/<model_id>.<digest>.pt`: a checkpoint is found by its training record, not its name."""
     return ckpt_dir / f"{model_id}.{record.digest}.pt"
 
@@ -267,17 +220,16 @@ def superseded(path: Path) -> list[Path]:
                   if p != path and p.name.split(".")[0] == model_id and p.suffix == ".pt")
 
 
-def why_train(path: Path, record: TrainingRecord) -> str:
+def why_train(path: Path, record: RunRecord) -> str:
     """Why the checkpoint at `path` must be trained: new, or which fields of its record changed."""
     for old in superseded(path):
         try:
-            previous = checkpoint.read(old)["hparams"].get("training_record")
+            previous = runs.of_checkpoint(checkpoint.read(old))
         except ValueError:
             previous = None
         if previous is None:
-            return f"replaces {old.name} (trained before checkpoints carried their training record)"
-        changes = record_changes(previous, record.to_dict())
-        return "training record changed: " + ", ".join(changes or ["digest"])
+            return f"replaces {old.name} (trained before checkpoints carried their run record)"
+        return "training record changed: " + ", ".join(record.changes(previous.to_dict()) or ["digest"])
     return "new"
 
 
@@ -289,22 +241,29 @@ def _retire(path: Path) -> None:
         old.replace(target)
 
 
+Normalisation = tuple[list[float], list[float]]  # per-channel mean and std the model divides by
+
+
+def normalisation(study: Study, data: Dataset) -> Normalisation:
+    """The study's `normalize`, or the training images' channel statistics when it gives none."""
+    return byo.parse_normalize(study.normalize) if study.normalize else channel_stats(data.train.images)
+
+
 def train_models(study: Study, out: str | Path, device: torch.device, data: Dataset | None = None,
                  say: Callable[[str], None] = print) -> list[Path]:
-    """Train the dense models and the zoo into `<out>/checkpoints`, reusing checkpoints whose training
-    record is unchanged; `say` gets one line naming what is kept and what is trained, and why."""
+    """Train the dense models and the zoo into `<out>/checkpoints`, reusing checkpoints whose run record is
+    unchanged; `say` gets one line naming what is kept and what is trained, and why."""
     data = data or datasets.load(study.dataset, study.data_dir, study.download)
-    mean, std = byo.parse_normalize(study.normalize) if study.normalize else channel_stats(data.train.images)
-    meta = _checkpoint_meta(study, data, mean, std)
+    stats = normalisation(study, data)
     ckpt_dir = Path(out) / "checkpoints"
     step = rewind_step_of(study, data)
-    dense_paths = {seed: checkpoint_path(ckpt_dir, study.model_id("dense", 0.0, seed), study.dense_record(seed, step))
-                   for seed in study.seeds}
-    pruned = [(plan, sparsity, seed, study.pruned_record(plan, sparsity, seed, step)) for plan, sparsity, seed
-              in study.jobs()]
-    pruned_paths = [checkpoint_path(ckpt_dir, study.model_id(plan.method, sparsity, seed), record)
-                    for plan, sparsity, seed, record in pruned]
-    records = [*(study.dense_record(seed, step) for seed in study.seeds), *(job[3] for job in pruned)]
+    dense = {seed: study.dense_record(seed, step) for seed in study.seeds}
+    dense_paths = {seed: checkpoint_path(ckpt_dir, study.model_id("dense", 0.0, seed), record)
+                   for seed, record in dense.items()}
+    pruned = [(seed, study.model_id(plan.method, sparsity, seed), study.pruned_record(plan, sparsity, seed, step))
+              for plan, sparsity, seed in study.jobs()]
+    pruned_paths = [checkpoint_path(ckpt_dir, model_id, record) for _, model_id, record in pruned]
+    records = [*dense.values(), *(record for _, _, record in pruned)]
     paths = [*dense_paths.values(), *pruned_paths]
     todo = {path: why_train(path, record) for path, record in zip(paths, records, strict=True)
             if not path.exists()}
@@ -312,81 +271,93 @@ def train_models(study: Study, out: str | Path, device: torch.device, data: Data
     say(f"study: {len(kept)} checkpoints kept" + (f" ({', '.join(kept)})" if kept else "")
         + f", {len(todo)} to train" + "".join(f"\n  {path.name.split('.')[0]}: {why}" for path, why in todo.items()))
     with tqdm(total=len(paths), desc="study", unit="model") as bar:
-        for seed, dense_path in dense_paths.items():
-            if dense_path in todo:
-                _train_dense(study, data, meta, dense_path, seed, step, device)
-                _retire(dense_path)
-            bar.update(1)
-        for (plan, sparsity, seed, record), path in zip(pruned, pruned_paths, strict=True):
+        for seed, path in dense_paths.items():
             if path in todo:
-                bar.set_postfix(model=path.stem)
-                _report(_train_pruned(study, plan, sparsity, seed, record, data, meta, dense_paths[seed], path,
-                                      step, device))
+                model_id = study.model_id("dense", 0.0, seed)
+                _report(model_id, train_dense(dense[seed], model_id, path, data, stats, device))
+                _retire(path)
+            bar.update(1)
+        for (seed, model_id, record), path in zip(pruned, pruned_paths, strict=True):
+            if path in todo:
+                bar.set_postfix(model=model_id)
+                start, rewind = _dense_start(record, dense_paths[seed])
+                _report(model_id, train_pruned(record, model_id, path, data, stats, device, start, rewind))
                 _retire(path)
             bar.update(1)
     return paths
 
 
-def _report(hparams: dict[str, Any]) -> None:
-    tqdm.write(f"{hparams['model_id']}: test accuracy {hparams['test_accuracy']:.4f}, {hparams['seconds']:.0f} s")
+def _dense_start(record: RunRecord, dense_path: Path) -> tuple[nn.Module | None, dict[str, torch.Tensor] | None]:
+    """The trained dense model and its rewind iterate, each read only when the record's method uses it."""
+    method = pruning.get(record.method)
+    dense = checkpoint.load(dense_path)[0] if method.from_dense else None
+    rewind = checkpoint.load(rewind_path(dense_path))[0].state_dict() if method.needs_rewind else None
+    return dense, rewind
 
 
-def _train_dense(study: Study, data: Dataset, meta: dict[str, Any], path: Path, seed: int, step: int,
-                 device: torch.device) -> None:
-    """Train one dense model; its rewind iterate is saved first, so a dense checkpoint implies one."""
+def _report(model_id: str, results: dict[str, float]) -> None:
+    tqdm.write(f"{model_id}: test accuracy {results['test_accuracy']:.4f}, {results['seconds']:.0f} s")
+
+
+def fit_dense(record: RunRecord, data: Dataset, stats: Normalisation,
+              device: torch.device) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A dense model trained in memory as `record` says, and its state at the record's rewind step."""
+    torch.manual_seed(record.seed)
+    dense = models.build(record.arch, data.num_classes, *stats)
+    rewind = pruning_base.train_dense(dense, data.train, record.config, device, rewind_step=record.rewind_step,
+                                 description=f"dense s{record.seed}")
+    return dense, rewind
+
+
+def train_dense(record: RunRecord, model_id: str, path: Path, data: Dataset, stats: Normalisation,
+                device: torch.device) -> dict[str, float]:
+    """Train one dense model into `path`; its rewind iterate is saved first (`rewind_path`), so a dense
+    checkpoint implies one. Returns what the run measured."""
     start = time.perf_counter()
-    torch.manual_seed(seed)
-    dense = models.build(study.arch, data.num_classes, meta["mean"], meta["std"])
-    config = study.train_config("dense", None, seed)
-    rewind = train_dense(dense, data.train, config, device, rewind_step=step,
-                                 description=f"dense s{seed}")
-    snapshot = models.build(study.arch, data.num_classes, meta["mean"], meta["std"])
+    dense, rewind = fit_dense(record, data, stats, device)
+    snapshot = models.build(record.arch, data.num_classes, *stats)
     snapshot.load_state_dict(rewind)
-    record = study.dense_record(seed, step)
-    model_id = path.name.split(".")[0]
-    hparams = {"model_id": model_id, "method": "dense", "target_sparsity": 0.0, "seed": seed,
-               "train": config.to_dict(), "rewind_step": step, "record": record.digest,
-               "training_record": record.to_dict()}
-    checkpoint.save(rewind_path(path), snapshot, hparams={**hparams, "model_id": f"{model_id}-rewind"}, **meta)
-    hparams.update(seconds=time.perf_counter() - start, test_accuracy=accuracy(dense, data.test, device))
-    checkpoint.save(path, dense, hparams=hparams, **meta)
-    _report(hparams)
+    save(rewind_path(path), snapshot, f"{model_id}-rewind", record, data, stats, {})
+    results = _results(dense, data, device, start)
+    save(path, dense, model_id, record, data, stats, results)
+    return results
 
 
-def _train_pruned(study: Study, plan: MethodPlan, sparsity: float, seed: int, record: TrainingRecord,
-                  data: Dataset, meta: dict[str, Any], dense_path: Path, path: Path, step: int,
-                  device: torch.device) -> dict[str, Any]:
+def train_pruned(record: RunRecord, model_id: str, path: Path, data: Dataset, stats: Normalisation,
+                 device: torch.device, dense: nn.Module | None,
+                 rewind_state: dict[str, torch.Tensor] | None) -> dict[str, float]:
+    """Prune (and train) one model as `record` says into `path`: from a copy of `dense` for methods that
+    start from the trained dense model, from a fresh init for the others; ltr rewinds to `rewind_state`.
+    Returns what the run measured."""
     start = time.perf_counter()
-    method = pruning.get(plan.method)
-    torch.manual_seed(seed)
-    if method.from_dense:
-        model, _ = checkpoint.load(dense_path)
-    else:
-        model = models.build(study.arch, data.num_classes, meta["mean"], meta["std"])
-    options = dict(plan.options)
-    if method.needs_rewind:
-        options["rewind_state"] = checkpoint.load(rewind_path(dense_path))[0].state_dict()
-    config = study.train_config(plan.method, plan, seed)
-    pruned = method.prune(model, data.train, sparsity, config, device, **options)
-    hparams = {"model_id": path.name.split(".")[0], "method": plan.method, "target_sparsity": sparsity,
-               "seed": seed, "train": config.to_dict(), "options": dict(plan.options),
-               "record": record.digest, "training_record": record.to_dict(),
-               "parent": dense_path.name.split(".")[0] if method.from_dense else None,
-               "rewind_step": step if "rewind_state" in options else None,
-               "seconds": time.perf_counter() - start, "test_accuracy": accuracy(pruned, data.test, device)}
-    checkpoint.save(path, pruned, hparams=hparams, **meta)
-    return hparams
+    method = pruning.get(record.method)
+    torch.manual_seed(record.seed)
+    model = copy.deepcopy(dense) if method.from_dense else models.build(record.arch, data.num_classes, *stats)
+    supplied = {"rewind_state": rewind_state} if method.needs_rewind else {}
+    pruned = method.prune(model, data.train, record.sparsity, record.config, device, **record.options, **supplied)
+    results = _results(pruned, data, device, start)
+    save(path, pruned, model_id, record, data, stats, results)
+    return results
+
+
+def _results(model: nn.Module, data: Dataset, device: torch.device, start: float) -> dict[str, float]:
+    """What a run measured: test accuracy, measured sparsity, wall seconds (kept apart from its record)."""
+    return {"test_accuracy": accuracy(model, data.test, device), "sparsity": measured_sparsity(model),
+            "seconds": time.perf_counter() - start}
+
+
+def save(path: Path, model: nn.Module, model_id: str, record: RunRecord, data: Dataset, stats: Normalisation,
+         results: dict[str, float]) -> None:
+    """The one place a trained model becomes a checkpoint: weights, normalisation, run record, results."""
+    checkpoint.save(path, model, arch=record.arch, num_classes=data.num_classes, mean=stats[0], std=stats[1],
+                    dataset=data.name, hparams=runs.checkpoint_hparams(model_id, record, results))
 
 
 def extract_models(study: Study, out: str | Path, paths: list[Path], device: torch.device,
                    data: Dataset | None = None) -> ExtractSummary:
     """Extract every checkpoint in `paths` on clean and corrupted test images into the store at `out`."""
     data = data or datasets.load(study.dataset, study.data_dir, study.download)
-    entries = []
-    for path in paths:
-        model, meta = checkpoint.load(path)
-        model_id = meta["hparams"]["model_id"]
-        entries.append(ExtractModel(model_id, model, model_row(model_id, model, meta, str(path.resolve()))))
+    entries = [from_checkpoint(path) for path in paths]
     summary = run_extraction(out, entries, data, data.test.subset(study.limit), study.corruptions,
                              study.severities, device=device, seed=CORRUPTION_SEED)
     if summary.reset_models:

@@ -1,9 +1,10 @@
 """prunescope dashboard: `streamlit run dashboard/app.py -- --store DIR` (one store), `-- --stores ROOT`
 (every store directly under ROOT, picked by name), or `-- --allow-any-store` (a path box, for local use);
-env PRUNESCOPE_STORE / PRUNESCOPE_STORES / PRUNESCOPE_ALLOW_ANY_STORE=1. See state.hosting.
+env PRUNESCOPE_STORE / PRUNESCOPE_STORES / PRUNESCOPE_ALLOW_ANY_STORE=1. See dashboard.hosting.
 
-A page that fails on a damaged store shows which file is damaged and why (state.failed), never a
-traceback. With $PRUNESCOPE_TIMING_LOG set, each page view's server time is appended there (bench.load).
+The pages are those of dashboard.pages. A page that fails on a damaged store shows which file is damaged
+and why (data.failed), never a traceback. With $PRUNESCOPE_TIMING_LOG set, each page view's server time is
+appended there (bench.load).
 """
 
 import os
@@ -15,43 +16,31 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # import compute/ and store/ from a checkout
 
-from dashboard import state  # noqa: E402
+from dashboard import data  # noqa: E402
+from dashboard.pages import PAGES  # noqa: E402
+from dashboard.sidebar import sidebar  # noqa: E402
 
-VIEWS = Path(__file__).parent / "views"
-PAGES = {
-    "Study": [
-        st.Page(VIEWS / "overview.py", title="Overview", url_path="overview", icon=":material/home:"),
-        st.Page(VIEWS / "matrix.py", title="Evaluation matrix", url_path="matrix", icon=":material/grid_on:"),
-        st.Page(VIEWS / "similarity.py", title="Geometric similarity", url_path="similarity",
-                icon=":material/hub:"),
-        st.Page(VIEWS / "predictors.py", title="Robustness predictors", url_path="predictors", icon=":material/insights:"),
-    ],
-    "Geometry": [
-        st.Page(VIEWS / "local.py", title="Local geometry", url_path="local", icon=":material/scatter_plot:"),
-        st.Page(VIEWS / "global.py", title="Global geometry", url_path="global", icon=":material/timeline:"),
-        st.Page(VIEWS / "embedding.py", title="Embedding", url_path="embedding", icon=":material/bubble_chart:"),
-    ],
-    "Samples": [
-        st.Page(VIEWS / "samples.py", title="Samples", url_path="samples", icon=":material/filter_alt:"),
-        st.Page(VIEWS / "sample.py", title="Sample", url_path="sample", icon=":material/image:"),
-    ],
-}
+HERE = Path(__file__).parent
+SECTIONS: dict[str, list[st.Page]] = {}
+for page in PAGES.values():
+    SECTIONS.setdefault(page.section, []).append(
+        st.Page(HERE / page.script, title=page.title, url_path=page.url_path, icon=page.icon))
 
 
 def home() -> None:
-    """The root URL opens the Overview, so every page keeps its own stable path (and `?store=` stays)."""
-    st.switch_page(PAGES["Study"][0], query_params=st.query_params.to_dict())
+    """The root URL opens the first page, so every page keeps its own stable path (and `?store=` stays)."""
+    st.switch_page(next(iter(SECTIONS.values()))[0], query_params=st.query_params.to_dict())
 
 
 st.set_page_config(page_title="prunescope", layout="wide")
 navigation = st.navigation({"": [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")],
-                            **PAGES})
+                            **SECTIONS})
 started = time.perf_counter()
-state.sidebar()
+sidebar()
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 (st.stop/rerun are BaseExceptions and pass through)
-    state.failed(error, state.PAGE_VIEWS.get(navigation.url_path, state.VIEWS))
+    data.failed(error, PAGES[navigation.url_path].reads if navigation.url_path in PAGES else data.VIEWS)
 finally:
     if os.environ.get("PRUNESCOPE_TIMING_LOG"):
         with open(os.environ["PRUNESCOPE_TIMING_LOG"], "a") as log:

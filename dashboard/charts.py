@@ -2,7 +2,7 @@
 
 Every chart has a title, axis titles with units, and tooltips. Charts a user can click carry a point
 selection whose fields are named like the shared selection (model_id, corruption, severity, sample_id,
-model_b; see dashboard.state.apply_point). Frames reaching a chart are small: anything that could be
+model_b; see dashboard.linking.apply_point). Frames reaching a chart are small: anything that could be
 large is aggregated in DuckDB first (analysis.queries).
 """
 
@@ -23,6 +23,8 @@ CHANGES = alt.Scale(domain=["right in both", "only A right", "only B right", "wr
                     range=["#9ecae9", "#e45756", "#54a24b", "#4c4c4c"])
 FACET_COLUMNS = 5
 OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
+MAX_MARKS = 5000  # above this many samples a chart gets aggregates from DuckDB, not one mark per sample
+BINS = 24  # grid size of the 2-D histograms that replace scatter plots on large studies
 
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:

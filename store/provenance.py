@@ -27,7 +27,7 @@ setting and both sources): one setting's partitions never mix images made two wa
 uses the record to return exactly the pixels a model saw.
 
 The models' training records are provenance too: `training` maps each model id to the digest of the
-record its checkpoint was trained from (compute.study.TrainingRecord); `record_training` resets a model
+run record its checkpoint was trained from (compute.runs.RunRecord); `record_training` resets a model
 whose digest changed, so its partitions are computed again from the new checkpoint.
 
 A store written before provenance existed has no `provenance` object: settings it already holds stay

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dashboard.pages import PAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("PRUNESCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,18 +30,6 @@ VIEWPORT = {"width": 1400, "height": 900}
 # What a page shows once it has rendered: a drawn chart, a table, an image, or an explanation.
 CONTENT = ".vega-embed svg.marks, .vega-embed canvas, [data-testid='stDataFrame'] canvas, [data-testid='stImage'] img"
 EXPLANATION = "[data-testid='stAlert']"
-# Every page of the dashboard: url path -> its title (the page's heading).
-PAGES = {
-    "overview": "Overview",
-    "matrix": "Evaluation matrix",
-    "similarity": "Geometric similarity",
-    "predictors": "Robustness predictors",
-    "local": "Local geometry",
-    "global": "Global geometry",
-    "samples": "Samples",
-    "sample": "Sample",
-    "embedding": "Embedding",
-}
 
 
 def free_port() -> int:
@@ -124,7 +114,7 @@ def wait_for_app(page: Any, timeout: float = 60.0) -> None:
 def _rendered(page: Any, path: str, timeout: float) -> None:
     """Wait for the page's rendered content: its heading, the script run over, every chart drawn, and a
     chart, table, image or explanation on screen. AssertionError when it shows a Python exception."""
-    page.get_by_role("heading", name=PAGES[path], exact=True).wait_for(timeout=timeout * 1000)
+    page.get_by_role("heading", name=PAGES[path].title, exact=True).wait_for(timeout=timeout * 1000)
     wait_for_app(page, timeout)
     page.get_by_test_id("stMain").locator(f"{CONTENT}, {EXPLANATION}").first.wait_for(timeout=timeout * 1000)
     exceptions = page.locator('[data-testid="stException"]')
@@ -144,7 +134,7 @@ def navigate(page: Any, path: str, timeout: float = 60.0) -> float:
     """Go to another page through the sidebar (same session, so the selection stays) and wait until it
     has rendered; returns the seconds it took."""
     start = time.perf_counter()
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=PAGES[path], exact=True).click()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=PAGES[path].title, exact=True).click()
     _rendered(page, path, timeout)
     return time.perf_counter() - start
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.pages import PAGES
 from testkit.app import CORRUPTIONS, dashboard_store
-from testkit.browser import CONTENT, PAGES, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
+from testkit.browser import CONTENT, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -39,15 +40,21 @@ def page(browser):
     tab.close()
 
 
-def test_every_page_renders_its_content(server, page, tmp_path) -> None:
+def test_every_registered_page_is_listed_and_renders_its_content(server, page, tmp_path) -> None:
     out = Path(os.environ.get("PRUNESCOPE_SCREENSHOTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
+    visited = set()
     for path in PAGES:
         visit(page, server, path)
         main = page.get_by_test_id("stMain")
         main.locator(CONTENT).first.wait_for(timeout=30_000)  # every page has data to show on this store
         assert "Traceback" not in main.inner_text()
         page.screenshot(path=str(out / f"{path}.png"))
+        visited.add(page.url.split("?")[0].rsplit("/", 1)[-1])
+    assert visited == set(PAGES)
+    links = page.get_by_test_id("stSidebarNav").locator("a[href]")
+    listed = {(link.get_attribute("href") or "").rstrip("/").rsplit("/", 1)[-1] for link in links.all()}
+    assert listed == set(PAGES)  # the sidebar lists exactly the registered pages
 
 
 def test_a_matrix_click_selects_the_cell_on_the_geometry_pages(server, page) -> None:

@@ -14,15 +14,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import state
+from dashboard.pages import PAGES
+from dashboard.text import code
 from store import layout
 from store.verify import validated_manifest
 from testkit.app import APP, CORRUPTIONS, write_embeddings
 from testkit.synthetic import write_store
-
-PAGES = {"overview": None, "matrix": "views/matrix.py", "similarity": "views/similarity.py",
-         "local": "views/local.py", "global": "views/global.py", "embedding": "views/embedding.py",
-         "samples": "views/samples.py", "sample": "views/sample.py"}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +38,7 @@ def unescaped(text: str) -> str:
 def run_page(monkeypatch, root: Path, page: str) -> AppTest:
     monkeypatch.setenv("PRUNESCOPE_STORE", str(root))
     app = AppTest.from_file(APP, default_timeout=120).run()
-    if PAGES[page]:
-        app.switch_page(PAGES[page]).run()
+    app.switch_page(PAGES[page].script).run()
     assert not app.exception, f"{page}: {app.exception}"
     return app
 
@@ -104,7 +100,7 @@ CASES = {
     # the partition of the default selection (the first pruned model on clean images)
     "truncated prediction file": (truncate("predictions/model_id=m01*/corruption=clean/*/part-0.parquet"),
                                   "part-0.parquet", "Parquet",
-                                  ("overview", "matrix", "similarity", "local", "global", "samples", "sample")),  # PIE, paired tests
+                                  ("overview", "matrix", "similarity", "predictors", "local", "global", "samples", "sample")),  # PIE, paired tests
     "truncated embedding file": (truncate(f"{layout.EMBEDDINGS}/{layout.SAMPLE_EMBEDDING}"),
                                  f"{layout.EMBEDDINGS}/{layout.SAMPLE_EMBEDDING}", "Parquet", ("embedding",)),
     # the markers only speed up the matrix: with one damaged, the sums come from the files and no page needs it
@@ -153,15 +149,15 @@ def test_store_text_is_shown_as_inline_code_never_as_markdown(monkeypatch, tmp_p
     edit_manifest(lambda m: m.update(class_names=[HOSTILE] * 10, dataset=HOSTILE))(root)
     app = run_page(monkeypatch, root, "sample")
     body = "\n".join(m.value for m in app.markdown)
-    assert state.code(HOSTILE) in body
-    assert body.replace(state.code(HOSTILE), "").count("](") == 0  # no link or image outside the code span
+    assert code(HOSTILE) in body
+    assert body.replace(code(HOSTILE), "").count("](") == 0  # no link or image outside the code span
     overview = run_page(monkeypatch, root, "overview")
-    assert state.code(HOSTILE) in overview.caption[0].value
+    assert code(HOSTILE) in overview.caption[0].value
 
 
 @pytest.mark.parametrize("value", ["`", "a``b", "line\n\n![x](http://example.invalid/a.png)", "` ![x](y) `", ""])
 def test_inline_code_cannot_be_closed_early(value) -> None:
-    shown = state.code(value)
+    shown = code(value)
     fence = re.match(r"`+", shown).group()
     inner = shown[len(fence):-len(fence)]
     assert shown.endswith(fence) and fence not in inner and "\n" not in shown

@@ -12,7 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import agreement, queries
 from dashboard import attribution, charts
-from store import layout
+from dashboard.metrics import METRICS
+from dashboard.pages import PAGES
+from store import layout, verify
 from store.catalog import Catalog
 from testkit.app import (
     APP,
@@ -38,6 +40,23 @@ def text(app: AppTest) -> str:
 
 # -- pages ---------------------------------------------------------------------------------------------
 
+def test_the_page_registry_lists_every_view_script_once_with_the_store_views_it_reads() -> None:
+    scripts = {f"views/{path.name}" for path in (Path(APP).parent / "views").glob("*.py")}
+    assert sorted(page.script for page in PAGES.values()) == sorted(scripts)
+    assert all(path == page.url_path for path, page in PAGES.items())
+    assert len({page.title for page in PAGES.values()}) == len(PAGES)
+    assert all(page.reads and set(page.reads) <= set(verify.VIEWS) for page in PAGES.values())
+
+
+def test_every_registered_page_is_served_under_its_title(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store)
+    assert app.title[0].value == next(iter(PAGES.values())).title  # the root URL opens the first page
+    for page in PAGES.values():
+        app.switch_page(page.script).run()
+        assert not app.exception, (page.url_path, app.exception)
+        assert [title.value for title in app.title] == [page.title], page.url_path
+
+
 def test_overview_shows_the_study(monkeypatch, store) -> None:
     app = open_app(monkeypatch, store)
     assert app.title[0].value == "Overview"
@@ -46,6 +65,16 @@ def test_overview_shows_the_study(monkeypatch, store) -> None:
     assert len(app.get("vega_lite_chart")) == 1
     assert app.dataframe[0].value.shape[0] == 4
     assert {"CSV", "Parquet"} <= {button.label for button in app.get("download_button")}
+
+
+def test_the_matrix_draws_every_registered_metric_from_its_column_with_its_legend(monkeypatch, store) -> None:
+    app = open_app(monkeypatch, store, PAGES["matrix"].script, level="model")
+    for name, metric in METRICS.items():
+        app.sidebar.selectbox(key="metric").set_value(name).run()
+        assert not app.exception, (name, app.exception)
+        (spec,) = specs(app)
+        assert (spec["encoding"]["color"]["field"], spec["encoding"]["color"]["title"]) == (metric.value,
+                                                                                         metric.label), name
 
 
 def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(monkeypatch, store) -> None:
@@ -104,7 +133,7 @@ def test_local_geometry_shows_the_selection_and_the_deltas_to_the_comparison(mon
 
 
 def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) -> None:
-    monkeypatch.setattr("dashboard.state.MAX_MARKS", 10)
+    monkeypatch.setattr("dashboard.charts.MAX_MARKS", 10)
     app = open_app(monkeypatch, store, "views/local.py", model="m01-ft-50", compare="m00-dense-0")
     scatter, deltas = specs(app)
     assert scatter["spec"]["mark"]["type"] == "rect"
@@ -227,12 +256,12 @@ def test_a_clicked_mark_becomes_the_shared_selection() -> None:
     def script() -> None:
         import streamlit as st
 
-        from dashboard import state
+        from dashboard import linking
 
         st.session_state.setdefault("corruption", "fog")
         st.session_state.setdefault("severity", 5)
         if "point" in st.session_state:
-            state.apply_point(st.session_state["point"])
+            linking.apply_point(st.session_state["point"])
 
     app = AppTest.from_function(script).run()
     app.session_state["point"] = {"model_id": "m01", "corruption": "contrast", "severity": 3, "sample_id": 4.0}
@@ -340,10 +369,6 @@ def test_occlusion_attribution_maps_cover_the_image(store) -> None:
     assert attribution.missing_checkpoint(store, None) and attribution.missing_checkpoint(store, str(store / "gone.pt"))
 
 
-PAGES = (None, "views/matrix.py", "views/predictors.py", "views/similarity.py", "views/local.py", "views/global.py", "views/samples.py",
-         "views/sample.py", "views/embedding.py")
-
-
 @pytest.mark.slow  # large AppTest: every page on 1000 classes
 def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_path) -> None:
     """Rows keep the top-10 classes and the true class; every page still renders and names classes."""
@@ -351,9 +376,9 @@ def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_p
                         num_classes=1000)
     write_embeddings(large)
     assert not Catalog(large).keeps_all_classes
-    for page in PAGES:
-        app = open_app(monkeypatch, large, page, model="m01-ft-50")
-        assert not app.error, (page, [e.value for e in app.error])
+    for page in PAGES.values():
+        app = open_app(monkeypatch, large, page.script, model="m01-ft-50")
+        assert not app.error, (page.url_path, [e.value for e in app.error])
     app = open_app(monkeypatch, large, "views/global.py", model="m01-ft-50")
     (spec,) = specs(app)
     label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]

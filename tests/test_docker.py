@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.browser import PAGES, ROOT, chromium, free_port, serve, visit
+from dashboard.pages import PAGES
+from testkit.browser import ROOT, chromium, free_port, serve, visit
 from testkit.synthetic import write_store
 
 pytestmark = pytest.mark.browser
@@ -125,19 +126,19 @@ def test_entry_command_serves_pages_from_a_read_only_store(read_only_store) -> N
             page = browser.new_page()
             for path in ("overview", "matrix"):
                 assert visit(page, url, path, timeout=120) > 0
-                assert PAGES[path] in page.content()
+                assert PAGES[path].title in page.content()
             page.close()
     assert snapshot(read_only_store) == before, "serving wrote into the store"
 
 
 def test_image_serves_in_hosting_mode(monkeypatch) -> None:
     """The image serves the one mounted store; no path box (no --allow-any-store, no env that allows it)."""
-    from dashboard import state
+    from dashboard import hosting
 
     command = entry_command()
     monkeypatch.setattr("sys.argv", ["dashboard/app.py", *command[command.index("--") + 1:]])
-    for name in (state.ENV, state.ENV_STORES, state.ENV_ANY):
+    for name in (hosting.ENV, hosting.ENV_STORES, hosting.ENV_ANY):
         monkeypatch.delenv(name, raising=False)
     for name, value in image_env().items():
         monkeypatch.setenv(name, value)
-    assert state.hosting() == state.Hosting(store=IMAGE_STORE, allow_any=False)
+    assert hosting.hosting() == hosting.Hosting(store=IMAGE_STORE, allow_any=False)

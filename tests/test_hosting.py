@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import state
+from dashboard import guard, hosting
+from dashboard.pages import PAGES
+from dashboard.text import code
 from testkit.app import APP, CORRUPTIONS
 from testkit.synthetic import write_store
-
-PAGES = ("views/overview.py", "views/matrix.py", "views/similarity.py", "views/local.py", "views/global.py",
-         "views/embedding.py", "views/samples.py", "views/sample.py")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def root(tmp_path_factory) -> Path:
 
 
 def app_on(monkeypatch, page: str | None = None, query: dict | None = None, **env: str) -> AppTest:
-    for name in (state.ENV, state.ENV_STORES, state.ENV_ANY):
+    for name in (hosting.ENV, hosting.ENV_STORES, hosting.ENV_ANY):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -76,7 +75,7 @@ def test_the_address_picks_a_served_store_by_name_only(monkeypatch, root) -> Non
         app = app_on(monkeypatch, query={"store": value}, PRUNESCOPE_STORES=str(root))
         assert models_shown(app) == "2", value  # the first served store, not the named path
         assert "No store named" in app.sidebar.warning[0].value
-        assert state.code(value) in app.sidebar.warning[0].value  # shown as text
+        assert code(value) in app.sidebar.warning[0].value  # shown as text
 
 
 def test_the_path_box_exists_only_when_the_operator_allows_any_store(monkeypatch, root) -> None:
@@ -87,20 +86,20 @@ def test_the_path_box_exists_only_when_the_operator_allows_any_store(monkeypatch
 
 def test_the_command_line_chooses_the_mode(monkeypatch, root) -> None:
     monkeypatch.setattr("sys.argv", ["app.py", "--stores", str(root)])
-    monkeypatch.delenv(state.ENV, raising=False)
-    assert state.hosting() == state.Hosting(stores=str(root))
+    monkeypatch.delenv(hosting.ENV, raising=False)
+    assert hosting.hosting() == hosting.Hosting(stores=str(root))
     monkeypatch.setattr("sys.argv", ["app.py", "--store", str(root / "alpha"), "--allow-any-store"])
-    assert state.hosting() == state.Hosting(store=str(root / "alpha"), allow_any=True)
+    assert hosting.hosting() == hosting.Hosting(store=str(root / "alpha"), allow_any=True)
     monkeypatch.setattr("sys.argv", ["app.py"])
-    monkeypatch.setenv(state.ENV_STORES, str(root))
-    assert state.hosting().names() == ["alpha", "beta"]
+    monkeypatch.setenv(hosting.ENV_STORES, str(root))
+    assert hosting.hosting().names() == ["alpha", "beta"]
 
 
 BAD_VALUES = ["-1", "abc", "99999999999999999999999999", "²", "1e9", "", " 3", "0x10", "\x00", "%", "3" * 5000]
 
 
 @pytest.mark.slow  # large AppTest: every page under every hostile address
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [page.script for page in PAGES.values()])
 def test_no_address_parameter_value_ends_in_a_traceback(monkeypatch, root, page) -> None:
     for value in BAD_VALUES:
         app = app_on(monkeypatch, page, query={"sample": value, "store": value, "page": value},
@@ -121,12 +120,12 @@ def test_a_visitor_runs_one_filter_at_a_time_rests_as_long_as_it_ran_and_others_
     from store.catalog import QueryTimeout
 
     who = threading.local()
-    monkeypatch.setattr(state, "visitor", lambda: who.name)
+    monkeypatch.setattr(guard, "visitor", lambda: who.name)
     started, release = threading.Event(), threading.Event()
 
     def first_tab() -> None:
         who.name = "visitor-a"
-        with state.one_filter_at_a_time():
+        with guard.one_filter_at_a_time():
             started.set()
             release.wait(10)
 
@@ -134,19 +133,19 @@ def test_a_visitor_runs_one_filter_at_a_time_rests_as_long_as_it_ran_and_others_
     tab.start()
     assert started.wait(10)
     who.name = "visitor-a"
-    with pytest.raises(QueryTimeout, match="another filter of yours"), state.one_filter_at_a_time(wait=0.2):
+    with pytest.raises(QueryTimeout, match="another filter of yours"), guard.one_filter_at_a_time(wait=0.2):
         pass
     who.name = "visitor-b"
-    with state.one_filter_at_a_time(wait=0.2):  # another visitor is not held
+    with guard.one_filter_at_a_time(wait=0.2):  # another visitor is not held
         pass
     release.set()
     tab.join(10)
     who.name = "visitor-a"
-    with pytest.raises(QueryTimeout), state.one_filter_at_a_time(wait=0.0):  # resting as long as it ran
+    with pytest.raises(QueryTimeout), guard.one_filter_at_a_time(wait=0.0):  # resting as long as it ran
         pass
-    with state.one_filter_at_a_time(wait=5.0):  # then free again
+    with guard.one_filter_at_a_time(wait=5.0):  # then free again
         pass
-    assert not state._filtering
+    assert not guard._filtering
 
 
 def test_an_empty_root_says_no_store_is_served(monkeypatch, tmp_path) -> None:

@@ -17,14 +17,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from compute import checkpoint, models
+from dashboard.pages import PAGES
 
 # training through the command line, then every page rendered on each store
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
 CLASSES = 200
-PAGES = [None, "views/matrix.py", "views/similarity.py", "views/local.py", "views/global.py", "views/samples.py",
-         "views/sample.py", "views/embedding.py"]
 
 
 def write_tree(root: Path, rng: np.random.Generator, classes: int, size: int) -> None:
@@ -79,15 +78,14 @@ def test_the_stores_hold_every_class_at_the_image_size(studies, name, classes, s
 
 
 @pytest.mark.parametrize("name", ["200 classes at 64 px", "3 classes at 224 px"])
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_renders_each_study(monkeypatch, studies, name, page) -> None:
     monkeypatch.setenv("PRUNESCOPE_STORE", str(studies[name]))
     app = AppTest.from_file(APP, default_timeout=180).run()
-    if page:
-        app.switch_page(page)
-        app.run()
+    app.switch_page(PAGES[page].script)
+    app.run()
     assert not app.exception, app.exception
     assert not app.error, [element.value for element in app.error]
     assert app.title and not any("No store at" in warning.value for warning in app.warning)
-    if page is None:
+    if page == "overview":
         assert app.metric[0].label == "models" and app.metric[0].value == "2"

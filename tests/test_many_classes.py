@@ -12,7 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis import queries
-from dashboard import charts, state
+from dashboard import charts, classes
+from dashboard.pages import PAGES
+from dashboard.text import code
 from store.catalog import Catalog
 from testkit.app import specs, write_embeddings
 from testkit.synthetic import METHODS as SYNTHETIC_METHODS
@@ -47,7 +49,7 @@ def no_error(app: AppTest) -> None:
     assert not app.error, [e.value for e in app.error]
 
 
-@pytest.mark.parametrize("page", [None, "views/matrix.py", "views/predictors.py", "views/similarity.py"])
+@pytest.mark.parametrize("page", [page.script for page in PAGES.values() if page.section == "Study"])
 def test_study_pages_render(open_page, study, page) -> None:
     root, _ = study
     no_error(open_page(root, page, model=MODEL))
@@ -60,7 +62,7 @@ def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name
     picker = app.multiselect(key="classes")
     assert picker.options == names  # every class, by name, searchable
     sizes = queries.samples(Catalog(root))["label"].value_counts().sort(["count", "label"], descending=[True, False])
-    assert picker.value == [names[c] for c in sizes["label"].head(state.FIRST_CLASSES)]
+    assert picker.value == [names[c] for c in sizes["label"].head(classes.FIRST_CLASSES)]
     (scatter, deltas) = specs(app)
     assert scatter["facet"]["field"] == "label_name"
     assert set(chart_data(app)["label_name"]) == set(picker.value)  # one panel per picked class, by name
@@ -108,7 +110,7 @@ def test_sample_page_names_its_class(open_page, study) -> None:
     label = int(queries.samples(Catalog(root))["label"][5])
     app = open_page(root, "views/sample.py", model=MODEL, sample=5)
     no_error(app)
-    assert state.code(names[label]) in "\n".join(m.value for m in app.markdown)
+    assert code(names[label]) in "\n".join(m.value for m in app.markdown)
     cells = chart_data(app)
     assert set(cells["label_name"]) == {names[label]} and set(cells["pred_name"]) <= set(names)
 

@@ -252,7 +252,7 @@ def test_an_edited_study_retrains_and_extracts_only_what_changed(tmp_path, capsy
     assert main(["study", str(study), "--out", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "2 checkpoints kept (small_cnn-dense-s0, small_cnn-ft-50-s0), 1 to train" in printed
-    assert "small_cnn-snip-80-s0: training record changed: train.epochs 1 -> 2" in printed
+    assert "small_cnn-snip-80-s0: training record changed: schedule.epochs 1 -> 2" in printed
     assert "extracted again (training record changed): small_cnn-snip-80-s0" in printed
     now = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").glob("*.pt")}
     kept = {name for name in checkpoints if name in now and now[name] == checkpoints[name]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from compute import checkpoint, datasets, models, pruning
-from compute.__main__ import main
+from compute import checkpoint, corruptions, datasets, models, pruning, runs
+from compute.__main__ import build_parser, main
 from compute.datasets.base import Dataset, ImageSet
 from compute.demo import DemoPlan
 from compute.models.base import measured_sparsity, prunable_weights
@@ -311,8 +312,43 @@ def test_biprop_gain_is_the_mean_magnitude_of_the_kept_init_weights() -> None:
 
 # -- the study runner and the commands --------------------------------------------------------------------
 
-def test_the_demo_study_file_is_the_demo() -> None:
-    assert Study.from_toml(ROOT / "studies" / "digits.toml") == DemoPlan().study
+def test_the_demo_studies_are_the_files_in_studies() -> None:
+    demo, quick = DemoPlan().study, DemoPlan.quick().study
+    assert demo == Study.from_toml(ROOT / "studies" / "digits.toml")
+    assert {plan.method for plan in demo.methods} == set(pruning.NAMES) and demo.corruptions == corruptions.NAMES
+    assert quick == Study.from_toml(ROOT / "studies" / "digits-quick.toml")
+    assert [plan.method for plan in quick.methods] == ["ft", "ltr", "edgepopup"] and quick.limit == 60
+
+
+def test_a_run_record_round_trips_and_its_digest_follows_every_field() -> None:
+    record = runs.pruned_run("small_cnn", "digits", "ltr", 0.9, 0, {"epochs": 2}, {"rounds": 2}, "abc", 20)
+    assert runs.RunRecord.from_dict(record.to_dict()) == record
+    assert record.config == TrainConfig(epochs=2, seed=0)
+    for change in ({"seed": 1}, {"sparsity": 0.8}, {"options": {"rounds": 3}}, {"rewind_step": 10},
+                   {"base": "abd"}, {"schedule": {**record.schedule, "lr": 0.1}}):
+        other = dataclasses.replace(record, **change)
+        assert other.digest != record.digest and other.changes(record.to_dict())
+    assert dataclasses.replace(record, schedule={**record.schedule, "epochs": 3}).changes(record.to_dict()) == [
+        "schedule.epochs 2 -> 3"]
+    with pytest.raises(ValueError, match="not a run record"):
+        runs.RunRecord.from_dict({**record.to_dict(), "train": {}})
+
+
+def test_only_methods_that_use_the_dense_run_record_its_digest_and_rewind_step() -> None:
+    snip = runs.pruned_run("small_cnn", "digits", "snip", 0.9, 0, {}, {}, "abc", 20)
+    ft = runs.pruned_run("small_cnn", "digits", "ft", 0.9, 0, {}, {}, "abc", 20)
+    assert (snip.base, snip.rewind_step) == (None, None) and (ft.base, ft.rewind_step) == ("abc", None)
+
+
+def test_study_and_prune_command_fine_tune_with_the_one_default(capsys) -> None:
+    study = Study(arch="small_cnn", dataset="digits", methods=(MethodPlan("ft", (0.5,)), MethodPlan("snip", (0.5,))))
+    ft, snip = (study.pruned_record(plan, 0.5, 0, 1) for plan in study.methods)
+    assert ft.schedule == runs.schedule(runs.FINETUNE)
+    assert snip.schedule == study.dense_record(0, 1).schedule == runs.schedule({})
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prune", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"default {runs.FINETUNE['epochs']} from dense" in help_text
 
 
 def test_the_cifar10_example_study_parses() -> None:
@@ -354,12 +390,19 @@ def test_study_trains_resumably_and_extracts_every_model(tmp_path) -> None:
     assert ids == ["small_cnn-dense-s0", "small_cnn-ltr-50-s0", "small_cnn-snip-80-s0"]
     assert (tmp_path / "checkpoints" / "rewind" / paths[0].name).exists()
     for path, model_id in zip(paths, ids, strict=True):
-        hparams = checkpoint.read(path)["hparams"]
-        assert {"model_id", "method", "target_sparsity", "seed", "record"} <= set(hparams)
-        assert hparams["model_id"] == model_id and path.name == f"{model_id}.{hparams['record']}.pt"
+        meta = checkpoint.read(path)
+        record = runs.of_checkpoint(meta)
+        assert meta["hparams"]["model_id"] == model_id and path.name == f"{model_id}.{record.digest}.pt"
+        assert set(meta["hparams"]["results"]) == {"test_accuracy", "sparsity", "seconds"}
+    dense, ltr, snip = (runs.of_checkpoint(checkpoint.read(path)) for path in paths)
+    assert ltr.base == dense.digest and ltr.rewind_step == 2 and snip.base is None
     rows = queries.models(Catalog(tmp_path))
     assert sorted(rows["model_id"].to_list()) == ids
     assert rows.filter(rows["method"] == "snip")["sparsity"].item() == pytest.approx(0.8, abs=1e-4)
+    assert [json.loads(text) for text in rows.sort("model_id")["hparams"]] == [
+        record.to_dict() for record in (dense, ltr, snip)]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["training"] == {model_id: path.name.split(".")[1] for model_id, path in zip(ids, paths, strict=True)}
 
     before = {p: p.stat().st_mtime_ns for p in paths}
     studies.run(study, tmp_path, CPU)
@@ -376,8 +419,24 @@ def test_prune_command_writes_a_loadable_checkpoint(dense, digits, stats, tmp_pa
     assert main(["prune", "--method", "lrr", "--sparsity", "0.6", "--dense", str(dense_path), "--epochs", "1",
                  "--option", "rounds=2", "--out", str(out), "--device", "cpu"]) == 0
     model, meta = checkpoint.load(out)
-    assert meta["hparams"]["method"] == "lrr" and meta["hparams"]["options"] == {"rounds": 2}
+    record = runs.of_checkpoint(meta)
+    assert (record.method, record.options, record.base) == ("lrr", {"rounds": 2}, "d")  # a dense without a record
+    assert record.schedule == runs.schedule({**runs.FINETUNE, "epochs": 1})
     assert measured_sparsity(model) == pytest.approx(0.6, abs=1e-4)
+
+
+def test_train_and_prune_commands_write_the_records_a_study_writes(tmp_path) -> None:
+    dense_path, ltr_path = tmp_path / "dense.pt", tmp_path / "ltr.pt"
+    assert main(["train", "--epochs", "1", "--out", str(dense_path), "--device", "cpu"]) == 0
+    assert (tmp_path / "rewind" / "dense.pt").is_file()  # where `prune --method ltr --dense` reads it
+    assert main(["prune", "--method", "ltr", "--sparsity", "0.5", "--dense", str(dense_path), "--epochs", "1",
+                 "--option", "rounds=1", "--out", str(ltr_path), "--device", "cpu"]) == 0
+    dense_record, ltr_record = (runs.of_checkpoint(checkpoint.read(path)) for path in (dense_path, ltr_path))
+    study = Study(arch="small_cnn", dataset="digits", dense={"epochs": 1}, finetune={"epochs": 1},
+                  methods=(MethodPlan("ltr", (0.5,), options={"rounds": 1}),))
+    step = dense_record.rewind_step
+    assert dense_record == study.dense_record(0, step)
+    assert ltr_record == study.pruned_record(study.methods[0], 0.5, 0, step)
 
 
 def test_prune_command_rejects_an_unknown_option(capsys, tmp_path) -> None:

@@ -4,6 +4,8 @@ Methods that start from a trained dense model (ft, ltr, lrr) take it from --dens
 first when --dense is not given; ltr also needs the dense run's early iterate (--rewind, or recorded
 while training the dense model here). Methods that start from init (random, gmp, snip, edgepopup, biprop)
 build a fresh --arch model. Method options go through --option KEY=VALUE (see docs/pruning.md).
+A one-job study: the run record comes from compute.runs and the model is trained by
+compute.study.train_pruned (and fit_dense, for the dense model trained here), as in `compute study`.
 
 Examples:
     python -m compute prune --method ft --sparsity 0.9 --dense runs/dense.pt --out runs/ft-90.pt
@@ -14,14 +16,11 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from compute import checkpoint, datasets, models, pruning
+from compute import checkpoint, datasets, models, pruning, runs
 from compute import device as devices
 from compute.commands._common import (
     add_dataset_arguments,
@@ -32,18 +31,16 @@ from compute.commands._common import (
     positive_int,
     sparsity,
 )
-from compute.models.base import measured_sparsity
-from compute.pruning.base import Method, epoch_steps, train_dense
-from compute.study import model_id, rewind_path
+from compute.pruning.base import Method, epoch_steps
+from compute.study import fit_dense, model_id, rewind_path, train_pruned
 from compute.train import TrainConfig, accuracy, channel_stats
 
 HELP = "prune a model with one method (ft, random, gmp, ltr, lrr, snip, edgepopup, biprop)"
-FINETUNE = {"epochs": 5, "lr": 0.01}  # defaults for methods that start from the trained dense model
-SCRATCH = {"epochs": 10, "lr": 0.05}  # defaults for the dense model and methods that start from init
 FLAGS = frozenset({"layerwise", "include_classifier"})  # options with their own command-line flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    dense, finetune = TrainConfig(), TrainConfig(**runs.FINETUNE)
     add_dataset_arguments(parser)
     add_device_argument(parser)
     parser.add_argument("--method", required=True, choices=pruning.NAMES)
@@ -56,12 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="small_cnn", choices=models.NAMES,
                         help="architecture when no --dense is given")
     parser.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"training epochs of the method (default {FINETUNE['epochs']} from dense, "
-                        f"{SCRATCH['epochs']} from init)")
+                        help=f"training epochs of the method (default {finetune.epochs} from dense, "
+                        f"{dense.epochs} from init)")
     parser.add_argument("--lr", type=positive_float, default=None,
-                        help=f"peak learning rate (default {FINETUNE['lr']} from dense, {SCRATCH['lr']} from init; "
+                        help=f"peak learning rate (default {finetune.lr} from dense, {dense.lr} from init; "
                         "edgepopup/biprop train scores with --option score_lr)")
-    parser.add_argument("--dense-epochs", type=positive_int, default=SCRATCH["epochs"],
+    parser.add_argument("--dense-epochs", type=positive_int, default=dense.epochs,
                         help="epochs of the dense model trained here when no --dense is given")
     parser.add_argument("--rewind-step", type=non_negative_int, default=None,
                         help="ltr without --dense: optimiser step recorded for rewinding (default: one epoch)")
@@ -93,46 +90,34 @@ def parse_options(items: list[str], method: Method, name: str) -> dict[str, Any]
 def run(args: argparse.Namespace) -> int:
     method = pruning.get(args.method)
     options = parse_options(args.option, method, args.method)
+    options.update({flag: True for flag in FLAGS if getattr(args, flag)})
     if args.dense and not method.from_dense:
         raise ValueError(f"{args.method} trains from init and takes no --dense; give --arch instead")
     device = devices.pick(args.device)
     data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
-    defaults = FINETUNE if method.from_dense else SCRATCH
-    config = TrainConfig(epochs=defaults["epochs"] if args.epochs is None else args.epochs,
-                         lr=defaults["lr"] if args.lr is None else args.lr, seed=args.seed)
-    torch.manual_seed(args.seed)
-    rewind_step = None
+    dense = rewind_state = base = rewind_step = None
     if args.dense:
-        model, meta = checkpoint.load(args.dense)
-        arch, mean, std = meta["arch"], meta["mean"], meta["std"]
+        dense, meta = checkpoint.load(args.dense)
+        arch, stats = meta["arch"], (meta["mean"], meta["std"])
+        dense_run = runs.of_checkpoint(meta)
+        base = dense_run.digest if dense_run else meta["hparams"].get("model_id") or Path(args.dense).stem
         if method.needs_rewind:
-            rewind_file = args.rewind or rewind_path(Path(args.dense))
-            rewind_model, rewind_meta = checkpoint.load(rewind_file)
-            options["rewind_state"] = rewind_model.state_dict()
-            rewind_step = rewind_meta["hparams"].get("rewind_step")
+            rewind_state = checkpoint.load(args.rewind or rewind_path(Path(args.dense)))[0].state_dict()
+            rewind_step = dense_run.rewind_step if dense_run else None
     else:
-        arch = args.arch
-        mean, std = channel_stats(data.train.images)
-        model = models.build(arch, data.num_classes, mean, std)
+        arch, stats = args.arch, channel_stats(data.train.images)
         if method.from_dense:
-            dense_config = TrainConfig(epochs=args.dense_epochs, lr=SCRATCH["lr"], seed=args.seed)
-            rewind_step = epoch_steps(data.train, dense_config) if args.rewind_step is None else args.rewind_step
-            rewind = train_dense(model, data.train, dense_config, device, rewind_step)
-            print(f"dense model: test accuracy {accuracy(model, data.test, device):.4f}")
-            if method.needs_rewind:
-                options["rewind_state"] = rewind
-    start = time.perf_counter()
-    pruned = method.prune(model, data.train, args.sparsity, config, device, layerwise=args.layerwise,
-                          include_classifier=args.include_classifier, **options)
-    acc = accuracy(pruned, data.test, device)
+            steps = epoch_steps(data.train, TrainConfig(epochs=args.dense_epochs))
+            rewind_step = steps if args.rewind_step is None else args.rewind_step
+            dense_run = runs.dense_run(arch, args.dataset, args.seed, {"epochs": args.dense_epochs}, rewind_step)
+            dense, rewind_state = fit_dense(dense_run, data, stats, device)
+            print(f"dense model: test accuracy {accuracy(dense, data.test, device):.4f}")
+            base = dense_run.digest
+    fields = {**runs.default_schedule(args.method),
+              **{name: value for name, value in (("epochs", args.epochs), ("lr", args.lr)) if value is not None}}
+    record = runs.pruned_run(arch, args.dataset, args.method, args.sparsity, args.seed, fields, options, base,
+                             rewind_step)
     name = args.model_id or model_id(arch, args.method, args.sparsity, args.seed)
-    saved_options = {k: v for k, v in options.items() if k != "rewind_state"}
-    checkpoint.save(args.out, pruned, arch=arch, num_classes=data.num_classes, mean=mean, std=std,
-                    dataset=data.name, hparams={
-                        "model_id": name, "method": args.method, "target_sparsity": args.sparsity,
-                        "seed": args.seed, "train": config.to_dict(), "layerwise": args.layerwise,
-                        "include_classifier": args.include_classifier, "options": saved_options,
-                        "parent": args.dense, "rewind_step": rewind_step if method.needs_rewind else None,
-                        "seconds": time.perf_counter() - start, "test_accuracy": acc})
-    print(f"{name}: sparsity {measured_sparsity(pruned):.4f}, test accuracy {acc:.4f} -> {args.out}")
+    results = train_pruned(record, name, Path(args.out), data, stats, device, dense, rewind_state)
+    print(f"{name}: sparsity {results['sparsity']:.4f}, test accuracy {results['test_accuracy']:.4f} -> {args.out}")
     return 0

@@ -1,4 +1,8 @@
-"""Train a dense model on a dataset and save a self-describing checkpoint.
+"""Train a dense model on a dataset and save a self-describing checkpoint: a one-job study.
+
+The model's run record is built by compute.runs and trained by compute.study.train_dense, as every dense
+model of a study is; ltr's rewind iterate (after one epoch) is saved as rewind/<checkpoint name> beside
+the checkpoint, where `prune --method ltr --dense CKPT` looks for it.
 
 Example:
     python -m compute train --arch small_cnn --dataset digits --epochs 10 --out runs/dense.pt
@@ -7,10 +11,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-import torch
-
-from compute import checkpoint, datasets, models
+from compute import datasets, models, runs
 from compute import device as devices
 from compute.commands._common import (
     add_dataset_arguments,
@@ -21,7 +24,9 @@ from compute.commands._common import (
     positive_float,
     positive_int,
 )
-from compute.train import TrainConfig, accuracy, channel_stats, train
+from compute.pruning.base import epoch_steps
+from compute.study import model_id, train_dense
+from compute.train import TrainConfig, channel_stats
 
 HELP = "train a dense model and save a checkpoint"
 
@@ -43,17 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
-    device = devices.pick(args.device)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         weight_decay=args.weight_decay, flip=args.flip, seed=args.seed)
-    torch.manual_seed(args.seed)
-    mean, std = channel_stats(data.train.images)
-    model = models.build(args.arch, data.num_classes, mean, std)
-    train(model, data.train, config, device)
-    acc = accuracy(model, data.test, device)
-    model_id = args.model_id or f"{args.arch}-dense-s{args.seed}"
-    checkpoint.save(args.out, model, arch=args.arch, num_classes=data.num_classes, mean=mean, std=std,
-                    dataset=data.name, hparams={"model_id": model_id, "method": "dense", "target_sparsity": 0.0,
-                                                "seed": args.seed, "train": config.to_dict()})
-    print(f"{model_id}: test accuracy {acc:.4f} -> {args.out}")
+    fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+              "weight_decay": args.weight_decay, "flip": args.flip}
+    rewind_step = epoch_steps(data.train, TrainConfig(**fields))
+    record = runs.dense_run(args.arch, args.dataset, args.seed, fields, rewind_step)
+    name = args.model_id or model_id(args.arch, runs.DENSE, 0.0, args.seed)
+    results = train_dense(record, name, Path(args.out), data, channel_stats(data.train.images),
+                          devices.pick(args.device))
+    print(f"{name}: test accuracy {results['test_accuracy']:.4f} -> {args.out}")
     return 0

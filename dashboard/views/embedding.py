@@ -4,17 +4,18 @@ import polars as pl
 import streamlit as st
 
 from analysis import embeddings
-from dashboard import charts, state
+from dashboard import charts, classes, data, hosting, linking, sidebar
+from dashboard.text import code, downloads
 
 COLOURS = {"class": "label_name", "correctness": "correct", "model": "model_id"}
 
 st.title("Embedding")
-catalog = state.open_catalog()
-selection = state.selection()
-points = state.query(embeddings.sample_embedding, catalog)
+catalog = data.open_catalog()
+selection = sidebar.selection()
+points = data.query(embeddings.sample_embedding, catalog)
 if points.is_empty():
     st.info("No per-sample embedding in this store yet. Compute it with `python -m compute embed --store "
-            f"{state.store_label()}`; this page then shows each sample's geometry projected to 2-D.")
+            f"{hosting.store_label()}`; this page then shows each sample's geometry projected to 2-D.")
     st.stop()
 colour = st.segmented_control("Colour by", list(COLOURS), default="class", key="embedding_colour",
                               persist_state="session", required=True)
@@ -28,13 +29,13 @@ if setting.is_empty():
 shown = setting if colour == "model" else setting.filter(pl.col("model_id") == selection.model)
 if shown.is_empty():
     shown = setting
-    st.caption(f"{state.code(selection.model)} is not in the embedding; showing the models it has (`python -m compute "
+    st.caption(f"{code(selection.model)} is not in the embedding; showing the models it has (`python -m compute "
                "embed --sample-models ...` adds others).")
-if shown.height > state.MAX_MARKS:
-    st.caption(f"Showing {state.MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")
-    shown = shown.sample(state.MAX_MARKS, seed=0)
+if shown.height > charts.MAX_MARKS:
+    st.caption(f"Showing {charts.MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")
+    shown = shown.sample(charts.MAX_MARKS, seed=0)
 field = COLOURS[colour]
-if colour == "class" and (labels := state.class_filter(catalog)) is not None:  # too many classes for colours
+if colour == "class" and (labels := classes.class_filter(catalog)) is not None:  # too many classes for colours
     names = [catalog.manifest["class_names"][c] for c in labels]
     shown = shown.with_columns(pl.when(pl.col("label").is_in(labels)).then(pl.col("label_name"))
                                .otherwise(pl.lit(charts.OTHER_CLASSES)).alias("class"))
@@ -43,8 +44,8 @@ if colour == "class" and (labels := state.class_filter(catalog)) is not None:  #
                f"{len(catalog.manifest['class_names']) - len(names)} (hover a point for its class).")
 models = shown["model_id"].unique(maintain_order=True)
 whose = models[0] if len(models) == 1 else f"{len(models)} models"
-state.chart(charts.embedding_scatter(shown, field, f"Samples of {whose} on {selection.setting}"),
+linking.chart(charts.embedding_scatter(shown, field, f"Samples of {whose} on {selection.setting}"),
             key="embedding_chart")
 st.caption("Click a point to select the sample and its model.")
-state.sample_link()
-state.downloads(shown, "embedding")
+linking.sample_link()
+downloads(shown, "embedding")

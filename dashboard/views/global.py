@@ -4,13 +4,14 @@ coloured by correctness, as lines or as density."""
 import streamlit as st
 
 from analysis import queries
-from dashboard import charts, state
+from dashboard import charts, classes, data, linking, sidebar
+from dashboard.text import downloads
 
 TOP_K = 5  # closest wrong classes shown instead of every class on studies with many classes
 
 st.title("Global geometry")
-catalog = state.open_catalog()
-selection = state.selection()
+catalog = data.open_catalog()
+selection = sidebar.selection()
 names = catalog.manifest["class_names"]
 left, middle, nearest, right = st.columns([1, 1, 1, 2])
 mode = left.segmented_control("Show", ["lines", "density"], default="lines", key="global_mode",
@@ -22,7 +23,7 @@ lines = middle.number_input("Lines at most", 50, 2000, 300, step=50, key="global
 chosen = right.selectbox("Class", ["all classes", *names], key="global_class", persist_state="session",
                          help="the samples of one class only; type part of its name to find it")
 labels = None if chosen == "all classes" else [names.index(chosen)]
-top_k = None if len(names) <= state.MAX_CLASS_PANELS and catalog.keeps_all_classes else TOP_K
+top_k = None if len(names) <= classes.MAX_CLASS_PANELS and catalog.keeps_all_classes else TOP_K
 if top_k:
     most = max(1, min(len(names) - 1, catalog.per_class.top_k - 1))  # wrong classes every kept row has
     top_k = int(nearest.number_input("Nearest wrong classes", 1, most, min(TOP_K, most), key="global_top_k",
@@ -33,17 +34,17 @@ if top_k:
 axes = queries.parallel_axes(catalog, top_k)
 where = f"{selection.model} on {selection.setting}"
 if mode == "density":
-    frame = state.query(queries.parallel_density, catalog, selection.model, selection.corruption,
+    frame = data.query(queries.parallel_density, catalog, selection.model, selection.corruption,
                         selection.severity, top_k=top_k, labels=labels)
     figure = charts.parallel_density(frame, axes, f"Density of every sample's geometry: {where}")
 else:
-    frame = state.query(queries.parallel_lines, catalog, selection.model, selection.corruption,
+    frame = data.query(queries.parallel_lines, catalog, selection.model, selection.corruption,
                         selection.severity, top_k=top_k, lines=int(lines), labels=labels)
     figure = charts.parallel_lines(frame, axes, f"Geometry of each sample: {where}")
 if frame.is_empty():
     st.info("No predictions for this model in this setting: pick another in the sidebar.")
     st.stop()
-state.chart(figure)
+linking.chart(figure)
 st.caption("Angles (degrees) share one scale; feature norm, margin and loss each span their own range, "
            "written at the ends of each axis. Blue: correct, red: misclassified.")
-state.downloads(frame, f"global-{mode}")
+downloads(frame, f"global-{mode}")

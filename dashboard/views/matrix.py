@@ -3,39 +3,31 @@
 import polars as pl
 import streamlit as st
 
-from analysis import matrices, report, uncertainty
-from dashboard import charts, state
+from analysis import report, uncertainty
+from dashboard import charts, data, hosting, linking, sidebar
+from dashboard.metrics import METRICS
+from dashboard.pages import PAGES
+from dashboard.text import code, downloads
 
 HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
 
 st.title("Evaluation matrix")
-catalog = state.open_catalog()
-selection = state.selection()
+catalog = data.open_catalog()
+selection = sidebar.selection()
 manifest = catalog.manifest
 shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], value="all", key="matrix_severity",
                          persist_state="session", help="one severity, or every severity side by side")
 
-metric = selection.metric
-legend = state.METRICS[metric]
-with_intervals = metric in ("accuracy", "drop_vs_dense")
+metric = METRICS[selection.metric]
 correction = st.segmented_control("Multiple-comparison correction", list(uncertainty.CORRECTIONS), default="holm",
                                   key="matrix_correction", persist_state="session", required=True,
-                                  format_func=uncertainty.CORRECTIONS.get, disabled=not with_intervals,
+                                  format_func=uncertainty.CORRECTIONS.get, disabled=not metric.intervals,
                                   help="applied to the drop-vs-dense p-values of the cells shown")
-if with_intervals:
-    cells = state.query(uncertainty.matrix_cells, catalog, selection.level)
-    value = metric
-    scale = {"domain": (0, 1)} if metric == "accuracy" else {"diverging_at": 0.0}
-elif metric == "relative_ce":
-    cells = state.query(matrices.corruption_errors, catalog)
-    value, scale = "relative_ce", {"diverging_at": 1.0}
-    st.caption("Relative corruption error: the model's error increase over its clean error, summed over "
-               "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
-               "One value per corruption, so the severity control does not apply.")
-else:
-    cells = state.query(matrices.metric_matrix, catalog, metric)
-    value, scale = "value", {}
-if not with_intervals and selection.level == "group":
+arguments = (*metric.arguments, selection.level) if metric.intervals else metric.arguments
+cells = data.query(metric.query, catalog, *arguments)
+if metric.note:
+    st.caption(metric.note)
+if not metric.intervals and selection.level == "group":
     st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
 if cells.is_empty():
     st.info("No predictions in this store yet: run `python -m compute extract` or `make demo`.")
@@ -48,24 +40,25 @@ if cells.is_empty():
 if shown != "all" and "severity" in cells.columns:
     cells = cells.filter(pl.col("severity").is_in([0, int(shown)]))
 severities = manifest["severities"] if shown == "all" else [int(shown)]
-columns = (manifest["corruptions"] if metric == "relative_ce"
+columns = (manifest["corruptions"] if metric.per_corruption
            else charts.setting_order(manifest["corruptions"], severities))
 selected = {"model_id": selection.model, "corruption": selection.corruption, "severity": selection.severity}
-if with_intervals:
+scale = {"domain": metric.domain, "diverging_at": metric.diverging_at}
+if metric.intervals:
     cells = uncertainty.with_significance(cells, correction)  # over exactly the cells shown
-    figure = charts.interval_matrix(cells, value, legend, columns, uncertainty.CORRECTIONS[correction],
+    figure = charts.interval_matrix(cells, metric.value, metric.label, columns, uncertainty.CORRECTIONS[correction],
                                     selected=selected, **scale)
 else:
-    figure = charts.evaluation_matrix(cells, value, legend, columns, selected=selected, **scale)
+    figure = charts.evaluation_matrix(cells, metric.value, metric.label, columns, selected=selected, **scale)
 rows_shown = cells["model_id"].n_unique()
 if rows_shown > charts.MATRIX_ROWS:  # many models: one block per method, in a box that scrolls with its labels
     with st.container(height=HEIGHT):
-        state.chart(charts.by_method(figure), key="matrix_chart", stretch=False)
+        linking.chart(charts.by_method(figure), key="matrix_chart", stretch=False)
     st.caption(f"{rows_shown} rows, one block per method: scroll inside the box (each row keeps its label), or "
                "pick fewer **Methods** in the sidebar.")
 else:
-    state.chart(figure, key="matrix_chart", stretch=False)
-if with_intervals:
+    linking.chart(figure, key="matrix_chart", stretch=False)
+if metric.intervals:
     tested = cells.filter(pl.col("significant").is_not_null())
     rows = "groups (mean over seeds)" if selection.level == "group" else "models"
     st.caption(f"Rows: {rows}. Faded cells: the drop vs dense is **not significant at 0.05** after the "
@@ -73,22 +66,22 @@ if with_intervals:
                f"({tested['significant'].sum()} significant). Per model: exact McNemar test on the samples only "
                "one of the two models gets right; per group of seeds: hierarchical bootstrap (seeds, then samples). "
                "Hover a cell for its 95 % intervals and p-values.")
-st.caption(f"Selected: model {state.code(selection.model)}, {selection.setting}. Click a cell to select it on every "
+st.caption(f"Selected: model {code(selection.model)}, {selection.setting}. Click a cell to select it on every "
            "page, then open Local geometry or Sample.")
 left, right, _ = st.columns([1, 1, 1])
-left.page_link("views/local.py", label="Local geometry of the selection", icon=":material/scatter_plot:")
-right.page_link("views/global.py", label="Global geometry of the selection", icon=":material/timeline:")
+for column, path in ((left, "local"), (right, "global")):
+    column.page_link(PAGES[path].script, label=f"{PAGES[path].title} of the selection", icon=PAGES[path].icon)
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
-    state.downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{metric}")
+    downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{selection.metric}")
 with st.expander("Paper table: methods x corruptions with 95 % intervals"):
-    paper = state.query(report.report_table, catalog, selection.level)
+    paper = data.query(report.report_table, catalog, selection.level)
     paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
     st.dataframe(report.report_wide(paper), hide_index=True)
     st.caption("Mean over severities; groups: mean ± half the t interval across seeds, models: Wilson interval. "
-               f"The same as `python -m compute report --store {state.store_label()} --by {selection.level}`.")
+               f"The same as `python -m compute report --store {hosting.store_label()} --by {selection.level}`.")
     left, right, _ = st.columns([1, 1, 6])
     for column, fmt, mime in ((left, "markdown", "text/markdown"), (right, "latex", "application/x-tex")):
         column.download_button(fmt, report.render_report(paper, fmt), file_name=f"report.{fmt[:3]}",
                                mime=mime, on_click="ignore", key=f"report-{fmt}", icon=":material/download:")
-    state.downloads(paper, "report")
+    downloads(paper, "report")

@@ -4,61 +4,62 @@ import polars as pl
 import streamlit as st
 
 from analysis import matrices, presets, queries, report, uncertainty
-from dashboard import charts, state
+from dashboard import charts, data, hosting, linking, sidebar
+from dashboard.text import code, downloads
 
 st.title("Overview")
-catalog = state.open_catalog()
+catalog = data.open_catalog()
 manifest = catalog.manifest
-st.caption(f"Store {state.code(state.store_label())} · dataset **{state.code(manifest['dataset'])}** · {manifest['num_samples']} test "
+st.caption(f"Store {code(hosting.store_label())} · dataset **{code(manifest['dataset'])}** · {manifest['num_samples']} test "
            f"samples · {manifest['num_classes']} classes · {len(manifest['corruptions'])} corruptions at "
            f"severities {', '.join(map(str, manifest['severities']))}")
-models = state.query(queries.models, catalog)
+models = data.query(queries.models, catalog)
 if models.is_empty():
     st.info("This store has no models yet. Add some with `python -m compute extract --store "
-            f"{state.store_label()} --checkpoints ...`.")
+            f"{hosting.store_label()} --checkpoints ...`.")
     st.stop()
-summary = state.query(matrices.model_summary, catalog)
+summary = data.query(matrices.model_summary, catalog)
 columns = st.columns(4)
 columns[0].metric("models", models.height)
 columns[1].metric("methods", models["method"].n_unique())
 columns[2].metric("best clean accuracy", f"{summary['clean_accuracy'].max():.3f}")
 columns[3].metric("best corruption accuracy", f"{summary['corruption_accuracy'].max() or 0:.3f}")
-selection = state.selection()
+selection = sidebar.selection()
 if selection.level == "group":
-    paper = state.query(report.report_table, catalog, "group")
-    first = state.query(uncertainty.groups, catalog).group_by("group_id", maintain_order=True).agg(
+    paper = data.query(report.report_table, catalog, "group")
+    first = data.query(uncertainty.groups, catalog).group_by("group_id", maintain_order=True).agg(
         pl.col("model_id").first())
     points = (paper.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
               .join(first, left_on="row", right_on="group_id")
               .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "seeds",
                       pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
                       pl.col("mean").alias("accuracy"), "low", "high"))
-    state.chart(charts.group_accuracy_vs_sparsity(points), key="overview_chart")
+    linking.chart(charts.group_accuracy_vs_sparsity(points), key="overview_chart")
     st.caption("One point per group (models differing only in seed): the mean over seeds with its 95 % t "
                "interval across seeds. Click a point to select the group's first model on every page.")
 else:
-    state.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
+    linking.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
                "corruption and severity in the store; mCE is relative to each model's dense model.")
 table = models.drop("hparams", "checkpoint", "clean_accuracy").join(
     summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_dense", "mce",
                    "relative_mce"), on="model_id", how="left")
 st.dataframe(table, hide_index=True)
-state.downloads(table, "models")
+downloads(table, "models")
 
 if selection.level == "group":
     st.subheader("Replicate groups")
-    paper = state.query(report.report_table, catalog, "group")
+    paper = data.query(report.report_table, catalog, "group")
     wide = report.report_wide(paper.filter(pl.col("column_name").is_in(
         ["clean", "mean corruption", "relative mCE"])))
     st.dataframe(wide, hide_index=True)
     st.caption("One row per (architecture, method, target sparsity): the mean over its seeds ± half the 95 % "
                "Student t interval across seeds (one seed: the Wilson interval over the test samples). "
                "Switch **Rows** in the sidebar to individual models.")
-    state.downloads(wide, "groups")
+    downloads(wide, "groups")
 
 st.subheader("Pruning-identified exemplars")
-pie = state.query(presets.pie_counts, catalog, selection.corruption, selection.severity)
+pie = data.query(presets.pie_counts, catalog, selection.corruption, selection.severity)
 if pie.is_empty():
     st.info("PIE counts need a dense model and pruned models with predictions in the selected setting.")
 else:

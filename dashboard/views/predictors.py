@@ -5,12 +5,13 @@ import polars as pl
 import streamlit as st
 
 from analysis import predictors
-from dashboard import charts, state
+from dashboard import charts, data, linking, sidebar
+from dashboard.text import downloads
 from store import layout
 
 st.title("Robustness predictors")
-catalog = state.open_catalog()
-selection = state.selection()
+catalog = data.open_catalog()
+selection = sidebar.selection()
 left, middle, right = st.columns(3)
 statistic = left.selectbox("Geometric statistic", list(predictors.STATISTICS), key="predictor_statistic",
                            format_func=predictors.STATISTICS.get, persist_state="session")
@@ -22,7 +23,7 @@ setting = right.segmented_control("Statistic measured on", ["clean", "selected"]
 corruption, severity = ((layout.CLEAN, 0) if setting == "clean" else (selection.corruption, selection.severity))
 where = "clean images" if corruption == layout.CLEAN else f"{corruption}, severity {severity}"
 
-points = state.query(predictors.model_geometry, catalog, corruption, severity)
+points = data.query(predictors.model_geometry, catalog, corruption, severity)
 points = points.filter(pl.col("method").is_in(list(selection.methods)))
 if points.height < 3:
     st.info("A rank correlation across models needs at least 3 models with predictions in this setting; "
@@ -31,7 +32,7 @@ if points.height < 3:
 table = predictors.correlations(points, target)
 row = table.filter(pl.col("statistic") == statistic).row(0, named=True)
 target_title = predictors.TARGETS[target][0]
-state.chart(charts.predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",
+linking.chart(charts.predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",
                                      target_title, f"{predictors.STATISTICS[statistic]} vs {target_title}"),
             key="predictor_chart")
 if row["rho"] is None:
@@ -46,7 +47,7 @@ st.caption("One point per model, coloured by method; click one to select it on e
            "resamples the models with replacement (2,000 times).")
 st.subheader("Every statistic")
 st.dataframe(table, hide_index=True)
-state.downloads(points, "robustness-predictors")
+downloads(points, "robustness-predictors")
 
 st.subheader("The paper's finding")
 if st.toggle("Test it on this study: biprop has larger mean and smaller variance of angles, and is more robust",

@@ -5,14 +5,15 @@ import polars as pl
 import streamlit as st
 
 from analysis import queries
-from dashboard import attribution, charts, images, state
+from dashboard import attribution, charts, data, images, linking, sidebar
+from dashboard.text import code, downloads, public
 from store import layout
 
 st.title("Sample")
-catalog = state.open_catalog()
-selection = state.selection()
+catalog = data.open_catalog()
+selection = sidebar.selection()
 manifest = catalog.manifest
-requested = state.int_param("sample")
+requested = linking.int_param("sample")
 if requested is not None and str(requested) != st.session_state.get("sample_in_url"):  # a link or a typed URL
     st.session_state["sample"] = requested
 if st.session_state.get("sample", 0) not in range(manifest["num_samples"]):
@@ -21,37 +22,37 @@ sample_id = int(st.number_input("Sample id", 0, manifest["num_samples"] - 1, key
                                 help="also `?sample=ID` in the URL; the Samples page opens samples here"))
 st.query_params["sample"] = st.session_state["sample_in_url"] = str(sample_id)
 severity = selection.severity or max(manifest["severities"])
-rows = state.query(queries.sample_rows, catalog, sample_id, severity)
+rows = data.query(queries.sample_rows, catalog, sample_id, severity)
 if rows.is_empty():
     st.info("No predictions for this sample yet.")
     st.stop()
 label = int(rows["label"][0])
-st.markdown(f"Class **{state.code(manifest['class_names'][label])}** (label {label}) · model {state.code(selection.model)} · "
+st.markdown(f"Class **{code(manifest['class_names'][label])}** (label {label}) · model {code(selection.model)} · "
             f"{selection.setting}")
 
 picture, table = st.columns([1, 4])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
 if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
-    picture.warning(state.public(image))
+    picture.warning(public(image))
     image = None
 else:
     picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
 with table:
     columns = charts.setting_order(manifest["corruptions"], [severity])
-    state.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
+    linking.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
     st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting.")
 with st.expander("Per-model table"):
     st.dataframe(rows, hide_index=True)
-    state.downloads(rows, f"sample-{sample_id}")
+    downloads(rows, f"sample-{sample_id}")
 
 st.subheader("Occlusion attribution")
-models = state.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
+models = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
 problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
            else attribution.missing_checkpoint(catalog.root, checkpoint))
 if problem:
     st.info(problem)
-elif st.toggle(f"Compute for {state.code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
+elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
                key="attribution"):
     try:
         with st.spinner("running the model on every occluded copy..."):
@@ -78,4 +79,4 @@ if st.toggle("Show the image under every corruption and severity, as the models 
         st.image([images.enlarged(tile) for tile in shown.values()],
                  caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
-        st.warning(state.public(reason))
+        st.warning(public(reason))

@@ -7,7 +7,9 @@ import streamlit as st
 
 from analysis import presets
 from analysis.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
-from dashboard import images, state
+from dashboard import classes, data, guard, images, linking, sidebar
+from dashboard.pages import PAGES
+from dashboard.text import code, downloads, quoted
 from store import layout
 from store.catalog import QueryError, QueryTimeout
 
@@ -20,24 +22,24 @@ def open_row(rows: pl.DataFrame) -> None:
     the selection, and the Sample page opens."""
     picked = st.session_state["samples_table"].selection.rows
     if picked:
-        state.apply_point(rows.row(picked[0], named=True))
+        linking.apply_point(rows.row(picked[0], named=True))
         st.session_state["open_sample"] = True
 
 
 st.title("Samples")
-catalog = state.open_catalog()
-selection = state.selection()
+catalog = data.open_catalog()
+selection = sidebar.selection()
 severity = selection.severity or max(catalog.manifest["severities"])
 QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; its arguments)
     "pruning_fragile": (f"right for the dense model, wrong for a pruned one ({selection.setting})",
                         {"k": 1, "corruption": selection.corruption, "severity": selection.severity}),
-    "corruption_fragile": (f"{state.code(selection.model)} right on clean images, wrong under "
+    "corruption_fragile": (f"{code(selection.model)} right on clean images, wrong under "
                            f"{selection.corruption} up to severity {severity}",
                            {"corruption": selection.corruption, "max_severity": severity,
                             "model_id": selection.model}),
     "robust": (f"right for every model under every corruption up to severity {severity}",
                {"max_severity": severity}),
-    "flipped_by_pruning": (f"right for {state.code(selection.compare)}, wrong for {state.code(selection.model)} "
+    "flipped_by_pruning": (f"right for {code(selection.compare)}, wrong for {code(selection.model)} "
                            f"({selection.setting})",
                            {"model_a": selection.compare, "model_b": selection.model,
                             "corruption": selection.corruption, "severity": selection.severity}),
@@ -60,13 +62,13 @@ try:
         if name == "flipped_by_pruning" and not selection.compare:
             st.info("Pick a model under **Compare with** in the sidebar: this preset compares two models.")
             st.stop()
-        with state.one_filter_at_a_time():
-            result = state.query(presets.PRESETS[name][0], catalog, **arguments)
+        with guard.one_filter_at_a_time():
+            result = data.query(presets.PRESETS[name][0], catalog, **arguments)
         matches = result.height
     else:
         text = st.text_input("Filter", key="samples_filter", persist_state="session",
                              placeholder=FILTER_EXAMPLES[0], help="a condition on the columns below")
-        scoped = st.checkbox(f"only {state.code(selection.model)} on {selection.setting}", value=True,
+        scoped = st.checkbox(f"only {code(selection.model)} on {selection.setting}", value=True,
                              key="samples_scoped", persist_state="session",
                              help="the sidebar's model and setting; much faster on a large study")
         with st.expander("Filter language"):
@@ -76,16 +78,16 @@ try:
             st.stop()
         compile_filter(text)  # errors name what the user typed, before the scope is added
         if scoped:
-            text = (f"model_id = {state.quoted(selection.model)} and corruption = "
-                    f"{state.quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
-        with state.one_filter_at_a_time():
-            matches = state.query(presets.count_rows, catalog, text)
-            result = state.query(presets.filter_rows, catalog, text, LIMIT)
+            text = (f"model_id = {quoted(selection.model)} and corruption = "
+                    f"{quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
+        with guard.one_filter_at_a_time():
+            matches = data.query(presets.count_rows, catalog, text)
+            result = data.query(presets.filter_rows, catalog, text, LIMIT)
 except (FilterError, QueryTimeout) as error:
     st.error(str(error))
     st.stop()
 except QueryError as error:  # a damaged file names itself (verify); other errors shown as they are
-    state.failed(error, state.PAGE_VIEWS["samples"])
+    data.failed(error, PAGES["samples"].reads)
     st.stop()
 except ValueError as error:
     st.error(str(error))
@@ -94,7 +96,7 @@ except ValueError as error:
 if result.is_empty():
     st.info("No sample matches.")
     st.stop()
-result = state.with_class_names(result, catalog.manifest["class_names"])  # names beside class indices
+result = classes.with_class_names(result, catalog.manifest["class_names"])  # names beside class indices
 pages = (result.height + PAGE_SIZE - 1) // PAGE_SIZE
 shown_note = f" (the first {result.height:,} are listed)" if matches > result.height else ""
 left, right = st.columns([3, 1])
@@ -104,9 +106,9 @@ page = right.number_input("Page", 1, max(pages, 1), 1, key="samples_page") if pa
 rows = result.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
 st.dataframe(rows, hide_index=True, on_select=functools.partial(open_row, rows), selection_mode="single-row",
              key="samples_table")
-state.downloads(result, f"samples-{source}")
+downloads(result, f"samples-{source}")
 if st.session_state.pop("open_sample", False):
-    st.switch_page("views/sample.py", query_params={"sample": str(st.session_state["sample"])})
+    st.switch_page(PAGES["sample"].script, query_params={"sample": str(st.session_state["sample"])})
 
 clean = images.clean_images(catalog)
 if clean is not None:

@@ -5,35 +5,36 @@ import polars as pl
 import streamlit as st
 
 from analysis import agreement, embeddings, queries, uncertainty
-from dashboard import charts, state
+from dashboard import charts, data, hosting, linking, sidebar
+from dashboard.text import downloads
 
 st.title("Geometric similarity")
-catalog = state.open_catalog()
-selection = state.selection()
-models = state.query(queries.models, catalog)
+catalog = data.open_catalog()
+selection = sidebar.selection()
+models = data.query(queries.models, catalog)
 shown = models.filter(pl.col("method").is_in(list(selection.methods)))["model_id"].to_list()
 
-embedding = state.query(embeddings.model_embedding, catalog)
+embedding = data.query(embeddings.model_embedding, catalog)
 if embedding.is_empty():
     st.info("No model embedding in this store yet. Compute it (UMAP of every model's per-sample angle, "
             f"feature norm and margin, plus the minimum spanning tree) with `python -m compute embed --store "
-            f"{state.store_label()}`; this page then shows where each model lies.")
+            f"{hosting.store_label()}`; this page then shows where each model lies.")
 else:
-    edges = state.query(embeddings.model_tree, catalog)
-    state.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),
+    edges = data.query(embeddings.model_tree, catalog)
+    linking.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),
                                  edges.filter(pl.col("source").is_in(shown) & pl.col("target").is_in(shown))),
                 key="similarity_map")
     st.caption("Close models treat the test samples alike (angle, length, margin). Click a model to select it.")
 
 st.subheader("Model agreement")
-pairs = state.query(agreement.model_agreement, catalog, selection.corruption, selection.severity)
+pairs = data.query(agreement.model_agreement, catalog, selection.corruption, selection.severity)
 pairs = pairs.filter(pl.col("model_a").is_in(shown) & pl.col("model_b").is_in(shown))
 if pairs.is_empty():
     st.info("Model agreement needs at least two models with predictions in the selected setting.")
 elif selection.level == "group":
-    pairs = uncertainty.group_pairs(pairs, state.query(uncertainty.groups, catalog), "kappa")
+    pairs = uncertainty.group_pairs(pairs, data.query(uncertainty.groups, catalog), "kappa")
     matrix, order = agreement.square_matrix(pairs.select("group_a", "group_b", "kappa"), "kappa")
-    state.chart(charts.clustered_heatmap(
+    linking.chart(charts.clustered_heatmap(
         matrix, order, legend="Cohen's kappa (mean over seeds)", items="group", row_field="group_id",
         column_field="group_b", title=f"Groups that get the same samples right ({selection.setting})"),
         key="agreement_chart", stretch=False)
@@ -41,15 +42,15 @@ elif selection.level == "group":
                "the table gives the 95 % t interval across those pairs. Switch **Rows** in the sidebar to "
                "individual models.")
     st.dataframe(pairs, hide_index=True)
-    state.downloads(pairs, "group-agreement")
+    downloads(pairs, "group-agreement")
 else:
     matrix, order = agreement.square_matrix(pairs, "kappa")
-    state.chart(charts.clustered_heatmap(
+    linking.chart(charts.clustered_heatmap(
         matrix, order, legend="Cohen's kappa", items="model", row_field="model_id", column_field="model_b",
         title=f"Models that get the same samples right ({selection.setting})"), key="agreement_chart", stretch=False)
     st.caption("Kappa 1: the two models are right and wrong on the same samples; 0: no more than chance. "
                "Click a cell to select the pair (model and comparison).")
-    state.downloads(pairs, "model-agreement")
+    downloads(pairs, "model-agreement")
 
 st.subheader("Corruption redundancy")
 per_sample = st.toggle("per-sample kappa (slower on large studies)", key="redundancy_per_sample",
@@ -58,18 +59,18 @@ per_sample = st.toggle("per-sample kappa (slower on large studies)", key="redund
                             "correctness, pairing each model's predictions on the same sample")
 severity = selection.severity or None
 if per_sample:
-    pairs = state.query(agreement.corruption_redundancy, catalog, severity)
+    pairs = data.query(agreement.corruption_redundancy, catalog, severity)
     value, legend = "kappa", "Cohen's kappa"
 else:
-    pairs = state.query(queries.corruption_drop_correlation, catalog, severity)
+    pairs = data.query(queries.corruption_drop_correlation, catalog, severity)
     value, legend = "drop_correlation", "drop correlation"
 if pairs.is_empty():
     st.info("Corruption redundancy needs at least two corruptions and two models.")
 else:
     matrix, order = agreement.square_matrix(pairs, value)
     where = f"severity {severity}" if severity else "mean over severities"
-    state.chart(charts.clustered_heatmap(
+    linking.chart(charts.clustered_heatmap(
         matrix, order, legend=legend, items="corruption", row_field="corruption", column_field="corruption_b",
         title=f"Corruptions that affect the models alike ({where})"), key="redundancy_chart", stretch=False)
     st.caption("Blocks of near-1 values are redundant corruptions. Click a cell to select its row's corruption.")
-    state.downloads(pairs, "corruption-redundancy")
+    downloads(pairs, "corruption-redundancy")

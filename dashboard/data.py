@@ -1,0 +1,113 @@
+"""The open store's data for the pages: its DuckDB catalog (opened once per store version and shared by
+every session), named query results cached per store version, and, when a page cannot read the store, an
+explanation that names the damaged files instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard.hosting import hosting, store_label, store_path
+from dashboard.text import code, escape, public
+from store import layout
+from store.catalog import Catalog, QueryError
+from store.layout import StoreError
+from store.verify import VIEWS as VERIFIED
+from store.verify import validated_manifest, verify
+
+# Every view of the catalog: the files searched when the store cannot be opened or a page is unknown.
+VIEWS = ("samples", "models", "predictions", "embeddings")
+
+
+def store_version(path: str | Path) -> tuple[float, ...]:
+    """Changes whenever models, partitions or embeddings are added, so cached results refresh."""
+    root = Path(path)
+    watched = (root / layout.MODELS, root / layout.COMPLETE, root / layout.EMBEDDINGS,
+               *(root / layout.EMBEDDINGS).glob("*.parquet"))
+    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in watched)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _catalog(path: str, version: tuple[float, ...]) -> Catalog:
+    validated_manifest(path, images=False)  # values bounded by the files before any page uses them
+    return Catalog(path)
+
+
+def cached_catalog(path: str) -> Catalog:
+    """The cached catalog of `path` (StoreError when it is not a store or its manifest is damaged)."""
+    return _catalog(str(Path(path).resolve()), store_version(path))
+
+
+def open_catalog() -> Catalog:
+    """The open store's catalog; otherwise tell the user what is wrong and how to fix it, and stop the page."""
+    path = store_path()
+    if hosting().stores is not None and not hosting().allow_any and not hosting().names():
+        st.warning("No store is served here yet (the operator's store root holds none).")
+        st.stop()
+    if not Path(path).is_dir():
+        if hosting().allow_any:
+            st.warning(f"No store at `{path}`. Build the demo with `make demo` (or "
+                       f"`python -m compute demo --out {path}`), or pick another directory in the sidebar.")
+        else:
+            st.warning(f"No store at {code(store_label())} on this server. Build the demo with `make demo` "
+                       "(or `python -m compute demo --out DIR`).")
+        st.stop()
+    try:
+        return cached_catalog(path)
+    except StoreError as error:
+        st.error(escape(public(str(error))))
+        st.stop()
+    except Exception as error:  # a file the catalog reads on opening is damaged: name it
+        failed(error, VIEWS)
+        st.stop()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _query(module: str, name: str, path: str, version: tuple[float, ...], args: tuple, kwargs: tuple) -> Any:
+    function = getattr(importlib.import_module(module), name)
+    return function(_catalog(path, version), *args, **dict(kwargs))
+
+
+def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: Any) -> Any:
+    """`function(catalog, *args, **kwargs)` for a named query of the analysis package, cached per store
+    version, so revisiting a page or another session asking the same is instant."""
+    if not function.__module__.startswith("analysis."):
+        raise ValueError(f"{function.__module__}.{function.__name__} is not a named store query")
+    return _query(function.__module__, function.__name__, str(catalog.root), store_version(catalog.root),
+                  args, tuple(sorted(kwargs.items())))
+
+
+# -- damaged stores ---------------------------------------------------------------------------------------
+
+def problems(views: Sequence[str]) -> list[Any]:
+    """What is wrong with the open store's files behind `views` (store.verify, headers only: cheap enough
+    to run when a page fails; it never raises). The one place the dashboard calls verify."""
+    return verify(Path(store_path()), [view for view in views if view in VERIFIED], deep=False)
+
+
+def failed(error: BaseException, views: Sequence[str]) -> None:
+    """Explain a page that could not read the store: the damaged files it needs (`views`, a page's
+    pages.Page.reads) and what is wrong with each (from verify), or the error itself; never a traceback
+    (that goes to the server's log)."""
+    logging.getLogger("prunescope").warning("page failed on %s", store_path(), exc_info=error)
+    if isinstance(error, StoreError) and not isinstance(error, QueryError):  # a query's error: find the file
+        st.error(escape(public(str(error))))
+        return
+    found = problems(views)
+    if found:
+        root = Path(store_path()).resolve()
+        lines = []
+        for problem in found:
+            where = getattr(problem, "path", None)
+            name = str(Path(where).resolve().relative_to(root)) if where and Path(where).resolve().is_relative_to(
+                root) else store_label()
+            lines.append(f"- {code(name)}: {escape(public(getattr(problem, 'message', str(problem))))}")
+        st.error("This page needs files of the store that are damaged:\n\n" + "\n".join(lines))
+    else:
+        st.error(f"This page could not read the store: {escape(public(f'{type(error).__name__}: {error}'))}")

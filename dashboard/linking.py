@@ -1,0 +1,64 @@
+"""How the shared selection changes from the pages rather than the sidebar: a click on a chart mark, a
+link to the sample last clicked, a sample named in the address (`?sample=ID`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from dashboard.pages import PAGES
+from store import layout
+
+# A chart mark's field -> the selection key (a sidebar widget's, see dashboard.sidebar) it sets.
+_FIELD_KEYS = {"model_id": "model", "model_b": "compare", "corruption": "corruption", "severity": "severity",
+               "sample_id": "sample"}
+
+
+def apply_point(point: Mapping[str, Any]) -> None:
+    """Copy a clicked mark's fields (model_id, corruption, severity, model_b, sample_id, ...) into the
+    shared selection; a clean setting keeps the severity slider where it was."""
+    values = {_FIELD_KEYS[field]: value for field, value in point.items() if field in _FIELD_KEYS}
+    if values.get("corruption") == layout.CLEAN or values.get("severity") == 0:
+        values.pop("severity", None)
+    for key, value in values.items():
+        st.session_state[key] = int(value) if key in ("severity", "sample") else value
+
+
+def select_from_chart(chart_key: str) -> None:
+    """`on_select` callback of a chart drawn with `key=chart_key`: the first clicked point becomes the
+    selection (callbacks run before the page, so the sidebar widgets may still be changed)."""
+    event = st.session_state.get(chart_key)
+    for points in (event.selection.values() if event else ()):
+        if isinstance(points, list) and points:
+            apply_point(points[0])
+            return
+
+
+def chart(figure: Any, key: str | None = None, stretch: bool = True) -> None:
+    """Draw an Altair chart (full width, or as wide as it says with stretch=False); with a key, a click on
+    one of its marks updates the selection."""
+    width = "stretch" if stretch else "content"
+    if key is None:
+        st.altair_chart(figure, width=width)
+    else:
+        st.altair_chart(figure, width=width, key=key, on_select=functools.partial(select_from_chart, key))
+
+
+def sample_link() -> None:
+    """A link to the Sample page for the sample last clicked in a chart, once there is one."""
+    sample = st.session_state.get("sample")
+    if sample is not None:
+        page = PAGES["sample"]
+        st.page_link(page.script, label=f"Open sample #{sample}", icon=page.icon, query_params={"sample": str(sample)})
+
+
+def int_param(name: str) -> int | None:
+    """An integer query parameter of the address (`?sample=12`); None when absent or not a plain decimal
+    number of at most 12 digits (any other value is ignored, never an error)."""
+    value = st.query_params.get(name)
+    return int(value) if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value) else None

@@ -1,0 +1,60 @@
+"""What a page hands the visitor: store and visitor text shown as written (never as Markdown, never with a
+hosted store's server path), text composed into a filter, and result frames as downloads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboard.hosting import hosting, store_label, store_path
+
+
+def escape(text: str) -> str:
+    """Text shown inside Markdown exactly as written: every punctuation mark that Markdown could read as
+    formatting, a link or an image is backslash-escaped (and line breaks become spaces)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", " ".join(text.splitlines()))
+
+
+def code(value: Any) -> str:
+    """A store or visitor string as Markdown inline code: shown as typed, never as a link, image, HTML or
+    formatting (a fence longer than any run of backticks inside; line breaks become spaces)."""
+    text = " ".join(str(value).splitlines()) or " "
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def public(message: str) -> str:
+    """A message with the open store's server path replaced by its name (hosting modes)."""
+    if hosting().allow_any:
+        return message
+    path = store_path()
+    for prefix in sorted({str(Path(path).resolve()), str(Path(path).absolute())}, key=len, reverse=True):
+        message = message.replace(prefix, store_label())
+    return message
+
+
+def quoted(value: str) -> str:
+    """A text value as a literal of the filter language (analysis.filters), for composing a filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def downloads(frame: pl.DataFrame, name: str) -> None:
+    """CSV and Parquet download buttons for the current query result (built only when clicked)."""
+    def parquet() -> bytes:
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        return buffer.getvalue()
+
+    left, right, _ = st.columns([1, 1, 6])
+    left.download_button("CSV", frame.write_csv, file_name=f"{name}.csv", mime="text/csv",
+                         on_click="ignore", key=f"{name}-csv", icon=":material/download:")
+    right.download_button("Parquet", parquet, file_name=f"{name}.parquet",
+                          mime="application/vnd.apache.parquet", on_click="ignore", key=f"{name}-parquet",
+                          icon=":material/download:")
