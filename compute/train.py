@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,17 +21,24 @@ from compute import device as devices
 from compute.datasets.base import ImageSet
 
 
+def _field(default: Any, help: str, least: str = "non-negative") -> Any:
+    """A schedule field: its default, the --help text of its flag and what its values must be ("positive"
+    or "non-negative"); `compute train`/`prune` generate their flags from these (commands._common)."""
+    return field(default=default, metadata={"help": help, "least": least})
+
+
 @dataclass
 class TrainConfig:
-    """Hyperparameters of one training run; saved in the checkpoint."""
+    """Hyperparameters of one training run (the run record's schedule, compute.runs); the one place their
+    names, defaults and meanings are written."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    crop_padding: int = 2
-    flip: bool = False  # off by default: a flipped digit is another digit
+    epochs: int = _field(10, "training epochs", "positive")
+    batch_size: int = _field(64, "images per optimiser step", "positive")
+    lr: float = _field(0.05, "peak learning rate (cosine schedule)", "positive")
+    momentum: float = _field(0.9, "SGD momentum")
+    weight_decay: float = _field(5e-4, "L2 weight decay")
+    crop_padding: int = _field(2, "zero padding before the random crop (0: no crop)")
+    flip: bool = _field(False, "random horizontal flips (off by default: a flipped digit is another digit)")
     seed: int = 0
 
     def to_dict(self) -> dict:

@@ -17,6 +17,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from compute import checkpoint, corruptions, datasets, models, pruning, runs
 from compute.__main__ import build_parser, main
+from compute.commands._common import schedule_fields
 from compute.datasets.base import Dataset, ImageSet
 from compute.demo import DemoPlan
 from compute.models.base import measured_sparsity, prunable_weights
@@ -348,7 +349,22 @@ def test_study_and_prune_command_fine_tune_with_the_one_default(capsys) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["prune", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert f"default {runs.FINETUNE['epochs']} from dense" in help_text
+    finetune = ", ".join(f"{name} {value}" for name, value in runs.FINETUNE.items())
+    assert f"the method's default: {finetune} over TrainConfig's defaults when it starts from the dense" in help_text
+
+
+def test_train_and_prune_flags_are_the_schedule_fields_of_trainconfig(capsys) -> None:
+    """The schedule's keys are written once (TrainConfig): both commands generate one flag per field."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed"]
+    for command in (["train", "--out", "m.pt"], ["prune", "--method", "ft", "--sparsity", "0.5", "--out", "m.pt"]):
+        given = build_parser().parse_args([*command, "--epochs", "3", "--no-flip", "--crop-padding", "0"])
+        assert {name: getattr(given, name) for name in fields} == {
+            **dict.fromkeys(fields), "epochs": 3, "flip": False, "crop_padding": 0}
+        assert schedule_fields(given) == {"epochs": 3, "flip": False, "crop_padding": 0}
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command[0], "--help"])
+        help_text = capsys.readouterr().out
+        assert all(f"--{name.replace('_', '-')}" in help_text for name in fields)
 
 
 def test_the_cifar10_example_study_parses() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from compute import datasets
+from compute.train import TrainConfig
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,3 +91,28 @@ def sparsity(text: str) -> float:
 def severity_or_clean(text: str) -> int:
     """argparse type: a corruption severity 1..5, or 0 for clean images."""
     return _number(int, text, lambda v: 0 <= v <= 5, "an integer in 0..5 (0 for clean)")
+
+
+SCHEDULE = tuple(f for f in dataclasses.fields(TrainConfig) if f.name != "seed")  # the run's seed is --seed
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser, unset: str) -> None:
+    """One flag per TrainConfig field but the seed (--epochs, --batch-size, --lr, ...), generated from the
+    dataclass so the schedule's names and meanings are written once; a flag left out keeps the value
+    `unset` describes (the run's default schedule)."""
+    checks = {(int, "positive"): positive_int, (int, "non-negative"): non_negative_int,
+              (float, "positive"): positive_float, (float, "non-negative"): non_negative_float}
+    group = parser.add_argument_group("training schedule", f"flags left out: {unset}")
+    for f in SCHEDULE:
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+        else:
+            group.add_argument(flag, type=checks[kind, f.metadata["least"]], default=None,
+                               help=f"{f.metadata['help']} (TrainConfig default {f.default})")
+
+
+def schedule_fields(args: argparse.Namespace) -> dict:
+    """The schedule fields the command line set (add_schedule_arguments); the rest keep their defaults."""
+    return {f.name: getattr(args, f.name) for f in SCHEDULE if getattr(args, f.name) is not None}

@@ -25,10 +25,11 @@ from compute import device as devices
 from compute.commands._common import (
     add_dataset_arguments,
     add_device_argument,
+    add_schedule_arguments,
     dataset_options,
     non_negative_int,
-    positive_float,
     positive_int,
+    schedule_fields,
     sparsity,
 )
 from compute.pruning.base import Method, epoch_steps
@@ -40,9 +41,12 @@ FLAGS = frozenset({"layerwise", "include_classifier"})  # options with their own
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    dense, finetune = TrainConfig(), TrainConfig(**runs.FINETUNE)
     add_dataset_arguments(parser)
     add_device_argument(parser)
+    finetune = ", ".join(f"{name} {value}" for name, value in runs.FINETUNE.items())
+    add_schedule_arguments(parser, f"the method's default: {finetune} over TrainConfig's defaults when it starts "
+                           "from the dense model, TrainConfig's defaults when it trains from init (edgepopup and "
+                           "biprop train scores: --option score_lr)")
     parser.add_argument("--method", required=True, choices=pruning.NAMES)
     parser.add_argument("--sparsity", type=sparsity, required=True, help="fraction of prunable weights removed")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
@@ -52,13 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "beside --dense, as `study` writes it)")
     parser.add_argument("--arch", default="small_cnn", choices=models.NAMES,
                         help="architecture when no --dense is given")
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"training epochs of the method (default {finetune.epochs} from dense, "
-                        f"{dense.epochs} from init)")
-    parser.add_argument("--lr", type=positive_float, default=None,
-                        help=f"peak learning rate (default {finetune.lr} from dense, {dense.lr} from init; "
-                        "edgepopup/biprop train scores with --option score_lr)")
-    parser.add_argument("--dense-epochs", type=positive_int, default=dense.epochs,
+    parser.add_argument("--dense-epochs", type=positive_int, default=TrainConfig().epochs,
                         help="epochs of the dense model trained here when no --dense is given")
     parser.add_argument("--rewind-step", type=non_negative_int, default=None,
                         help="ltr without --dense: optimiser step recorded for rewinding (default: one epoch)")
@@ -113,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
             dense, rewind_state = fit_dense(dense_run, data, stats, device)
             print(f"dense model: test accuracy {accuracy(dense, data.test, device):.4f}")
             base = dense_run.digest
-    fields = {**runs.default_schedule(args.method),
-              **{name: value for name, value in (("epochs", args.epochs), ("lr", args.lr)) if value is not None}}
+    fields = {**runs.default_schedule(args.method), **schedule_fields(args)}
     record = runs.pruned_run(arch, args.dataset, args.method, args.sparsity, args.seed, fields, options, base,
                              rewind_step)
     name = args.model_id or model_id(arch, args.method, args.sparsity, args.seed)

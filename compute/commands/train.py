@@ -18,11 +18,10 @@ from compute import device as devices
 from compute.commands._common import (
     add_dataset_arguments,
     add_device_argument,
+    add_schedule_arguments,
     dataset_options,
-    non_negative_float,
     non_negative_int,
-    positive_float,
-    positive_int,
+    schedule_fields,
 )
 from compute.pruning.base import epoch_steps
 from compute.study import model_id, train_dense
@@ -34,13 +33,8 @@ HELP = "train a dense model and save a checkpoint"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     add_device_argument(parser)
-    defaults = TrainConfig()
+    add_schedule_arguments(parser, "TrainConfig's defaults (compute/train.py)")
     parser.add_argument("--arch", default="small_cnn", choices=models.NAMES, help="architecture")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=positive_float, default=defaults.lr, help="peak learning rate (cosine schedule)")
-    parser.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
-    parser.add_argument("--flip", action="store_true", help="random horizontal flips (off: they change digits)")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--model-id", default=None, help="id in the store (default: <arch>-dense-s<seed>)")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
@@ -48,8 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
-    fields = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-              "weight_decay": args.weight_decay, "flip": args.flip}
+    fields = schedule_fields(args)
     rewind_step = epoch_steps(data.train, TrainConfig(**fields))
     record = runs.dense_run(args.arch, args.dataset, args.seed, fields, rewind_step)
     name = args.model_id or model_id(args.arch, runs.DENSE, 0.0, args.seed)
