@@ -98,8 +98,8 @@ def cli() -> Callable[..., Ran]:
 
 @pytest.fixture
 def open_page(monkeypatch) -> Callable[..., AppTest]:
-    """`open_page(store, page=None, **selection)`: the app on `store`, switched to `page` (a script path like
-    "views/matrix.py"), the shared selection set as given, run without an exception."""
+    """`open_page(store, page=None, **selection)`: the app on `store`, switched to `page` (a registered page's
+    script, `dashboard.pages.PAGES[url_path].script`), the shared selection set as given, run without an exception."""
 
     def page(store: Path, page: str | None = None, **selection) -> AppTest:
         return open_app(monkeypatch, store, page, **selection)

@@ -78,7 +78,7 @@ def test_the_matrix_draws_every_registered_metric_from_its_column_with_its_legen
 
 
 def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/matrix.py", model="m02-gmp-50", corruption="contrast", severity=3)
+    app = open_app(monkeypatch, store, PAGES["matrix"].script, model="m02-gmp-50", corruption="contrast", severity=3)
     assert app.title[0].value == "Evaluation matrix"
     (spec,) = specs(app)
     assert spec["encoding"]["x"]["sort"] == ["clean", "gaussian_noise s1", "gaussian_noise s3", "contrast s1",
@@ -100,7 +100,7 @@ def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(m
 
 
 def test_similarity_draws_the_model_map_and_both_heat_maps_for_the_selected_setting(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/similarity.py", corruption="gaussian_noise", severity=1)
+    app = open_app(monkeypatch, store, PAGES["similarity"].script, corruption="gaussian_noise", severity=1)
     titles = [spec["title"] if isinstance(spec["title"], str) else spec["title"]["text"] for spec in specs(app)]
     assert len(titles) == 3
     assert "gaussian_noise, severity 1" in titles[1]
@@ -112,13 +112,13 @@ def test_similarity_draws_the_model_map_and_both_heat_maps_for_the_selected_sett
 
 def test_similarity_explains_a_missing_embedding(monkeypatch, tmp_path) -> None:
     bare = write_store(tmp_path, num_models=3, num_samples=20, corruptions=CORRUPTIONS, severities=(1,))
-    app = open_app(monkeypatch, bare, "views/similarity.py")
+    app = open_app(monkeypatch, bare, PAGES["similarity"].script)
     assert "python -m compute embed" in app.info[0].value
     assert len(app.get("vega_lite_chart")) == 2  # the heat maps need no embedding
 
 
 def test_local_geometry_shows_the_selection_and_the_deltas_to_the_comparison(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/local.py", model="m02-gmp-50", compare="m00-dense-0",
+    app = open_app(monkeypatch, store, PAGES["local"].script, model="m02-gmp-50", compare="m00-dense-0",
                    corruption="contrast", severity=3)
     assert "m02-gmp-50" in text(app) and "contrast, severity 3" in text(app)
     scatter, deltas = specs(app)
@@ -134,7 +134,7 @@ def test_local_geometry_shows_the_selection_and_the_deltas_to_the_comparison(mon
 
 def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) -> None:
     monkeypatch.setattr("dashboard.charts.MAX_MARKS", 10)
-    app = open_app(monkeypatch, store, "views/local.py", model="m01-ft-50", compare="m00-dense-0")
+    app = open_app(monkeypatch, store, PAGES["local"].script, model="m01-ft-50", compare="m00-dense-0")
     scatter, deltas = specs(app)
     assert scatter["spec"]["mark"]["type"] == "rect"
     assert scatter["spec"]["encoding"]["color"]["field"] == "samples"
@@ -142,7 +142,7 @@ def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) 
 
 
 def test_global_geometry_switches_between_lines_and_density(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/global.py", model="m03-ltr-50")
+    app = open_app(monkeypatch, store, PAGES["global"].script, model="m03-ltr-50")
     (spec,) = specs(app)
     assert "m03-ltr-50" in spec["title"]
     assert spec["layer"][0]["mark"]["type"] == "line"
@@ -158,11 +158,11 @@ def test_global_geometry_switches_between_lines_and_density(monkeypatch, store) 
 def test_many_classes_get_a_class_picker_and_the_closest_wrong_classes_as_axes(monkeypatch, tmp_path) -> None:
     many = write_store(tmp_path, num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
                        num_classes=30)
-    app = open_app(monkeypatch, many, "views/global.py", model="m01-ft-50")
+    app = open_app(monkeypatch, many, PAGES["global"].script, model="m01-ft-50")
     (spec,) = specs(app)
     label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
     assert "'wrong class #5 angle (°)'" in label_expression and "angle to class0" not in label_expression
-    app.switch_page("views/local.py").run()
+    app.switch_page(PAGES["local"].script).run()
     assert not app.exception, app.exception
     sizes = queries.samples(Catalog(many))["label"].value_counts().sort(["count", "label"], descending=[True, False])
     assert app.multiselect(key="classes").value == [f"class{c}" for c in sizes["label"].head(10)]  # the largest
@@ -174,7 +174,7 @@ def test_many_classes_get_a_class_picker_and_the_closest_wrong_classes_as_axes(m
 
 
 def test_samples_presets_list_samples_and_a_bad_filter_is_an_inline_error(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/samples.py", corruption="gaussian_noise", severity=3)
+    app = open_app(monkeypatch, store, PAGES["samples"].script, corruption="gaussian_noise", severity=3)
     assert app.title[0].value == "Samples"
     for preset in ("pruning_fragile", "corruption_fragile", "robust", "flipped_by_pruning"):
         app.selectbox(key="samples_preset").set_value(preset).run()
@@ -197,7 +197,7 @@ def test_sample_page_follows_the_query_parameter_and_the_selection(monkeypatch, 
     monkeypatch.setenv("PRUNESCOPE_STORE", str(store))
     app = AppTest.from_file(APP, default_timeout=120)
     app.query_params["sample"] = "7"
-    app.switch_page("views/sample.py").run()
+    app.switch_page(PAGES["sample"].script).run()
     assert not app.exception, app.exception
     label = queries.samples(Catalog(store))["label_name"][7]
     assert app.number_input(key="sample").value == 7
@@ -216,7 +216,7 @@ def test_sample_page_follows_the_query_parameter_and_the_selection(monkeypatch, 
 
 def test_sample_page_explains_a_missing_checkpoint_and_computes_attribution_from_a_real_one(monkeypatch,
                                                                                              store) -> None:
-    app = open_app(monkeypatch, store, "views/sample.py", model="m02-gmp-50")
+    app = open_app(monkeypatch, store, PAGES["sample"].script, model="m02-gmp-50")
     assert "no checkpoint" in app.info[0].value
     app.sidebar.selectbox(key="model").set_value(ATTRIBUTED).run()
     app.toggle(key="attribution").set_value(True).run()
@@ -226,7 +226,7 @@ def test_sample_page_explains_a_missing_checkpoint_and_computes_attribution_from
 
 
 def test_embedding_colours_by_class_correctness_or_model(monkeypatch, store) -> None:
-    app = open_app(monkeypatch, store, "views/embedding.py", model="m01-ft-50")
+    app = open_app(monkeypatch, store, PAGES["embedding"].script, model="m01-ft-50")
     (spec,) = specs(app)
     assert spec["encoding"]["color"]["field"] == "label_name"
     app.segmented_control(key="embedding_colour").set_value("model").run()
@@ -236,7 +236,7 @@ def test_embedding_colours_by_class_correctness_or_model(monkeypatch, store) -> 
     assert "other settings" in app.info[0].value
 
 
-@pytest.mark.parametrize("page", [None, "views/matrix.py", "views/sample.py"])
+@pytest.mark.parametrize("page", [None, PAGES["matrix"].script, PAGES["sample"].script])
 def test_pages_explain_a_missing_store(monkeypatch, tmp_path, page) -> None:
     app = open_app(monkeypatch, tmp_path / "absent", page)
     assert "No store at" in app.warning[0].value
@@ -379,7 +379,7 @@ def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_p
     for page in PAGES.values():
         app = open_app(monkeypatch, large, page.script, model="m01-ft-50")
         assert not app.error, (page.url_path, [e.value for e in app.error])
-    app = open_app(monkeypatch, large, "views/global.py", model="m01-ft-50")
+    app = open_app(monkeypatch, large, PAGES["global"].script, model="m01-ft-50")
     (spec,) = specs(app)
     label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
     assert "'wrong class #5 angle (°)'" in label_expression

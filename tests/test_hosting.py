@@ -109,7 +109,7 @@ def test_no_address_parameter_value_ends_in_a_traceback(monkeypatch, root, page)
 
 
 def test_a_valid_sample_parameter_opens_that_sample(monkeypatch, root) -> None:
-    app = app_on(monkeypatch, "views/sample.py", query={"sample": "7"}, PRUNESCOPE_STORE=str(root / "alpha"))
+    app = app_on(monkeypatch, PAGES["sample"].script, query={"sample": "7"}, PRUNESCOPE_STORE=str(root / "alpha"))
     assert app.number_input(key="sample").value == 7
     assert os.fspath(root) not in "\n".join(m.value for m in app.markdown)
 

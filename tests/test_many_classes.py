@@ -57,7 +57,7 @@ def test_study_pages_render(open_page, study, page) -> None:
 
 def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name(open_page, study) -> None:
     root, names = study
-    app = open_page(root, "views/local.py", model=MODEL)
+    app = open_page(root, PAGES["local"].script, model=MODEL)
     no_error(app)
     picker = app.multiselect(key="classes")
     assert picker.options == names  # every class, by name, searchable
@@ -77,7 +77,7 @@ def test_local_geometry_shows_a_searchable_picker_of_the_largest_classes_by_name
 
 def test_global_geometry_names_the_true_and_nearest_classes(open_page, study) -> None:
     root, names = study
-    app = open_page(root, "views/global.py", model=MODEL)
+    app = open_page(root, PAGES["global"].script, model=MODEL)
     no_error(app)
     (spec,) = specs(app)
     tooltips = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
@@ -96,7 +96,7 @@ def test_global_geometry_names_the_true_and_nearest_classes(open_page, study) ->
 
 def test_samples_tables_name_the_true_and_predicted_classes(open_page, study) -> None:
     root, names = study
-    app = open_page(root, "views/samples.py", model=MODEL, samples_source="filter",
+    app = open_page(root, PAGES["samples"].script, model=MODEL, samples_source="filter",
                    samples_filter="not correct", samples_scoped=True)
     no_error(app)
     table = app.dataframe[0].value
@@ -108,7 +108,7 @@ def test_samples_tables_name_the_true_and_predicted_classes(open_page, study) ->
 def test_sample_page_names_its_class(open_page, study) -> None:
     root, names = study
     label = int(queries.samples(Catalog(root))["label"][5])
-    app = open_page(root, "views/sample.py", model=MODEL, sample=5)
+    app = open_page(root, PAGES["sample"].script, model=MODEL, sample=5)
     no_error(app)
     assert code(names[label]) in "\n".join(m.value for m in app.markdown)
     cells = chart_data(app)
@@ -117,7 +117,7 @@ def test_sample_page_names_its_class(open_page, study) -> None:
 
 def test_embedding_colours_the_picked_classes_and_greys_the_rest(open_page, study) -> None:
     root, names = study
-    app = open_page(root, "views/embedding.py", model=MODEL, classes=[names[0], names[3]])
+    app = open_page(root, PAGES["embedding"].script, model=MODEL, classes=[names[0], names[3]])
     no_error(app)
     (spec,) = specs(app)
     colour = spec["encoding"]["color"]
@@ -135,7 +135,7 @@ def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(op
     labels = set(charts.model_labels(queries.models(Catalog(root))))
     assert len(labels) == 100
     for metric in ("accuracy", "margin"):
-        app = open_page(root, "views/matrix.py", level="model", metric=metric)
+        app = open_page(root, PAGES["matrix"].script, level="model", metric=metric)
         no_error(app)
         (spec,) = specs(app)
         blocks = spec["vconcat"]  # one block of rows per method, titled by it, dense first
@@ -146,7 +146,7 @@ def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(op
         assert {p["name"] for p in spec["params"]} == {"cell"}  # one click selection over every block
         assert "scroll" in "\n".join(c.value for c in app.caption)
     few = write_store(tmp_path / "few", num_models=6, num_samples=12, corruptions=("fog",), severities=(1,))
-    (spec,) = specs(open_page(few, "views/matrix.py", level="model"))
+    (spec,) = specs(open_page(few, PAGES["matrix"].script, level="model"))
     assert "vconcat" not in spec and len(spec["encoding"]["y"]["sort"]) == 6
 
 

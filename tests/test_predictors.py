@@ -12,6 +12,7 @@ from scipy import stats as sps
 from streamlit.testing.v1 import AppTest
 
 from analysis import predictors
+from dashboard.pages import PAGES
 from store.catalog import Catalog
 from testkit.direct import direct_rows
 from testkit.study import write_study
@@ -72,7 +73,7 @@ def page_text(app: AppTest) -> str:
 
 
 def test_matrix_shows_groups_with_significance_and_switches_to_models(open_page, study) -> None:
-    app = open_page(study, "views/matrix.py")
+    app = open_page(study, PAGES["matrix"].script)
     (chart,) = app.get("vega_lite_chart")
     spec = json.loads(chart.proto.spec)
     assert spec["encoding"]["opacity"]["field"] == "opacity" and "not significant" in spec["transform"][0]["calculate"]
@@ -102,7 +103,7 @@ def test_overview_lists_groups_and_pie_counts(open_page, study) -> None:
 
 
 def test_similarity_averages_agreement_over_seeds(open_page, study) -> None:
-    app = open_page(study, "views/similarity.py")
+    app = open_page(study, PAGES["similarity"].script)
     titles = [json.loads(c.proto.spec)["title"] for c in app.get("vega_lite_chart")]
     assert any("Groups that get the same samples right" in str(t) for t in titles)
     pairs = next(f.value for f in app.dataframe if "kappa_low" in f.value.columns)
@@ -110,7 +111,7 @@ def test_similarity_averages_agreement_over_seeds(open_page, study) -> None:
 
 
 def test_predictors_page_reports_rho_and_tests_the_paper(open_page, study) -> None:
-    app = open_page(study, "views/predictors.py")
+    app = open_page(study, PAGES["predictors"].script)
     assert app.title[0].value == "Robustness predictors"
     assert "Spearman's rho" in page_text(app)
     (spec,) = [json.loads(c.proto.spec) for c in app.get("vega_lite_chart")]
@@ -126,7 +127,7 @@ def test_predictors_page_reports_rho_and_tests_the_paper(open_page, study) -> No
 
 def test_predictors_page_explains_too_few_models(open_page, tmp_path) -> None:
     small = write_study(tmp_path, models=MODELS[:2], num_samples=20)
-    app = open_page(small, "views/predictors.py")
+    app = open_page(small, PAGES["predictors"].script)
     assert "at least 3 models" in app.info[0].value
 
 

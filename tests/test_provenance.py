@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import queries
 from compute import checkpoint, corruptions, datasets, pixels
+from dashboard.pages import PAGES
 from store import layout, provenance, reader, sample_index, verify
 from store.catalog import Catalog
 from testkit.datasets import write_cifar10c
@@ -172,7 +173,7 @@ def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_fil
     app = AppTest.from_file(APP, default_timeout=120).run()
     for key, value in {"corruption": "fog", "severity": 3, "model": "small0"}.items():
         app.session_state[key] = value
-    app.switch_page("views/sample.py").run()
+    app.switch_page(PAGES["sample"].script).run()
     assert not app.exception, app.exception
     assert len(app.get("image")) == 1 and not app.warning
     with moved(published.directory):
