@@ -11,6 +11,8 @@ that only dodges a cycle is a cycle); no module re-exports another module's name
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,13 @@ def test_no_module_re_exports_another_modules_names(name: str) -> None:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
             listed = {elt.value for elt in node.value.elts}  # type: ignore[attr-defined]
             assert not listed & imported_names, f"{name}.__all__ re-exports {sorted(listed & imported_names)}"
+
+
+def test_the_dashboard_loads_no_torch_until_a_visitor_asks_for_attribution() -> None:
+    """Every dashboard module but attribution imports without torch (seconds on a fresh server); torch comes
+    only with attribution maps and regenerated images (compute.pixels' late imports)."""
+    names = [n for n in MODULES if n.startswith("dashboard.") and n not in ("dashboard.app", "dashboard.attribution")
+             and not n.startswith("dashboard.views")]
+    code = f"import sys\nfor name in {names!r}: __import__(name)\nprint('torch' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert names and shown.stdout.strip() == "False"
