@@ -164,19 +164,18 @@ def test_a_partition_published_without_its_marker_is_redone_once(tmp_path, capsy
 
 # -- bad inputs: the command line returns 2 and names the culprit ------------------------------------
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    """(exit code, the `error: ...` line of stderr, or all of stderr when there is none)."""
-    code = main(argv)
-    err = capsys.readouterr().err
-    return code, next((line for line in re.split(r"[\r\n]", err) if line.startswith("error: ")), err)
+def error_line(ran) -> tuple[int, str]:
+    """(exit code, the `error: ...` line of stderr, or all of stderr when there is none) of a `cli` run."""
+    return ran.returncode, next((line for line in re.split(r"[\r\n]", ran.stderr) if line.startswith("error: ")),
+                                ran.stderr)
 
 
-def test_checkpoint_whose_shapes_do_not_fit_its_architecture_is_named(tmp_path, capsys) -> None:
+def test_checkpoint_whose_shapes_do_not_fit_its_architecture_is_named(tmp_path, cli) -> None:
     path = save_small_cnn(tmp_path / "wrong.pt", 0)
     payload = torch.load(path, weights_only=True)
     payload["state_dict"]["classifier.weight"] = torch.zeros(10, 7)
     torch.save(payload, path)
-    code, err = run_cli(extract_args(tmp_path / "store", [path]), capsys)
+    code, err = error_line(cli(*extract_args(tmp_path / "store", [path])))
     assert code == 2
     assert f"error: checkpoint {path}: tensor 'classifier.weight' has shape (10, 7)" in err
 
@@ -192,31 +191,31 @@ class NoFeatures(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
-def test_model_without_the_contract_is_named(tmp_path, capsys, monkeypatch) -> None:
+def test_model_without_the_contract_is_named(tmp_path, cli, monkeypatch) -> None:
     monkeypatch.setitem(models.ARCHITECTURES, "no_features", NoFeatures)
     path = tmp_path / "plain.pt"
     checkpoint.save(path, NoFeatures(10, None, None), arch="no_features", num_classes=10, mean=(0.5,) * 3,
                     std=(0.25,) * 3, dataset="digits", hparams={"model_id": "plain"})
-    code, err = run_cli(extract_args(tmp_path / "store", [path]), capsys)
+    code, err = error_line(cli(*extract_args(tmp_path / "store", [path])))
     assert code == 2
     assert "error: model plain has no forward_features" in err
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
-def test_data_directory_with_a_missing_or_truncated_file_is_named(tmp_path, capsys, damage) -> None:
+def test_data_directory_with_a_missing_or_truncated_file_is_named(tmp_path, cli, damage) -> None:
     write_cifar10(tmp_path / "data")
     victim = tmp_path / "data" / "cifar-10-batches-py" / "test_batch"
     if damage == "missing":
         victim.unlink()
     else:
         victim.write_bytes(victim.read_bytes()[:1000])
-    code, err = run_cli(["extract", "--store", str(tmp_path / "store"), "--checkpoints", "unused.pt",
-                         "--dataset", "cifar10", "--data-dir", str(tmp_path / "data")], capsys)
+    code, err = error_line(cli("extract", "--store", tmp_path / "store", "--checkpoints", "unused.pt",
+                               "--dataset", "cifar10", "--data-dir", tmp_path / "data"))
     assert code == 2
     assert err.startswith("error: ") and str(victim) in err, err
 
 
-def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_path, capsys) -> None:
+def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_path, cli) -> None:
     data = write_cifar10(tmp_path / "data", n_test=12)
     corrupted = write_cifar10c(tmp_path / "c10c", names=("fog",), labels=data.test.labels)
     (corrupted.directory / "fog.npy").write_bytes((corrupted.directory / "fog.npy").read_bytes()[:5000])
@@ -225,9 +224,9 @@ def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_p
     checkpoint.save(path, model, arch="small_cnn", num_classes=10, mean=(0.5,) * 3, std=(0.25,) * 3,
                     dataset="cifar10", hparams={"model_id": "c"})
     store = tmp_path / "store"
-    code, err = run_cli(["extract", "--store", str(store), "--checkpoints", str(path), "--dataset", "cifar10",
-                         "--data-dir", str(tmp_path / "data"), "--corrupted-dir", str(corrupted.directory),
-                         "--corruptions", "fog", "--severities", "1", "--device", "cpu"], capsys)
+    code, err = error_line(cli("extract", "--store", store, "--checkpoints", path, "--dataset", "cifar10",
+                               "--data-dir", tmp_path / "data", "--corrupted-dir", corrupted.directory,
+                               "--corruptions", "fog", "--severities", "1", "--device", "cpu"))
     assert code == 2
     assert err.startswith("error: ") and str(corrupted.directory / "fog.npy") in err, err
     assert not reader.prediction_files(store)  # --corrupted-dir is checked before the first partition
@@ -240,9 +239,9 @@ def store_of_another_schema_version(root: Path) -> Path:
     return root
 
 
-def test_store_written_by_another_schema_version_is_named(tmp_path, capsys, checkpoints) -> None:
+def test_store_written_by_another_schema_version_is_named(tmp_path, cli, checkpoints) -> None:
     store = store_of_another_schema_version(tmp_path / "store")
-    code, err = run_cli(extract_args(store, checkpoints[:1]), capsys)
+    code, err = error_line(cli(*extract_args(store, checkpoints[:1])))
     assert code == 2
     assert f"error: {store / layout.MANIFEST} has schema version {layout.SCHEMA_VERSION + 1}" in err
 
