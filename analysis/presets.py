@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from analysis.sql import dense_model, equal_to, require_models
+from analysis.sql import SETTING_ORDER, dense_model, equal_to, require_models
 from store import layout
 from store.catalog import Catalog, QueryError, QueryTimeout
 
@@ -219,7 +219,7 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
     FilterError for text outside the grammar or a filter DuckDB cannot evaluate (e.g. text compared with a
     number); store.catalog.QueryTimeout after `timeout` seconds.
     """
-    order = "ORDER BY model_id, corruption <> 'clean', corruption, severity, sample_id LIMIT ?"
+    order = f"ORDER BY model_id, {SETTING_ORDER}, sample_id LIMIT ?"
     return _filtered(catalog, text, _ROW_COLUMNS, order, [int(limit)], timeout)
 
 

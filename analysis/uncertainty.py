@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from analysis import stats
+from analysis.sql import SETTING_ORDER
 from store.catalog import Catalog
 
 LEVELS: tuple[str, ...] = ("group", "model")
@@ -34,7 +35,6 @@ CORRECTIONS: dict[str, str] = {"holm": "Holm (family-wise error rate)",
                                "bh": "Benjamini-Hochberg (false discovery rate)"}
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 1000
-_SEVERITY_ORDER = "corruption <> 'clean', corruption, severity"
 
 
 def groups(catalog: Catalog) -> pl.DataFrame:
@@ -85,7 +85,7 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                (p.dense_right - p.both_right)::BIGINT AS only_dense,
                (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
         FROM pairs p JOIN models m USING (model_id)
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {_SEVERITY_ORDER}
+        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {SETTING_ORDER}
     """)  # noqa: S608 (constant SQL and integers)
 
 
