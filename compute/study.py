@@ -305,7 +305,7 @@ def fit_dense(record: RunRecord, data: Dataset, stats: Normalisation,
     torch.manual_seed(record.seed)
     dense = models.build(record.arch, data.num_classes, *stats)
     rewind = pruning_base.train_dense(dense, data.train, record.config, device, rewind_step=record.rewind_step,
-                                 description=f"dense s{record.seed}")
+                                      description=f"dense s{record.seed}")
     return dense, rewind
 
 

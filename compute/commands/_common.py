@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from compute import datasets
+from compute import datasets, runs
 from compute.train import TrainConfig
 
 
@@ -93,7 +93,8 @@ def severity_or_clean(text: str) -> int:
     return _number(int, text, lambda v: 0 <= v <= 5, "an integer in 0..5 (0 for clean)")
 
 
-SCHEDULE = tuple(f for f in dataclasses.fields(TrainConfig) if f.name != "seed")  # the run's seed is --seed
+# The fields of a run's schedule (compute.runs; the run's seed is --seed), with their help and bounds.
+SCHEDULE = tuple(f for f in dataclasses.fields(TrainConfig) if f.name in runs.SCHEDULE_FIELDS)
 
 
 def add_schedule_arguments(parser: argparse.ArgumentParser, unset: str) -> None:
