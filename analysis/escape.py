@@ -1,0 +1,48 @@
+"""Store text leaving prunescope as data, never as markup: one function per exit format.
+
+Class names, model ids, methods and provenance are written by whoever built a store. A report pasted into
+a paper, a CSV opened in a spreadsheet or a Markdown table pasted into a README must show them literally:
+no LaTeX control sequence, no spreadsheet formula, no broken table row.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_LATEX = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+    ">": r"\textgreater{}", "|": r"\textbar{}",
+}
+
+# OWASP "CSV injection": a cell a spreadsheet would evaluate starts with one of these.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def latex(text: object) -> str:
+    """Text typeset literally by LaTeX: every special character becomes its text command, line breaks
+    become spaces, and characters outside printable ASCII other than letters are kept as UTF-8."""
+    flat = " ".join(str(text).splitlines())
+    return "".join(_LATEX.get(char, char) for char in flat if char.isprintable())
+
+
+def csv_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading quote before anything that starts a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv(frame: pl.DataFrame) -> str:
+    """The frame as CSV with every text cell made inert (numbers are left as numbers: a negative number
+    is data, not a formula, and stays readable as one)."""
+    text_columns = [name for name, dtype in frame.schema.items() if dtype in (pl.String, pl.Categorical)]
+    safe = frame.with_columns(
+        pl.col(name).cast(pl.String).map_elements(csv_cell, return_dtype=pl.String) for name in text_columns)
+    return safe.write_csv()
+
+
+def markdown_cell(text: object) -> str:
+    """Text for one cell of a Markdown table: pipes and backslashes escaped, line breaks become spaces,
+    and HTML angle brackets as entities so nothing renders as a tag."""
+    flat = " ".join(str(text).splitlines())
+    return (flat.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
+            .replace("<", "&lt;").replace(">", "&gt;"))

@@ -1,0 +1,46 @@
+"""Store text leaves prunescope as data: LaTeX, CSV and Markdown exits (analysis.escape)."""
+
+import csv as csv_module
+import io
+
+import polars as pl
+import pytest
+
+from analysis import escape
+
+HOSTILE = [r"\input{/etc/passwd}", r"\immediate\write18{rm -rf ~}", "a & b % c # d $ e _ f ^ g ~ h",
+           "{}<>|", "line\nbreak"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_latex_leaves_no_control_sequence_or_special_character(text):
+    out = escape.latex(text)
+    # every backslash left starts one of the text commands escape.latex emits, or escapes a special
+    for command in (r"\textbackslash{}", r"\textasciitilde{}", r"\textasciicircum{}", r"\textless{}",
+                    r"\textgreater{}", r"\textbar{}", r"\&", r"\%", r"\$", r"\#", r"\_", r"\{", r"\}"):
+        out = out.replace(command, "")
+    assert not set(out) & set("\\&%$#_{}~^\n")
+
+
+def test_latex_keeps_plain_text_and_unicode():
+    assert escape.latex("ResNet-18 dogs é") == "ResNet-18 dogs é"
+
+
+@pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+                                  "\tx", "\rx"])
+def test_csv_neutralises_formula_cells(cell):
+    frame = pl.DataFrame({"method": [cell], "accuracy": [-0.5]})
+    rows = list(csv_module.reader(io.StringIO(escape.csv(frame))))
+    assert rows[1][0] == "'" + cell
+    assert rows[1][1] == "-0.5"  # numbers stay numbers
+
+
+def test_csv_leaves_ordinary_text_and_nulls():
+    frame = pl.DataFrame({"method": ["magnitude", None]})
+    assert escape.csv(frame).splitlines() == ["method", "magnitude", ""]
+
+
+def test_markdown_cell_cannot_break_a_table_row_or_open_a_tag():
+    cell = escape.markdown_cell("a|b\nc <img src=x>")
+    assert "|" not in cell.replace("\\|", "")
+    assert "\n" not in cell and "<" not in cell
