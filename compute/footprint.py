@@ -4,7 +4,8 @@ Mask pruning (ft, gmp, nm, ...) zeroes weights but keeps every parameter, so it 
 nothing else here; channel pruning removes parameters, and int8 quantization stores a quarter of the
 bytes and runs int8 kernels. Latency is wall time per image of forward() on CPU at a given batch size:
 the median of `repeats` timed runs after one warm-up run, beside the machine's one-minute load average and
-torch's thread count, since a shared machine's timings mean little without them.
+torch's thread count, since a shared machine's timings mean little without them (on a loaded machine,
+OMP_NUM_THREADS=1 gives steadier batch-1 figures: threads that wait on each other wait on the load too).
 """
 
 from __future__ import annotations
@@ -73,18 +74,21 @@ def saved_bytes(path: str | Path) -> int:
 
 @torch.inference_mode()
 def latency(model: nn.Module, image_size: int, batch_size: int, repeats: int = 5) -> float:
-    """Median wall seconds per image of `model` on CPU over `repeats` runs of one random batch."""
+    """Median wall seconds per image of `model` on CPU over `repeats` timed runs of one random batch; a
+    run of a small batch is 64 / batch_size forward passes, so no run is a single sub-millisecond call."""
     if repeats < 1 or batch_size < 1:
         raise ValueError(f"latency needs repeats >= 1 and batch_size >= 1, got {repeats}, {batch_size}")
     model = copy.deepcopy(model).cpu().eval()
     x = torch.rand(batch_size, 3, image_size, image_size)
+    passes = max(1, 64 // batch_size)
     model(x)  # warm-up: allocations, kernel selection, int8 weight packing
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model(x)
+        for _ in range(passes):
+            model(x)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) / batch_size
+    return statistics.median(times) / (batch_size * passes)
 
 
 def measure(model: nn.Module, path: str | Path, image_size: int, repeats: int = 5) -> Footprint:
