@@ -171,7 +171,8 @@ class Study:
 
     def derived_ids(self, plan: DerivedPlan, seed: int) -> tuple[str, str]:
         """(the base's model id, the derived model's id) for `seed`."""
-        return f"{self.arch}-{plan.base}-s{seed}", f"{self.arch}-{plan.base}-{plan.method}-s{seed}"
+        base = f"{self.arch}-{plan.base}-s{seed}"
+        return base, derived_id(base, plan.method)
 
     def dense_record(self, seed: int, rewind_step: int) -> RunRecord:
         return runs.dense_run(self.arch, self.dataset, seed, self.dense, rewind_step)
@@ -200,6 +201,15 @@ def model_tag(method: str, sparsity: float) -> str:
         return "dense"
     percent = round(sparsity * 100, 2)
     return f"{method}-{int(percent) if percent == int(percent) else percent}"
+
+
+def derived_id(base_id: str, method: str) -> str:
+    """`small_cnn-channel-50-int8-s0` from `small_cnn-channel-50-s0`: the operation before the seed (ids
+    without a seed get it at the end)."""
+    stem, dash, seed = base_id.rpartition("-s")
+    if dash and seed.isdigit():
+        return f"{stem}-{method}-s{seed}"
+    return f"{base_id}-{method}"
 
 
 def _derived_plan(table: Any, index: int, source: str) -> DerivedPlan:

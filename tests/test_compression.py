@@ -26,6 +26,7 @@ from compute.study import (
     MethodPlan,
     Study,
     StudyError,
+    derived_id,
     quantize_model,
     quantize_record,
     save,
@@ -315,7 +316,7 @@ def test_prune_and_quantize_commands_chain_nm_and_int8(untrained, cli, tmp_path)
     chain = runs.of_checkpoint(meta)
     assert chain.method == "nm+int8" and chain.options == {"calibration": 64, "backend": quantize.BACKEND}
     assert runs.lineage(meta) == [record.digest, record.base]
-    assert meta["hparams"]["model_id"] == "small_cnn-nm-50-s0-int8"
+    assert meta["hparams"]["model_id"] == "small_cnn-nm-50-int8-s0"
     assert footprint.sparsity(model, fresh("small_cnn", datasets.load("digits"), ([0.5] * 3, [0.25] * 3))) > 0.45
     ran = cli("quantize", "--base", int8_path, "--out", tmp_path / "twice.pt")
     assert ran.returncode == 2 and "already quantized" in ran.stderr
@@ -349,6 +350,7 @@ def test_a_study_file_derives_int8_models_and_takes_nm_by_pattern(tmp_path) -> N
     assert study.methods[1].sparsities == (0.75,)
     assert study.derived == (DerivedPlan("channel-50", "quantize", "int8"), DerivedPlan("nm-75", "quantize", "int8", 64))
     assert study.derived_ids(study.derived[0], 1) == ("small_cnn-channel-50-s1", "small_cnn-channel-50-int8-s1")
+    assert derived_id("my-net", "int8") == "my-net-int8"
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from compute import checkpoint, datasets, quantize
 from compute.commands._common import add_dataset_arguments, dataset_options, positive_int
-from compute.study import quantize_model, quantize_record
+from compute.study import derived_id, quantize_model, quantize_record
 
 HELP = "quantize a model's feature extractor to int8 (static, calibrated on training images; CPU)"
 
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=positive_int, default=512, metavar="N",
                         help="training images that calibrate the activation ranges (default 512)")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
-    parser.add_argument("--model-id", default=None, help="id in the store (default: <base model id>-<method>)")
+    parser.add_argument("--model-id", default=None, help="id in the store (default: the base's id with -<method> before its seed, "
+                        "small_cnn-channel-50-int8-s0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if meta.get("dataset") not in (None, data.name):
         raise ValueError(f"--base {args.base} was trained on {meta['dataset']!r}; calibrate it on that dataset, "
                          f"not --dataset {args.dataset}")
-    name = args.model_id or f"{meta.get('hparams', {}).get('model_id') or Path(args.base).stem}-{args.method}"
+    name = args.model_id or derived_id(meta.get("hparams", {}).get("model_id") or Path(args.base).stem, args.method)
     record = quantize_record(Path(args.base), args.method, args.calibration)
     results = quantize_model(record, name, Path(args.base), Path(args.out), data)
     print(f"{name}: test accuracy {results['test_accuracy']:.4f} (CPU) -> {args.out}")
