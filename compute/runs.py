@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from compute import pruning
+from compute import pruning, quantize
 from compute.train import TrainConfig
 
 DENSE = "dense"
@@ -123,6 +123,20 @@ def quantized_run(meta: Mapping[str, Any], method: str, options: Mapping[str, An
     family = method if start["method"] == DENSE else f"{start['method']}+{method}"
     return RunRecord(meta["arch"], meta.get("dataset", ""), family, start["target_sparsity"], start["seed"], {},
                      dict(options), base=base)
+
+
+def operation(record: RunRecord) -> str:
+    """How the model was made from its base, as the lineage tree labels the edge: `train` (a dense model),
+    `prune ft 90 %, fine-tune`, `prune channel 50 %, fine-tune`, `2:4, fine-tune`, `int8`; methods that
+    train from init say `from init`."""
+    if record.method.rpartition("+")[2] in quantize.METHODS:
+        return record.method.rpartition("+")[2]
+    if record.method == DENSE:
+        return "train"
+    method = pruning.get(record.method)
+    label = (str(record.options.get("pattern", "2:4")) if method.implied_sparsity is not None
+             else f"prune {record.method} {record.sparsity:.0%}".replace("%", " %"))
+    return f"{label}, fine-tune" if method.from_dense else f"{label} from init"
 
 
 def checkpoint_hparams(model_id: str, record: RunRecord, results: Mapping[str, Any],

@@ -283,6 +283,18 @@ def test_a_channel_pruned_model_quantizes_and_records_both_bases(dense, digits, 
     assert results["sparsity"] > 0.5, "removed channels count as removed weights"
 
 
+def test_operation_labels_say_how_each_model_was_made_from_its_base() -> None:
+    def label(method: str, sparsity: float, options: dict | None = None) -> str:
+        return runs.operation(runs.RunRecord("small_cnn", "digits", method, sparsity, 0, {}, options or {}))
+
+    assert label("dense", 0.0) == "train"
+    assert label("ft", 0.9) == "prune ft 90 %, fine-tune"
+    assert label("channel", 0.5) == "prune channel 50 %, fine-tune"
+    assert label("nm", 0.5, {"pattern": "2:4"}) == "2:4, fine-tune"
+    assert label("snip", 0.9) == "prune snip 90 % from init"
+    assert label("int8", 0.0) == label("channel+int8", 0.5) == "int8"
+
+
 # -- size and latency -----------------------------------------------------------------------------------------
 
 def test_footprint_counts_parameters_non_zeros_bytes_and_latency(untrained, int8) -> None:
