@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute import checkpoint, corruptions, datasets, geometry, runs
+from compute import checkpoint, corruptions, datasets, geometry, quantize, runs
 from compute import device as devices
 from compute.datasets import cifar10c, folders
 from compute.datasets.base import Dataset, ImageSet
@@ -168,6 +168,7 @@ def geometry_table(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
     Results stay on the device until the whole partition is done, so the GPU never waits for a copy.
     """
     per_class = per_class or layout.PerClass()
+    device = quantize.device_for(model, device)  # an int8 model runs on CPU, its input copied there
     weight = model.classifier.weight.float()
     bias = None if model.classifier.bias is None else model.classifier.bias.float()
     label_tensor = torch.from_numpy(labels.astype(np.int64)).to(device)
@@ -297,7 +298,8 @@ def compute_partitions(store: Path, models_by_id: Mapping[str, nn.Module], todo:
     """
     summary = ExtractSummary()
     per_class = layout.PerClass.of(reader.read_manifest(store))
-    prepared = {model_id: devices.prepare_model(models_by_id[model_id], device).eval()
+    prepared = {model_id: devices.prepare_model(models_by_id[model_id],
+                                                quantize.device_for(models_by_id[model_id], device)).eval()
                 for model_id in dict.fromkeys(p.model_id for p in todo)}
     previous: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool, \

@@ -54,6 +54,11 @@ def is_quantized(model: nn.Module) -> bool:
     return any(tensor.is_quantized for tensor in model.state_dict().values() if isinstance(tensor, torch.Tensor))
 
 
+def device_for(model: nn.Module, device: torch.device) -> torch.device:
+    """Where `model` runs: on CPU when it is quantized (int8 kernels are CPU-only), else on `device`."""
+    return CPU if is_quantized(model) else device
+
+
 def _prepared(model: nn.Module, backend: str) -> nn.Module:
     if backend not in torch.backends.quantized.supported_engines:
         raise ValueError(f"quantization backend {backend!r} is not available here; this torch has "

@@ -233,6 +233,12 @@ def test_int8_agrees_with_its_float_base_on_digits_test_images(dense, digits, tm
     weights_only_payload(int8)
 
 
+def test_an_int8_model_runs_on_cpu_whatever_device_extraction_uses(untrained, int8) -> None:
+    cuda = torch.device("cuda")
+    assert quantize.device_for(checkpoint.load(int8)[0], cuda) == CPU
+    assert quantize.device_for(checkpoint.load(untrained)[0], cuda) == cuda
+
+
 def test_int8_stored_geometry_is_the_float64_geometry_of_its_dequantized_features(int8, tmp_path, cli) -> None:
     store = tmp_path / "store"
     ran = cli(*extraction.extract_args(store, [int8]))
