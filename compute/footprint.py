@@ -27,15 +27,16 @@ BATCH_SIZES = (1, 256)
 
 @dataclass(frozen=True)
 class Footprint:
-    """Size and CPU latency of one model (latency in milliseconds per image, by batch size)."""
+    """Size and CPU latency of one model (latency in milliseconds per image, by batch size); the field
+    names are the model card's columns."""
 
     num_params: int
     num_nonzero: int
-    bytes: int
+    file_bytes: int
     latency_ms_batch1: float
     latency_ms_batch256: float
-    threads: int
-    load_average: float
+    latency_threads: int
+    latency_load_average: float
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)

@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -34,6 +35,7 @@ from compute.study import (
 )
 from compute.study import run as run_study
 from compute.train import TrainConfig, accuracy, channel_stats, predict, train
+from dashboard import cost
 from testkit import extraction
 
 CPU = torch.device("cpu")
@@ -309,8 +311,8 @@ def test_footprint_counts_parameters_non_zeros_bytes_and_latency(untrained, int8
     measured = footprint.measure(base, untrained, image_size=32, repeats=2)
     assert measured.num_params == sum(p.numel() for p in base.parameters())
     assert measured.num_nonzero == sum(int((p != 0).sum()) for p in base.parameters())
-    assert measured.bytes == untrained.stat().st_size
-    assert measured.latency_ms_batch1 > 0 and measured.latency_ms_batch256 > 0 and measured.load_average >= 0
+    assert measured.file_bytes == untrained.stat().st_size
+    assert measured.latency_ms_batch1 > 0 and measured.latency_ms_batch256 > 0 and measured.latency_load_average >= 0
     # int8 folds each batch norm into its convolution: the convolutions' weights and biases remain
     folded = sum(m.weight.numel() + m.out_channels for m in base.modules() if isinstance(m, nn.Conv2d))
     float_rest = sum(p.numel() for p in base.classifier.parameters())
@@ -414,3 +416,17 @@ def test_footprint_command_prints_one_row_per_checkpoint(untrained, int8, cli) -
             or line.startswith(f"| {int8.name}")]
     assert len(rows) == 2
     assert rows[0].split("|")[4].strip() == f"{untrained.stat().st_size:,}"
+
+
+def test_robustness_vs_cost_draws_one_panel_per_measured_cost() -> None:
+    frame = pl.DataFrame({
+        "model_id": ["d", "c", "q", "old"], "method": ["dense", "channel", "int8", "ft"],
+        "clean_accuracy": [0.98, 0.97, 0.98, 0.9], "corruption_accuracy": [0.7, 0.65, 0.69, 0.6],
+        "file_bytes": [387_873, 105_441, 110_363, None], "latency_ms_batch1": [2.4, 0.8, 0.24, None],
+        "latency_ms_batch256": [2.8, 0.8, 0.13, None]})
+    assert cost.has_costs(frame) and not cost.has_costs(frame.filter(pl.col("model_id") == "old"))
+    spec = cost.robustness_vs_cost(frame).to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert len(rows) == 9, "three costs for three measured models; the unmeasured one is left out"
+    assert {row["cost"] for row in rows} == set(cost.COSTS.values())
+    assert {row["model_id"] for row in rows} == {"d", "c", "q"}

@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     for path in map(Path, args.checkpoints):
         model, _ = checkpoint.load(path)
         f = footprint.measure(model, path, args.image_size, args.repeats)
-        print(f"| {path.name} | {f.num_params:,} | {f.num_nonzero:,} | {f.bytes:,} | {f.latency_ms_batch1:.3f} "
-              f"| {f.latency_ms_batch256:.3f} | {f.threads} | {f.load_average:.2f} |")
+        print(f"| {path.name} | {f.num_params:,} | {f.num_nonzero:,} | {f.file_bytes:,} | {f.latency_ms_batch1:.3f} "
+              f"| {f.latency_ms_batch256:.3f} | {f.latency_threads} | {f.latency_load_average:.2f} |")
     return 0
