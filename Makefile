@@ -24,10 +24,12 @@ demo: $(STAMP)
 	$(PY) -m compute demo --out $(STORE)
 	$(MAKE) serve
 
-# Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name).
+# Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name);
+# ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots).
 serve: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false -- $(if $(STORES),--stores $(STORES),--store $(STORE))
+	  --server.headless true --browser.gatherUsageStats false -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
+	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from store.confine import resolve_checkpoint
+from store.confine import resolve_allowed
 from store.layout import StoreError
 
 METRICS = ("angle_true", "feature_norm", "margin")
@@ -69,10 +69,10 @@ def occlusion_maps(root: str, recorded: str, image: np.ndarray, label: int, patc
                    stride: int = 4) -> dict[str, Any]:
     """occlusion() with the model of the checkpoint models.parquet records (loaded once, CPU).
 
-    The recorded path is resolved by store.confine.resolve_checkpoint: only inside the store `root` or a
+    The recorded path is resolved by store.confine.resolve_allowed: only inside the store `root` or a
     declared checkpoint root; StoreError (a ValueError) otherwise.
     """
-    path = resolve_checkpoint(root, recorded)
+    path = resolve_allowed(root, recorded)
     return occlusion(_model(str(path), path.stat().st_mtime), image, label, patch, stride)
 
 
@@ -82,7 +82,7 @@ def missing_checkpoint(root: str | Path, recorded: str | None) -> str | None:
     if not recorded:
         return "This model has no checkpoint recorded in models.parquet, so its attribution cannot be computed."
     try:
-        path = resolve_checkpoint(root, recorded)
+        path = resolve_allowed(root, recorded)
     except StoreError as error:
         return f"Attribution refused: {error}."
     if not path.is_file():

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store import layout, reader
-from store.confine import record_checkpoint
+from store.confine import record_path
 from store.layout import StoreError
 
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -235,11 +235,11 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     happen under the store's lock, so shards that finish in any order leave the same models.parquet: a
     shard that did not extract the clean partition writes None only while its owner has not finished,
     and the owner's upsert comes later. Checkpoint paths are recorded relative to the store when inside it
-    (store.confine.record_checkpoint), so readers resolve them only there.
+    (store.confine.record_path), so readers resolve them only there.
     """
     root = Path(root)
     path = root / layout.MODELS
-    rows = [{**row, "checkpoint": record_checkpoint(root, row.get("checkpoint"))} for row in rows]
+    rows = [{**row, "checkpoint": record_path(root, row.get("checkpoint"))} for row in rows]
     with locked(root):
         existing = pq.read_table(path).to_pylist() if path.exists() else []
         new_ids = {row["model_id"] for row in rows}

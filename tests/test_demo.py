@@ -13,7 +13,7 @@ from compute.datasets.base import ImageSet
 from compute.train import predict
 from store import layout, reader
 from store.catalog import Catalog
-from store.confine import resolve_checkpoint
+from store.confine import resolve_allowed
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_accuracy_matrix_equals_accuracy_computed_from_each_model(demo_store) ->
     expected_cells = model_rows.height * (1 + len(manifest["corruptions"]) * len(manifest["severities"]))
     assert matrix.height == expected_cells
     for row in model_rows.iter_rows(named=True):
-        model, _ = checkpoint.load(resolve_checkpoint(demo_store, row["checkpoint"]))  # recorded store-relative
+        model, _ = checkpoint.load(resolve_allowed(demo_store, row["checkpoint"]))  # recorded store-relative
         for corruption, severity in [("clean", 0), (manifest["corruptions"][0], manifest["severities"][-1])]:
             images = (test.images if corruption == "clean"
                       else corruptions.corrupt(test.images, corruption, severity, seed=0))
