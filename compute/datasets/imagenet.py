@@ -24,10 +24,9 @@ ImageNet-C (`<corruption>/<severity>/<wnid>/<original val file name>`, 224x224 J
 Its images are used as they are (no second resize). `download_corrupted(root, corruption)` fetches the
 one Zenodo tar holding that corruption (noise, blur, weather, digital or extra; 7 to 21 GB each) and
 unpacks its corruption folders into `root`, unless the corruption's folder is there. The tars' md5s are
-not pinned (not in the sources this was written from); set PRUNESCOPE_IMAGENETC_MD5_<TAR> to check one.
-That each tar holds its corruption folders at its top level follows AugMix's instructions (extract all
-tars into one folder) and was not checked against the real files.
-    PRUNESCOPE_IMAGENETC_URL  base URL the tars are fetched from (default `C_URL`)
+pinned in compute.datasets.download (no source gives their exact byte sizes). That each tar holds its
+corruption folders at its top level follows AugMix's instructions (extract all tars into one folder) and
+two loaders that read the tars; it was not checked against a listing of the real files.
 """
 
 from __future__ import annotations
@@ -37,21 +36,19 @@ from pathlib import Path
 
 from compute.datasets import folders
 from compute.datasets.base import DataError, Dataset, FileImageSet
-from compute.datasets.download import download_archive, extract_folders
+from compute.datasets.download import fetch_corruption
 
 NUM_CLASSES = 1000
 RESIZE, SIZE = 256, 224
 C_FOLDER = "ImageNet-C"
 NAMES_FILE = "LOC_synset_mapping.txt"
-C_URL = "https://zenodo.org/records/2235448/files"
-C_URL_VARIABLE = "PRUNESCOPE_IMAGENETC_URL"
 # Zenodo record 2235448's tars and the corruption folders each holds (the tars' grouping, not the paper's).
 C_ARCHIVES = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
-    "extra": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
+    "noise.tar": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur.tar": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather.tar": ("snow", "frost", "fog", "brightness"),
+    "digital.tar": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+    "extra.tar": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
 }
 
 
@@ -133,14 +130,4 @@ def download_corrupted(root: str | os.PathLike[str], corruption: str) -> Path:
     """Fetch and unpack the ImageNet-C tar holding `corruption` into `root` unless its folder is there."""
     root = Path(root).expanduser()
     base = root / C_FOLDER if (root / C_FOLDER).is_dir() else root
-    if (base / corruption).is_dir():
-        return base
-    tar = next((tar for tar, names in C_ARCHIVES.items() if corruption in names), None)
-    if tar is None:
-        raise DataError(f"no ImageNet-C archive holds {corruption!r}; archives: "
-                        + "; ".join(f"{tar}.tar: {', '.join(names)}" for tar, names in C_ARCHIVES.items()))
-    url = f"{(os.environ.get(C_URL_VARIABLE) or C_URL).rstrip('/')}/{tar}.tar"
-    base.mkdir(parents=True, exist_ok=True)
-    archive = download_archive(url, os.environ.get(f"PRUNESCOPE_IMAGENETC_MD5_{tar.upper()}") or None, base)
-    extract_folders(archive, C_ARCHIVES[tar], base)
-    return base
+    return fetch_corruption(base, corruption, C_ARCHIVES, "ImageNet-C")
