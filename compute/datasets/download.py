@@ -41,6 +41,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 from urllib.request import Request, urlopen
 
+from tqdm.auto import tqdm
+
 from compute.datasets.base import DataError
 
 MIRROR_VARIABLE = "PRUNESCOPE_MIRROR"
@@ -121,8 +123,6 @@ def fetch(name: str, directory: Path) -> Path:
 
 def _download(url: str, part: Path) -> None:
     """Download `url` into `part`, continuing after the bytes `part` already holds (HTTP Range)."""
-    from tqdm.auto import tqdm
-
     offset = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": "prunescope", **({"Range": f"bytes={offset}-"} if offset else {})}
     try:
@@ -157,8 +157,6 @@ def _download(url: str, part: Path) -> None:
 
 def digests(path: Path, sha256: bool = False) -> tuple[str, str | None]:
     """(md5, sha256 or None) of a file, read once in chunks, with a progress bar on stderr."""
-    from tqdm.auto import tqdm
-
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256() if sha256 else None
     with path.open("rb") as file, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
