@@ -454,3 +454,38 @@ def test_extract_cli_reads_tiny_imagenet_c_paired_with_crops_and_records_unpaire
     last_line = missing.stderr.strip().splitlines()[-1]  # after extract's progress bar
     assert missing.returncode == 2 and last_line.startswith("error: missing ")
     assert "Tiny-ImageNet-C holds <corruption>/<severity>/<class>/<file>" in last_line
+
+
+def test_robustbench_subset_ships_pinned_and_selects_its_5000_images_in_order(tmp_path: Path, monkeypatch) -> None:
+    from compute.datasets import imagenet
+
+    # Facts from datasets-files.md section 9: 5,000 lines, 997 classes, sha256, first and last line.
+    lines = imagenet.ROBUSTBENCH_FILE.read_text().split("\n")
+    assert len(lines) == len(set(lines)) == 5000 and len({line.split("/")[0] for line in lines}) == 997
+    assert (lines[0], lines[-1]) == ("n09468604/ILSVRC2012_val_00015253.JPEG", "n13133613/ILSVRC2012_val_00025432.JPEG")
+    wnids = sorted({line.split("/")[0] for line in lines} | {"n02066245", "n03482405", "n07875152"})
+    val = tmp_path / "val"
+    for wnid in wnids:
+        (val / wnid).mkdir(parents=True)
+    jpeg = flat_image(tmp_path / "one.JPEG", 7, (300, 260)).read_bytes()
+    for line in lines:
+        (val / line).write_bytes(jpeg)
+    data = datasets.load("imagenet", root=str(tmp_path), subset="robustbench")
+    assert list(data.test.keys) == lines
+    assert data.test.labels[:1].tolist() == [wnids.index("n09468604")]
+    tampered = tmp_path / "ids.txt"
+    tampered.write_text("\n".join(lines[:10]))
+    monkeypatch.setattr(imagenet, "ROBUSTBENCH_FILE", tampered)
+    with pytest.raises(DataError, match=f"{tampered} has sha256 [0-9a-f]{{64}}, expected {imagenet.ROBUSTBENCH_SHA256}"):
+        datasets.load("imagenet", root=str(tmp_path), subset="robustbench")
+
+
+def test_imagenet_class_names_are_found_in_the_kaggle_layout(tmp_path: Path) -> None:
+    # Kaggle's ImageNet: LOC_synset_mapping.txt beside ILSVRC/, the validation images in ILSVRC/Data/CLS-LOC/val/.
+    cls_loc = tmp_path / "ILSVRC" / "Data" / "CLS-LOC"
+    write_imagenet_val(cls_loc, classes=(0,), per_class=1)
+    (tmp_path / "LOC_synset_mapping.txt").write_text(
+        "".join(f"{wnid} name {i}, other name\n" for i, wnid in enumerate(IMAGENET_WNIDS)))
+    for root in (cls_loc, cls_loc / "val"):
+        names = datasets.load("imagenet", root=str(root)).class_names
+        assert names[:2] == ("name 0", "name 1") and names[-1] == "name 999"

@@ -23,8 +23,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 224)")
     parser.add_argument("--subset", default=None, metavar="FILE",
                         help="imagenet only: evaluate the samples listed in FILE (lines <wnid>/<file>, e.g. "
-                        "RobustBench's imagenet_test_image_ids.txt), in its order; `robustbench`: that "
-                        "5,000-image list, shipped with prunescope")
+                        "RobustBench's imagenet_test_image_ids.txt), in its order; `--subset robustbench`: "
+                        "that 5,000-image list, shipped with prunescope")
     parser.add_argument("--clean-dir", default=None, metavar="DIR",
                         help="tinyimagenet only: the clean images Tiny-ImageNet-C was made from "
                         "(imagenet_val_bbox_crop/<wnid>/test_<k>.JPEG) as the test set, so each corrupted image "
