@@ -489,3 +489,22 @@ def test_imagenet_class_names_are_found_in_the_kaggle_layout(tmp_path: Path) -> 
     for root in (cls_loc, cls_loc / "val"):
         names = datasets.load("imagenet", root=str(root)).class_names
         assert names[:2] == ("name 0", "name 1") and names[-1] == "name 999"
+
+
+def test_sample_page_says_when_a_settings_images_are_unpaired(synthetic_store, pristine_copy, open_page) -> None:
+    import json
+
+    from dashboard.pages import PAGES
+    from store import layout, provenance, reader
+
+    shared = synthetic_store(num_models=2, num_samples=30, corruptions=("fog",), severities=(1,))
+    store = pristine_copy(shared)
+    manifest = json.loads((store / layout.MANIFEST).read_text())
+    setting = "fog/1"  # recorded as extraction records Tiny-ImageNet-C read without --clean-dir (see above)
+    manifest[provenance.KEY] = {setting: {"source": "files", "layout": "folders", "path": str(store.parent),
+                                          "size": 32, "decode": None, "sha256": "0" * 64, provenance.PAIRED: False}}
+    (store / layout.MANIFEST).write_text(json.dumps(manifest))
+    captions = [caption.value for caption in open_page(store, PAGES["sample"].script).caption]
+    assert any(f"Unpaired: the images of `{setting}` are other photographs" in caption for caption in captions), captions
+    assert provenance.unpaired(reader.read_manifest(store)) == [setting]
+    assert provenance.unpaired(reader.read_manifest(shared)) == []
