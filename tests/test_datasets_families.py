@@ -491,7 +491,7 @@ def test_imagenet_class_names_are_found_in_the_kaggle_layout(tmp_path: Path) -> 
         assert names[:2] == ("name 0", "name 1") and names[-1] == "name 999"
 
 
-def test_sample_page_says_when_a_settings_images_are_unpaired(synthetic_store, pristine_copy, open_page) -> None:
+def test_sample_and_samples_pages_say_when_a_settings_images_are_unpaired(synthetic_store, pristine_copy, open_page) -> None:
     import json
 
     from dashboard.pages import PAGES
@@ -506,5 +506,8 @@ def test_sample_page_says_when_a_settings_images_are_unpaired(synthetic_store, p
     (store / layout.MANIFEST).write_text(json.dumps(manifest))
     captions = [caption.value for caption in open_page(store, PAGES["sample"].script).caption]
     assert any(f"Unpaired: the images of `{setting}` are other photographs" in caption for caption in captions), captions
+    app = open_page(store, PAGES["samples"].script)
+    app.selectbox(key="samples_preset").set_value("robust").run()
+    assert any("Unpaired: the images of `fog/1`" in caption.value for caption in app.caption)
     assert provenance.unpaired(reader.read_manifest(store)) == [setting]
     assert provenance.unpaired(reader.read_manifest(shared)) == []
