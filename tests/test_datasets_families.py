@@ -454,6 +454,11 @@ def test_extract_cli_reads_tiny_imagenet_c_paired_with_crops_and_records_unpaire
     last_line = missing.stderr.strip().splitlines()[-1]  # after extract's progress bar
     assert missing.returncode == 2 and last_line.startswith("error: missing ")
     assert "Tiny-ImageNet-C holds <corruption>/<severity>/<class>/<file>" in last_line
+    write_defective_frost(root / "c")
+    frost = cli(*common, "--store", root / "store3", "--severities", "1", "--corruptions", "frost")
+    last_line = frost.stderr.strip().splitlines()[-1]
+    assert frost.returncode == 2 and last_line.startswith("error: ") and "holds 1000 class folders" in last_line
+    assert "record 8206060" in last_line
 
 
 def test_robustbench_subset_ships_pinned_and_selects_its_5000_images_in_order(tmp_path: Path, monkeypatch) -> None:
