@@ -249,7 +249,9 @@ class ImageSource:
             return provenance.generated(self.seed, corruptions.IMPLEMENTATION), None
         if self.dataset not in datasets.NPY_FOLDERS:  # a folder tree: one file per image
             copy = datasets.load_corrupted(self.dataset, self.corrupted_dir, name, severity, self.test)
-            return provenance.from_tree(copy.paths, copy.keys, self.test.size, folders.rule_spec(self.test.decode))
+            record, listing = provenance.from_tree(copy.paths, copy.keys, self.test.size,
+                                                   folders.rule_spec(self.test.decode))
+            return ({**record, provenance.PAIRED: False} if not copy.paired else record), listing
         images = self.read_corrupted(name, severity)
         path = cifar10c.find_directory(self.corrupted_dir, datasets.NPY_FOLDERS[self.dataset]) / f"{name}.npy"
         per_severity = len(np.load(path, mmap_mode="r")) // len(cifar10c.SEVERITIES)

@@ -28,6 +28,7 @@ from compute.commands._common import (
     parse_severities,
     positive_int,
 )
+from compute.datasets import checksums
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractModel, ExtractSummary, Shard, from_checkpoint, model_row, run_extraction
 from store import layout
@@ -90,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read published corrupted images (CIFAR-10-C / CIFAR-100-C .npy files, "
                         "Tiny-ImageNet-C / ImageNet-C folders) from here instead of generating them; with "
                         "--download, fetch them here first")
+    parser.add_argument("--verify-data", action="store_true",
+                        help="first check --data-dir and --corrupted-dir against the published per-file md5s "
+                        "(cifar10, cifar100; reads every file once, then cached; `verify-data` reports in full). "
+                        "Without it, names, shapes and labels of every file read are checked")
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N test images")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
@@ -128,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.normalize and not args.model:
         raise ValueError("--normalize applies to --model (prunescope checkpoints carry their own normalisation)")
     data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
+    if args.verify_data:
+        checksums.refuse_damaged(args.dataset, args.data_dir, args.corrupted_dir)
     test = data.test.subset(args.limit)
     entries = [from_checkpoint(path) for path in args.checkpoints]
     if args.model:

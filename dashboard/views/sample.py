@@ -6,7 +6,7 @@ import streamlit as st
 
 from analysis import queries
 from dashboard import attribution, charts, data, images, linking, sidebar
-from dashboard.text import code, downloads, public
+from dashboard.text import code, downloads, public, unpaired_note
 from store import layout
 
 st.title("Sample")
@@ -37,10 +37,12 @@ if isinstance(image, str):  # the pixels the models saw cannot be had: say why, 
     image = None
 else:
     picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
+unpaired = unpaired_note(manifest)
 with table:
     columns = charts.setting_order(manifest["corruptions"], [severity])
     linking.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
-    st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting.")
+    st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting. "
+               f"{public(unpaired)}")
 with st.expander("Per-model table"):
     st.dataframe(rows, hide_index=True)
     downloads(rows, f"sample-{sample_id}")
@@ -78,5 +80,7 @@ if st.toggle("Show the image under every corruption and severity, as the models 
     if shown:
         st.image([images.enlarged(tile) for tile in shown.values()],
                  caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
+    if unpaired:
+        st.caption(public(unpaired))
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
         st.warning(public(reason))

@@ -9,7 +9,7 @@ from analysis import presets
 from analysis.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 from dashboard import classes, data, guard, images, linking, sidebar
 from dashboard.pages import PAGES
-from dashboard.text import code, downloads, quoted
+from dashboard.text import code, downloads, public, quoted, unpaired_note
 from store import layout
 from store.catalog import QueryError, QueryTimeout
 
@@ -56,6 +56,8 @@ try:
                             format_func=lambda preset: f"{preset.replace('_', ' ')}: {presets.PRESETS[preset][1]}")
         question, arguments = QUESTIONS[name]
         st.caption(f"Samples {question}. The sidebar selection fills in the model and setting.")
+        if name in ("corruption_fragile", "robust") and unpaired_note(catalog.manifest):
+            st.caption(public(unpaired_note(catalog.manifest)))
         if name == "corruption_fragile" and selection.corruption == layout.CLEAN:
             st.info("Pick a corruption in the sidebar: this preset asks what a corruption breaks.")
             st.stop()
