@@ -47,7 +47,9 @@ METRICS: dict[str, Metric] = {
         "to the dense model's", matrices.corruption_errors, "relative_ce", diverging_at=1.0, per_corruption=True,
         note="Relative corruption error: the model's error increase over its clean error, summed over "
              "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
-             "One value per corruption, so the severity control does not apply."),
+             "One value per corruption, so the severity control does not apply. A corruption that barely hurts "
+             "the dense model (its error rises by less than "
+             f"{matrices.MIN_REFERENCE_RISE}) is left blank: the ratio would divide by nearly 0."),
     "angle_true": _geometry("angle_true", "mean angle to the true class (°)"),
     "feature_norm": _geometry("feature_norm", "mean feature norm"),
     "margin": _geometry("margin", "mean margin"),
