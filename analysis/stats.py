@@ -10,6 +10,8 @@ McNemar, Benjamini-Hochberg, Student t, Spearman, Welch); the rest is written he
                              of the discordant pairs b, c at 1/2)
     paired_difference_interval  accuracy difference of two models on the same samples (Newcombe 1998,
                              method 10: hybrid score interval with the phi correlation)
+    difference_interval      difference of two proportions from independent samples (Newcombe 1998,
+                             method 10)
     hierarchical_bootstrap   accuracy difference over replicate seeds: resample seeds, then samples within
                              each chosen seed (Saravanan et al. 2020), from per-seed discordant counts
     holm, benjamini_hochberg adjusted p-values over the cells shown
@@ -82,6 +84,22 @@ def paired_difference_interval(both: np.ndarray | int, only_a: np.ndarray | int,
         epsilon = np.sqrt(np.maximum((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
     difference = p1 - p2
     return difference, np.maximum(difference - delta, -1.0), np.minimum(difference + epsilon, 1.0)
+
+
+def difference_interval(correct_a: np.ndarray | int, total_a: np.ndarray | int, correct_b: np.ndarray | int,
+                        total_b: np.ndarray | int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(difference, low, high) of the proportions a - b from two samples taken as independent: Newcombe's
+    (1998) hybrid score interval (his method 10), the Wilson intervals of both combined. On the same
+    samples (e.g. clean and corrupted versions of one test set) it is conservative: their positive
+    correlation would narrow it (paired_difference_interval, when the 2x2 table is known)."""
+    ka, na, kb, nb = (np.asarray(x, dtype=np.float64) for x in (correct_a, total_a, correct_b, total_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pa, pb = ka / na, kb / nb
+    la, ua = wilson_interval(ka, na, confidence)
+    lb, ub = wilson_interval(kb, nb, confidence)
+    difference = pa - pb
+    return (difference, difference - np.sqrt((pa - la) ** 2 + (ub - pb) ** 2),
+            difference + np.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
 
 
 @dataclass(frozen=True)

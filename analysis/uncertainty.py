@@ -89,8 +89,9 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
     """)  # noqa: S608 (constant SQL and integers)
 
 
-def _model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
-    """Add the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
+def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
+    """paired_counts-shaped counts (any grouping of settings into `corruption`, `severity`) -> the same rows
+    with the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
     k, n = counts["correct"].to_numpy(), counts["samples"].to_numpy()
     low, high = stats.wilson_interval(k, n)
     both, only_model, only_dense, neither = (counts[c].to_numpy() for c in
@@ -121,7 +122,7 @@ def model_cells(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption, severity): accuracy with its Wilson interval, and the drop vs the dense
     model with Newcombe's paired interval and the exact McNemar p-value (null for a dense model itself);
     `paired`, `only_model` and `only_dense` are the paired and discordant sample counts."""
-    return _model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
+    return model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
 
 
 def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:

@@ -215,3 +215,9 @@ def test_every_two_by_two_table_of_size_four_gives_an_ordered_interval() -> None
             continue
         difference, low, high = stats.paired_difference_interval(a, b, c, d)
         assert -1 <= low <= difference <= high <= 1
+
+
+def test_difference_interval_reproduces_newcombe_1998() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873, Table II example (a) 56/70 - 48/80, method 10.
+    difference, low, high = stats.difference_interval(56, 70, 48, 80)
+    assert (difference, low, high) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-5)

@@ -7,7 +7,7 @@ from analysis import report, uncertainty
 from dashboard import charts, data, hosting, linking, sidebar
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
-from dashboard.text import code, downloads
+from dashboard.text import code, downloads, escape
 
 HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
 
@@ -50,6 +50,11 @@ if metric.intervals:
                                     selected=selected, **scale)
 else:
     figure = charts.evaluation_matrix(cells, metric.value, metric.label, columns, selected=selected, **scale)
+if "relative_ce_note" in cells.columns:  # relative CE left out where the reference barely suffers
+    left_out = cells.filter(pl.col("relative_ce_note").is_not_null())
+    for corruption, part in left_out.group_by("corruption", maintain_order=True):
+        st.caption(f"Blank {escape(str(corruption[0]))} cells ({part.height} models): "
+                   f"{escape(part['relative_ce_note'][0])}.")
 rows_shown = cells["model_id"].n_unique()
 if rows_shown > charts.MATRIX_ROWS:  # many models: one block per method, in a box that scrolls with its labels
     with st.container(height=HEIGHT):
@@ -77,11 +82,14 @@ with st.expander("Table"):
 with st.expander("Paper table: methods x corruptions with 95 % intervals"):
     paper = data.query(report.report_table, catalog, selection.level)
     paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
+    notes = data.query(report.report_notes, catalog)
     st.dataframe(report.report_wide(paper), hide_index=True)
-    st.caption("Mean over severities; groups: mean ± half the t interval across seeds, models: Wilson interval. "
+    st.caption("Mean over severities, cells mean [95 % interval]; groups: t interval across seeds, models: Wilson "
+               "interval. " + " ".join(escape(note.capitalize()) + "." for note in notes) + " "
                f"The same as `python -m compute report --store {hosting.store_label()} --by {selection.level}`.")
     left, right, _ = st.columns([1, 1, 6])
     for column, fmt, mime in ((left, "markdown", "text/markdown"), (right, "latex", "application/x-tex")):
-        column.download_button(fmt, report.render_report(paper, fmt), file_name=f"report.{fmt[:3]}",
+        column.download_button(fmt, report.render_report(paper, fmt, level=selection.level, notes=notes),
+                               file_name=f"report.{fmt[:3]}",
                                mime=mime, on_click="ignore", key=f"report-{fmt}", icon=":material/download:")
     downloads(paper, "report")
