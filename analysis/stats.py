@@ -14,6 +14,7 @@ McNemar, Benjamini-Hochberg, Student t, Spearman, Welch); the rest is written he
                              method 10)
     hierarchical_bootstrap   accuracy difference over replicate seeds: resample seeds, then samples within
                              each chosen seed (Saravanan et al. 2020), from per-seed discordant counts
+    kappa_interval           Cohen's kappa of two models' correctness with a bootstrap over the samples
     holm, benjamini_hochberg adjusted p-values over the cells shown
     mean_interval            mean over seeds with a Student t interval
     mean_difference          difference of two independent means with Welch's t interval and test
@@ -23,6 +24,7 @@ McNemar, Benjamini-Hochberg, Student t, Spearman, Welch); the rest is written he
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +102,42 @@ def difference_interval(correct_a: np.ndarray | int, total_a: np.ndarray | int, 
     difference = pa - pb
     return (difference, difference - np.sqrt((pa - la) ** 2 + (ub - pb) ** 2),
             difference + np.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
+
+
+def kappa_interval(both_right: np.ndarray, only_a: np.ndarray, only_b: np.ndarray, both_wrong: np.ndarray, *,
+                   resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kappa, low, high) per pair of models: Cohen's kappa of their correctness on the same samples, from
+    the 2x2 table of counts, with a percentile bootstrap over the samples (a multinomial redraw of the
+    table: the per-sample rows are not needed).
+
+    kappa = (agreement - chance) / (1 - chance), where chance = a_r b_r + (1 - a_r)(1 - b_r) is the
+    agreement expected from the two accuracies alone; an interval that holds 0 is not different from that
+    chance agreement. NaN where kappa is undefined (a model always right or always wrong)."""
+    table = np.stack([np.asarray(x, dtype=np.int64) for x in (both_right, only_a, only_b, both_wrong)], axis=-1)
+    table = np.atleast_2d(table)
+    n = table.sum(axis=-1)
+
+    def kappa(counts: np.ndarray, total: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = counts / total[..., None]
+            right_a, right_b = p[..., 0] + p[..., 1], p[..., 0] + p[..., 2]
+            chance = right_a * right_b + (1 - right_a) * (1 - right_b)
+            return np.where(1 - chance > 1e-12, (p[..., 0] + p[..., 3] - chance) / (1 - chance), np.nan)
+
+    observed = kappa(table, n)
+    if not observed.size:
+        return observed, observed, observed
+    rng = np.random.default_rng(seed)
+    shares = table / np.maximum(n, 1)[:, None]
+    draws = rng.multinomial(n[None, :], shares[None, :, :], size=(resamples, table.shape[0]))
+    boot = kappa(draws, np.broadcast_to(n, (resamples, table.shape[0])))
+    tail = (1 - confidence) / 2
+    with warnings.catch_warnings():  # a pair whose every redraw is undefined: NaN, as expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(boot, [tail, 1 - tail], axis=0)
+    undefined = np.isnan(observed)
+    return observed, np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
 
 
 @dataclass(frozen=True)

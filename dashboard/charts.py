@@ -187,22 +187,42 @@ def model_map(embedding: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
 
 
 def clustered_heatmap(matrix: pl.DataFrame, order: Sequence[str], *, legend: str, title: str, items: str,
-                      row_field: str, column_field: str, domain: Sequence[float] = (-1, 1)) -> alt.Chart:
+                      row_field: str, column_field: str, domain: Sequence[float] = (-1, 1),
+                      chance: Sequence[tuple[str, str]] = ()) -> alt.Chart | alt.LayerChart:
     """A symmetric similarity matrix (analysis.agreement.square_matrix: an `item` column and one column per
     item) in its clustered order, so near-duplicates form blocks. A click selects the row's and column's
-    items under `row_field` / `column_field` (e.g. model_id and model_b); `items` names them on the axes."""
+    items under `row_field` / `column_field` (e.g. model_id and model_b); `items` names them on the axes.
+    The pairs in `chance` (either order) are faded and carry a dot: their value is not different from
+    chance (e.g. a kappa whose interval holds 0)."""
     long = matrix.unpivot(list(order), index="item", variable_name=column_field, value_name="value").rename(
         {"item": row_field})
+    marked = {(a, b) for a, b in chance} | {(b, a) for a, b in chance}
+    long = long.with_columns(pl.Series("chance", [(r, c) in marked for r, c in
+                                                  zip(long[row_field], long[column_field], strict=True)],
+                                       dtype=pl.Boolean))
     pick = alt.selection_point(name="pair", fields=[row_field, column_field], on="click")
     step = max(10, min(28, 480 // max(len(order), 1)))
-    return alt.Chart(long.to_pandas()).mark_rect().encode(
-        x=alt.X(f"{column_field}:N", sort=list(order), title=f"{items} (clustered order)",
-                axis=alt.Axis(labelAngle=-50, labelLimit=160)),
-        y=alt.Y(f"{row_field}:N", sort=list(order), title=f"{items} (clustered order)", axis=alt.Axis(labelLimit=160)),
-        color=alt.Color("value:Q", title=legend, scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True)),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.6)),
-        tooltip=[f"{row_field}:N", f"{column_field}:N", alt.Tooltip("value:Q", title=legend, format=".3f")],
-    ).add_params(pick).properties(title=title, width=alt.Step(step), height=alt.Step(step))
+    x = alt.X(f"{column_field}:N", sort=list(order), title=f"{items} (clustered order)",
+              axis=alt.Axis(labelAngle=-50, labelLimit=160, labelOverlap=False))
+    y = alt.Y(f"{row_field}:N", sort=list(order), title=f"{items} (clustered order)",
+              axis=alt.Axis(labelLimit=160, labelOverlap=False))
+    tooltip = [f"{row_field}:N", f"{column_field}:N", alt.Tooltip("value:Q", title=legend, format=".3f"),
+               alt.Tooltip("chance:N", title="not different from chance")]
+    base = alt.Chart(long.to_pandas())
+    cells = base.mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("value:Q", title=legend, scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True),
+                        legend=alt.Legend(titleLimit=400)),
+        opacity=alt.condition("datum.chance", alt.value(FADED), alt.value(1.0)),
+        stroke=alt.condition(pick, alt.value("black"), alt.value(None)),
+        strokeWidth=alt.condition(pick, alt.value(2), alt.value(0)),
+    ).add_params(pick)
+    sized = {"width": alt.Step(step), "height": alt.Step(step)}
+    if not marked:
+        return cells.properties(title=title, **sized)
+    dots = base.transform_filter("datum.chance").mark_point(shape="circle", filled=True, color="black", size=12).encode(
+        x=x, y=y, tooltip=tooltip)
+    return alt.layer(cells, dots).properties(title=title, **sized)
 
 
 # -- local geometry --------------------------------------------------------------------------------------

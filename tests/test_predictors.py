@@ -154,7 +154,10 @@ def test_similarity_averages_agreement_over_seeds(open_page, study) -> None:
     titles = [json.loads(c.proto.spec)["title"] for c in app.get("vega_lite_chart")]
     assert any("Groups that get the same samples right" in str(t) for t in titles)
     pairs = next(f.value for f in app.dataframe if "kappa_low" in f.value.columns)
-    assert set(pairs["pairs"]) == {9}  # 3 seeds x 3 seeds per pair of groups
+    between, within = pairs[pairs["group_a"] != pairs["group_b"]], pairs[pairs["group_a"] == pairs["group_b"]]
+    assert set(between["pairs"]) == {9} and set(within["pairs"]) == {3}  # 3 x 3 seeds; 3 pairs of 3 seeds
+    assert len(within) == 3 and (within["kappa"] < 1).all()  # the diagonal: seeds agree, not perfectly
+    assert (pairs["kappa_low"] <= pairs["kappa"]).all() and (pairs["kappa"] <= pairs["kappa_high"]).all()
 
 
 def test_predictors_page_words_its_verdict_and_tests_the_paper(open_page, study) -> None:

@@ -221,3 +221,19 @@ def test_difference_interval_reproduces_newcombe_1998() -> None:
     # Newcombe (1998), Statistics in Medicine 17:873, Table II example (a) 56/70 - 48/80, method 10.
     difference, low, high = stats.difference_interval(56, 70, 48, 80)
     assert (difference, low, high) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-5)
+
+
+def test_kappa_interval_covers_the_true_kappa_in_simulation() -> None:
+    # Two models right on 78 % and 77 % of the samples, agreeing beyond chance; 1,000 studies of 400 samples.
+    p = np.array([0.70, 0.08, 0.07, 0.15])
+    right_a, right_b = p[0] + p[1], p[0] + p[2]
+    chance = right_a * right_b + (1 - right_a) * (1 - right_b)
+    truth = (p[0] + p[3] - chance) / (1 - chance)
+    tables = np.random.default_rng(12).multinomial(400, p, size=1000)
+    kappa, low, high = stats.kappa_interval(*tables.T, resamples=500)
+    assert 0.93 <= np.mean((low <= truth) & (truth <= high)) <= 0.97
+    # Brute force of one table: Cohen's kappa from its definition.
+    a, b, c, d = tables[0] / 400
+    expected_chance = (a + b) * (a + c) + (c + d) * (b + d)
+    assert kappa[0] == pytest.approx((a + d - expected_chance) / (1 - expected_chance))
+    assert np.isnan(stats.kappa_interval([10], [0], [0], [0])[1]).all()
