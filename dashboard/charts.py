@@ -122,7 +122,9 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
         scale = alt.Scale(scheme="viridis", domain=list(domain) if domain else alt.Undefined)
     tooltip = ["model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
                "corruption", *(["severity"] if has_severity else []),
-               alt.Tooltip(f"{value}:Q", title=legend, format=".3f")]
+               alt.Tooltip(f"{value}:Q", title=legend, format=".3f"),
+               *(alt.Tooltip(f"{value}_{end}:Q", title=f"95% {end}", format=".3f") for end in ("low", "high")
+                 if f"{value}_{end}" in data.columns)]
     return alt.Chart(data.to_pandas()).mark_rect().encode(
         x=alt.X("setting:N", sort=settings, title="corruption and severity",
                 axis=alt.Axis(labelAngle=-60, labelLimit=140, orient="top", labelOverlap=False)),
@@ -500,3 +502,20 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
         tooltip=tooltip).add_params(pick)
     return (line + bars + dots).properties(
         title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)
+
+
+def reliability_diagram(bins: pl.DataFrame, title: str) -> alt.LayerChart:
+    """Accuracy against mean confidence per confidence bin (analysis.calibration.calibration_bins), one line
+    per `curve` (e.g. the model and its dense model), point area by samples; the diagonal is perfect
+    calibration, points below it are overconfident."""
+    diagonal = alt.Chart(pl.DataFrame({"confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}).to_pandas()).mark_line(
+        color="grey", strokeDash=[4, 4]).encode(x="confidence:Q", y="accuracy:Q")
+    scale = alt.Scale(domain=[0, 1])
+    base = alt.Chart(bins.to_pandas()).encode(
+        x=alt.X("confidence:Q", title="mean confidence in the bin", scale=scale),
+        y=alt.Y("accuracy:Q", title="accuracy in the bin", scale=scale),
+        color=alt.Color("curve:N", title="model", legend=alt.Legend(orient="bottom", labelLimit=400, columns=1)),
+        tooltip=["curve", alt.Tooltip("bin:Q", title="bin"), alt.Tooltip("samples:Q"),
+                 alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f")])
+    return alt.layer(diagonal, base.mark_line(), base.mark_circle().encode(
+        size=alt.Size("samples:Q", title="samples", legend=None))).properties(title=title, width=360, height=360)

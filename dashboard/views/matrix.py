@@ -3,7 +3,7 @@
 import polars as pl
 import streamlit as st
 
-from analysis import report, uncertainty
+from analysis import calibration, queries, report, uncertainty
 from dashboard import charts, data, hosting, linking, sidebar
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
@@ -76,6 +76,22 @@ st.caption(f"Selected: model {code(selection.model)}, {selection.setting}. Click
 left, right, _ = st.columns([1, 1, 1])
 for column, path in ((left, "local"), (right, "global")):
     column.page_link(PAGES[path].script, label=f"{PAGES[path].title} of the selection", icon=PAGES[path].icon)
+if metric.query is calibration.calibration_cells:
+    st.subheader("Reliability diagram of the selection")
+    adaptive = selection.metric == "adaptive_ece"
+    dense = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)["dense_model_id"]
+    curves = [selection.model] + [m for m in dense.to_list() if m and m != selection.model]
+    bins = pl.concat([data.query(calibration.calibration_bins, catalog, adaptive, calibration.BINS, model_id,
+                                 selection.corruption, selection.severity).with_columns(pl.lit(model_id).alias("curve"))
+                      for model_id in curves])
+    if bins.is_empty():
+        st.info("The selected model has no predictions in the selected setting.")
+    else:
+        st.altair_chart(charts.reliability_diagram(bins, f"Calibration ({selection.setting})"),
+                        key="reliability_chart", width="content")
+        st.caption(f"{calibration.BINS} {'equal-mass' if adaptive else 'equal-width'} confidence bins of the "
+                   "selected model and its dense model: on the dashed diagonal confidence equals accuracy; below "
+                   "it the model is overconfident.")
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
     downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{selection.metric}")
