@@ -15,8 +15,11 @@ st.title("Evaluation matrix")
 catalog = data.open_catalog()
 selection = sidebar.selection()
 manifest = catalog.manifest
-shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], value="all", key="matrix_severity",
-                         persist_state="session", help="one severity, or every severity side by side")
+if len(manifest["severities"]) > 1:  # with a single severity there is nothing to choose
+    shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], value="all", key="matrix_severity",
+                             persist_state="session", help="one severity, or every severity side by side")
+else:
+    shown = "all"
 
 metric = METRICS[selection.metric]
 correction = st.segmented_control("Multiple-comparison correction", list(uncertainty.CORRECTIONS), default="holm",
@@ -66,7 +69,7 @@ else:
 if metric.intervals:
     tested = cells.filter(pl.col("significant").is_not_null())
     rows = "groups (mean over seeds)" if selection.level == "group" else "models"
-    st.caption(f"Rows: {rows}. Faded cells: the drop vs dense is **not significant at 0.05** after the "
+    st.caption(f"Rows: {rows}. Faded cells with a dashed outline: the drop vs dense is **not significant at 0.05** after the "
                f"{uncertainty.CORRECTIONS[correction]} correction over the {tested.height} cells shown "
                f"({tested['significant'].sum()} significant). Per model: exact McNemar test on the samples only "
                "one of the two models gets right; per group of seeds: hierarchical bootstrap (seeds, then samples). "
