@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -252,6 +253,12 @@ def clustered_heatmap(matrix: pl.DataFrame, order: Sequence[str], *, legend: str
 
 # -- local geometry --------------------------------------------------------------------------------------
 
+def _short_lines(title: str, width: int = 22) -> list[str]:
+    """An axis title as lines of about `width` characters: a facet is 140 px tall, and a longer rotated
+    y title would run into the next row's."""
+    return textwrap.wrap(title, width) or [title]
+
+
 def _facet(chart: alt.Chart, title: str) -> alt.FacetChart:
     return chart.properties(width=150, height=140).facet(
         facet=alt.Facet("label_name:N", title=None, header=alt.Header(labelFontWeight="bold")),
@@ -267,7 +274,7 @@ def class_scatter(points: pl.DataFrame, *, x: str, y: str, x_title: str, y_title
     extra = [c for c in points.columns if c not in ("sample_id", "label", "label_name", x, y, color)]
     chart = alt.Chart(points.to_pandas()).mark_circle(size=22, opacity=0.7).encode(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
-        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=_short_lines(y_title), scale=alt.Scale(zero=False)),
         color=alt.Color(f"{color}:N", title=color_title, scale=scale),
         tooltip=["sample_id", "label_name", f"{color}:N",
                  *[alt.Tooltip(f"{c}:Q", format=".3f") for c in extra if points[c].dtype.is_float()]],
@@ -280,7 +287,7 @@ def class_density(bins: pl.DataFrame, *, x_title: str, y_title: str, title: str)
     axes: colour is the number of samples (log scale), the tooltip gives the cell's accuracy."""
     chart = alt.Chart(bins.to_pandas()).mark_rect().encode(
         x=alt.X("x_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="x_high:Q",
-        y=alt.Y("y_low:Q", title=y_title, scale=alt.Scale(zero=False)), y2="y_high:Q",
+        y=alt.Y("y_low:Q", title=_short_lines(y_title), scale=alt.Scale(zero=False)), y2="y_high:Q",
         color=alt.Color("samples:Q", title="samples", scale=alt.Scale(type="log", scheme="viridis")),
         tooltip=["label_name", alt.Tooltip("samples:Q"), alt.Tooltip("accuracy:Q", format=".2f"),
                  alt.Tooltip("x_low:Q", format=".2f", title=f"{x_title} from"),
