@@ -7,9 +7,9 @@ corruption accuracy, mean corruption error (unnormalised mCE), accuracy drop (cl
 relative mCE (against each model's dense model, leaving out corruptions that barely hurt the dense
 model; the notes say which). --columns summary: clean, mean corruption, relative mCE and one column per
 corruption family, narrow enough for one column of a two-column paper. Cells read "mean [low, high]"
-(markdown) or "mean^{+up}_{-down}" in % (latex, a complete booktabs table with caption and legend), best
-per column in bold and a mark where a pruned row differs from its dense model (paired test, Holm over the
-cells shown); --format csv gives mean, low, high and p_value as numbers.
+(markdown) or, in %, the mean with "low--high" in small type below it (latex: a complete booktabs table
+with caption, legend and notes), best per column in bold and a mark where a pruned row differs from its
+dense model (paired test, Holm over the cells shown); --format csv gives mean, low, high and p_value.
 
 Examples:
     python -m compute report --store data/demo

@@ -102,7 +102,7 @@ with st.expander("Paper table: methods x corruptions with 95 % intervals"):
     paper = data.query(report.report_table, catalog, selection.level)
     paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
     notes = data.query(report.report_notes, catalog)
-    st.dataframe(report.report_wide(paper), hide_index=True)
+    st.dataframe(report.report_wide(report.select_columns(paper)), hide_index=True)
     st.caption("Mean over severities, cells mean [95 % interval]; groups: t interval across seeds, models: Wilson "
                "interval. " + " ".join(escape(note.capitalize()) + "." for note in notes) + " "
                f"The same as `python -m compute report --store {hosting.store_label()} --by {selection.level}`.")
