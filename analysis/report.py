@@ -180,12 +180,16 @@ def with_marks(table: pl.DataFrame) -> pl.DataFrame:
          .otherwise("_max")).fill_null(False).alias("best")).drop("_max", "_min")
 
 
-def _fraction_text(mean: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+def _fraction_text(mean: float | None, low: float | None, high: float | None, digits: int = 3,
+                   bold: bool = False) -> str:
+    """"mean [low, high]" (just the mean without an interval, "–" without a mean); `bold` marks the mean
+    as Markdown bold."""
     if mean is None:
         return "–"
+    text = f"**{mean:.{digits}f}**" if bold else f"{mean:.{digits}f}"
     if low is None or high is None:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+        return text
+    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def report_wide(table: pl.DataFrame, digits: int = 3) -> pl.DataFrame:
@@ -281,9 +285,8 @@ def _latex(table: pl.DataFrame, level: str, columns: str, notes: list[str]) -> s
 
 def _markdown(table: pl.DataFrame, notes: list[str]) -> str:
     marked = with_marks(table).with_columns(pl.struct("mean", "low", "high", "best", "significant").map_elements(
-        lambda c: (f"**{c['mean']:.3f}**" + _fraction_text(c["mean"], c["low"], c["high"])[5:]
-                   if c["best"] and c["mean"] is not None else _fraction_text(c["mean"], c["low"], c["high"]))
-        + (" †" if c["significant"] else ""), return_dtype=pl.String).alias("text"))
+        lambda c: _fraction_text(c["mean"], c["low"], c["high"], bold=c["best"]) + (" †" if c["significant"] else ""),
+        return_dtype=pl.String).alias("text"))
     columns = list(dict.fromkeys(marked["column_name"].to_list()))
     wide = marked.pivot("column_name", index=["row", "method", "target_sparsity", "seeds"], values="text",
                         aggregate_function="first", maintain_order=True).with_columns(pl.col("target_sparsity").round(4))

@@ -269,3 +269,17 @@ def test_the_seeds_study_makes_one_model_per_seed_with_the_seed_in_its_id() -> N
     assert len(ids) == 3 * 3 and {i.rsplit("-", 1)[1] for i in ids} == {"s0", "s1", "s2"}
     assert {study.model_id("dense", 0.0, seed) for seed in study.seeds} == {
         "small_cnn-dense-s0", "small_cnn-dense-s1", "small_cnn-dense-s2"}
+
+
+def test_report_marks_the_best_row_per_column_and_bolds_it_in_markdown() -> None:
+    table = pl.DataFrame({"row": ["a", "b", "a", "b"], "method": ["dense", "lrr", "dense", "lrr"],
+                          "target_sparsity": [0.0, 0.9, 0.0, 0.9], "seeds": [1, 1, 1, 1],
+                          "column_name": ["clean", "clean", report.RELATIVE, report.RELATIVE],
+                          "mean": [0.9, 0.8, 1.0, 12.5], "low": [0.85, 0.7, None, None],
+                          "high": [0.95, 0.9, None, None], "p_value": [None, 0.001, None, None]})
+    marked = report.with_marks(table)
+    assert marked["best"].to_list() == [True, False, True, False]  # accuracy: highest; relative mCE: lowest
+    assert marked["significant"].to_list() == [None, True, None, None]
+    markdown = report.render_report(table, "markdown")
+    assert "| a | dense | 0.0 | 1 | **0.900** [0.850, 0.950] | **1.000** |" in markdown
+    assert "| b | lrr | 0.9 | 1 | 0.800 [0.700, 0.900] † | 12.500 |" in markdown
