@@ -150,7 +150,8 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
     return alt.Chart(data.to_pandas()).mark_rect().encode(
         x=alt.X("setting:N", sort=settings, title="corruption and severity",
                 axis=alt.Axis(labelAngle=-60, labelLimit=140, orient="top", labelOverlap=False)),
-        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)", axis=alt.Axis(labelLimit=260)),
+        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)",
+                axis=alt.Axis(labelLimit=260, labelOverlap=False)),
         # Above the matrix, not beside it: a wide matrix scrolls sideways and must not hide its legend.
         color=alt.Color(f"{value}:Q", title=legend, scale=scale,
                         legend=alt.Legend(orient="top", titleLimit=600, gradientLength=240, titleOrient="left")),
