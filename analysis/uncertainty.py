@@ -89,8 +89,9 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
     """)  # noqa: S608 (constant SQL and integers)
 
 
-def _model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
-    """Add the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
+def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
+    """paired_counts-shaped counts (any grouping of settings into `corruption`, `severity`) -> the same rows
+    with the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
     k, n = counts["correct"].to_numpy(), counts["samples"].to_numpy()
     low, high = stats.wilson_interval(k, n)
     both, only_model, only_dense, neither = (counts[c].to_numpy() for c in
@@ -121,7 +122,7 @@ def model_cells(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption, severity): accuracy with its Wilson interval, and the drop vs the dense
     model with Newcombe's paired interval and the exact McNemar p-value (null for a dense model itself);
     `paired`, `only_model` and `only_dense` are the paired and discordant sample counts."""
-    return _model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
+    return model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
 
 
 def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:
@@ -199,18 +200,25 @@ def with_significance(cells: pl.DataFrame, correction: str = "holm", alpha: floa
 
 
 def group_pairs(pairs: pl.DataFrame, members: pl.DataFrame, value: str) -> pl.DataFrame:
-    """A frame of model pairs (model_a, model_b, `value`, as analysis.agreement.model_agreement) averaged
-    per pair of replicate groups: group_a, group_b (group_a < group_b), pairs (model pairs averaged), the
-    mean of `value` and its Student t interval across those pairs (value_low/high; equal to the mean for
-    one pair). `members` is groups(catalog). Pairs within one group are left out."""
+    """A frame of model pairs (model_a, model_b, `value` and, if present, `value`_low/_high, as
+    analysis.agreement.model_agreement) averaged per pair of replicate groups: group_a, group_b (group_a <=
+    group_b), pairs (model pairs averaged), the mean of `value` and its Student t interval across those
+    pairs (value_low/high; for one pair, that pair's own interval when given, else the mean).
+    `members` is groups(catalog). Pairs within one group give the rows group_a == group_b: how much the
+    group's seeds agree with each other (absent for a group of one seed)."""
     names = members.select("model_id", "group_id")
+    bounds = [c for c in (f"{value}_low", f"{value}_high") if c in pairs.columns]
     joined = (pairs.join(names.rename({"model_id": "model_a", "group_id": "a"}), on="model_a")
               .join(names.rename({"model_id": "model_b", "group_id": "b"}), on="model_b")
-              .filter(pl.col("a") != pl.col("b"))
               .select(pl.min_horizontal("a", "b").alias("group_a"), pl.max_horizontal("a", "b").alias("group_b"),
-                      pl.col(value).cast(pl.Float64)))
+                      pl.col(value, *bounds).cast(pl.Float64)))
     grouped = joined.group_by("group_a", "group_b", maintain_order=True).agg(
-        pl.len().alias("pairs"), pl.col(value).mean(), pl.col(value).std().alias("std")).sort("group_a", "group_b")
+        pl.len().alias("pairs"), pl.col(value).mean(), pl.col(value).std().alias("std"),
+        *(pl.col(c).first().alias(f"single_{c}") for c in bounds)).sort("group_a", "group_b")
     half = stats.t_half_width(grouped["std"].fill_null(0).to_numpy(), grouped["pairs"].to_numpy())
-    return grouped.with_columns((pl.col(value) - half).alias(f"{value}_low"),
-                                (pl.col(value) + half).alias(f"{value}_high")).drop("std")
+    several = pl.col("pairs") > 1
+    single = {c: pl.col(f"single_{c}") if c in bounds else pl.col(value) for c in (f"{value}_low", f"{value}_high")}
+    return grouped.with_columns(
+        pl.when(several).then(pl.col(value) - half).otherwise(single[f"{value}_low"]).alias(f"{value}_low"),
+        pl.when(several).then(pl.col(value) + half).otherwise(single[f"{value}_high"]).alias(f"{value}_high"),
+    ).drop("std", *(f"single_{c}" for c in bounds))

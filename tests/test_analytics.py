@@ -126,7 +126,8 @@ def direct_errors(direct: pl.DataFrame) -> dict[tuple[str, str], tuple[float, fl
             relative = sum(error[(model_id, corruption, s)] - error[(model_id, layout.CLEAN, 0)] for s in SEVERITIES)
             dense_relative = sum(error[("dense", corruption, s)] - error[("dense", layout.CLEAN, 0)]
                                  for s in SEVERITIES)
-            result[(model_id, corruption)] = (model / dense, relative / dense_relative)
+            guarded = dense_relative / len(SEVERITIES) >= matrices.MIN_REFERENCE_RISE
+            result[(model_id, corruption)] = (model / dense, relative / dense_relative if guarded else None)
     return result
 
 
@@ -158,7 +159,9 @@ def test_model_summary_follows_the_definitions(catalog, direct) -> None:
         assert close(row["clean_drop_vs_dense"], accuracy[("dense", layout.CLEAN, 0)] - clean)
         assert close(row["corruption_drop_vs_dense"], dense_mean - mean)
         assert close(row["mce"], np.mean([errors[(model_id, c)][0] for c in CORRUPTIONS]))
-        assert close(row["relative_mce"], np.mean([errors[(model_id, c)][1] for c in CORRUPTIONS]))
+        kept = [errors[(model_id, c)][1] for c in CORRUPTIONS if errors[(model_id, c)][1] is not None]
+        assert close(row["relative_mce"], np.mean(kept) if kept else None)
+        assert len(row["relative_mce_left_out"]) == len(CORRUPTIONS) - len(kept)
         # only 3 of the 15 common corruptions are present
         assert row["common_corruption_accuracy"] is None and row["common_mce"] is None
 
@@ -192,6 +195,26 @@ def test_a_dense_model_without_errors_gives_null_not_infinite_ce(tmp_path) -> No
     summary = matrices.model_summary(catalog)
     assert summary["mce"].null_count() == summary["relative_mce"].null_count() == summary.height
     assert summary.filter(pl.col("model_id") == "lrr-a")["clean_drop_vs_dense"][0] > 0
+
+
+def test_relative_ce_leaves_out_a_corruption_that_barely_hurts_the_reference(tmp_path) -> None:
+    # fog costs the dense model one point of accuracy: relative CE would divide by about 0.01.
+    levels = {("dense", "clean"): 0.9, ("dense", "fog"): 0.89, ("dense", "contrast"): 0.5,
+              ("lrr-a", "clean"): 0.85, ("lrr-a", "fog"): 0.7, ("lrr-a", "contrast"): 0.4}
+    settings = [(layout.CLEAN, 0), ("fog", 1), ("fog", 3), ("contrast", 1), ("contrast", 3)]
+    root = write_study(tmp_path, models=MODELS[:2], settings=settings, num_samples=2000,
+                       accuracy=lambda m, c: levels[(m, c)])
+    catalog = Catalog(root)
+    errors = matrices.corruption_errors(catalog).filter(pl.col("model_id") == "lrr-a").sort("corruption")
+    contrast, fog = errors.rows(named=True)
+    assert fog["reference_rise"] < matrices.MIN_REFERENCE_RISE and fog["relative_ce"] is None
+    assert "fog" in fog["relative_ce_note"] and "nearly 0" in fog["relative_ce_note"]
+    error = {key: 1 - value for key, value in cell_means(direct_rows(root)).items()}
+    rise = [error[(m, "contrast", s)] - error[(m, layout.CLEAN, 0)] for m in ("lrr-a", "dense") for s in (1, 3)]
+    assert contrast["relative_ce_note"] is None and close(contrast["relative_ce"], sum(rise[:2]) / sum(rise[2:]))
+    summary = matrices.model_summary(catalog).filter(pl.col("model_id") == "lrr-a").row(0, named=True)
+    assert summary["relative_mce"] == pytest.approx(contrast["relative_ce"])
+    assert summary["relative_mce_left_out"] == ["fog"]
 
 
 # -- geometry -----------------------------------------------------------------------------------------

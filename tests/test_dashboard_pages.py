@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import agreement, queries
+from analysis import agreement, matrices, queries
 from dashboard import attribution, charts
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
@@ -72,7 +72,7 @@ def test_the_matrix_draws_every_registered_metric_from_its_column_with_its_legen
     for name, metric in METRICS.items():
         app.sidebar.selectbox(key="metric").set_value(name).run()
         assert not app.exception, (name, app.exception)
-        (spec,) = specs(app)
+        spec = specs(app)[0]  # the matrix; calibration metrics add a reliability diagram below it
         assert (spec["encoding"]["color"]["field"], spec["encoding"]["color"]["title"]) == (metric.value,
                                                                                          metric.label), name
 
@@ -97,6 +97,9 @@ def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(m
     app.sidebar.selectbox(key="metric").set_value("relative_ce").run()
     (spec,) = specs(app)
     assert spec["encoding"]["x"]["sort"] == list(CORRUPTIONS)
+    left_out = matrices.corruption_errors(Catalog(store)).filter(pl.col("relative_ce_note").is_not_null())
+    blank = [c.value for c in app.caption if c.value.startswith("Blank ")]
+    assert len(blank) == left_out["corruption"].n_unique() and all("nearly 0" in c for c in blank)
 
 
 def test_similarity_draws_the_model_map_and_both_heat_maps_for_the_selected_setting(monkeypatch, store) -> None:

@@ -53,8 +53,8 @@ if selection.level == "group":
     wide = report.report_wide(paper.filter(pl.col("column_name").is_in(
         ["clean", "mean corruption", "relative mCE"])))
     st.dataframe(wide, hide_index=True)
-    st.caption("One row per (architecture, method, target sparsity): the mean over its seeds ± half the 95 % "
-               "Student t interval across seeds (one seed: the Wilson interval over the test samples). "
+    st.caption("One row per (architecture, method, target sparsity): the mean over its seeds [its 95 % "
+               "Student t interval across seeds] (one seed: the Wilson interval over the test samples). "
                "Switch **Rows** in the sidebar to individual models.")
     downloads(wide, "groups")
 

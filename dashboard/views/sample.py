@@ -30,13 +30,21 @@ label = int(rows["label"][0])
 st.markdown(f"Class **{code(manifest['class_names'][label])}** (label {label}) · model {code(selection.model)} · "
             f"{selection.setting}")
 
-picture, table = st.columns([1, 4])
+TILE = 128  # the smallest an image is shown (pixels); larger images at their native size
+
+
+def shown_width(image) -> int:
+    return max(TILE, int(image.shape[1]))
+
+
+picture, table = st.columns([1, 3])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
 if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
     picture.warning(public(image))
     image = None
 else:
-    picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
+    width = max(192, int(image.shape[1]))
+    picture.image(images.enlarged(image, width), caption=f"#{sample_id}, {selection.setting}", width=width)
 unpaired = unpaired_note(manifest)
 with table:
     columns = charts.setting_order(manifest["corruptions"], [severity])
@@ -78,8 +86,9 @@ if st.toggle("Show the image under every corruption and severity, as the models 
         tiles = {(c, s): images.sample_image(catalog, sample_id, c, s) for c, s in settings}
     shown = {key: tile for key, tile in tiles.items() if not isinstance(tile, str)}
     if shown:
-        st.image([images.enlarged(tile) for tile in shown.values()],
-                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
+        width = max(shown_width(tile) for tile in shown.values())
+        st.image([images.enlarged(tile, width) for tile in shown.values()],
+                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=width)
     if unpaired:
         st.caption(public(unpaired))
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
