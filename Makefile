@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 STORE  ?= data/demo
 PORT   ?= 8501
 
-.PHONY: demo test check lint bench serve chromium clean
+.PHONY: demo test check lint bench serve chromium texlive clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-optional.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# Debian's pdflatex with booktabs: the report test compiles `report --format latex` in a paper layout.
+texlive:
+	@command -v pdflatex >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends texlive-latex-recommended; }
 
 demo: $(STAMP)
 	$(PY) -m compute demo --out $(STORE)
@@ -35,7 +41,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 # Every test, the slow and browser ones included; prints the 25 slowest (CI runs this).
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium texlive lint
 	$(PY) -m pytest --durations=25
 
 # The fast subset while working: no training, kill/resume, Ray, Chromium or large AppTest (about 2 min on 2 cores).
