@@ -12,6 +12,9 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     class_values the same rows with the stored per-class lists: classes, logits and angles, derived as
                  cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
+    partition_bits, sample_sums  the pre-aggregates (store.aggregates): their stored files when
+                 fresh, else computed from the rows on every query (slower; `aggregates_hint` says how to
+                 build them)
     partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
     rows         predictions joined with models, samples and the dense model's row for the same
                  (corruption, severity, sample): what user filters run against
@@ -33,7 +36,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import confine, layout, reader, sample_index
+from store import aggregates, confine, layout, reader, sample_index
 from store.layout import StoreError
 
 
@@ -146,6 +149,7 @@ class Catalog:
         if self.has_sample_index:
             index = self.root / sample_index.INDEX / sample_index.FILE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
+        self._create_aggregate_views()
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
@@ -159,6 +163,24 @@ class Catalog:
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
 
+
+    def _create_aggregate_views(self) -> None:
+        """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
+        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(self.root)
+        definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
+        for name in aggregates.NAMES:
+            body = (aggregates.stored_view(self.root, name, sql_literal) if self.has_aggregates
+                    else definitions[name])
+            self._connection.execute(f"CREATE VIEW {name} AS {body}")
+
+    @property
+    def aggregates_hint(self) -> str | None:
+        """None when the pre-aggregates are stored and fresh (or there is nothing to aggregate), else a line
+        saying that views over every row compute them on each query and how to build them."""
+        if self.has_aggregates or not self.partition_files:
+            return None
+        return (f"{self.root}: pre-aggregates missing or stale, so views read every prediction row (slower); "
+                + aggregates.HINT.format(root=self.root))
 
     def _create_prediction_views(self, parts: Sequence[Path]) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""

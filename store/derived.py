@@ -1,13 +1,14 @@
 """Files of a store derived from its prediction files through the catalog, rebuilt by `compute index`:
-the by-sample index (store.sample_index) and the evaluation-matrix sums in completion markers written
-before markers carried them. Extraction builds the index when its work list is complete.
+the by-sample index (store.sample_index), the pre-aggregates (store.aggregates) and the evaluation-matrix
+sums in completion markers written before markers carried them. Extraction builds them (build_all) when
+its work list is complete.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from store import layout, reader, sample_index, writer
+from store import aggregates, layout, reader, sample_index, writer
 from store.catalog import Catalog
 
 
@@ -58,3 +59,37 @@ def summarize_markers(root: str | Path) -> int:
     finally:
         catalog.close()
     return len(stale)
+
+
+def build_aggregates(root: str | Path) -> list[Path]:
+    """(Re)write every pre-aggregate (store.aggregates) when they are stale; returns their paths, or [] for a
+    store without predictions. Each is its definition's answer, computed by a catalog that has no fresh
+    files to read (so it runs the definitions), bit strings stored as BLOB."""
+    root = Path(root)
+    files = reader.prediction_files(root)
+    if not files:
+        return []
+    paths = [aggregates.path(root, name) for name in aggregates.NAMES]
+    if aggregates.is_fresh(root):
+        return paths
+    (root / sample_index.INDEX / aggregates.INFO).unlink(missing_ok=True)  # the catalog must not read old files
+    catalog = Catalog(root)
+    rows = {}
+    try:
+        for name, target in zip(aggregates.NAMES, paths, strict=True):
+            casts = ", ".join(f"{c}::BLOB AS {c}" for c in aggregates.BIT_COLUMNS.get(name, ()))
+            table = catalog.arrow(f"SELECT *{f' REPLACE ({casts})' if casts else ''} FROM {name} "  # noqa: S608 (constant SQL)
+                                  "ORDER BY ALL")
+            writer.write_parquet(root, table, target)
+            rows[name] = table.num_rows
+    finally:
+        catalog.close()
+    writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": rows},
+                      root / sample_index.INDEX / aggregates.INFO)
+    return paths
+
+
+def build_all(root: str | Path) -> tuple[int, Path | None, list[Path]]:
+    """Everything derived, in order (the aggregates read the by-sample index): (markers upgraded, the
+    by-sample index's path, the pre-aggregates' paths)."""
+    return summarize_markers(root), build_sample_index(root), build_aggregates(root)

@@ -33,9 +33,15 @@ def is_fresh(root: str | Path) -> bool:
         return False
     try:
         recorded = json.loads(info.read_text())
-        if not isinstance(recorded, dict) or recorded.get("files") != [
-                str(p.relative_to(root)) for p in reader.prediction_files(root)]:
+        if not built_from_current_files(root, recorded):
             return False
         return pq.ParquetFile(root / INDEX / FILE).metadata.num_rows == recorded.get("rows")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException):
         return False
+
+
+def built_from_current_files(root: Path, recorded: object) -> bool:
+    """True when a derived file's record (`{"files": [...], ...}`) lists exactly the store's current
+    prediction files: a file added, removed or replaced since makes the derived file stale."""
+    return isinstance(recorded, dict) and recorded.get("files") == [
+        str(p.relative_to(root)) for p in reader.prediction_files(root)]

@@ -1,0 +1,182 @@
+"""The pre-aggregates (store.aggregates) against a direct computation on the raw Parquet files, on a store with
+replicate seeds, one with 1,000 classes and one built by extraction shards; and a store without them (older,
+or partly written) answers the same, more slowly, and says how to build them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from analysis import presets, uncertainty
+from compute.__main__ import main
+from store import aggregates, derived, layout, reader, sample_index, writer
+from store.catalog import Catalog
+from testkit.extraction import extract_args, prediction_rows
+
+SIZES = {  # small, but with what each aggregate must handle: seeds, classes kept as top-k, samples % 8 != 0
+    "seeds": {"num_models": 6, "num_samples": 45, "corruptions": ("fog", "snow"), "severities": (1, 3), "seeds": 2},
+    "1000 classes": {"num_models": 3, "num_samples": 29, "corruptions": ("fog",), "severities": (2,),
+                     "num_classes": 1000},
+}
+
+
+def built(store: Path) -> Path:
+    derived.build_all(store)
+    assert aggregates.is_fresh(store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def shard_store(tmp_path_factory, checkpoints) -> Path:
+    """Two extraction shards of the tiny test setting; the one that completes the store builds everything."""
+    store = tmp_path_factory.mktemp("shards") / "store"
+    for shard in ("1/2", "0/2"):
+        assert main(extract_args(store, checkpoints, "--shard", shard)) == 0
+    return store
+
+
+@pytest.fixture(params=["seeds", "1000 classes", "shards"])
+def store(request, synthetic_store, pristine_copy) -> Path:
+    if request.param == "shards":
+        return request.getfixturevalue("shard_store")
+    return built(pristine_copy(synthetic_store(**SIZES[request.param])))
+
+
+def raw(store: Path) -> dict[str, np.ndarray]:
+    """Every prediction row straight from the Parquet files (pyarrow, no DuckDB): keys, correct, margin, angle."""
+    table = prediction_rows(store)
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False)
+               for name in ("model_id", "corruption", "severity", "sample_id", "label", "pred", "margin",
+                            "angle_true")}
+    columns["correct"] = columns["pred"] == columns["label"]  # format 2 derives correct the same way
+    return columns
+
+
+def unpack(blob: bytes, num_samples: int) -> np.ndarray:
+    """A DuckDB BIT cast to BLOB: whole bytes, first bit first, led by zero bits up to a byte boundary."""
+    bits = np.unpackbits(np.frombuffer(blob, np.uint8))
+    padding = len(bits) - num_samples
+    assert 0 <= padding < 8 and not bits[:padding].any()
+    return bits[padding:].astype(bool)
+
+
+def test_partition_bits_hold_each_partition_s_samples_and_right_answers(store) -> None:
+    rows = raw(store)
+    num_samples = pq.read_metadata(store / layout.SAMPLES).num_rows
+    table = pq.read_table(aggregates.path(store, "partition_bits")).to_pylist()
+    partitions = set(zip(rows["model_id"], rows["corruption"], rows["severity"], strict=True))
+    assert {(r["model_id"], r["corruption"], r["severity"]) for r in table} == partitions
+    for record in table:
+        mine = ((rows["model_id"] == record["model_id"]) & (rows["corruption"] == record["corruption"])
+                & (rows["severity"] == record["severity"]))
+        present, right = np.zeros(num_samples, bool), np.zeros(num_samples, bool)
+        present[rows["sample_id"][mine]] = True
+        right[rows["sample_id"][mine & rows["correct"]]] = True
+        assert record["samples"] == mine.sum() and record["correct"] == (mine & rows["correct"]).sum()
+        assert np.array_equal(unpack(record["present"], num_samples), present)
+        assert np.array_equal(unpack(record["right_bits"], num_samples), right)
+
+
+def test_sample_sums_are_each_sample_s_counts_and_extremes_per_severity(store) -> None:
+    rows = raw(store)
+    table = pq.read_table(aggregates.path(store, "sample_sums")).to_pylist()
+    keys = set(zip(rows["sample_id"].tolist(), rows["severity"].tolist(), strict=True))
+    assert {(r["sample_id"], r["severity"]) for r in table} == keys
+    for record in table:
+        mine = (rows["sample_id"] == record["sample_id"]) & (rows["severity"] == record["severity"])
+        assert record["rows"] == mine.sum() and record["correct"] == (mine & rows["correct"]).sum()
+        assert record["min_margin"] == rows["margin"][mine].min()  # float32 both: exact
+        assert record["max_angle_true"] == rows["angle_true"][mine].max()
+
+
+def test_robust_preset_matches_a_brute_force_over_the_rows(store, request) -> None:
+    rows = raw(store)
+    hits = 0
+    for max_severity in sorted(set(rows["severity"].tolist())):
+        chosen = rows["severity"] <= max_severity
+        expected = sorted(s for s in set(rows["sample_id"][chosen].tolist())
+                          if rows["correct"][chosen & (rows["sample_id"] == s)].all())
+        catalog = Catalog(store)
+        try:
+            found = presets.robust(catalog, max_severity)
+        finally:
+            catalog.close()
+        assert sorted(found["sample_id"].to_list()) == expected
+        hits += len(expected)
+        for sample_id, predictions, min_margin in found.select("sample_id", "predictions", "min_margin").iter_rows():
+            mine = chosen & (rows["sample_id"] == sample_id)
+            assert predictions == mine.sum() and min_margin == pytest.approx(rows["margin"][mine].min())
+    # untrained shard checkpoints get ~10% right, so no sample is robust there; the synthetic stores have some
+    assert hits or request.node.callspec.params["store"] == "shards"
+
+
+def answers(store: Path) -> tuple:
+    catalog = Catalog(store)
+    try:
+        return (catalog.has_aggregates, catalog.aggregates_hint, presets.robust(catalog, 5),
+                uncertainty.paired_counts(catalog))
+    finally:
+        catalog.close()
+
+
+def test_paired_counts_match_a_brute_force_against_each_dense_model(synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    rows = raw(store)
+    _, _, _, counts = answers(store)
+    def right(model_id: str, corruption: str, severity: int) -> np.ndarray:
+        mine = (rows["model_id"] == model_id) & (rows["corruption"] == corruption) & (rows["severity"] == severity)
+        return rows["correct"][mine][np.argsort(rows["sample_id"][mine])]
+
+    for record in counts.iter_rows(named=True):
+        setting = record["corruption"], record["severity"]
+        model, dense = right(record["model_id"], *setting), right(record["dense_model_id"], *setting)
+        assert record["both_right"] == (model & dense).sum()
+        assert record["only_model"] == (model & ~dense).sum() and record["only_dense"] == (~model & dense).sum()
+    # seeds pair with the dense model of their own seed (the catalog's dense_model_id)
+    assert set(counts.filter(counts["model_id"].str.ends_with("-s1"))["dense_model_id"]) == {"m01-dense-0-s1"}
+
+
+def test_a_store_without_pre_aggregates_answers_the_same_and_says_how_to_build_them(
+        synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    fresh, hint, robust, counts = answers(store)
+    assert fresh and hint is None
+    older = pristine_copy(store)
+    shutil.rmtree(older / sample_index.INDEX)  # a store from before pre-aggregates (and the by-sample index)
+    has, hint, robust_old, counts_old = answers(older)
+    assert not has and f"python -m compute index --store {older}" in hint
+    assert robust_old.equals(robust) and counts_old.equals(counts)
+
+
+def test_a_partition_written_after_the_aggregates_makes_them_stale(synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    table = pq.read_table(reader.partition_file(store, "m00-dense-0-s0", "fog", 1))
+    writer.write_parquet(store, table, reader.partition_file(store, "m00-dense-0-s0", "fog", 2))
+    shutil.copy(reader.marker_path(store, "m00-dense-0-s0", "fog", 1),  # a partly extracted new setting
+                reader.marker_path(store, "m00-dense-0-s0", "fog", 2))
+    assert not aggregates.is_fresh(store)
+    has, hint, robust, counts = answers(store)
+    assert not has and "compute index" in hint
+    assert counts.filter((counts["corruption"] == "fog") & (counts["severity"] == 2)).height == 1
+    derived.build_aggregates(store)
+    assert answers(store)[0] and answers(store)[2].equals(robust) and answers(store)[3].equals(counts)
+
+
+def test_a_damaged_aggregate_file_is_stale_not_trusted(synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    aggregates.path(store, "sample_sums").write_bytes(b"not parquet")
+    assert not aggregates.is_fresh(store)
+    assert not answers(store)[0]
+
+
+def test_compute_index_builds_the_pre_aggregates(synthetic_store, pristine_copy, cli) -> None:
+    store = pristine_copy(synthetic_store(**SIZES["seeds"]))
+    assert not aggregates.is_fresh(store)
+    ran = cli("index", "--store", str(store))
+    assert ran.returncode == 0, ran.stderr
+    assert "pre-aggregates: partition_bits.parquet, sample_sums.parquet" in ran.stdout
+    assert aggregates.is_fresh(store)
