@@ -27,8 +27,9 @@ read or write other files, load extensions or change settings. Values are always
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def _empty_select(arrow_schema: pa.Schema) -> str:
 class Catalog:
     """Read-only views over one store directory; every query returns a Polars frame."""
 
-    def __init__(self, root: str | Path, threads: int | None = None) -> None:
+    def __init__(self, root: str | Path, threads: int | None = None, memory_limit: str | None = None) -> None:
         self.root = Path(root).resolve()
         confine.refuse_links(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
@@ -116,6 +117,9 @@ class Catalog:
         self._connection = duckdb.connect(":memory:")
         if threads:
             self._connection.execute(f"SET threads = {int(threads)}")
+        if memory_limit:  # builders of derived files: sorts past the limit spill into the store's _tmp/
+            self._connection.execute("SET memory_limit = ?", [memory_limit])
+            self._connection.execute("SET temp_directory = ?", [str(self.root / "_tmp" / f"duckdb.{os.getpid()}")])
         # Parquet footers are read once per file and kept: later queries skip straight to the data.
         self._connection.execute("SET parquet_metadata_cache = true")
         self._lock_down()  # before the views: creating one reads its first file
@@ -287,6 +291,17 @@ class Catalog:
         cursor = self._connection.cursor()
         try:
             return cursor.sql(sql, params=list(params)).to_arrow_table()
+        except duckdb.Error as error:
+            raise QueryError(f"{self.root}: {error}") from error
+        finally:
+            cursor.close()
+
+    def batches(self, sql: str, rows: int) -> Iterator[pa.RecordBatch]:
+        """Run one statement and yield its result in Arrow batches of about `rows` rows, never all at once
+        (a derived file of a 100M-row store is written batch by batch)."""
+        cursor = self._connection.cursor()
+        try:
+            yield from cursor.sql(sql).to_arrow_reader(rows)
         except duckdb.Error as error:
             raise QueryError(f"{self.root}: {error}") from error
         finally:

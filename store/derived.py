@@ -11,9 +11,13 @@ from pathlib import Path
 from store import aggregates, layout, reader, sample_index, writer
 from store.catalog import Catalog
 
+# DuckDB memory while building: the by-sample index sorts every row (100M rows: ~8 GB), spilling past this.
+BUILD_MEMORY = "3GB"
+
 
 def build_sample_index(root: str | Path) -> Path | None:
     """(Re)write the index when it is stale; returns its path, or None for a store without predictions.
+    Streamed: sorted by DuckDB within BUILD_MEMORY (spilling to the store's _tmp/), written batch by batch.
 
     Refuses (StoreError) a store holding a symbolic link; DuckDB reads only inside the store.
     """
@@ -24,14 +28,15 @@ def build_sample_index(root: str | Path) -> Path | None:
     path = root / sample_index.INDEX / sample_index.FILE
     if sample_index.is_fresh(root):
         return path
-    catalog = Catalog(root)
+    catalog = Catalog(root, memory_limit=BUILD_MEMORY)
     try:  # the catalog's predictions view: the derived columns of format 2 are stored here
-        table = catalog.arrow(f"SELECT {', '.join(sample_index.COLUMNS)} FROM predictions "  # noqa: S608 (constant SQL)
-                              "ORDER BY sample_id, model_id, corruption, severity")
+        sql = (f"SELECT {', '.join(sample_index.COLUMNS)} FROM predictions "  # noqa: S608 (constant SQL)
+               "ORDER BY sample_id, model_id, corruption, severity")
+        schema = catalog.arrow(f"{sql} LIMIT 0").schema
+        rows = writer.write_parquet_batches(root, schema, catalog.batches(sql, writer.ROW_GROUP), path)
     finally:
         catalog.close()
-    writer.write_parquet(root, table, path)
-    writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": table.num_rows},
+    writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": rows},
                       root / sample_index.INDEX / sample_index.INFO)
     return path
 
