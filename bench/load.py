@@ -87,6 +87,7 @@ class Session:
         self.socket = socket
         self.pages: dict[str, str] = {}  # url path -> page script hash (from the navigation message)
         self.widgets: dict[str, object] = {}  # label -> the sidebar widget's proto (id, options)
+        self.first_values: dict[str, object] = {}  # label -> the value the sidebar first showed
 
     async def view(self, path: str, page_hash: str = "", states: list | None = None) -> list[str]:
         """Run page `path` (with these widget states) to the end; returns the exceptions it showed."""
@@ -111,9 +112,27 @@ class Session:
                 if widget == "exception":
                     shown.append(f"{element.exception.type}: {element.exception.message[:200]}")
                 elif widget in ("selectbox", "slider") and getattr(element, widget).label in SELECTED:
-                    self.widgets[getattr(element, widget).label] = getattr(element, widget)
+                    proto = getattr(element, widget)
+                    self.widgets[proto.label] = proto
+                    if proto.set_value:  # the sidebar sets every one from the session's state
+                        self.first_values.setdefault(proto.label, proto.raw_value if widget == "selectbox"
+                                                     else list(proto.raw_value))
             elif kind == "script_finished" and answer.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                 return shown
+
+    def default_selection(self) -> list:
+        """Widget states that put model, corruption and severity back where the sidebar first showed them."""
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        states = []
+        for label, value in self.first_values.items():
+            state = WidgetState(id=self.widgets[label].id)
+            if label == "Severity":
+                state.string_array_value.data.extend(value)
+            else:
+                state.string_value = value
+            states.append(state)
+        return states
 
     def random_selection(self, rng: random.Random) -> list:
         """Widget states that pick a random model, corruption and severity in the sidebar."""

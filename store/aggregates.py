@@ -23,6 +23,7 @@ when the store is complete, `compute index` rebuilds them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,16 +66,17 @@ def stored_view(root: str | Path, name: str, quote) -> str:
     return f"SELECT *{replace} FROM read_parquet({quote(path(root, name))})"  # noqa: S608 (store path, quoted)
 
 
-def is_fresh(root: str | Path) -> bool:
+def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
     """True when every pre-aggregate file exists, they were built from exactly the store's current partition
-    files, and each opens with its recorded row count (a damaged file is stale: readers fall back)."""
+    files (`files` when the caller has listed them), and each opens with its recorded row count (a damaged
+    file is stale: readers fall back)."""
     root = Path(root)
     info = root / sample_index.INDEX / INFO
     if not info.is_file() or not all(path(root, name).is_file() for name in NAMES):
         return False
     try:
         recorded = json.loads(info.read_text())
-        if not sample_index.built_from_current_files(root, recorded):
+        if not sample_index.built_from_current_files(root, recorded, files):
             return False
         rows = recorded.get("rows") or {}
         return all(pq.ParquetFile(path(root, name)).metadata.num_rows == rows.get(name) for name in NAMES)

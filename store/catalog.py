@@ -149,7 +149,7 @@ class Catalog:
         self.partition_files = parts
         self._create_prediction_views(parts)
         self._create_partition_summary(len(parts))
-        self.has_sample_index = sample_index.is_fresh(self.root)
+        self.has_sample_index = sample_index.is_fresh(self.root, parts)
         if self.has_sample_index:
             index = self.root / sample_index.INDEX / sample_index.FILE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
@@ -170,7 +170,7 @@ class Catalog:
 
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
-        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(self.root)
+        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(self.root, self.partition_files)
         definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
         for name in aggregates.NAMES:
             body = (aggregates.stored_view(self.root, name, sql_literal) if self.has_aggregates
