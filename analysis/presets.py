@@ -198,15 +198,17 @@ _ROW_COLUMNS = ", ".join(layout.FILTER_COLUMNS)  # the columns a filter may name
 
 
 def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
-              timeout: float) -> pl.DataFrame:
-    """`SELECT <select> FROM rows WHERE <compiled filter> <tail>`; a run-time type error -> FilterError."""
+              timeout: float, models: Sequence[str] = ()) -> pl.DataFrame:
+    """`SELECT <select> FROM rows WHERE (<compiled filter>) [AND model_id IN <models>] <tail>`; a run-time
+    type error -> FilterError."""
     # sqlglot is imported by the first filter, not by the first page of a fresh server
     from analysis.filters import FilterError, compile_filter
 
     where, params = compile_filter(text)
-    sql = f"SELECT {select} FROM rows WHERE {where} {tail}"  # noqa: S608 (checked filter, constant SQL)
+    scope = f" AND model_id IN ({', '.join('?' * len(models))})" if models else ""
+    sql = f"SELECT {select} FROM rows WHERE ({where}){scope} {tail}"  # noqa: S608 (checked filter, constant SQL)
     try:
-        return catalog.query(sql, [*params, *tail_params], timeout=timeout)
+        return catalog.query(sql, [*params, *models, *tail_params], timeout=timeout)
     except QueryTimeout:
         raise
     except QueryError as error:
@@ -218,11 +220,29 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
     """The first `limit` prediction rows matching a user's filter (analysis.filters grammar), every filterable
     column, ordered by model, setting and sample.
 
-    FilterError for text outside the grammar or a filter DuckDB cannot evaluate (e.g. text compared with a
-    number); store.catalog.QueryTimeout after `timeout` seconds.
+    The rows are gathered model by model in that order (1, 2, 4, ... models per query, each reading only
+    its models' partitions) until `limit` rows are found: the first page of a filter over a whole 100M-row
+    study reads the first models' files, not every file. FilterError for text outside the grammar or a
+    filter DuckDB cannot evaluate (e.g. text compared with a number); store.catalog.QueryTimeout after
+    `timeout` seconds in all.
     """
+    import time
+
+    models = catalog.query("SELECT DISTINCT model_id FROM partition_summary ORDER BY model_id")["model_id"].to_list()
     order = f"ORDER BY model_id, {SETTING_ORDER}, sample_id LIMIT ?"
-    return _filtered(catalog, text, _ROW_COLUMNS, order, [int(limit)], timeout)
+    deadline = time.monotonic() + timeout
+    frames, found, start, size = [], 0, 0, 1
+    while True:
+        batch = models[start:start + size]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter")
+        frame = _filtered(catalog, text, _ROW_COLUMNS, order, [int(limit) - found], left, batch)
+        frames.append(frame)
+        found += frame.height
+        start, size = start + size, size * 2
+        if found >= limit or start >= len(models):
+            return pl.concat(frames)
 
 
 def count_rows(catalog: Catalog, text: str, timeout: float = 5.0) -> int:

@@ -8,14 +8,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
 from analysis import presets, uncertainty
 from compute.__main__ import main
 from store import aggregates, derived, layout, reader, sample_index, writer
-from store.catalog import Catalog
-from testkit.extraction import extract_args, prediction_rows
+from store.catalog import Catalog, QueryTimeout
+from testkit.extraction import KEYS, extract_args, prediction_rows
 
 SIZES = {  # small, but with what each aggregate must handle: seeds, classes kept as top-k, samples % 8 != 0
     "seeds": {"num_models": 6, "num_samples": 45, "corruptions": ("fog", "snow"), "severities": (1, 3), "seeds": 2},
@@ -180,3 +181,21 @@ def test_compute_index_builds_the_pre_aggregates(synthetic_store, pristine_copy,
     assert ran.returncode == 0, ran.stderr
     assert "pre-aggregates: partition_bits.parquet, sample_sums.parquet" in ran.stdout
     assert aggregates.is_fresh(store)
+
+
+def test_the_paged_filter_gives_the_first_rows_of_the_whole_ordered_answer(synthetic_store) -> None:
+    store = synthetic_store(**SIZES["seeds"])
+    rows = pl.from_arrow(prediction_rows(store)).with_columns(correct=pl.col("pred") == pl.col("label"))
+    text = "margin < -1 or angle_true > 80"  # an OR: the model scope must not bind to its second half
+    expected = (rows.filter((pl.col("margin") < -1) | (pl.col("angle_true") > 80))
+                .sort("model_id", pl.col("corruption") != "clean", "corruption", "severity", "sample_id"))
+    catalog = Catalog(store)
+    try:
+        assert presets.count_rows(catalog, text) == expected.height
+        for limit in (1, 5, expected.height - 3, expected.height + 10):  # one model's rows, several, all
+            found = presets.filter_rows(catalog, text, limit)
+            assert found.select(*KEYS).rows() == expected.head(limit).select(*KEYS).rows()
+        with pytest.raises(QueryTimeout, match="stopped after"):  # cut off: says so, never a partial answer
+            presets.filter_rows(catalog, text, expected.height, timeout=1e-9)
+    finally:
+        catalog.close()
