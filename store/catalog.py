@@ -12,10 +12,10 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     class_values the same rows with the stored per-class lists: classes, logits and angles, derived as
                  cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
-    partition_bits, sample_sums  the pre-aggregates (store.aggregates): their stored files when
+    partition_bits, sample_sums, class_sums  the pre-aggregates (store.aggregates): their stored files when
                  fresh, else computed from the rows on every query (slower; `aggregates_hint` says how to
                  build them)
-    partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
+    partition_summary  per partition: rows, correct, finite rows and metric sums (class_sums, else the markers)
     rows         predictions joined with models, samples and the dense model's row for the same
                  (corruption, severity, sample): what user filters run against
 
@@ -148,12 +148,12 @@ class Catalog:
         parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
         self._create_prediction_views(parts)
-        self._create_partition_summary(len(parts))
         self.has_sample_index = sample_index.is_fresh(self.root, parts)
         if self.has_sample_index:
             index = self.root / sample_index.INDEX / sample_index.FILE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
         self._create_aggregate_views()
+        self._create_partition_summary(len(parts))
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
@@ -216,11 +216,19 @@ class Catalog:
     def _create_partition_summary(self, num_files: int) -> None:
         """View `partition_summary`: per (model, corruption, severity) rows, correct, finite and metric sums.
 
-        Read from the completion markers (written with each partition) when every prediction file has a
-        marker with sums: thousands of partitions then cost one small table, not a scan. Otherwise (a store
-        from an older writer, or a file published without its marker) it is computed from the files.
+        Summed over the classes of the class_sums pre-aggregate when it is fresh (one small file); else read
+        from the completion markers (written with each partition) when every prediction file has a marker
+        with sums: thousands of partitions then cost one small table, not a scan. Otherwise (a store from an
+        older writer, or a file published without its marker) it is computed from the files.
         """
         sums = ", ".join(f"{name}_sum" for name in layout.SUMMARY_METRICS)
+        if self.has_aggregates:
+            summed = ", ".join(f"sum({name}_sum) AS {name}_sum" for name in layout.SUMMARY_METRICS)
+            self._connection.execute(f"""CREATE VIEW partition_summary AS
+                SELECT model_id, corruption, severity, sum(rows)::BIGINT AS rows, sum(correct)::BIGINT AS correct,
+                       sum(finite)::BIGINT AS finite, {summed}
+                FROM class_sums GROUP BY model_id, corruption, severity""")  # noqa: S608 (constant SQL)
+            return
         try:  # a damaged marker (verify names it) costs a scan of the files, never the store
             markers = reader.complete_partitions(self.root)
             usable = num_files and len(markers) == num_files and all("sums" in m for m in markers)
@@ -241,11 +249,9 @@ class Catalog:
                                      [values for _, values in columns.values()])
             body = f"SELECT model_id, corruption, severity, rows, correct, finite, {sums} FROM partition_markers"  # noqa: S608 (constant SQL)
         else:
-            scanned = ", ".join(f"sum(CASE WHEN finite THEN {name} END)::DOUBLE AS {name}_sum"
-                                for name in layout.SUMMARY_METRICS)
             body = (f"SELECT model_id, corruption, severity, count(*) AS rows, "  # noqa: S608 (constant SQL)
-                    f"sum(correct::BIGINT) AS correct, count(*) FILTER (WHERE finite) AS finite, {scanned} "
-                    "FROM predictions GROUP BY ALL")
+                    f"sum(correct::BIGINT) AS correct, count(*) FILTER (WHERE finite) AS finite, "
+                    f"{aggregates.metric_sums()} FROM predictions GROUP BY ALL")
         self._connection.execute(f"CREATE VIEW partition_summary AS {body}")
 
     def _lock_down(self) -> None:

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import presets, uncertainty
+from analysis import matrices, presets, uncertainty
 from compute.__main__ import main
 from store import aggregates, derived, layout, reader, sample_index, writer
 from store.catalog import Catalog, QueryTimeout
@@ -52,7 +52,7 @@ def raw(store: Path) -> dict[str, np.ndarray]:
     table = prediction_rows(store)
     columns = {name: table.column(name).to_numpy(zero_copy_only=False)
                for name in ("model_id", "corruption", "severity", "sample_id", "label", "pred", "margin",
-                            "angle_true")}
+                            "angle_true", "feature_norm", "loss", "finite")}
     columns["correct"] = columns["pred"] == columns["label"]  # format 2 derives correct the same way
     return columns
 
@@ -94,6 +94,40 @@ def test_sample_sums_are_each_sample_s_counts_and_extremes_per_severity(store) -
         assert record["max_angle_true"] == rows["angle_true"][mine].max()
 
 
+def test_class_sums_are_each_class_s_counts_and_metric_sums(store) -> None:
+    rows = raw(store)
+    table = pq.read_table(aggregates.path(store, "class_sums")).to_pylist()
+    keys = set(zip(rows["model_id"], rows["corruption"], rows["severity"], rows["label"].tolist(), strict=True))
+    assert {(r["model_id"], r["corruption"], r["severity"], r["label"]) for r in table} == keys
+    for record in table:
+        mine = ((rows["model_id"] == record["model_id"]) & (rows["corruption"] == record["corruption"])
+                & (rows["severity"] == record["severity"]) & (rows["label"] == record["label"]))
+        finite = mine & rows["finite"]
+        assert (record["rows"], record["correct"], record["finite"]) == (
+            mine.sum(), (mine & rows["correct"]).sum(), finite.sum())
+        for metric in ("angle_true", "feature_norm", "margin", "loss"):  # stored; the others are derived
+            expected = rows[metric][finite].astype(np.float64).sum()
+            assert record[f"{metric}_sum"] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_the_matrix_sums_from_class_sums_equal_the_completion_markers(store) -> None:
+    """partition_summary of a fresh store (class_sums over classes) against the writer's own marker sums."""
+    catalog = Catalog(store)
+    try:
+        assert catalog.has_aggregates
+        summary = {(r["model_id"], r["corruption"], r["severity"]): r
+                   for r in catalog.query("SELECT * FROM partition_summary").iter_rows(named=True)}
+    finally:
+        catalog.close()
+    markers = reader.complete_partitions(store)
+    assert set(summary) == {(m["model_id"], m["corruption"], m["severity"]) for m in markers}
+    for marker in markers:
+        row = summary[(marker["model_id"], marker["corruption"], marker["severity"])]
+        assert (row["rows"], row["correct"], row["finite"]) == (marker["rows"], marker["correct"], marker["finite"])
+        for metric, value in marker["sums"].items():  # confidence and p_true: derived in DuckDB, float32 logits
+            assert row[f"{metric}_sum"] == pytest.approx(value, rel=1e-5, abs=1e-6), metric
+
+
 def test_robust_preset_matches_a_brute_force_over_the_rows(store, request) -> None:
     rows = raw(store)
     hits = 0
@@ -119,7 +153,7 @@ def answers(store: Path) -> tuple:
     catalog = Catalog(store)
     try:
         return (catalog.has_aggregates, catalog.aggregates_hint, presets.robust(catalog, 5),
-                uncertainty.paired_counts(catalog))
+                uncertainty.paired_counts(catalog), matrices.accuracy_matrix(catalog))
     finally:
         catalog.close()
 
@@ -127,7 +161,7 @@ def answers(store: Path) -> tuple:
 def test_paired_counts_match_a_brute_force_against_each_dense_model(synthetic_store, pristine_copy) -> None:
     store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
     rows = raw(store)
-    _, _, _, counts = answers(store)
+    counts = answers(store)[3]
     def right(model_id: str, corruption: str, severity: int) -> np.ndarray:
         mine = (rows["model_id"] == model_id) & (rows["corruption"] == corruption) & (rows["severity"] == severity)
         return rows["correct"][mine][np.argsort(rows["sample_id"][mine])]
@@ -144,13 +178,13 @@ def test_paired_counts_match_a_brute_force_against_each_dense_model(synthetic_st
 def test_a_store_without_pre_aggregates_answers_the_same_and_says_how_to_build_them(
         synthetic_store, pristine_copy) -> None:
     store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
-    fresh, hint, robust, counts = answers(store)
+    fresh, hint, robust, counts, matrix = answers(store)
     assert fresh and hint is None
     older = pristine_copy(store)
     shutil.rmtree(older / sample_index.INDEX)  # a store from before pre-aggregates (and the by-sample index)
-    has, hint, robust_old, counts_old = answers(older)
+    has, hint, robust_old, counts_old, matrix_old = answers(older)
     assert not has and f"python -m compute index --store {older}" in hint
-    assert robust_old.equals(robust) and counts_old.equals(counts)
+    assert robust_old.equals(robust) and counts_old.equals(counts) and matrix_old.equals(matrix)
 
 
 def test_a_partition_written_after_the_aggregates_makes_them_stale(synthetic_store, pristine_copy) -> None:
@@ -160,7 +194,7 @@ def test_a_partition_written_after_the_aggregates_makes_them_stale(synthetic_sto
     shutil.copy(reader.marker_path(store, "m00-dense-0-s0", "fog", 1),  # a partly extracted new setting
                 reader.marker_path(store, "m00-dense-0-s0", "fog", 2))
     assert not aggregates.is_fresh(store)
-    has, hint, robust, counts = answers(store)
+    has, hint, robust, counts, _ = answers(store)
     assert not has and "compute index" in hint
     assert counts.filter((counts["corruption"] == "fog") & (counts["severity"] == 2)).height == 1
     derived.build_aggregates(store)
@@ -179,7 +213,7 @@ def test_compute_index_builds_the_pre_aggregates(synthetic_store, pristine_copy,
     assert not aggregates.is_fresh(store)
     ran = cli("index", "--store", str(store))
     assert ran.returncode == 0, ran.stderr
-    assert "pre-aggregates: partition_bits.parquet, sample_sums.parquet" in ran.stdout
+    assert "pre-aggregates: partition_bits.parquet, sample_sums.parquet, class_sums.parquet" in ran.stdout
     assert aggregates.is_fresh(store)
 
 
