@@ -32,16 +32,23 @@ def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN
     models wrong), pruned_models (pruned models whose dense model is right), dense_angle_true and
     pruned_angle_true (mean over those pruned models): the angle pruning added. Most-wrong first.
     """
+    # Each pruned row carries its dense model's id before the join on (dense model, sample): joined on the
+    # sample alone first, 105 models made 105 x 105 pairs per sample (15 s on the 100M-row study).
     hits = """
         WITH setting AS (
             SELECT model_id, sample_id, correct, angle_true FROM predictions WHERE corruption = ? AND severity = ?
+        ),
+        pruned AS (
+            SELECT s.sample_id, s.correct, s.angle_true, m.dense_model_id
+            FROM setting s JOIN models m USING (model_id) WHERE m.method <> 'dense'
+        ),
+        dense AS (
+            SELECT model_id AS dense_model_id, sample_id, angle_true FROM setting
+            WHERE correct AND model_id IN (SELECT dense_model_id FROM models)
         )
         SELECT p.sample_id, count(*) FILTER (WHERE NOT p.correct) AS pruned_wrong, count(*) AS pruned_models,
                avg(d.angle_true) AS dense_angle_true, avg(p.angle_true) AS pruned_angle_true
-        FROM setting p
-        JOIN models m USING (model_id)
-        JOIN setting d ON d.model_id = m.dense_model_id AND d.sample_id = p.sample_id
-        WHERE m.method <> 'dense' AND d.correct
+        FROM pruned p JOIN dense d USING (dense_model_id, sample_id)
         GROUP BY p.sample_id
         HAVING count(*) FILTER (WHERE NOT p.correct) >= ?
     """

@@ -290,6 +290,8 @@ def report(store: Path, paths: list[str], load: Load, sessions: int, wall: float
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at the end; server CPU meanwhile "
           f"{load.cpu.get('dashboard server', 0.0):.0f} s")
     print(f"page views: {len(times)}   errors: {len(load.errors)} (goal 0)")
+    if times:  # CPU per view does not depend on the neighbours' load as wall time does
+        print(f"server CPU per page view {load.cpu.get('dashboard server', 0.0) / len(times):.2f} s")
     rss_gb = load.peak_rss / 1e9
     print(f"server peak RSS {rss_gb:.2f} GB   (goal < {GOAL_RSS_GB:g} GB: {'met' if rss_gb < GOAL_RSS_GB else 'MISSED'})")
     if times:

@@ -233,3 +233,21 @@ def test_the_paged_filter_gives_the_first_rows_of_the_whole_ordered_answer(synth
             presets.filter_rows(catalog, text, expected.height, timeout=1e-9)
     finally:
         catalog.close()
+
+
+def test_pruning_fragile_judges_each_seed_against_its_own_dense_model(synthetic_store) -> None:
+    store = synthetic_store(**SIZES["seeds"])
+    rows = pl.from_arrow(prediction_rows(store)).with_columns(correct=pl.col("pred") == pl.col("label"))
+    models = pl.from_arrow(pq.read_table(store / layout.MODELS)).select("model_id", "method", "seed")
+    setting = rows.filter((pl.col("corruption") == "fog") & (pl.col("severity") == 3)).join(models, on="model_id")
+    dense = setting.filter(pl.col("method") == "dense").select("seed", "sample_id", dense_right=pl.col("correct"))
+    judged = setting.filter(pl.col("method") != "dense").join(dense, on=["seed", "sample_id"]).filter("dense_right")
+    expected = (judged.group_by("sample_id").agg(wrong=(~pl.col("correct")).sum(), models=pl.len())
+                .filter(pl.col("wrong") >= 1))
+    catalog = Catalog(store)
+    try:
+        found = presets.pruning_fragile(catalog, 1, "fog", 3)
+    finally:
+        catalog.close()
+    assert expected.height > 0
+    assert sorted(found.select("sample_id", "pruned_wrong", "pruned_models").rows()) == sorted(expected.rows())
