@@ -209,6 +209,17 @@ def test_a_damaged_aggregate_file_is_stale_not_trusted(synthetic_store, pristine
     assert not answers(store)[0]
 
 
+def test_verify_names_a_damaged_pre_aggregate_and_how_to_rebuild_it(synthetic_store, pristine_copy) -> None:
+    from store.verify import verify
+
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    assert verify(store, views=("index",)) == []
+    damaged = aggregates.path(store, "class_sums")
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # a truncated copy
+    (problem,) = verify(store, views=("index",))
+    assert problem.path == damaged and "python -m compute index" in problem.message
+
+
 def test_compute_index_builds_the_pre_aggregates(synthetic_store, pristine_copy, cli) -> None:
     store = pristine_copy(synthetic_store(**SIZES["seeds"]))
     assert not aggregates.is_fresh(store)
