@@ -1,9 +1,10 @@
 """Build a store's derived files: the by-sample copy used by sample drill-down, the pre-aggregates that
 keep whole-study views fast (store.aggregates: per-partition bit strings of right answers, per-sample
-sums), and the per-partition sums of markers written by older versions. Every extraction builds them once
-the store's work list is complete (with --shard: the shard that finishes last); run this to rebuild them,
-or to upgrade an older store (one without them still works, more slowly). A store with a damaged or foreign file, or a symbolic link, is refused (exit 2) with every problem
-named (as `compute verify` lists them).
+and per-class sums), and the per-partition sums of markers written by older versions. Every extraction
+builds them once the store's work list is complete (with --shard: the shard that finishes last); run
+this to rebuild them, or to upgrade an older store (one without them still works, more slowly). A store
+with a damaged or foreign file, or a symbolic link, is refused (exit 2) with every problem named (as
+`compute verify` lists them).
 
 Example:
     python -m compute index --store data/study
