@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 STORE  ?= data/demo
 PORT   ?= 8501
 
-.PHONY: demo test check lint bench serve chromium texlive clean
+.PHONY: demo test check lint bench bench-100m serve chromium texlive clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-optional.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ check: $(STAMP) lint
 bench: $(STAMP) chromium
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench
+
+# A study the size of the real ones (issue 21): 100M prediction rows, about 10 GB, built once (15-30 min on 2
+# cores, then its derived files), then every page's server time, the queries and 20/50 websocket sessions.
+BENCH_STORE ?= bench/out/study-100m
+bench-100m: $(STAMP)
+	test -f $(BENCH_STORE)/index/aggregates.json || $(PY) -m bench store --rows 100M --out $(BENCH_STORE)
+	$(PY) -m bench queries --store $(BENCH_STORE)
+	$(PY) -m bench pages --store $(BENCH_STORE)
+	$(PY) -m bench load --store $(BENCH_STORE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

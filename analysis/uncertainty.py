@@ -51,24 +51,14 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
     model also has: paired, both_right, only_model (model right, dense wrong), only_dense, neither_right.
     With the model's group, seed and dense_model_id.
 
-    One pass over the predictions packs each partition's samples and right answers into two bit strings
-    (bit i = sample i); pairing a model with its dense model is then a join of 2 x partitions rows and a
-    popcount of the AND, instead of a join of every prediction row with the dense model's. The pass reads
-    the by-sample index (one file) when it is fresh, else the partition files.
+    Each partition's samples and right answers are two bit strings (bit i = sample i; the catalog's
+    partition_bits pre-aggregate, store.aggregates); pairing a model with its dense model is then a join
+    of 2 x partitions rows and a popcount of the AND, instead of a join of every prediction row with the
+    dense model's.
     """
-    extent = catalog.query("SELECT min(sample_id)::INTEGER AS low, max(sample_id)::INTEGER AS high FROM samples")
-    if extent.is_empty() or extent["low"][0] is None:
-        low, high = 0, 0
-    else:
-        low, high = int(extent["low"][0]), int(extent["high"][0])  # integers from the store, not user text
-    bits = f"sample_id::INTEGER, {low}, {high}"
     return catalog.query(f"""
-        WITH bits AS (
-            SELECT model_id, corruption, severity, count(*) AS samples, sum(correct::BIGINT)::BIGINT AS correct,
-                   bitstring_agg({bits}) AS present,
-                   bitstring_agg(CASE WHEN correct THEN sample_id::INTEGER END, {low}, {high}) AS right
-            FROM {catalog.by_sample} GROUP BY model_id, corruption, severity
-        ),
+        WITH bits AS (SELECT model_id, corruption, severity, samples, correct, present, right_bits AS right
+                      FROM partition_bits),
         pairs AS (
             SELECT b.model_id, b.corruption, b.severity, b.samples, b.correct,
                    coalesce(bit_count(b.present & d.present), 0) AS paired,
@@ -86,7 +76,7 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
         FROM pairs p JOIN models m USING (model_id)
         ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {SETTING_ORDER}
-    """)  # noqa: S608 (constant SQL and integers)
+    """)  # noqa: S608 (constant SQL)
 
 
 def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:

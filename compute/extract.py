@@ -411,5 +411,6 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     writer.upsert_models(store, [entry.info for entry in entries])
     if all(reader.is_complete(store, *part) for part in everything):
         summary.index = derived.build_sample_index(store)
+        derived.build_aggregates(store)
     return summary
 

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import confine, layout, sample_index
+from store import aggregates, confine, layout, sample_index
 from store.layout import StoreError
 from store.reader import read_manifest
 from store.writer import MODEL_ID
@@ -389,10 +389,11 @@ def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> It
 def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
 
     data, info = root / sample_index.INDEX / sample_index.FILE, root / sample_index.INDEX / sample_index.INFO
-    if data.is_file() and data not in skip:
-        problem, _ = _file_problem(data, None, deep)
-        if problem:
-            yield Problem(data, "index", problem + " (rebuild it with `python -m compute index`)")
+    for derived in (data, *(aggregates.path(root, name) for name in aggregates.NAMES)):  # pre-aggregates too
+        if derived.is_file() and derived not in skip:
+            problem, _ = _file_problem(derived, None, deep)
+            if problem:
+                yield Problem(derived, "index", problem + " (rebuild it with `python -m compute index`)")
     if info.is_file() and info not in skip:
         try:
             payload = json.loads(info.read_text())

@@ -3,6 +3,7 @@ selection; plus the chart functions and the occlusion attribution on their own, 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,28 @@ def test_samples_presets_list_samples_and_a_bad_filter_is_an_inline_error(monkey
     app.text_input(key="samples_filter").set_value("label_name = 3").run()  # text compared with a number
     assert not app.exception
     assert app.error
+
+
+def test_a_whole_study_filter_whose_count_passes_the_time_limit_still_lists_its_first_rows(
+        monkeypatch, synthetic_store) -> None:
+    from analysis import presets
+    from store.catalog import QueryTimeout
+
+    # more matching rows than the page fetches (LIMIT 1000 in views/samples.py), so it must count them
+    big = synthetic_store(num_models=4, num_samples=300, corruptions=("fog",), severities=(1,))
+
+    @functools.wraps(presets.count_rows)
+    def too_slow(*args, **kwargs):
+        raise QueryTimeout("query stopped after 5.0 s; narrow the filter")
+
+    monkeypatch.setattr(presets, "count_rows", too_slow)
+    app = open_app(monkeypatch, big, PAGES["samples"].script)
+    app.segmented_control(key="samples_source").set_value("filter").run()
+    app.checkbox(key="samples_scoped").uncheck().run()
+    app.text_input(key="samples_filter").set_value("margin < 2.9 or margin >= 2.9").run()
+    assert not app.exception and not app.error
+    assert "At least **1,000** (counting them all stopped at its time limit" in text(app)
+    assert len(app.dataframe[0].value) > 0
 
 
 def test_sample_page_follows_the_query_parameter_and_the_selection(monkeypatch, store) -> None:

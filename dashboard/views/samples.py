@@ -83,8 +83,11 @@ try:
             text = (f"model_id = {quoted(selection.model)} and corruption = "
                     f"{quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
         with guard.one_filter_at_a_time():
-            matches = data.query(presets.count_rows, catalog, text)
-            result = data.query(presets.filter_rows, catalog, text, LIMIT)
+            result = data.query(presets.filter_rows, catalog, text, LIMIT)  # reads only as far as the page needs
+            try:  # a short page is every match; else count them all (a whole large study may pass the time limit)
+                matches = result.height if result.height < LIMIT else data.query(presets.count_rows, catalog, text)
+            except QueryTimeout:
+                matches = None
 except (FilterError, QueryTimeout) as error:
     st.error(str(error))
     st.stop()
@@ -100,9 +103,12 @@ if result.is_empty():
     st.stop()
 result = classes.with_class_names(result, catalog.manifest["class_names"])  # names beside class indices
 pages = (result.height + PAGE_SIZE - 1) // PAGE_SIZE
-shown_note = f" (the first {result.height:,} are listed)" if matches > result.height else ""
+shown_note = f" (the first {result.height:,} are listed)" if matches is None or matches > result.height else ""
 left, right = st.columns([3, 1])
-left.markdown(f"**{matches:,}** matching {'rows' if source == 'filter' else 'samples'}{shown_note}. "
+counted = (f"**{matches:,}**" if matches is not None else
+           f"At least **{result.height:,}** (counting them all stopped at its time limit; narrow the filter "
+           "for the exact count)")
+left.markdown(f"{counted} matching {'rows' if source == 'filter' else 'samples'}{shown_note}. "
               "Select a row to open the sample.")
 page = right.number_input("Page", 1, max(pages, 1), 1, key="samples_page") if pages > 1 else 1
 rows = result.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
