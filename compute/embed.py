@@ -141,7 +141,7 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
         steps.update()
 
         steps.set_postfix_str("sample vectors")
-        sample_models = list(plan.sample_models or [sql.dense_model(catalog)])
+        sample_models = list(plan.sample_models or [sql.reference_model(catalog)])
         samples = embeddings.sample_vectors(catalog, sample_models, plan.sample_corruption, plan.sample_severity)
         if samples.is_empty():
             raise ValueError(f"no finite predictions of {sample_models} at {plan.sample_corruption} severity "

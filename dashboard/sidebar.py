@@ -91,7 +91,7 @@ def sidebar() -> None:
     if models is None or models.is_empty():
         return
     ids = models["model_id"].to_list()
-    dense = dict(zip(ids, models["dense_model_id"].to_list(), strict=True))
+    dense = dict(zip(ids, models["reference_model_id"].to_list(), strict=True))
     methods = list(dict.fromkeys(models["method"].to_list()))
     corruptions = [layout.CLEAN, *catalog.manifest["corruptions"]]
     severities = [int(s) for s in catalog.manifest["severities"]] or [1]

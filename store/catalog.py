@@ -3,8 +3,9 @@
 A `Catalog` owns one in-memory DuckDB database with these views:
 
     samples      samples.parquet
-    models       models.parquet, plus dense_model_id (the dense model of the same architecture) and
-                 group_id (the replicate group: models that differ only in their seed share it)
+    models       the model cards of models.parquet, plus reference_model_id (what the model is compared
+                 with: its base, or the reference the catalog was opened with) and group_id (the
+                 replicate group: models that differ only in their seed share it)
     predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
                  scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
                  (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
@@ -13,7 +14,7 @@ A `Catalog` owns one in-memory DuckDB database with these views:
                  cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
     partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
-    rows         predictions joined with models, samples and the dense model's row for the same
+    rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
 
 The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
@@ -32,6 +33,7 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from store import confine, layout, reader, sample_index
 from store.layout import StoreError
@@ -102,8 +104,10 @@ def _empty_select(arrow_schema: pa.Schema) -> str:
 class Catalog:
     """Read-only views over one store directory; every query returns a Polars frame."""
 
-    def __init__(self, root: str | Path, threads: int | None = None) -> None:
+    def __init__(self, root: str | Path, threads: int | None = None, reference: str | None = None) -> None:
+        """`reference`: the model every other model is compared with (default: each model's base)."""
         self.root = Path(root).resolve()
+        self.reference = reference
         confine.refuse_links(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
@@ -121,23 +125,11 @@ class Catalog:
     # -- set-up ---------------------------------------------------------------------------------
     def _create_views(self) -> None:
         con = self._connection
-        for name, file, arrow_schema in (("samples", layout.SAMPLES, layout.SAMPLE_SCHEMA),
-                                         ("models_raw", layout.MODELS, layout.MODEL_SCHEMA)):
-            path = self.root / file
-            # The store's own path, quoted by sql_literal: not user input.
-            body = (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
-                    if path.exists() else _empty_select(arrow_schema))
-            con.execute(f"CREATE VIEW {name} AS {body}")
-        con.execute("""
-            CREATE VIEW models AS
-            SELECT m.*, (
-                SELECT d.model_id FROM models_raw d
-                WHERE d.method = 'dense' AND d.arch = m.arch
-                ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1
-            ) AS dense_model_id,
-            format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) AS group_id
-            FROM models_raw m
-        """)
+        path = self.root / layout.SAMPLES
+        # The store's own path, quoted by sql_literal: not user input.
+        con.execute("CREATE VIEW samples AS " + (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
+                                                 if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
+        self._create_model_views()
         parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
         self._create_prediction_views(parts)
@@ -155,10 +147,50 @@ class Catalog:
             JOIN models m USING (model_id)
             JOIN samples s USING (sample_id)
             LEFT JOIN predictions d
-              ON d.model_id = m.dense_model_id AND d.corruption = p.corruption
+              ON d.model_id = m.reference_model_id AND d.corruption = p.corruption
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
 
+
+    def _create_model_views(self) -> None:
+        """`models`: the model cards (card columns an older store lacks read as null), each model's
+        reference and its replicate group.
+
+        A model's reference is the chosen one (`reference`; none for that model itself), else its base when
+        the store holds it. A store written before the card columns gets the rule it was written under:
+        each pruned model's base is the dense model of its architecture (the same seed first). Models form
+        a replicate group when they differ only in their seed; a model without a seed is its own group.
+        """
+        con = self._connection
+        path = self.root / layout.MODELS
+        empty = _empty_select(layout.MODEL_SCHEMA)
+        if not path.exists():
+            con.execute(f"CREATE VIEW models_raw AS {empty}")
+        else:
+            # The typed empty select first: card columns the file lacks come out null, typed.
+            con.execute(f"CREATE VIEW models_file AS {empty} UNION ALL BY NAME "  # noqa: S608 (store path, quoted)
+                        f"SELECT * FROM read_parquet({sql_literal(path)})")
+            has_cards = "base" in pq.read_schema(path).names  # the footer only
+            con.execute("CREATE VIEW models_raw AS SELECT * FROM models_file" if has_cards else """
+                CREATE VIEW models_raw AS SELECT * REPLACE (CASE WHEN m.method <> 'dense' THEN (
+                    SELECT d.model_id FROM models_file d WHERE d.method = 'dense' AND d.arch = m.arch
+                    ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1) END AS base)
+                FROM models_file m""")
+        con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
+        con.execute("""
+            CREATE VIEW models AS
+            SELECT m.*,
+                   CASE WHEN c.model_id IS NULL THEN (SELECT b.model_id FROM models_raw b WHERE b.model_id = m.base)
+                        WHEN c.model_id <> m.model_id THEN c.model_id END AS reference_model_id,
+                   CASE WHEN m.seed IS NULL THEN m.model_id
+                        ELSE format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) END AS group_id
+            FROM models_raw m CROSS JOIN chosen_reference c
+        """)
+        if self.reference is not None:
+            known = self.query("SELECT model_id FROM models_raw")["model_id"].to_list()
+            if self.reference not in known:
+                raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
+                                 f"{', '.join(sorted(known))}")
 
     def _create_prediction_views(self, parts: Sequence[Path]) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""

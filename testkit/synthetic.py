@@ -134,7 +134,8 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                 write_partition(root, model_id, corruption, severity, columns, per_class)
         rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
                      "sparsity": sparsity, "seed": 0, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
-                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
+                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill,
+                     "base": None if index == 0 else rows[0]["model_id"]})  # pruned from model 0
     writer.upsert_models(root, rows)
     if embeddings:
         write_embeddings(root, rows, labels, reader.read_manifest(root)["class_names"], rng)
