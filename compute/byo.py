@@ -285,8 +285,8 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "c
     try:
         from robustbench.utils import load_model
     except ImportError as error:
-        raise ImportError("RobustBench models need the optional robustbench package, which prunescope does not "
-                          f"install: {ROBUSTBENCH_INSTALL}") from error
+        raise ValueError("RobustBench models need the optional robustbench package, which prunescope does not "
+                         f"install: {ROBUSTBENCH_INSTALL}") from error
     model = load_model(model_name=name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)
     return as_contract(model, name=f"RobustBench {dataset}/{threat_model} model {name!r}",
                        image_size=224 if dataset == "imagenet" else 32)

@@ -28,7 +28,6 @@ the `loader` JSON that `load` reads back (the dashboard's attribution loads mode
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -116,11 +115,6 @@ def load(loader: Mapping[str, Any], weights: str | Path | None, image_size: int)
         return byo.load_user_model(loader["function"], None if weights is None else str(weights),
                                    normalize=loader.get("normalize"), image_size=image_size)
     raise ValueError(f"no loader of kind {loader.get('kind')!r}; known: module, robustbench")
-
-
-def parse_loader(text: str | None) -> dict[str, Any] | None:
-    """models.parquet's `loader` column as a dict (None for a store written before model cards)."""
-    return None if text is None else json.loads(text)
 
 
 def read_models_file(path: str | Path) -> list[ModelSpec]:

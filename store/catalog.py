@@ -33,7 +33,6 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from store import confine, layout, reader, sample_index
 from store.layout import StoreError
@@ -151,31 +150,29 @@ class Catalog:
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
 
-
     def _create_model_views(self) -> None:
         """`models`: the model cards (card columns an older store lacks read as null), each model's
         reference and its replicate group.
 
         A model's reference is the chosen one (`reference`; none for that model itself), else its base when
-        the store holds it. A store written before the card columns gets the rule it was written under:
-        each pruned model's base is the dense model of its architecture (the same seed first). Models form
-        a replicate group when they differ only in their seed; a model without a seed is its own group.
+        the store holds it. A row written before model cards (no loader: every writer since records one)
+        gets the rule it was written under: a pruned model's base is the dense model of its architecture
+        (the same seed first). Models form a replicate group when they differ only in their seed; a model
+        without a seed is its own group.
         """
         con = self._connection
         path = self.root / layout.MODELS
         empty = _empty_select(layout.MODEL_SCHEMA)
-        if not path.exists():
-            con.execute(f"CREATE VIEW models_raw AS {empty}")
-        else:
-            # The typed empty select first: card columns the file lacks come out null, typed.
-            con.execute(f"CREATE VIEW models_file AS {empty} UNION ALL BY NAME "  # noqa: S608 (store path, quoted)
-                        f"SELECT * FROM read_parquet({sql_literal(path)})")
-            has_cards = "base" in pq.read_schema(path).names  # the footer only
-            con.execute("CREATE VIEW models_raw AS SELECT * FROM models_file" if has_cards else """
-                CREATE VIEW models_raw AS SELECT * REPLACE (CASE WHEN m.method <> 'dense' THEN (
+        # The typed empty select first: card columns the file lacks come out null, typed.
+        stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
+        con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
+        # A row without a loader was written before model cards (every writer since records one).
+        con.execute("""
+            CREATE VIEW models_raw AS SELECT * REPLACE (coalesce(m.base, CASE WHEN m.loader IS NULL
+                AND m.method <> 'dense' THEN (
                     SELECT d.model_id FROM models_file d WHERE d.method = 'dense' AND d.arch = m.arch
-                    ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1) END AS base)
-                FROM models_file m""")
+                    ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1) END) AS base)
+            FROM models_file m""")
         con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
         con.execute("""
             CREATE VIEW models AS

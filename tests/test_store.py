@@ -128,6 +128,13 @@ def test_a_store_written_before_model_cards_pairs_pruned_models_with_their_dense
     dense = frame.filter(pl.col("method") == "dense")["model_id"][0]
     assert frame.filter(pl.col("method") != "dense")["reference_model_id"].unique().to_list() == [dense]
     assert frame["loader"].null_count() == frame.height
+    # a model added by a writer with cards (a loader, no base) keeps no base; the old rows keep theirs
+    added = {**old.to_pylist()[1], "model_id": "added", "loader": '{"kind": "module"}', "base": None}
+    writer.upsert_models(store, [added])
+    frame = queries.models(Catalog(store))
+    references = dict(frame.select("model_id", "reference_model_id").iter_rows())
+    assert references.pop("added") is None and references.pop(dense) is None
+    assert set(references.values()) == {dense}
 
 
 def test_models_without_a_seed_form_no_replicate_group(small_store, tmp_path) -> None:

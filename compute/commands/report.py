@@ -3,7 +3,7 @@
 One row per replicate group (models of the same arch, method and sparsity differing only in seed; mean
 over seeds with a Student t interval across them) or, with --by model, per model (Wilson interval over
 the test samples). Columns: clean accuracy, every corruption (mean over its severities), mean corruption
-accuracy and relative mCE (against each model's dense model). Cells read "mean ± half the interval's
+accuracy and relative mCE (against each model's base, or --reference). Cells read "mean ± half the interval's
 width"; --format csv gives the mean, low and high as separate numeric columns instead.
 
 Examples:
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="group: one row per (arch, method, sparsity), mean over seeds (default); model: one row "
                              "per model")
     parser.add_argument("--format", choices=report.REPORT_FORMATS, default="markdown", help="output format (default: markdown)")
+    parser.add_argument("--reference", default=None, metavar="MODEL_ID",
+                        help="compare every model with this one (default: each model with its base, the model it "
+                        "was derived from)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no store directory at {args.store}", file=sys.stderr)
         return 2
     try:
-        catalog = Catalog(args.store)
+        catalog = Catalog(args.store, reference=args.reference)
     except StoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

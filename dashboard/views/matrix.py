@@ -27,6 +27,8 @@ arguments = (*metric.arguments, selection.level) if metric.intervals else metric
 cells = data.query(metric.query, catalog, *arguments)
 if metric.note:
     st.caption(metric.note)
+if not data.has_reference(catalog):  # drops, p-values and relative errors need a model to compare with
+    st.info(data.NO_REFERENCE)
 if not metric.intervals and selection.level == "group":
     st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
 if cells.is_empty():
