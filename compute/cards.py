@@ -118,7 +118,8 @@ def load(loader: Mapping[str, Any], weights: str | Path | None, image_size: int)
 
 
 def read_models_file(path: str | Path) -> list[ModelSpec]:
-    """The models a models file describes, every table checked; ValueError naming the file, table and key."""
+    """The models a models file describes, every table checked; ValueError naming the file, table and key.
+    Relative `weights` paths are relative to the file."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -148,6 +149,8 @@ def read_models_file(path: str | Path) -> list[ModelSpec]:
             if isinstance(value, bool) or not isinstance(value, expected):
                 raise ValueError(f"{where}: key {key!r} must be {described}, got {value!r}")
             arguments[name] = value
+        if "weights" in arguments:  # relative to the models file, wherever the command runs
+            arguments["weights"] = str(path.parent / arguments["weights"])
         spec = ModelSpec(model_id=table, **arguments)
         for key, problem in spec.problems():
             raise ValueError(f"{where}: key {key!r}: {problem}")
