@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import textwrap
 import types
@@ -340,3 +341,24 @@ def test_pruned_checkpoints_get_their_dense_model_as_base() -> None:
     extract.fill_bases(entries, {"dense-s1": stored_run.digest})
     assert {e.model_id: e.info["base"] for e in entries} == {
         "dense": None, "lrr": "dense", "old-seed1": "dense-s1", "no-record": "dense", "mine": None}
+
+
+@pytest.mark.browser
+def test_in_chromium_every_page_renders_and_a_lineage_click_selects_the_model(own) -> None:
+    """The store of flags served as an operator would (the user's module importable, its directory allowed)."""
+    from playwright.sync_api import expect
+
+    from testkit.browser import CONTENT, VIEWPORT, chromium, dashboard, navigate, visit
+
+    root, stores = own
+    env = {**os.environ, "PYTHONPATH": str(root), "PRUNESCOPE_ALLOW_ROOTS": str(root)}
+    with dashboard(stores["flags"], env=env) as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        for path in PAGES:
+            visit(page, url, path)
+            page.get_by_test_id("stMain").locator(CONTENT).first.wait_for(timeout=30_000)
+        visit(page, url, "overview")
+        lineage_chart = page.locator(".vega-embed").nth(1)  # after accuracy vs sparsity
+        lineage_chart.locator('path[aria-label*="model_id: r10t-mag90;"]').first.click()
+        navigate(page, "local")
+        expect(page.get_by_test_id("stMain")).to_contain_text("Model r10t-mag90 on", timeout=60_000)
