@@ -122,17 +122,24 @@ def _file_problem(root: str | Path, recorded: str, what: str) -> str | None:
 
 
 def _module_problem(root: str | Path, record: dict[str, Any]) -> str | None:
-    """The module of a module:function loader must be importable and its file allowed (it is code the
-    server would run)."""
+    """The module of a module:function loader must be importable and its files allowed (they are code the
+    server would run). The top-level package is found first (finding it runs none of its code) and must
+    lie under the allowed places before a dotted module's parent package is imported to find the rest."""
     module = str(record.get("function", "")).partition(":")[0]
-    try:
-        spec = importlib.util.find_spec(module) if module else None
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
-        return (f"The model's module `{module}` cannot be imported by this server, so its attribution cannot be "
-                "computed (the operator starts the dashboard where it is importable: PYTHONPATH).")
-    return _file_problem(root, spec.origin, "model module")
+    for name in dict.fromkeys([module.partition(".")[0], module]):
+        try:
+            spec = importlib.util.find_spec(name) if name else None
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return (f"The model's module `{module}` cannot be imported by this server, so its attribution cannot "
+                    "be computed (the operator starts the dashboard where it is importable: PYTHONPATH).")
+        if not Path(spec.origin).is_absolute():  # built into Python (frozen, built-in): never a model's file
+            return f"Attribution refused: the model's module `{module}` is not a file under the allowed roots."
+        problem = _file_problem(root, spec.origin, "model module")
+        if problem:
+            return problem
+    return None
 
 
 def _robustbench_problem(root: str | Path, record: dict[str, Any]) -> str | None:

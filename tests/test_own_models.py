@@ -362,3 +362,19 @@ def test_in_chromium_every_page_renders_and_a_lineage_click_selects_the_model(ow
         lineage_chart.locator('path[aria-label*="model_id: r10t-mag90;"]').first.click()
         navigate(page, "local")
         expect(page.get_by_test_id("stMain")).to_contain_text("Model r10t-mag90 on", timeout=60_000)
+
+
+def test_attribution_runs_no_module_code_outside_the_allowed_roots(tmp_path, monkeypatch) -> None:
+    """A loader naming a package outside the allowed roots is refused before the package is imported."""
+    package = tmp_path / "outside" / "sneaky"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    (package / "nets.py").write_text("def net():\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "outside"))
+    monkeypatch.setenv("PRUNESCOPE_ALLOW_ROOTS", str(tmp_path / "allowed"))
+    store = tmp_path / "store"
+    store.mkdir()
+    for function in ("sneaky.nets:net", "os:getcwd", "json:loads"):  # a package, a frozen and a plain module
+        loader = json.dumps({"kind": "module", "function": function, "normalize": None})
+        assert "Attribution refused" in attribution.missing_checkpoint(store, None, loader), function
+    assert not (tmp_path / "ran").exists() and "sneaky" not in sys.modules
