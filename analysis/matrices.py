@@ -3,7 +3,8 @@
 
 Conventions:
 - accuracy = fraction of predictions that are correct; error E = 1 - accuracy.
-- "dense model" of a model = `models.dense_model_id`: the unpruned model of the same architecture.
+- "dense model" of a model = its reference, `models.reference_model_id`: the model it was derived from
+  (its base), or the reference the catalog was opened with; null for a model without one.
 - Geometric means (angle_true, feature_norm, margin, loss, confidence, p_true) use only rows whose
   geometry is finite (`finite`); accuracy uses every row.
 - A ratio whose denominator is zero (up to rounding) is null, never inf or NaN.
@@ -47,14 +48,14 @@ def cells_sql(metric: str) -> str:
             FROM partition_summary
         ),
         model_cell AS (
-            SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.dense_model_id, c.corruption,
+            SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.reference_model_id, c.corruption,
                    c.severity,
                    c.samples, c.value, d.value AS dense_value, c.value - d.value AS delta_vs_dense,
                    c.value - clean.value AS delta_vs_clean
             FROM cell c
             JOIN models m USING (model_id)
             LEFT JOIN cell d
-              ON d.model_id = m.dense_model_id AND d.corruption = c.corruption AND d.severity = c.severity
+              ON d.model_id = m.reference_model_id AND d.corruption = c.corruption AND d.severity = c.severity
             LEFT JOIN cell clean ON clean.model_id = c.model_id AND clean.corruption = 'clean'
         )"""  # noqa: S608 (constant SQL)
 
@@ -148,7 +149,7 @@ def corruption_errors(catalog: Catalog) -> pl.DataFrame:
     """
     return catalog.query(f"""
         WITH {cells_sql("accuracy")}, {_CORRUPTION_ERRORS}
-        SELECT p.model_id, m.arch, m.method, m.target_sparsity, m.dense_model_id, p.corruption, p.common,
+        SELECT p.model_id, m.arch, m.method, m.target_sparsity, m.reference_model_id, p.corruption, p.common,
                p.severities, p.accuracy, 1 - p.accuracy AS error, p.ce, p.reference_rise, p.relative_ce,
                p.relative_ce_note
         FROM per_corruption p JOIN models m USING (model_id)
@@ -204,7 +205,7 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
                         THEN avg(relative_ce) FILTER (WHERE common) END AS common_relative_mce
             FROM per_corruption GROUP BY model_id
         )
-        SELECT m.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.dense_model_id,
+        SELECT m.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.reference_model_id,
                pm.clean_accuracy, pm.corruption_accuracy, pm.common_corruption_accuracy,
                pm.dense_clean_accuracy - pm.clean_accuracy AS clean_drop_vs_dense,
                pm.dense_corruption_accuracy - pm.corruption_accuracy AS corruption_drop_vs_dense,

@@ -69,7 +69,7 @@ def _accuracy_counts(catalog: Catalog) -> pl.DataFrame:
              corrupted.with_columns(pl.col("corruption").map_elements(lambda c: family_column(_family(c)),
                                                                       return_dtype=pl.String)),
              corrupted.with_columns(pl.lit(MEAN).alias("corruption"))]
-    keys = ["model_id", "group_id", "arch", "method", "target_sparsity", "seed", "dense_model_id", "corruption"]
+    keys = ["model_id", "group_id", "arch", "method", "target_sparsity", "seed", "reference_model_id", "corruption"]
     sums = ["samples", "correct", "paired", "both_right", "only_model", "only_dense", "neither_right"]
     return pl.concat(parts).group_by(keys, maintain_order=True).agg(pl.col(sums).sum()).with_columns(
         pl.lit(0, counts.schema["severity"]).alias("severity"))

@@ -2,8 +2,8 @@
 
 A *group* is the set of models of the same (arch, method, target_sparsity) that differ only in their seed
 (`group_id`, a column of the catalog's `models` view); a study with one seed has one model per group. Each pruned
-model is paired with its dense model (`models.dense_model_id`: same architecture, same seed when there is
-one), on the same samples in the same setting.
+model is paired with its reference (`models.reference_model_id`: its base, or the chosen reference; "dense"
+in column names), on the same samples in the same setting.
 
 Per model and setting (`model_cells`):
     accuracy_low/high   Wilson score interval over the test samples
@@ -49,7 +49,7 @@ def groups(catalog: Catalog) -> pl.DataFrame:
 def paired_counts(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption, severity): samples and correct (every row), and on the samples the dense
     model also has: paired, both_right, only_model (model right, dense wrong), only_dense, neither_right.
-    With the model's group, seed and dense_model_id.
+    With the model's group, seed and reference_model_id.
 
     Each partition's samples and right answers are two bit strings (bit i = sample i; the catalog's
     partition_bits pre-aggregate, store.aggregates); pairing a model with its dense model is then a join
@@ -66,10 +66,10 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                    coalesce(bit_count(b.right & d.present), 0) AS model_right,
                    coalesce(bit_count(d.right & b.present), 0) AS dense_right
             FROM bits b JOIN models m USING (model_id)
-            LEFT JOIN bits d ON d.model_id = m.dense_model_id AND d.corruption = b.corruption
+            LEFT JOIN bits d ON d.model_id = m.reference_model_id AND d.corruption = b.corruption
                             AND d.severity = b.severity
         )
-        SELECT p.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed, m.dense_model_id,
+        SELECT p.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed, m.reference_model_id,
                p.corruption, p.severity, p.samples, p.correct, p.paired::BIGINT AS paired,
                p.both_right::BIGINT AS both_right, (p.model_right - p.both_right)::BIGINT AS only_model,
                (p.dense_right - p.both_right)::BIGINT AS only_dense,
@@ -86,7 +86,10 @@ def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
     low, high = stats.wilson_interval(k, n)
     both, only_model, only_dense, neither = (counts[c].to_numpy() for c in
                                               ("both_right", "only_model", "only_dense", "neither_right"))
-    is_pair = (counts["paired"].to_numpy() > 0) & (counts["model_id"] != counts["dense_model_id"]).to_numpy()
+    # A model without a reference (reference_model_id null) has no pair: compared as strings, never as None.
+    reference = counts["reference_model_id"].cast(pl.String)
+    is_pair = (counts["paired"].to_numpy() > 0) & (reference.is_not_null() & (counts["model_id"] != reference)
+                                                    .fill_null(False)).to_numpy()
     # dense - model: the dense model plays "A" (its own right answers are both + only_dense).
     drop, drop_low, drop_high = stats.paired_difference_interval(both, only_dense, only_model, neither)
     p_value = stats.mcnemar_exact(only_dense, only_model)
@@ -102,7 +105,7 @@ def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(pl.when(pl.col("samples") == 0).then(None).otherwise(pl.col("accuracy")).alias("accuracy"))
 
 
-_MODEL_COLUMNS = ("model_id", "group_id", "arch", "method", "target_sparsity", "seed", "dense_model_id",
+_MODEL_COLUMNS = ("model_id", "group_id", "arch", "method", "target_sparsity", "seed", "reference_model_id",
                   "corruption", "severity", "samples", "accuracy", "accuracy_low", "accuracy_high",
                   "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value", "paired", "only_model",
                   "only_dense")

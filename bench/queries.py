@@ -147,7 +147,7 @@ def store_queries(catalog: Catalog) -> list[tuple[str, Callable[[], object], flo
     user starts from: the first pruned model, fog at severity 3, the first sample."""
     models = queries.models(catalog)
     pruned = models.filter(models["method"] != "dense")["model_id"][0]
-    dense = models.filter(models["model_id"] == pruned)["dense_model_id"][0]
+    dense = models.filter(models["model_id"] == pruned)["reference_model_id"][0]
     whole = "dense_correct and not correct and margin < -2.9"
     scoped = f"model_id = '{pruned}' and corruption = 'fog' and severity = 3 and angle_true > 60"
     return [

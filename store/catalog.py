@@ -3,8 +3,9 @@
 A `Catalog` owns one in-memory DuckDB database with these views:
 
     samples      samples.parquet
-    models       models.parquet, plus dense_model_id (the dense model of the same architecture) and
-                 group_id (the replicate group: models that differ only in their seed share it)
+    models       the model cards of models.parquet, plus reference_model_id (what the model is compared
+                 with: its base, or the reference the catalog was opened with) and group_id (the
+                 replicate group: models that differ only in their seed share it)
     predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
                  scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
                  (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
@@ -16,7 +17,7 @@ A `Catalog` owns one in-memory DuckDB database with these views:
                  fresh, else computed from the rows on every query (slower; `aggregates_hint` says how to
                  build them)
     partition_summary  per partition: rows, correct, finite rows and metric sums (class_sums, else the markers)
-    rows         predictions joined with models, samples and the dense model's row for the same
+    rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
 
 The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
@@ -106,8 +107,11 @@ def _empty_select(arrow_schema: pa.Schema) -> str:
 class Catalog:
     """Read-only views over one store directory; every query returns a Polars frame."""
 
-    def __init__(self, root: str | Path, threads: int | None = None, memory_limit: str | None = None) -> None:
+    def __init__(self, root: str | Path, threads: int | None = None, memory_limit: str | None = None,
+                 reference: str | None = None) -> None:
+        """`reference`: the model every other model is compared with (default: each model's base)."""
         self.root = Path(root).resolve()
+        self.reference = reference
         confine.refuse_links(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
@@ -128,23 +132,11 @@ class Catalog:
     # -- set-up ---------------------------------------------------------------------------------
     def _create_views(self) -> None:
         con = self._connection
-        for name, file, arrow_schema in (("samples", layout.SAMPLES, layout.SAMPLE_SCHEMA),
-                                         ("models_raw", layout.MODELS, layout.MODEL_SCHEMA)):
-            path = self.root / file
-            # The store's own path, quoted by sql_literal: not user input.
-            body = (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
-                    if path.exists() else _empty_select(arrow_schema))
-            con.execute(f"CREATE VIEW {name} AS {body}")
-        con.execute("""
-            CREATE VIEW models AS
-            SELECT m.*, (
-                SELECT d.model_id FROM models_raw d
-                WHERE d.method = 'dense' AND d.arch = m.arch
-                ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1
-            ) AS dense_model_id,
-            format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) AS group_id
-            FROM models_raw m
-        """)
+        path = self.root / layout.SAMPLES
+        # The store's own path, quoted by sql_literal: not user input.
+        con.execute("CREATE VIEW samples AS " + (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
+                                                 if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
+        self._create_model_views()
         parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
         self._create_prediction_views(parts)
@@ -163,10 +155,48 @@ class Catalog:
             JOIN models m USING (model_id)
             JOIN samples s USING (sample_id)
             LEFT JOIN predictions d
-              ON d.model_id = m.dense_model_id AND d.corruption = p.corruption
+              ON d.model_id = m.reference_model_id AND d.corruption = p.corruption
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
 
+    def _create_model_views(self) -> None:
+        """`models`: the model cards (card columns an older store lacks read as null), each model's
+        reference and its replicate group.
+
+        A model's reference is the chosen one (`reference`; none for that model itself), else its base when
+        the store holds it. A row written before model cards (no loader: every writer since records one)
+        gets the rule it was written under: a pruned model's base is the dense model of its architecture
+        (the same seed first). Models form a replicate group when they differ only in their seed; a model
+        without a seed is its own group.
+        """
+        con = self._connection
+        path = self.root / layout.MODELS
+        empty = _empty_select(layout.MODEL_SCHEMA)
+        # The typed empty select first: card columns the file lacks come out null, typed.
+        stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
+        con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
+        # A row without a loader was written before model cards (every writer since records one).
+        con.execute("""
+            CREATE VIEW models_raw AS SELECT * REPLACE (coalesce(m.base, CASE WHEN m.loader IS NULL
+                AND m.method <> 'dense' THEN (
+                    SELECT d.model_id FROM models_file d WHERE d.method = 'dense' AND d.arch = m.arch
+                    ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1) END) AS base)
+            FROM models_file m""")
+        con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
+        con.execute("""
+            CREATE VIEW models AS
+            SELECT m.*,
+                   CASE WHEN c.model_id IS NULL THEN (SELECT b.model_id FROM models_raw b WHERE b.model_id = m.base)
+                        WHEN c.model_id <> m.model_id THEN c.model_id END AS reference_model_id,
+                   CASE WHEN m.seed IS NULL THEN m.model_id
+                        ELSE format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) END AS group_id
+            FROM models_raw m CROSS JOIN chosen_reference c
+        """)
+        if self.reference is not None:
+            known = self.query("SELECT model_id FROM models_raw")["model_id"].to_list()
+            if self.reference not in known:
+                raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
+                                 f"{', '.join(sorted(known))}")
 
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""

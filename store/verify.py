@@ -245,7 +245,7 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
     path = root / layout.MODELS
     if not path.exists():
         return
-    problem, _ = _file_problem(path, layout.MODEL_SCHEMA, deep)
+    problem, _ = _file_problem(path, layout.MODEL_REQUIRED_SCHEMA, deep)
     if problem:
         yield Problem(path, "models", problem)
         return
@@ -262,7 +262,7 @@ def attribution_notes(root: str | Path) -> list[str]:
     """Models whose checkpoint lies outside the store and the allowed roots (see store.confine): not damage
     (the rows are whole), but attribution cannot load them until the operator allows their directory."""
     path = Path(root) / layout.MODELS
-    if not path.is_file() or _file_problem(path, layout.MODEL_SCHEMA, deep=False)[0]:
+    if not path.is_file() or _file_problem(path, layout.MODEL_REQUIRED_SCHEMA, deep=False)[0]:
         return []  # named by the models check
     table = pq.read_table(path, columns=["model_id", "checkpoint"])
     notes = []

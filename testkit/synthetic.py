@@ -101,7 +101,8 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                 class_names: Sequence[str] | None = None, embeddings: bool = False, seeds: int = 1) -> Path:
     """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
     returns its path. Model 0 is the dense model; with `seeds` > 1 every (method, sparsity) comes as that
-    many consecutive replicates, seeds 0.. (ids end in -s<seed>), dense included. Classes are named `class0`.. unless `class_names` (one per
+    many consecutive replicates, seeds 0.. (ids end in -s<seed>), dense included; each pruned model's
+    base is the dense model of its seed. Classes are named `class0`.. unless `class_names` (one per
     class) says otherwise. With `embeddings`, embeddings/ as `python -m compute embed` lays it out (random
     coordinates; samples on clean images)."""
     if class_names is not None and len(class_names) != num_classes:
@@ -138,7 +139,8 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                 write_partition(root, model_id, corruption, severity, columns, per_class)
         rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
                      "sparsity": sparsity, "seed": replicate, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
-                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
+                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill,
+                     "base": None if group == 0 else rows[replicate]["model_id"]})  # pruned from its seed's dense model
     writer.upsert_models(root, rows)
     if embeddings:
         write_embeddings(root, rows, labels, reader.read_manifest(root)["class_names"], rng)

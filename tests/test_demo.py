@@ -57,6 +57,15 @@ def test_pruned_model_reports_measured_sparsity(demo_store) -> None:
         assert row["num_nonzero"] < row["num_params"]
 
 
+def test_every_pruned_model_records_its_dense_model_as_base(demo_store) -> None:
+    rows = queries.models(Catalog(demo_store))
+    dense = rows.filter(rows["method"] == "dense")["model_id"].to_list()
+    assert len(dense) == 1 and rows.filter(rows["method"] == "dense")["base"].to_list() == [None]
+    pruned = rows.filter(rows["method"] != "dense")
+    assert pruned["base"].to_list() == dense * pruned.height  # compute.extract.fill_bases, from the run records
+    assert set(pruned["reference_model_id"].to_list()) == set(dense)
+
+
 def test_rerunning_the_demo_skips_every_complete_partition(demo_store) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in (demo_store / layout.COMPLETE).glob("*.json")}
     assert main(["demo", "--out", str(demo_store), "--quick", "--device", "cpu"]) == 0

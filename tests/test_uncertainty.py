@@ -42,10 +42,11 @@ def catalog(study) -> Catalog:
 
 @pytest.fixture(scope="module")
 def direct(study) -> pl.DataFrame:
-    """Every prediction row, with the model's method, sparsity, seed and (same seed) dense model."""
+    """Every prediction row, with the model's method, sparsity, seed and reference: its base, the dense model
+    of its seed (testkit.study records it so); dense models have none."""
     models = pl.from_arrow(pq.read_table(study / layout.MODELS)).select("model_id", "method", "target_sparsity", "seed")
     return direct_rows(study).join(models, on="model_id").with_columns(
-        pl.format("dense-s{}", pl.col("seed")).alias("dense_model_id"))
+        pl.when(pl.col("method") != "dense").then(pl.format("dense-s{}", pl.col("seed"))).alias("reference_model_id"))
 
 
 def test_groups_join_the_seeds_of_one_arch_method_and_sparsity(catalog) -> None:
@@ -58,9 +59,10 @@ def test_groups_join_the_seeds_of_one_arch_method_and_sparsity(catalog) -> None:
 
 def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
     dense = direct.filter(pl.col("method") == "dense").select(
-        pl.col("model_id").alias("dense_model_id"), "corruption", "severity", "sample_id",
+        pl.col("model_id").alias("reference_model_id"), "corruption", "severity", "sample_id",
         pl.col("correct").alias("dense_correct"))
-    pairs = direct.join(dense, on=["dense_model_id", "corruption", "severity", "sample_id"])
+    # Dense models have no reference: their rows stay, unpaired.
+    pairs = direct.join(dense, on=["reference_model_id", "corruption", "severity", "sample_id"], how="left")
     expected = pairs.group_by("model_id", "corruption", "severity").agg(
         pl.len().alias("n"), pl.col("correct").sum().alias("k"),
         (pl.col("correct") & ~pl.col("dense_correct")).sum().alias("only_model"),
@@ -73,7 +75,7 @@ def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
         wilson = sps.binomtest(row["k"], row["n"]).proportion_ci(method="wilson")
         assert (row["accuracy_low"], row["accuracy_high"]) == pytest.approx((wilson.low, wilson.high))
         if row["method"] == "dense":
-            assert row["p_value"] is None and row["drop_vs_dense"] is None
+            assert row["p_value"] is None and row["drop_vs_dense"] is None and row["dense_accuracy"] is None
             continue
         b, c = row["only_dense"], row["only_model"]
         assert row["drop_vs_dense"] == pytest.approx(row["dense_accuracy"] - row["accuracy"])
@@ -128,13 +130,13 @@ def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
         corrupted.group_by("model_id").agg(pl.lit("mean corruption").alias("column_name"),
                                            pl.col("correct").sum().alias("k"), pl.len().alias("n")),
     ])
-    error = direct.group_by("model_id", "dense_model_id", "corruption", "severity").agg(
+    error = direct.group_by("model_id", "reference_model_id", "corruption", "severity").agg(
         (1 - pl.col("correct").mean()).alias("error"))
     clean = error.filter(pl.col("corruption") == layout.CLEAN).select("model_id", pl.col("error").alias("clean"))
     error = error.join(clean, on="model_id").with_columns((pl.col("error") - pl.col("clean")).alias("rise"))
-    dense = error.select(pl.col("model_id").alias("dense_model_id"), "corruption", "severity",
+    dense = error.select(pl.col("model_id").alias("reference_model_id"), "corruption", "severity",
                          pl.col("rise").alias("dense_rise"))
-    ce = (error.filter(pl.col("corruption") != layout.CLEAN).join(dense, on=["dense_model_id", "corruption", "severity"])
+    ce = (error.filter(pl.col("corruption") != layout.CLEAN).join(dense, on=["reference_model_id", "corruption", "severity"])
           .group_by("model_id", "corruption").agg(  # matrices: a denominator near 0 leaves the corruption out
                pl.when(pl.col("dense_rise").mean() >= matrices.MIN_REFERENCE_RISE)
                .then(pl.col("rise").sum() / pl.col("dense_rise").sum()).alias("ce"))
@@ -159,15 +161,17 @@ def test_report_per_model_equals_a_direct_computation(catalog, direct) -> None:
     for model_id, value in ce.iter_rows():
         row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == "relative mCE")).row(0, named=True)
         assert row["mean"] is None if value is None else row["mean"] == pytest.approx(value)
+    dense = table.filter(pl.col("row").str.starts_with("dense") & (pl.col("column_name") == "relative mCE"))
+    assert dense["mean"].to_list() == [None] * 3  # a model without a reference has no relative mCE
 
 
-def test_report_tests_each_pruned_cell_against_its_dense_model_on_the_same_samples(catalog, direct) -> None:
+def test_report_tests_each_pruned_cell_against_its_reference_on_the_same_samples(catalog, direct) -> None:
     table = report.report_table(catalog, "model")
     fog = direct.filter(pl.col("corruption") == "fog")
     for model_id in ("lrr-90-s0", "ft-50-s1"):
         pairs = fog.filter(pl.col("model_id") == model_id).join(
-            fog.select(pl.col("model_id").alias("dense_model_id"), "severity", "sample_id",
-                       pl.col("correct").alias("dense_correct")), on=["dense_model_id", "severity", "sample_id"])
+            fog.select(pl.col("model_id").alias("reference_model_id"), "severity", "sample_id",
+                       pl.col("correct").alias("dense_correct")), on=["reference_model_id", "severity", "sample_id"])
         only_model = int((pairs["correct"] & ~pairs["dense_correct"]).sum())
         only_dense = int((~pairs["correct"] & pairs["dense_correct"]).sum())
         expected = sps.binomtest(only_model, only_model + only_dense).pvalue

@@ -4,12 +4,12 @@ One row per replicate group (models of the same arch, method and sparsity differ
 over seeds with a Student t interval across them) or, with --by model, per model (Wilson interval over
 the test samples). --columns full: clean accuracy, every corruption (mean over its severities), mean
 corruption accuracy, mean corruption error (unnormalised mCE), accuracy drop (clean - corrupted) and
-relative mCE (against each model's dense model, leaving out corruptions that barely hurt the dense
-model; the notes say which). --columns summary: clean, mean corruption, relative mCE and one column per
+relative mCE (against each model's base, or --reference, leaving out corruptions that barely hurt
+the reference; the notes say which). --columns summary: clean, mean corruption, relative mCE and one column per
 corruption family, narrow enough for one column of a two-column paper. Cells read "mean [low, high]"
 (markdown) or, in %, the mean with "low--high" in small type below it (latex: a complete booktabs table
-with caption, legend and notes), best per column in bold and a mark where a pruned row differs from its
-dense model (paired test, Holm over the cells shown); --format csv gives mean, low, high and p_value.
+with caption, legend and notes), best per column in bold and a mark where a row differs from its
+reference (paired test, Holm over the cells shown); --format csv gives mean, low, high and p_value.
 
 Examples:
     python -m compute report --store data/demo
@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="full: every corruption, mean corruption accuracy and error, accuracy drop, relative "
                              "mCE (default); summary: clean, mean corruption, relative mCE and one column per "
                              "corruption family (fits one column of a two-column paper)")
+    parser.add_argument("--reference", default=None, metavar="MODEL_ID",
+                        help="compare every model with this one (default: each model with its base, the model it "
+                        "was derived from)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no store directory at {args.store}", file=sys.stderr)
         return 2
     try:
-        catalog = Catalog(args.store)
+        catalog = Catalog(args.store, reference=args.reference)
     except StoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

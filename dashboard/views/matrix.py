@@ -30,6 +30,8 @@ arguments = (*metric.arguments, selection.level) if metric.intervals else metric
 cells = data.query(metric.query, catalog, *arguments)
 if metric.note:
     st.caption(metric.note)
+if not data.has_reference(catalog):  # drops, p-values and relative errors need a model to compare with
+    st.info(data.NO_REFERENCE)
 if not metric.intervals and selection.level == "group":
     st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
 if cells.is_empty():
@@ -82,7 +84,7 @@ for column, path in ((left, "local"), (right, "global")):
 if metric.query is calibration.calibration_cells:
     st.subheader("Reliability diagram of the selection")
     adaptive = selection.metric == "adaptive_ece"
-    dense = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)["dense_model_id"]
+    dense = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)["reference_model_id"]
     curves = [selection.model] + [m for m in dense.to_list() if m and m != selection.model]
     bins = pl.concat([data.query(calibration.calibration_bins, catalog, adaptive, calibration.BINS, model_id,
                                  selection.corruption, selection.severity).with_columns(pl.lit(model_id).alias("curve"))

@@ -58,15 +58,16 @@ with st.expander("Per-model table"):
 st.subheader("Occlusion attribution")
 models = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
+loader = models["loader"][0] if models.height else None  # how the model is loaded (compute.cards)
 problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
-           else attribution.missing_checkpoint(catalog.root, checkpoint))
+           else attribution.missing_checkpoint(catalog.root, checkpoint, loader))
 if problem:
     st.info(problem)
 elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
                key="attribution"):
     try:
         with st.spinner("running the model on every occluded copy..."):
-            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label)
+            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label, loader=loader)
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         st.warning(str(error))
     else:

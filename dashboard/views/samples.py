@@ -31,7 +31,7 @@ catalog = data.open_catalog()
 selection = sidebar.selection()
 severity = selection.severity or max(catalog.manifest["severities"])
 QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; its arguments)
-    "pruning_fragile": (f"right for the dense model, wrong for a pruned one ({selection.setting})",
+    "pruning_fragile": (f"right for a model's reference, wrong for the model ({selection.setting})",
                         {"k": 1, "corruption": selection.corruption, "severity": selection.severity}),
     "corruption_fragile": (f"{code(selection.model)} right on clean images, wrong under "
                            f"{selection.corruption} up to severity {severity}",
@@ -43,8 +43,8 @@ QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; 
                            f"({selection.setting})",
                            {"model_a": selection.compare, "model_b": selection.model,
                             "corruption": selection.corruption, "severity": selection.severity}),
-    "pruning_identified_exemplars": (f"whose modal prediction over a method's pruned seeds differs from the dense "
-                                     f"seeds' ({selection.setting}; one seed: flipped by pruning)",
+    "pruning_identified_exemplars": (f"whose modal prediction over a group's seeds differs from its reference "
+                                     f"group's ({selection.setting}; one seed: flipped by pruning)",
                                      {"corruption": selection.corruption, "severity": selection.severity}),
 }
 
@@ -99,7 +99,11 @@ except ValueError as error:
     st.stop()
 
 if result.is_empty():
-    st.info("No sample matches.")
+    needs_reference = source == "preset" and name in ("pruning_fragile", "pruning_identified_exemplars")
+    if needs_reference and not data.has_reference(catalog):
+        st.info(data.NO_REFERENCE)
+    else:
+        st.info("No sample matches.")
     st.stop()
 result = classes.with_class_names(result, catalog.manifest["class_names"])  # names beside class indices
 pages = (result.height + PAGE_SIZE - 1) // PAGE_SIZE

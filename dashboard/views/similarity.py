@@ -16,9 +16,9 @@ shown = models.filter(pl.col("method").is_in(list(selection.methods)))["model_id
 
 embedding = data.query(embeddings.model_embedding, catalog)
 if embedding.is_empty():
-    st.info("No model embedding in this store yet. Compute it (UMAP of every model's per-sample angle, "
-            f"feature norm and margin, plus the minimum spanning tree) with `python -m compute embed --store "
-            f"{hosting.store_label()}`; this page then shows where each model lies.")
+    st.info("No model embedding in this store yet: this page shows where each model lies (UMAP of every "
+            "model's per-sample angle, feature norm and margin, plus the minimum spanning tree) once the store's "
+            f"operator computes it (`python -m compute embed --store {hosting.store_label()}`).")
 else:
     edges = data.query(embeddings.model_tree, catalog)
     linking.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),
