@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 STORE  ?= data/demo
 PORT   ?= 8501
 
-.PHONY: demo test check lint bench serve chromium clean
+.PHONY: demo test check lint bench bench-100m serve chromium texlive clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-optional.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,20 +20,28 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
+# Debian's pdflatex with booktabs: the report test compiles `report --format latex` in a paper layout.
+texlive:
+	@command -v pdflatex >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends texlive-latex-recommended; }
+
 demo: $(STAMP)
 	$(PY) -m compute demo --out $(STORE)
 	$(MAKE) serve
 
-# Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name).
+# Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name);
+# ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots).
 serve: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false -- $(if $(STORES),--stores $(STORES),--store $(STORE))
+	  --server.headless true --browser.gatherUsageStats false -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
+	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 # Every test, the slow and browser ones included; prints the 25 slowest (CI runs this).
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium texlive lint
 	$(PY) -m pytest --durations=25
 
 # The fast subset while working: no training, kill/resume, Ray, Chromium or large AppTest (about 2 min on 2 cores).
@@ -44,6 +52,15 @@ check: $(STAMP) lint
 bench: $(STAMP) chromium
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench
+
+# A study the size of the real ones (issue 21): 100M prediction rows, about 10 GB, built once (15-30 min on 2
+# cores, then its derived files), then every page's server time, the queries and 20/50 websocket sessions.
+BENCH_STORE ?= bench/out/study-100m
+bench-100m: $(STAMP)
+	test -f $(BENCH_STORE)/index/aggregates.json || $(PY) -m bench store --rows 100M --out $(BENCH_STORE)
+	$(PY) -m bench queries --store $(BENCH_STORE)
+	$(PY) -m bench pages --store $(BENCH_STORE)
+	$(PY) -m bench load --store $(BENCH_STORE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ import polars as pl
 import polars.selectors as cs
 from threadpoolctl import threadpool_limits
 
+from analysis import stats
 from analysis.matrices import cells_sql
 from analysis.sql import EPSILON, defined, equal_to
 from store.catalog import Catalog
@@ -19,6 +20,7 @@ _PAIRED_WITHIN: dict[str, tuple[str, ...]] = {
     "model_id": ("corruption", "severity"),
     "corruption": ("model_id", "severity"),
 }
+KAPPA_RESAMPLES = 1000
 _PAIR_BLOCK = 1 << 16  # rows per block of the Gram products (bounds the float64 temporaries)
 
 
@@ -28,8 +30,11 @@ def _pair_statistics(catalog: Catalog, item: str, where: str, params: Sequence[o
     Two predictions are paired when they agree on _PAIRED_WITHIN[item] and sample_id. Per pair: samples
     (shared predictions), both_right, both_wrong, agreement = both_right + both_wrong, kappa = Cohen's
     kappa of the two correctness columns, (agreement - chance) / (1 - chance) with chance =
-    r_a r_b + (1 - r_a)(1 - r_b) and r = accuracy on the shared predictions, correctness_correlation (phi
-    coefficient), angle_true_correlation (Pearson, over shared predictions with finite geometry).
+    r_a r_b + (1 - r_a)(1 - r_b) and r = accuracy on the shared predictions, with its 95 % bootstrap
+    interval over the shared predictions (kappa_low/high, stats.kappa_interval) and beyond_chance (the
+    interval excludes 0: the agreement differs from what the two accuracies alone give),
+    correctness_correlation (phi coefficient), angle_true_correlation (Pearson, over shared predictions
+    with finite geometry).
     Undefined values (a constant input) are null.
 
     Computed as Gram matrices: one pass puts the predictions in a (setting x sample) by item array, and
@@ -66,12 +71,17 @@ def _pair_statistics(catalog: Catalog, item: str, where: str, params: Sequence[o
         m, sx_a, sx_b = sums["m"][a, b], sums["sx"][a, b], sums["sx"][b, a]
         pearson = _safe_divide(m * sums["sxy"][a, b] - sx_a * sx_b,
                                np.sqrt((m * sums["sxx"][a, b] - sx_a**2) * (m * sums["sxx"][b, a] - sx_b**2)))
+        _, kappa_low, kappa_high = stats.kappa_interval(both_right, right_a - both_right, right_b - both_right,
+                                                        both_wrong, resamples=KAPPA_RESAMPLES)
         result = pl.DataFrame({
             "item_a": [items[i] for i in a], "item_b": [items[i] for i in b], "samples": n.astype(np.int64),
             "both_right": both_right / n, "both_wrong": both_wrong / n, "agreement": agreement, "kappa": kappa,
+            "kappa_low": kappa_low, "kappa_high": kappa_high,
             "correctness_correlation": phi, "angle_true_correlation": pearson,
         }, schema_overrides={"item_a": pl.String, "item_b": pl.String})
-    return result.filter(pl.col("samples") > 0).with_columns(cs.float().fill_nan(None))
+    beyond = (pl.col("kappa_low") > 0) | (pl.col("kappa_high") < 0)
+    return result.filter(pl.col("samples") > 0).with_columns(cs.float().fill_nan(None)).with_columns(
+        beyond.alias("beyond_chance"))
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -119,8 +129,8 @@ def _gram_sums(frame: pl.DataFrame, num_items: int) -> dict[str, np.ndarray]:
 def model_agreement(catalog: Catalog, corruption: str | None = None, severity: int | None = None) -> pl.DataFrame:
     """Every pair of models (model_a < model_b) compared on the same samples and settings.
 
-    Columns: samples, both_right, both_wrong, agreement, kappa (Cohen's kappa of correctness),
-    correctness_correlation (phi), angle_true_correlation (Pearson over per-sample angle_true); see
+    Columns: samples, both_right, both_wrong, agreement, kappa (Cohen's kappa of correctness) with
+    kappa_low/high and beyond_chance, correctness_correlation (phi), angle_true_correlation (Pearson over per-sample angle_true); see
     _pair_statistics. Without a corruption / severity every shared (corruption, severity, sample) counts.
     """
     where, params = equal_to(corruption=corruption, severity=severity)

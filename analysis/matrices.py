@@ -3,7 +3,8 @@
 
 Conventions:
 - accuracy = fraction of predictions that are correct; error E = 1 - accuracy.
-- "dense model" of a model = `models.dense_model_id`: the unpruned model of the same architecture.
+- "dense model" of a model = its reference, `models.reference_model_id`: the model it was derived from
+  (its base), or the reference the catalog was opened with; null for a model without one.
 - Geometric means (angle_true, feature_norm, margin, loss, confidence, p_true) use only rows whose
   geometry is finite (`finite`); accuracy uses every row.
 - A ratio whose denominator is zero (up to rounding) is null, never inf or NaN.
@@ -47,14 +48,14 @@ def cells_sql(metric: str) -> str:
             FROM partition_summary
         ),
         model_cell AS (
-            SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.dense_model_id, c.corruption,
+            SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.reference_model_id, c.corruption,
                    c.severity,
                    c.samples, c.value, d.value AS dense_value, c.value - d.value AS delta_vs_dense,
                    c.value - clean.value AS delta_vs_clean
             FROM cell c
             JOIN models m USING (model_id)
             LEFT JOIN cell d
-              ON d.model_id = m.dense_model_id AND d.corruption = c.corruption AND d.severity = c.severity
+              ON d.model_id = m.reference_model_id AND d.corruption = c.corruption AND d.severity = c.severity
             LEFT JOIN cell clean ON clean.model_id = c.model_id AND clean.corruption = 'clean'
         )"""  # noqa: S608 (constant SQL)
 
@@ -101,19 +102,34 @@ def accuracy_matrix(catalog: Catalog, group_by: str = "model") -> pl.DataFrame:
     ).drop("delta_vs_dense", "delta_vs_clean").rename({"value": "accuracy", "dense_value": "dense_accuracy"})
 
 
+# Relative CE divides by how much the reference (dense) model's error rises under a corruption; a rise near
+# 0 (a corruption that barely hurts the reference) makes the ratio explode. Below this mean rise over the
+# severities (in error, 0-1) a corruption's relative CE is left out, and so out of the relative mCE.
+MIN_REFERENCE_RISE = 0.05
+
 _CORRUPTION_ERRORS = f"""
-    per_corruption AS (
+    per_corruption_raw AS (
         SELECT c.model_id, c.corruption, list_contains($1, c.corruption) AS common, count(*) AS severities,
                avg(c.value) AS accuracy,
                CASE WHEN count(c.dense_value) = count(*) THEN
                    {ratio("sum(1 - c.value)", "sum(1 - c.dense_value)")} END AS ce,
                CASE WHEN count(c.dense_value) = count(*) THEN
+                   avg((1 - c.dense_value) - (1 - clean.dense_value)) END AS reference_rise,
+               CASE WHEN count(c.dense_value) = count(*) THEN
                    {ratio("sum((1 - c.value) - (1 - clean.value))",
-                           "sum((1 - c.dense_value) - (1 - clean.dense_value))")} END AS relative_ce
+                           "sum((1 - c.dense_value) - (1 - clean.dense_value))")} END AS unguarded_relative_ce
         FROM model_cell c
         LEFT JOIN model_cell clean ON clean.model_id = c.model_id AND clean.corruption = 'clean'
         WHERE c.corruption <> 'clean'
         GROUP BY ALL
+    ),
+    per_corruption AS (
+        SELECT * EXCLUDE (unguarded_relative_ce),
+               CASE WHEN reference_rise >= {MIN_REFERENCE_RISE} THEN unguarded_relative_ce END AS relative_ce,
+               CASE WHEN reference_rise < {MIN_REFERENCE_RISE} THEN
+                   printf('left out: the reference error rises by only %.3f under %s (below {MIN_REFERENCE_RISE}), '
+                          || 'so the ratio divides by nearly 0', reference_rise, corruption) END AS relative_ce_note
+        FROM per_corruption_raw
     )"""  # noqa: S608 (constant SQL)
 
 
@@ -122,16 +138,20 @@ def corruption_errors(catalog: Catalog) -> pl.DataFrame:
 
     With E = error and the base = the model's dense model (reference/cifar10c.md; there is no agreed
     AlexNet row for CIFAR):
-        ce          = CE_c = sum_s E(f,s,c) / sum_s E(dense,s,c)
-        relative_ce = sum_s (E(f,s,c) - E(f,clean)) / sum_s (E(dense,s,c) - E(dense,clean))
-    The sums run over the severities present for the model; both are null when the dense model lacks one
+        ce             = CE_c = sum_s E(f,s,c) / sum_s E(dense,s,c)
+        reference_rise = mean_s (E(dense,s,c) - E(dense,clean)): how much c hurts the reference
+        relative_ce    = sum_s (E(f,s,c) - E(f,clean)) / sum_s (E(dense,s,c) - E(dense,clean))
+    The sums run over the severities present for the model; all are null when the dense model lacks one
     of them, has no clean row (relative_ce), or when the denominator is zero (e.g. a dense model that
-    makes no error). `common` says whether c is one of the 15 COMMON_CORRUPTIONS.
+    makes no error). relative_ce is also null, with the reason in `relative_ce_note`, when reference_rise
+    is below MIN_REFERENCE_RISE: its denominator is then near 0 and the ratio meaningless.
+    `common` says whether c is one of the 15 COMMON_CORRUPTIONS.
     """
     return catalog.query(f"""
         WITH {cells_sql("accuracy")}, {_CORRUPTION_ERRORS}
-        SELECT p.model_id, m.arch, m.method, m.target_sparsity, m.dense_model_id, p.corruption, p.common,
-               p.severities, p.accuracy, 1 - p.accuracy AS error, p.ce, p.relative_ce
+        SELECT p.model_id, m.arch, m.method, m.target_sparsity, m.reference_model_id, p.corruption, p.common,
+               p.severities, p.accuracy, 1 - p.accuracy AS error, p.ce, p.reference_rise, p.relative_ce,
+               p.relative_ce_note
         FROM per_corruption p JOIN models m USING (model_id)
         ORDER BY {MODEL_ORDER}, p.corruption
     """, [list(COMMON_CORRUPTIONS)])  # noqa: S608 (constant SQL)
@@ -149,7 +169,10 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
                                 null when the dense model lacks one of the cells
     mce, relative_mce           mean of CE_c / relative CE_c over the corruptions present (see
                                 corruption_errors); null when any CE_c is null, so that a mean never
-                                silently covers fewer corruptions than the model was tested on
+                                silently covers fewer corruptions than the model was tested on, except
+                                that relative_mce leaves out (openly) the corruptions whose reference
+                                rise is below MIN_REFERENCE_RISE
+    relative_mce_left_out       those corruptions (a list, empty when none)
     common_mce, common_relative_mce   the same over the 15 COMMON_CORRUPTIONS, null unless all present
     A model without predictions has null figures.
     """
@@ -171,18 +194,22 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
         per_model_ce AS (
             SELECT model_id,
                    CASE WHEN count(ce) = count(*) THEN avg(ce) END AS mce,
-                   CASE WHEN count(relative_ce) = count(*) THEN avg(relative_ce) END AS relative_mce,
+                   CASE WHEN count(relative_ce) = count(*) FILTER (WHERE relative_ce_note IS NULL)
+                        THEN avg(relative_ce) END AS relative_mce,
+                   coalesce(list(corruption ORDER BY corruption) FILTER (WHERE relative_ce_note IS NOT NULL), [])
+                       AS relative_mce_left_out,
                    CASE WHEN count(ce) FILTER (WHERE common) = len($1)
                         THEN avg(ce) FILTER (WHERE common) END AS common_mce,
-                   CASE WHEN count(relative_ce) FILTER (WHERE common) = len($1)
+                   CASE WHEN count(*) FILTER (WHERE common) = len($1) AND count(relative_ce) FILTER (WHERE common)
+                             = count(*) FILTER (WHERE common AND relative_ce_note IS NULL)
                         THEN avg(relative_ce) FILTER (WHERE common) END AS common_relative_mce
             FROM per_corruption GROUP BY model_id
         )
-        SELECT m.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.dense_model_id,
+        SELECT m.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.reference_model_id,
                pm.clean_accuracy, pm.corruption_accuracy, pm.common_corruption_accuracy,
                pm.dense_clean_accuracy - pm.clean_accuracy AS clean_drop_vs_dense,
                pm.dense_corruption_accuracy - pm.corruption_accuracy AS corruption_drop_vs_dense,
-               ce.mce, ce.relative_mce, ce.common_mce, ce.common_relative_mce
+               ce.mce, ce.relative_mce, ce.relative_mce_left_out, ce.common_mce, ce.common_relative_mce
         FROM models m
         LEFT JOIN per_model pm USING (model_id)
         LEFT JOIN per_model_ce ce USING (model_id)

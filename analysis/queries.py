@@ -10,10 +10,10 @@ from store.catalog import Catalog
 
 
 def models(catalog: Catalog) -> pl.DataFrame:
-    """One row per model, dense first, then by method and sparsity."""
+    """One row per model (its card), dense first, then by method and sparsity."""
     return catalog.query("""
-        SELECT model_id, arch, method, target_sparsity, sparsity, seed, num_params, num_nonzero,
-               clean_accuracy, dense_model_id, checkpoint, hparams
+        SELECT model_id, arch, method, target_sparsity, sparsity, seed, base, reference_model_id, num_params,
+               num_nonzero, clean_accuracy, loader, checkpoint, hparams
         FROM models
         ORDER BY method <> 'dense', method, target_sparsity, seed, model_id
     """)

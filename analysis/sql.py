@@ -51,12 +51,21 @@ def require_models(catalog: Catalog, model_ids: Sequence[str]) -> None:
         raise ValueError(f"unknown model id(s) {unknown}; known: {', '.join(sorted(known))}")
 
 
-def dense_model(catalog: Catalog) -> str:
-    """The study's reference dense model: the first by id of the models' dense models (the catalog's
-    `dense_model_id`, the one definition of which model is a dense model); ValueError when there is none."""
-    frame = catalog.query("SELECT min(dense_model_id) AS model_id FROM models HAVING model_id IS NOT NULL")
+class NoReference(ValueError):
+    """The store has no reference model to compare with (no model names a base, none was chosen)."""
+
+
+HOW_TO_ADD_A_REFERENCE = ("record each derived model's base (`python -m compute extract ... --base MODEL_ID`, or "
+                          "`base` in a models file), or choose a reference model (`--reference MODEL_ID`)")
+
+
+def reference_model(catalog: Catalog) -> str:
+    """The study's reference model: the catalog's chosen reference, else the model most others are compared
+    with (`models.reference_model_id`, their base; the first by id on a tie); NoReference when there is none."""
+    frame = catalog.query("""
+        SELECT reference_model_id AS model_id FROM models WHERE reference_model_id IS NOT NULL
+        GROUP BY reference_model_id ORDER BY count(*) DESC, reference_model_id LIMIT 1
+    """)
     if frame.is_empty():
-        raise ValueError("the store has no dense model (method 'dense'); name a model explicitly")
+        raise NoReference(f"the store has no reference model: {HOW_TO_ADD_A_REFERENCE}")
     return frame["model_id"][0]
-
-

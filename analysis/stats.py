@@ -2,7 +2,7 @@
 
 Pure numpy/scipy functions, vectorised over cells (every argument may be an array; results broadcast), so
 one call covers a whole evaluation matrix. scipy is used where it has the test (binomial tail for exact
-McNemar, Benjamini-Hochberg, Student t, Spearman); the rest is written here and tested against brute force
+McNemar, Benjamini-Hochberg, Student t, Spearman, Welch); the rest is written here and tested against brute force
 (tests/test_stats.py). All intervals are two-sided at level `confidence` (default 0.95).
 
     wilson_interval          accuracy k/n of one model in one setting (Wilson 1927 score interval)
@@ -10,15 +10,21 @@ McNemar, Benjamini-Hochberg, Student t, Spearman); the rest is written here and 
                              of the discordant pairs b, c at 1/2)
     paired_difference_interval  accuracy difference of two models on the same samples (Newcombe 1998,
                              method 10: hybrid score interval with the phi correlation)
+    difference_interval      difference of two proportions from independent samples (Newcombe 1998,
+                             method 10)
     hierarchical_bootstrap   accuracy difference over replicate seeds: resample seeds, then samples within
                              each chosen seed (Saravanan et al. 2020), from per-seed discordant counts
+    kappa_interval           Cohen's kappa of two models' correctness with a bootstrap over the samples
     holm, benjamini_hochberg adjusted p-values over the cells shown
     mean_interval            mean over seeds with a Student t interval
-    spearman_interval        Spearman's rho across models with a percentile bootstrap over models
+    mean_difference          difference of two independent means with Welch's t interval and test
+    rank_correlation         Spearman's rho, or the partial one controlling for a third variable, across
+                             models with a percentile bootstrap over models or their groups
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +86,58 @@ def paired_difference_interval(both: np.ndarray | int, only_a: np.ndarray | int,
         epsilon = np.sqrt(np.maximum((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
     difference = p1 - p2
     return difference, np.maximum(difference - delta, -1.0), np.minimum(difference + epsilon, 1.0)
+
+
+def difference_interval(correct_a: np.ndarray | int, total_a: np.ndarray | int, correct_b: np.ndarray | int,
+                        total_b: np.ndarray | int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(difference, low, high) of the proportions a - b from two samples taken as independent: Newcombe's
+    (1998) hybrid score interval (his method 10), the Wilson intervals of both combined. On the same
+    samples (e.g. clean and corrupted versions of one test set) it is conservative: their positive
+    correlation would narrow it (paired_difference_interval, when the 2x2 table is known)."""
+    ka, na, kb, nb = (np.asarray(x, dtype=np.float64) for x in (correct_a, total_a, correct_b, total_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pa, pb = ka / na, kb / nb
+    la, ua = wilson_interval(ka, na, confidence)
+    lb, ub = wilson_interval(kb, nb, confidence)
+    difference = pa - pb
+    return (difference, difference - np.sqrt((pa - la) ** 2 + (ub - pb) ** 2),
+            difference + np.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
+
+
+def kappa_interval(both_right: np.ndarray, only_a: np.ndarray, only_b: np.ndarray, both_wrong: np.ndarray, *,
+                   resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kappa, low, high) per pair of models: Cohen's kappa of their correctness on the same samples, from
+    the 2x2 table of counts, with a percentile bootstrap over the samples (a multinomial redraw of the
+    table: the per-sample rows are not needed).
+
+    kappa = (agreement - chance) / (1 - chance), where chance = a_r b_r + (1 - a_r)(1 - b_r) is the
+    agreement expected from the two accuracies alone; an interval that holds 0 is not different from that
+    chance agreement. NaN where kappa is undefined (a model always right or always wrong)."""
+    table = np.stack([np.asarray(x, dtype=np.int64) for x in (both_right, only_a, only_b, both_wrong)], axis=-1)
+    table = np.atleast_2d(table)
+    n = table.sum(axis=-1)
+
+    def kappa(counts: np.ndarray, total: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = counts / total[..., None]
+            right_a, right_b = p[..., 0] + p[..., 1], p[..., 0] + p[..., 2]
+            chance = right_a * right_b + (1 - right_a) * (1 - right_b)
+            return np.where(1 - chance > 1e-12, (p[..., 0] + p[..., 3] - chance) / (1 - chance), np.nan)
+
+    observed = kappa(table, n)
+    if not observed.size:
+        return observed, observed, observed
+    rng = np.random.default_rng(seed)
+    shares = table / np.maximum(n, 1)[:, None]
+    draws = rng.multinomial(n[None, :], shares[None, :, :], size=(resamples, table.shape[0]))
+    boot = kappa(draws, np.broadcast_to(n, (resamples, table.shape[0])))
+    tail = (1 - confidence) / 2
+    with warnings.catch_warnings():  # a pair whose every redraw is undefined: NaN, as expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(boot, [tail, 1 - tail], axis=0)
+    undefined = np.isnan(observed)
+    return observed, np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
 
 
 @dataclass(frozen=True)
@@ -184,33 +242,101 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, 
 
 @dataclass(frozen=True)
 class RankCorrelation:
+    """Spearman's rho (partial when a control was given) with its percentile bootstrap interval, its
+    p-value, the pairs it rests on and the units the bootstrap resampled (models, or their groups)."""
+
     rho: float
     low: float
     high: float
     p_value: float
     models: int
+    units: int
 
 
-def spearman_interval(x: np.ndarray, y: np.ndarray, *, resamples: int = 2000, confidence: float = 0.95,
-                      seed: int = 0) -> RankCorrelation:
-    """Spearman's rho of x and y (scipy) with a percentile bootstrap interval over the pairs (models):
-    resample the models with replacement and recompute rho. Pairs with a NaN are dropped; rho is NaN for
-    fewer than 3 pairs or a constant input."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return RankCorrelation(float("nan"), float("nan"), float("nan"), float("nan"), int(x.size))
-    result = stats.spearmanr(x, y)
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, x.size, size=(resamples, x.size))
-    rx = stats.rankdata(x[index], axis=1)
-    ry = stats.rankdata(y[index], axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
+def _rank_correlations(x: np.ndarray, y: np.ndarray, control: np.ndarray | None) -> np.ndarray:
+    """Per row of the (rows, n) arrays, NaN marking absent entries: Pearson's correlation of the average
+    ranks of x and y (Spearman's rho), or, with `control`, of their residuals after a least-squares fit
+    on the ranks of control (the partial Spearman correlation). NaN where a rank order is constant."""
+    def centred_ranks(values: np.ndarray) -> np.ndarray:
+        ranks = stats.rankdata(values, axis=1, nan_policy="omit")
+        return np.nan_to_num(ranks - np.nanmean(ranks, axis=1, keepdims=True))
+
+    rx, ry = centred_ranks(x), centred_ranks(y)
+    scale = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        rhos = (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+        if control is not None:
+            rz = centred_ranks(control)
+            zz = (rz * rz).sum(axis=1, keepdims=True)
+            rx = rx - (rx * rz).sum(axis=1, keepdims=True) / zz * rz
+            ry = ry - (ry * rz).sum(axis=1, keepdims=True) / zz * rz
+        denominator = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+        # Residuals of an exact fit are rounding noise, not a rank order.
+        return np.where(denominator > 1e-9 * scale, (rx * ry).sum(axis=1) / denominator, np.nan)
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray, control: np.ndarray | None = None,
+                     clusters: np.ndarray | None = None, *, resamples: int = 2000, confidence: float = 0.95,
+                     seed: int = 0) -> RankCorrelation:
+    """Spearman's rho of x and y across models, or with `control` the partial Spearman correlation
+    controlling for it (correlation of the rank residuals of x and y on the ranks of control), with a
+    percentile bootstrap interval.
+
+    The bootstrap resamples the models with replacement or, with `clusters` (one label per model, e.g.
+    the replicate group), whole clusters with all their models, so seeds of one group never count as
+    independent evidence. p-value: scipy's spearmanr without a control; with one, the t test of a
+    partial correlation with n - 3 degrees of freedom. Pairs with a NaN are dropped; rho is NaN for
+    fewer than 3 pairs (4 with a control) or a constant rank order.
+    """
+    columns = [np.asarray(v, dtype=np.float64) for v in (x, y) + (() if control is None else (control,))]
+    keep = ~np.any([np.isnan(c) for c in columns], axis=0)
+    columns = [c[keep] for c in columns]
+    labels = np.arange(keep.sum()) if clusters is None else np.asarray(clusters)[keep]
+    n = int(keep.sum())
+    _, cluster_of = np.unique(labels, return_inverse=True)
+    units = int(cluster_of.max()) + 1 if n else 0
+    nan = float("nan")
+    extra = 0 if control is None else 1
+    if n < 3 + extra:
+        return RankCorrelation(nan, nan, nan, nan, n, units)
+    z = columns[2][None] if control is not None else None
+    rho = float(_rank_correlations(columns[0][None], columns[1][None], z)[0])
+    if np.isnan(rho):
+        return RankCorrelation(nan, nan, nan, nan, n, units)
+    if control is None:
+        p_value = float(stats.spearmanr(columns[0], columns[1]).pvalue)
+    else:
+        degrees = n - 3
+        t = rho * np.sqrt(degrees / max(1 - rho * rho, 1e-300))
+        p_value = float(2 * stats.t.sf(abs(t), degrees))
+    # Members of each cluster, padded with -1; a resample draws `units` clusters with replacement.
+    size = np.bincount(cluster_of).max()
+    members = np.full((units, size), -1)
+    for unit in range(units):
+        found = np.flatnonzero(cluster_of == unit)
+        members[unit, :found.size] = found
+    rng = np.random.default_rng(seed)
+    index = members[rng.integers(0, units, size=(resamples, units))].reshape(resamples, -1)
+    present = index >= 0
+
+    def drawn(values: np.ndarray) -> np.ndarray:
+        return np.where(present, values[np.maximum(index, 0)], np.nan)
+
+    rhos = _rank_correlations(drawn(columns[0]), drawn(columns[1]), None if z is None else drawn(columns[2]))
     rhos = rhos[~np.isnan(rhos)]  # a resample of identical models has no rank order
     tail = (1 - confidence) / 2
-    low, high = np.quantile(rhos, [tail, 1 - tail]) if rhos.size else (np.nan, np.nan)
-    return RankCorrelation(float(result.statistic), float(low), float(high), float(result.pvalue), int(x.size))
+    low, high = np.quantile(rhos, [tail, 1 - tail]) if rhos.size else (nan, nan)
+    return RankCorrelation(rho, float(low), float(high), p_value, n, units)
+
+
+def mean_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """(difference, low, high, p_value) of mean(a) - mean(b) for two independent samples (e.g. the models
+    of two methods): Welch's t interval and two-sided test, as scipy.stats.ttest_ind(equal_var=False).
+    NaN unless both samples have 2 values or more (no spread to estimate)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    nan = float("nan")
+    if a.size < 2 or b.size < 2:
+        return nan, nan, nan, nan
+    result = stats.ttest_ind(a, b, equal_var=False)
+    interval = result.confidence_interval(confidence)
+    return float(a.mean() - b.mean()), float(interval.low), float(interval.high), float(result.pvalue)

@@ -2,8 +2,8 @@
 
 A *group* is the set of models of the same (arch, method, target_sparsity) that differ only in their seed
 (`group_id`, a column of the catalog's `models` view); a study with one seed has one model per group. Each pruned
-model is paired with its dense model (`models.dense_model_id`: same architecture, same seed when there is
-one), on the same samples in the same setting.
+model is paired with its reference (`models.reference_model_id`: its base, or the chosen reference; "dense"
+in column names), on the same samples in the same setting.
 
 Per model and setting (`model_cells`):
     accuracy_low/high   Wilson score interval over the test samples
@@ -49,26 +49,16 @@ def groups(catalog: Catalog) -> pl.DataFrame:
 def paired_counts(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption, severity): samples and correct (every row), and on the samples the dense
     model also has: paired, both_right, only_model (model right, dense wrong), only_dense, neither_right.
-    With the model's group, seed and dense_model_id.
+    With the model's group, seed and reference_model_id.
 
-    One pass over the predictions packs each partition's samples and right answers into two bit strings
-    (bit i = sample i); pairing a model with its dense model is then a join of 2 x partitions rows and a
-    popcount of the AND, instead of a join of every prediction row with the dense model's. The pass reads
-    the by-sample index (one file) when it is fresh, else the partition files.
+    Each partition's samples and right answers are two bit strings (bit i = sample i; the catalog's
+    partition_bits pre-aggregate, store.aggregates); pairing a model with its dense model is then a join
+    of 2 x partitions rows and a popcount of the AND, instead of a join of every prediction row with the
+    dense model's.
     """
-    extent = catalog.query("SELECT min(sample_id)::INTEGER AS low, max(sample_id)::INTEGER AS high FROM samples")
-    if extent.is_empty() or extent["low"][0] is None:
-        low, high = 0, 0
-    else:
-        low, high = int(extent["low"][0]), int(extent["high"][0])  # integers from the store, not user text
-    bits = f"sample_id::INTEGER, {low}, {high}"
     return catalog.query(f"""
-        WITH bits AS (
-            SELECT model_id, corruption, severity, count(*) AS samples, sum(correct::BIGINT)::BIGINT AS correct,
-                   bitstring_agg({bits}) AS present,
-                   bitstring_agg(CASE WHEN correct THEN sample_id::INTEGER END, {low}, {high}) AS right
-            FROM {catalog.by_sample} GROUP BY model_id, corruption, severity
-        ),
+        WITH bits AS (SELECT model_id, corruption, severity, samples, correct, present, right_bits AS right
+                      FROM partition_bits),
         pairs AS (
             SELECT b.model_id, b.corruption, b.severity, b.samples, b.correct,
                    coalesce(bit_count(b.present & d.present), 0) AS paired,
@@ -76,26 +66,30 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                    coalesce(bit_count(b.right & d.present), 0) AS model_right,
                    coalesce(bit_count(d.right & b.present), 0) AS dense_right
             FROM bits b JOIN models m USING (model_id)
-            LEFT JOIN bits d ON d.model_id = m.dense_model_id AND d.corruption = b.corruption
+            LEFT JOIN bits d ON d.model_id = m.reference_model_id AND d.corruption = b.corruption
                             AND d.severity = b.severity
         )
-        SELECT p.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed, m.dense_model_id,
+        SELECT p.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed, m.reference_model_id,
                p.corruption, p.severity, p.samples, p.correct, p.paired::BIGINT AS paired,
                p.both_right::BIGINT AS both_right, (p.model_right - p.both_right)::BIGINT AS only_model,
                (p.dense_right - p.both_right)::BIGINT AS only_dense,
                (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
         FROM pairs p JOIN models m USING (model_id)
         ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {SETTING_ORDER}
-    """)  # noqa: S608 (constant SQL and integers)
+    """)  # noqa: S608 (constant SQL)
 
 
-def _model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
-    """Add the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
+def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
+    """paired_counts-shaped counts (any grouping of settings into `corruption`, `severity`) -> the same rows
+    with the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
     k, n = counts["correct"].to_numpy(), counts["samples"].to_numpy()
     low, high = stats.wilson_interval(k, n)
     both, only_model, only_dense, neither = (counts[c].to_numpy() for c in
                                               ("both_right", "only_model", "only_dense", "neither_right"))
-    is_pair = (counts["paired"].to_numpy() > 0) & (counts["model_id"] != counts["dense_model_id"]).to_numpy()
+    # A model without a reference (reference_model_id null) has no pair: compared as strings, never as None.
+    reference = counts["reference_model_id"].cast(pl.String)
+    is_pair = (counts["paired"].to_numpy() > 0) & (reference.is_not_null() & (counts["model_id"] != reference)
+                                                    .fill_null(False)).to_numpy()
     # dense - model: the dense model plays "A" (its own right answers are both + only_dense).
     drop, drop_low, drop_high = stats.paired_difference_interval(both, only_dense, only_model, neither)
     p_value = stats.mcnemar_exact(only_dense, only_model)
@@ -111,7 +105,7 @@ def _model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(pl.when(pl.col("samples") == 0).then(None).otherwise(pl.col("accuracy")).alias("accuracy"))
 
 
-_MODEL_COLUMNS = ("model_id", "group_id", "arch", "method", "target_sparsity", "seed", "dense_model_id",
+_MODEL_COLUMNS = ("model_id", "group_id", "arch", "method", "target_sparsity", "seed", "reference_model_id",
                   "corruption", "severity", "samples", "accuracy", "accuracy_low", "accuracy_high",
                   "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value", "paired", "only_model",
                   "only_dense")
@@ -121,7 +115,7 @@ def model_cells(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption, severity): accuracy with its Wilson interval, and the drop vs the dense
     model with Newcombe's paired interval and the exact McNemar p-value (null for a dense model itself);
     `paired`, `only_model` and `only_dense` are the paired and discordant sample counts."""
-    return _model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
+    return model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
 
 
 def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:
@@ -199,18 +193,25 @@ def with_significance(cells: pl.DataFrame, correction: str = "holm", alpha: floa
 
 
 def group_pairs(pairs: pl.DataFrame, members: pl.DataFrame, value: str) -> pl.DataFrame:
-    """A frame of model pairs (model_a, model_b, `value`, as analysis.agreement.model_agreement) averaged
-    per pair of replicate groups: group_a, group_b (group_a < group_b), pairs (model pairs averaged), the
-    mean of `value` and its Student t interval across those pairs (value_low/high; equal to the mean for
-    one pair). `members` is groups(catalog). Pairs within one group are left out."""
+    """A frame of model pairs (model_a, model_b, `value` and, if present, `value`_low/_high, as
+    analysis.agreement.model_agreement) averaged per pair of replicate groups: group_a, group_b (group_a <=
+    group_b), pairs (model pairs averaged), the mean of `value` and its Student t interval across those
+    pairs (value_low/high; for one pair, that pair's own interval when given, else the mean).
+    `members` is groups(catalog). Pairs within one group give the rows group_a == group_b: how much the
+    group's seeds agree with each other (absent for a group of one seed)."""
     names = members.select("model_id", "group_id")
+    bounds = [c for c in (f"{value}_low", f"{value}_high") if c in pairs.columns]
     joined = (pairs.join(names.rename({"model_id": "model_a", "group_id": "a"}), on="model_a")
               .join(names.rename({"model_id": "model_b", "group_id": "b"}), on="model_b")
-              .filter(pl.col("a") != pl.col("b"))
               .select(pl.min_horizontal("a", "b").alias("group_a"), pl.max_horizontal("a", "b").alias("group_b"),
-                      pl.col(value).cast(pl.Float64)))
+                      pl.col(value, *bounds).cast(pl.Float64)))
     grouped = joined.group_by("group_a", "group_b", maintain_order=True).agg(
-        pl.len().alias("pairs"), pl.col(value).mean(), pl.col(value).std().alias("std")).sort("group_a", "group_b")
+        pl.len().alias("pairs"), pl.col(value).mean(), pl.col(value).std().alias("std"),
+        *(pl.col(c).first().alias(f"single_{c}") for c in bounds)).sort("group_a", "group_b")
     half = stats.t_half_width(grouped["std"].fill_null(0).to_numpy(), grouped["pairs"].to_numpy())
-    return grouped.with_columns((pl.col(value) - half).alias(f"{value}_low"),
-                                (pl.col(value) + half).alias(f"{value}_high")).drop("std")
+    several = pl.col("pairs") > 1
+    single = {c: pl.col(f"single_{c}") if c in bounds else pl.col(value) for c in (f"{value}_low", f"{value}_high")}
+    return grouped.with_columns(
+        pl.when(several).then(pl.col(value) - half).otherwise(single[f"{value}_low"]).alias(f"{value}_low"),
+        pl.when(several).then(pl.col(value) + half).otherwise(single[f"{value}_high"]).alias(f"{value}_high"),
+    ).drop("std", *(f"single_{c}" for c in bounds))

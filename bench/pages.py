@@ -16,6 +16,12 @@ does). Goal: at most 3 s per page, cold and warm, on the large and the many-clas
 
     python -m bench pages                                        # all three stores (make bench)
     python -m bench.pages --classes 1000 --models 20 [--samples 5000] [--corruptions 3]   # one class study
+
+Server time on any store, no browser (`python -m bench pages --store DIR`, e.g. the 100M-row store of
+`python -m bench store`): a fresh server, one session over Streamlit's websocket (bench.load.Session);
+the first page view (the Overview, which pays for imports and opening the store; goal <= 2 s), then each
+page with the default selection and with SELECTIONS random sidebar selections (model, corruption,
+severity), each view's time from the request to the end of its script run; goal p95 <= 1 s per page.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.load import logged, timing_env
+from bench.load import PAGE_TIMEOUT_S, Session, logged, percentile, timing_env
 from dashboard.pages import PAGES
 from testkit.browser import VIEWPORT, chromium, dashboard, navigate, visit
 from testkit.synthetic import write_store
@@ -35,6 +41,9 @@ DEMO = ROOT / "data" / "demo"
 OUT = Path(__file__).resolve().parent / "out"
 LARGE_CANDIDATES = (OUT / "queries-store", OUT / "pages-store")  # the first is bench.queries' store
 GOAL_SECONDS = 3.0
+SELECTIONS = 20
+SERVER_GOAL_S = 1.0  # p95 of a page's server time, default and random selections (issue 21)
+OPEN_GOAL_S = 2.0  # a fresh server's first page
 
 
 def demo_store() -> Path:
@@ -106,13 +115,65 @@ def print_classes(name: str, times: dict[str, tuple[float, float]]) -> None:
         print(f"{path:<13} {cold:>7.2f} {warm:>7.2f}  {verdict(cold, warm)}")
 
 
+async def _server_views(url: str, selections: int) -> tuple[float, dict[str, list[float]], list[str]]:
+    """(first page view, per page: the default selection's time then each random selection's, errors)."""
+    import random
+    import time
+
+    import websockets
+
+    rng = random.Random(0)
+    errors: list[str] = []
+    async with websockets.connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
+                                  max_size=None, open_timeout=PAGE_TIMEOUT_S) as socket:
+        visitor = Session(socket)
+        start = time.perf_counter()
+        errors += await visitor.view("overview")
+        first = time.perf_counter() - start
+        times: dict[str, list[float]] = {}
+        for path in PAGES:
+            defaults = await visitor.view(path, visitor.pages[path], visitor.default_selection())
+            errors += defaults
+            times[path] = []
+            for states in [visitor.default_selection()] + [visitor.random_selection(rng) for _ in range(selections)]:
+                start = time.perf_counter()
+                errors += [f"/{path}: {error}" for error in await visitor.view(path, visitor.pages[path], states)]
+                times[path].append(time.perf_counter() - start)
+    return first, times, errors
+
+
+def server_times(store: Path, selections: int = SELECTIONS) -> None:
+    """Print each page's server time on a fresh server for `store`, beside the goals."""
+    import asyncio
+
+    with dashboard(store, timeout=300) as url:
+        first, times, errors = asyncio.run(_server_views(url, selections))
+    print(f"server time per page view on {store}, seconds: default selection and {selections} random "
+          f"selections, warm server ({load()}; a shared machine)")
+    print(f"fresh server's first page (overview): {first:.2f} s   goal <= {OPEN_GOAL_S:g} s: "
+          f"{'met' if first <= OPEN_GOAL_S else 'MISSED'}")
+    print(f"{'page':<13} {'default':>8} {'p50':>7} {'p95':>7} {'max':>7}  goal p95 <= {SERVER_GOAL_S:g} s")
+    for path, values in times.items():
+        ordered = sorted(values)
+        p95 = percentile(ordered, 95)
+        print(f"{path:<13} {values[0]:>8.2f} {percentile(ordered, 50):>7.2f} {p95:>7.2f} {ordered[-1]:>7.2f}  "
+              f"{'met' if p95 <= SERVER_GOAL_S else 'MISSED'}")
+    print(f"errors: {len(errors)} (goal 0)" + "".join(f"\n  {error}" for error in errors[:10]))
+    print(load())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pages", description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, help="time only a synthetic study of this many classes")
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--corruptions", type=int, default=3, help="the first N corruptions, 5 severities each")
+    parser.add_argument("--store", type=Path, help="only the server time of every page on this store (no browser)")
+    parser.add_argument("--selections", type=int, default=SELECTIONS, help="random selections per page (--store)")
     options = parser.parse_args([] if argv is None else argv)
+    if options.store:
+        server_times(options.store, options.selections)
+        return
     many = classes_store(options.classes or 1000, options.models, options.samples, options.corruptions)
     label = f"{many.name} (a synthetic study of {options.classes or 1000} classes)"
     if options.classes:

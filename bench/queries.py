@@ -9,6 +9,11 @@ Everything runs on 2 threads (DuckDB and Arrow). Goals: accuracy matrix <= 0.5 s
 pandas on the same files; a fragile-sample preset <= 1 s; one sample across every model and setting
 <= 0.2 s. Each figure is the median of REPEATS warm runs (the first, cold run is printed beside it), with
 the process CPU time, since wall time on a shared machine also measures the neighbours (load printed).
+
+`python -m bench queries --store DIR` times the queries behind every page on any store instead (e.g. the
+100M-row one of `python -m bench store`), each beside its goal (issue 21: presets, the paged sample table
+and every page's queries <= 1 s, a free filter over the whole study <= 2 s or stopped by its timeout with
+a message saying so, one sample <= 0.2 s).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from analysis import agreement, embeddings, matrices, presets, queries
+from analysis import agreement, embeddings, matrices, predictors, presets, queries, uncertainty
 from store import derived, layout, reader, sample_index
-from store.catalog import Catalog
+from store.catalog import Catalog, QueryTimeout
 from testkit.synthetic import write_store
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -133,7 +138,80 @@ def side_by_side(name: str, run: Callable[[Catalog], object], catalogs: dict[int
     print(f"{name:<42}{cold[2]:8.3f}{warm:8.3f}{new_cpu:8.3f}{old_cpu:9.3f}{ratio:7.2f} {flag}{verdict}", flush=True)
 
 
-def main() -> None:
+def load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def store_queries(catalog: Catalog) -> list[tuple[str, Callable[[], object], float | None]]:
+    """(name, query, goal in s) for the queries the pages run on `catalog`'s study, with the selections a
+    user starts from: the first pruned model, fog at severity 3, the first sample."""
+    models = queries.models(catalog)
+    pruned = models.filter(models["method"] != "dense")["model_id"][0]
+    dense = models.filter(models["model_id"] == pruned)["reference_model_id"][0]
+    whole = "dense_correct and not correct and margin < -2.9"
+    scoped = f"model_id = '{pruned}' and corruption = 'fog' and severity = 3 and angle_true > 60"
+    return [
+        ("overview: accuracy matrix", lambda: matrices.accuracy_matrix(catalog), 0.5),
+        ("overview: pie_counts (clean)", lambda: presets.pie_counts(catalog), 1.0),
+        ("matrix: cells with intervals (groups)", lambda: uncertainty.matrix_cells(catalog), 1.0),
+        ("matrix: cells with intervals (models)", lambda: uncertainty.matrix_cells(catalog, "model"), 1.0),
+        ("matrix: model_summary (CE, mCE)", lambda: matrices.model_summary(catalog), 1.0),
+        ("similarity: model_agreement (fog 3)", lambda: agreement.model_agreement(catalog, "fog", 3), 1.0),
+        ("similarity: model_agreement (all)", lambda: agreement.model_agreement(catalog), 1.0),
+        ("similarity: corruption_redundancy (3)", lambda: agreement.corruption_redundancy(catalog, 3), 1.0),
+        ("predictors: model_geometry (clean)", lambda: predictors.model_geometry(catalog), 1.0),
+        ("local: setting_bins", lambda: queries.setting_bins(catalog, pruned, "fog", 3), 1.0),
+        ("local: pair_delta_bins", lambda: queries.pair_delta_bins(catalog, pruned, dense, "fog", 3), 1.0),
+        ("global: parallel_lines", lambda: queries.parallel_lines(catalog, pruned, "fog", 3), 1.0),
+        ("embedding: sample_embedding", lambda: embeddings.sample_embedding(catalog, pruned), 1.0),
+        ("samples: pruning_fragile (k=3, fog 3)", lambda: presets.pruning_fragile(catalog, 3, "fog", 3), 1.0),
+        ("samples: corruption_fragile (fog <= 5)", lambda: presets.corruption_fragile(catalog, "fog", 5), 1.0),
+        ("samples: robust (severity <= 3)", lambda: presets.robust(catalog, 3), 1.0),
+        ("samples: flipped_by_pruning (fog 3)", lambda: presets.flipped_by_pruning(catalog, dense, pruned, "fog", 3),
+         1.0),
+        ("samples: PIE (fog 3)", lambda: presets.pruning_identified_exemplars(catalog, "fog", 3), 1.0),
+        ("samples: paged table, scoped filter", lambda: (presets.count_rows(catalog, scoped),
+                                                         presets.filter_rows(catalog, scoped)), 1.0),
+        ("samples: free filter, whole study", lambda: (presets.count_rows(catalog, whole),
+                                                       presets.filter_rows(catalog, whole)), 2.0),
+        ("sample: sample_rows (every setting)", lambda: queries.sample_rows(catalog, 4321 % catalog.manifest[
+            "num_samples"]), 0.2),
+    ]
+
+
+def run_store(root: Path, repeats: int) -> None:
+    """Every page's queries on the store at `root`, cold and warm, each beside its goal."""
+    pa.set_cpu_count(THREADS)
+    pa.set_io_thread_count(THREADS)
+    start = time.perf_counter()
+    catalog = Catalog(root, threads=THREADS)
+    opened = time.perf_counter() - start
+    rows = int(catalog.query("SELECT sum(rows)::BIGINT AS n FROM partition_summary")["n"][0] or 0)
+    total, predictions = store_bytes(root)
+    print(f"{root}: {rows:,} prediction rows in {len(catalog.partition_files):,} files, {total / 1e9:.2f} GB on "
+          f"disk; catalog opened in {opened:.2f} s; {THREADS} threads; {load()} on {os.cpu_count()} cores "
+          "(a shared machine)")
+    print(catalog.aggregates_hint or "pre-aggregates: fresh (store.aggregates)")
+    print(f"{'query':<42}{'cold s':>8}{'warm s':>8}{'cpu s':>8}   (median of {repeats} warm runs)")
+    for name, run, goal in store_queries(catalog):
+        try:
+            report(name, timed(run, repeats), goal)
+        except QueryTimeout as error:  # the page shows this message: the filter was cut off, no answer given
+            print(f"{name:<42}  stopped by its timeout: {error}  goal: MISSED", flush=True)
+    print(load())
+    catalog.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    if argv:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="python -m bench queries", description=__doc__.splitlines()[0])
+        parser.add_argument("--store", type=Path, required=True, help="time every page's queries on this store")
+        parser.add_argument("--repeats", type=int, default=3, help="warm runs per query (median printed)")
+        options = parser.parse_args(argv)
+        run_store(options.store, options.repeats)
+        return
     roots = {2: ensure_store(2), 1: ensure_store(1)}
     pa.set_cpu_count(THREADS)
     pa.set_io_thread_count(THREADS)

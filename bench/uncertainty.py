@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from analysis import matrices, uncertainty
+from analysis import matrices, report, uncertainty
 from bench import queries
 from store import derived, layout
 from store.catalog import Catalog
@@ -68,8 +68,8 @@ def main() -> None:
     grouped = queries.timed(lambda: uncertainty.with_significance(
         uncertainty.group_statistics(as_replicates(cells)), "holm"), 2)
     queries.report("  + groups: t interval, hierarchical bootstrap", grouped, None)
-    report = queries.timed(lambda: report.report_table(catalog, "group"))
-    queries.report("report table (in process)", report, 5.0)
+    table = queries.timed(lambda: report.report_table(catalog, "group"))
+    queries.report("report table (in process)", table, 5.0)
     command = [sys.executable, "-m", "compute", "report", "--store", str(root)]
     wall = []
     for _ in range(2):

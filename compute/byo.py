@@ -22,6 +22,7 @@ standardisation a model trained on normalised input expects.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -252,7 +253,10 @@ def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"cannot import {module_name!r} for model {spec!r}: {error}") from error
+        raise ValueError(f"cannot import {module_name!r} for model {spec!r} ({error}): the module must be "
+                         f"importable from the working directory ({Path.cwd()}) or a directory on PYTHONPATH "
+                         f"(now {os.environ.get('PYTHONPATH') or 'unset'}); e.g. run from the directory that "
+                         f"holds {module_name.split('.')[0]}.py, or PYTHONPATH=DIR python -m compute ...") from error
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise ValueError(f"{module_name!r} has no callable {attribute!r} (model spec {spec!r})")
@@ -267,8 +271,12 @@ def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str
     return as_contract(model, name=spec, last_layer=last_layer, mean=mean, std=std, image_size=image_size)
 
 
+ROBUSTBENCH_DIR = "models"  # where RobustBench downloads its models, relative to the working directory
+ROBUSTBENCH_INSTALL = "pip install -r requirements-optional.txt (or pip install robustbench)"
+
+
 def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "corruptions",
-                     model_dir: str | Path = "models") -> nn.Module:
+                     model_dir: str | Path = ROBUSTBENCH_DIR) -> nn.Module:
     """A RobustBench model zoo entry (downloaded into `model_dir` by RobustBench), behind our contract.
 
     RobustBench models take [0, 1] images and normalise inside, as ours do. `threat_model` defaults to the
@@ -277,8 +285,8 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "c
     try:
         from robustbench.utils import load_model
     except ImportError as error:
-        raise ImportError("RobustBench models need the robustbench package, which prunescope does not install: "
-                          "pip install robustbench") from error
+        raise ValueError("RobustBench models need the optional robustbench package, which prunescope does not "
+                         f"install: {ROBUSTBENCH_INSTALL}") from error
     model = load_model(model_name=name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)
     return as_contract(model, name=f"RobustBench {dataset}/{threat_model} model {name!r}",
                        image_size=224 if dataset == "imagenet" else 32)

@@ -66,7 +66,10 @@ def read(path: str | Path) -> dict[str, Any]:
     except Exception as error:  # torch raises many types for a damaged file
         raise CheckpointError(f"checkpoint {path} is not a readable torch file: {error}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a prunescope checkpoint (no format={FORMAT!r} key)")
+        plain = isinstance(payload, dict) and any(isinstance(v, (dict, torch.Tensor)) for v in payload.values())
+        hint = (": it looks like a plain state dict; extract it with --model package.module:function (a function "
+                f"that builds the network) --weights {path}" if plain else "")
+        raise CheckpointError(f"checkpoint {path} is not a prunescope checkpoint (no format={FORMAT!r} key){hint}")
     missing = {"arch", "num_classes", "mean", "std", "state_dict"} - payload.keys()
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {sorted(missing)}")

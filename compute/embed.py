@@ -98,7 +98,8 @@ def standardise(features: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class EmbedPlan:
     """What to embed. Models: their geometry over `corruptions` x `severities` (None: all present).
-    Samples: `sample_models` (None: the dense model) in one setting."""
+    Samples: `sample_models` (None: the study's reference, else the first model) in one setting.
+    `reference` is the model other models are compared with (None: each model's base)."""
 
     corruptions: Sequence[str] = (layout.CLEAN,)
     severities: Sequence[int] | None = None
@@ -107,6 +108,21 @@ class EmbedPlan:
     sample_severity: int = 0
     projection: str = "umap"
     seed: int = 0
+    reference: str | None = None
+
+
+def default_sample_model(catalog: Catalog, report: Callable[[str], None]) -> str:
+    """The study's reference model, else (no model has a base) the first model by id; `report` says which
+    and how to choose others."""
+    try:
+        chosen = sql.reference_model(catalog)
+    except sql.NoReference:
+        models = catalog.query("SELECT model_id FROM models ORDER BY model_id LIMIT 1")["model_id"].to_list()
+        if not models:
+            raise ValueError(f"{catalog.root} has no models; run `python -m compute extract` first") from None
+        chosen = models[0]
+    report(f"samples: embedding the samples of {chosen} (choose others with --sample-models MODEL_ID ...)")
+    return chosen
 
 
 def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None] = tqdm.write,
@@ -117,7 +133,13 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
     which method was used and why.
     """
     root = Path(root)
-    catalog = Catalog(root)
+    catalog = Catalog(root, reference=plan.reference)
+    try:  # before any work: the models whose samples are embedded
+        sample_models = list(plan.sample_models or [default_sample_model(catalog, report)])
+        sql.require_models(catalog, sample_models)
+    except ValueError:
+        catalog.close()
+        raise
     out = root / layout.EMBEDDINGS
     steps = tqdm(total=5, desc="embed", unit="step", disable=not progress)
     try:
@@ -141,7 +163,6 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
         steps.update()
 
         steps.set_postfix_str("sample vectors")
-        sample_models = list(plan.sample_models or [sql.dense_model(catalog)])
         samples = embeddings.sample_vectors(catalog, sample_models, plan.sample_corruption, plan.sample_severity)
         if samples.is_empty():
             raise ValueError(f"no finite predictions of {sample_models} at {plan.sample_corruption} severity "

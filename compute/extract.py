@@ -15,6 +15,7 @@ Who computes the partitions is an `Executor` (compute/executors.py): in this pro
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,34 +49,64 @@ class ExtractModel:
     run: RunRecord | None = None
 
 
-def model_row(model_id: str, model: nn.Module, meta: dict[str, Any], checkpoint_path: str | None) -> dict:
-    """The models.parquet row for a model; sparsity and parameter counts are measured from the weights,
-    method, target sparsity, seed and hparams come from its run record (`compute.runs.card`).
+def model_row(model_id: str, model: nn.Module, card: Mapping[str, Any], checkpoint_path: str | None,
+              loader: Mapping[str, Any]) -> dict:
+    """The models.parquet row (the model card) of a model: sparsity and parameter counts measured from the
+    weights; arch, method, target_sparsity, seed, hparams and base from `card` (a prunescope checkpoint's
+    run record, `checkpoint_card`, or the user's description, compute.cards); `loader` says how it is
+    loaded again (compute.cards.ModelSpec.loader; {"kind": "checkpoint"} for ours).
 
     clean_accuracy is left to `store.writer.upsert_models`, which reads it from the clean partition.
     """
     counts = weight_counts(model)
-    card = runs.card(meta)
     return {
         "model_id": model_id,
-        "arch": meta.get("arch", type(model).__name__),
+        "arch": card["arch"],
         "method": card["method"],
-        "target_sparsity": card["target_sparsity"],
+        "target_sparsity": float(card["target_sparsity"]),
         "sparsity": counts["prunable_zero"] / max(counts["prunable"], 1),
         "seed": card["seed"],
         "num_params": counts["num_params"],
         "num_nonzero": counts["num_nonzero"],
         "checkpoint": checkpoint_path,
-        "hparams": card["hparams"],
+        "hparams": card.get("hparams") or json.dumps({}),
         "clean_accuracy": None,
+        "base": card.get("base"),
+        "loader": json.dumps(dict(loader), sort_keys=True),
     }
 
 
+CHECKPOINT_LOADER = {"kind": "checkpoint"}
+
+
 def from_checkpoint(path: str | Path) -> ExtractModel:
+    """A prunescope checkpoint to extract; its base is found among the run's models (`fill_bases`)."""
     model, meta = checkpoint.load(path)
     model_id = meta.get("hparams", {}).get("model_id") or Path(path).stem
-    return ExtractModel(model_id, model, model_row(model_id, model, meta, str(Path(path).resolve())),
-                        runs.of_checkpoint(meta))
+    card = {**runs.card(meta), "arch": meta["arch"], "base": None}
+    return ExtractModel(model_id, model, model_row(model_id, model, card, str(Path(path).resolve()),
+                                                   CHECKPOINT_LOADER), runs.of_checkpoint(meta))
+
+
+def fill_bases(entries: Sequence[ExtractModel], recorded: Mapping[str, str]) -> None:
+    """Give each pruned prunescope checkpoint its dense model as base: the model whose run its record
+    starts from (RunRecord.base: a digest, matched against this run's records and the store's `recorded`
+    model_id -> digest, or a model id), else the dense model of this run with its arch (its seed first).
+    Models from elsewhere keep the base their card gives."""
+    digests = {**recorded, **{e.model_id: e.run.digest for e in entries if e.run is not None}}
+    by_digest = {digest: model_id for model_id, digest in digests.items()}
+    dense = [e for e in entries if e.info["method"] == runs.DENSE]
+    ours = json.dumps(CHECKPOINT_LOADER, sort_keys=True)
+    for entry in entries:
+        if entry.info["loader"] != ours or entry.info["base"] is not None or entry.info["method"] == runs.DENSE:
+            continue
+        named = entry.run.base if entry.run is not None else None
+        if named in by_digest or named in digests:
+            entry.info["base"] = by_digest.get(named, named)
+            continue
+        same_arch = sorted((e.info["seed"] != entry.info["seed"], e.model_id) for e in dense
+                           if e.info["arch"] == entry.info["arch"])
+        entry.info["base"] = same_arch[0][1] if same_arch else None
 
 
 def settings(corruption_names: Sequence[str], severities: Sequence[int]) -> list[tuple[str, int]]:
@@ -250,7 +281,9 @@ class ImageSource:
             return provenance.generated(self.seed, corruptions.IMPLEMENTATION), None
         if self.dataset not in datasets.NPY_FOLDERS:  # a folder tree: one file per image
             copy = datasets.load_corrupted(self.dataset, self.corrupted_dir, name, severity, self.test)
-            return provenance.from_tree(copy.paths, copy.keys, self.test.size, folders.rule_spec(self.test.decode))
+            record, listing = provenance.from_tree(copy.paths, copy.keys, self.test.size,
+                                                   folders.rule_spec(self.test.decode))
+            return ({**record, provenance.PAIRED: False} if not copy.paired else record), listing
         images = self.read_corrupted(name, severity)
         path = cifar10c.find_directory(self.corrupted_dir, datasets.NPY_FOLDERS[self.dataset]) / f"{name}.npy"
         per_severity = len(np.load(path, mmap_mode="r")) // len(cifar10c.SEVERITIES)
@@ -408,8 +441,10 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     summary = extract(store, entries, test, data.num_classes, corruption_names, severities, device=device,
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
     summary.reset_models = reset
+    fill_bases(entries, reader.read_manifest(store).get(provenance.TRAINING_KEY, {}))
     writer.upsert_models(store, [entry.info for entry in entries])
     if all(reader.is_complete(store, *part) for part in everything):
         summary.index = derived.build_sample_index(store)
+        derived.build_aggregates(store)
     return summary
 

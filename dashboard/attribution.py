@@ -9,13 +9,15 @@ used, and no map is drawn when those pixels cannot be had.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from store.confine import resolve_checkpoint
+from store.confine import resolve_allowed
 from store.layout import StoreError
 
 METRICS = ("angle_true", "feature_norm", "margin")
@@ -58,33 +60,96 @@ def occlusion(model: Any, image: np.ndarray, label: int, patch: int = 8, stride:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _model(path: str, mtime: float) -> Any:
-    from compute import checkpoint
+def _model(path: str | None, mtime: float, loader: str | None, image_size: int) -> Any:
+    """The model a models.parquet row describes: a prunescope checkpoint at `path`, or what its `loader`
+    says (compute.cards: module:function with the weights at `path`, or a RobustBench model)."""
+    from compute import cards, checkpoint
 
-    return checkpoint.load(path)[0]
+    record = _loader_record(loader)
+    if record is None or record["kind"] == "checkpoint":
+        return checkpoint.load(path)[0]
+    return cards.load(record, path, image_size)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def occlusion_maps(root: str, recorded: str, image: np.ndarray, label: int, patch: int = 8,
-                   stride: int = 4) -> dict[str, Any]:
-    """occlusion() with the model of the checkpoint models.parquet records (loaded once, CPU).
+def occlusion_maps(root: str, recorded: str | None, image: np.ndarray, label: int, patch: int = 8,
+                   stride: int = 4, loader: str | None = None) -> dict[str, Any]:
+    """occlusion() with the model models.parquet records (`recorded`: its checkpoint or weights; `loader`:
+    how it is loaded, see compute.cards), loaded once, on the CPU.
 
-    The recorded path is resolved by store.confine.resolve_checkpoint: only inside the store `root` or a
-    declared checkpoint root; StoreError (a ValueError) otherwise.
+    Every file is resolved by store.confine.resolve_allowed: only inside the store `root` or an allowed
+    root; StoreError (a ValueError) otherwise (`missing_checkpoint` says so before anything is loaded).
     """
-    path = resolve_checkpoint(root, recorded)
-    return occlusion(_model(str(path), path.stat().st_mtime), image, label, patch, stride)
+    problem = missing_checkpoint(root, recorded, loader)
+    if problem:
+        raise StoreError(problem)
+    path = resolve_allowed(root, recorded) if recorded else None
+    mtime = path.stat().st_mtime if path else 0.0
+    return occlusion(_model(str(path) if path else None, mtime, loader, image.shape[0]), image, label, patch,
+                     stride)
 
 
-def missing_checkpoint(root: str | Path, recorded: str | None) -> str | None:
-    """Why attribution cannot run for this model (no path recorded, a path outside the store, or the file is
-    gone), else None. Nothing outside the store is touched, so the answer reveals nothing about it."""
+def _loader_record(loader: str | None) -> dict[str, Any] | None:
+    """models.parquet's `loader` JSON (compute.cards.ModelSpec.loader); None for a store written before it."""
+    return None if loader is None else json.loads(loader)
+
+
+def missing_checkpoint(root: str | Path, recorded: str | None, loader: str | None = None) -> str | None:
+    """Why attribution cannot run for this model, else None: a prunescope checkpoint that is not recorded,
+    outside the store and the allowed roots, or gone; a module:function whose module's file or weights lie
+    outside them (the operator decides which code and files the server may load: --allow-root); a
+    RobustBench model without the package or outside them. Nothing outside the allowed places is touched,
+    so the answer reveals nothing about it."""
+    record = _loader_record(loader)
+    kind = "checkpoint" if record is None else record.get("kind")
+    if kind == "module":
+        return _module_problem(root, record) or (_file_problem(root, recorded, "weights") if recorded else None)
+    if kind == "robustbench":
+        return _robustbench_problem(root, record)
     if not recorded:
         return "This model has no checkpoint recorded in models.parquet, so its attribution cannot be computed."
+    return _file_problem(root, recorded, "checkpoint")
+
+
+def _file_problem(root: str | Path, recorded: str, what: str) -> str | None:
     try:
-        path = resolve_checkpoint(root, recorded)
+        path = resolve_allowed(root, recorded, what)
     except StoreError as error:
         return f"Attribution refused: {error}."
     if not path.is_file():
-        return f"The checkpoint `{recorded}` is not in this store, so the attribution cannot be computed."
+        return f"The {what} `{recorded}` is not in this store, so the attribution cannot be computed."
+    return None
+
+
+def _module_problem(root: str | Path, record: dict[str, Any]) -> str | None:
+    """The module of a module:function loader must be importable and its files allowed (they are code the
+    server would run). The top-level package is found first (finding it runs none of its code) and must
+    lie under the allowed places before a dotted module's parent package is imported to find the rest."""
+    module = str(record.get("function", "")).partition(":")[0]
+    for name in dict.fromkeys([module.partition(".")[0], module]):
+        try:
+            spec = importlib.util.find_spec(name) if name else None
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return (f"The model's module `{module}` cannot be imported by this server, so its attribution cannot "
+                    "be computed (the operator starts the dashboard where it is importable: PYTHONPATH).")
+        if not Path(spec.origin).is_absolute():  # built into Python (frozen, built-in): never a model's file
+            return f"Attribution refused: the model's module `{module}` is not a file under the allowed roots."
+        problem = _file_problem(root, spec.origin, "model module")
+        if problem:
+            return problem
+    return None
+
+
+def _robustbench_problem(root: str | Path, record: dict[str, Any]) -> str | None:
+    if importlib.util.find_spec("robustbench") is None:
+        return "RobustBench models need the optional robustbench package, which this server does not have."
+    model_dir = record.get("model_dir")
+    if not model_dir:
+        return "This RobustBench model's download directory is not recorded, so it cannot be loaded here."
+    try:
+        resolve_allowed(root, model_dir, "RobustBench model directory")
+    except StoreError as error:
+        return f"Attribution refused: {error}."
     return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -25,6 +27,26 @@ FACET_COLUMNS = 5
 OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
 MAX_MARKS = 5000  # above this many samples a chart gets aggregates from DuckDB, not one mark per sample
 BINS = 24  # grid size of the 2-D histograms that replace scatter plots on large studies
+
+
+# One colour per pruning method, the same on every chart: Paul Tol's "muted" scheme (distinct for the
+# common colour-vision deficiencies) for the known methods, then Okabe & Ito's for any other. Ten are
+# pairwise distinct; dense and biprop, ft and random no longer share a hue.
+METHOD_COLOURS: dict[str, str] = {
+    "dense": "#332288", "ft": "#88ccee", "lrr": "#44aa99", "ltr": "#117733", "gmp": "#999933", "snip": "#ddcc77",
+    "random": "#cc6677", "biprop": "#882255", "edgepopup": "#aa4499",
+}
+EXTRA_METHOD_COLOURS = ("#000000", "#e69f00", "#d55e00", "#56b4e9", "#0072b2", "#009e73", "#cc79a7", "#888888")
+
+
+def method_colour(methods: Sequence[str], title: str = "method") -> alt.Color:
+    """The colour channel of `method` over these methods: METHOD_COLOURS for the known ones, the extra
+    colours in turn for the rest (repeated only past 8 other methods)."""
+    domain = list(dict.fromkeys(methods))
+    others = itertools.cycle(EXTRA_METHOD_COLOURS)
+    colours = [METHOD_COLOURS[m] if m in METHOD_COLOURS else next(others) for m in domain]
+    return alt.Color("method:N", title=title, scale=alt.Scale(domain=domain, range=colours),
+                     legend=alt.Legend(titleLimit=400, labelLimit=300))
 
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:
@@ -76,7 +98,7 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
         "x": alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
                    scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         "y": alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(zero=False)),
-        "color": alt.Color("method:N", title="method"),
+        "color": method_colour(lines["method"].to_list()),
         "strokeDash": alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"]),
         "shape": alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
         "tooltip": ["model_id", "method", "images", alt.Tooltip("sparsity:Q", format=".3f"),
@@ -122,12 +144,17 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
         scale = alt.Scale(scheme="viridis", domain=list(domain) if domain else alt.Undefined)
     tooltip = ["model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
                "corruption", *(["severity"] if has_severity else []),
-               alt.Tooltip(f"{value}:Q", title=legend, format=".3f")]
+               alt.Tooltip(f"{value}:Q", title=legend, format=".3f"),
+               *(alt.Tooltip(f"{value}_{end}:Q", title=f"95% {end}", format=".3f") for end in ("low", "high")
+                 if f"{value}_{end}" in data.columns)]
     return alt.Chart(data.to_pandas()).mark_rect().encode(
         x=alt.X("setting:N", sort=settings, title="corruption and severity",
                 axis=alt.Axis(labelAngle=-60, labelLimit=140, orient="top", labelOverlap=False)),
-        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)", axis=alt.Axis(labelLimit=260)),
-        color=alt.Color(f"{value}:Q", title=legend, scale=scale),
+        y=alt.Y("model:N", sort=models_order, title="model (method, target sparsity)",
+                axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+        # Above the matrix, not beside it: a wide matrix scrolls sideways and must not hide its legend.
+        color=alt.Color(f"{value}:Q", title=legend, scale=scale,
+                        legend=alt.Legend(orient="top", titleLimit=600, gradientLength=240, titleOrient="left")),
         stroke=alt.condition(cell, alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition(cell, alt.value(2.5), alt.value(0)),
         tooltip=tooltip,
@@ -176,7 +203,7 @@ def model_map(embedding: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
                  alt.Tooltip("distance:Q", format=".3f", title="distance (z-scored geometry)")])
     dots = alt.Chart(points.to_pandas()).mark_circle(opacity=0.9, stroke="black", strokeWidth=0.5).encode(
         x=axis_x, y=axis_y,
-        color=alt.Color("method:N", title="method"),
+        color=method_colour(points["method"].to_list()),
         size=alt.Size("target_sparsity:Q", title="target sparsity", scale=alt.Scale(domain=[0, 1], range=[60, 600])),
         tooltip=["model_id", "model", "method", alt.Tooltip("target_sparsity:Q", format=".0%", title="target sparsity")],
     ).add_params(pick)
@@ -187,25 +214,51 @@ def model_map(embedding: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
 
 
 def clustered_heatmap(matrix: pl.DataFrame, order: Sequence[str], *, legend: str, title: str, items: str,
-                      row_field: str, column_field: str, domain: Sequence[float] = (-1, 1)) -> alt.Chart:
+                      row_field: str, column_field: str, domain: Sequence[float] = (-1, 1),
+                      chance: Sequence[tuple[str, str]] = ()) -> alt.Chart | alt.LayerChart:
     """A symmetric similarity matrix (analysis.agreement.square_matrix: an `item` column and one column per
     item) in its clustered order, so near-duplicates form blocks. A click selects the row's and column's
-    items under `row_field` / `column_field` (e.g. model_id and model_b); `items` names them on the axes."""
+    items under `row_field` / `column_field` (e.g. model_id and model_b); `items` names them on the axes.
+    The pairs in `chance` (either order) are faded and carry a dot: their value is not different from
+    chance (e.g. a kappa whose interval holds 0)."""
     long = matrix.unpivot(list(order), index="item", variable_name=column_field, value_name="value").rename(
         {"item": row_field})
+    marked = {(a, b) for a, b in chance} | {(b, a) for a, b in chance}
+    long = long.with_columns(pl.Series("chance", [(r, c) in marked for r, c in
+                                                  zip(long[row_field], long[column_field], strict=True)],
+                                       dtype=pl.Boolean))
     pick = alt.selection_point(name="pair", fields=[row_field, column_field], on="click")
     step = max(10, min(28, 480 // max(len(order), 1)))
-    return alt.Chart(long.to_pandas()).mark_rect().encode(
-        x=alt.X(f"{column_field}:N", sort=list(order), title=f"{items} (clustered order)",
-                axis=alt.Axis(labelAngle=-50, labelLimit=160)),
-        y=alt.Y(f"{row_field}:N", sort=list(order), title=f"{items} (clustered order)", axis=alt.Axis(labelLimit=160)),
-        color=alt.Color("value:Q", title=legend, scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True)),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.6)),
-        tooltip=[f"{row_field}:N", f"{column_field}:N", alt.Tooltip("value:Q", title=legend, format=".3f")],
-    ).add_params(pick).properties(title=title, width=alt.Step(step), height=alt.Step(step))
+    x = alt.X(f"{column_field}:N", sort=list(order), title=f"{items} (clustered order)",
+              axis=alt.Axis(labelAngle=-50, labelLimit=160, labelOverlap=False))
+    y = alt.Y(f"{row_field}:N", sort=list(order), title=f"{items} (clustered order)",
+              axis=alt.Axis(labelLimit=160, labelOverlap=False))
+    tooltip = [f"{row_field}:N", f"{column_field}:N", alt.Tooltip("value:Q", title=legend, format=".3f"),
+               alt.Tooltip("chance:N", title="not different from chance")]
+    base = alt.Chart(long.to_pandas())
+    cells = base.mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("value:Q", title=legend, scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True),
+                        legend=alt.Legend(titleLimit=400)),
+        opacity=alt.condition("datum.chance", alt.value(FADED), alt.value(1.0)),
+        stroke=alt.condition(pick, alt.value("black"), alt.value(None)),
+        strokeWidth=alt.condition(pick, alt.value(2), alt.value(0)),
+    ).add_params(pick)
+    sized = {"width": alt.Step(step), "height": alt.Step(step)}
+    if not marked:
+        return cells.properties(title=title, **sized)
+    dots = base.transform_filter("datum.chance").mark_point(shape="circle", filled=True, color="black", size=12).encode(
+        x=x, y=y, tooltip=tooltip)
+    return alt.layer(cells, dots).properties(title=title, **sized)
 
 
 # -- local geometry --------------------------------------------------------------------------------------
+
+def _short_lines(title: str, width: int = 22) -> list[str]:
+    """An axis title as lines of about `width` characters: a facet is 140 px tall, and a longer rotated
+    y title would run into the next row's."""
+    return textwrap.wrap(title, width) or [title]
+
 
 def _facet(chart: alt.Chart, title: str) -> alt.FacetChart:
     return chart.properties(width=150, height=140).facet(
@@ -222,7 +275,7 @@ def class_scatter(points: pl.DataFrame, *, x: str, y: str, x_title: str, y_title
     extra = [c for c in points.columns if c not in ("sample_id", "label", "label_name", x, y, color)]
     chart = alt.Chart(points.to_pandas()).mark_circle(size=22, opacity=0.7).encode(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
-        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=_short_lines(y_title), scale=alt.Scale(zero=False)),
         color=alt.Color(f"{color}:N", title=color_title, scale=scale),
         tooltip=["sample_id", "label_name", f"{color}:N",
                  *[alt.Tooltip(f"{c}:Q", format=".3f") for c in extra if points[c].dtype.is_float()]],
@@ -235,7 +288,7 @@ def class_density(bins: pl.DataFrame, *, x_title: str, y_title: str, title: str)
     axes: colour is the number of samples (log scale), the tooltip gives the cell's accuracy."""
     chart = alt.Chart(bins.to_pandas()).mark_rect().encode(
         x=alt.X("x_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="x_high:Q",
-        y=alt.Y("y_low:Q", title=y_title, scale=alt.Scale(zero=False)), y2="y_high:Q",
+        y=alt.Y("y_low:Q", title=_short_lines(y_title), scale=alt.Scale(zero=False)), y2="y_high:Q",
         color=alt.Color("samples:Q", title="samples", scale=alt.Scale(type="log", scheme="viridis")),
         tooltip=["label_name", alt.Tooltip("samples:Q"), alt.Tooltip("accuracy:Q", format=".2f"),
                  alt.Tooltip("x_low:Q", format=".2f", title=f"{x_title} from"),
@@ -325,7 +378,7 @@ def sample_matrix(rows: pl.DataFrame, columns: Sequence[str]) -> alt.Chart:
     )
     cells = base.mark_rect().encode(
         color=alt.Color("angle_true:Q", title=f"angle to true class ({DEGREES})",
-                        scale=alt.Scale(scheme="inferno", reverse=True), legend=alt.Legend(orient="bottom")),
+                        scale=alt.Scale(scheme="inferno", reverse=True), legend=alt.Legend(orient="bottom", titleLimit=400)),
     ).add_params(pick)
     crosses = base.mark_text(color="white", fontSize=12, fontWeight="bold").encode(text="mark:N")
     return (cells + crosses).properties(title="This sample for every model: angle to its class (✗ = wrong)",
@@ -364,7 +417,7 @@ def attribution_maps(image: np.ndarray, maps: Mapping[str, np.ndarray], units: M
             x=alt.X("x:Q", scale=x_scale), x2="x2:Q", y=alt.Y("y:Q", scale=y_scale), y2="y2:Q",
             color=alt.Color("change:Q", title=f"Δ {metric} ({units[metric]})",
                             scale=alt.Scale(scheme="redblue", domain=[-bound, bound], reverse=True),
-                            legend=alt.Legend(orient="bottom", gradientLength=size - 40)),
+                            legend=alt.Legend(orient="bottom", gradientLength=size - 40, titleLimit=size)),
             tooltip=[alt.Tooltip("x:Q", title="column"), alt.Tooltip("y:Q", title="row"),
                      alt.Tooltip("change:Q", format=".3f", title=f"Δ {metric} ({units[metric]})")])
         panels.append((picture + overlay).properties(width=size, height=size, title=f"Δ {metric}")
@@ -398,7 +451,7 @@ def embedding_scatter(points: pl.DataFrame, color: str, title: str) -> alt.Chart
                 axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("y:Q", title=f"{projection} 2 (unitless)", scale=alt.Scale(zero=False),
                 axis=alt.Axis(labels=False, ticks=False)),
-        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale, legend=alt.Legend(labelLimit=260)),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " "), scale=scale, legend=alt.Legend(labelLimit=260, titleLimit=400)),
         tooltip=["sample_id", alt.Tooltip("label_name:N", title="class"), "correct", "model_id", "corruption",
                  "severity"],
     ).add_params(pick).properties(title=title, height=520)
@@ -413,7 +466,7 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
                     diverging_at: float | None = None, domain: Sequence[float] | None = None,
                     selected: Mapping[str, object] | None = None) -> alt.Chart:
     """evaluation_matrix of analysis.uncertainty cells (with_significance applied): cells whose drop vs dense
-    is not significant after `correction` are faded, and the tooltip gives the 95 % intervals, the
+    is not significant after `correction` are faded and outlined in dashed grey, and the tooltip gives the 95 % intervals, the
     p-value and the adjusted p-value. `cells` has model_id (a group's first model), method,
     target_sparsity, corruption, severity, `value`, accuracy_low/high, drop_vs_dense, drop_low/high,
     p_value, p_adjusted, significant and, for groups, group_id and seeds."""
@@ -435,9 +488,18 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
                alt.Tooltip("drop_high:Q", title="drop 95% high", format=".3f"),
                alt.Tooltip("p_value:Q", title="p-value", format=".2g"),
                alt.Tooltip("p_adjusted:Q", title=f"p-value ({correction})", format=".2g"), "significance"]
-    # The opacity itself as data (scale=None): a nominal opacity scale interpolates its range.
-    return base.transform_calculate(opacity=f"datum.significance == 'not significant' ? {FADED} : 1").encode(
-        opacity=alt.Opacity("opacity:Q", scale=None, legend=None), tooltip=tooltip)
+    # The opacity itself as data (scale=None): a nominal opacity scale interpolates its range. Fading alone
+    # reads as a paler colour, so a not-significant cell also gets a dashed grey outline (the selected
+    # cell's black outline wins).
+    faint = "datum.significance == 'not significant'"
+    selected_cell = {"param": "cell", "empty": False}
+    return base.transform_calculate(opacity=f"{faint} ? {FADED} : 1").encode(
+        opacity=alt.Opacity("opacity:Q", scale=None, legend=None), tooltip=tooltip,
+        stroke={"condition": [{**selected_cell, "value": "black"}, {"test": faint, "value": "#555555"}],
+                "value": None},
+        strokeWidth={"condition": [{**selected_cell, "value": 2.5}, {"test": faint, "value": 1}], "value": 0},
+        strokeDash={"condition": [{**selected_cell, "value": [1, 0]}, {"test": faint, "value": [3, 2]}],
+                    "value": [1, 0]})
 
 
 def predictor_scatter(points: pl.DataFrame, statistic: str, target: str, statistic_title: str,
@@ -448,7 +510,7 @@ def predictor_scatter(points: pl.DataFrame, statistic: str, target: str, statist
     return alt.Chart(points.to_pandas()).mark_point(size=90, filled=True).encode(
         x=alt.X(f"{statistic}:Q", title=statistic_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{target}:Q", title=target_title, scale=alt.Scale(zero=False)),
-        color=alt.Color("method:N", title="method"),
+        color=method_colour(points["method"].to_list()),
         tooltip=["model_id", "method", alt.Tooltip("target_sparsity:Q", title="target sparsity", format=".0%"),
                  alt.Tooltip(f"{statistic}:Q", title=statistic_title, format=".3f"),
                  alt.Tooltip(f"{target}:Q", title=target_title, format=".3f")],
@@ -465,7 +527,7 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
     lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
     x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
               scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
-    color = alt.Color("method:N", title="method")
+    color = method_colour(lines["method"].to_list())
     dash = alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"])
     tooltip = ["group_id", "seeds", "method", "images", alt.Tooltip("target_sparsity:Q", format=".0%"),
                alt.Tooltip("accuracy:Q", title="mean accuracy", format=".4f"),
@@ -480,3 +542,20 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
         tooltip=tooltip).add_params(pick)
     return (line + bars + dots).properties(
         title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)
+
+
+def reliability_diagram(bins: pl.DataFrame, title: str) -> alt.LayerChart:
+    """Accuracy against mean confidence per confidence bin (analysis.calibration.calibration_bins), one line
+    per `curve` (e.g. the model and its dense model), point area by samples; the diagonal is perfect
+    calibration, points below it are overconfident."""
+    diagonal = alt.Chart(pl.DataFrame({"confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}).to_pandas()).mark_line(
+        color="grey", strokeDash=[4, 4]).encode(x="confidence:Q", y="accuracy:Q")
+    scale = alt.Scale(domain=[0, 1])
+    base = alt.Chart(bins.to_pandas()).encode(
+        x=alt.X("confidence:Q", title="mean confidence in the bin", scale=scale),
+        y=alt.Y("accuracy:Q", title="accuracy in the bin", scale=scale),
+        color=alt.Color("curve:N", title="model", legend=alt.Legend(orient="bottom", labelLimit=400, columns=1)),
+        tooltip=["curve", alt.Tooltip("bin:Q", title="bin"), alt.Tooltip("samples:Q"),
+                 alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f")])
+    return alt.layer(diagonal, base.mark_line(), base.mark_circle().encode(
+        size=alt.Size("samples:Q", title="samples", legend=None))).properties(title=title, width=360, height=360)

@@ -34,14 +34,27 @@ def store_version(path: str | Path) -> tuple[float, ...]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _catalog(path: str, version: tuple[float, ...]) -> Catalog:
+def _catalog(path: str, version: tuple[float, ...], reference: str | None = None) -> Catalog:
     validated_manifest(path, images=False)  # values bounded by the files before any page uses them
-    return Catalog(path)
+    return Catalog(path, reference=reference)
 
 
-def cached_catalog(path: str) -> Catalog:
-    """The cached catalog of `path` (StoreError when it is not a store or its manifest is damaged)."""
-    return _catalog(str(Path(path).resolve()), store_version(path))
+def cached_catalog(path: str, reference: str | None = None) -> Catalog:
+    """The cached catalog of `path`, comparing every model with `reference` (None: each with its base);
+    StoreError when it is not a store, its manifest is damaged or it has no model `reference`."""
+    return _catalog(str(Path(path).resolve()), store_version(path), reference)
+
+
+# What a page says where a comparison needs a reference model and the store has none: the operator's
+# commands, never an instruction to a visitor of a hosted store.
+NO_REFERENCE = ("No model of this store has a reference to compare with (a base it was derived from). Pick a "
+                "**Reference** in the sidebar; the store's operator records bases with `python -m compute extract "
+                "... --base MODEL_ID` (or `base` in a models file, `--models FILE.toml`).")
+
+
+def has_reference(catalog: Catalog) -> bool:
+    """Whether any model of the open store is compared with another (its base, or the chosen reference)."""
+    return not catalog.query("SELECT 1 FROM models WHERE reference_model_id IS NOT NULL LIMIT 1").is_empty()
 
 
 def open_catalog() -> Catalog:
@@ -59,7 +72,7 @@ def open_catalog() -> Catalog:
                        "(or `python -m compute demo --out DIR`).")
         st.stop()
     try:
-        return cached_catalog(path)
+        return cached_catalog(path, st.session_state.get("reference") or None)
     except StoreError as error:
         st.error(escape(public(str(error))))
         st.stop()
@@ -69,9 +82,10 @@ def open_catalog() -> Catalog:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _query(module: str, name: str, path: str, version: tuple[float, ...], args: tuple, kwargs: tuple) -> Any:
+def _query(module: str, name: str, path: str, version: tuple[float, ...], reference: str | None, args: tuple,
+           kwargs: tuple) -> Any:
     function = getattr(importlib.import_module(module), name)
-    return function(_catalog(path, version), *args, **dict(kwargs))
+    return function(_catalog(path, version, reference), *args, **dict(kwargs))
 
 
 def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: Any) -> Any:
@@ -80,7 +94,7 @@ def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: 
     if not function.__module__.startswith("analysis."):
         raise ValueError(f"{function.__module__}.{function.__name__} is not a named store query")
     return _query(function.__module__, function.__name__, str(catalog.root), store_version(catalog.root),
-                  args, tuple(sorted(kwargs.items())))
+                  catalog.reference, args, tuple(sorted(kwargs.items())))
 
 
 # -- damaged stores ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from analysis import matrices, uncertainty
+from analysis import calibration, matrices, uncertainty
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,17 @@ METRICS: dict[str, Metric] = {
         "to the dense model's", matrices.corruption_errors, "relative_ce", diverging_at=1.0, per_corruption=True,
         note="Relative corruption error: the model's error increase over its clean error, summed over "
              "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
-             "One value per corruption, so the severity control does not apply."),
+             "One value per corruption, so the severity control does not apply. A corruption that barely hurts "
+             "the dense model (its error rises by less than "
+             f"{matrices.MIN_REFERENCE_RISE}) is left blank: the ratio would divide by nearly 0."),
+    "ece": Metric("expected calibration error", "how far confidence is from accuracy: the sample-weighted mean "
+                  f"gap over {calibration.BINS} equal-width confidence bins", calibration.calibration_cells, "ece",
+                  note="Expected calibration error (Guo et al. 2017): 0 = confidence matches accuracy. The tooltip "
+                       "gives its 95 % bootstrap interval; the reliability diagram below shows the selection's bins."),
+    "adaptive_ece": Metric("adaptive calibration error", "the same gap over equal-mass confidence bins",
+                           calibration.calibration_cells, "ece", (True,),
+                           note="Adaptive ECE (Nixon et al. 2019): bins of equal sample count, less sensitive to "
+                                "the many samples a confident model puts in its top bin."),
     "angle_true": _geometry("angle_true", "mean angle to the true class (°)"),
     "feature_norm": _geometry("feature_norm", "mean feature norm"),
     "margin": _geometry("margin", "mean margin"),

@@ -1,5 +1,5 @@
-"""The sidebar, drawn on every page: the store picker and the shared selection (methods, model, comparison
-model, corruption, severity, rows, matrix metric).
+"""The sidebar, drawn on every page: the store picker and the shared selection (methods, model, reference,
+comparison model, corruption, severity, rows, matrix metric).
 
 The selection lives in `st.session_state` under the keys of the sidebar widgets, so every page reads the
 same values (`selection()`) and a click on a chart mark (dashboard.linking) changes them everywhere.
@@ -91,7 +91,7 @@ def sidebar() -> None:
     if models is None or models.is_empty():
         return
     ids = models["model_id"].to_list()
-    dense = dict(zip(ids, models["dense_model_id"].to_list(), strict=True))
+    bases = dict(zip(ids, models["base"].to_list(), strict=True))
     methods = list(dict.fromkeys(models["method"].to_list()))
     corruptions = [layout.CLEAN, *catalog.manifest["corruptions"]]
     severities = [int(s) for s in catalog.manifest["severities"]] or [1]
@@ -103,10 +103,17 @@ def sidebar() -> None:
         st.session_state["methods"] = methods
     bar.multiselect("Methods", methods, key="methods", help="the methods shown on the matrix and the "
                     "similarity pages")
-    _settle("model", ids, next((i for i in ids if models["method"][ids.index(i)] != "dense"), ids[0]))
+    _settle("model", ids, next((i for i in ids if bases[i] in bases), ids[0]))  # a derived model first
     bar.selectbox("Model", ids, key="model", help="the model the geometry pages show; click a matrix cell "
-                  "or a model in the similarity map to change it")
-    _settle("compare", [NO_MODEL, *ids], dense.get(st.session_state["model"]) or NO_MODEL)
+                  "or a model in the similarity map (or the lineage tree) to change it")
+    _settle("reference", [NO_MODEL, *ids], NO_MODEL)
+    bar.selectbox("Reference", [NO_MODEL, *ids], key="reference", format_func=lambda m: m or "(each model's base)",
+                  help="what every comparison pairs a model with (drop vs reference, relative mCE, presets, PIE): "
+                  "by default each model's base, the model it was derived from; or one model for all")
+    reference = st.session_state["reference"] or (bases[st.session_state["model"]]
+                                                  if bases[st.session_state["model"]] in bases else None)
+    _settle("compare", [NO_MODEL, *ids], reference if reference and reference != st.session_state["model"]
+            else NO_MODEL)
     bar.selectbox("Compare with", [NO_MODEL, *ids], key="compare", format_func=lambda m: m or "(none)",
                   help="a second model for the deltas on the Local geometry page")
     _settle("corruption", corruptions, layout.CLEAN)

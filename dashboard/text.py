@@ -13,6 +13,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.hosting import hosting, store_label, store_path
+from store import provenance
 
 
 def escape(text: str) -> str:
@@ -58,3 +59,12 @@ def downloads(frame: pl.DataFrame, name: str) -> None:
     right.download_button("Parquet", parquet, file_name=f"{name}.parquet",
                           mime="application/vnd.apache.parquet", on_click="ignore", key=f"{name}-parquet",
                           icon=":material/download:")
+
+
+def unpaired_note(manifest: dict[str, Any]) -> str:
+    """A caption for pages that compare one sample clean vs corrupted, when the store records settings whose
+    images are other photographs than the clean ones (store.provenance.unpaired); "" when there are none."""
+    names = provenance.unpaired(manifest)
+    return (f"Unpaired: the images of {', '.join(map(code, names))} are other photographs of the same class, not "
+            "copies of the clean images (Tiny-ImageNet-C without --clean-dir), so a sample's clean-vs-corrupted "
+            "comparison there compares two images.") if names else ""

@@ -3,8 +3,9 @@
 A `Catalog` owns one in-memory DuckDB database with these views:
 
     samples      samples.parquet
-    models       models.parquet, plus dense_model_id (the dense model of the same architecture) and
-                 group_id (the replicate group: models that differ only in their seed share it)
+    models       the model cards of models.parquet, plus reference_model_id (what the model is compared
+                 with: its base, or the reference the catalog was opened with) and group_id (the
+                 replicate group: models that differ only in their seed share it)
     predictions  one row per prediction, hive-partitioned (model_id, corruption, severity), with every
                  scalar column of format 1 (layout.SCALAR_COLUMNS): stored ones read, the rest derived
                  (correct = pred = label; p_true = exp(-loss); confidence = exp(logit_pred - logit_true -
@@ -12,8 +13,11 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     class_values the same rows with the stored per-class lists: classes, logits and angles, derived as
                  cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
-    partition_summary  per partition: rows, correct, finite rows and metric sums (from the markers)
-    rows         predictions joined with models, samples and the dense model's row for the same
+    partition_bits, sample_sums, class_sums  the pre-aggregates (store.aggregates): their stored files when
+                 fresh, else computed from the rows on every query (slower; `aggregates_hint` says how to
+                 build them)
+    partition_summary  per partition: rows, correct, finite rows and metric sums (class_sums, else the markers)
+    rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
 
 The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
@@ -24,8 +28,9 @@ read or write other files, load extensions or change settings. Values are always
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import confine, layout, reader, sample_index
+from store import aggregates, confine, layout, reader, sample_index
 from store.layout import StoreError
 
 
@@ -102,8 +107,11 @@ def _empty_select(arrow_schema: pa.Schema) -> str:
 class Catalog:
     """Read-only views over one store directory; every query returns a Polars frame."""
 
-    def __init__(self, root: str | Path, threads: int | None = None) -> None:
+    def __init__(self, root: str | Path, threads: int | None = None, memory_limit: str | None = None,
+                 reference: str | None = None) -> None:
+        """`reference`: the model every other model is compared with (default: each model's base)."""
         self.root = Path(root).resolve()
+        self.reference = reference
         confine.refuse_links(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
@@ -113,6 +121,9 @@ class Catalog:
         self._connection = duckdb.connect(":memory:")
         if threads:
             self._connection.execute(f"SET threads = {int(threads)}")
+        if memory_limit:  # builders of derived files: sorts past the limit spill into the store's _tmp/
+            self._connection.execute("SET memory_limit = ?", [memory_limit])
+            self._connection.execute("SET temp_directory = ?", [str(self.root / "_tmp" / f"duckdb.{os.getpid()}")])
         # Parquet footers are read once per file and kept: later queries skip straight to the data.
         self._connection.execute("SET parquet_metadata_cache = true")
         self._lock_down()  # before the views: creating one reads its first file
@@ -121,31 +132,20 @@ class Catalog:
     # -- set-up ---------------------------------------------------------------------------------
     def _create_views(self) -> None:
         con = self._connection
-        for name, file, arrow_schema in (("samples", layout.SAMPLES, layout.SAMPLE_SCHEMA),
-                                         ("models_raw", layout.MODELS, layout.MODEL_SCHEMA)):
-            path = self.root / file
-            # The store's own path, quoted by sql_literal: not user input.
-            body = (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
-                    if path.exists() else _empty_select(arrow_schema))
-            con.execute(f"CREATE VIEW {name} AS {body}")
-        con.execute("""
-            CREATE VIEW models AS
-            SELECT m.*, (
-                SELECT d.model_id FROM models_raw d
-                WHERE d.method = 'dense' AND d.arch = m.arch
-                ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1
-            ) AS dense_model_id,
-            format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) AS group_id
-            FROM models_raw m
-        """)
+        path = self.root / layout.SAMPLES
+        # The store's own path, quoted by sql_literal: not user input.
+        con.execute("CREATE VIEW samples AS " + (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
+                                                 if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
+        self._create_model_views()
         parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
         self.partition_files = parts
         self._create_prediction_views(parts)
-        self._create_partition_summary(len(parts))
-        self.has_sample_index = sample_index.is_fresh(self.root)
+        self.has_sample_index = sample_index.is_fresh(self.root, parts)
         if self.has_sample_index:
             index = self.root / sample_index.INDEX / sample_index.FILE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
+        self._create_aggregate_views()
+        self._create_partition_summary(len(parts))
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
@@ -155,10 +155,66 @@ class Catalog:
             JOIN models m USING (model_id)
             JOIN samples s USING (sample_id)
             LEFT JOIN predictions d
-              ON d.model_id = m.dense_model_id AND d.corruption = p.corruption
+              ON d.model_id = m.reference_model_id AND d.corruption = p.corruption
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
 
+    def _create_model_views(self) -> None:
+        """`models`: the model cards (card columns an older store lacks read as null), each model's
+        reference and its replicate group.
+
+        A model's reference is the chosen one (`reference`; none for that model itself), else its base when
+        the store holds it. A row written before model cards (no loader: every writer since records one)
+        gets the rule it was written under: a pruned model's base is the dense model of its architecture
+        (the same seed first). Models form a replicate group when they differ only in their seed; a model
+        without a seed is its own group.
+        """
+        con = self._connection
+        path = self.root / layout.MODELS
+        empty = _empty_select(layout.MODEL_SCHEMA)
+        # The typed empty select first: card columns the file lacks come out null, typed.
+        stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
+        con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
+        # A row without a loader was written before model cards (every writer since records one).
+        con.execute("""
+            CREATE VIEW models_raw AS SELECT * REPLACE (coalesce(m.base, CASE WHEN m.loader IS NULL
+                AND m.method <> 'dense' THEN (
+                    SELECT d.model_id FROM models_file d WHERE d.method = 'dense' AND d.arch = m.arch
+                    ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1) END) AS base)
+            FROM models_file m""")
+        con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
+        con.execute("""
+            CREATE VIEW models AS
+            SELECT m.*,
+                   CASE WHEN c.model_id IS NULL THEN (SELECT b.model_id FROM models_raw b WHERE b.model_id = m.base)
+                        WHEN c.model_id <> m.model_id THEN c.model_id END AS reference_model_id,
+                   CASE WHEN m.seed IS NULL THEN m.model_id
+                        ELSE format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) END AS group_id
+            FROM models_raw m CROSS JOIN chosen_reference c
+        """)
+        if self.reference is not None:
+            known = self.query("SELECT model_id FROM models_raw")["model_id"].to_list()
+            if self.reference not in known:
+                raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
+                                 f"{', '.join(sorted(known))}")
+
+    def _create_aggregate_views(self) -> None:
+        """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
+        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(self.root, self.partition_files)
+        definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
+        for name in aggregates.NAMES:
+            body = (aggregates.stored_view(self.root, name, sql_literal) if self.has_aggregates
+                    else definitions[name])
+            self._connection.execute(f"CREATE VIEW {name} AS {body}")
+
+    @property
+    def aggregates_hint(self) -> str | None:
+        """None when the pre-aggregates are stored and fresh (or there is nothing to aggregate), else a line
+        saying that views over every row compute them on each query and how to build them."""
+        if self.has_aggregates or not self.partition_files:
+            return None
+        return (f"{self.root}: pre-aggregates missing or stale, so views read every prediction row (slower); "
+                + aggregates.HINT.format(root=self.root))
 
     def _create_prediction_views(self, parts: Sequence[Path]) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""
@@ -190,11 +246,19 @@ class Catalog:
     def _create_partition_summary(self, num_files: int) -> None:
         """View `partition_summary`: per (model, corruption, severity) rows, correct, finite and metric sums.
 
-        Read from the completion markers (written with each partition) when every prediction file has a
-        marker with sums: thousands of partitions then cost one small table, not a scan. Otherwise (a store
-        from an older writer, or a file published without its marker) it is computed from the files.
+        Summed over the classes of the class_sums pre-aggregate when it is fresh (one small file); else read
+        from the completion markers (written with each partition) when every prediction file has a marker
+        with sums: thousands of partitions then cost one small table, not a scan. Otherwise (a store from an
+        older writer, or a file published without its marker) it is computed from the files.
         """
         sums = ", ".join(f"{name}_sum" for name in layout.SUMMARY_METRICS)
+        if self.has_aggregates:
+            summed = ", ".join(f"sum({name}_sum) AS {name}_sum" for name in layout.SUMMARY_METRICS)
+            self._connection.execute(f"""CREATE VIEW partition_summary AS
+                SELECT model_id, corruption, severity, sum(rows)::BIGINT AS rows, sum(correct)::BIGINT AS correct,
+                       sum(finite)::BIGINT AS finite, {summed}
+                FROM class_sums GROUP BY model_id, corruption, severity""")  # noqa: S608 (constant SQL)
+            return
         try:  # a damaged marker (verify names it) costs a scan of the files, never the store
             markers = reader.complete_partitions(self.root)
             usable = num_files and len(markers) == num_files and all("sums" in m for m in markers)
@@ -215,11 +279,9 @@ class Catalog:
                                      [values for _, values in columns.values()])
             body = f"SELECT model_id, corruption, severity, rows, correct, finite, {sums} FROM partition_markers"  # noqa: S608 (constant SQL)
         else:
-            scanned = ", ".join(f"sum(CASE WHEN finite THEN {name} END)::DOUBLE AS {name}_sum"
-                                for name in layout.SUMMARY_METRICS)
             body = (f"SELECT model_id, corruption, severity, count(*) AS rows, "  # noqa: S608 (constant SQL)
-                    f"sum(correct::BIGINT) AS correct, count(*) FILTER (WHERE finite) AS finite, {scanned} "
-                    "FROM predictions GROUP BY ALL")
+                    f"sum(correct::BIGINT) AS correct, count(*) FILTER (WHERE finite) AS finite, "
+                    f"{aggregates.metric_sums()} FROM predictions GROUP BY ALL")
         self._connection.execute(f"CREATE VIEW partition_summary AS {body}")
 
     def _lock_down(self) -> None:
@@ -265,6 +327,17 @@ class Catalog:
         cursor = self._connection.cursor()
         try:
             return cursor.sql(sql, params=list(params)).to_arrow_table()
+        except duckdb.Error as error:
+            raise QueryError(f"{self.root}: {error}") from error
+        finally:
+            cursor.close()
+
+    def batches(self, sql: str, rows: int) -> Iterator[pa.RecordBatch]:
+        """Run one statement and yield its result in Arrow batches of about `rows` rows, never all at once
+        (a derived file of a 100M-row store is written batch by batch)."""
+        cursor = self._connection.cursor()
+        try:
+            yield from cursor.sql(sql).to_arrow_reader(rows)
         except duckdb.Error as error:
             raise QueryError(f"{self.root}: {error}") from error
         finally:

@@ -1,15 +1,18 @@
-"""Nothing outside the store is read: symlinks are refused, and checkpoint paths resolve only inside roots.
+"""Nothing outside the store is read: symlinks are refused, and outside paths resolve only inside allowed roots.
 
 A store is a directory of plain files. A symbolic link anywhere in it could point a reader at another
 store's rows or at any file of the server, so every reader refuses a store that holds one (`refuse_links`,
 naming each link) and reads only paths that stay inside the store (`inside`).
 
-Checkpoints are the one thing models.parquet points at. Their paths are recorded relative to the store
-when the checkpoint lies inside it (the demo and `compute study` keep them in `<store>/checkpoints/`), and
-as absolute paths otherwise (`record_checkpoint`). `resolve_checkpoint` turns a recorded path back into a
-file, but only inside the store or under a root the operator declares (`PRUNESCOPE_CHECKPOINT_ROOTS`, a
-list of directories separated by `os.pathsep`, or the `roots` argument). Its refusal never says whether
-the outside path exists: the decision is made on the path's text before anything outside is touched.
+A store may point outside itself: checkpoints and weights in models.parquet, the user's `--corrupted-dir`
+files in the provenance. Paths are recorded relative to the store when the file lies inside it (the demo
+and `compute study` keep checkpoints in `<store>/checkpoints/`), and as absolute paths otherwise
+(`record_path`). `resolve_allowed` turns a recorded path back into a file, but only inside the store or
+under an allowed root: the one operator-level list of directories outside stores that may be read
+(`--allow-root DIR`, repeatable, on every command that reads stores and on the dashboard; or
+$PRUNESCOPE_ALLOW_ROOTS, directories separated by `os.pathsep`). Its refusal names what was recorded
+(the setting), never the path, and never says whether an outside path exists: the decision is made on
+the path's text before anything outside is touched.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from store.layout import StoreError
 
-ROOTS_VARIABLE = "PRUNESCOPE_CHECKPOINT_ROOTS"
+ROOTS_VARIABLE = "PRUNESCOPE_ALLOW_ROOTS"
 SHOWN = 5  # links named in one message; the rest are counted
 
 
@@ -77,14 +80,22 @@ def inside(root: str | Path, path: str | Path) -> Path:
 
 
 def declared_roots(roots: Sequence[str | Path] | None = None) -> list[str]:
-    """The operator's checkpoint roots: `roots` when given, else $PRUNESCOPE_CHECKPOINT_ROOTS (resolved)."""
+    """The allowed roots: `roots` when given, else $PRUNESCOPE_ALLOW_ROOTS (resolved)."""
     if roots is None:
         roots = [part for part in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if part]
     return [os.path.realpath(root) for root in roots]
 
 
-def record_checkpoint(store: str | Path, path: str | Path | None) -> str | None:
-    """How models.parquet records a checkpoint: relative to the store when inside it, else absolute."""
+def allow_roots(roots: Sequence[str | Path]) -> None:
+    """Add `--allow-root` directories to this process's allowed roots (after those of the environment)."""
+    current = [part for part in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if part]
+    added = [os.path.realpath(root) for root in roots if os.path.realpath(root) not in current]
+    if added:
+        os.environ[ROOTS_VARIABLE] = os.pathsep.join(current + added)
+
+
+def record_path(store: str | Path, path: str | Path | None) -> str | None:
+    """How a store records an outside file: relative to the store when inside it, else absolute."""
     if path is None or path == "":
         return None
     resolved = os.path.realpath(path)
@@ -92,13 +103,16 @@ def record_checkpoint(store: str | Path, path: str | Path | None) -> str | None:
     return Path(os.path.relpath(resolved, base)).as_posix() if _within(resolved, base) else resolved
 
 
-def resolve_checkpoint(store: str | Path, recorded: str, roots: Sequence[str | Path] | None = None) -> Path:
-    """The checkpoint file a models.parquet entry names, confined to the store and the declared roots.
+def resolve_allowed(store: str | Path, recorded: str, what: str = "checkpoint",
+                    roots: Sequence[str | Path] | None = None) -> Path:
+    """The file a store entry names (`what`: "checkpoint", "weights", "corrupted file", ...), confined to
+    the store and the allowed roots.
 
-    A relative entry is relative to the store; an absolute one must lie inside the store or under a
-    declared root (see `declared_roots`). StoreError when the path leaves them or passes through a symbolic
-    link; the message does not say whether an outside path exists. The file itself may be missing: callers
-    check `is_file()` on the returned path (it is inside a root, so saying so reveals nothing outside).
+    A relative entry is relative to the store; an absolute one must lie inside the store or under an
+    allowed root (see `declared_roots`). StoreError when the path leaves them or passes through a symbolic
+    link; the message names `what`, not the path, and does not say whether an outside path exists. The file
+    itself may be missing: callers check `is_file()` on the returned path (it is inside a root, so saying
+    so reveals nothing outside).
     """
     text = os.fspath(recorded)
     candidates = [os.path.realpath(store), *(declared_roots(roots) if os.path.isabs(text) else [])]
@@ -111,5 +125,5 @@ def resolve_checkpoint(store: str | Path, recorded: str, roots: Sequence[str | P
                 continue
             if _within(os.path.realpath(path), root):
                 return path
-    raise StoreError(f"checkpoint {text!r} recorded in models.parquet lies outside the store and the declared "
-                     f"checkpoint roots (${ROOTS_VARIABLE}); refused")
+    raise StoreError(f"the {what} recorded in this store lies outside the store and the allowed roots "
+                     f"(--allow-root DIR or ${ROOTS_VARIABLE}); refused")

@@ -179,7 +179,18 @@ MODEL_SCHEMA = pa.schema([
     ("checkpoint", pa.string()),
     ("hparams", pa.string()),
     ("clean_accuracy", pa.float64()),
+    ("base", pa.string()),
+    ("loader", pa.string()),
 ])
+# The model card's columns added within format 2 (nullable): a store written before them lacks them, and
+# readers take them as null (the catalog then pairs its pruned models with their dense model as before).
+# `base` is the model_id this model was derived from (null for one derived from nothing in the store);
+# `loader` says how the model is loaded again, as JSON: {"kind": "checkpoint"} (a prunescope checkpoint,
+# the `checkpoint` column), {"kind": "module", "function": "package.module:function", "normalize": ...}
+# (the `checkpoint` column holds its weights, or null) or {"kind": "robustbench", "name": ..., "dataset":
+# ..., "threat_model": ...}. `seed` is null for a model whose seed nobody gave: it forms no replicate group.
+MODEL_CARD_COLUMNS = ("base", "loader")
+MODEL_REQUIRED_SCHEMA = pa.schema([f for f in MODEL_SCHEMA if f.name not in MODEL_CARD_COLUMNS])
 
 # projection: "umap", or "pca" where UMAP could not run (too few points, or it failed).
 MODEL_EMBEDDING_SCHEMA = pa.schema([
@@ -244,8 +255,9 @@ FILTER_COLUMNS: dict[str, str] = {
     "angle_nearest_wrong": "smallest angle (degrees) to a wrong class's weight row",
     "margin": "signed distance to the nearest decision boundary (negative when wrong)",
     "finite": "all geometry values are finite",
-    "dense_correct": "the dense model of the same architecture is correct on this sample and setting",
-    "dense_feature_norm": "the dense model's feature_norm on this sample and setting",
-    "dense_angle_true": "the dense model's angle_true on this sample and setting",
-    "dense_margin": "the dense model's margin on this sample and setting",
+    "dense_correct": "the model's reference (its base, or the chosen reference) is correct on this sample "
+                     "and setting",
+    "dense_feature_norm": "the reference model's feature_norm on this sample and setting",
+    "dense_angle_true": "the reference model's angle_true on this sample and setting",
+    "dense_margin": "the reference model's margin on this sample and setting",
 }

@@ -13,7 +13,9 @@ images), each value one of
         one image file per sample under the tree D (absolute; a `<corruption>/<severity>` folder of
         Tiny-ImageNet-C, ImageNet-C or an image folder), read as extraction reads them: as they are when
         N x N, else through the dataset's resize rule R (compute.datasets.folders.rule_spec, e.g.
-        ["resize_crop", 256, 224])
+        ["resize_crop", 256, 224]); `"paired": false` when the files are not copies of the clean
+        images row for row (Tiny-ImageNet-C without its clean crops: each row is another photograph of
+        the same class), so a per-sample clean-vs-corrupted comparison of that setting is unpaired
 
 where H is the sha256 of the exact uint8 array the model read (C order, no header). For a tree, the
 files' own bytes are hashed (reading them costs no decoding): the listing
@@ -54,6 +56,7 @@ from store.layout import StoreError
 
 KEY = "provenance"
 CLEAN_KEY = f"{layout.CLEAN}/0"
+PAIRED = "paired"  # False in a tree record whose images are not the clean images' copies
 
 
 class ProvenanceConflict(StoreError):
@@ -178,6 +181,11 @@ def same(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     content = ("source", "layout", "rows", "size", "decode", "sha256")
     return (recorded.get("source") == wanted.get("source") == "files"
             and all(recorded.get(k) == wanted.get(k) for k in content))
+
+
+def unpaired(manifest: Mapping[str, Any]) -> list[str]:
+    """The settings ("fog/3") whose images are other photographs than the clean ones, row for row."""
+    return [name for name, entry in manifest.get(KEY, {}).items() if entry.get(PAIRED) is False]
 
 
 def read(root: str | Path) -> dict[str, dict[str, Any]]:

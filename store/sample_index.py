@@ -10,6 +10,7 @@ uses it only while it covers exactly the store's complete partitions.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,18 +25,25 @@ COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "
            "p_true", "angle_true", "feature_norm", "margin", "loss")
 
 
-def is_fresh(root: str | Path) -> bool:
-    """True when the index exists, was built from exactly the store's current partition files, and its file
-    opens with the recorded row count (a damaged index is stale: readers fall back, `build` rewrites it)."""
+def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
+    """True when the index exists, was built from exactly the store's current partition files (`files`, the
+    store's listing when the caller has it: listing 10,000 partitions takes seconds), and its file opens
+    with the recorded row count (a damaged index is stale: readers fall back, `build` rewrites it)."""
     root = Path(root)
     info = root / INDEX / INFO
     if not (info.is_file() and (root / INDEX / FILE).is_file()):
         return False
     try:
         recorded = json.loads(info.read_text())
-        if not isinstance(recorded, dict) or recorded.get("files") != [
-                str(p.relative_to(root)) for p in reader.prediction_files(root)]:
+        if not built_from_current_files(root, recorded, files):
             return False
         return pq.ParquetFile(root / INDEX / FILE).metadata.num_rows == recorded.get("rows")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException):
         return False
+
+
+def built_from_current_files(root: Path, recorded: object, files: Sequence[Path] | None = None) -> bool:
+    """True when a derived file's record (`{"files": [...], ...}`) lists exactly the store's current
+    prediction files (`files`, else listed here): a file added or removed since makes it stale."""
+    files = reader.prediction_files(root) if files is None else files
+    return isinstance(recorded, dict) and recorded.get("files") == [str(p.relative_to(root)) for p in files]

@@ -27,12 +27,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import confine, layout, sample_index
+from store import aggregates, confine, layout, sample_index
 from store.layout import StoreError
 from store.reader import read_manifest
 from store.writer import MODEL_ID
 
-VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index", "checkpoints")
+VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index")
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
 MAX_IMAGE_SIZE = 4096
 SEVERITIES = range(1, 6)
@@ -245,7 +245,7 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
     path = root / layout.MODELS
     if not path.exists():
         return
-    problem, _ = _file_problem(path, layout.MODEL_SCHEMA, deep)
+    problem, _ = _file_problem(path, layout.MODEL_REQUIRED_SCHEMA, deep)
     if problem:
         yield Problem(path, "models", problem)
         return
@@ -258,19 +258,23 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
         yield Problem(path, "models", "lists a model_id twice")
 
 
-def _checkpoint_problems(root: Path) -> Iterator[Problem]:
-    """Checkpoint paths of models.parquet that leave the store and the declared roots (see store.confine)."""
-    path = root / layout.MODELS
-    if not path.is_file() or _file_problem(path, layout.MODEL_SCHEMA, deep=False)[0]:
-        return  # named by the models check
+def attribution_notes(root: str | Path) -> list[str]:
+    """Models whose checkpoint lies outside the store and the allowed roots (see store.confine): not damage
+    (the rows are whole), but attribution cannot load them until the operator allows their directory."""
+    path = Path(root) / layout.MODELS
+    if not path.is_file() or _file_problem(path, layout.MODEL_REQUIRED_SCHEMA, deep=False)[0]:
+        return []  # named by the models check
     table = pq.read_table(path, columns=["model_id", "checkpoint"])
+    notes = []
     for model_id, recorded in zip(*table.to_pydict().values(), strict=True):
         if recorded:
             try:
-                confine.resolve_checkpoint(root, recorded)
-            except StoreError as error:
-                yield Problem(path, "checkpoints", f"model {model_id!r}: {error} (copy it into the store, e.g. "
-                              f"checkpoints/, or declare its directory in ${confine.ROOTS_VARIABLE})")
+                confine.resolve_allowed(root, recorded)
+            except StoreError:
+                notes.append(f"model {model_id!r}: its checkpoint lies outside the store and the allowed roots, so "
+                             "the dashboard cannot compute its attribution (copy it into the store's checkpoints/, "
+                             f"or allow its directory: --allow-root DIR or ${confine.ROOTS_VARIABLE})")
+    return notes
 
 
 def _partition_keys(relative: Path) -> dict[str, str] | None:
@@ -385,10 +389,11 @@ def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> It
 def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
 
     data, info = root / sample_index.INDEX / sample_index.FILE, root / sample_index.INDEX / sample_index.INFO
-    if data.is_file() and data not in skip:
-        problem, _ = _file_problem(data, None, deep)
-        if problem:
-            yield Problem(data, "index", problem + " (rebuild it with `python -m compute index`)")
+    for derived in (data, *(aggregates.path(root, name) for name in aggregates.NAMES)):  # pre-aggregates too
+        if derived.is_file() and derived not in skip:
+            problem, _ = _file_problem(derived, None, deep)
+            if problem:
+                yield Problem(derived, "index", problem + " (rebuild it with `python -m compute index`)")
     if info.is_file() and info not in skip:
         try:
             payload = json.loads(info.read_text())
@@ -404,7 +409,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     Always checked: the manifest (keys, types, bounds, consistency with samples.parquet and
     images/clean.npy) and symbolic links anywhere in the store (named, never followed). Per view: each
     Parquet file opens and has the columns of its schema; samples hold ids 0..N-1 and labels in range;
-    models hold valid, unique ids and checkpoint paths that stay inside the store or a declared root;
+    models hold valid, unique ids (checkpoints outside the allowed roots are `attribution_notes`, not damage);
     prediction partitions have valid directory names, one row per sample and the row count of their
     marker, and markers are JSON with the expected keys; images are uint8 (N, H, W, 3). `deep` also
     decodes every Parquet page and checks its checksum (bytes damaged in place); `deep=False` reads
@@ -432,7 +437,6 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
         "embeddings": lambda: _embedding_problems(root, deep, skip),
         "images": lambda: _image_problems(root, manifest, skip),
         "index": lambda: _index_problems(root, deep, skip),
-        "checkpoints": lambda: _checkpoint_problems(root) if root / layout.MODELS not in skip else iter(()),
     }
     for view in VIEWS:
         if view in views:

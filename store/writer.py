@@ -23,7 +23,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store import layout, reader
-from store.confine import record_checkpoint
+from store.confine import record_path
 from store.layout import StoreError
 
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -155,12 +155,26 @@ def atomically(final: str | Path, root: str | Path | None = None) -> Iterator[Pa
         raise
 
 
+ROW_GROUP = 1 << 17
+_PARQUET = {"compression": "zstd", "compression_level": 3, "write_page_checksum": True}
+
+
 def write_parquet(root: Path, table: pa.Table, final: Path) -> int:
     """Write `table` to `final` atomically; returns the file's size in bytes."""
     with atomically(final, root) as tmp:
-        pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 17,
-                       write_page_checksum=True)
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP, **_PARQUET)
     return final.stat().st_size
+
+
+def write_parquet_batches(root: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], final: Path) -> int:
+    """Write a stream of record batches (a table too large to hold at once) to `final` atomically, in row
+    groups of at most ROW_GROUP rows, as write_parquet; returns the number of rows written."""
+    rows = 0
+    with atomically(final, root) as tmp, pq.ParquetWriter(tmp, schema, **_PARQUET) as parquet:
+        for batch in batches:
+            parquet.write_table(pa.Table.from_batches([batch], schema), row_group_size=ROW_GROUP)
+            rows += batch.num_rows
+    return rows
 
 
 def write_json(root: Path, payload: dict[str, Any], final: Path) -> None:
@@ -235,11 +249,11 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     happen under the store's lock, so shards that finish in any order leave the same models.parquet: a
     shard that did not extract the clean partition writes None only while its owner has not finished,
     and the owner's upsert comes later. Checkpoint paths are recorded relative to the store when inside it
-    (store.confine.record_checkpoint), so readers resolve them only there.
+    (store.confine.record_path), so readers resolve them only there.
     """
     root = Path(root)
     path = root / layout.MODELS
-    rows = [{**row, "checkpoint": record_checkpoint(root, row.get("checkpoint"))} for row in rows]
+    rows = [{**row, "checkpoint": record_path(root, row.get("checkpoint"))} for row in rows]
     with locked(root):
         existing = pq.read_table(path).to_pylist() if path.exists() else []
         new_ids = {row["model_id"] for row in rows}

@@ -139,6 +139,55 @@ def navigate(page: Any, path: str, timeout: float = 60.0) -> float:
     return time.perf_counter() - start
 
 
+# Text a reader must be able to read on every chart: titles, axis titles and labels, legend titles and
+# labels (Vega's SVG roles). A problem is text cut short with an ellipsis, text outside its chart, or two
+# such texts overlapping.
+TEXT_PROBLEMS = """() => {
+    const roles = ['title-text', 'axis-title', 'axis-label', 'legend-title', 'legend-label'];
+    const problems = [];
+    // A text's box as drawn (rotation included): its four corners on screen, shrunk by 10 % towards the
+    // centre so that the padding of a glyph box is not taken for an overlap.
+    const corners = (svg, node) => {
+        const b = node.getBBox(), m = node.getScreenCTM();
+        const points = [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+            .map(([x, y]) => { const p = svg.createSVGPoint(); p.x = x; p.y = y; const q = p.matrixTransform(m); return [q.x, q.y]; });
+        const cx = points.reduce((s, p) => s + p[0], 0) / 4, cy = points.reduce((s, p) => s + p[1], 0) / 4;
+        return points.map(([x, y]) => [cx + 0.9 * (x - cx), cy + 0.9 * (y - cy)]);
+    };
+    const apart = (a, b) => [a, b].some(poly => poly.some((p, i) => {  // a separating axis exists
+        const q = poly[(i + 1) % 4], axis = [q[1] - p[1], p[0] - q[0]];
+        const project = points => points.map(([x, y]) => x * axis[0] + y * axis[1]);
+        const pa = project(a), pb = project(b);
+        return Math.max(...pa) <= Math.min(...pb) || Math.max(...pb) <= Math.min(...pa);
+    }));
+    document.querySelectorAll('[data-testid="stMain"] .vega-embed svg.marks').forEach((svg, index) => {
+        const frame = svg.getBoundingClientRect();
+        const texts = [];
+        for (const role of roles) {
+            svg.querySelectorAll(`g.role-${role} text`).forEach(node => {
+                const content = node.textContent.trim();
+                const box = node.getBoundingClientRect();
+                if (!content || box.width === 0 || getComputedStyle(node).opacity === '0') return;
+                texts.push({role, content, poly: corners(svg, node)});
+                if (content.endsWith('…')) problems.push(`chart ${index}: ${role} cut short: "${content}"`);
+                // 4 px: a text's line box reaches a little above its glyphs (a title at the very top)
+                if (box.left < frame.left - 4 || box.right > frame.right + 4 || box.top < frame.top - 4
+                    || box.bottom > frame.bottom + 4) problems.push(`chart ${index}: ${role} outside the chart: "${content}"`);
+            });
+        }
+        for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++)
+            if (!apart(texts[i].poly, texts[j].poly))
+                problems.push(`chart ${index}: ${texts[i].role} "${texts[i].content}" overlaps ${texts[j].role} "${texts[j].content}"`);
+    });
+    return problems;
+}"""
+
+
+def text_problems(page: Any) -> list[str]:
+    """Every truncated, escaping or overlapping title, axis or legend text on the rendered page."""
+    return page.evaluate(TEXT_PROBLEMS)
+
+
 def screenshots(store: str | Path, out: str | Path) -> list[Path]:
     """One viewport-sized PNG of every page on `store`, as out/<url path>.png."""
     out = Path(out)

@@ -117,24 +117,44 @@ def write_tiny_imagenet(root: Path, per_class_train: int = 2, per_class_val: int
     return Tiny(folder, val_numbers, per_class_train * len(TINY_WNIDS))
 
 
-def write_tiny_imagenet_c(root: Path, keys: list[str], names=("fog",), severities=(1, 2)) -> dict:
-    """`root/Tiny-ImageNet-C/<name>/<severity>/<wnid>/<file>.JPEG` holding a copy of every key, plus files
-    the clean set does not have (so listing order differs from the clean order) and, as in the Zenodo
-    frost/ folder, class folders of other wnids. Returns {(name, severity, key): colour number}."""
-    folder = root / "Tiny-ImageNet-C"
+def write_val_bbox_crops(root: Path, per_class: int = 3) -> dict[str, int]:
+    """`root/imagenet_val_bbox_crop/<wnid>/test_<k>.JPEG`, the clean images Tiny-ImageNet-C was made from:
+    `per_class` crops per class (50 in the real folder), k an ImageNet validation id (the real names run up
+    to 50000, e.g. test_1103.JPEG for ILSVRC2012_val_00001103), not 64x64 (bounding-box crops: the generator
+    resized them). Returns {"<wnid>/<file>": colour number}."""
+    written = {}
+    for c, wnid in enumerate(TINY_WNIDS):
+        for i in range(per_class):
+            key = f"{wnid}/test_{(7919 * (c * per_class + i) + 1103) % 50000}.JPEG"
+            number = 120 + c * per_class + i
+            flat_image(root / "imagenet_val_bbox_crop" / key, number, (90 + 7 * i, 70 + 5 * c))
+            written[key] = number
+    return written
+
+
+def write_tiny_imagenet_c(root: Path, crops: dict[str, int], names=("fog",), severities=(1, 2)) -> dict:
+    """`root/Tiny-ImageNet-C/<name>/<severity>/<wnid>/test_<k>.JPEG`: a 64x64 copy of every crop under the
+    crop's own name (what make_tinyimagenet_c.py writes), the same files per class folder as the crops,
+    nothing else. Returns {(name, severity, key): colour number}, a number per setting and crop."""
     numbers = {}
     for n, name in enumerate(names):
         for severity in severities:
-            base = folder / name / str(severity)
-            for i, key in enumerate(keys):
-                number = 100 + (7 * i + 11 * severity + 13 * n) % 110
-                flat_image(base / key, number)
+            for i, key in enumerate(crops):
+                number = (7 * i + 11 * severity + 13 * n) % 110
+                flat_image(root / "Tiny-ImageNet-C" / name / str(severity) / key, number)
                 numbers[(name, severity, key)] = number
-            for wnid in TINY_WNIDS:  # extra files sorting before and between the clean names
-                flat_image(base / wnid / "val_00.JPEG", 1)
-                flat_image(base / wnid / "val_15.JPEG", 2)
-            flat_image(base / "n09999999" / "val_0.JPEG", 3)
     return numbers
+
+
+def write_defective_frost(root: Path, severity: int = 1) -> Path:
+    """The frost/<severity>/ of Zenodo record 2536630: 1000 class folders (hendrycks/robustness issue #60),
+    holding ImageNet validation file names; two files are enough to show the names."""
+    base = root / "Tiny-ImageNet-C" / "frost" / str(severity)
+    for wnid in (*TINY_WNIDS, *IMAGENET_WNIDS[:1000 - len(TINY_WNIDS)]):  # the 200 classes are among the 1000
+        (base / wnid).mkdir(parents=True, exist_ok=True)
+    for wnid in TINY_WNIDS:
+        flat_image(base / wnid / "ILSVRC2012_val_00001103.JPEG", 5)
+    return base
 
 
 # --- ImageNet ----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from compute.datasets import download
 from compute.datasets.base import Dataset, ImageSet
 
 CIFAR10_CLASS_NAMES = (
@@ -164,17 +165,42 @@ def file_md5(path: Path) -> str:
 
 
 @contextmanager
-def serve_directory(directory: Path, requests: list[str] | None = None) -> Iterator[str]:
+def serve_directory(directory: Path, requests: list[str] | None = None,
+                    cut: dict[str, int] | None = None) -> Iterator[str]:
     """Serve `directory` over HTTP on 127.0.0.1 (a free port) in a thread; yield the base URL.
 
-    Each request's path is appended to `requests` when given, so a test can see what was fetched.
-    urllib honours http_proxy: set `no_proxy=127.0.0.1` in tests that may run behind a proxy.
+    Each request's path and Range header are appended to `requests` when given ("/a.tar" or
+    "/a.tar bytes=100-"), so a test can see what was fetched. `Range: bytes=N-` is answered with 206 and
+    the rest of the file, as Zenodo does. `cut` maps a path to a byte count: its next response announces
+    the whole length but the connection is closed after that many bytes (an interrupted download; the
+    entry is used up). urllib honours http_proxy: set `no_proxy=127.0.0.1` in tests behind a proxy.
     """
+    cuts = dict(cut or {})
 
     class Handler(SimpleHTTPRequestHandler):
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            ranged = self.headers.get("Range")
             if requests is not None:
-                requests.append(self.path)
+                requests.append(f"{self.path} {ranged}" if ranged else self.path)
+            path = Path(self.translate_path(self.path))
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            start = int(ranged.removeprefix("bytes=").split("-")[0]) if ranged else 0
+            if start >= len(data) and ranged:
+                self.send_error(416)
+                return
+            body = data[start:]
+            self.send_response(206 if ranged else 200)
+            if ranged:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            limit = cuts.pop(self.path, None)
+            self.wfile.write(body if limit is None else body[:limit])
+            if limit is not None:
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silent: test output stays readable."""
@@ -188,3 +214,13 @@ def serve_directory(directory: Path, requests: list[str] | None = None) -> Itera
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def pin_archives(monkeypatch: Any, url: str, *archives: Path) -> None:
+    """Point downloads at `url` (PRUNESCOPE_MIRROR) and pin each of `archives` (fixture files named as the
+    published ones) to its own size and md5 in compute.datasets.download.ARCHIVES, for this test."""
+    monkeypatch.setenv(download.MIRROR_VARIABLE, url)
+    for path in archives:
+        published = download.ARCHIVES[path.name]
+        monkeypatch.setitem(download.ARCHIVES, path.name,
+                            download.Archive(published.url, file_md5(path), path.stat().st_size))

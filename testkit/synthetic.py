@@ -28,14 +28,16 @@ def classifier(rng: np.random.Generator, num_classes: int) -> tuple[np.ndarray, 
 
 
 def prediction_columns(rng: np.random.Generator, labels: np.ndarray, num_classes: int, accuracy: float,
-                       norms: np.ndarray | None = None, biases: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                       norms: np.ndarray | None = None, biases: np.ndarray | None = None,
+                       correct: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every format-1 column of one partition (scalars, and (N, C) `angles` and `logits`); the classifier
-    defaults to unit norms and no bias. pred is the largest logit."""
+    defaults to unit norms and no bias. Which samples the model gets right is drawn at `accuracy`, or
+    given as `correct` (bool per sample); pred is the largest logit."""
     n = len(labels)
     rows = np.arange(n)
     norms = np.ones(num_classes) if norms is None else norms
     biases = np.zeros(num_classes) if biases is None else biases
-    correct = rng.random(n) < accuracy
+    correct = rng.random(n) < accuracy if correct is None else np.asarray(correct, bool)
     wrong = (labels + rng.integers(1, num_classes, n)) % num_classes
     pred = np.where(correct, labels, wrong)
     angles = rng.uniform(70, 110, (n, num_classes)).astype(np.float32)
@@ -96,9 +98,11 @@ def write_partition(root: Path, model_id: str, corruption: str, severity: int, c
 def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
                 severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0,
                 per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION,
-                class_names: Sequence[str] | None = None, embeddings: bool = False) -> Path:
+                class_names: Sequence[str] | None = None, embeddings: bool = False, seeds: int = 1) -> Path:
     """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
-    returns its path. Model 0 is the dense model. Classes are named `class0`.. unless `class_names` (one per
+    returns its path. Model 0 is the dense model; with `seeds` > 1 every (method, sparsity) comes as that
+    many consecutive replicates, seeds 0.. (ids end in -s<seed>), dense included; each pruned model's
+    base is the dense model of its seed. Classes are named `class0`.. unless `class_names` (one per
     class) says otherwise. With `embeddings`, embeddings/ as `python -m compute embed` lays it out (random
     coordinates; samples on clean images)."""
     if class_names is not None and len(class_names) != num_classes:
@@ -116,9 +120,10 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
         writer.write_json(root, {**manifest, "schema_version": 1}, root / layout.MANIFEST)
     rows = []
     for index in range(num_models):
-        method = METHODS[0] if index == 0 else METHODS[1 + (index - 1) % (len(METHODS) - 1)]
-        sparsity = 0.0 if method == "dense" else (0.5, 0.8, 0.9, 0.95)[(index - 1) // (len(METHODS) - 1) % 4]
-        model_id = f"m{index:02d}-{method}-{round(sparsity * 100)}"
+        group, replicate = divmod(index, seeds)
+        method = METHODS[0] if group == 0 else METHODS[1 + (group - 1) % (len(METHODS) - 1)]
+        sparsity = 0.0 if method == "dense" else (0.5, 0.8, 0.9, 0.95)[(group - 1) // (len(METHODS) - 1) % 4]
+        model_id = f"m{index:02d}-{method}-{round(sparsity * 100)}" + (f"-s{replicate}" if seeds > 1 else "")
         skill = rng.uniform(0.85, 0.95)
         norms, biases = classifier(rng, num_classes)
         if version != 1:  # format 1 did not record the classifier
@@ -133,8 +138,9 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
             else:
                 write_partition(root, model_id, corruption, severity, columns, per_class)
         rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
-                     "sparsity": sparsity, "seed": 0, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
-                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
+                     "sparsity": sparsity, "seed": replicate, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
+                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill,
+                     "base": None if group == 0 else rows[replicate]["model_id"]})  # pruned from its seed's dense model
     writer.upsert_models(root, rows)
     if embeddings:
         write_embeddings(root, rows, labels, reader.read_manifest(root)["class_names"], rng)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,15 +83,20 @@ class Ran:
 @pytest.fixture(scope="session")
 def cli() -> Callable[..., Ran]:
     """`cli(*args)`: run `python -m compute *args` in this process, its output captured; argparse's exits
-    become the return code. Session-scoped, so module fixtures can build their stores with it too."""
+    become the return code. Session-scoped, so module fixtures can build their stores with it too. The
+    process environment is restored after each run (`--allow-root` extends it, as in a real process)."""
 
     def run(*args: str | Path) -> Ran:
         out, err = io.StringIO(), io.StringIO()
+        environment = dict(os.environ)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main([str(arg) for arg in args])
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else 1
+            finally:
+                os.environ.clear()
+                os.environ.update(environment)
         return Ran(code, out.getvalue(), err.getvalue())
 
     return run

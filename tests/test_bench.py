@@ -23,3 +23,23 @@ def test_timed_and_report_print_one_line_with_the_goal(capsys) -> None:
     queries.report("a query", figures, 1e-9)
     line = capsys.readouterr().out.strip()
     assert line.startswith("a query") and line.endswith("MISSED")
+
+
+def test_bench_store_reads_row_counts_and_names_a_bad_one(capsys) -> None:
+    from bench import store
+
+    assert store.parse_rows("100M") == 100_000_000 and store.parse_rows("2.5k") == 2_500
+    with pytest.raises(SystemExit):
+        store.main(["--rows", "lots", "--out", "x"])
+    assert "--rows 'lots' is not a positive count like 100M" in capsys.readouterr().err
+
+
+def test_bench_store_writes_a_sweep_through_the_writer_with_seeds_and_derived_files(tmp_path) -> None:
+    from bench import store
+    from store import aggregates, reader, sample_index
+
+    root = store.build(tmp_path / "s", rows=10, num_samples=12, workers=1)  # one model: the dense one
+    models = store.model_rows(34)  # per seed: dense + 8 methods x 4 sparsities, then the next seed
+    assert [m["seed"] for m in models[32:]] == [0, 1] and models[33]["method"] == "dense"
+    assert len(reader.complete_partitions(root)) == len(store.SETTINGS)
+    assert sample_index.is_fresh(root) and aggregates.is_fresh(root)

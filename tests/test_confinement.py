@@ -15,7 +15,7 @@ import pytest
 
 from store import confine, layout, reader, writer
 from store.catalog import Catalog
-from store.verify import verify
+from store.verify import attribution_notes, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 STRACE = shutil.which("strace")
@@ -118,9 +118,9 @@ def test_checkpoints_inside_the_store_are_recorded_relative_and_resolve(stores) 
     ckpt = store / "checkpoints" / "m.pt"
     ckpt.parent.mkdir()
     ckpt.write_bytes(b"weights")
-    assert confine.record_checkpoint(store, ckpt) == "checkpoints/m.pt"
-    assert confine.resolve_checkpoint(store, "checkpoints/m.pt") == ckpt.resolve()
-    assert confine.resolve_checkpoint(store, str(ckpt.resolve())) == ckpt.resolve()  # older stores: absolute
+    assert confine.record_path(store, ckpt) == "checkpoints/m.pt"
+    assert confine.resolve_allowed(store, "checkpoints/m.pt") == ckpt.resolve()
+    assert confine.resolve_allowed(store, str(ckpt.resolve())) == ckpt.resolve()  # older stores: absolute
     row = {"model_id": "m01-ft-50", "arch": "a", "method": "ft", "target_sparsity": 0.5, "sparsity": 0.5, "seed": 0,
            "num_params": 1, "num_nonzero": 1, "checkpoint": str(ckpt), "hparams": "{}", "clean_accuracy": 0.5}
     writer.upsert_models(store, [row])
@@ -136,7 +136,7 @@ def test_checkpoint_paths_outside_are_refused_without_saying_whether_they_exist(
     (other / "checkpoints" / "m.pt").write_bytes(b"weights")
     recorded = str(other / "checkpoints" / "m.pt") if recorded == "OTHER" else recorded
     with pytest.raises(layout.StoreError) as raised:
-        confine.resolve_checkpoint(store, recorded, roots=[])
+        confine.resolve_allowed(store, recorded, roots=[])
     message = str(raised.value)
     assert "outside the store" in message and "no such" not in message.lower() and "not found" not in message
     assert message.replace(recorded, "X") == str(_refusal(store, "/nonexistent/y.pt")).replace("/nonexistent/y.pt", "X")
@@ -144,7 +144,7 @@ def test_checkpoint_paths_outside_are_refused_without_saying_whether_they_exist(
 
 def _refusal(store: Path, recorded: str) -> layout.StoreError:
     with pytest.raises(layout.StoreError) as raised:
-        confine.resolve_checkpoint(store, recorded, roots=[])
+        confine.resolve_allowed(store, recorded, roots=[])
     return raised.value
 
 
@@ -154,7 +154,7 @@ def test_a_symlinked_checkpoint_inside_the_store_is_refused(stores) -> None:
     (store / "checkpoints").mkdir()
     (store / "checkpoints" / "m.pt").symlink_to(other / "m.pt")
     with pytest.raises(layout.StoreError, match="outside the store"):
-        confine.resolve_checkpoint(store, "checkpoints/m.pt", roots=[])
+        confine.resolve_allowed(store, "checkpoints/m.pt", roots=[])
 
 
 def test_declared_roots_admit_absolute_checkpoints_under_them(stores, tmp_path, monkeypatch) -> None:
@@ -163,23 +163,27 @@ def test_declared_roots_admit_absolute_checkpoints_under_them(stores, tmp_path, 
     runs.mkdir()
     (runs / "m.pt").write_bytes(b"weights")
     with pytest.raises(layout.StoreError):
-        confine.resolve_checkpoint(store, str(runs / "m.pt"), roots=[])
+        confine.resolve_allowed(store, str(runs / "m.pt"), roots=[])
     monkeypatch.setenv(confine.ROOTS_VARIABLE, str(runs))
-    assert confine.resolve_checkpoint(store, str(runs / "m.pt")) == runs / "m.pt"
-    assert confine.resolve_checkpoint(store, "m.pt") == store.resolve() / "m.pt"  # relative: to the store only
+    assert confine.resolve_allowed(store, str(runs / "m.pt")) == runs / "m.pt"
+    assert confine.resolve_allowed(store, "m.pt") == store.resolve() / "m.pt"  # relative: to the store only
     with pytest.raises(layout.StoreError):
-        confine.resolve_checkpoint(store, str(runs / ".." / "store" / ".." / ".." / "etc" / "passwd"))
+        confine.resolve_allowed(store, str(runs / ".." / "store" / ".." / ".." / "etc" / "passwd"))
 
 
-def test_verify_lists_a_checkpoint_outside_the_store(stores) -> None:
+def test_verify_notes_a_checkpoint_outside_the_allowed_roots_without_naming_it(stores, cli) -> None:
     store, _ = stores
     table = pq.read_table(store / layout.MODELS).to_pylist()
     table[0]["checkpoint"] = "/etc/passwd"
     writer.write_parquet(store, pq.read_table(store / layout.MODELS).from_pylist(table, schema=layout.MODEL_SCHEMA),
                          store / layout.MODELS)
-    (problem,) = verify(store)
-    assert problem.path == store / layout.MODELS and problem.view == "checkpoints"
-    assert "'/etc/passwd'" in problem.message and "outside the store" in problem.message
+    assert verify(store) == []  # the rows are whole: not damage
+    (note,) = attribution_notes(store)
+    assert "outside the store and the allowed roots" in note and "/etc/passwd" not in note
+    result = cli("verify", "--store", str(store), "--quick")
+    assert result.returncode == 0 and "note: model" in result.stdout and "--allow-root" in result.stdout
+    allowed = cli("verify", "--store", str(store), "--quick", "--allow-root", "/etc")
+    assert allowed.returncode == 0 and "note:" not in allowed.stdout
 
 
 def test_attribution_loads_checkpoints_only_through_the_resolver(stores) -> None:

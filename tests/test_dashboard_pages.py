@@ -3,6 +3,7 @@ selection; plus the chart functions and the occlusion attribution on their own, 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import agreement, queries
+from analysis import agreement, matrices, queries
 from dashboard import attribution, charts
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
@@ -62,7 +63,7 @@ def test_overview_shows_the_study(monkeypatch, store) -> None:
     assert app.title[0].value == "Overview"
     assert [m.label for m in app.metric] == ["models", "methods", "best clean accuracy", "best corruption accuracy"]
     assert app.metric[0].value == "4"
-    assert len(app.get("vega_lite_chart")) == 1
+    assert len(app.get("vega_lite_chart")) == 2  # accuracy vs sparsity, and the lineage tree
     assert app.dataframe[0].value.shape[0] == 4
     assert {"CSV", "Parquet"} <= {button.label for button in app.get("download_button")}
 
@@ -72,7 +73,7 @@ def test_the_matrix_draws_every_registered_metric_from_its_column_with_its_legen
     for name, metric in METRICS.items():
         app.sidebar.selectbox(key="metric").set_value(name).run()
         assert not app.exception, (name, app.exception)
-        (spec,) = specs(app)
+        spec = specs(app)[0]  # the matrix; calibration metrics add a reliability diagram below it
         assert (spec["encoding"]["color"]["field"], spec["encoding"]["color"]["title"]) == (metric.value,
                                                                                          metric.label), name
 
@@ -97,6 +98,9 @@ def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(m
     app.sidebar.selectbox(key="metric").set_value("relative_ce").run()
     (spec,) = specs(app)
     assert spec["encoding"]["x"]["sort"] == list(CORRUPTIONS)
+    left_out = matrices.corruption_errors(Catalog(store)).filter(pl.col("relative_ce_note").is_not_null())
+    blank = [c.value for c in app.caption if c.value.startswith("Blank ")]
+    assert len(blank) == left_out["corruption"].n_unique() and all("nearly 0" in c for c in blank)
 
 
 def test_similarity_draws_the_model_map_and_both_heat_maps_for_the_selected_setting(monkeypatch, store) -> None:
@@ -191,6 +195,28 @@ def test_samples_presets_list_samples_and_a_bad_filter_is_an_inline_error(monkey
     app.text_input(key="samples_filter").set_value("label_name = 3").run()  # text compared with a number
     assert not app.exception
     assert app.error
+
+
+def test_a_whole_study_filter_whose_count_passes_the_time_limit_still_lists_its_first_rows(
+        monkeypatch, synthetic_store) -> None:
+    from analysis import presets
+    from store.catalog import QueryTimeout
+
+    # more matching rows than the page fetches (LIMIT 1000 in views/samples.py), so it must count them
+    big = synthetic_store(num_models=4, num_samples=300, corruptions=("fog",), severities=(1,))
+
+    @functools.wraps(presets.count_rows)
+    def too_slow(*args, **kwargs):
+        raise QueryTimeout("query stopped after 5.0 s; narrow the filter")
+
+    monkeypatch.setattr(presets, "count_rows", too_slow)
+    app = open_app(monkeypatch, big, PAGES["samples"].script)
+    app.segmented_control(key="samples_source").set_value("filter").run()
+    app.checkbox(key="samples_scoped").uncheck().run()
+    app.text_input(key="samples_filter").set_value("margin < 2.9 or margin >= 2.9").run()
+    assert not app.exception and not app.error
+    assert "At least **1,000** (counting them all stopped at its time limit" in text(app)
+    assert len(app.dataframe[0].value) > 0
 
 
 def test_sample_page_follows_the_query_parameter_and_the_selection(monkeypatch, store) -> None:

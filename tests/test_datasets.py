@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from compute import datasets
-from compute.datasets import cifar10, cifar10c
+from compute.datasets import cifar10, cifar10c, download
 from compute.datasets.base import DataError, Dataset
 from testkit.datasets import (
     cifar10_batch,
-    file_md5,
     make_cifar10_tarball,
     make_cifar10c_tarball,
+    pin_archives,
     random_images,
     serve_directory,
     write_cifar10,
@@ -380,8 +380,7 @@ def test_cifar10_download_fetches_once_then_reuses(
     requests: list[str] = []
     root = tmp_path / "data"
     with serve_directory(served, requests) as url:
-        monkeypatch.setenv(cifar10.URL_VARIABLE, f"{url}/cifar-10-python.tar.gz")
-        monkeypatch.setenv(cifar10.MD5_VARIABLE, file_md5(served / "cifar-10-python.tar.gz"))
+        pin_archives(monkeypatch, url, served / "cifar-10-python.tar.gz")
         assert_same_dataset(datasets.load("cifar10", root=str(root), download=True), written)
         assert requests and set(requests) == {"/cifar-10-python.tar.gz"}
         fetched = len(requests)
@@ -390,30 +389,14 @@ def test_cifar10_download_fetches_once_then_reuses(
     assert sorted(path.name for path in root.iterdir()) == ["cifar-10-batches-py"]
 
 
-def test_cifar10_download_with_wrong_md5_names_file_and_both_checksums(
-    tmp_path: Path, cifar10_archive: tuple[Path, Dataset], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    served, _ = cifar10_archive
-    root = tmp_path / "data"
-    with serve_directory(served) as url:
-        monkeypatch.setenv(cifar10.URL_VARIABLE, f"{url}/cifar-10-python.tar.gz")
-        monkeypatch.setenv(cifar10.MD5_VARIABLE, "0" * 32)
-        with pytest.raises(DataError, match="checksum mismatch") as error:
-            cifar10.load(root, download=True)
-    message = str(error.value)
-    assert str(root / "cifar-10-python.tar.gz") in message
-    assert "0" * 32 in message and file_md5(served / "cifar-10-python.tar.gz") in message
-    assert list(root.iterdir()) == []
-
-
 def test_cifar10_download_of_missing_url_is_a_data_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with serve_directory(tmp_path) as url:
-        monkeypatch.setenv(cifar10.URL_VARIABLE, f"{url}/absent.tar.gz")
+        monkeypatch.setenv(download.MIRROR_VARIABLE, url)
         with pytest.raises(DataError, match="could not download") as error:
             cifar10.load(tmp_path / "data", download=True)
-    assert "absent.tar.gz" in str(error.value) and "404" in str(error.value)
+    assert "cifar-10-python.tar.gz" in str(error.value) and "404" in str(error.value)
 
 
 def test_cifar10_download_does_not_overwrite_a_broken_folder(
@@ -424,7 +407,7 @@ def test_cifar10_download_does_not_overwrite_a_broken_folder(
     broken.write_bytes(b"")
     requests: list[str] = []
     with serve_directory(cifar10_archive[0], requests) as url:
-        monkeypatch.setenv(cifar10.URL_VARIABLE, f"{url}/cifar-10-python.tar.gz")
+        monkeypatch.setenv(download.MIRROR_VARIABLE, url)
         with pytest.raises(DataError, match="delete .* to download CIFAR-10 again") as error:
             cifar10.load(tmp_path / "data", download=True)
     assert str(broken) in str(error.value) and requests == []
@@ -434,10 +417,9 @@ def test_download_of_archive_without_the_expected_folder_is_reported(
     tmp_path: Path, cifar10c_archive: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served, _ = cifar10c_archive
-    archive = served / "CIFAR-10-C.tar"
+    (served / "CIFAR-10-C.tar").rename(served / "cifar-10-python.tar.gz")
     with serve_directory(served) as url:
-        monkeypatch.setenv(cifar10.URL_VARIABLE, f"{url}/CIFAR-10-C.tar")
-        monkeypatch.setenv(cifar10.MD5_VARIABLE, file_md5(archive))
+        pin_archives(monkeypatch, url, served / "cifar-10-python.tar.gz")
         with pytest.raises(
             DataError, match=r"should contain the folder cifar-10-batches-py/; it contains.*CIFAR-10-C"
         ):
@@ -452,8 +434,7 @@ def test_cifar10c_download_fetches_once_then_reuses(
     requests: list[str] = []
     root = tmp_path / "data"
     with serve_directory(served, requests) as url:
-        monkeypatch.setenv(cifar10c.URL_VARIABLE, f"{url}/CIFAR-10-C.tar")
-        monkeypatch.setenv(cifar10c.MD5_VARIABLE, file_md5(served / "CIFAR-10-C.tar"))
+        pin_archives(monkeypatch, url, served / "CIFAR-10-C.tar")
         folder = cifar10c.download_cifar10c(root)
         assert folder == root / "CIFAR-10-C"
         fetched = len(requests)
@@ -467,57 +448,19 @@ def test_cifar10c_download_fetches_once_then_reuses(
     assert sorted(path.name for path in root.iterdir()) == ["CIFAR-10-C"]
 
 
-def test_cifar10c_download_with_wrong_md5_names_file_and_both_checksums(
-    tmp_path: Path, cifar10c_archive: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    served, _ = cifar10c_archive
-    root = tmp_path / "data"
-    with serve_directory(served) as url:
-        monkeypatch.setenv(cifar10c.URL_VARIABLE, f"{url}/CIFAR-10-C.tar")
-        monkeypatch.setenv(cifar10c.MD5_VARIABLE, "f" * 32)
-        with pytest.raises(DataError, match="checksum mismatch") as error:
-            cifar10c.download_cifar10c(root)
-    message = str(error.value)
-    assert str(root / "CIFAR-10-C.tar") in message
-    assert "f" * 32 in message and file_md5(served / "CIFAR-10-C.tar") in message
-    assert not (root / "CIFAR-10-C").exists()
-
-
-@pytest.mark.parametrize("module", [cifar10, cifar10c], ids=["cifar10", "cifar10c"])
-def test_download_uses_the_published_source_unless_overridden(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: Any
-) -> None:
-    requested: list[tuple[str, str]] = []
-
-    def record(url: str, md5: str, directory: Path, folder: str) -> Path:
-        requested.append((url, md5))
-        raise DataError("recorded, not fetched")
-
-    def fetch() -> None:
-        with pytest.raises(DataError, match="recorded, not fetched"):
-            if module is cifar10:
-                cifar10.load(tmp_path, download=True)
-            else:
-                cifar10c.download_cifar10c(tmp_path)
-
-    monkeypatch.setattr(module, "fetch_folder", record)
-    monkeypatch.delenv(module.URL_VARIABLE, raising=False)
-    monkeypatch.delenv(module.MD5_VARIABLE, raising=False)
-    fetch()
-    monkeypatch.setenv(module.URL_VARIABLE, "http://mirror.invalid/archive.tar")
-    monkeypatch.setenv(module.MD5_VARIABLE, "1" * 32)
-    fetch()
-    published = {
-        cifar10: (
-            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-            "c58f30108f718f92721af3b95e74349a",
-        ),
-        cifar10c: (
-            "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar",
-            "56bf5dcef84df0e2308c6dcbcbbd8499",
-        ),
-    }
-    assert requested == [published[module], ("http://mirror.invalid/archive.tar", "1" * 32)]
+def test_archives_are_pinned_to_the_published_facts_and_fetched_from_the_mirror_when_set(monkeypatch) -> None:
+    # Facts from ../shared/reference/datasets-files.md ("Facts to pin"): size, md5 and sha256 (TFDS).
+    cifar = download.ARCHIVES["CIFAR-10-C.tar"]
+    assert (cifar.url, cifar.size, cifar.md5, cifar.sha256) == (
+        "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar", 2_918_471_680, "56bf5dcef84df0e2308c6dcbcbbd8499",
+        "c72763e101c723b7c507b96205f7e938912a5d587376173b825850cf3cb876a7")
+    assert download.ARCHIVES["CIFAR-100-C.tar"].md5 == "11f0ed0f1191edbf9fa23466ae6021d3"
+    assert download.ARCHIVES["Tiny-ImageNet-C.tar"].url == "https://zenodo.org/records/8206060/files/Tiny-ImageNet-C.tar"
+    assert all(len(a.md5) == 32 and (a.sha256 is None or len(a.sha256) == 64) for a in download.ARCHIVES.values())
+    monkeypatch.delenv(download.MIRROR_VARIABLE, raising=False)
+    assert download.source_url(cifar) == cifar.url
+    monkeypatch.setenv(download.MIRROR_VARIABLE, "http://mirror.invalid/data/")
+    assert download.source_url(cifar) == "http://mirror.invalid/data/CIFAR-10-C.tar"
 
 
 def test_a_pickle_that_would_run_code_is_refused(tmp_path) -> None:

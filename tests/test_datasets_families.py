@@ -4,6 +4,7 @@ local HTTP server, and the errors a wrong directory gets."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,7 +17,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from compute import datasets
-from compute.datasets import cifar100, cifar100c, folders, tinyimagenet
+from compute.datasets import folders, tinyimagenet
 from compute.datasets.base import DataError
 from testkit.dataset_families import (
     IMAGENET_WNIDS,
@@ -27,11 +28,13 @@ from testkit.dataset_families import (
     number_of,
     write_cifar100,
     write_cifar100c,
+    write_defective_frost,
     write_imagenet_val,
     write_tiny_imagenet,
     write_tiny_imagenet_c,
+    write_val_bbox_crops,
 )
-from testkit.datasets import file_md5, serve_directory
+from testkit.datasets import pin_archives, serve_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,9 +105,7 @@ def test_cifar100_and_cifar100c_download_from_a_local_server(tmp_path: Path, mon
     make_tar(tmp_path / "source-c", served / "CIFAR-100-C.tar", "CIFAR-100-C")
     requests: list[str] = []
     with serve_directory(served, requests) as url:
-        monkeypatch.setenv(cifar100.URL_VARIABLE, f"{url}/cifar-100-python.tar.gz")
-        monkeypatch.setenv(cifar100.MD5_VARIABLE, file_md5(served / "cifar-100-python.tar.gz"))
-        monkeypatch.setenv(cifar100c.URL_VARIABLE, f"{url}/CIFAR-100-C.tar")
+        pin_archives(monkeypatch, url, served / "cifar-100-python.tar.gz", served / "CIFAR-100-C.tar")
         data = datasets.load("cifar100", root=str(tmp_path / "data"), download=True)
         np.testing.assert_array_equal(data.test.images, test_images)
         loaded = datasets.load_corrupted("cifar100", tmp_path / "c", "fog", 1, data.test, download=True)
@@ -138,34 +139,95 @@ def test_tinyimagenet_sorted_wnids_words_names_and_val_labels(tmp_path: Path) ->
     assert sorted(set(data.train.labels.tolist())) == [0, 1, 2]
 
 
-def test_tinyimagenet_c_is_matched_by_file_name_not_position(tmp_path: Path) -> None:
+def reference_64(path: Path) -> np.ndarray:
+    """make_tinyimagenet_c.py's clean pipeline (hendrycks/robustness): PIL RGB, then Resize((64, 64))."""
+    with Image.open(path) as image:
+        return np.asarray(TF.resize(image.convert("RGB"), [64, 64], InterpolationMode.BILINEAR))
+
+
+@pytest.fixture
+def tiny_c(tmp_path: Path) -> tuple[Path, dict[str, int], dict]:
+    """Tiny-ImageNet, the clean crops and Tiny-ImageNet-C (fog, severities 1 and 2) under tmp_path."""
     write_tiny_imagenet(tmp_path / "clean")
-    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
-    copies = write_tiny_imagenet_c(tmp_path / "c", list(test.keys))
-    directory = tmp_path / "c" / "Tiny-ImageNet-C" / "fog" / "2"
-    listed = [f"{w}/{p.name}" for w in sorted(TINY_WNIDS) for p in sorted((directory / w).iterdir())]
-    assert listed[:len(test)] != list(test.keys)  # position would pair the wrong files
-    for root in (tmp_path / "c", tmp_path / "c" / "Tiny-ImageNet-C"):
-        loaded = datasets.load_corrupted("tinyimagenet", root, "fog", 2, test)
-        assert numbers(loaded.images) == [copies[("fog", 2, key)] for key in test.keys]
+    crops = write_val_bbox_crops(tmp_path / "crops")
+    copies = write_tiny_imagenet_c(tmp_path / "c", crops)
+    return tmp_path, crops, copies
+
+
+def test_tinyimagenet_c_pairs_with_the_clean_crops_by_file_name(tiny_c) -> None:
+    root, crops, copies = tiny_c
+    data = datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(root / "crops"))
+    test = data.test
+    wnids = sorted(TINY_WNIDS)
+    expected = sorted(crops, key=lambda key: (wnids.index(key.split("/")[0]), key))
+    assert list(test.keys) == expected and all("/test_" in key for key in expected)
+    assert test.labels.tolist() == [wnids.index(key.split("/")[0]) for key in expected]
+    for row, key in enumerate(expected):  # the crops are not 64x64: resized exactly as the generator did
+        np.testing.assert_array_equal(test.images[row], reference_64(root / "crops" / "imagenet_val_bbox_crop" / key))
+    assert numbers(test.images) == [crops[key] for key in expected]
+    for corrupted_root in (root / "c", root / "c" / "Tiny-ImageNet-C"):
+        loaded = datasets.load_corrupted("tinyimagenet", corrupted_root, "fog", 2, test)
+        assert loaded.paired and list(loaded.keys) == expected
+        assert numbers(loaded.images) == [copies[("fog", 2, key)] for key in expected]
         np.testing.assert_array_equal(loaded.labels, test.labels)
-    part = datasets.load_corrupted("tinyimagenet", tmp_path / "c", "fog", 1, test.subset(2))
-    assert numbers(part.images) == [copies[("fog", 1, key)] for key in test.keys[:2]]
+    part = datasets.load_corrupted("tinyimagenet", root / "c", "fog", 1, test.subset(2))
+    assert numbers(part.images) == [copies[("fog", 1, key)] for key in expected[:2]]
+    crops_folder = root / "crops" / "imagenet_val_bbox_crop"
+    assert datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(crops_folder)).test.keys == test.keys
 
 
-def test_tinyimagenet_c_missing_copy_and_wrong_directory_are_named(tmp_path: Path) -> None:
-    write_tiny_imagenet(tmp_path / "clean")
-    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
-    write_tiny_imagenet_c(tmp_path / "c", list(test.keys))
-    (tmp_path / "c" / "Tiny-ImageNet-C" / "fog" / "1" / test.keys[3]).unlink()
+def test_tinyimagenet_c_without_the_crops_is_evaluated_unpaired_against_its_own_labels(tiny_c) -> None:
+    root, crops, copies = tiny_c
+    test = datasets.load("tinyimagenet", root=str(root / "clean")).test  # tiny-imagenet-200/val: val_<k> files
+    loaded = datasets.load_corrupted("tinyimagenet", root / "c", "fog", 1, test)
+    assert not loaded.paired
+    np.testing.assert_array_equal(loaded.labels, test.labels)
+    by_class = {wnid: sorted(key for key in crops if key.startswith(wnid)) for wnid in TINY_WNIDS}
+    expected = [by_class[key.split("/")[0]][i % 3] for i, key in enumerate(test.keys)]  # 3 val images per class
+    assert list(loaded.keys) == expected
+    assert numbers(loaded.images) == [copies[("fog", 1, key)] for key in expected]
+    assert numbers(datasets.load_corrupted("tinyimagenet", root / "c", "fog", 1, test.subset(4)).images) == \
+        numbers(loaded.images)[:4]
+    first = root / "c" / "Tiny-ImageNet-C" / "fog" / "1" / expected[0]
+    first.unlink()  # a class folder with fewer images than the clean set has of that class
+    with pytest.raises(DataError, match="holds 2 images; the clean test set has at least 3 of class") as error:
+        datasets.load_corrupted("tinyimagenet", root / "c", "fog", 1, test)
+    assert str(first.parent) in str(error.value)
+
+
+def test_tinyimagenet_c_defective_frost_of_the_old_record_is_refused(tiny_c) -> None:
+    root, crops, _ = tiny_c
+    frost = write_defective_frost(root / "c")
+    test = datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(root / "crops")).test
+    for clean in (test, datasets.load("tinyimagenet", root=str(root / "clean")).test):
+        with pytest.raises(DataError, match="holds 1000 class folders; Tiny-ImageNet-C has 200") as error:
+            datasets.load_corrupted("tinyimagenet", root / "c", "frost", 1, clean)
+        assert str(frost) in str(error.value) and "2536630" in str(error.value) and "8206060" in str(error.value)
+
+
+def test_tinyimagenet_c_missing_copy_and_wrong_directory_are_named(tiny_c) -> None:
+    root, _, _ = tiny_c
+    test = datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(root / "crops")).test
+    (root / "c" / "Tiny-ImageNet-C" / "fog" / "1" / test.keys[3]).unlink()
     with pytest.raises(DataError, match="matched by <class>/<file name>, not by position") as error:
-        datasets.load_corrupted("tinyimagenet", tmp_path / "c", "fog", 1, test)
+        datasets.load_corrupted("tinyimagenet", root / "c", "fog", 1, test)
     assert test.keys[3] in str(error.value)
     with pytest.raises(DataError, match="<corruption>/<severity>/<class>/<file>") as error:
-        datasets.load_corrupted("tinyimagenet", tmp_path / "c", "snow", 1, test)
-    assert str(tmp_path / "c" / "Tiny-ImageNet-C" / "snow" / "1") in str(error.value) and "fog" in str(error.value)
+        datasets.load_corrupted("tinyimagenet", root / "c", "snow", 1, test)
+    assert str(root / "c" / "Tiny-ImageNet-C" / "snow" / "1") in str(error.value) and "fog" in str(error.value)
     with pytest.raises(DataError, match="does not exist"):
-        datasets.load_corrupted("tinyimagenet", tmp_path / "nowhere", "fog", 1, test)
+        datasets.load_corrupted("tinyimagenet", root / "nowhere", "fog", 1, test)
+
+
+def test_tinyimagenet_clean_dir_errors_name_the_folder(tiny_c) -> None:
+    root, _, _ = tiny_c
+    with pytest.raises(DataError, match="--clean-dir .* does not exist; expected imagenet_val_bbox_crop/"):
+        datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(root / "nowhere"))
+    shutil.rmtree(root / "crops" / "imagenet_val_bbox_crop" / TINY_WNIDS[1])
+    with pytest.raises(DataError, match=f"no folder for 1 of the 3 Tiny-ImageNet classes \\(e.g. {TINY_WNIDS[1]}\\)"):
+        datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(root / "crops"))
+    with pytest.raises(DataError, match="--clean-dir does not apply to dataset imagenet"):
+        datasets.load("imagenet", root=str(root), clean_dir=str(root / "crops"))
 
 
 def test_tinyimagenet_wrong_directory_names_what_was_expected(tmp_path: Path) -> None:
@@ -179,30 +241,39 @@ def test_tinyimagenet_wrong_directory_names_what_was_expected(tmp_path: Path) ->
         datasets.load("tinyimagenet", root=str(tmp_path / "other"))
 
 
-def test_tinyimagenet_and_its_c_download_from_a_local_server(tmp_path: Path, monkeypatch) -> None:
+def test_tinyimagenet_and_its_c_download_from_the_fixed_record(tmp_path: Path, monkeypatch) -> None:
     tiny = write_tiny_imagenet(tmp_path / "source")
-    clean = datasets.load("tinyimagenet", root=str(tmp_path / "source"))
-    copies = write_tiny_imagenet_c(tmp_path / "source-c", list(clean.test.keys), severities=(3,))
+    crops = write_val_bbox_crops(tmp_path / "crops")
+    copies = write_tiny_imagenet_c(tmp_path / "source-c", crops, names=("fog", "spatter"), severities=(3,))
     served = tmp_path / "served"
     served.mkdir()
     make_zip(tiny.folder, served / "tiny-imagenet-200.zip", "tiny-imagenet-200")
-    make_tar(tmp_path / "source-c" / "Tiny-ImageNet-C", served / "Tiny-ImageNet-C.tar", "Tiny-ImageNet-C")
+    # record 8206060: the 15 common corruptions in Tiny-ImageNet-C.tar, the 4 extras in Tiny-ImageNet-C-extra.tar
+    with tarfile.open(served / "Tiny-ImageNet-C.tar", "w") as tar:
+        for name in tinyimagenet.C_ARCHIVES["Tiny-ImageNet-C.tar"]:
+            tar.add(tmp_path / "source-c" / "Tiny-ImageNet-C" / "fog", arcname=f"Tiny-ImageNet-C/{name}")
+    with tarfile.open(served / "Tiny-ImageNet-C-extra.tar", "w") as tar:
+        for name in tinyimagenet.C_ARCHIVES["Tiny-ImageNet-C-extra.tar"]:
+            tar.add(tmp_path / "source-c" / "Tiny-ImageNet-C" / "spatter", arcname=f"Tiny-ImageNet-C/{name}")
     requests: list[str] = []
     with serve_directory(served, requests) as url:
-        monkeypatch.setenv(tinyimagenet.URL_VARIABLE, f"{url}/tiny-imagenet-200.zip")
-        monkeypatch.setenv(tinyimagenet.MD5_VARIABLE, file_md5(served / "tiny-imagenet-200.zip"))
-        monkeypatch.setenv(tinyimagenet.C_URL_VARIABLE, f"{url}/Tiny-ImageNet-C.tar")
-        monkeypatch.setenv(tinyimagenet.C_MD5_VARIABLE, file_md5(served / "Tiny-ImageNet-C.tar"))
-        data = datasets.load("tinyimagenet", root=str(tmp_path / "data"), download=True)
-        assert numbers(data.test.images) == numbers(clean.test.images)
-        loaded = datasets.load_corrupted("tinyimagenet", tmp_path / "c", "fog", 3, data.test, download=True)
-        assert numbers(loaded.images) == [copies[("fog", 3, key)] for key in data.test.keys]
-        datasets.load_corrupted("tinyimagenet", tmp_path / "c" / "Tiny-ImageNet-C", "fog", 3, data.test,
-                                download=True)
+        pin_archives(monkeypatch, url, *sorted(served.iterdir()))
+        data = datasets.load("tinyimagenet", root=str(tmp_path / "data"), download=True,
+                             clean_dir=str(tmp_path / "crops"))
+        assert set(requests) == {"/tiny-imagenet-200.zip"}
+        for name in ("fog", "spatter"):
+            loaded = datasets.load_corrupted("tinyimagenet", tmp_path / "c", name, 3, data.test, download=True)
+            assert numbers(loaded.images) == [copies[(name, 3, key)] for key in data.test.keys]
         fetched = len(requests)
+        datasets.load_corrupted("tinyimagenet", tmp_path / "c", "snow", 3, data.test, download=True)
+        datasets.load_corrupted("tinyimagenet", tmp_path / "c" / "Tiny-ImageNet-C", "saturate", 3, data.test,
+                                download=True)
         datasets.load("tinyimagenet", root=str(tmp_path / "data"), download=True)
         assert len(requests) == fetched
-    assert set(requests) == {"/Tiny-ImageNet-C.tar", "/tiny-imagenet-200.zip"}
+    assert sorted(requests) == ["/Tiny-ImageNet-C-extra.tar", "/Tiny-ImageNet-C.tar", "/tiny-imagenet-200.zip"]
+    unpacked = sorted(path.name for path in (tmp_path / "c" / "Tiny-ImageNet-C").iterdir())
+    assert unpacked == sorted(name for names in tinyimagenet.C_ARCHIVES.values() for name in names)
+    assert sorted(path.name for path in (tmp_path / "c").iterdir()) == ["Tiny-ImageNet-C"]  # archives deleted
 
 
 # --- ImageNet and ImageNet-C --------------------------------------------------------------------------------
@@ -331,17 +402,17 @@ def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, mon
     write_imagenet_val(tmp_path / "imagenet", classes=(3,), per_class=2)
     test = datasets.load("imagenet", root=str(tmp_path / "imagenet"), download=True).test
     source = tmp_path / "noise"
-    for name in imagenet.C_ARCHIVES["noise"]:
+    for name in imagenet.C_ARCHIVES["noise.tar"]:
         for row, key in enumerate(test.keys):
             flat_image(source / name / "2" / key, 60 + row, (224, 224))
     served = tmp_path / "served"
     served.mkdir()
     with tarfile.open(served / "noise.tar", "w") as tar:  # corruption folders at the top, as AugMix extracts
-        for name in imagenet.C_ARCHIVES["noise"]:
+        for name in imagenet.C_ARCHIVES["noise.tar"]:
             tar.add(source / name, arcname=name)
     requests: list[str] = []
     with serve_directory(served, requests) as url:
-        monkeypatch.setenv(imagenet.C_URL_VARIABLE, url)
+        pin_archives(monkeypatch, url, served / "noise.tar")
         loaded = datasets.load_corrupted("imagenet", tmp_path / "c", "shot_noise", 2, test, download=True)
         assert numbers(loaded.images) == [60, 61]
         fetched = len(requests)
@@ -350,44 +421,98 @@ def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, mon
         with pytest.raises(DataError, match="no ImageNet-C archive holds 'blurry'"):
             datasets.load_corrupted("imagenet", tmp_path / "c", "blurry", 2, test, download=True)
     assert set(requests) == {"/noise.tar"}
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise"])
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise.tar"])
 
 
-@pytest.mark.slow  # extract as a process
-def test_extract_cli_reads_tiny_imagenet_c_by_file_name(tmp_path: Path) -> None:
-    import os
-
+def test_extract_cli_reads_tiny_imagenet_c_paired_with_crops_and_records_unpaired_without(tiny_c, cli) -> None:
     import pyarrow.dataset as ds
     import torch
 
     from compute import checkpoint, models
-    from store import layout
+    from store import layout, provenance, reader
 
-    write_tiny_imagenet(tmp_path / "clean")
-    test = datasets.load("tinyimagenet", root=str(tmp_path / "clean")).test
-    write_tiny_imagenet_c(tmp_path / "c", list(test.keys), names=("fog",), severities=(1, 2))
+    root, _, _ = tiny_c
     torch.manual_seed(0)
-    path = tmp_path / "m.pt"
+    path = root / "m.pt"
     checkpoint.save(path, models.build("small_cnn", 3, [0.5] * 3, [0.25] * 3), arch="small_cnn", num_classes=3,
                     mean=[0.5] * 3, std=[0.25] * 3, dataset="tinyimagenet", hparams={"model_id": "m"})
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "store"), "--checkpoints", str(path),
-         "--dataset", "tinyimagenet", "--data-dir", str(tmp_path / "clean"), "--corrupted-dir", str(tmp_path / "c"),
-         "--corruptions", "fog", "--severities", "1,2", "--limit", "4", "--device", "cpu"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = ds.dataset(tmp_path / "store" / layout.PREDICTIONS, format="parquet", partitioning="hive").to_table()
-    assert rows.num_rows == 12
-    for corruption, severity in (("clean", 0), ("fog", 1), ("fog", 2)):
-        part = rows.filter((ds.field("corruption") == corruption) & (ds.field("severity") == severity))
-        assert sorted(zip(part.column("sample_id").to_pylist(), part.column("label").to_pylist(),
-                          strict=True)) == list(enumerate(test.labels[:4].tolist()))
-    missing = subprocess.run(
-        [sys.executable, "-m", "compute", "extract", "--store", str(tmp_path / "store2"), "--checkpoints",
-         str(path), "--dataset", "tinyimagenet", "--data-dir", str(tmp_path / "clean"), "--corrupted-dir",
-         str(tmp_path / "c"), "--corruptions", "snow", "--severities", "1", "--limit", "4", "--device", "cpu"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    common = ("extract", "--checkpoints", path, "--dataset", "tinyimagenet", "--data-dir", root / "clean",
+              "--corrupted-dir", root / "c", "--corruptions", "fog", "--limit", "4", "--device", "cpu")
+    test = datasets.load("tinyimagenet", root=str(root / "clean"), clean_dir=str(root / "crops")).test
+    for store, extra in ((root / "paired", ("--clean-dir", root / "crops")), (root / "unpaired", ())):
+        result = cli(*common, "--store", store, "--severities", "1,2", *extra)
+        assert result.returncode == 0, result.stderr
+        rows = ds.dataset(store / layout.PREDICTIONS, format="parquet", partitioning="hive").to_table()
+        assert rows.num_rows == 12
+        for corruption, severity in (("clean", 0), ("fog", 1), ("fog", 2)):
+            part = rows.filter((ds.field("corruption") == corruption) & (ds.field("severity") == severity))
+            assert sorted(zip(part.column("sample_id").to_pylist(), part.column("label").to_pylist(),
+                              strict=True)) == list(enumerate(test.labels[:4].tolist()))
+    assert provenance.unpaired(reader.read_manifest(root / "paired")) == []
+    assert provenance.unpaired(reader.read_manifest(root / "unpaired")) == ["fog/1", "fog/2"]
+    missing = cli(*common, "--store", root / "store2", "--severities", "1", "--corruptions", "snow")
     last_line = missing.stderr.strip().splitlines()[-1]  # after extract's progress bar
     assert missing.returncode == 2 and last_line.startswith("error: missing ")
     assert "Tiny-ImageNet-C holds <corruption>/<severity>/<class>/<file>" in last_line
+    write_defective_frost(root / "c")
+    frost = cli(*common, "--store", root / "store3", "--severities", "1", "--corruptions", "frost")
+    last_line = frost.stderr.strip().splitlines()[-1]
+    assert frost.returncode == 2 and last_line.startswith("error: ") and "holds 1000 class folders" in last_line
+    assert "record 8206060" in last_line
+
+
+def test_robustbench_subset_ships_pinned_and_selects_its_5000_images_in_order(tmp_path: Path, monkeypatch) -> None:
+    from compute.datasets import imagenet
+
+    # Facts from datasets-files.md section 9: 5,000 lines, 997 classes, sha256, first and last line.
+    lines = imagenet.ROBUSTBENCH_FILE.read_text().split("\n")
+    assert len(lines) == len(set(lines)) == 5000 and len({line.split("/")[0] for line in lines}) == 997
+    assert (lines[0], lines[-1]) == ("n09468604/ILSVRC2012_val_00015253.JPEG", "n13133613/ILSVRC2012_val_00025432.JPEG")
+    wnids = sorted({line.split("/")[0] for line in lines} | {"n02066245", "n03482405", "n07875152"})
+    val = tmp_path / "val"
+    for wnid in wnids:
+        (val / wnid).mkdir(parents=True)
+    jpeg = flat_image(tmp_path / "one.JPEG", 7, (300, 260)).read_bytes()
+    for line in lines:
+        (val / line).write_bytes(jpeg)
+    data = datasets.load("imagenet", root=str(tmp_path), subset="robustbench")
+    assert list(data.test.keys) == lines
+    assert data.test.labels[:1].tolist() == [wnids.index("n09468604")]
+    tampered = tmp_path / "ids.txt"
+    tampered.write_text("\n".join(lines[:10]))
+    monkeypatch.setattr(imagenet, "ROBUSTBENCH_FILE", tampered)
+    with pytest.raises(DataError, match=f"{tampered} has sha256 [0-9a-f]{{64}}, expected {imagenet.ROBUSTBENCH_SHA256}"):
+        datasets.load("imagenet", root=str(tmp_path), subset="robustbench")
+
+
+def test_imagenet_class_names_are_found_in_the_kaggle_layout(tmp_path: Path) -> None:
+    # Kaggle's ImageNet: LOC_synset_mapping.txt beside ILSVRC/, the validation images in ILSVRC/Data/CLS-LOC/val/.
+    cls_loc = tmp_path / "ILSVRC" / "Data" / "CLS-LOC"
+    write_imagenet_val(cls_loc, classes=(0,), per_class=1)
+    (tmp_path / "LOC_synset_mapping.txt").write_text(
+        "".join(f"{wnid} name {i}, other name\n" for i, wnid in enumerate(IMAGENET_WNIDS)))
+    for root in (cls_loc, cls_loc / "val"):
+        names = datasets.load("imagenet", root=str(root)).class_names
+        assert names[:2] == ("name 0", "name 1") and names[-1] == "name 999"
+
+
+def test_sample_and_samples_pages_say_when_a_settings_images_are_unpaired(synthetic_store, pristine_copy, open_page) -> None:
+    import json
+
+    from dashboard.pages import PAGES
+    from store import layout, provenance, reader
+
+    shared = synthetic_store(num_models=2, num_samples=30, corruptions=("fog",), severities=(1,))
+    store = pristine_copy(shared)
+    manifest = json.loads((store / layout.MANIFEST).read_text())
+    setting = "fog/1"  # recorded as extraction records Tiny-ImageNet-C read without --clean-dir (see above)
+    manifest[provenance.KEY] = {setting: {"source": "files", "layout": "folders", "path": str(store.parent),
+                                          "size": 32, "decode": None, "sha256": "0" * 64, provenance.PAIRED: False}}
+    (store / layout.MANIFEST).write_text(json.dumps(manifest))
+    captions = [caption.value for caption in open_page(store, PAGES["sample"].script).caption]
+    assert any(f"Unpaired: the images of `{setting}` are other photographs" in caption for caption in captions), captions
+    app = open_page(store, PAGES["samples"].script)
+    app.selectbox(key="samples_preset").set_value("robust").run()
+    assert any("Unpaired: the images of `fog/1`" in caption.value for caption in app.caption)
+    assert provenance.unpaired(reader.read_manifest(store)) == [setting]
+    assert provenance.unpaired(reader.read_manifest(shared)) == []

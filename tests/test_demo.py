@@ -13,7 +13,7 @@ from compute.datasets.base import ImageSet
 from compute.train import predict
 from store import layout, reader
 from store.catalog import Catalog
-from store.confine import resolve_checkpoint
+from store.confine import resolve_allowed
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_accuracy_matrix_equals_accuracy_computed_from_each_model(demo_store) ->
     expected_cells = model_rows.height * (1 + len(manifest["corruptions"]) * len(manifest["severities"]))
     assert matrix.height == expected_cells
     for row in model_rows.iter_rows(named=True):
-        model, _ = checkpoint.load(resolve_checkpoint(demo_store, row["checkpoint"]))  # recorded store-relative
+        model, _ = checkpoint.load(resolve_allowed(demo_store, row["checkpoint"]))  # recorded store-relative
         for corruption, severity in [("clean", 0), (manifest["corruptions"][0], manifest["severities"][-1])]:
             images = (test.images if corruption == "clean"
                       else corruptions.corrupt(test.images, corruption, severity, seed=0))
@@ -55,6 +55,15 @@ def test_pruned_model_reports_measured_sparsity(demo_store) -> None:
     for row in pruned.iter_rows(named=True):
         assert row["sparsity"] == pytest.approx(row["target_sparsity"], abs=0.01)
         assert row["num_nonzero"] < row["num_params"]
+
+
+def test_every_pruned_model_records_its_dense_model_as_base(demo_store) -> None:
+    rows = queries.models(Catalog(demo_store))
+    dense = rows.filter(rows["method"] == "dense")["model_id"].to_list()
+    assert len(dense) == 1 and rows.filter(rows["method"] == "dense")["base"].to_list() == [None]
+    pruned = rows.filter(rows["method"] != "dense")
+    assert pruned["base"].to_list() == dense * pruned.height  # compute.extract.fill_bases, from the run records
+    assert set(pruned["reference_model_id"].to_list()) == set(dense)
 
 
 def test_rerunning_the_demo_skips_every_complete_partition(demo_store) -> None:

@@ -94,7 +94,7 @@ def test_embed_command_writes_files_the_analytics_read_back(small_store, capsys)
     for source, target, distance in tree.iter_rows():
         assert distance == pytest.approx(np.linalg.norm(matrix[index[source]] - matrix[index[target]]), rel=1e-5)
     samples = embeddings.sample_embedding(catalog)
-    assert samples.height == 40 and samples["model_id"].unique().to_list() == [sql.dense_model(catalog)]
+    assert samples.height == 40 and samples["model_id"].unique().to_list() == [sql.reference_model(catalog)]
     assert embeddings.sample_embedding(catalog, "m01-ft-50").is_empty()
     assert not list((small_store / "_tmp").iterdir()), "embeddings are written atomically"
 

@@ -30,6 +30,7 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("dashboard.attribution", "torch"): "torch: only when a visitor asks for attribution maps",
     ("dashboard.attribution", "compute.geometry"): "torch: only when a visitor asks for attribution maps",
     ("dashboard.attribution", "compute.checkpoint"): "torch: only when a visitor asks for attribution maps",
+    ("dashboard.attribution", "compute.cards"): "torch: only when a visitor asks for attribution maps",
     ("bench.pages", "compute.__main__"): "torch: only when the demo store must be built",
     ("bench.pages", "compute.corruptions"): "torch: only when the large store must be written",
 }

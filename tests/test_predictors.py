@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from scipy import stats as sps
@@ -46,24 +47,66 @@ def test_model_geometry_matches_polars_on_the_parquet_files(study, catalog) -> N
     assert found["corruption_accuracy"].null_count() == 0
 
 
-def test_correlations_are_scipy_spearman_with_an_interval(catalog) -> None:
+def test_correlations_are_scipy_spearman_adjusted_over_the_statistics(catalog) -> None:
     points = predictors.model_geometry(catalog)
     table = predictors.correlations(points, "corruption_accuracy", resamples=300)
     assert table["statistic"].to_list() == list(predictors.STATISTICS)
+    p_values = []
     for row in table.iter_rows(named=True):
-        expected = sps.spearmanr(points[row["statistic"]], points["corruption_accuracy"]).statistic
-        assert row["rho"] == pytest.approx(expected) and row["low"] <= row["rho"] <= row["high"]
-        assert row["models"] == len(MODELS)
+        expected = sps.spearmanr(points[row["statistic"]], points["corruption_accuracy"])
+        assert (row["rho"], row["p_value"]) == pytest.approx((expected.statistic, expected.pvalue))
+        assert row["low"] <= row["rho"] <= row["high"] and row["verdict"] in predictors.VERDICTS
+        assert row["models"] == len(MODELS) and row["units"] == 3  # three seeds per group: groups resampled
+        p_values.append(expected.pvalue)
+    # Holm by hand: the k-th smallest of m p-values times (m - k + 1), running maximum, capped at 1.
+    order = np.argsort(p_values)
+    holm = np.minimum(1, np.maximum.accumulate([(5 - k) * p_values[i] for k, i in enumerate(order)]))
+    assert table["p_adjusted"].to_numpy()[order] == pytest.approx(holm)
+    bh = predictors.correlations(points, "corruption_accuracy", "bh", resamples=50)
+    assert bh["p_adjusted"].to_numpy() == pytest.approx(sps.false_discovery_control(p_values))
 
 
-def test_paper_finding_compares_biprop_with_the_other_pruned_models() -> None:
-    points = pl.DataFrame({"method": ["dense", "biprop", "biprop", "lrr", "lrr"],
-                           "angle_mean": [0.0, 50.0, 52.0, 40.0, 42.0], "angle_std": [9.0, 5.0, 6.0, 8.0, 7.0],
-                           "corruption_accuracy": [0.0, 0.8, 0.7, 0.6, 0.9]})
+def simulated_study(beyond: bool, models: int = 40, seed: int = 3) -> pl.DataFrame:
+    """Models whose clean accuracy drives their robustness; the angle tracks clean accuracy and, when
+    `beyond`, also drives robustness by itself (through a part clean accuracy does not explain)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.uniform(0.6, 0.95, models)
+    own = rng.normal(size=models)
+    angle = 40 + 30 * clean + 2 * own
+    robust = clean - 0.2 + rng.normal(scale=0.01, size=models) + (0.03 * own if beyond else 0)
+    return pl.DataFrame({"model_id": [f"m{i}" for i in range(models)], "group_id": [f"m{i}" for i in range(models)],
+                         "method": "lrr", "clean_accuracy": clean, "corruption_accuracy": robust,
+                         "angle_mean": angle, **{name: rng.normal(size=models) for name in predictors.STATISTICS
+                                                 if name != "angle_mean"}})
+
+
+@pytest.mark.parametrize(("beyond", "expected"), [(False, "associated, not beyond clean accuracy"),
+                                                  (True, "associated beyond clean accuracy")])
+def test_a_statistic_that_only_tracks_clean_accuracy_is_not_beyond_it(beyond, expected) -> None:
+    table = predictors.correlations(simulated_study(beyond), "corruption_accuracy", resamples=500)
+    angle = table.filter(pl.col("statistic") == "angle_mean").row(0, named=True)
+    assert angle["verdict"] == expected and angle["rho"] > 0.5
+    assert set(table.filter(pl.col("statistic") != "angle_mean")["verdict"]) == {"no evidence"}
+
+
+def test_without_a_clean_accuracy_spread_the_association_is_not_controlled() -> None:
+    points = simulated_study(False).with_columns(pl.lit(0.9).alias("clean_accuracy"))
+    table = predictors.correlations(points, "corruption_accuracy", resamples=200)
+    assert table.filter(pl.col("statistic") == "angle_mean")["verdict"].item() == "associated, not controlled"
+
+
+def test_paper_finding_tests_supermask_models_against_the_other_pruned_ones() -> None:
+    points = pl.DataFrame({"method": ["dense", "biprop", "biprop", "edgepopup", "lrr", "lrr", "lrr"],
+                           "angle_mean": [0.0, 50.0, 52.0, 51.0, 40.0, 42.0, 41.0],
+                           "angle_std": [9.0, 8.0, 6.0, 7.0, 8.0, 7.0, 6.0],
+                           "corruption_accuracy": [0.0, 0.6, 0.55, 0.5, 0.8, 0.85, 0.9]})
     finding = predictors.paper_finding(points)
-    assert finding["holds"].to_list() == [True, True, False]  # biprop 0.75 vs lrr 0.75: not more robust
-    assert finding["biprop"].to_list() == pytest.approx([51.0, 5.5, 0.75])
-    assert predictors.paper_finding(points.filter(pl.col("method") != "biprop"))["holds"].null_count() == 3
+    welch = sps.ttest_ind([50.0, 52.0, 51.0], [40.0, 42.0, 41.0], equal_var=False)
+    row = finding.row(0, named=True)
+    assert (row["effect"], row["p_value"]) == pytest.approx((10.0, welch.pvalue))
+    assert (row["supermask_models"], row["other_models"]) == (3, 3)
+    assert finding["verdict"].to_list() == ["supported", "not shown", "contradicted"]
+    assert set(predictors.paper_finding(points.filter(pl.col("method") == "lrr"))["verdict"]) == {"cannot test"}
 
 
 # -- pages ------------------------------------------------------------------------------------------------
@@ -89,6 +132,10 @@ def test_matrix_shows_groups_with_significance_and_switches_to_models(open_page,
     app.sidebar.segmented_control(key="level").set_value("model").run()
     assert not app.exception
     assert app.dataframe[0].value["model_id"].nunique() == len(MODELS)
+    # Random accuracies around 0.9 barely hurt the dense models: relative CE is left blank, with the reason.
+    app.sidebar.selectbox(key="metric").set_value("relative_ce").run()
+    blank = [c.value for c in app.caption if c.value.startswith("Blank ")]
+    assert blank and all("divides by nearly 0" in c for c in blank)
 
 
 def test_overview_lists_groups_and_pie_counts(open_page, study) -> None:
@@ -96,7 +143,7 @@ def test_overview_lists_groups_and_pie_counts(open_page, study) -> None:
     tables = [frame.value for frame in app.dataframe]
     groups = next(t for t in tables if "mean corruption" in t.columns)
     assert sorted(groups["row"]) == ["a-biprop-80", "a-dense-0", "a-lrr-90"]
-    assert all("±" in value for value in groups["clean"])
+    assert all(value.count("[") == 1 and value.endswith("]") for value in groups["clean"])
     pie = next(t for t in tables if "pie_samples" in t.columns)
     assert sorted(pie["method"]) == ["biprop", "lrr"] and set(pie["replicates"]) == {3}
     assert "Hooker et al. 2019" in page_text(app) and "flipped by pruning" not in page_text(app)
@@ -107,22 +154,30 @@ def test_similarity_averages_agreement_over_seeds(open_page, study) -> None:
     titles = [json.loads(c.proto.spec)["title"] for c in app.get("vega_lite_chart")]
     assert any("Groups that get the same samples right" in str(t) for t in titles)
     pairs = next(f.value for f in app.dataframe if "kappa_low" in f.value.columns)
-    assert set(pairs["pairs"]) == {9}  # 3 seeds x 3 seeds per pair of groups
+    between, within = pairs[pairs["group_a"] != pairs["group_b"]], pairs[pairs["group_a"] == pairs["group_b"]]
+    assert set(between["pairs"]) == {9} and set(within["pairs"]) == {3}  # 3 x 3 seeds; 3 pairs of 3 seeds
+    assert len(within) == 3 and (within["kappa"] < 1).all()  # the diagonal: seeds agree, not perfectly
+    assert (pairs["kappa_low"] <= pairs["kappa"]).all() and (pairs["kappa"] <= pairs["kappa_high"]).all()
 
 
-def test_predictors_page_reports_rho_and_tests_the_paper(open_page, study) -> None:
+def test_predictors_page_words_its_verdict_and_tests_the_paper(open_page, study) -> None:
     app = open_page(study, PAGES["predictors"].script)
     assert app.title[0].value == "Robustness predictors"
-    assert "Spearman's rho" in page_text(app)
+    text = page_text(app)
+    assert "Spearman's rho" in text and "partial rho controlling for clean accuracy" in text
+    assert any(f"**{v.capitalize()}**" in text for v in predictors.VERDICTS) and "9 models in 3 groups" in text
+    assert "Holm" in text
     (spec,) = [json.loads(c.proto.spec) for c in app.get("vega_lite_chart")]
     assert spec["encoding"]["color"]["field"] == "method"
     app.toggle(key="predictor_paper").set_value(True).run()
     assert not app.exception
     verdicts = [m.value for m in (*app.success, *app.warning)]
-    assert len(verdicts) == 1 and "paper" in verdicts[0]
+    assert len(verdicts) == 1 and "3 supermask and 3 other pruned models" in verdicts[0]
+    assert "Welch" in page_text(app)
+    app.segmented_control(key="predictor_correction").set_value("bh").run()
     app.selectbox(key="predictor_statistic").set_value("within_class_angle_std").run()
     app.segmented_control(key="predictor_setting").set_value("selected").run()
-    assert not app.exception
+    assert not app.exception and "Benjamini-Hochberg" in page_text(app)
 
 
 def test_predictors_page_explains_too_few_models(open_page, tmp_path) -> None:

@@ -169,7 +169,7 @@ def test_a_moved_or_changed_file_is_a_clear_error(from_files, published) -> None
 
 def test_the_sample_page_shows_why_instead_of_other_pixels(monkeypatch, from_files, published, checkpoints) -> None:
     monkeypatch.setenv("PRUNESCOPE_STORE", str(from_files))
-    monkeypatch.setenv("PRUNESCOPE_CHECKPOINT_ROOTS", str(checkpoints[0].parent))  # attribution may load it
+    monkeypatch.setenv("PRUNESCOPE_ALLOW_ROOTS", str(checkpoints[0].parent))  # attribution may load it
     app = AppTest.from_file(APP, default_timeout=120).run()
     for key, value in {"corruption": "fog", "severity": 3, "model": "small0"}.items():
         app.session_state[key] = value

@@ -95,7 +95,8 @@ def test_only_the_shard_that_completes_the_store_builds_the_index(tmp_path, chec
 
 def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
     row = {"model_id": "m", "arch": "a", "method": "dense", "target_sparsity": 0.0, "sparsity": 0.0, "seed": 0,
-           "num_params": 1, "num_nonzero": 1, "checkpoint": None, "hparams": "{}", "clean_accuracy": 0.5}
+           "num_params": 1, "num_nonzero": 1, "checkpoint": None, "hparams": "{}", "clean_accuracy": 0.5,
+           "base": None, "loader": '{"kind": "checkpoint"}'}
     with writer.locked(tmp_path):  # another shard is reading and replacing models.parquet
         upsert = threading.Thread(target=writer.upsert_models, args=(tmp_path, [row]))
         upsert.start()

@@ -150,18 +150,62 @@ def test_mean_interval_covers_a_known_mean() -> None:
     assert 0.93 <= np.mean(hits) <= 0.97
 
 
-def test_spearman_interval_matches_scipy_and_brackets_rho() -> None:
+def test_rank_correlation_matches_scipy_and_brackets_rho() -> None:
     rng = np.random.default_rng(9)
     x = rng.normal(size=30)
     y = x + rng.normal(scale=0.5, size=30)
-    result = stats.spearman_interval(x, y, resamples=500)
-    assert result.rho == pytest.approx(sps.spearmanr(x, y).statistic)
-    assert result.low < result.rho < result.high and result.models == 30
+    result = stats.rank_correlation(x, y, resamples=500)
+    expected = sps.spearmanr(x, y)
+    assert (result.rho, result.p_value) == pytest.approx((expected.statistic, expected.pvalue))
+    assert result.low < result.rho < result.high and result.models == result.units == 30
     # Brute force of one bootstrap replicate's rho: Pearson of average ranks.
     index = rng.integers(0, 30, size=30)
     brute = np.corrcoef(sps.rankdata(x[index]), sps.rankdata(y[index]))[0, 1]
     assert brute == pytest.approx(sps.spearmanr(x[index], y[index]).statistic)
-    assert np.isnan(stats.spearman_interval(np.ones(5), np.arange(5.0)).rho)
+    assert np.isnan(stats.rank_correlation(np.ones(5), np.arange(5.0)).rho)
+
+
+def test_partial_rank_correlation_is_the_correlation_of_rank_residuals() -> None:
+    rng = np.random.default_rng(10)
+    z = rng.normal(size=25)
+    x, y = z + rng.normal(scale=0.7, size=25), z + rng.normal(scale=0.7, size=25)
+    x[3] = x[4]  # a tie: average ranks
+    result = stats.rank_correlation(x, y, control=z, resamples=300)
+    rx, ry, rz = (sps.rankdata(v) for v in (x, y, z))
+    design = np.column_stack([np.ones(25), rz])
+    residual_x = rx - design @ np.linalg.lstsq(design, rx, rcond=None)[0]
+    residual_y = ry - design @ np.linalg.lstsq(design, ry, rcond=None)[0]
+    assert result.rho == pytest.approx(np.corrcoef(residual_x, residual_y)[0, 1])
+    # The partial correlation's t test is the test of rank(x)'s coefficient when regressing rank(y) on the
+    # ranks of x and z (ordinary least squares, n - 3 degrees of freedom).
+    design = np.column_stack([np.ones(25), rx, rz])
+    coefficients, residuals, *_ = np.linalg.lstsq(design, ry, rcond=None)
+    variance = residuals[0] / (25 - 3) * np.linalg.inv(design.T @ design)[1, 1]
+    p_ols = 2 * sps.t.sf(abs(coefficients[1]) / np.sqrt(variance), 25 - 3)
+    assert result.p_value == pytest.approx(p_ols)
+    assert result.low <= result.rho <= result.high
+
+
+def test_rank_correlation_resamples_whole_clusters() -> None:
+    # Three copies of each of 8 models: resampling copies as independent models would shrink the interval.
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=8), rng.normal(size=8)
+    copies = stats.rank_correlation(np.repeat(x, 3), np.repeat(y, 3), resamples=500)
+    clustered = stats.rank_correlation(np.repeat(x, 3), np.repeat(y, 3), clusters=np.repeat(np.arange(8), 3),
+                                       resamples=500)
+    once = stats.rank_correlation(x, y, resamples=500)
+    assert clustered.units == 8 and clustered.models == copies.units == 24
+    assert clustered.high - clustered.low > 1.3 * (copies.high - copies.low)
+    assert clustered.high - clustered.low == pytest.approx(once.high - once.low, rel=0.25)
+
+
+def test_mean_difference_is_welch_as_scipy() -> None:
+    a, b = np.array([0.5, 0.7, 0.65, 0.8]), np.array([0.4, 0.45, 0.5])
+    expected = sps.ttest_ind(a, b, equal_var=False)
+    interval = expected.confidence_interval()
+    assert stats.mean_difference(a, b) == pytest.approx((a.mean() - b.mean(), interval.low, interval.high,
+                                                         expected.pvalue))
+    assert np.isnan(stats.mean_difference(a, b[:1])[3])
 
 
 def test_every_two_by_two_table_of_size_four_gives_an_ordered_interval() -> None:
@@ -171,3 +215,25 @@ def test_every_two_by_two_table_of_size_four_gives_an_ordered_interval() -> None
             continue
         difference, low, high = stats.paired_difference_interval(a, b, c, d)
         assert -1 <= low <= difference <= high <= 1
+
+
+def test_difference_interval_reproduces_newcombe_1998() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873, Table II example (a) 56/70 - 48/80, method 10.
+    difference, low, high = stats.difference_interval(56, 70, 48, 80)
+    assert (difference, low, high) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-5)
+
+
+def test_kappa_interval_covers_the_true_kappa_in_simulation() -> None:
+    # Two models right on 78 % and 77 % of the samples, agreeing beyond chance; 1,000 studies of 400 samples.
+    p = np.array([0.70, 0.08, 0.07, 0.15])
+    right_a, right_b = p[0] + p[1], p[0] + p[2]
+    chance = right_a * right_b + (1 - right_a) * (1 - right_b)
+    truth = (p[0] + p[3] - chance) / (1 - chance)
+    tables = np.random.default_rng(12).multinomial(400, p, size=1000)
+    kappa, low, high = stats.kappa_interval(*tables.T, resamples=500)
+    assert 0.93 <= np.mean((low <= truth) & (truth <= high)) <= 0.97
+    # Brute force of one table: Cohen's kappa from its definition.
+    a, b, c, d = tables[0] / 400
+    expected_chance = (a + b) * (a + c) + (c + d) * (b + d)
+    assert kappa[0] == pytest.approx((a + d - expected_chance) / (1 - expected_chance))
+    assert np.isnan(stats.kappa_interval([10], [0], [0], [0])[1]).all()

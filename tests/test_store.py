@@ -102,10 +102,49 @@ def test_sample_rows_cover_every_model_and_setting(small_store) -> None:
     np.testing.assert_allclose(merged["angle_true"].to_numpy(), merged["angle_true_right"].to_numpy())
 
 
-def test_models_query_lists_dense_first_with_its_dense_model(small_store) -> None:
+def test_models_query_lists_dense_first_and_pairs_each_model_with_its_base(small_store) -> None:
     frame = queries.models(Catalog(small_store))
     assert frame["method"][0] == "dense"
-    assert frame["dense_model_id"].unique().to_list() == [frame["model_id"][0]]
+    # testkit.synthetic records model 0 as every other model's base; model 0 has none.
+    assert frame["reference_model_id"].to_list() == [None] + [frame["model_id"][0]] * (frame.height - 1)
+
+
+def test_a_chosen_reference_replaces_every_base(small_store) -> None:
+    ids = queries.models(Catalog(small_store))["model_id"].to_list()
+    frame = queries.models(Catalog(small_store, reference=ids[1]))
+    expected = [None if model_id == ids[1] else ids[1] for model_id in frame["model_id"].to_list()]
+    assert frame["reference_model_id"].to_list() == expected
+    with pytest.raises(layout.StoreError, match="reference model 'nope' is not in the store"):
+        Catalog(small_store, reference="nope")
+
+
+def test_a_store_written_before_model_cards_pairs_pruned_models_with_their_dense_model(small_store, tmp_path) -> None:
+    store = tmp_path / "old"
+    shutil.copytree(small_store, store)
+    # models.parquet as writers before the card columns wrote it (layout.MODEL_REQUIRED_SCHEMA).
+    old = pq.read_table(store / layout.MODELS).select(layout.MODEL_REQUIRED_SCHEMA.names)
+    pq.write_table(old, store / layout.MODELS)
+    frame = queries.models(Catalog(store))
+    dense = frame.filter(pl.col("method") == "dense")["model_id"][0]
+    assert frame.filter(pl.col("method") != "dense")["reference_model_id"].unique().to_list() == [dense]
+    assert frame["loader"].null_count() == frame.height
+    # a model added by a writer with cards (a loader, no base) keeps no base; the old rows keep theirs
+    added = {**old.to_pylist()[1], "model_id": "added", "loader": '{"kind": "module"}', "base": None}
+    writer.upsert_models(store, [added])
+    frame = queries.models(Catalog(store))
+    references = dict(frame.select("model_id", "reference_model_id").iter_rows())
+    assert references.pop("added") is None and references.pop(dense) is None
+    assert set(references.values()) == {dense}
+
+
+def test_models_without_a_seed_form_no_replicate_group(small_store, tmp_path) -> None:
+    store = tmp_path / "seedless"
+    shutil.copytree(small_store, store)
+    rows = pq.read_table(store / layout.MODELS).to_pylist()
+    twins = [{**rows[0], "model_id": f"twin{i}", "seed": None} for i in range(2)]
+    writer.upsert_models(store, [{**row, "clean_accuracy": 1.0} for row in twins])
+    groups = Catalog(store).query("SELECT model_id, group_id FROM models WHERE model_id LIKE 'twin%' ORDER BY 1")
+    assert groups["group_id"].to_list() == ["twin0", "twin1"]
 
 
 def test_catalog_cannot_read_files_outside_the_store(small_store) -> None:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
 
-from analysis import report, uncertainty
+from analysis import matrices, report, uncertainty
 from store import layout
 from store.catalog import Catalog
 from testkit.direct import direct_rows
@@ -42,10 +42,11 @@ def catalog(study) -> Catalog:
 
 @pytest.fixture(scope="module")
 def direct(study) -> pl.DataFrame:
-    """Every prediction row, with the model's method, sparsity, seed and (same seed) dense model."""
+    """Every prediction row, with the model's method, sparsity, seed and reference: its base, the dense model
+    of its seed (testkit.study records it so); dense models have none."""
     models = pl.from_arrow(pq.read_table(study / layout.MODELS)).select("model_id", "method", "target_sparsity", "seed")
     return direct_rows(study).join(models, on="model_id").with_columns(
-        pl.format("dense-s{}", pl.col("seed")).alias("dense_model_id"))
+        pl.when(pl.col("method") != "dense").then(pl.format("dense-s{}", pl.col("seed"))).alias("reference_model_id"))
 
 
 def test_groups_join_the_seeds_of_one_arch_method_and_sparsity(catalog) -> None:
@@ -58,9 +59,10 @@ def test_groups_join_the_seeds_of_one_arch_method_and_sparsity(catalog) -> None:
 
 def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
     dense = direct.filter(pl.col("method") == "dense").select(
-        pl.col("model_id").alias("dense_model_id"), "corruption", "severity", "sample_id",
+        pl.col("model_id").alias("reference_model_id"), "corruption", "severity", "sample_id",
         pl.col("correct").alias("dense_correct"))
-    pairs = direct.join(dense, on=["dense_model_id", "corruption", "severity", "sample_id"])
+    # Dense models have no reference: their rows stay, unpaired.
+    pairs = direct.join(dense, on=["reference_model_id", "corruption", "severity", "sample_id"], how="left")
     expected = pairs.group_by("model_id", "corruption", "severity").agg(
         pl.len().alias("n"), pl.col("correct").sum().alias("k"),
         (pl.col("correct") & ~pl.col("dense_correct")).sum().alias("only_model"),
@@ -73,7 +75,7 @@ def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
         wilson = sps.binomtest(row["k"], row["n"]).proportion_ci(method="wilson")
         assert (row["accuracy_low"], row["accuracy_high"]) == pytest.approx((wilson.low, wilson.high))
         if row["method"] == "dense":
-            assert row["p_value"] is None and row["drop_vs_dense"] is None
+            assert row["p_value"] is None and row["drop_vs_dense"] is None and row["dense_accuracy"] is None
             continue
         b, c = row["only_dense"], row["only_model"]
         assert row["drop_vs_dense"] == pytest.approx(row["dense_accuracy"] - row["accuracy"])
@@ -128,31 +130,68 @@ def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
         corrupted.group_by("model_id").agg(pl.lit("mean corruption").alias("column_name"),
                                            pl.col("correct").sum().alias("k"), pl.len().alias("n")),
     ])
-    error = direct.group_by("model_id", "dense_model_id", "corruption", "severity").agg(
+    error = direct.group_by("model_id", "reference_model_id", "corruption", "severity").agg(
         (1 - pl.col("correct").mean()).alias("error"))
     clean = error.filter(pl.col("corruption") == layout.CLEAN).select("model_id", pl.col("error").alias("clean"))
     error = error.join(clean, on="model_id").with_columns((pl.col("error") - pl.col("clean")).alias("rise"))
-    dense = error.select(pl.col("model_id").alias("dense_model_id"), "corruption", "severity",
+    dense = error.select(pl.col("model_id").alias("reference_model_id"), "corruption", "severity",
                          pl.col("rise").alias("dense_rise"))
-    ce = (error.filter(pl.col("corruption") != layout.CLEAN).join(dense, on=["dense_model_id", "corruption", "severity"])
-          .group_by("model_id", "corruption").agg(pl.when(pl.col("dense_rise").sum().abs() > 1e-12)  # analytics: a zero denominator is null
+    ce = (error.filter(pl.col("corruption") != layout.CLEAN).join(dense, on=["reference_model_id", "corruption", "severity"])
+          .group_by("model_id", "corruption").agg(  # matrices: a denominator near 0 leaves the corruption out
+               pl.when(pl.col("dense_rise").mean() >= matrices.MIN_REFERENCE_RISE)
                .then(pl.col("rise").sum() / pl.col("dense_rise").sum()).alias("ce"))
-          .group_by("model_id").agg(pl.when(pl.col("ce").null_count() == 0).then(pl.col("ce").mean())
-                                    .alias("relative_mce")))
+          .group_by("model_id").agg(pl.col("ce").mean().alias("relative_mce")))
     return columns.with_columns((pl.col("k") / pl.col("n")).alias("accuracy")), ce
 
 
 def test_report_per_model_equals_a_direct_computation(catalog, direct) -> None:
     columns, ce = direct_report(direct)
     table = report.report_table(catalog, "model")
-    assert set(table["column_name"]) == {"clean", *CORRUPTIONS, "mean corruption", "relative mCE"}
+    families = {report.family_column(report.CORRUPTIONS[c][0]) for c in CORRUPTIONS}
+    assert set(table["column_name"]) == {"clean", *CORRUPTIONS, *families, report.MEAN, report.ERROR, report.DROP,
+                                         report.RELATIVE}
     for model_id, column, k, n, value in columns.iter_rows():
         row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == column)).row(0, named=True)
         wilson = sps.binomtest(k, n).proportion_ci(method="wilson")
         assert (row["mean"], row["low"], row["high"]) == pytest.approx((value, wilson.low, wilson.high))
+        if column == report.MEAN:
+            error = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == report.ERROR)).row(0, named=True)
+            assert (error["mean"], error["low"], error["high"]) == pytest.approx((1 - value, 1 - wilson.high,
+                                                                                   1 - wilson.low))
     for model_id, value in ce.iter_rows():
         row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == "relative mCE")).row(0, named=True)
         assert row["mean"] is None if value is None else row["mean"] == pytest.approx(value)
+    dense = table.filter(pl.col("row").str.starts_with("dense") & (pl.col("column_name") == "relative mCE"))
+    assert dense["mean"].to_list() == [None] * 3  # a model without a reference has no relative mCE
+
+
+def test_report_tests_each_pruned_cell_against_its_reference_on_the_same_samples(catalog, direct) -> None:
+    table = report.report_table(catalog, "model")
+    fog = direct.filter(pl.col("corruption") == "fog")
+    for model_id in ("lrr-90-s0", "ft-50-s1"):
+        pairs = fog.filter(pl.col("model_id") == model_id).join(
+            fog.select(pl.col("model_id").alias("reference_model_id"), "severity", "sample_id",
+                       pl.col("correct").alias("dense_correct")), on=["reference_model_id", "severity", "sample_id"])
+        only_model = int((pairs["correct"] & ~pairs["dense_correct"]).sum())
+        only_dense = int((~pairs["correct"] & pairs["dense_correct"]).sum())
+        expected = sps.binomtest(only_model, only_model + only_dense).pvalue
+        row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == "fog")).row(0, named=True)
+        assert row["p_value"] == pytest.approx(expected)
+    dense = table.filter(pl.col("method") == "dense")
+    assert dense["p_value"].null_count() == dense.height
+
+
+def test_report_accuracy_drop_is_clean_minus_corrupted_with_newcombes_interval(catalog, direct) -> None:
+    table = report.report_table(catalog, "model")
+    rows = direct.filter(pl.col("model_id") == "ft-50-s1")
+    clean, corrupted = rows.filter(pl.col("corruption") == layout.CLEAN), rows.filter(pl.col("corruption") != layout.CLEAN)
+    p1, p2 = clean["correct"].mean(), corrupted["correct"].mean()
+    w1 = sps.binomtest(int(clean["correct"].sum()), clean.height).proportion_ci(method="wilson")
+    w2 = sps.binomtest(int(corrupted["correct"].sum()), corrupted.height).proportion_ci(method="wilson")
+    low = p1 - p2 - np.hypot(p1 - w1.low, w2.high - p2)
+    high = p1 - p2 + np.hypot(w1.high - p1, p2 - w2.low)
+    row = table.filter((pl.col("row") == "ft-50-s1") & (pl.col("column_name") == report.DROP)).row(0, named=True)
+    assert (row["mean"], row["low"], row["high"]) == pytest.approx((p1 - p2, low, high))
 
 
 def test_report_per_group_is_mean_and_t_interval_over_seeds(catalog, direct) -> None:
@@ -171,14 +210,16 @@ def test_report_command_prints_every_format(study, catalog, cli) -> None:
     csv = cli("report", "--store", str(study), "--by", "model", "--format", "csv")
     assert csv.returncode == 0, csv.stderr
     printed = pl.read_csv(io.StringIO(csv.stdout))
-    expected = report.report_table(catalog, "model")
+    expected = report.select_columns(report.report_table(catalog, "model"))
     assert printed.height == expected.height
     assert printed["mean"].to_list() == pytest.approx(expected["mean"].to_list(), nan_ok=True)
-    tex = cli("report", "--store", str(study), "--format", "latex")
-    assert tex.returncode == 0 and r"\begin{tabular}" in tex.stdout and r"$\pm$" in tex.stdout
+    tex = cli("report", "--store", str(study), "--format", "latex", "--columns", "summary")
+    assert tex.returncode == 0 and r"\begin{table}" in tex.stdout and r"\usepackage{booktabs}" in tex.stdout
+    assert "Student $t$" in tex.stdout and "Weather" in tex.stdout and "relative mCE" in tex.stdout
     lines = report.render_report(report.report_table(catalog, "group"), "markdown").splitlines()
-    assert lines[0].startswith("| row | method |") and "mean corruption" in lines[0]
-    assert any(line.startswith("| a-lrr-90 | lrr |") and "±" in line for line in lines)
+    assert lines[0].startswith("| row | method |") and "mean corruption error" in lines[0]
+    assert any(line.startswith("| a-lrr-90 | lrr |") and "[" in line and "†" in line for line in lines)
+    assert any("Holm" in line for line in lines)
 
 
 def test_report_command_names_a_missing_store(tmp_path, cli) -> None:
@@ -232,3 +273,17 @@ def test_the_seeds_study_makes_one_model_per_seed_with_the_seed_in_its_id() -> N
     assert len(ids) == 3 * 3 and {i.rsplit("-", 1)[1] for i in ids} == {"s0", "s1", "s2"}
     assert {study.model_id("dense", 0.0, seed) for seed in study.seeds} == {
         "small_cnn-dense-s0", "small_cnn-dense-s1", "small_cnn-dense-s2"}
+
+
+def test_report_marks_the_best_row_per_column_and_bolds_it_in_markdown() -> None:
+    table = pl.DataFrame({"row": ["a", "b", "a", "b"], "method": ["dense", "lrr", "dense", "lrr"],
+                          "target_sparsity": [0.0, 0.9, 0.0, 0.9], "seeds": [1, 1, 1, 1],
+                          "column_name": ["clean", "clean", report.RELATIVE, report.RELATIVE],
+                          "mean": [0.9, 0.8, 1.0, 12.5], "low": [0.85, 0.7, None, None],
+                          "high": [0.95, 0.9, None, None], "p_value": [None, 0.001, None, None]})
+    marked = report.with_marks(table)
+    assert marked["best"].to_list() == [True, False, True, False]  # accuracy: highest; relative mCE: lowest
+    assert marked["significant"].to_list() == [None, True, None, None]
+    markdown = report.render_report(table, "markdown")
+    assert "| a | dense | 0.0 | 1 | **0.900** [0.850, 0.950] | **1.000** |" in markdown
+    assert "| b | lrr | 0.9 | 1 | 0.800 [0.700, 0.900] † | 12.500 |" in markdown

@@ -23,12 +23,18 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 224)")
     parser.add_argument("--subset", default=None, metavar="FILE",
                         help="imagenet only: evaluate the samples listed in FILE (lines <wnid>/<file>, e.g. "
-                        "RobustBench's imagenet_test_image_ids.txt), in its order")
+                        "RobustBench's imagenet_test_image_ids.txt), in its order; `--subset robustbench`: "
+                        "that 5,000-image list, shipped with prunescope")
+    parser.add_argument("--clean-dir", default=None, metavar="DIR",
+                        help="tinyimagenet only: the clean images Tiny-ImageNet-C was made from "
+                        "(imagenet_val_bbox_crop/<wnid>/test_<k>.JPEG) as the test set, so each corrupted image "
+                        "pairs with its clean one; without it, clean and corrupted images are different "
+                        "photographs (per-sample comparisons are unpaired)")
 
 
 def dataset_options(args: argparse.Namespace) -> dict:
     """The dataset options given on the command line, for `datasets.load(..., **options)`."""
-    return {"image_size": getattr(args, "image_size", None), "subset": getattr(args, "subset", None)}
+    return {key: getattr(args, key, None) for key in ("image_size", "subset", "clean_dir")}
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -32,19 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--severities", type=parse_severities, default=None,
                         help="severities of the corrupted settings, e.g. 1-5 or 3,5 (default: all present)")
     parser.add_argument("--sample-models", nargs="+", default=None, metavar="MODEL_ID",
-                        help="models whose samples are embedded together (default: the dense model)")
+                        help="models whose samples are embedded together (default: the study's reference "
+                        "model, the base most models share; else the first model)")
     parser.add_argument("--sample-corruption", default="clean", help="setting of the sample embedding")
     parser.add_argument("--sample-severity", type=severity_or_clean, default=0, help="its severity (0 for clean)")
     parser.add_argument("--projection", choices=("umap", "pca"), default="umap",
                         help="umap (default) or pca (instant, deterministic, linear)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="UMAP random state")
+    parser.add_argument("--reference", default=None, metavar="MODEL_ID",
+                        help="compare every model with this one (default: each model with its base)")
 
 
 def run(args: argparse.Namespace) -> int:
     require_clean(args.store, views=("samples", "models", "predictions"))  # exit 2 naming each damaged file
     plan = EmbedPlan(corruptions=args.corruptions, severities=args.severities, sample_models=args.sample_models,
                      sample_corruption=args.sample_corruption, sample_severity=args.sample_severity,
-                     projection=args.projection, seed=args.seed)
+                     projection=args.projection, seed=args.seed, reference=args.reference)
     written = embed_store(args.store, plan)
     print("wrote " + ", ".join(f"embeddings/{name} ({rows} rows)" for name, rows in written.items()))
     return 0

@@ -36,7 +36,8 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 }
 NAMES = tuple(LOADERS)
 # Options a loader takes besides root and download (command-line flag = option with '-' for '_').
-OPTIONS: dict[str, tuple[str, ...]] = {"imagefolder": ("image_size",), "imagenet": ("subset",)}
+OPTIONS: dict[str, tuple[str, ...]] = {"imagefolder": ("image_size",), "imagenet": ("subset",),
+                                       "tinyimagenet": ("clean_dir",)}
 
 
 def _cifar_c(load: Callable[..., ImageSet]) -> Callable[..., ImageSet]:
@@ -59,7 +60,7 @@ CORRUPTED: dict[str, Callable[..., ImageSet]] = {
 CORRUPTED_DOWNLOADS: dict[str, Callable[..., Path]] = {
     "cifar10": lambda root, _corruption: cifar10c.download_cifar10c(root),
     "cifar100": lambda root, _corruption: cifar100c.download(root),
-    "tinyimagenet": lambda root, _corruption: tinyimagenet.download_corrupted(root),
+    "tinyimagenet": tinyimagenet.download_corrupted,
     "imagenet": imagenet.download_corrupted,
 }
 

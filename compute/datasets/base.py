@@ -50,10 +50,12 @@ class FileImageSet:
     `keys` are the samples' paths relative to their split folder (`<class>/<file>`): the identity a
     corrupted copy in a `<corruption>/<severity>/<class>/<file>` tree is matched by.
     `decode(path) -> uint8 (size, size, 3)` is the dataset's resize rule.
+    `paired` is False for corrupted images that are not copies of the clean ones row for row (Tiny-ImageNet-C
+    without its clean crops: same class, other photograph), so per-sample comparisons must say so.
     """
 
     def __init__(self, paths: Sequence[Path], labels: np.ndarray, keys: Sequence[str], size: int,
-                 decode: Callable[[Path], np.ndarray]) -> None:
+                 decode: Callable[[Path], np.ndarray], *, paired: bool = True) -> None:
         if not (len(paths) == len(labels) == len(keys)):
             raise DataError(f"{len(paths)} paths, {len(labels)} labels and {len(keys)} keys: counts differ")
         self.paths = tuple(paths)
@@ -61,6 +63,7 @@ class FileImageSet:
         self.keys = tuple(keys)
         self.size = size
         self.decode = decode
+        self.paired = paired
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -83,7 +86,8 @@ class FileImageSet:
         """The first `count` samples (all when None), still undecoded."""
         if count is None or count >= len(self):
             return self
-        return FileImageSet(self.paths[:count], self.labels[:count], self.keys[:count], self.size, self.decode)
+        return FileImageSet(self.paths[:count], self.labels[:count], self.keys[:count], self.size, self.decode,
+                            paired=self.paired)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,8 @@ b"label_names". `root` may be the folder containing `cifar-10-batches-py/` or th
 Every file is checked (present, readable, keys, dtypes, shapes, label range) and a problem raises
 `DataError` naming the file, so a bad directory fails before any model runs on it.
 
-`download=True` fetches the official archive into `root` and unpacks it there, unless the batches are
-already present. Two environment variables override the source (a mirror, or a local server in tests):
-    PRUNESCOPE_CIFAR10_URL  archive URL (default `URL`)
-    PRUNESCOPE_CIFAR10_MD5  md5 of that archive (default `MD5`)
+`download=True` fetches the official archive (`ARCHIVE`, pinned in compute.datasets.download) into
+`root` and unpacks it there, unless the batches are already present.
 """
 
 from __future__ import annotations
@@ -27,10 +25,7 @@ import numpy as np
 from compute.datasets.base import DataError, Dataset, ImageSet
 from compute.datasets.download import fetch_folder
 
-URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-MD5 = "c58f30108f718f92721af3b95e74349a"  # as published on the CIFAR-10 page next to the download link
-URL_VARIABLE = "PRUNESCOPE_CIFAR10_URL"
-MD5_VARIABLE = "PRUNESCOPE_CIFAR10_MD5"
+ARCHIVE = "cifar-10-python.tar.gz"
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{index}" for index in range(1, 6))
@@ -67,9 +62,7 @@ def load(root: str | os.PathLike[str] | None = None, download: bool = False) -> 
             f"no CIFAR-10 batches in {root}: expected {root / FOLDER}/ or the files {', '.join(ALL_FILES)} "
             f"directly in it; found: {_listing(root)} (or pass --download to fetch them)"
         )
-    url = os.environ.get(URL_VARIABLE) or URL
-    md5 = os.environ.get(MD5_VARIABLE) or MD5
-    return read_batches(fetch_folder(url, md5, root, FOLDER))
+    return read_batches(fetch_folder(ARCHIVE, root, FOLDER))
 
 
 def find_batches(root: Path) -> Path | None:

@@ -7,9 +7,7 @@ same array-only unpickler as CIFAR-10 (a data directory cannot make us run its c
 (b"coarse_labels", the 20 superclasses, is ignored). `meta` holds b"fine_label_names", index = label.
 `root` may be the folder containing `cifar-100-python/` or that folder itself.
 
-`download=True` fetches the official archive (md5 as published by torchvision's CIFAR100) into `root`.
-    PRUNESCOPE_CIFAR100_URL  archive URL (default `URL`)
-    PRUNESCOPE_CIFAR100_MD5  md5 of that archive (default `MD5`)
+`download=True` fetches the official archive (`ARCHIVE`, pinned in compute.datasets.download) into `root`.
 """
 
 from __future__ import annotations
@@ -23,10 +21,7 @@ from compute.datasets.base import DataError, Dataset, ImageSet
 from compute.datasets.cifar10 import ROW_LENGTH, SIZE, _listing, _read_pickle, _require_key
 from compute.datasets.download import fetch_folder
 
-URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
-MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
-URL_VARIABLE = "PRUNESCOPE_CIFAR100_URL"
-MD5_VARIABLE = "PRUNESCOPE_CIFAR100_MD5"
+ARCHIVE = "cifar-100-python.tar.gz"
 
 FOLDER = "cifar-100-python"
 TRAIN_FILE, TEST_FILE, META_FILE = "train", "test", "meta"
@@ -45,9 +40,7 @@ def load(root: str | os.PathLike[str] | None = None, download: bool = False) -> 
     if any((root / name).is_file() for name in ALL_FILES):
         return read_folder(root)
     if download:
-        url = os.environ.get(URL_VARIABLE) or URL
-        md5 = os.environ.get(MD5_VARIABLE) or MD5
-        return read_folder(fetch_folder(url, md5, root, FOLDER))
+        return read_folder(fetch_folder(ARCHIVE, root, FOLDER))
     found = _listing(root) if root.is_dir() else "the directory does not exist"
     raise DataError(f"no CIFAR-100 files in {root}: expected {root / FOLDER}/ holding {', '.join(ALL_FILES)}; "
                     f"found: {found} (or pass --download to fetch them)")

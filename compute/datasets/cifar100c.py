@@ -4,11 +4,7 @@ Same layout as CIFAR-10-C (`CIFAR-100-C/<corruption>.npy`, uint8 (50000, 32, 32,
 blocks in test-set order, `labels.npy` with the fine labels 0..99), so it is read by the one CIFAR-C
 loader, `compute.datasets.cifar10c.load_corrupted`, with this folder name and class count.
 
-`download(root)` fetches `CIFAR-100-C.tar` unless present. Zenodo lists its md5 next to the file; it is
-not pinned here (it was not in the sources this was written from), so by default the download is not
-checksummed: set PRUNESCOPE_CIFAR100C_MD5 to check it.
-    PRUNESCOPE_CIFAR100C_URL  archive URL (default `URL`)
-    PRUNESCOPE_CIFAR100C_MD5  md5 of that archive (default: none, not checked)
+`download(root)` fetches `CIFAR-100-C.tar` (pinned in compute.datasets.download) unless present.
 """
 
 from __future__ import annotations
@@ -20,9 +16,7 @@ from compute.datasets import cifar10c
 from compute.datasets.base import ImageSet
 from compute.datasets.download import fetch_folder
 
-URL = "https://zenodo.org/records/3555552/files/CIFAR-100-C.tar"
-URL_VARIABLE = "PRUNESCOPE_CIFAR100C_URL"
-MD5_VARIABLE = "PRUNESCOPE_CIFAR100C_MD5"
+ARCHIVE = "CIFAR-100-C.tar"  # Zenodo record 3555552
 FOLDER = "CIFAR-100-C"
 NUM_CLASSES = 100
 
@@ -37,4 +31,4 @@ def download(root: str | os.PathLike[str]) -> Path:
     root = Path(root).expanduser()
     if (root / cifar10c.LABELS_FILE).is_file():
         return root
-    return fetch_folder(os.environ.get(URL_VARIABLE) or URL, os.environ.get(MD5_VARIABLE) or None, root, FOLDER)
+    return fetch_folder(ARCHIVE, root, FOLDER)

@@ -14,10 +14,9 @@ with the names that are present (`compute.corruptions.NAMES` is the canonical li
 CIFAR-100-C has the same layout and is read by the same code (`compute.datasets.cifar100c` passes its
 folder name and class count to `load_corrupted`).
 
-`download_cifar10c(root)` fetches and unpacks the published archive (2.9 GB; about twice that must be
-free while it unpacks, the archive is deleted afterwards) unless it is already there. Two environment variables override the source (a mirror, or a local server in tests):
-    PRUNESCOPE_CIFAR10C_URL  archive URL (default `URL`)
-    PRUNESCOPE_CIFAR10C_MD5  md5 of that archive (default `MD5`)
+`download_cifar10c(root)` fetches and unpacks the published archive (`ARCHIVE`, 2.9 GB, pinned in
+compute.datasets.download; about twice that must be free while it unpacks, the archive is deleted
+afterwards) unless it is already there.
 """
 
 from __future__ import annotations
@@ -32,13 +31,7 @@ from compute.datasets.base import DataError, ImageSet
 from compute.datasets.cifar10 import NUM_CLASSES, SIZE
 from compute.datasets.download import fetch_folder
 
-URL = "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar"
-# The md5 listed for CIFAR-10-C.tar (2,918,471,680 bytes) on Zenodo record 2535967. RobustBench keeps no
-# constant for it: robustbench/zenodo_download.py reads the same checksum from the Zenodo records API at
-# download time; torchvision-style CIFAR-10-C loaders in other projects hard-code this value.
-MD5 = "56bf5dcef84df0e2308c6dcbcbbd8499"
-URL_VARIABLE = "PRUNESCOPE_CIFAR10C_URL"
-MD5_VARIABLE = "PRUNESCOPE_CIFAR10C_MD5"
+ARCHIVE = "CIFAR-10-C.tar"  # Zenodo record 2535967
 
 FOLDER = "CIFAR-10-C"
 LABELS_FILE = "labels.npy"
@@ -151,9 +144,7 @@ def download_cifar10c(root: str | os.PathLike[str]) -> Path:
     root = Path(root).expanduser()
     if (root / LABELS_FILE).is_file():
         return root
-    url = os.environ.get(URL_VARIABLE) or URL
-    md5 = os.environ.get(MD5_VARIABLE) or MD5
-    return fetch_folder(url, md5, root, FOLDER)
+    return fetch_folder(ARCHIVE, root, FOLDER)
 
 
 def _open_npy(path: Path) -> np.ndarray:

@@ -142,12 +142,8 @@ def find_corrupted_root(root: str | os.PathLike[str], folder: str, family: str) 
     return root / folder if (root / folder).is_dir() else root
 
 
-def load_corrupted_tree(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet,
-                        folder: str, family: str) -> FileImageSet:
-    """The copies of `test`'s images under `name` at `severity`, in `test`'s order, matched by key.
-
-    Every copy is found before this returns (a missing one raises DataError naming it); they are decoded
-    on first use of `images`, so checking a whole corrupted tree before extraction costs a listing."""
+def severity_folder(root: str | os.PathLike[str], name: str, severity: int, folder: str, family: str) -> Path:
+    """`<root or root/folder>/<name>/<severity>`, which must exist; DataError naming what was found otherwise."""
     check_severity(severity)
     if name in ("", ".", "..") or Path(name).name != name:
         raise DataError(f"{name!r} is not a corruption name (a folder of {family})")
@@ -156,6 +152,20 @@ def load_corrupted_tree(root: str | os.PathLike[str], name: str, severity: int, 
     if not directory.is_dir():
         raise DataError(f"missing {directory}: {family} holds <corruption>/<severity>/<class>/<file>; "
                         f"found in {base}: {listing(base)}")
+    return directory
+
+
+def load_corrupted_tree(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet,
+                        folder: str, family: str) -> FileImageSet:
+    """The copies of `test`'s images under `name` at `severity`, in `test`'s order, matched by key."""
+    return copies_by_key(severity_folder(root, name, severity, folder, family), test)
+
+
+def copies_by_key(directory: Path, test: FileImageSet) -> FileImageSet:
+    """The copies of `test`'s images in `directory` (one severity of a tree), in `test`'s order, by key.
+
+    Every copy is found before this returns (a missing one raises DataError naming it); they are decoded
+    on first use of `images`, so checking a whole corrupted tree before extraction costs a listing."""
     paths = [directory / key for key in test.keys]
     missing = [key for key, path in zip(test.keys, paths, strict=True) if not path.is_file()]
     if missing:

@@ -5,8 +5,9 @@ folders, 50 images each; the flat archive from image-net.org must be sorted into
 e.g. with the devkit's labels). `root` may be that folder or hold `val/`. All 1000 wnid folders must be
 there: the class index is the position in the sorted wnid list (n01440764 -> 0 ... n15075141 -> 999, the
 torchvision / RobustBench index), so a missing folder would shift every later label. Class names come
-from `LOC_synset_mapping.txt` (`wnid names`, as in the Kaggle copy) in `root` or its parent, else the
-wnids. Each image: RGB, shorter side resized to 256 (PIL bilinear), centre 224x224 crop.
+from `LOC_synset_mapping.txt` (`wnid names`) in the validation folder or up to four folders above it (the
+Kaggle copy keeps it beside `ILSVRC/`, whose `ILSVRC/Data/CLS-LOC/val/` is the validation folder), else
+the wnids. Each image: RGB, shorter side resized to 256 (PIL bilinear), centre 224x224 crop.
 
 There is no training split (train on ImageNet elsewhere; bring the model with `extract --model`).
 
@@ -14,44 +15,46 @@ Memory: images are decoded on first use and only as many as asked for (`extract 
 the full 50,000 images are 7.5 GB as uint8, held in memory (and on the device) during extraction. Use
 `--limit` or the 5,000-image subset when that is too much.
 
-`--subset FILE`: RobustBench's fixed 5,000-image subset, given as its id list
-(`robustbench/helper_files/imagenet_test_image_ids.txt`: one `wnid/ILSVRC2012_val_XXXXXXXX.JPEG` per
-line; not shipped here). Samples are taken in the file's order, labels from the sorted wnid index, as in
-RobustBench; the same ids select the ImageNet-C images.
+`--subset FILE`: the samples listed in FILE, one `wnid/ILSVRC2012_val_XXXXXXXX.JPEG` per line, in the
+file's order, labels from the sorted wnid index, as in RobustBench; the same ids select the ImageNet-C
+images. `--subset robustbench` is RobustBench's fixed 5,000-image list, shipped with prunescope
+(`robustbench/imagenet_test_image_ids.txt` here, source and license in NOTICE.md beside it) and checked
+against its sha256 before use.
 
 ImageNet-C (`<corruption>/<severity>/<wnid>/<original val file name>`, 224x224 JPEG, from Zenodo record
 2235448's five tars extracted into one folder) is matched to the test set by `<wnid>/<file name>`.
 Its images are used as they are (no second resize). `download_corrupted(root, corruption)` fetches the
 one Zenodo tar holding that corruption (noise, blur, weather, digital or extra; 7 to 21 GB each) and
 unpacks its corruption folders into `root`, unless the corruption's folder is there. The tars' md5s are
-not pinned (not in the sources this was written from); set PRUNESCOPE_IMAGENETC_MD5_<TAR> to check one.
-That each tar holds its corruption folders at its top level follows AugMix's instructions (extract all
-tars into one folder) and was not checked against the real files.
-    PRUNESCOPE_IMAGENETC_URL  base URL the tars are fetched from (default `C_URL`)
+pinned in compute.datasets.download (no source gives their exact byte sizes). That each tar holds its
+corruption folders at its top level follows AugMix's instructions (extract all tars into one folder) and
+two loaders that read the tars; it was not checked against a listing of the real files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from compute.datasets import folders
 from compute.datasets.base import DataError, Dataset, FileImageSet
-from compute.datasets.download import download_archive, extract_folders
+from compute.datasets.download import fetch_corruption
 
 NUM_CLASSES = 1000
 RESIZE, SIZE = 256, 224
 C_FOLDER = "ImageNet-C"
 NAMES_FILE = "LOC_synset_mapping.txt"
-C_URL = "https://zenodo.org/records/2235448/files"
-C_URL_VARIABLE = "PRUNESCOPE_IMAGENETC_URL"
+ROBUSTBENCH = "robustbench"  # --subset robustbench
+ROBUSTBENCH_FILE = Path(__file__).parent / "robustbench" / "imagenet_test_image_ids.txt"
+ROBUSTBENCH_SHA256 = "d4121626d07722a0126c35b1563042e46a546f1a05ce705f2cdc635896d58574"
 # Zenodo record 2235448's tars and the corruption folders each holds (the tars' grouping, not the paper's).
 C_ARCHIVES = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
-    "extra": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
+    "noise.tar": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur.tar": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather.tar": ("snow", "frost", "fog", "brightness"),
+    "digital.tar": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+    "extra.tar": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
 }
 
 
@@ -80,12 +83,23 @@ def load(root: str | os.PathLike[str] | None = None, download: bool = False,
     if subset is None:
         paths, labels, keys = folders.tree_samples(folder, wnids)
     else:
-        paths, labels, keys = read_subset(Path(subset).expanduser(), folder, wnids)
+        paths, labels, keys = read_subset(subset_file(subset), folder, wnids)
     if not paths:
         raise DataError(f"no images (*{', *'.join(folders.SUFFIXES)}) in the class folders of {folder}")
     empty = FileImageSet([], [], [], SIZE, decode)
-    return Dataset(name="imagenet", class_names=class_names(root, wnids), train=empty,
+    return Dataset(name="imagenet", class_names=class_names(folder, wnids), train=empty,
                    test=FileImageSet(paths, labels, keys, SIZE, decode))
+
+
+def subset_file(subset: str | os.PathLike[str]) -> Path:
+    """The id list `--subset` names: a file, or `robustbench` for the shipped list (its sha256 checked)."""
+    if str(subset) != ROBUSTBENCH:
+        return Path(subset).expanduser()
+    found = hashlib.sha256(ROBUSTBENCH_FILE.read_bytes()).hexdigest()
+    if found != ROBUSTBENCH_SHA256:
+        raise DataError(f"{ROBUSTBENCH_FILE} has sha256 {found}, expected {ROBUSTBENCH_SHA256} (RobustBench's list "
+                        "as shipped); restore it from the repository")
+    return ROBUSTBENCH_FILE
 
 
 def read_subset(subset: Path, folder: Path, wnids: list[str]):
@@ -112,10 +126,12 @@ def read_subset(subset: Path, folder: Path, wnids: list[str]):
     return paths, labels, keys
 
 
-def class_names(root: Path, wnids: list[str]) -> tuple[str, ...]:
-    """Names from LOC_synset_mapping.txt (`wnid first, second, ...`), first synonym; else the wnids."""
+def class_names(folder: Path, wnids: list[str]) -> tuple[str, ...]:
+    """Names from LOC_synset_mapping.txt (`wnid first, second, ...`) in the validation folder `folder` or up
+    to four folders above it (Kaggle: `<root>/LOC_synset_mapping.txt`, `<root>/ILSVRC/Data/CLS-LOC/val/`),
+    the nearest first; first synonym; else the wnids."""
     names: dict[str, str] = {}
-    for candidate in (root / NAMES_FILE, root.parent / NAMES_FILE):
+    for candidate in (directory / NAMES_FILE for directory in (folder, *folder.parents[:4])):
         if candidate.is_file():
             for line in candidate.read_text(encoding="utf-8", errors="replace").splitlines():
                 wnid, _, text = line.strip().partition(" ")
@@ -133,14 +149,4 @@ def download_corrupted(root: str | os.PathLike[str], corruption: str) -> Path:
     """Fetch and unpack the ImageNet-C tar holding `corruption` into `root` unless its folder is there."""
     root = Path(root).expanduser()
     base = root / C_FOLDER if (root / C_FOLDER).is_dir() else root
-    if (base / corruption).is_dir():
-        return base
-    tar = next((tar for tar, names in C_ARCHIVES.items() if corruption in names), None)
-    if tar is None:
-        raise DataError(f"no ImageNet-C archive holds {corruption!r}; archives: "
-                        + "; ".join(f"{tar}.tar: {', '.join(names)}" for tar, names in C_ARCHIVES.items()))
-    url = f"{(os.environ.get(C_URL_VARIABLE) or C_URL).rstrip('/')}/{tar}.tar"
-    base.mkdir(parents=True, exist_ok=True)
-    archive = download_archive(url, os.environ.get(f"PRUNESCOPE_IMAGENETC_MD5_{tar.upper()}") or None, base)
-    extract_folders(archive, C_ARCHIVES[tar], base)
-    return base
+    return fetch_corruption(base, corruption, C_ARCHIVES, "ImageNet-C")

@@ -12,43 +12,58 @@ synonym in words.txt. The test set is val/, labelled by val_annotations.txt, ord
 file name (ImageFolder's order); sample keys are `<wnid>/<file>`. `root` may hold `tiny-imagenet-200/`
 or be it. Images are decoded on first use, converted to RGB (a few are greyscale).
 
-Tiny-ImageNet-C (`Tiny-ImageNet-C/<corruption>/<severity>/<wnid>/<file>.JPEG`, 64x64 JPEG q85) is matched
-to the test set by `<wnid>/<file name>`, never by position. Its maintainers say the corrupted images were
-regenerated from ImageNet validation crops, so even a same-named file need not show the same photo as the
-Tiny-ImageNet val image (hendrycks/robustness issues #39, #59): accuracies and class-level geometry are
-comparable, per-sample clean-vs-corrupted pairs are not. A test image with no copy is an error naming it.
-The Zenodo copy's frost/ has 1000 class folders (issue #60); matching by wnid reads only the 200 needed.
+Tiny-ImageNet-C (`Tiny-ImageNet-C/<corruption>/<severity>/<wnid>/test_<k>.JPEG`, 64x64 JPEG q85) was
+made by hendrycks/robustness `make_tinyimagenet_c.py` from `imagenet_val_bbox_crop/<wnid>/test_<k>.JPEG`
+(ImageNet validation bounding-box crops, resized with `Resize((64, 64))`), keeping their file names. Those
+crops, not `tiny-imagenet-200/val`, are its clean counterpart (issues #39, #59: other photographs). So:
+- `clean_dir` (`--clean-dir`, the folder holding `imagenet_val_bbox_crop/` or that folder): the test set is
+  the crops of the 200 classes, resized exactly as the generator did (PIL bilinear to 64x64, aspect not
+  kept), keyed `<wnid>/test_<k>.JPEG`; each corrupted copy is found by that key: true per-sample pairs.
+- without it: the test set is `val/`; each Tiny-ImageNet-C folder is evaluated on its own images against
+  their own class: row i of class c takes the i-th file (by name) of `<severity>/<wnid of c>/`. Labels and
+  counts match the clean rows, the photographs do not: the images are marked unpaired
+  (`FileImageSet.paired`), extraction records that in the store's provenance, and the pages say that a
+  clean-vs-corrupted comparison of one sample compares two different photographs.
+The published folders hold 200 class folders each; one with more is refused: the frost/ of the original
+Zenodo record 2536630 holds 1000 (issue #60, another run's output). The download is the fixed record
+8206060: `Tiny-ImageNet-C.tar` (15 corruptions) and `Tiny-ImageNet-C-extra.tar` (speckle_noise,
+gaussian_blur, spatter, saturate), each fetched when a corruption it holds is asked for.
 
-Downloads (`--download`): the archive from Stanford (md5 as used by common Tiny-ImageNet loaders, not
-from the reference sources; override it if your mirror differs) and `Tiny-ImageNet-C.tar` from Zenodo
-(not checksummed unless PRUNESCOPE_TINYIMAGENETC_MD5 is set).
-    PRUNESCOPE_TINYIMAGENET_URL / _MD5, PRUNESCOPE_TINYIMAGENETC_URL / _MD5
+Downloads (`--download`) are pinned in compute.datasets.download (`ARCHIVE`, `C_ARCHIVES`).
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from compute.datasets import folders
 from compute.datasets.base import DataError, Dataset, FileImageSet
-from compute.datasets.download import fetch_folder
+from compute.datasets.download import fetch_corruption, fetch_folder
+from compute.datasets.imagenet import C_ARCHIVES as IMAGENET_C_ARCHIVES
 
-URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
-MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
-URL_VARIABLE, MD5_VARIABLE = "PRUNESCOPE_TINYIMAGENET_URL", "PRUNESCOPE_TINYIMAGENET_MD5"
-C_URL = "https://zenodo.org/records/2536630/files/Tiny-ImageNet-C.tar"
-C_URL_VARIABLE, C_MD5_VARIABLE = "PRUNESCOPE_TINYIMAGENETC_URL", "PRUNESCOPE_TINYIMAGENETC_MD5"
+ARCHIVE = "tiny-imagenet-200.zip"
+# Zenodo record 8206060's tars and the corruption folders each holds.
+C_ARCHIVES = {
+    "Tiny-ImageNet-C.tar": tuple(name for tar, names in IMAGENET_C_ARCHIVES.items() if tar != "extra.tar"
+                                 for name in names),
+    "Tiny-ImageNet-C-extra.tar": IMAGENET_C_ARCHIVES["extra.tar"],
+}
 
 FOLDER = "tiny-imagenet-200"
 C_FOLDER = "Tiny-ImageNet-C"
+CLEAN_FOLDER = "imagenet_val_bbox_crop"
 SIZE = 64
+NUM_CLASSES = 200
 
 
-def load(root: str | os.PathLike[str] | None = None, download: bool = False) -> Dataset:
-    """Tiny-ImageNet-200 from `root` (train and val, undecoded until used)."""
+def load(root: str | os.PathLike[str] | None = None, download: bool = False,
+         clean_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """Tiny-ImageNet-200 from `root` (train and val, undecoded until used); with `clean_dir`, the test set is
+    Tiny-ImageNet-C's clean counterpart, the crops of `imagenet_val_bbox_crop/`."""
     if root is None:
         raise DataError(f"tinyimagenet needs --data-dir DIR containing {FOLDER}/ (with --download: the folder "
                         "to download it into)")
@@ -58,15 +73,14 @@ def load(root: str | os.PathLike[str] | None = None, download: bool = False) -> 
     elif (root / "wnids.txt").is_file():
         folder = root
     elif download:
-        folder = fetch_folder(os.environ.get(URL_VARIABLE) or URL, os.environ.get(MD5_VARIABLE) or MD5, root,
-                              FOLDER)
+        folder = fetch_folder(ARCHIVE, root, FOLDER)
     else:
         raise DataError(f"no Tiny-ImageNet in {root}: expected {root / FOLDER}/ holding wnids.txt, words.txt, "
                         f"train/ and val/; found: {folders.listing(root)} (or pass --download to fetch it)")
-    return read_folder(folder)
+    return read_folder(folder, None if clean_dir is None else Path(clean_dir).expanduser())
 
 
-def read_folder(folder: Path) -> Dataset:
+def read_folder(folder: Path, clean_dir: Path | None = None) -> Dataset:
     wnids_file = folder / "wnids.txt"
     if not wnids_file.is_file():
         raise DataError(f"missing {wnids_file} (the class list); found in {folder}: {folders.listing(folder)}")
@@ -86,7 +100,7 @@ def read_folder(folder: Path) -> Dataset:
                 train_keys.append(f"{wnid}/{path.name}")
     train = FileImageSet(train_paths, np.asarray(train_labels, np.int64), train_keys, SIZE, decode)
     return Dataset(name="tinyimagenet", class_names=class_names(folder, wnids), train=train,
-                   test=read_val(folder, index, decode))
+                   test=read_val(folder, index, decode) if clean_dir is None else read_crops(clean_dir, wnids))
 
 
 def read_val(folder: Path, index: dict[str, int], decode) -> FileImageSet:
@@ -125,15 +139,62 @@ def class_names(folder: Path, wnids: list[str]) -> tuple[str, ...]:
     return tuple(names.get(wnid) or wnid for wnid in wnids)
 
 
+def read_crops(clean_dir: Path, wnids: list[str]) -> FileImageSet:
+    """`imagenet_val_bbox_crop/<wnid>/test_<k>.JPEG` of every class, resized to 64x64 as the generator did
+    (`Resize((64, 64))`: PIL bilinear, aspect not kept), in ImageFolder's order, keyed `<wnid>/<file>`."""
+    crops = clean_dir / CLEAN_FOLDER if (clean_dir / CLEAN_FOLDER).is_dir() else clean_dir
+    if not crops.is_dir():
+        raise DataError(f"--clean-dir {clean_dir} does not exist; expected {CLEAN_FOLDER}/<wnid>/test_<k>.JPEG in "
+                        "it (the clean images Tiny-ImageNet-C was made from)")
+    missing = sorted(set(wnids) - set(folders.class_folders(crops)))
+    if missing:
+        raise DataError(f"{crops} has no folder for {len(missing)} of the {len(wnids)} Tiny-ImageNet classes "
+                        f"(e.g. {', '.join(missing[:3])}); expected {CLEAN_FOLDER}/<wnid>/test_<k>.JPEG; found: "
+                        f"{folders.listing(crops)}")
+    paths, labels, keys = folders.tree_samples(crops, wnids)
+    if not paths:
+        raise DataError(f"no images in the class folders of {crops}")
+    return FileImageSet(paths, labels, keys, SIZE, folders.exact(SIZE))
+
+
+def pairs_by_name(test: FileImageSet) -> bool:
+    """Whether `test` is the crops (`test_<k>.JPEG`: Tiny-ImageNet-C holds their copies under the same names)
+    rather than `tiny-imagenet-200/val` (`val_<k>.JPEG`, other photographs)."""
+    return not any(key.rpartition("/")[2].startswith("val_") for key in test.keys)
+
+
 def load_corrupted(root: str | os.PathLike[str], name: str, severity: int, test: FileImageSet) -> FileImageSet:
-    """Tiny-ImageNet-C images under `name` at `severity`, in `test`'s order (matched by <wnid>/<file>)."""
-    return folders.load_corrupted_tree(root, name, severity, test, C_FOLDER, "Tiny-ImageNet-C")
+    """Tiny-ImageNet-C images under `name` at `severity` for `test`'s rows: the copies of the crops found by
+    `<wnid>/<file>`, or, for the val set, the folder's own images of each row's class (unpaired)."""
+    directory = folders.severity_folder(root, name, severity, C_FOLDER, "Tiny-ImageNet-C")
+    classes = folders.class_folders(directory)
+    if len(classes) > NUM_CLASSES:
+        raise DataError(f"{directory} holds {len(classes)} class folders; Tiny-ImageNet-C has {NUM_CLASSES}: this is "
+                        "the defective frost/ of Zenodo record 2536630 (hendrycks/robustness issue #60, another "
+                        f"run's images); use the fixed copy of record 8206060 (--download fetches it) or leave "
+                        f"{name} out")
+    if pairs_by_name(test):
+        return folders.copies_by_key(directory, test)
+    listed: dict[str, list[Path]] = {}
+    taken: dict[str, int] = {}
+    paths, keys = [], []
+    for key in test.keys:
+        wnid = key.split("/")[0]
+        if wnid not in listed:
+            listed[wnid] = sorted(path for path in (directory / wnid).glob("*") if folders.is_image(path))
+        position = taken[wnid] = taken.get(wnid, -1) + 1
+        if position >= len(listed[wnid]):
+            raise DataError(f"{directory / wnid} holds {len(listed[wnid])} images; the clean test set has at least "
+                            f"{position + 1} of class {wnid} (each Tiny-ImageNet-C class folder holds 50)")
+        paths.append(listed[wnid][position])
+        keys.append(f"{wnid}/{paths[-1].name}")
+    return FileImageSet(paths, test.labels.copy(), keys, test.size,
+                        partial(folders.decode_copy, size=test.size, decode=test.decode), paired=False)
 
 
-def download_corrupted(root: str | os.PathLike[str]) -> Path:
-    """Fetch Tiny-ImageNet-C into `root/Tiny-ImageNet-C` unless present (there, or as `root` itself)."""
+def download_corrupted(root: str | os.PathLike[str], corruption: str) -> Path:
+    """Fetch and unpack the record-8206060 tar holding `corruption` into `root/Tiny-ImageNet-C` unless its
+    folder is there (there, or in `root` itself); return the folder holding the corruption folders."""
     root = Path(root).expanduser()
-    if root.is_dir() and any(path.is_dir() for path in root.glob("*/1")):
-        return root
-    return fetch_folder(os.environ.get(C_URL_VARIABLE) or C_URL, os.environ.get(C_MD5_VARIABLE) or None, root,
-                        C_FOLDER)
+    base = root if (root / corruption).is_dir() else root / C_FOLDER
+    return fetch_corruption(base, corruption, C_ARCHIVES, "Tiny-ImageNet-C")

@@ -14,8 +14,9 @@ catalog = data.open_catalog()
 selection = sidebar.selection()
 points = data.query(embeddings.sample_embedding, catalog)
 if points.is_empty():
-    st.info("No per-sample embedding in this store yet. Compute it with `python -m compute embed --store "
-            f"{hosting.store_label()}`; this page then shows each sample's geometry projected to 2-D.")
+    st.info("No per-sample embedding in this store yet: this page shows each sample's geometry projected to "
+            "2-D once the store's operator computes it (`python -m compute embed --store "
+            f"{hosting.store_label()}`).")
     st.stop()
 colour = st.segmented_control("Colour by", list(COLOURS), default="class", key="embedding_colour",
                               persist_state="session", required=True)

@@ -3,11 +3,11 @@
 import polars as pl
 import streamlit as st
 
-from analysis import report, uncertainty
+from analysis import calibration, queries, report, uncertainty
 from dashboard import charts, data, hosting, linking, sidebar
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
-from dashboard.text import code, downloads
+from dashboard.text import code, downloads, escape
 
 HEIGHT = 760  # pixels of the scrolling box that holds a matrix of many rows
 
@@ -15,8 +15,11 @@ st.title("Evaluation matrix")
 catalog = data.open_catalog()
 selection = sidebar.selection()
 manifest = catalog.manifest
-shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], value="all", key="matrix_severity",
-                         persist_state="session", help="one severity, or every severity side by side")
+if len(manifest["severities"]) > 1:  # with a single severity there is nothing to choose
+    shown = st.select_slider("Severity shown", ["all", *manifest["severities"]], value="all", key="matrix_severity",
+                             persist_state="session", help="one severity, or every severity side by side")
+else:
+    shown = "all"
 
 metric = METRICS[selection.metric]
 correction = st.segmented_control("Multiple-comparison correction", list(uncertainty.CORRECTIONS), default="holm",
@@ -27,6 +30,8 @@ arguments = (*metric.arguments, selection.level) if metric.intervals else metric
 cells = data.query(metric.query, catalog, *arguments)
 if metric.note:
     st.caption(metric.note)
+if not data.has_reference(catalog):  # drops, p-values and relative errors need a model to compare with
+    st.info(data.NO_REFERENCE)
 if not metric.intervals and selection.level == "group":
     st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
 if cells.is_empty():
@@ -50,6 +55,11 @@ if metric.intervals:
                                     selected=selected, **scale)
 else:
     figure = charts.evaluation_matrix(cells, metric.value, metric.label, columns, selected=selected, **scale)
+if "relative_ce_note" in cells.columns:  # relative CE left out where the reference barely suffers
+    left_out = cells.filter(pl.col("relative_ce_note").is_not_null())
+    for corruption, part in left_out.group_by("corruption", maintain_order=True):
+        st.caption(f"Blank {escape(str(corruption[0]))} cells ({part.height} models): "
+                   f"{escape(part['relative_ce_note'][0])}.")
 rows_shown = cells["model_id"].n_unique()
 if rows_shown > charts.MATRIX_ROWS:  # many models: one block per method, in a box that scrolls with its labels
     with st.container(height=HEIGHT):
@@ -61,7 +71,7 @@ else:
 if metric.intervals:
     tested = cells.filter(pl.col("significant").is_not_null())
     rows = "groups (mean over seeds)" if selection.level == "group" else "models"
-    st.caption(f"Rows: {rows}. Faded cells: the drop vs dense is **not significant at 0.05** after the "
+    st.caption(f"Rows: {rows}. Faded cells with a dashed outline: the drop vs dense is **not significant at 0.05** after the "
                f"{uncertainty.CORRECTIONS[correction]} correction over the {tested.height} cells shown "
                f"({tested['significant'].sum()} significant). Per model: exact McNemar test on the samples only "
                "one of the two models gets right; per group of seeds: hierarchical bootstrap (seeds, then samples). "
@@ -71,17 +81,36 @@ st.caption(f"Selected: model {code(selection.model)}, {selection.setting}. Click
 left, right, _ = st.columns([1, 1, 1])
 for column, path in ((left, "local"), (right, "global")):
     column.page_link(PAGES[path].script, label=f"{PAGES[path].title} of the selection", icon=PAGES[path].icon)
+if metric.query is calibration.calibration_cells:
+    st.subheader("Reliability diagram of the selection")
+    adaptive = selection.metric == "adaptive_ece"
+    dense = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)["reference_model_id"]
+    curves = [selection.model] + [m for m in dense.to_list() if m and m != selection.model]
+    bins = pl.concat([data.query(calibration.calibration_bins, catalog, adaptive, calibration.BINS, model_id,
+                                 selection.corruption, selection.severity).with_columns(pl.lit(model_id).alias("curve"))
+                      for model_id in curves])
+    if bins.is_empty():
+        st.info("The selected model has no predictions in the selected setting.")
+    else:
+        st.altair_chart(charts.reliability_diagram(bins, f"Calibration ({selection.setting})"),
+                        key="reliability_chart", width="content")
+        st.caption(f"{calibration.BINS} {'equal-mass' if adaptive else 'equal-width'} confidence bins of the "
+                   "selected model and its dense model: on the dashed diagonal confidence equals accuracy; below "
+                   "it the model is overconfident.")
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)
     downloads(cells.drop([c for c in ("model_ids",) if c in cells.columns]), f"matrix-{selection.metric}")
 with st.expander("Paper table: methods x corruptions with 95 % intervals"):
     paper = data.query(report.report_table, catalog, selection.level)
     paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
-    st.dataframe(report.report_wide(paper), hide_index=True)
-    st.caption("Mean over severities; groups: mean ± half the t interval across seeds, models: Wilson interval. "
+    notes = data.query(report.report_notes, catalog)
+    st.dataframe(report.report_wide(report.select_columns(paper)), hide_index=True)
+    st.caption("Mean over severities, cells mean [95 % interval]; groups: t interval across seeds, models: Wilson "
+               "interval. " + " ".join(escape(note.capitalize()) + "." for note in notes) + " "
                f"The same as `python -m compute report --store {hosting.store_label()} --by {selection.level}`.")
     left, right, _ = st.columns([1, 1, 6])
     for column, fmt, mime in ((left, "markdown", "text/markdown"), (right, "latex", "application/x-tex")):
-        column.download_button(fmt, report.render_report(paper, fmt), file_name=f"report.{fmt[:3]}",
+        column.download_button(fmt, report.render_report(paper, fmt, level=selection.level, notes=notes),
+                               file_name=f"report.{fmt[:3]}",
                                mime=mime, on_click="ignore", key=f"report-{fmt}", icon=":material/download:")
     downloads(paper, "report")

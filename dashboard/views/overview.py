@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import matrices, presets, queries, report, uncertainty
-from dashboard import charts, data, hosting, linking, sidebar
+from dashboard import charts, data, hosting, lineage, linking, sidebar
 from dashboard.text import code, downloads
 
 st.title("Overview")
@@ -40,8 +40,16 @@ if selection.level == "group":
 else:
     linking.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
-               "corruption and severity in the store; mCE is relative to each model's dense model.")
-table = models.drop("hparams", "checkpoint", "clean_accuracy").join(
+               "corruption and severity in the store; mCE is relative to each model's reference (its base).")
+st.subheader("Lineage")
+linking.chart(lineage.lineage_tree(models, selection.model), key="lineage_chart")
+st.caption("Each model right of its base (the model it was derived from), the edge labelled with its method and "
+           "target sparsity; models without a base in the store start a row of their own. Click a model to select "
+           "it on every page." + ("" if models["base"].is_not_null().any() else
+                                  " No model of this store names a base: " + data.NO_REFERENCE))
+table = models.with_columns(
+    pl.col("loader").str.json_path_match("$.kind").fill_null("checkpoint").alias("loaded_from"),
+).drop("hparams", "checkpoint", "clean_accuracy", "loader").join(
     summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_dense", "mce",
                    "relative_mce"), on="model_id", how="left")
 st.dataframe(table, hide_index=True)
@@ -53,15 +61,16 @@ if selection.level == "group":
     wide = report.report_wide(paper.filter(pl.col("column_name").is_in(
         ["clean", "mean corruption", "relative mCE"])))
     st.dataframe(wide, hide_index=True)
-    st.caption("One row per (architecture, method, target sparsity): the mean over its seeds ± half the 95 % "
-               "Student t interval across seeds (one seed: the Wilson interval over the test samples). "
+    st.caption("One row per (architecture, method, target sparsity): the mean over its seeds [its 95 % "
+               "Student t interval across seeds] (one seed: the Wilson interval over the test samples). "
                "Switch **Rows** in the sidebar to individual models.")
     downloads(wide, "groups")
 
 st.subheader("Pruning-identified exemplars")
 pie = data.query(presets.pie_counts, catalog, selection.corruption, selection.severity)
 if pie.is_empty():
-    st.info("PIE counts need a dense model and pruned models with predictions in the selected setting.")
+    st.info("PIE counts need models with a reference (their base, or the sidebar's **Reference**) and "
+            "predictions in the selected setting." + ("" if data.has_reference(catalog) else " " + data.NO_REFERENCE))
 else:
     st.dataframe(pie.select("method", "target_sparsity", "replicates", "dense_replicates", "pie_samples"),
                  hide_index=True)

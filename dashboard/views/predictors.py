@@ -1,10 +1,11 @@
 """Robustness predictors: across models, a geometric statistic of each model against its robustness, with
-Spearman's rho and a bootstrap interval over models; the paper's finding one click away."""
+Spearman's rho and the partial one controlling for clean accuracy, bootstrap intervals, adjusted p-values
+and a verdict that says only what they support; the paper's finding as a test one click away."""
 
 import polars as pl
 import streamlit as st
 
-from analysis import predictors
+from analysis import predictors, uncertainty
 from dashboard import charts, data, linking, sidebar
 from dashboard.text import downloads
 from store import layout
@@ -29,37 +30,58 @@ if points.height < 3:
     st.info("A rank correlation across models needs at least 3 models with predictions in this setting; "
             "pick more methods in the sidebar or add models.")
     st.stop()
-table = predictors.correlations(points, target)
+correction = st.segmented_control("Adjust p-values over the statistics", list(uncertainty.CORRECTIONS),
+                                  default="holm", key="predictor_correction", persist_state="session",
+                                  required=True, format_func=lambda c: uncertainty.CORRECTIONS[c])
+table = predictors.correlations(points, target, correction)
 row = table.filter(pl.col("statistic") == statistic).row(0, named=True)
 target_title = predictors.TARGETS[target][0]
 linking.chart(charts.predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",
                                      target_title, f"{predictors.STATISTICS[statistic]} vs {target_title}"),
             key="predictor_chart")
+units = f"{row['models']} models" + (f" in {row['units']} groups" if row["units"] < row["models"] else "")
+
+
+def interval(prefix: str) -> str:
+    low, high = row[prefix + "low"], row[prefix + "high"]
+    bounds = "no interval" if low is None else f"95 % interval {low:.2f} to {high:.2f}"
+    return f"{row[prefix + 'rho']:.2f} ({bounds}, adjusted p = {row[prefix + 'p_adjusted']:.2g})"
+
+
 if row["rho"] is None:
-    st.info("Spearman's rho is undefined here (a constant statistic or robustness across these models).")
+    st.info(f"Spearman's rho is undefined here ({predictors.VERDICTS['undefined']}).")
 else:
-    excludes = row["low"] is not None and (row["low"] > 0 or row["high"] < 0)
-    st.markdown(f"Spearman's rho = **{row['rho']:.2f}** (95 % bootstrap interval over the {row['models']} models "
-                f"{row['low']:.2f} to {row['high']:.2f}; p = {row['p_value']:.2g}): "
-                + ("the interval excludes 0, so this statistic orders the models by robustness in this study."
-                   if excludes else "the interval includes 0: no evidence of a monotone relation in this study."))
-st.caption("One point per model, coloured by method; click one to select it on every page. The interval "
-           "resamples the models with replacement (2,000 times).")
+    partial = ("not computable" if row["partial_rho"] is None else interval("partial_"))
+    st.markdown(f"**{row['verdict'].capitalize()}** over {units}: Spearman's rho = {interval('')}; "
+                f"partial rho controlling for clean accuracy = {partial}. "
+                f"{predictors.VERDICTS[row['verdict']].capitalize()}.")
+st.caption("One point per model, coloured by method; click one to select it on every page. The intervals "
+           "resample the models with replacement (2,000 times), whole replicate groups when a group has several "
+           f"seeds. p-values: {uncertainty.CORRECTIONS[correction]} over the {table.height} statistics, the raw "
+           "and the partial correlations each a family; a correlation counts as evidence when its adjusted "
+           f"p-value is below {predictors.ALPHA} and its interval excludes 0.")
 st.subheader("Every statistic")
 st.dataframe(table, hide_index=True)
 downloads(points, "robustness-predictors")
 
 st.subheader("The paper's finding")
-if st.toggle("Test it on this study: biprop has larger mean and smaller variance of angles, and is more robust",
-             key="predictor_paper", persist_state="session"):
-    finding = predictors.paper_finding(points, target)
+if st.toggle("Test it on this study: supermask models (" + ", ".join(predictors.SUPERMASK_METHODS) + ") have a "
+             "larger mean and a smaller spread of angles, and are more robust", key="predictor_paper",
+             persist_state="session"):
+    finding = predictors.paper_finding(points, target, correction)
     st.dataframe(finding, hide_index=True)
-    holds = finding["holds"].to_list()
-    if any(h is None for h in holds):
-        st.info("This study cannot test it: it needs biprop models and other pruned models among the methods shown.")
-    elif all(holds):
-        st.success("This study agrees with the paper on all three points.")
+    verdicts = finding["verdict"].to_list()
+    sizes = finding.row(0, named=True)
+    rests_on = f"{sizes['supermask_models']} supermask and {sizes['other_models']} other pruned models"
+    if "cannot test" in verdicts:
+        st.info(f"This study cannot test it ({rests_on}): it needs at least 2 supermask models and 2 other "
+                "pruned models among the methods shown.")
+    elif all(v == "supported" for v in verdicts):
+        st.success(f"On {rests_on}, every part of the paper's finding holds with an adjusted p below "
+                   f"{predictors.ALPHA}.")
     else:
-        failed = ", ".join(c for c, h in zip(finding["claim"].to_list(), holds, strict=True) if not h)
-        st.warning(f"This study does not agree with the paper on: {failed}.")
-    st.caption(f"Means over models, statistics on {where}; biprop against every other pruned method shown.")
+        parts = "; ".join(f"{c}: {v}" for c, v in zip(finding["claim"].to_list(), verdicts, strict=True))
+        st.warning(f"On {rests_on}, the paper's finding is not fully supported ({parts}).")
+    st.caption(f"Statistics on {where}. effect = supermask mean - other pruned mean, with Welch's 95 % interval "
+               f"and two-sided p-value ({uncertainty.CORRECTIONS[correction]} over the three tests); every model "
+               "counts once, so seeds of one group count as separate models.")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from analysis import queries
 from dashboard import attribution, charts, data, images, linking, sidebar
-from dashboard.text import code, downloads, public
+from dashboard.text import code, downloads, public, unpaired_note
 from store import layout
 
 st.title("Sample")
@@ -30,17 +30,27 @@ label = int(rows["label"][0])
 st.markdown(f"Class **{code(manifest['class_names'][label])}** (label {label}) · model {code(selection.model)} · "
             f"{selection.setting}")
 
-picture, table = st.columns([1, 4])
+TILE = 128  # the smallest an image is shown (pixels); larger images at their native size
+
+
+def shown_width(image) -> int:
+    return max(TILE, int(image.shape[1]))
+
+
+picture, table = st.columns([1, 3])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
 if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
     picture.warning(public(image))
     image = None
 else:
-    picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
+    width = max(192, int(image.shape[1]))
+    picture.image(images.enlarged(image, width), caption=f"#{sample_id}, {selection.setting}", width=width)
+unpaired = unpaired_note(manifest)
 with table:
     columns = charts.setting_order(manifest["corruptions"], [severity])
     linking.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
-    st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting.")
+    st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting. "
+               f"{public(unpaired)}")
 with st.expander("Per-model table"):
     st.dataframe(rows, hide_index=True)
     downloads(rows, f"sample-{sample_id}")
@@ -48,15 +58,16 @@ with st.expander("Per-model table"):
 st.subheader("Occlusion attribution")
 models = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
+loader = models["loader"][0] if models.height else None  # how the model is loaded (compute.cards)
 problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
-           else attribution.missing_checkpoint(catalog.root, checkpoint))
+           else attribution.missing_checkpoint(catalog.root, checkpoint, loader))
 if problem:
     st.info(problem)
 elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
                key="attribution"):
     try:
         with st.spinner("running the model on every occluded copy..."):
-            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label)
+            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label, loader=loader)
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         st.warning(str(error))
     else:
@@ -76,7 +87,10 @@ if st.toggle("Show the image under every corruption and severity, as the models 
         tiles = {(c, s): images.sample_image(catalog, sample_id, c, s) for c, s in settings}
     shown = {key: tile for key, tile in tiles.items() if not isinstance(tile, str)}
     if shown:
-        st.image([images.enlarged(tile) for tile in shown.values()],
-                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
+        width = max(shown_width(tile) for tile in shown.values())
+        st.image([images.enlarged(tile, width) for tile in shown.values()],
+                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=width)
+    if unpaired:
+        st.caption(public(unpaired))
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
         st.warning(public(reason))

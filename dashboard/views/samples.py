@@ -9,7 +9,7 @@ from analysis import presets
 from analysis.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 from dashboard import classes, data, guard, images, linking, sidebar
 from dashboard.pages import PAGES
-from dashboard.text import code, downloads, quoted
+from dashboard.text import code, downloads, public, quoted, unpaired_note
 from store import layout
 from store.catalog import QueryError, QueryTimeout
 
@@ -31,7 +31,7 @@ catalog = data.open_catalog()
 selection = sidebar.selection()
 severity = selection.severity or max(catalog.manifest["severities"])
 QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; its arguments)
-    "pruning_fragile": (f"right for the dense model, wrong for a pruned one ({selection.setting})",
+    "pruning_fragile": (f"right for a model's reference, wrong for the model ({selection.setting})",
                         {"k": 1, "corruption": selection.corruption, "severity": selection.severity}),
     "corruption_fragile": (f"{code(selection.model)} right on clean images, wrong under "
                            f"{selection.corruption} up to severity {severity}",
@@ -43,8 +43,8 @@ QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; 
                            f"({selection.setting})",
                            {"model_a": selection.compare, "model_b": selection.model,
                             "corruption": selection.corruption, "severity": selection.severity}),
-    "pruning_identified_exemplars": (f"whose modal prediction over a method's pruned seeds differs from the dense "
-                                     f"seeds' ({selection.setting}; one seed: flipped by pruning)",
+    "pruning_identified_exemplars": (f"whose modal prediction over a group's seeds differs from its reference "
+                                     f"group's ({selection.setting}; one seed: flipped by pruning)",
                                      {"corruption": selection.corruption, "severity": selection.severity}),
 }
 
@@ -56,6 +56,8 @@ try:
                             format_func=lambda preset: f"{preset.replace('_', ' ')}: {presets.PRESETS[preset][1]}")
         question, arguments = QUESTIONS[name]
         st.caption(f"Samples {question}. The sidebar selection fills in the model and setting.")
+        if name in ("corruption_fragile", "robust") and unpaired_note(catalog.manifest):
+            st.caption(public(unpaired_note(catalog.manifest)))
         if name == "corruption_fragile" and selection.corruption == layout.CLEAN:
             st.info("Pick a corruption in the sidebar: this preset asks what a corruption breaks.")
             st.stop()
@@ -81,8 +83,11 @@ try:
             text = (f"model_id = {quoted(selection.model)} and corruption = "
                     f"{quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
         with guard.one_filter_at_a_time():
-            matches = data.query(presets.count_rows, catalog, text)
-            result = data.query(presets.filter_rows, catalog, text, LIMIT)
+            result = data.query(presets.filter_rows, catalog, text, LIMIT)  # reads only as far as the page needs
+            try:  # a short page is every match; else count them all (a whole large study may pass the time limit)
+                matches = result.height if result.height < LIMIT else data.query(presets.count_rows, catalog, text)
+            except QueryTimeout:
+                matches = None
 except (FilterError, QueryTimeout) as error:
     st.error(str(error))
     st.stop()
@@ -94,13 +99,20 @@ except ValueError as error:
     st.stop()
 
 if result.is_empty():
-    st.info("No sample matches.")
+    needs_reference = source == "preset" and name in ("pruning_fragile", "pruning_identified_exemplars")
+    if needs_reference and not data.has_reference(catalog):
+        st.info(data.NO_REFERENCE)
+    else:
+        st.info("No sample matches.")
     st.stop()
 result = classes.with_class_names(result, catalog.manifest["class_names"])  # names beside class indices
 pages = (result.height + PAGE_SIZE - 1) // PAGE_SIZE
-shown_note = f" (the first {result.height:,} are listed)" if matches > result.height else ""
+shown_note = f" (the first {result.height:,} are listed)" if matches is None or matches > result.height else ""
 left, right = st.columns([3, 1])
-left.markdown(f"**{matches:,}** matching {'rows' if source == 'filter' else 'samples'}{shown_note}. "
+counted = (f"**{matches:,}**" if matches is not None else
+           f"At least **{result.height:,}** (counting them all stopped at its time limit; narrow the filter "
+           "for the exact count)")
+left.markdown(f"{counted} matching {'rows' if source == 'filter' else 'samples'}{shown_note}. "
               "Select a row to open the sample.")
 page = right.number_input("Page", 1, max(pages, 1), 1, key="samples_page") if pages > 1 else 1
 rows = result.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)

@@ -16,9 +16,9 @@ shown = models.filter(pl.col("method").is_in(list(selection.methods)))["model_id
 
 embedding = data.query(embeddings.model_embedding, catalog)
 if embedding.is_empty():
-    st.info("No model embedding in this store yet. Compute it (UMAP of every model's per-sample angle, "
-            f"feature norm and margin, plus the minimum spanning tree) with `python -m compute embed --store "
-            f"{hosting.store_label()}`; this page then shows where each model lies.")
+    st.info("No model embedding in this store yet: this page shows where each model lies (UMAP of every "
+            "model's per-sample angle, feature norm and margin, plus the minimum spanning tree) once the store's "
+            f"operator computes it (`python -m compute embed --store {hosting.store_label()}`).")
 else:
     edges = data.query(embeddings.model_tree, catalog)
     linking.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),
@@ -34,22 +34,29 @@ if pairs.is_empty():
 elif selection.level == "group":
     pairs = uncertainty.group_pairs(pairs, data.query(uncertainty.groups, catalog), "kappa")
     matrix, order = agreement.square_matrix(pairs.select("group_a", "group_b", "kappa"), "kappa")
+    chance = pairs.filter((pl.col("kappa_low") <= 0) & (pl.col("kappa_high") >= 0)).select("group_a", "group_b")
     linking.chart(charts.clustered_heatmap(
         matrix, order, legend="Cohen's kappa (mean over seeds)", items="group", row_field="group_id",
-        column_field="group_b", title=f"Groups that get the same samples right ({selection.setting})"),
-        key="agreement_chart", stretch=False)
-    st.caption("Per pair of groups (models differing only in seed), the mean kappa over their models' pairs; "
-               "the table gives the 95 % t interval across those pairs. Switch **Rows** in the sidebar to "
-               "individual models.")
+        column_field="group_b", title=f"Groups that get the same samples right ({selection.setting})",
+        chance=chance.rows()), key="agreement_chart", stretch=False)
+    st.caption("Per pair of groups (models differing only in seed), the mean kappa over their models' pairs "
+               "with the 95 % t interval across those pairs (one pair: its bootstrap interval over the samples). "
+               "The diagonal is the agreement between the seeds of one group (1 for a group of one seed). "
+               "Faded with a dot: the interval holds 0, so the pair agrees no more than its accuracies alone "
+               "would make it. Switch **Rows** in the sidebar to individual models.")
     st.dataframe(pairs, hide_index=True)
     downloads(pairs, "group-agreement")
 else:
     matrix, order = agreement.square_matrix(pairs, "kappa")
+    chance = pairs.filter(~pl.col("beyond_chance") & pl.col("kappa").is_not_null()).select("model_a", "model_b")
     linking.chart(charts.clustered_heatmap(
         matrix, order, legend="Cohen's kappa", items="model", row_field="model_id", column_field="model_b",
-        title=f"Models that get the same samples right ({selection.setting})"), key="agreement_chart", stretch=False)
-    st.caption("Kappa 1: the two models are right and wrong on the same samples; 0: no more than chance. "
-               "Click a cell to select the pair (model and comparison).")
+        title=f"Models that get the same samples right ({selection.setting})", chance=chance.rows()),
+        key="agreement_chart", stretch=False)
+    st.caption("Kappa 1: the two models are right and wrong on the same samples; 0: no more than chance, the "
+               "agreement expected from their two accuracies. Faded with a dot: kappa's 95 % bootstrap interval "
+               "over the samples holds 0 (not different from chance). Click a cell to select the pair.")
+    st.dataframe(pairs, hide_index=True)
     downloads(pairs, "model-agreement")
 
 st.subheader("Corruption redundancy")

@@ -1,0 +1,265 @@
+"""The pre-aggregates (store.aggregates) against a direct computation on the raw Parquet files, on a store with
+replicate seeds, one with 1,000 classes and one built by extraction shards; and a store without them (older,
+or partly written) answers the same, more slowly, and says how to build them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from analysis import matrices, presets, uncertainty
+from compute.__main__ import main
+from store import aggregates, derived, layout, reader, sample_index, writer
+from store.catalog import Catalog, QueryTimeout
+from testkit.extraction import KEYS, extract_args, prediction_rows
+
+SIZES = {  # small, but with what each aggregate must handle: seeds, classes kept as top-k, samples % 8 != 0
+    "seeds": {"num_models": 6, "num_samples": 45, "corruptions": ("fog", "snow"), "severities": (1, 3), "seeds": 2},
+    "1000 classes": {"num_models": 3, "num_samples": 29, "corruptions": ("fog",), "severities": (2,),
+                     "num_classes": 1000},
+}
+
+
+def built(store: Path) -> Path:
+    derived.build_all(store)
+    assert aggregates.is_fresh(store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def shard_store(tmp_path_factory, checkpoints) -> Path:
+    """Two extraction shards of the tiny test setting (one model: kept cheap); the one that completes the
+    store builds everything, as in tests/test_sharding.py."""
+    store = tmp_path_factory.mktemp("shards") / "store"
+    for shard in ("1/2", "0/2"):
+        assert main(extract_args(store, checkpoints[:1], "--shard", shard)) == 0
+    return store
+
+
+@pytest.fixture(params=["seeds", "1000 classes", "shards"])
+def store(request, synthetic_store, pristine_copy) -> Path:
+    if request.param == "shards":
+        return request.getfixturevalue("shard_store")
+    return built(pristine_copy(synthetic_store(**SIZES[request.param])))
+
+
+def raw(store: Path) -> dict[str, np.ndarray]:
+    """Every prediction row straight from the Parquet files (pyarrow, no DuckDB): keys, correct, margin, angle."""
+    table = prediction_rows(store)
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False)
+               for name in ("model_id", "corruption", "severity", "sample_id", "label", "pred", "margin",
+                            "angle_true", "feature_norm", "loss", "finite")}
+    columns["correct"] = columns["pred"] == columns["label"]  # format 2 derives correct the same way
+    return columns
+
+
+def unpack(blob: bytes, num_samples: int) -> np.ndarray:
+    """A DuckDB BIT cast to BLOB: whole bytes, first bit first, led by zero bits up to a byte boundary."""
+    bits = np.unpackbits(np.frombuffer(blob, np.uint8))
+    padding = len(bits) - num_samples
+    assert 0 <= padding < 8 and not bits[:padding].any()
+    return bits[padding:].astype(bool)
+
+
+def test_partition_bits_hold_each_partition_s_samples_and_right_answers(store) -> None:
+    rows = raw(store)
+    num_samples = pq.read_metadata(store / layout.SAMPLES).num_rows
+    table = pq.read_table(aggregates.path(store, "partition_bits")).to_pylist()
+    partitions = set(zip(rows["model_id"], rows["corruption"], rows["severity"], strict=True))
+    assert {(r["model_id"], r["corruption"], r["severity"]) for r in table} == partitions
+    for record in table:
+        mine = ((rows["model_id"] == record["model_id"]) & (rows["corruption"] == record["corruption"])
+                & (rows["severity"] == record["severity"]))
+        present, right = np.zeros(num_samples, bool), np.zeros(num_samples, bool)
+        present[rows["sample_id"][mine]] = True
+        right[rows["sample_id"][mine & rows["correct"]]] = True
+        assert record["samples"] == mine.sum() and record["correct"] == (mine & rows["correct"]).sum()
+        assert np.array_equal(unpack(record["present"], num_samples), present)
+        assert np.array_equal(unpack(record["right_bits"], num_samples), right)
+
+
+def test_sample_sums_are_each_sample_s_counts_and_extremes_per_severity(store) -> None:
+    rows = raw(store)
+    table = pq.read_table(aggregates.path(store, "sample_sums")).to_pylist()
+    keys = set(zip(rows["sample_id"].tolist(), rows["severity"].tolist(), strict=True))
+    assert {(r["sample_id"], r["severity"]) for r in table} == keys
+    for record in table:
+        mine = (rows["sample_id"] == record["sample_id"]) & (rows["severity"] == record["severity"])
+        assert record["rows"] == mine.sum() and record["correct"] == (mine & rows["correct"]).sum()
+        assert record["min_margin"] == rows["margin"][mine].min()  # float32 both: exact
+        assert record["max_angle_true"] == rows["angle_true"][mine].max()
+
+
+def test_class_sums_are_each_class_s_counts_and_metric_sums(store) -> None:
+    rows = raw(store)
+    table = pq.read_table(aggregates.path(store, "class_sums")).to_pylist()
+    keys = set(zip(rows["model_id"], rows["corruption"], rows["severity"], rows["label"].tolist(), strict=True))
+    assert {(r["model_id"], r["corruption"], r["severity"], r["label"]) for r in table} == keys
+    for record in table:
+        mine = ((rows["model_id"] == record["model_id"]) & (rows["corruption"] == record["corruption"])
+                & (rows["severity"] == record["severity"]) & (rows["label"] == record["label"]))
+        finite = mine & rows["finite"]
+        assert (record["rows"], record["correct"], record["finite"]) == (
+            mine.sum(), (mine & rows["correct"]).sum(), finite.sum())
+        for metric in ("angle_true", "feature_norm", "margin", "loss"):  # stored; the others are derived
+            expected = rows[metric][finite].astype(np.float64).sum()
+            assert record[f"{metric}_sum"] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_the_matrix_sums_from_class_sums_equal_the_completion_markers(store) -> None:
+    """partition_summary of a fresh store (class_sums over classes) against the writer's own marker sums."""
+    catalog = Catalog(store)
+    try:
+        assert catalog.has_aggregates
+        summary = {(r["model_id"], r["corruption"], r["severity"]): r
+                   for r in catalog.query("SELECT * FROM partition_summary").iter_rows(named=True)}
+    finally:
+        catalog.close()
+    markers = reader.complete_partitions(store)
+    assert set(summary) == {(m["model_id"], m["corruption"], m["severity"]) for m in markers}
+    for marker in markers:
+        row = summary[(marker["model_id"], marker["corruption"], marker["severity"])]
+        assert (row["rows"], row["correct"], row["finite"]) == (marker["rows"], marker["correct"], marker["finite"])
+        for metric, value in marker["sums"].items():  # confidence and p_true: derived in DuckDB, float32 logits
+            assert row[f"{metric}_sum"] == pytest.approx(value, rel=1e-5, abs=1e-6), metric
+
+
+def test_robust_preset_matches_a_brute_force_over_the_rows(store, request) -> None:
+    rows = raw(store)
+    hits = 0
+    for max_severity in sorted(set(rows["severity"].tolist())):
+        chosen = rows["severity"] <= max_severity
+        expected = sorted(s for s in set(rows["sample_id"][chosen].tolist())
+                          if rows["correct"][chosen & (rows["sample_id"] == s)].all())
+        catalog = Catalog(store)
+        try:
+            found = presets.robust(catalog, max_severity)
+        finally:
+            catalog.close()
+        assert sorted(found["sample_id"].to_list()) == expected
+        hits += len(expected)
+        for sample_id, predictions, min_margin in found.select("sample_id", "predictions", "min_margin").iter_rows():
+            mine = chosen & (rows["sample_id"] == sample_id)
+            assert predictions == mine.sum() and min_margin == pytest.approx(rows["margin"][mine].min())
+    # untrained shard checkpoints get ~10% right, so no sample is robust there; the synthetic stores have some
+    assert hits or request.node.callspec.params["store"] == "shards"
+
+
+def answers(store: Path) -> tuple:
+    catalog = Catalog(store)
+    try:
+        return (catalog.has_aggregates, catalog.aggregates_hint, presets.robust(catalog, 5),
+                uncertainty.paired_counts(catalog), matrices.accuracy_matrix(catalog))
+    finally:
+        catalog.close()
+
+
+def test_paired_counts_match_a_brute_force_against_each_dense_model(synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    rows = raw(store)
+    counts = answers(store)[3]
+    def right(model_id: str, corruption: str, severity: int) -> np.ndarray:
+        mine = (rows["model_id"] == model_id) & (rows["corruption"] == corruption) & (rows["severity"] == severity)
+        return rows["correct"][mine][np.argsort(rows["sample_id"][mine])]
+
+    for record in counts.iter_rows(named=True):
+        setting = record["corruption"], record["severity"]
+        model, dense = right(record["model_id"], *setting), right(record["reference_model_id"], *setting)
+        assert record["both_right"] == (model & dense).sum()
+        assert record["only_model"] == (model & ~dense).sum() and record["only_dense"] == (~model & dense).sum()
+    # seeds pair with the dense model of their own seed (the catalog's reference_model_id)
+    assert set(counts.filter(counts["model_id"].str.ends_with("-s1"))["reference_model_id"]) == {"m01-dense-0-s1"}
+
+
+def test_a_store_without_pre_aggregates_answers_the_same_and_says_how_to_build_them(
+        synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    fresh, hint, robust, counts, matrix = answers(store)
+    assert fresh and hint is None
+    older = pristine_copy(store)
+    shutil.rmtree(older / sample_index.INDEX)  # a store from before pre-aggregates (and the by-sample index)
+    has, hint, robust_old, counts_old, matrix_old = answers(older)
+    assert not has and f"python -m compute index --store {older}" in hint
+    assert robust_old.equals(robust) and counts_old.equals(counts) and matrix_old.equals(matrix)
+
+
+def test_a_partition_written_after_the_aggregates_makes_them_stale(synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    table = pq.read_table(reader.partition_file(store, "m00-dense-0-s0", "fog", 1))
+    writer.write_parquet(store, table, reader.partition_file(store, "m00-dense-0-s0", "fog", 2))
+    shutil.copy(reader.marker_path(store, "m00-dense-0-s0", "fog", 1),  # a partly extracted new setting
+                reader.marker_path(store, "m00-dense-0-s0", "fog", 2))
+    assert not aggregates.is_fresh(store)
+    has, hint, robust, counts, _ = answers(store)
+    assert not has and "compute index" in hint
+    assert counts.filter((counts["corruption"] == "fog") & (counts["severity"] == 2)).height == 1
+    derived.build_aggregates(store)
+    assert answers(store)[0] and answers(store)[2].equals(robust) and answers(store)[3].equals(counts)
+
+
+def test_a_damaged_aggregate_file_is_stale_not_trusted(synthetic_store, pristine_copy) -> None:
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    aggregates.path(store, "sample_sums").write_bytes(b"not parquet")
+    assert not aggregates.is_fresh(store)
+    assert not answers(store)[0]
+
+
+def test_verify_names_a_damaged_pre_aggregate_and_how_to_rebuild_it(synthetic_store, pristine_copy) -> None:
+    from store.verify import verify
+
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    assert verify(store, views=("index",)) == []
+    damaged = aggregates.path(store, "class_sums")
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # a truncated copy
+    (problem,) = verify(store, views=("index",))
+    assert problem.path == damaged and "python -m compute index" in problem.message
+
+
+def test_compute_index_builds_the_pre_aggregates(synthetic_store, pristine_copy, cli) -> None:
+    store = pristine_copy(synthetic_store(**SIZES["seeds"]))
+    assert not aggregates.is_fresh(store)
+    ran = cli("index", "--store", str(store))
+    assert ran.returncode == 0, ran.stderr
+    assert "pre-aggregates: partition_bits.parquet, sample_sums.parquet, class_sums.parquet" in ran.stdout
+    assert aggregates.is_fresh(store)
+
+
+def test_the_paged_filter_gives_the_first_rows_of_the_whole_ordered_answer(synthetic_store) -> None:
+    store = synthetic_store(**SIZES["seeds"])
+    rows = pl.from_arrow(prediction_rows(store)).with_columns(correct=pl.col("pred") == pl.col("label"))
+    text = "margin < -1 or angle_true > 80"  # an OR: the model scope must not bind to its second half
+    expected = (rows.filter((pl.col("margin") < -1) | (pl.col("angle_true") > 80))
+                .sort("model_id", pl.col("corruption") != "clean", "corruption", "severity", "sample_id"))
+    catalog = Catalog(store)
+    try:
+        assert presets.count_rows(catalog, text) == expected.height
+        for limit in (1, 5, expected.height - 3, expected.height + 10):  # one model's rows, several, all
+            found = presets.filter_rows(catalog, text, limit)
+            assert found.select(*KEYS).rows() == expected.head(limit).select(*KEYS).rows()
+        with pytest.raises(QueryTimeout, match="stopped after"):  # cut off: says so, never a partial answer
+            presets.filter_rows(catalog, text, expected.height, timeout=1e-9)
+    finally:
+        catalog.close()
+
+
+def test_pruning_fragile_judges_each_seed_against_its_own_dense_model(synthetic_store) -> None:
+    store = synthetic_store(**SIZES["seeds"])
+    rows = pl.from_arrow(prediction_rows(store)).with_columns(correct=pl.col("pred") == pl.col("label"))
+    models = pl.from_arrow(pq.read_table(store / layout.MODELS)).select("model_id", "method", "seed")
+    setting = rows.filter((pl.col("corruption") == "fog") & (pl.col("severity") == 3)).join(models, on="model_id")
+    dense = setting.filter(pl.col("method") == "dense").select("seed", "sample_id", dense_right=pl.col("correct"))
+    judged = setting.filter(pl.col("method") != "dense").join(dense, on=["seed", "sample_id"]).filter("dense_right")
+    expected = (judged.group_by("sample_id").agg(wrong=(~pl.col("correct")).sum(), models=pl.len())
+                .filter(pl.col("wrong") >= 1))
+    catalog = Catalog(store)
+    try:
+        found = presets.pruning_fragile(catalog, 1, "fog", 3)
+    finally:
+        catalog.close()
+    assert expected.height > 0
+    assert sorted(found.select("sample_id", "pruned_wrong", "pruned_models").rows()) == sorted(expected.rows())
