@@ -32,7 +32,7 @@ class Footprint:
 
     num_params: int
     num_nonzero: int
-    file_bytes: int
+    file_bytes: int | None
     latency_ms_batch1: float
     latency_ms_batch256: float
     latency_threads: int
@@ -92,8 +92,10 @@ def latency(model: nn.Module, image_size: int, batch_size: int, repeats: int = 5
     return statistics.median(times) / (batch_size * passes)
 
 
-def measure(model: nn.Module, path: str | Path, image_size: int, repeats: int = 5) -> Footprint:
-    """The model's footprint: counts, the bytes of its file at `path`, latency at BATCH_SIZES on CPU."""
+def measure(model: nn.Module, path: str | Path | None, image_size: int, repeats: int = 5) -> Footprint:
+    """The model's footprint: counts, the bytes of its file at `path` (None: no file), latency at
+    BATCH_SIZES on CPU."""
     total, nonzero = parameters(model)
     one, many = (latency(model, image_size, batch, repeats) * 1000 for batch in BATCH_SIZES)
-    return Footprint(total, nonzero, saved_bytes(path), one, many, torch.get_num_threads(), os.getloadavg()[0])
+    size = saved_bytes(path) if path is not None else None
+    return Footprint(total, nonzero, size, one, many, torch.get_num_threads(), os.getloadavg()[0])

@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from analysis import queries
 from compute import checkpoint, datasets, footprint, models, quantize, runs
 from compute.datasets.base import Dataset, ImageSet
 from compute.models.base import check_contract, prunable_weights
@@ -35,7 +36,9 @@ from compute.study import (
 )
 from compute.study import run as run_study
 from compute.train import TrainConfig, accuracy, channel_stats, predict, train
-from dashboard import cost
+from dashboard import cost, lineage
+from dashboard.pages import PAGES
+from store.catalog import Catalog
 from testkit import extraction
 
 CPU = torch.device("cpu")
@@ -241,12 +244,20 @@ def test_an_int8_model_runs_on_cpu_whatever_device_extraction_uses(untrained, in
     assert quantize.device_for(checkpoint.load(untrained)[0], cuda) == cuda
 
 
-def test_int8_stored_geometry_is_the_float64_geometry_of_its_dequantized_features(int8, tmp_path, cli) -> None:
-    store = tmp_path / "store"
-    ran = cli(*extraction.extract_args(store, [int8]))
+@pytest.fixture(scope="module")
+def int8_store(untrained, int8, cli, tmp_path_factory) -> Path:
+    """The untrained float model and its int8 copy extracted into one store, as `extract` does it."""
+    store = tmp_path_factory.mktemp("int8-store") / "store"
+    ran = cli(*extraction.extract_args(store, [untrained, int8]))
     assert ran.returncode == 0, ran.stderr
+    return store
+
+
+def test_int8_stored_geometry_is_the_float64_geometry_of_its_dequantized_features(int8, int8_store) -> None:
+    store = int8_store
     table = extraction.prediction_rows(store)
-    clean = table.filter(pc.equal(table["corruption"], "clean"))
+    clean = table.filter(pc.and_(pc.equal(table["corruption"], "clean"),
+                                 pc.equal(table["model_id"], "small_cnn-dense-s0-int8")))
     ids = clean["sample_id"].to_numpy()
     model, _ = checkpoint.load(int8)
     assert quantize.is_quantized(model)
@@ -265,6 +276,12 @@ def test_int8_stored_geometry_is_the_float64_geometry_of_its_dequantized_feature
     np.testing.assert_allclose(clean["angle_true"].to_numpy(), torch.rad2deg(torch.arccos(cos_true)).numpy(),
                                atol=1e-3)
     np.testing.assert_array_equal(clean["pred"].to_numpy(), logits.argmax(dim=1).numpy())
+    cards = {row["model_id"]: row for row in pq.read_table(store / "models.parquet").to_pylist()}
+    card = cards["small_cnn-dense-s0-int8"]  # measured at extraction (compute.footprint)
+    assert card["operation"] == "int8" and card["method"] == "int8" and card["base"] == "small_cnn-dense-s0"
+    assert card["file_bytes"] == int8.stat().st_size
+    assert card["latency_ms_batch1"] > 0 and card["latency_ms_batch256"] > 0 and card["latency_threads"] >= 1
+    assert card["num_params"] == footprint.parameters(model)[0]
 
 
 @pytest.mark.slow  # trains the dense model (5 epochs)
@@ -430,3 +447,10 @@ def test_robustness_vs_cost_draws_one_panel_per_measured_cost() -> None:
     assert len(rows) == 9, "three costs for three measured models; the unmeasured one is left out"
     assert {row["cost"] for row in rows} == set(cost.COSTS.values())
     assert {row["model_id"] for row in rows} == {"d", "c", "q"}
+
+
+def test_overview_plots_robustness_against_size_and_latency_and_labels_lineage_edges(int8_store, open_page) -> None:
+    app = open_page(int8_store, PAGES["overview"].script)
+    assert "Robustness vs size and latency" in [header.value for header in app.subheader]
+    nodes, edges = lineage.tree_layout(queries.models(Catalog(int8_store)))
+    assert edges.select("base", "model_id", "label").rows() == [("small_cnn-dense-s0", "small_cnn-dense-s0-int8", "int8")]
