@@ -2,10 +2,10 @@
 
 Mask pruning (ft, gmp, nm, ...) zeroes weights but keeps every parameter, so it changes non-zeros and
 nothing else here; channel pruning removes parameters, and int8 quantization stores a quarter of the
-bytes and runs int8 kernels. Latency is wall time per image of forward() on CPU at a given batch size:
-the median of `repeats` timed runs after one warm-up run, beside the machine's one-minute load average and
-torch's thread count, since a shared machine's timings mean little without them (on a loaded machine,
-OMP_NUM_THREADS=1 gives steadier batch-1 figures: threads that wait on each other wait on the load too).
+bytes and runs int8 kernels. Latency is wall time per image of forward() on CPU at a given batch size,
+on one thread (several threads that wait on each other also wait on every other job of a shared machine:
+at batch 1 their figures scattered 10x): the median of `repeats` timed runs after one warm-up run, beside
+the machine's one-minute load average, since a shared machine's timings mean little without it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from torch import nn
 from compute.models.base import prunable_weights, weight_counts
 
 BATCH_SIZES = (1, 256)
+THREADS = 1  # one CPU thread: figures that compare across machines and hold on a shared one
+# The card columns that are timings of this machine at this moment: two runs of the same model differ here.
+LATENCY_FIELDS = ("latency_ms_batch1", "latency_ms_batch256", "latency_threads", "latency_load_average")
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,18 @@ def latency(model: nn.Module, image_size: int, batch_size: int, repeats: int = 5
     model = copy.deepcopy(model).cpu().eval()
     x = torch.rand(batch_size, 3, image_size, image_size)
     passes = max(1, 64 // batch_size)
-    model(x)  # warm-up: allocations, kernel selection, int8 weight packing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(passes):
-            model(x)
-        times.append(time.perf_counter() - start)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        model(x)  # warm-up: allocations, kernel selection, int8 weight packing
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(passes):
+                model(x)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     return statistics.median(times) / (batch_size * passes)
 
 
@@ -98,4 +106,4 @@ def measure(model: nn.Module, path: str | Path | None, image_size: int, repeats:
     total, nonzero = parameters(model)
     one, many = (latency(model, image_size, batch, repeats) * 1000 for batch in BATCH_SIZES)
     size = saved_bytes(path) if path is not None else None
-    return Footprint(total, nonzero, size, one, many, torch.get_num_threads(), os.getloadavg()[0])
+    return Footprint(total, nonzero, size, one, many, THREADS, os.getloadavg()[0])

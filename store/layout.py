@@ -198,8 +198,8 @@ MODEL_SCHEMA = pa.schema([
 # `operation` says how the model was made from its base, as the lineage labels the edge ("prune channel 50
 # %, fine-tune", "2:4, fine-tune", "int8"; compute.runs.operation; null for models from elsewhere). The
 # footprint (compute.footprint, measured at extraction): `file_bytes` of the `checkpoint` file (null
-# without one), CPU milliseconds per image at batch 1 and 256 (median of repeated runs) with torch's
-# thread count and the one-minute load average while they ran.
+# without one), CPU milliseconds per image at batch 1 and 256 (median of repeated runs) with the thread
+# count (1) and the one-minute load average while they ran.
 MODEL_CARD_COLUMNS = ("base", "loader", "operation", "file_bytes", "latency_ms_batch1", "latency_ms_batch256",
                       "latency_threads", "latency_load_average")
 MODEL_REQUIRED_SCHEMA = pa.schema([f for f in MODEL_SCHEMA if f.name not in MODEL_CARD_COLUMNS])

@@ -1,8 +1,8 @@
 """Print what each checkpoint costs: parameters, non-zeros, bytes on disk and CPU latency per image.
 
-Latency is the median of --repeats timed forward passes after a warm-up, at batch 1 and 256, on CPU with
-torch's threads (set OMP_NUM_THREADS to pin them); the one-minute load average is printed beside it, since
-timings on a shared machine mean little without it.
+Latency is the median of --repeats timed forward passes after a warm-up, at batch 1 and 256, on one CPU
+thread (compute.footprint.THREADS); the one-minute load average is printed beside it, since timings on a
+shared machine mean little without it.
 
 Example:
     python -m compute footprint --checkpoints runs/dense.pt runs/channel-50.pt runs/dense-int8.pt
