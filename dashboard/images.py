@@ -15,13 +15,14 @@ import streamlit as st
 from compute import pixels
 from store import layout
 from store.catalog import Catalog
+from store.confine import regular
 from store.layout import StoreError
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _clean(path: str, mtime: float, num_samples: int) -> np.ndarray:
     try:
-        images = np.load(path, mmap_mode="r")
+        images = np.load(regular(path), mmap_mode="r")
     except (OSError, ValueError) as error:
         raise StoreError(f"{path}: not a readable .npy file of images: {error}") from error
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[0] != num_samples:

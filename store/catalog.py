@@ -16,9 +16,9 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     rows         predictions joined with models, samples and the dense model's row for the same
                  (corruption, severity, sample): what user filters run against
 
-The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
-the first view reads a file: file access only inside the store directory, no other external access,
-configuration locked. So even SQL that slipped past `analysis.filters` could not
+The store is refused when it holds a symbolic link or a special file (store.confine), and the database is
+locked down before the first view reads a file: file access only inside the store directory, no other
+external access, configuration locked. So even SQL that slipped past `analysis.filters` could not
 read or write other files, load extensions or change settings. Values are always bound parameters.
 """
 
@@ -104,7 +104,7 @@ class Catalog:
 
     def __init__(self, root: str | Path, threads: int | None = None) -> None:
         self.root = Path(root).resolve()
-        confine.refuse_links(self.root)  # before any file of the store is read
+        confine.refuse_not_plain(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
         self.per_class = layout.PerClass.of(self.manifest)
@@ -124,6 +124,8 @@ class Catalog:
         for name, file, arrow_schema in (("samples", layout.SAMPLES, layout.SAMPLE_SCHEMA),
                                          ("models_raw", layout.MODELS, layout.MODEL_SCHEMA)):
             path = self.root / file
+            if path.exists():
+                reader.parquet_metadata(path)  # the rows it declares fit its size: DuckDB never allocates more
             # The store's own path, quoted by sql_literal: not user input.
             body = (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
                     if path.exists() else _empty_select(arrow_schema))
