@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import queries
-from dashboard import attribution, charts, data, images, linking, sidebar
+from dashboard import attribution, charts, data, guard, images, linking, sidebar
 from dashboard.text import code, downloads, public
 from store import layout
 
@@ -50,16 +50,14 @@ models = data.query(queries.models, catalog).filter(pl.col("model_id") == select
 checkpoint = models["checkpoint"][0] if models.height else None
 problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
            else attribution.missing_checkpoint(catalog.root, checkpoint))
+patch, stride = attribution.patch_and_stride(manifest["image_size"])
 if problem:
     st.info(problem)
-elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
-               key="attribution"):
-    try:
-        with st.spinner("running the model on every occluded copy..."):
-            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label)
-    except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
-        st.warning(str(error))
-    else:
+elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (a {patch}×{patch} patch, stride "
+               f"{stride}, on the CPU)", key="attribution"):
+    maps = attribution.panel(str(catalog.root), checkpoint, image, label,
+                             (sample_id, selection.corruption, selection.severity), guard.visitor(), "attribution")
+    if maps is not None:
         st.altair_chart(charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS},
                                                 attribution.UNITS))
         original = maps["original"]
