@@ -78,6 +78,8 @@ def store_picker() -> None:
     if names:
         _settle("store_name", names, names[0])
         st.sidebar.selectbox("Store", names, key="store_name", help="the stores this server serves")
+        # the address names the store shown, so a reload or a shared link opens it again
+        st.query_params["store"] = st.session_state["store_in_url"] = st.session_state["store_name"]
 
 
 def sidebar() -> None:

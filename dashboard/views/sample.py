@@ -36,7 +36,7 @@ if isinstance(image, str):  # the pixels the models saw cannot be had: say why, 
     picture.warning(public(image))
     image = None
 else:
-    picture.image(images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
+    images.show(picture, images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
 with table:
     columns = charts.setting_order(manifest["corruptions"], [severity])
     linking.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
@@ -74,7 +74,7 @@ if st.toggle("Show the image under every corruption and severity, as the models 
         tiles = {(c, s): images.sample_image(catalog, sample_id, c, s) for c, s in settings}
     shown = {key: tile for key, tile in tiles.items() if not isinstance(tile, str)}
     if shown:
-        st.image([images.enlarged(tile) for tile in shown.values()],
-                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
+        images.show(st, [images.enlarged(tile) for tile in shown.values()],
+                    caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
         st.warning(public(reason))
