@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from dashboard.text import escape, public
 from store.confine import regular, resolve_allowed
 from store.layout import StoreError
 
@@ -53,8 +54,12 @@ def patch_and_stride(size: int) -> tuple[int, int]:
 
 def chunk_size(image_shape: tuple[int, ...], budget: int = MEMORY_BUDGET // MAX_RUNNING) -> int:
     """How many occluded copies go through the model at once within `budget` bytes (at least one)."""
-    height, width = image_shape[:2]
-    return max(1, budget // (height * width * 3 * 4 * COPY_FACTOR))
+    return max(1, budget // _copy_bytes(image_shape))
+
+
+def _copy_bytes(image_shape: tuple[int, ...]) -> int:
+    """Estimated memory of one occluded copy going through a model (COPY_FACTOR times its float32 input)."""
+    return image_shape[0] * image_shape[1] * 3 * 4 * COPY_FACTOR
 
 
 def occlusion(model: Any, image: np.ndarray, label: int, patch: int | None = None, stride: int | None = None,
@@ -163,6 +168,9 @@ def occlusion_maps(root: str, recorded: str, image: np.ndarray, label: int, sett
     model's checkpoint, not its path on the server).
     """
     path = regular(resolve_allowed(root, recorded))
+    if _copy_bytes(image.shape) > MEMORY_BUDGET // MAX_RUNNING:
+        raise StoreError(f"a {image.shape[0]} x {image.shape[1]} image needs more memory for one occluded copy "
+                         f"than an attribution may use on this server ({MEMORY_BUDGET // MAX_RUNNING >> 20} MB)")
     mtime = path.stat().st_mtime
     key = (root, recorded, mtime, *setting)
     found = cached(key)
@@ -210,7 +218,7 @@ def panel(root: str, recorded: str, image: np.ndarray, label: int, setting: tupl
                                       done / total, text=f"{done} of {total} occluded copies"))
     except (Busy, StoreError) as error:
         bar.empty()
-        st.warning(str(error))
+        st.warning(escape(public(str(error))))  # store text (model ids) as written, no server path
         return None
     return maps
 

@@ -65,6 +65,14 @@ def test_patch_and_stride_scale_with_the_image_to_about_the_same_grid() -> None:
     assert attribution.chunk_size((32, 32, 3), budget=1 << 30) > attribution.chunk_size((224, 224, 3), budget=1 << 30)
 
 
+def test_an_image_whose_one_copy_exceeds_the_budget_is_refused_before_any_model_loads(attributed) -> None:
+    from testkit.app import ATTRIBUTED
+
+    huge = np.zeros((2048, 2048, 3), np.uint8)
+    with pytest.raises(StoreError, match="needs more memory for one occluded copy"):
+        attribution.occlusion_maps(str(attributed), f"checkpoints/{ATTRIBUTED}.pt", huge, 0, (0, "clean", 0))
+
+
 MEASURE = textwrap.dedent("""
     import json, resource, sys
     import numpy as np, torch
@@ -256,3 +264,37 @@ def test_a_marker_with_hostile_json_is_named_and_the_partition_is_not_complete(h
     marker.write_text('{"rows": ' + "1" * 5000 + "}")
     assert not reader.is_complete(hostile, "m00-dense-0", "fog", 1)
     assert any(p.path == marker and "5000 characters" in p.message for p in verify(hostile))
+
+
+@pytest.fixture(scope="module")
+def attributed(tmp_path_factory) -> Path:
+    """A small store whose model ATTRIBUTED has a real checkpoint inside the store."""
+    from testkit.app import ATTRIBUTED, attach_checkpoint
+    from testkit.synthetic import write_store
+
+    root = write_store(tmp_path_factory.mktemp("attributed") / "study", num_models=2, num_samples=12,
+                       corruptions=("fog",), severities=(1,))
+    attach_checkpoint(root, ATTRIBUTED)
+    return root
+
+
+def test_the_sample_page_shows_progress_and_cancel_and_keeps_one_run_per_visitor(monkeypatch, attributed) -> None:
+    from dashboard import guard
+    from testkit.app import ATTRIBUTED, open_app
+
+    monkeypatch.setattr(attribution, "_results", type(attribution._results)())  # nothing computed yet
+    monkeypatch.setattr(guard, "visitor", lambda: "visitor-a")
+    with attribution.one_attribution("visitor-a"):  # this visitor's other tab is computing
+        app = open_app(monkeypatch, attributed, PAGES["sample"].script, model=ATTRIBUTED)
+        app.toggle(key="attribution").set_value(True).run()
+        assert any("another tab" in w.value for w in app.warning) and not app.get("progress")
+    charts_before = len(app.get("vega_lite_chart"))
+    app.run()
+    (bar,) = app.get("progress")
+    copies = 1 + attribution.GRID ** 2
+    assert bar.proto.value == 100 and bar.proto.text == f"{copies} of {copies} occluded copies"
+    assert len(app.get("vega_lite_chart")) == charts_before + 1  # the maps
+    app.button(key="attribution_cancel").click().run()  # stops a run at its next chunk; turns the maps off
+    assert app.toggle(key="attribution").value is False and not app.get("progress")
+    app.toggle(key="attribution").set_value(True).run()  # asked again: from the cache, at once
+    assert not app.get("progress") and len(app.get("vega_lite_chart")) == charts_before + 1
