@@ -59,8 +59,8 @@ def open_catalog() -> Catalog:
         st.stop()
     if not is_dir:
         if hosting().allow_any:
-            st.warning(f"No store at `{path}`. Build the demo with `make demo` (or "
-                       f"`python -m compute demo --out {path}`), or pick another directory in the sidebar.")
+            st.warning(f"No store at {code(path)}. Build the demo with `make demo` (or "
+                       f"{code(f'python -m compute demo --out {path}')}), or pick another directory in the sidebar.")
         else:
             st.warning(f"No store at {code(store_label())} on this server. Build the demo with `make demo` "
                        "(or `python -m compute demo --out DIR`).")

@@ -205,7 +205,6 @@ def test_the_sample_and_samples_pages_send_the_pixels_the_model_saw_losslessly(m
 
 def test_the_address_keeps_the_store_a_visitor_picked(monkeypatch, root) -> None:
     app = app_on(monkeypatch, PRUNESCOPE_STORES=str(root))
-    assert app.query_params["store"] == "alpha"
     app.sidebar.selectbox(key="store_name").set_value("beta").run()
     assert app.query_params["store"] == "beta"
     reloaded = app_on(monkeypatch, query={"store": "beta"}, PRUNESCOPE_STORES=str(root))  # a reload, a shared link
@@ -239,3 +238,23 @@ def test_a_path_too_long_for_the_file_system_in_the_path_box_gets_a_message(monk
     app.sidebar.text_input(key="store").set_value(typed).run()
     assert not app.exception, app.exception
     assert "is not a usable path: File name too long" in app.warning[0].value
+
+
+# -- what leaves the page -----------------------------------------------------------------------------------
+
+def test_every_csv_download_holds_inert_cells(monkeypatch) -> None:
+    """dashboard.text.downloads is every page's download (one call per result); its CSV cells cannot run in
+    a spreadsheet (a leading ' before = + - @ tab CR, as OWASP recommends); numbers stay numbers."""
+    import polars as pl
+    from streamlit.delta_generator import DeltaGenerator
+
+    from dashboard.text import downloads
+
+    built: dict[str, object] = {}
+    monkeypatch.setattr(DeltaGenerator, "download_button",
+                        lambda self, label, data, **options: built.setdefault(label, data() if callable(data) else data))
+    hostile = ['=HYPERLINK("http://x.invalid","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain"]
+    downloads(pl.DataFrame({"method": hostile, "drop": [-1.5] * len(hostile)}), "hostile")
+    cells = pl.read_csv(io.StringIO(built["CSV"]))
+    assert cells["method"].to_list()[:-1] == ["'" + text for text in hostile[:-1]] and cells["method"][-1] == "plain"
+    assert cells["drop"].to_list() == [-1.5] * len(hostile)

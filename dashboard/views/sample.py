@@ -6,7 +6,7 @@ import streamlit as st
 
 from analysis import queries
 from dashboard import attribution, charts, data, guard, images, linking, sidebar
-from dashboard.text import code, downloads, public
+from dashboard.text import code, downloads, escape, public
 from store import layout
 
 st.title("Sample")
@@ -33,7 +33,7 @@ st.markdown(f"Class **{code(manifest['class_names'][label])}** (label {label}) �
 picture, table = st.columns([1, 4])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
 if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
-    picture.warning(public(image))
+    picture.warning(escape(public(image)))
     image = None
 else:
     images.show(picture, images.enlarged(image, 192), caption=f"#{sample_id}, {selection.setting}", width=192)
@@ -53,8 +53,8 @@ problem = ("No image to occlude: the pixels the model saw cannot be shown (above
 patch, stride = attribution.patch_and_stride(manifest["image_size"])
 if problem:
     st.info(problem)
-elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (a {patch}×{patch} patch, stride "
-               f"{stride}, on the CPU)", key="attribution"):
+elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} ({patch}×{patch}-pixel patch, "
+               f"stride {stride}, on the CPU)", key="attribution"):
     maps = attribution.panel(str(catalog.root), checkpoint, image, label,
                              (sample_id, selection.corruption, selection.severity), guard.visitor(), "attribution")
     if maps is not None:
@@ -77,4 +77,4 @@ if st.toggle("Show the image under every corruption and severity, as the models 
         images.show(st, [images.enlarged(tile) for tile in shown.values()],
                     caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=96)
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
-        st.warning(public(reason))
+        st.warning(escape(public(reason)))
