@@ -171,13 +171,12 @@ def occlusion_maps(root: str, recorded: str, image: np.ndarray, label: int, sett
     if _copy_bytes(image.shape) > MEMORY_BUDGET // MAX_RUNNING:
         raise StoreError(f"a {image.shape[0]} x {image.shape[1]} image needs more memory for one occluded copy "
                          f"than an attribution may use on this server ({MEMORY_BUDGET // MAX_RUNNING >> 20} MB)")
-    mtime = path.stat().st_mtime
-    key = (root, recorded, mtime, *setting)
+    key = _key(root, recorded, setting)
     found = cached(key)
     if found is not None:
         return found
     try:
-        model = _model(str(path), mtime)
+        model = _model(str(path), path.stat().st_mtime)
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         raise StoreError(str(error).replace(str(path), "this model's checkpoint")) from error
     maps = occlusion(model, image, label, progress=progress)
@@ -206,7 +205,7 @@ def panel(root: str, recorded: str, image: np.ndarray, label: int, setting: tupl
           visitor: str, toggle: str) -> dict[str, Any] | None:
     """Compute the maps on the page: a progress bar and a Cancel button (it turns the `toggle` off; the
     run stops at the next chunk) while it runs; the maps, or None after saying why there are none."""
-    if (found := cached((root, recorded, _mtime(root, recorded), *setting))) is not None:
+    if (found := cached(_key(root, recorded, setting))) is not None:
         return found
     bar = st.progress(0.0, text="running the model on the occluded copies...")
     st.button("Cancel", key=f"{toggle}_cancel", on_click=lambda: st.session_state.update({toggle: False}),
@@ -223,8 +222,10 @@ def panel(root: str, recorded: str, image: np.ndarray, label: int, setting: tupl
     return maps
 
 
-def _mtime(root: str, recorded: str) -> float | None:
+def _key(root: str, recorded: str, setting: tuple[int, str, int]) -> tuple:
+    """What a result is kept by: the store, the checkpoint (and its version) and the sample's setting."""
     try:
-        return resolve_allowed(root, recorded).stat().st_mtime
+        mtime = resolve_allowed(root, recorded).stat().st_mtime
     except (StoreError, OSError):
-        return None
+        mtime = None
+    return (root, recorded, mtime, *setting)
