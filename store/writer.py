@@ -335,7 +335,8 @@ def write_partition(root: str | Path, model_id: str, corruption: str, severity: 
     check_model_id(model_id)
     if corruption != layout.CLEAN:
         with locked(root):
-            _list_settings(root, reader.read_manifest(root), [corruption], [severity])
+            # any format this prunescope knows: testkit writes format-1 stores through here to test migrating
+            _list_settings(root, reader.read_manifest(root, migrating=True), [corruption], [severity])
     size = write_parquet(root, table, reader.partition_file(root, model_id, corruption, severity))
     write_json(root, {"rows": table.num_rows, "bytes": size, **summary},
                reader.marker_path(root, model_id, corruption, severity))
