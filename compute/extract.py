@@ -393,6 +393,18 @@ def check_entries(entries: Sequence[ExtractModel]) -> None:
         writer.check_model_id(entry.model_id)
 
 
+def check_classes(entries: Sequence[ExtractModel], data: Dataset) -> None:
+    """Every model has an output per class of the dataset (a label past a model's last class has no angle,
+    logit or loss); ValueError naming the model, both counts and the dataset, before anything is written."""
+    for entry in entries:
+        outputs = entry.model.classifier.out_features
+        if outputs < data.num_classes:
+            missing = ", ".join(data.class_names[outputs:][:3]) + (", ..." if data.num_classes - outputs > 3 else "")
+            raise ValueError(f"model {entry.model_id} has {outputs} outputs, but dataset {data.name} has "
+                             f"{data.num_classes} classes (no output for {missing}); use a model trained on "
+                             "these classes")
+
+
 def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, num_classes: int,
             corruption_names: Sequence[str], severities: Sequence[int], *, device: torch.device,
             batch_size: int = 256, seed: int = 0,
@@ -440,6 +452,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     """
     store, shard = Path(store), shard or Shard()
     check_entries(entries)
+    check_classes(entries, data)
     source = ImageSource(test, seed, corrupted_dir=corrupted_dir, limit=limit, dataset=data.name)
     everything = work_list([e.model_id for e in entries], corruption_names, severities)
     mine = shard.select(everything)

@@ -11,6 +11,9 @@ extraction fed the models, as uint8 (H, W, 3), following the setting's provenanc
   decoded by the dataset's rule (compute.datasets.folders.decode_copy).
 
 When it cannot, it raises StoreError saying why (file moved or changed, other implementation, no record).
+Files are read only inside the store or under an allowed root (store.confine.resolve_allowed: a `files`
+record naming an absolute path elsewhere, or `..`, is refused naming the setting), and only when they are
+regular files; messages about files outside the store name the setting, never the server path.
 Extraction's side of the same record is compute.extract.ImageSource. torch and PIL are imported only when
 a generated or folder-tree image is asked for, so a page showing stored images never loads them.
 """
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from store import layout, provenance
+from store.confine import regular, resolve_allowed
 from store.layout import StoreError
 from store.reader import read_manifest
 
@@ -50,9 +54,12 @@ def image(store_dir: str | Path, sample_id: int, corruption: str, severity: int)
     if source == "files" and entry.get("layout") == "folders":
         return _from_tree(root, name, entry, sample_id)
     if source in ("files", "stored"):
-        path = Path(entry["path"]) if source == "files" else root / entry["path"]
+        path = resolve_allowed(root, str(entry["path"]), "corrupted file" if source == "files" else "image file")
         rows = entry.get("rows") or [0, int(manifest["num_samples"])]
-        return np.array(_verified_rows(path, name, rows[0], rows[1], entry.get("sha256"))[sample_id])
+        # a store file is named (pages show it by the store's name); a file outside only by its setting
+        label = f"{path} (the file the models read for {name})" if source == "stored" else \
+            f"the file the models read for {name}"
+        return np.array(_verified_rows(path, label, rows[0], rows[1], entry.get("sha256"))[sample_id])
     raise StoreError(f"{root}/{layout.MANIFEST}: provenance of {name} has unknown source {source!r}")
 
 
@@ -67,7 +74,7 @@ def _generated(root: Path, name: str, entry: dict[str, Any], sample_id: int, cor
     clean = root / layout.CLEAN_IMAGES
     if not clean.is_file():
         raise StoreError(f"{clean} is missing: the clean images {name} is generated from")
-    stat = clean.stat()
+    stat = regular(clean).stat()
     return _regenerate(str(clean), stat.st_mtime_ns, stat.st_size, sample_id, corruption, severity,
                        int(entry["seed"])).copy()
 
@@ -82,32 +89,34 @@ def _regenerate(clean: str, mtime_ns: int, size: int, sample_id: int, corruption
                                sample_ids=np.array([sample_id]))[0]
 
 
-def _verified_rows(path: Path, name: str, start: int, stop: int, sha256: str | None) -> np.ndarray:
-    """Rows start:stop of a .npy file, memory-mapped, once their sha256 matched the record."""
-    if not path.is_file():
-        raise StoreError(f"{path}, the file the models read for {name}, is missing: it was moved or deleted "
-                         "since extraction (put it back at that path to see these images)")
-    stat = os.stat(path)
-    return _checked(str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino, name, start, stop, sha256)
+def _verified_rows(path: Path, label: str, start: int, stop: int, sha256: str | None) -> np.ndarray:
+    """Rows start:stop of a .npy file, memory-mapped, once their sha256 matched the record; `label` names
+    the file in messages."""
+    if not path.exists():
+        raise StoreError(f"{label} is missing: it was moved or deleted since "
+                         "extraction (put it back at the path the manifest's provenance records to see these images)")
+    stat = os.stat(regular(path))
+    return _checked(str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino, label, start, stop, sha256)
 
 
 @functools.lru_cache(maxsize=64)
-def _checked(path: str, mtime_ns: int, size: int, inode: int, name: str, start: int, stop: int,
+def _checked(path: str, mtime_ns: int, size: int, inode: int, label: str, start: int, stop: int,
              sha256: str | None) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
-        raise StoreError(f"{path}, the file the models read for {name}, cannot be read: {error}") from error
+        reason = error.strerror if isinstance(error, OSError) else error  # an OSError's text names the path
+        raise StoreError(f"{label} cannot be read: {reason}") from error
     if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 4 or len(array) < stop:
         shape = getattr(array, "shape", None)
-        raise StoreError(f"{path}, the file the models read for {name}, is not what extraction read: it holds "
+        raise StoreError(f"{label} is not what extraction read: it holds "
                          f"{getattr(array, 'dtype', '?')} of shape {shape}, not uint8 images (N, H, W, 3) with rows "
                          f"{start}:{stop}")
     rows = array[start:stop]
     if sha256 is not None:
         found = provenance.sha256(rows)
         if found != sha256:
-            raise StoreError(f"{path}, the file the models read for {name}, changed since extraction: rows "
+            raise StoreError(f"{label} changed since extraction: rows "
                              f"{start}:{stop} have sha256 {found[:12]}, the store recorded {sha256[:12]}")
     return rows
 
@@ -120,15 +129,16 @@ def _from_tree(root: Path, name: str, entry: dict[str, Any], sample_id: int) -> 
     if sample_id >= len(listing.keys):
         raise StoreError(f"{provenance.listing_path(root, name)} lists {len(listing.keys)} files for {name}, "
                          f"not sample {sample_id}")
-    path = Path(entry["path"]) / listing.keys[sample_id]
-    if not path.is_file():
-        raise StoreError(f"{path}, the file the models read for {name}, is missing: it was moved or deleted "
-                         "since extraction (put it back at that path to see this image)")
+    path = resolve_allowed(root, os.path.join(str(entry["path"]), listing.keys[sample_id]), "corrupted file")
+    if not path.exists():
+        raise StoreError(f"the file the models read for {name} (sample {sample_id}) is missing: it was moved or "
+                         "deleted since extraction (put it back at the path the provenance records to see it)")
     found = provenance.file_sha256(path)
     if found != listing.digests[sample_id]:
-        raise StoreError(f"{path}, the file the models read for {name}, changed since extraction: sha256 "
+        raise StoreError(f"the file the models read for {name} (sample {sample_id}) changed since extraction: sha256 "
                          f"{found[:12]}, the store recorded {listing.digests[sample_id][:12]}")
     try:
         return np.array(folders.decode_copy(path, int(entry["size"]), folders.rule(entry.get("decode"))))
     except DataError as error:
-        raise StoreError(f"{path}, the file the models read for {name}, cannot be decoded: {error}") from error
+        raise StoreError(f"the file the models read for {name} (sample {sample_id}) cannot be decoded: "
+                         f"{str(error).replace(str(path), 'it')}") from error

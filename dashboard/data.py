@@ -63,10 +63,17 @@ def open_catalog() -> Catalog:
     if hosting().stores is not None and not hosting().allow_any and not hosting().names():
         st.warning("No store is served here yet (the operator's store root holds none).")
         st.stop()
-    if not Path(path).is_dir():
+    try:
+        is_dir = Path(path).is_dir()
+    except (OSError, ValueError) as error:  # a typed path too long for the file system, or holding a NUL
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        st.warning(f"The directory typed in the sidebar ({len(path)} characters) is not a usable path: {reason}. "
+                   "Type the directory of a store.")
+        st.stop()
+    if not is_dir:
         if hosting().allow_any:
-            st.warning(f"No store at `{path}`. Build the demo with `make demo` (or "
-                       f"`python -m compute demo --out {path}`), or pick another directory in the sidebar.")
+            st.warning(f"No store at {code(path)}. Build the demo with `make demo` (or "
+                       f"{code(f'python -m compute demo --out {path}')}), or pick another directory in the sidebar.")
         else:
             st.warning(f"No store at {code(store_label())} on this server. Build the demo with `make demo` "
                        "(or `python -m compute demo --out DIR`).")

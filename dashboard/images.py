@@ -1,4 +1,5 @@
-"""Images for drill-down: one sample exactly as the models saw it, via `compute.pixels.image`.
+"""Images for drill-down: one sample exactly as the models saw it, via `compute.pixels.image`, sent to the
+browser losslessly (`show`: PNG).
 
 That follows the store's provenance record of each setting: the store's clean images, the published
 files extraction read (checked against their recorded sha256), or images regenerated with
@@ -9,19 +10,22 @@ before provenance was recorded), and the page shows that message, never other pi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
 from compute import pixels
 from store import layout
 from store.catalog import Catalog
+from store.confine import regular
 from store.layout import StoreError
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _clean(path: str, mtime: float, num_samples: int) -> np.ndarray:
     try:
-        images = np.load(path, mmap_mode="r")
+        images = np.load(regular(path), mmap_mode="r")
     except (OSError, ValueError) as error:
         raise StoreError(f"{path}: not a readable .npy file of images: {error}") from error
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[0] != num_samples:
@@ -43,6 +47,12 @@ def sample_image(catalog: Catalog, sample_id: int, corruption: str, severity: in
         return pixels.image(catalog.root, sample_id, corruption, severity)
     except StoreError as error:
         return str(error)
+
+
+def show(container: Any, image: np.ndarray | list[np.ndarray], **options: Any) -> None:
+    """Draw images exactly as given: PNG, lossless (st.image sends photos as JPEG by default, tens of grey
+    levels off on noise), so the page shows the pixels the models saw. `container` is st or a column."""
+    container.image(image, output_format="PNG", **options)
 
 
 def enlarged(image: np.ndarray, size: int = 96) -> np.ndarray:

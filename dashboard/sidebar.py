@@ -77,7 +77,13 @@ def store_picker() -> None:
         st.sidebar.warning(f"No store named {code(requested[:200])} is served here; pick one below.")
     if names:
         _settle("store_name", names, names[0])
-        st.sidebar.selectbox("Store", names, key="store_name", help="the stores this server serves")
+        st.sidebar.selectbox("Store", names, key="store_name", help="the stores this server serves",
+                             on_change=_store_to_address)
+
+
+def _store_to_address() -> None:
+    """The address names the store a visitor picks, so a reload or a shared link opens it again."""
+    st.query_params["store"] = st.session_state["store_in_url"] = st.session_state["store_name"]
 
 
 def sidebar() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from analysis import escape as escape_to
 from dashboard.hosting import hosting, store_label, store_path
 from store import provenance
 
@@ -47,14 +48,15 @@ def quoted(value: str) -> str:
 
 
 def downloads(frame: pl.DataFrame, name: str) -> None:
-    """CSV and Parquet download buttons for the current query result (built only when clicked)."""
+    """CSV and Parquet download buttons for the current query result (built only when clicked). CSV cells a
+    spreadsheet would run as a formula are made inert (analysis.escape.csv)."""
     def parquet() -> bytes:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
         return buffer.getvalue()
 
     left, right, _ = st.columns([1, 1, 6])
-    left.download_button("CSV", frame.write_csv, file_name=f"{name}.csv", mime="text/csv",
+    left.download_button("CSV", lambda: escape_to.csv(frame), file_name=f"{name}.csv", mime="text/csv",
                          on_click="ignore", key=f"{name}-csv", icon=":material/download:")
     right.download_button("Parquet", parquet, file_name=f"{name}.parquet",
                           mime="application/vnd.apache.parquet", on_click="ignore", key=f"{name}-parquet",

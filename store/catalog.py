@@ -20,9 +20,9 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
 
-The store is refused when it holds a symbolic link (store.confine), and the database is locked down before
-the first view reads a file: file access only inside the store directory, no other external access,
-configuration locked. So even SQL that slipped past `analysis.filters` could not
+The store is refused when it holds a symbolic link or a special file (store.confine), and the database is
+locked down before the first view reads a file: file access only inside the store directory, no other
+external access, configuration locked. So even SQL that slipped past `analysis.filters` could not
 read or write other files, load extensions or change settings. Values are always bound parameters.
 """
 
@@ -112,7 +112,7 @@ class Catalog:
         """`reference`: the model every other model is compared with (default: each model's base)."""
         self.root = Path(root).resolve()
         self.reference = reference
-        confine.refuse_links(self.root)  # before any file of the store is read
+        confine.refuse_not_plain(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root)
         self.num_classes = int(self.manifest["num_classes"])
         self.per_class = layout.PerClass.of(self.manifest)
@@ -133,6 +133,8 @@ class Catalog:
     def _create_views(self) -> None:
         con = self._connection
         path = self.root / layout.SAMPLES
+        if path.exists():
+            reader.parquet_metadata(path)  # the rows it declares fit its size: DuckDB never allocates more
         # The store's own path, quoted by sql_literal: not user input.
         con.execute("CREATE VIEW samples AS " + (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
                                                  if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
@@ -171,6 +173,8 @@ class Catalog:
         """
         con = self._connection
         path = self.root / layout.MODELS
+        if path.exists():
+            reader.parquet_metadata(path)  # the rows it declares fit its size: DuckDB never allocates more
         empty = _empty_select(layout.MODEL_SCHEMA)
         # The typed empty select first: card columns the file lacks come out null, typed.
         stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)

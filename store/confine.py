@@ -1,8 +1,11 @@
-"""Nothing outside the store is read: symlinks are refused, and outside paths resolve only inside allowed roots.
+"""Nothing outside the store is read: symlinks and special files are refused, and outside paths resolve
+only inside allowed roots.
 
 A store is a directory of plain files. A symbolic link anywhere in it could point a reader at another
-store's rows or at any file of the server, so every reader refuses a store that holds one (`refuse_links`,
-naming each link) and reads only paths that stay inside the store (`inside`).
+store's rows or at any file of the server, and a FIFO, socket or device blocks (or never ends) the reader
+that opens it, so every reader refuses a store that holds one (`refuse_not_plain`, naming each entry) and
+reads only paths that stay inside the store (`inside`). Every file a reader opens, in a store or under an
+allowed root, is first checked to be a regular file (`regular`).
 
 A store may point outside itself: checkpoints and weights in models.parquet, the user's `--corrupted-dir`
 files in the provenance. Paths are recorded relative to the store when the file lies inside it (the demo
@@ -18,6 +21,7 @@ the path's text before anything outside is touched.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,11 +31,25 @@ ROOTS_VARIABLE = "PRUNESCOPE_ALLOW_ROOTS"
 SHOWN = 5  # links named in one message; the rest are counted
 
 
-def links(root: str | Path) -> list[Path]:
-    """Every symbolic link under `root` (files and directories, never followed), sorted.
+def _kind(mode: int) -> str:
+    """What a directory entry that is neither a regular file nor a directory is, in words."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
-    os.scandir reports links from the directory entries themselves, so a store of thousands of
-    partitions costs one listing per directory, no stat per file.
+
+def not_plain(root: str | Path) -> list[tuple[Path, str]]:
+    """Every entry under `root` that is neither a regular file nor a directory (symbolic links, FIFOs,
+    sockets, devices; links never followed), with what it is, sorted.
+
+    os.scandir reports links and directories from the directory entries themselves, so a store of thousands
+    of partitions costs one listing per directory and a stat only for the rare entry of another kind.
     """
     found, pending = [], [os.fspath(root)]
     while pending:
@@ -41,20 +59,38 @@ def links(root: str | Path) -> list[Path]:
             continue
         for entry in entries:
             if entry.is_symlink():
-                found.append(Path(entry.path))
+                found.append((Path(entry.path), _kind(stat.S_IFLNK)))
             elif entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)
+            elif not entry.is_file(follow_symlinks=False):
+                found.append((Path(entry.path), _kind(entry.stat(follow_symlinks=False).st_mode)))
     return sorted(found)
 
 
-def refuse_links(root: str | Path) -> None:
-    """StoreError naming the symbolic links under `root`, when there are any."""
-    found = links(root)
+def refuse_not_plain(root: str | Path) -> None:
+    """StoreError naming the symbolic links and special files under `root`, when there are any."""
+    found = not_plain(root)
     if found:
-        named = ", ".join(str(path) for path in found[:SHOWN])
+        named = ", ".join(f"{path} ({kind})" for path, kind in found[:SHOWN])
         more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-        raise StoreError(f"{named}{more}: symbolic link(s) in the store {root}; a store is read only from its "
-                         "own plain files (replace each link by a copy of the file)")
+        raise StoreError(f"{named}{more}: in the store {root}; a store is read only from its own regular files "
+                         "(replace each by a copy of the file it stands for)")
+
+
+def regular(path: str | Path) -> Path:
+    """`path`, once it is a regular file (not a link, FIFO, socket or device, which block or mislead the
+    reader that opens them); StoreError naming the path and what it is otherwise. Every reader of store
+    metadata, images, provenance files and checkpoints calls it before opening."""
+    try:
+        mode = os.stat(path, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        raise StoreError(f"{path}: missing") from None
+    except OSError as error:
+        raise StoreError(f"{path}: cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"{path}: {_kind(mode) if not stat.S_ISDIR(mode) else 'a directory'}, not a regular "
+                         "file; refused")
+    return Path(path)
 
 
 def _within(path: str, root: str) -> bool:

@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from store import layout, reader, writer
+from store.confine import regular
 from store.layout import StoreError
 
 KEY = "provenance"
@@ -100,8 +101,8 @@ class Listing(NamedTuple):
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as handle:
+    """Hex sha256 of a file's bytes (a regular file: StoreError for a FIFO, device or socket)."""
+    with open(regular(path), "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
@@ -145,8 +146,9 @@ def read_listing(root: str | Path, name: str, sha256: str) -> Listing:
 @functools.lru_cache(maxsize=16)
 def _listing(path: str, _mtime_ns: int, _size: int, name: str, sha256: str) -> Listing:
     try:
+        reader.parquet_metadata(path)
         table = pq.read_table(path, columns=["sample_id", "key", "sha256"])
-    except (OSError, pa.ArrowException) as error:
+    except (OSError, pa.ArrowException, StoreError) as error:
         raise StoreError(f"{path}, the list of files the models read for {name}, cannot be read: "
                                 f"{error}") from error
     table = table.sort_by("sample_id")

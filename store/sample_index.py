@@ -9,14 +9,11 @@ uses it only while it covers exactly the store's complete partitions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from store import reader
+from store.layout import StoreError
 
 INDEX = "index"
 FILE = "by_sample.parquet"
@@ -34,11 +31,11 @@ def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
     if not (info.is_file() and (root / INDEX / FILE).is_file()):
         return False
     try:
-        recorded = json.loads(info.read_text())
+        recorded = reader.read_json(info)
         if not built_from_current_files(root, recorded, files):
             return False
-        return pq.ParquetFile(root / INDEX / FILE).metadata.num_rows == recorded.get("rows")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException):
+        return reader.parquet_metadata(root / INDEX / FILE).num_rows == recorded.get("rows")
+    except StoreError:
         return False
 
 

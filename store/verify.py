@@ -15,7 +15,6 @@ Two entry points:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Collection, Iterator
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from store import aggregates, confine, layout, sample_index
 from store.layout import StoreError
-from store.reader import read_manifest
+from store.reader import parquet_metadata, read_json, read_manifest
 from store.writer import MODEL_ID
 
 VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index")
@@ -47,7 +46,7 @@ class Problem:
     """One damaged or unexpected file of a store, and what is wrong with it."""
 
     path: Path
-    view: str  # what reads the file: one of VIEWS, "manifest", or "store" (links)
+    view: str  # what reads the file: one of VIEWS, "manifest", or "store" (links, FIFOs, ...)
     message: str
 
     def __str__(self) -> str:
@@ -93,7 +92,7 @@ def _key_problems(manifest: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of a .npy file from its header, checked against the file's size (no data read)."""
-    with open(path, "rb") as handle:
+    with open(confine.regular(path), "rb") as handle:
         version = np.lib.format.read_magic(handle)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read(handle)
@@ -109,7 +108,7 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
 def _image_problem(path: Path, count: int | None, size: int | None) -> str | None:
     try:
         shape, dtype = _npy_header(path)
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, StoreError) as error:
         return f"not a readable .npy array: {error}"
     if dtype != np.uint8:
         return f"has dtype {dtype}, expected uint8"
@@ -147,8 +146,8 @@ def _manifest_problems(root: Path, images: bool = True) -> tuple[list[Problem], 
     samples = root / layout.SAMPLES
     if "num_samples" in values:
         try:
-            rows = pq.ParquetFile(samples).metadata.num_rows if _plain(root, samples) else None
-        except (OSError, pa.ArrowException):
+            rows = parquet_metadata(samples).num_rows if _plain(root, samples) else None
+        except StoreError:
             rows = None
         # An unreadable samples.parquet is its own problem (the samples check names it), not the manifest's.
         if rows is not None and rows != values["num_samples"]:
@@ -194,9 +193,9 @@ def _schema_problem(found: pa.Schema, expected: pa.Schema) -> str | None:
 def _file_problem(path: Path, expected: pa.Schema | None, deep: bool) -> tuple[str | None, int]:
     """(what is wrong with one Parquet file or None, its row count)."""
     try:
-        metadata = pq.ParquetFile(path).metadata
-    except (OSError, pa.ArrowException) as error:
-        return f"not a readable Parquet file (truncated or overwritten?): {error}", 0
+        metadata = parquet_metadata(path)
+    except StoreError as error:
+        return str(error).removeprefix(f"{path}: "), 0
     if expected is not None:
         problem = _schema_problem(metadata.schema.to_arrow_schema(), expected)
         if problem:
@@ -311,9 +310,9 @@ def _marker_problems(root: Path, skip: set[Path]) -> Iterator[tuple[Path, str]]:
             yield marker, "unexpected file: a marker is <model_id>__<corruption>__<severity>.json"
             continue
         try:
-            payload = json.loads(marker.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            yield marker, f"not JSON: {error}"
+            payload = read_json(marker)
+        except StoreError as error:
+            yield marker, f"not JSON: {error.__cause__}" if error.__cause__ else str(error).removeprefix(f"{marker}: ")
             continue
         if not isinstance(payload, dict) or not all(_is_int(payload.get(key)) for key in ("rows", "bytes")):
             yield marker, "must be a JSON object with integer 'rows' and 'bytes'"
@@ -348,8 +347,8 @@ def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip:
         marker = root / layout.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json"
         if problem is None and marker.is_file() and marker not in skip:
             try:
-                recorded = json.loads(marker.read_text()).get("rows")
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                recorded = read_json(marker).get("rows")
+            except (StoreError, AttributeError):
                 recorded = rows  # the marker itself is named above
             if recorded != rows:
                 problem = f"holds {rows} rows, its marker {marker} records {recorded}"
@@ -396,10 +395,10 @@ def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem
                 yield Problem(derived, "index", problem + " (rebuild it with `python -m compute index`)")
     if info.is_file() and info not in skip:
         try:
-            payload = json.loads(info.read_text())
+            payload = read_json(info)
             if not isinstance(payload, dict) or not isinstance(payload.get("files"), list):
                 raise ValueError("expected a JSON object with a list 'files'")
-        except (OSError, UnicodeDecodeError, ValueError) as error:
+        except (StoreError, ValueError) as error:
             yield Problem(info, "index", f"not the index's description: {error}")
 
 
@@ -407,7 +406,8 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     """Every problem of the store behind the given views, naming the file and the fault; never raises.
 
     Always checked: the manifest (keys, types, bounds, consistency with samples.parquet and
-    images/clean.npy) and symbolic links anywhere in the store (named, never followed). Per view: each
+    images/clean.npy) and symbolic links, FIFOs, sockets and devices anywhere in the store (named, never
+    followed or opened). Per view: each
     Parquet file opens and has the columns of its schema; samples hold ids 0..N-1 and labels in range;
     models hold valid, unique ids (checkpoints outside the allowed roots are `attribution_notes`, not damage);
     prediction partitions have valid directory names, one row per sample and the row count of their
@@ -422,10 +422,10 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     if not root.is_dir():
         what = "it is a file" if root.exists() else "no such directory"
         return [Problem(root, "manifest", f"is not a prunescope store: {what}")]
-    links = confine.links(root)
-    problems = [Problem(link, "store", "a symbolic link: a store is read only from its own plain files "
-                        "(not followed; replace it by a copy of the file)") for link in links]
-    skip = set(links)
+    found_entries = confine.not_plain(root)
+    problems = [Problem(path, "store", f"{kind}: a store is read only from its own regular files "
+                        "(not followed or opened; replace it by a copy of the file)") for path, kind in found_entries]
+    skip = {path for path, _ in found_entries}
     found, manifest = _manifest_problems(root) if root / layout.MANIFEST not in skip else ([], {})
     problems.extend(found)
     if not (root / layout.MANIFEST).exists() and root / layout.MANIFEST not in skip:

@@ -214,10 +214,7 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
         if manifest["dataset"] != dataset or manifest["num_samples"] != len(labels):
             raise StoreError(f"{root} holds {manifest['dataset']!r} with {manifest['num_samples']} samples; "
                              f"refusing to mix in {dataset!r} with {len(labels)} samples (use another --out)")
-        merged = list(dict.fromkeys([*manifest["corruptions"], *corruptions]))
-        if merged != manifest["corruptions"]:
-            manifest["corruptions"] = merged
-            write_json(root, manifest, root / layout.MANIFEST)
+        _list_settings(root, manifest, corruptions, severities)
         return root
     samples = pa.table({
         "sample_id": pa.array(np.arange(len(labels)), pa.int32()),
@@ -240,6 +237,15 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }, root / layout.MANIFEST)
     return root
+
+
+def _list_settings(root: Path, manifest: dict[str, Any], corruptions: Sequence[str],
+                   severities: Sequence[int]) -> None:
+    """Add `corruptions` and `severities` to the manifest's lists (under the caller's lock) when missing."""
+    merged = list(dict.fromkeys([*manifest["corruptions"], *corruptions]))
+    levels = sorted(set(manifest["severities"]) | {int(s) for s in severities})
+    if merged != manifest["corruptions"] or levels != manifest["severities"]:
+        write_json(root, {**manifest, "corruptions": merged, "severities": levels}, root / layout.MANIFEST)
 
 
 def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -333,9 +339,18 @@ def partition_summary(columns: Mapping[str, Any]) -> dict[str, Any]:
 def write_partition(root: str | Path, model_id: str, corruption: str, severity: int, table: pa.Table,
                     summary: dict[str, Any]) -> int:
     """Publish one (model, corruption, severity) partition, then its completion marker with `summary`
-    (partition_summary); returns the file's bytes."""
+    (partition_summary); returns the file's bytes.
+
+    The manifest lists the setting before the partition is renamed into place, so at every moment (a kill
+    or a full disk between any two steps) each published partition is of a setting the manifest lists and
+    `store.verify.verify` finds the store whole; a partition without its marker is redone by a rerun.
+    """
     root = Path(root)
     check_model_id(model_id)
+    if corruption != layout.CLEAN:
+        with locked(root):
+            # any format this prunescope knows: testkit writes format-1 stores through here to test migrating
+            _list_settings(root, reader.read_manifest(root, migrating=True), [corruption], [severity])
     size = write_parquet(root, table, reader.partition_file(root, model_id, corruption, severity))
     write_json(root, {"rows": table.num_rows, "bytes": size, **summary},
                reader.marker_path(root, model_id, corruption, severity))

@@ -1,19 +1,22 @@
 """Nothing outside the store is read: symbolic links in a store are refused and named by every reader
-(catalog, `index`, `embed`, `verify`), checkpoint paths resolve only inside the store or a declared root,
-and DuckDB is confined before it reads the first file. Open calls are traced with strace where available."""
+(catalog, `index`, `embed`, `verify`), checkpoint paths and provenance files (`--corrupted-dir` files and
+trees) resolve only inside the store or a declared root, and DuckDB is confined before it reads the first
+file. Open calls are traced with strace where available, and in this process with sys.addaudithook."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from store import confine, layout, reader, writer
+from store import confine, layout, provenance, reader, writer
 from store.catalog import Catalog
 from store.verify import attribution_notes, verify
 
@@ -194,7 +197,7 @@ def test_attribution_loads_checkpoints_only_through_the_resolver(stores) -> None
     assert "outside the store" in attribution.missing_checkpoint(store, "../other/models.parquet")
     assert "not in this store" in attribution.missing_checkpoint(store, "checkpoints/gone.pt")
     with pytest.raises(layout.StoreError):
-        attribution.occlusion_maps.__wrapped__(str(store), "/etc/passwd", None, 0)
+        attribution.occlusion_maps(str(store), "/etc/passwd", None, 0, (0, "clean", 0))
 
 
 # -- DuckDB ----------------------------------------------------------------------------------------------
@@ -231,3 +234,117 @@ def test_refusing_an_outside_checkpoint_touches_nothing_outside(stores, monkeypa
     for recorded in (str(other / layout.MODELS), "../other/models.parquet", "/etc/passwd"):
         assert "outside the store" in attribution.missing_checkpoint(store, recorded)
     assert touched and all(not path.startswith((str(other), "/etc")) for path in touched), touched
+
+
+# -- provenance files: only inside the store or under an allowed root ---------------------------------------
+
+_OPENED: list[str] | None = None  # while a test traces, every path this process opens
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED is not None and isinstance(args[0], str | bytes | os.PathLike):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+@pytest.fixture(scope="module")
+def traced() -> None:
+    sys.addaudithook(_audit)  # for the rest of the process; it records only while _OPENED is a list
+
+
+def opens(call) -> tuple[object, list[str]]:
+    """(what call() returned or raised, every path opened meanwhile: sys.addaudithook's "open" event, raised
+    by open(), os.open and io.open, so by numpy, pyarrow's Python side and PIL)."""
+    global _OPENED
+    _OPENED = []
+    try:
+        result = call()
+    except layout.StoreError as error:
+        result = error
+    finally:
+        seen, _OPENED = _OPENED, None
+    return result, seen
+
+
+def point_outside(store: Path, outside: Path, entry: dict) -> None:
+    """Record fog/1 of `store` as read from `entry` (a provenance record naming a file outside the store)."""
+    manifest = json.loads((store / layout.MANIFEST).read_text())
+    manifest.setdefault("provenance", {})["fog/1"] = entry
+    (store / layout.MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def outside_images(stores, tmp_path) -> tuple[Path, Path, np.ndarray]:
+    """(the store, an outside directory holding images.npy with one image per sample, those images)."""
+    store, _ = stores
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    np.save(outside / "images.npy", images)
+    return store, outside, images
+
+
+@pytest.mark.parametrize("recorded", ["absolute", "../..", "absolute through ../"])
+def test_a_provenance_file_outside_the_allowed_roots_is_refused_and_never_opened(traced, outside_images,
+                                                                                  monkeypatch, recorded) -> None:
+    from compute import pixels
+
+    store, outside, images = outside_images
+    path = {"absolute": str(outside / "images.npy"),
+            "../..": os.path.relpath(outside / "images.npy", store),
+            "absolute through ../": f"{store}/../outside/images.npy"}[recorded]
+    point_outside(store, outside, {**provenance.from_files(outside / "images.npy", (0, 30), images), "path": path})
+    monkeypatch.delenv(confine.ROOTS_VARIABLE, raising=False)
+    refused, seen = opens(lambda: pixels.image(store, 3, "fog", 1))
+    assert isinstance(refused, layout.StoreError), refused
+    assert "corrupted file" in str(refused) and "--allow-root" in str(refused) and str(outside) not in str(refused)
+    assert seen and not [p for p in seen if p.startswith(str(outside))], seen  # the trace sees the manifest
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(outside))  # the operator allows the directory
+    shown, seen = opens(lambda: pixels.image(store, 3, "fog", 1))
+    if recorded == "../..":  # a relative entry is relative to the store, whatever roots are allowed
+        assert isinstance(shown, layout.StoreError)
+    else:
+        assert np.array_equal(shown, images[3]) and any(p.startswith(str(outside)) for p in seen)
+
+
+def test_a_folder_tree_entry_outside_the_allowed_roots_shows_no_byte_of_it(traced, outside_images,
+                                                                            monkeypatch) -> None:
+    """The issue's case: a tree entry made the Sample page show the sha256 prefix of an outside file."""
+    from compute import pixels
+
+    store, outside, _ = outside_images
+    secret = outside / "secret.png"
+    secret.write_bytes(b"not for visitors")
+    keys = [secret.name] + ["../../etc/passwd"] * 29
+    listing = provenance.Listing(tuple(keys), tuple("0" * 64 for _ in keys))
+    provenance.write_listing(store, "fog/1", listing)
+    point_outside(store, outside, {"source": "files", "layout": "folders", "path": str(outside), "size": 32,
+                                   "decode": None, "sha256": listing.sha256})
+    monkeypatch.delenv(confine.ROOTS_VARIABLE, raising=False)
+    for sample_id in (0, 1):
+        refused, seen = opens(lambda sample_id=sample_id: pixels.image(store, sample_id, "fog", 1))
+        assert isinstance(refused, layout.StoreError) and "allowed roots" in str(refused), refused
+        assert not [p for p in seen if p.startswith((str(outside), "/etc"))], seen
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(outside))  # allowed: a key with ../ still cannot leave it
+    refused, seen = opens(lambda: pixels.image(store, 1, "fog", 1))
+    assert isinstance(refused, layout.StoreError) and not [p for p in seen if p.startswith("/etc")]
+    changed, _ = opens(lambda: pixels.image(store, 0, "fog", 1))
+    assert "changed since extraction" in str(changed)  # read, as allowed, and checked against its sha256
+
+
+def test_the_sample_page_names_the_setting_not_the_outside_path(traced, outside_images, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.pages import PAGES
+    from testkit.app import APP
+
+    store, outside, images = outside_images
+    point_outside(store, outside, provenance.from_files(outside / "images.npy", (0, 30), images))
+    monkeypatch.delenv(confine.ROOTS_VARIABLE, raising=False)
+    monkeypatch.setenv("PRUNESCOPE_STORE", str(store))
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.session_state["corruption"], app.session_state["severity"] = "fog", 1
+    _, seen = opens(lambda: app.switch_page(PAGES["sample"].script).run())
+    assert not app.exception, app.exception
+    assert not app.get("image") and not [p for p in seen if p.startswith(str(outside))]
+    shown = "\n".join(e.value for e in (*app.warning, *app.error, *app.info, *app.markdown))
+    assert "allowed roots" in shown and str(outside) not in shown and str(store) not in shown

@@ -78,6 +78,7 @@ def entry_command() -> list[str]:
     settings = dict(zip(options[::2], options[1::2], strict=True))
     assert settings["--server.port"] == IMAGE_PORT and settings["--server.address"] == "0.0.0.0"
     assert settings["--server.headless"] == "true" and settings["--browser.gatherUsageStats"] == "false"
+    assert settings["--client.toolbarMode"] == "viewer" and settings["--client.showErrorDetails"] == "none"
     assert command[command.index("--") + 1:] == ["--store", IMAGE_STORE]
     return command
 

@@ -1,11 +1,15 @@
 """Hosting mode: the operator decides which stores are served; a visitor picks among them by name and can
-name no other path (sidebar or address), and no address parameter ends in a traceback."""
+name no other path (sidebar or address), and no address parameter ends in a traceback. The address keeps
+the store picked, images reach the browser losslessly, and visitors get a viewer's toolbar and no error
+details."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -152,3 +156,105 @@ def test_an_empty_root_says_no_store_is_served(monkeypatch, tmp_path) -> None:
     app = app_on(monkeypatch, PRUNESCOPE_STORES=str(tmp_path))
     assert "No store is served here yet" in app.warning[0].value
     assert str(tmp_path) not in app.warning[0].value and not app.error
+
+
+# -- what the visitor sees is what the model saw -------------------------------------------------------------
+
+@pytest.fixture
+def sent_images(monkeypatch) -> list[tuple[bytes, str]]:
+    """(bytes, mimetype) of every image the app hands the browser (Streamlit's media file storage)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    sent: list[tuple[bytes, str]] = []
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        sent.append((path_or_data, mimetype))
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return sent
+
+
+def decoded(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_the_sample_and_samples_pages_send_the_pixels_the_model_saw_losslessly(monkeypatch, root,
+                                                                              sent_images) -> None:
+    """The synthetic store's images are uniform noise: JPEG would move them by tens of grey levels."""
+    from compute import pixels
+
+    store = root / "alpha"
+    app_on(monkeypatch, PAGES["sample"].script, query={"sample": "5"}, PRUNESCOPE_STORE=str(store))
+    (data, mimetype), = sent_images
+    shown = decoded(data)
+    factor = shown.shape[0] // 32
+    assert mimetype == "image/png" and factor > 1
+    assert np.array_equal(shown[::factor, ::factor], pixels.image(store, 5, "clean", 0))  # every pixel, exactly
+    sent_images.clear()
+    app = app_on(monkeypatch, PAGES["samples"].script, PRUNESCOPE_STORE=str(store))
+    assert sent_images and {mimetype for _, mimetype in sent_images} == {"image/png"}
+    first = int(app.get("image")[0].proto.imgs[0].caption.split()[0].lstrip("#"))
+    shown = decoded(sent_images[0][0])
+    assert np.array_equal(shown[::3, ::3], pixels.image(store, first, "clean", 0))
+
+
+def test_the_address_keeps_the_store_a_visitor_picked(monkeypatch, root) -> None:
+    app = app_on(monkeypatch, PRUNESCOPE_STORES=str(root))
+    app.sidebar.selectbox(key="store_name").set_value("beta").run()
+    assert app.query_params["store"] == "beta"
+    reloaded = app_on(monkeypatch, query={"store": "beta"}, PRUNESCOPE_STORES=str(root))  # a reload, a shared link
+    assert models_shown(reloaded) == "3" and reloaded.sidebar.selectbox(key="store_name").value == "beta"
+
+
+def test_hosting_mode_gives_visitors_a_viewer_toolbar_and_no_error_details(monkeypatch, root) -> None:
+    from streamlit import config
+
+    from dashboard.app import VISITOR_OPTIONS
+
+    defaults = {option: config.get_option(option) for option in VISITOR_OPTIONS}
+    try:
+        for option in VISITOR_OPTIONS:
+            config.set_option(option, "auto" if option == "client.toolbarMode" else "full")
+        app_on(monkeypatch, PRUNESCOPE_STORE=str(root / "alpha"), PRUNESCOPE_ALLOW_ANY_STORE="1")  # local use
+        assert config.get_option("client.toolbarMode") == "auto"
+        app_on(monkeypatch, PRUNESCOPE_STORES=str(root))
+        assert {option: config.get_option(option) for option in VISITOR_OPTIONS} == {
+            "client.toolbarMode": "viewer", "client.showErrorDetails": "none"}
+    finally:
+        for option, value in defaults.items():
+            config.set_option(option, value)
+    serve = (Path(__file__).resolve().parent.parent / "Makefile").read_text().split("\nserve:")[1].split("\n\n")[0]
+    assert "--client.toolbarMode viewer" in serve and "--client.showErrorDetails none" in serve
+
+
+@pytest.mark.parametrize("typed", ["/tmp/" + "x" * 5000, "/tmp/" + "/".join(["y" * 200] * 30)])
+def test_a_path_too_long_for_the_file_system_in_the_path_box_gets_a_message(monkeypatch, root, typed) -> None:
+    app = app_on(monkeypatch, PRUNESCOPE_STORE=str(root / "alpha"), PRUNESCOPE_ALLOW_ANY_STORE="1")
+    app.sidebar.text_input(key="store").set_value(typed).run()
+    assert not app.exception, app.exception
+    assert "is not a usable path: File name too long" in app.warning[0].value
+
+
+# -- what leaves the page -----------------------------------------------------------------------------------
+
+def test_every_csv_download_holds_inert_cells(monkeypatch) -> None:
+    """dashboard.text.downloads is every page's download (one call per result); its CSV cells cannot run in
+    a spreadsheet (a leading ' before = + - @ tab CR, as OWASP recommends); numbers stay numbers."""
+    import polars as pl
+    from streamlit.delta_generator import DeltaGenerator
+
+    from dashboard.text import downloads
+
+    built: dict[str, object] = {}
+    monkeypatch.setattr(DeltaGenerator, "download_button",
+                        lambda self, label, data, **options: built.setdefault(label, data() if callable(data) else data))
+    hostile = ['=HYPERLINK("http://x.invalid","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain"]
+    downloads(pl.DataFrame({"method": hostile, "drop": [-1.5] * len(hostile)}), "hostile")
+    cells = pl.read_csv(io.StringIO(built["CSV"]))
+    assert cells["method"].to_list()[:-1] == ["'" + text for text in hostile[:-1]] and cells["method"][-1] == "plain"
+    assert cells["drop"].to_list() == [-1.5] * len(hostile)

@@ -173,8 +173,8 @@ def test_attribution_loads_both_models_from_their_cards(own) -> None:
         patch.setenv("PRUNESCOPE_ALLOW_ROOTS", str(root))
         for row in cards(store).iter_rows(named=True):
             assert attribution.missing_checkpoint(store, row["checkpoint"], row["loader"]) is None
-            maps = attribution.occlusion_maps.__wrapped__(str(store), row["checkpoint"], image, label,
-                                                         loader=row["loader"])
+            maps = attribution.occlusion_maps(str(store), row["checkpoint"], image, label, (0, layout.CLEAN, 0),
+                                              loader=row["loader"])
             assert np.isfinite(maps["angle_true"]).any(), row["model_id"]
         patch.delenv("PRUNESCOPE_ALLOW_ROOTS")  # the operator has not allowed the user's directory
         row = cards(store).row(0, named=True)

@@ -180,7 +180,7 @@ def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
     assert sample_index.is_fresh(store)
 
 
-@pytest.mark.parametrize("case", ["marker not JSON", "truncated prediction file"])
+@pytest.mark.parametrize("case", ["marker not JSON", "truncated prediction file", "truncated models.parquet"])
 def test_index_refuses_a_damaged_store_naming_the_file(store, case, cli) -> None:
     damage, relative, phrase = DAMAGES[case]
     damage(store)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -102,13 +101,13 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
         summary = None
         if reader.file_version(path) == 1:
             old = pq.read_table(path)
-            if marker.is_file() and "sums" not in json.loads(marker.read_text()):
+            if marker.is_file() and "sums" not in reader.read_json(marker):
                 summary = writer.partition_summary({n: old.column(n).to_numpy(zero_copy_only=False)
                                                     for n in ("correct", "finite", *layout.SUMMARY_METRICS)})
             writer.write_parquet(root, convert(old, per_class), path)
             rewritten += 1
         if marker.is_file():  # the marker follows its file (also after a run killed between the two)
-            recorded = json.loads(marker.read_text())
+            recorded = reader.read_json(marker)
             size = path.stat().st_size
             if recorded.get("bytes") != size or summary is not None:
                 writer.write_json(root, {**recorded, **(summary or {}), "bytes": size}, marker)

@@ -32,12 +32,17 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def _open_rgb(path: Path):
+    """The file decoded as RGB, once its header's size is within PIL's MAX_IMAGE_PIXELS (a 400-megapixel
+    PNG is refused from its first bytes, never decoded)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+                raise DataError(f"image {path} is {image.width} x {image.height} pixels, more than "
+                                f"{Image.MAX_IMAGE_PIXELS} (PIL's MAX_IMAGE_PIXELS); refusing to decode it")
             return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image {path}: {error}") from error
 
 

@@ -5,8 +5,8 @@ import polars as pl
 import streamlit as st
 
 from analysis import queries
-from dashboard import attribution, charts, data, images, linking, sidebar
-from dashboard.text import code, downloads, public, unpaired_note
+from dashboard import attribution, charts, data, guard, images, linking, sidebar
+from dashboard.text import code, downloads, escape, public, unpaired_note
 from store import layout
 
 st.title("Sample")
@@ -40,11 +40,11 @@ def shown_width(image) -> int:
 picture, table = st.columns([1, 3])
 image = images.sample_image(catalog, sample_id, selection.corruption, selection.severity)
 if isinstance(image, str):  # the pixels the models saw cannot be had: say why, show nothing else
-    picture.warning(public(image))
+    picture.warning(escape(public(image)))
     image = None
 else:
     width = max(192, int(image.shape[1]))
-    picture.image(images.enlarged(image, width), caption=f"#{sample_id}, {selection.setting}", width=width)
+    images.show(picture, images.enlarged(image, width), caption=f"#{sample_id}, {selection.setting}", width=width)
 unpaired = unpaired_note(manifest)
 with table:
     columns = charts.setting_order(manifest["corruptions"], [severity])
@@ -61,16 +61,15 @@ checkpoint = models["checkpoint"][0] if models.height else None
 loader = models["loader"][0] if models.height else None  # how the model is loaded (compute.cards)
 problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
            else attribution.missing_checkpoint(catalog.root, checkpoint, loader))
+patch, stride = attribution.patch_and_stride(manifest["image_size"])
 if problem:
-    st.info(problem)
-elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} (an 8×8 patch, stride 4, on the CPU)",
-               key="attribution"):
-    try:
-        with st.spinner("running the model on every occluded copy..."):
-            maps = attribution.occlusion_maps(str(catalog.root), checkpoint, image, label, loader=loader)
-    except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
-        st.warning(str(error))
-    else:
+    st.info(escape(public(problem)))
+elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} ({patch}×{patch}-pixel patch, "
+               f"stride {stride}, on the CPU)", key="attribution"):
+    maps = attribution.panel(str(catalog.root), checkpoint, image, label,
+                             (sample_id, selection.corruption, selection.severity), guard.visitor(), "attribution",
+                             loader=loader)
+    if maps is not None:
         st.altair_chart(charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS},
                                                 attribution.UNITS))
         original = maps["original"]
@@ -88,9 +87,9 @@ if st.toggle("Show the image under every corruption and severity, as the models 
     shown = {key: tile for key, tile in tiles.items() if not isinstance(tile, str)}
     if shown:
         width = max(shown_width(tile) for tile in shown.values())
-        st.image([images.enlarged(tile, width) for tile in shown.values()],
-                 caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=width)
+        images.show(st, [images.enlarged(tile, width) for tile in shown.values()],
+                    caption=["clean" if c == layout.CLEAN else f"{c} s{s}" for c, s in shown], width=width)
     if unpaired:
         st.caption(public(unpaired))
     for reason in dict.fromkeys(tile for tile in tiles.values() if isinstance(tile, str)):
-        st.warning(public(reason))
+        st.warning(escape(public(reason)))

@@ -125,5 +125,5 @@ if st.session_state.pop("open_sample", False):
 clean = images.clean_images(catalog)
 if clean is not None:
     shown = rows.unique("sample_id", maintain_order=True).select("sample_id", "label_name")
-    st.image([images.enlarged(clean[i]) for i in shown["sample_id"]],
-             caption=[f"#{i} {name}" for i, name in shown.iter_rows()], width=96)
+    images.show(st, [images.enlarged(clean[i]) for i in shown["sample_id"]],
+                caption=[f"#{i} {name}" for i, name in shown.iter_rows()], width=96)
