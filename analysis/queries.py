@@ -13,7 +13,8 @@ def models(catalog: Catalog) -> pl.DataFrame:
     """One row per model (its card), dense first, then by method and sparsity."""
     return catalog.query("""
         SELECT model_id, arch, method, target_sparsity, sparsity, seed, base, reference_model_id, num_params,
-               num_nonzero, clean_accuracy, loader, checkpoint, hparams
+               num_nonzero, clean_accuracy, loader, checkpoint, hparams, operation, file_bytes,
+               latency_ms_batch1, latency_ms_batch256, latency_threads, latency_load_average
         FROM models
         ORDER BY method <> 'dense', method, target_sparsity, seed, model_id
     """)

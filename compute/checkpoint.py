@@ -2,8 +2,11 @@
 
 A checkpoint is a dict saved with torch.save:
     format, version, arch, num_classes, mean, std, dataset, hparams (dict), state_dict
-Loading rebuilds the architecture from the registry and checks every tensor's shape, so a checkpoint
-that does not fit its architecture fails with a message naming the tensor.
+    and, for compressed models, structure (layer widths that differ from the architecture's, after channel
+    pruning: compute.models.structure) and quantization (compute.quantize.SPEC, for int8 models)
+Loading rebuilds the architecture from the registry, narrows and quantizes it as those keys say, and
+checks every tensor's shape, so a checkpoint that does not fit its architecture fails with a message
+naming the tensor. Nothing in a checkpoint is code: it loads with torch.load(weights_only=True).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from compute import models
+from compute import models, quantize
+from compute.models import structure as layer_widths
 from store import writer
 
 FORMAT = "prunescope-checkpoint"
@@ -27,14 +31,23 @@ class CheckpointError(ValueError):
 
 
 def save(path: str | Path, model: nn.Module, *, arch: str, num_classes: int, mean, std, dataset: str,
-         hparams: dict[str, Any]) -> None:
-    """Write atomically (temporary file, fsync, rename), so a crash never leaves half a checkpoint."""
+         hparams: dict[str, Any], structure: dict[str, list[int]] | None = None,
+         quantization: dict[str, str] | None = None) -> None:
+    """Write atomically (temporary file, fsync, rename), so a crash never leaves half a checkpoint.
+
+    `structure` defaults to the layer widths where `model` differs from a fresh `arch`; a quantized model
+    (whose layers are no longer float convolutions) passes its float base's structure and `quantization`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if structure is None:
+        structure = layer_widths.structure(model, models.build(arch, num_classes, mean, std))
     payload = {
         "format": FORMAT, "version": VERSION, "arch": arch, "num_classes": num_classes,
         "mean": list(map(float, mean)), "std": list(map(float, std)), "dataset": dataset,
         "hparams": hparams, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **({"structure": structure} if structure else {}),
+        **({"quantization": dict(quantization)} if quantization else {}),
     }
     buffer = io.BytesIO()  # serialised first: torch.save on a full disk raises RuntimeError, write() an OSError
     torch.save(payload, buffer)
@@ -48,7 +61,8 @@ def read(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with quantize.quiet():  # int8 tensors load through torch's deprecated TypedStorage
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
         raise CheckpointError(f"checkpoint {path} is not a readable torch file: {error}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -67,6 +81,9 @@ def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     payload = read(path)
     try:
         model = models.build(payload["arch"], payload["num_classes"], payload["mean"], payload["std"])
+        layer_widths.narrow(model, payload.get("structure", {}))
+        if "quantization" in payload:
+            quantize.rebuild(model, payload["quantization"])
     except ValueError as error:
         raise CheckpointError(f"checkpoint {path}: {error}") from error
     expected = model.state_dict()
@@ -80,7 +97,8 @@ def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise CheckpointError(f"checkpoint {path}: tensor {key!r} has shape {tuple(tensor.shape)}, "
                                   f"architecture {payload['arch']!r} expects {tuple(expected[key].shape)}")
-    model.load_state_dict(state)
+    with quantize.quiet():
+        model.load_state_dict(state)
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, meta

@@ -1,7 +1,8 @@
 """The demo: a real pruning study on the embedded `digits` dataset, run by `compute.study`.
 
-The study is the file studies/digits.toml (`--quick`: studies/digits-quick.toml): a dense small CNN and
-all eight methods of the zoo (two sparsities for ft and lrr, one high sparsity for the others), extracted
+The study is the file studies/digits.toml (`--quick`: studies/digits-quick.toml): a dense small CNN, all
+ten methods of the zoo (two sparsities for ft and lrr, one high sparsity for the other masks, channel
+pruning at 50 %, 2:4 sparsity) and the dense model quantized to int8, extracted
 on clean images and all 19 corruptions at severities 1, 3 and 5. Then the 2-D views of the Geometric
 similarity and Embedding pages are computed (compute.embed), so every page shows content on a fresh
 clone. Every step is skipped when its output already exists and is up to date.

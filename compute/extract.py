@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute import checkpoint, corruptions, datasets, geometry, runs
+from compute import checkpoint, corruptions, datasets, footprint, geometry, models, quantize, runs
 from compute import device as devices
 from compute.datasets import cifar10c, folders
 from compute.datasets.base import Dataset, ImageSet
@@ -58,22 +58,35 @@ def model_row(model_id: str, model: nn.Module, card: Mapping[str, Any], checkpoi
 
     clean_accuracy is left to `store.writer.upsert_models`, which reads it from the clean partition.
     """
+    num_params, num_nonzero = footprint.parameters(model)
+    full = card.get("full_model")  # the unpruned architecture, where known: removed channels count as removed
     counts = weight_counts(model)
     return {
         "model_id": model_id,
         "arch": card["arch"],
         "method": card["method"],
         "target_sparsity": float(card["target_sparsity"]),
-        "sparsity": counts["prunable_zero"] / max(counts["prunable"], 1),
+        "sparsity": (footprint.sparsity(model, full) if full is not None
+                     else counts["prunable_zero"] / max(counts["prunable"], 1)),
         "seed": card["seed"],
-        "num_params": counts["num_params"],
-        "num_nonzero": counts["num_nonzero"],
+        "num_params": num_params,
+        "num_nonzero": num_nonzero,
         "checkpoint": checkpoint_path,
         "hparams": card.get("hparams") or json.dumps({}),
         "clean_accuracy": None,
         "base": card.get("base"),
         "loader": json.dumps(dict(loader), sort_keys=True),
+        "operation": card.get("operation"),
     }
+
+
+def measure_footprints(entries: Sequence[ExtractModel], image_size: int) -> None:
+    """Put each model's footprint (compute.footprint: file bytes, CPU latency at batch 1 and 256) on its
+    card, measured now on this machine; file_bytes is null for a model without a file."""
+    for entry in entries:
+        path = entry.info.get("checkpoint")
+        file = path if path and Path(path).is_file() else None
+        entry.info.update(footprint.measure(entry.model, file, image_size, repeats=3).to_dict())
 
 
 CHECKPOINT_LOADER = {"kind": "checkpoint"}
@@ -83,7 +96,10 @@ def from_checkpoint(path: str | Path) -> ExtractModel:
     """A prunescope checkpoint to extract; its base is found among the run's models (`fill_bases`)."""
     model, meta = checkpoint.load(path)
     model_id = meta.get("hparams", {}).get("model_id") or Path(path).stem
-    card = {**runs.card(meta), "arch": meta["arch"], "base": None}
+    record = runs.of_checkpoint(meta)
+    card = {**runs.card(meta), "arch": meta["arch"], "base": None,
+            "operation": runs.operation(record) if record is not None else None,
+            "full_model": models.build(meta["arch"], meta["num_classes"], meta["mean"], meta["std"])}
     return ExtractModel(model_id, model, model_row(model_id, model, card, str(Path(path).resolve()),
                                                    CHECKPOINT_LOADER), runs.of_checkpoint(meta))
 
@@ -199,6 +215,7 @@ def geometry_table(model: nn.Module, images: np.ndarray | torch.Tensor, labels: 
     Results stay on the device until the whole partition is done, so the GPU never waits for a copy.
     """
     per_class = per_class or layout.PerClass()
+    device = quantize.device_for(model, device)  # an int8 model runs on CPU, its input copied there
     weight = model.classifier.weight.float()
     bias = None if model.classifier.bias is None else model.classifier.bias.float()
     label_tensor = torch.from_numpy(labels.astype(np.int64)).to(device)
@@ -330,7 +347,8 @@ def compute_partitions(store: Path, models_by_id: Mapping[str, nn.Module], todo:
     """
     summary = ExtractSummary()
     per_class = layout.PerClass.of(reader.read_manifest(store))
-    prepared = {model_id: devices.prepare_model(models_by_id[model_id], device).eval()
+    prepared = {model_id: devices.prepare_model(models_by_id[model_id],
+                                                quantize.device_for(models_by_id[model_id], device)).eval()
                 for model_id in dict.fromkeys(p.model_id for p in todo)}
     previous: Future | None = None
     with ThreadPoolExecutor(max_workers=1) as pool, \
@@ -453,6 +471,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
     summary.reset_models = reset
     fill_bases(entries, reader.read_manifest(store).get(provenance.TRAINING_KEY, {}))
+    measure_footprints(entries, int(test.images.shape[1]))
     writer.upsert_models(store, [entry.info for entry in entries])
     if all(reader.is_complete(store, *part) for part in everything):
         summary.index = derived.build_sample_index(store)

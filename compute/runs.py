@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from compute import pruning
+from compute import pruning, quantize
 from compute.train import TrainConfig
 
 DENSE = "dense"
@@ -29,6 +30,7 @@ TrainConfig's defaults."""
 SCHEDULE_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"seed"}
 RUN_KEY = "run"  # a checkpoint's hparams: {"model_id", RUN_KEY: the record, RESULTS_KEY: what it measured}
 RESULTS_KEY = "results"
+BASES_KEY = "bases"  # a derived checkpoint's hparams: every model it derives from, nearest first
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,53 @@ def pruned_run(arch: str, dataset: str, method: str, sparsity: float, seed: int,
                      base=base if uses_dense else None)
 
 
-def checkpoint_hparams(model_id: str, record: RunRecord, results: Mapping[str, Any]) -> dict[str, Any]:
-    """What a prunescope checkpoint says about its model: its id, its run record, and what the run measured
-    (test accuracy, seconds), kept apart from the record so they never enter the digest."""
-    return {"model_id": model_id, RUN_KEY: record.to_dict(), RESULTS_KEY: dict(results)}
+def quantized_run(meta: Mapping[str, Any], method: str, options: Mapping[str, Any], base: str) -> RunRecord:
+    """A model quantized by `method` from the checkpoint whose metadata is `meta` (named `base`, its
+    `identity`): it keeps the base's arch, dataset, target sparsity and seed, trains nothing (an empty
+    schedule), and its method names the chain when the base is itself compressed (`channel+int8`)."""
+    start = card(meta)
+    family = method if start["method"] == DENSE else f"{start['method']}+{method}"
+    return RunRecord(meta["arch"], meta.get("dataset", ""), family, start["target_sparsity"], start["seed"], {},
+                     dict(options), base=base)
+
+
+def operation(record: RunRecord) -> str:
+    """How the model was made from its base, as the lineage tree labels the edge: `train` (a dense model),
+    `prune ft 90 %, fine-tune`, `prune channel 50 %, fine-tune`, `2:4, fine-tune`, `int8`; methods that
+    train from init say `from init`."""
+    if record.method.rpartition("+")[2] in quantize.METHODS:
+        return record.method.rpartition("+")[2]
+    if record.method == DENSE:
+        return "train"
+    method = pruning.get(record.method)
+    label = (str(record.options.get("pattern", "2:4")) if method.implied_sparsity is not None
+             else f"prune {record.method} {record.sparsity:.0%}".replace("%", " %"))
+    return f"{label}, fine-tune" if method.from_dense else f"{label} from init"
+
+
+def checkpoint_hparams(model_id: str, record: RunRecord, results: Mapping[str, Any],
+                       bases: Sequence[str] = ()) -> dict[str, Any]:
+    """What a prunescope checkpoint says about its model: its id, its run record, what the run measured
+    (test accuracy, seconds, size and latency), kept apart from the record so they never enter the digest,
+    and for a chain (channel -> int8) every base it derives from."""
+    return {"model_id": model_id, RUN_KEY: record.to_dict(), RESULTS_KEY: dict(results),
+            **({BASES_KEY: list(bases)} if bases else {})}
+
+
+def identity(meta: Mapping[str, Any], path: str | Path) -> str:
+    """How a derived model names the checkpoint it starts from: its run digest, else its model id, else
+    the file's stem."""
+    record = of_checkpoint(meta)
+    return record.digest if record else meta.get("hparams", {}).get("model_id") or Path(path).stem
+
+
+def lineage(meta: Mapping[str, Any]) -> list[str]:
+    """Every model a checkpoint derives from, nearest first: the recorded chain, else its record's base."""
+    hparams = meta.get("hparams", {})
+    if BASES_KEY in hparams:
+        return list(hparams[BASES_KEY])
+    record = of_checkpoint(meta)
+    return [record.base] if record is not None and record.base else []
 
 
 def of_checkpoint(meta: Mapping[str, Any]) -> RunRecord | None:

@@ -16,6 +16,11 @@ A study is a TOML file (see docs/pruning.md and studies/):
     [methods.lrr]                  # one table per method: sparsities, then TrainConfig fields or options
     sparsities = [0.5, 0.9]
     rounds = 2
+    [methods.nm]                   # N:M sparsity: the pattern fixes the sparsity
+    pattern = "2:4"
+    [[model]]                      # a model derived from another of the study, for every seed:
+    base = "channel-50"            # "dense" or "<method>-<percent>" as in the model ids
+    op = "quantize"                # int8 (method = "int8"), calibrated on 512 training images (calibration)
 
 Running is resumable: a checkpoint that exists is not trained again, and extraction skips complete
 partitions. Each checkpoint is identified by the digest of its run record (`compute.runs.RunRecord`:
@@ -24,7 +29,9 @@ the dense run it starts from): `<out>/checkpoints/<model_id>.<digest>.pt`, model
 `<arch>-<method>-<percent>-s<seed>`. Editing the study file retrains exactly the models whose record
 changed (and those built on a changed dense model), keeps the rest, and prints which; a superseded
 checkpoint moves to `<out>/checkpoints/superseded/`, and the store extracts the new one again.
-`compute train` and `compute prune` train their one model through the same `train_dense`/`train_pruned`.
+`compute train` and `compute prune` train their one model through the same `train_dense`/`train_pruned`,
+`compute quantize` through `quantize_model`; a derived model is `<arch>-<base>-<method>-s<seed>`
+(`small_cnn-channel-50-int8-s0`) and its record names its base's digest, so it follows its base.
 """
 
 from __future__ import annotations
@@ -37,21 +44,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute import byo, checkpoint, corruptions, datasets, models, pruning, runs
+from compute import byo, checkpoint, corruptions, datasets, footprint, models, pruning, quantize, runs
 from compute.datasets.base import Dataset
 from compute.extract import ExtractSummary, from_checkpoint, run_extraction
-from compute.models.base import measured_sparsity
 from compute.pruning import base as pruning_base
 from compute.runs import SCHEDULE_FIELDS, RunRecord
 from compute.train import accuracy, channel_stats
 
 CORRUPTION_SEED = 0  # as `python -m compute extract`, so stores built either way agree
 STUDY_KEYS = frozenset({"arch", "dataset", "data_dir", "download", "seeds", "severities", "corruptions",
-                        "limit", "rewind_step", "dense", "finetune", "methods", "normalize"})
+                        "limit", "rewind_step", "dense", "finetune", "methods", "normalize", "model"})
+OPERATIONS = {"quantize": quantize.METHODS}  # [[model]] op -> its methods (the first is the default)
+DERIVED_KEYS = frozenset({"base", "op", "method", "calibration"})
 
 
 class StudyError(ValueError):
@@ -66,6 +75,16 @@ class MethodPlan:
     sparsities: tuple[float, ...]
     train: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DerivedPlan:
+    """A `[[model]]` of a study: operation `op` (with `method`) applied to the model `base` of every seed."""
+
+    base: str  # "dense" or "<method>-<percent>", the model id without arch and seed
+    op: str
+    method: str
+    calibration: int = 512  # training images that calibrate int8 activation ranges
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class Study:
     severities: tuple[int, ...] = (1, 3, 5)
     limit: int | None = None
     normalize: str | None = None  # "imagenet" | "cifar10" | "cifar100" | "MEAN,STD"; default: training-set stats
+    derived: tuple[DerivedPlan, ...] = ()
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Study:
@@ -119,6 +139,7 @@ class Study:
             corruptions=tuple(raw.get("corruptions", corruptions.NAMES)),
             severities=tuple(int(s) for s in raw.get("severities", (1, 3, 5))),
             limit=raw.get("limit"), normalize=raw.get("normalize"),
+            derived=tuple(_derived_plan(table, index, source) for index, table in enumerate(raw.get("model", []))),
         )
         study.check(source)
         return study
@@ -139,9 +160,19 @@ class Study:
                 byo.parse_normalize(str(self.normalize))
             except ValueError as error:
                 raise StudyError(f"{source}: normalize: {error}") from None
+        bases = {"dense", *(model_tag(plan.method, s) for plan in self.methods for s in plan.sparsities)}
+        for index, plan in enumerate(self.derived):
+            if plan.base not in bases:
+                raise StudyError(f"{source} [[model]] {index + 1}: base {plan.base!r} is no model of the study; "
+                                 f"known: {', '.join(sorted(bases))}")
 
     def model_id(self, method: str, sparsity: float, seed: int) -> str:
         return model_id(self.arch, method, sparsity, seed)
+
+    def derived_ids(self, plan: DerivedPlan, seed: int) -> tuple[str, str]:
+        """(the base's model id, the derived model's id) for `seed`."""
+        base = f"{self.arch}-{plan.base}-s{seed}"
+        return base, derived_id(base, plan.method)
 
     def dense_record(self, seed: int, rewind_step: int) -> RunRecord:
         return runs.dense_run(self.arch, self.dataset, seed, self.dense, rewind_step)
@@ -161,10 +192,43 @@ class Study:
 
 def model_id(arch: str, method: str, sparsity: float, seed: int) -> str:
     """`small_cnn-ft-90-s0` (97.5% sparse: `-97.5-`); dense models are `small_cnn-dense-s0`."""
+    return f"{arch}-{model_tag(method, sparsity)}-s{seed}"
+
+
+def model_tag(method: str, sparsity: float) -> str:
+    """`ft-90`, `ft-97.5` or `dense`: a model id without its arch and seed (what `[[model]] base` names)."""
     if method == "dense":
-        return f"{arch}-dense-s{seed}"
+        return "dense"
     percent = round(sparsity * 100, 2)
-    return f"{arch}-{method}-{int(percent) if percent == int(percent) else percent}-s{seed}"
+    return f"{method}-{int(percent) if percent == int(percent) else percent}"
+
+
+def derived_id(base_id: str, method: str) -> str:
+    """`small_cnn-channel-50-int8-s0` from `small_cnn-channel-50-s0`: the operation before the seed (ids
+    without a seed get it at the end)."""
+    stem, dash, seed = base_id.rpartition("-s")
+    if dash and seed.isdigit():
+        return f"{stem}-{method}-s{seed}"
+    return f"{base_id}-{method}"
+
+
+def _derived_plan(table: Any, index: int, source: str) -> DerivedPlan:
+    where = f"{source} [[model]] {index + 1}"
+    if not isinstance(table, Mapping):
+        raise StudyError(f"{where} must be a table with base and op")
+    unknown = sorted(set(table) - DERIVED_KEYS)
+    if unknown or "base" not in table or "op" not in table:
+        raise StudyError(f"{where}: needs base and op, may have method and calibration; got {sorted(table)}")
+    op = table["op"]
+    if op not in OPERATIONS:
+        raise StudyError(f"{where}: unknown op {op!r}; known: {', '.join(OPERATIONS)}")
+    method = table.get("method", OPERATIONS[op][0])
+    if method not in OPERATIONS[op]:
+        raise StudyError(f"{where}: unknown {op} method {method!r}; known: {', '.join(OPERATIONS[op])}")
+    calibration = table.get("calibration", 512)
+    if not isinstance(calibration, int) or isinstance(calibration, bool) or calibration < 1:
+        raise StudyError(f"{where}: calibration must be a number of training images >= 1, got {calibration!r}")
+    return DerivedPlan(str(table["base"]), op, method, calibration)
 
 
 def _train_table(table: Any, source: str) -> dict[str, Any]:
@@ -180,19 +244,27 @@ def _method_plan(name: str, table: Any, source: str) -> MethodPlan:
     where = f"{source} [methods.{name}]"
     if name not in pruning.METHODS:
         raise StudyError(f"{where}: unknown method; known: {', '.join(pruning.NAMES)}")
-    if not isinstance(table, Mapping) or not table.get("sparsities"):
+    method = pruning.get(name)
+    if not isinstance(table, Mapping) or not (table.get("sparsities") or method.implied_sparsity):
         raise StudyError(f"{where}: needs sparsities = [...] (fractions of weights removed, e.g. [0.5, 0.9])")
-    sparsities = tuple(float(s) for s in table["sparsities"])
-    if any(not 0.0 < s < 1.0 for s in sparsities):
-        raise StudyError(f"{where}: sparsities must be in (0, 1), got {list(sparsities)}")
     rest = {k: v for k, v in table.items() if k != "sparsities"}
     train = {k: v for k, v in rest.items() if k in SCHEDULE_FIELDS}
     options = {k: v for k, v in rest.items() if k not in SCHEDULE_FIELDS}
-    accepted = pruning.get(name).options
-    unknown = sorted(set(options) - accepted)
+    unknown = sorted(set(options) - method.options)
     if unknown:
         raise StudyError(f"{where}: unknown keys {unknown}; training keys: {sorted(SCHEDULE_FIELDS)}, "
-                         f"{name} options: {sorted(accepted)}")
+                         f"{name} options: {sorted(method.options)}")
+    if method.implied_sparsity is not None:
+        try:
+            implied = method.implied_sparsity(options)
+        except ValueError as error:
+            raise StudyError(f"{where}: {error}") from None
+        if table.get("sparsities", [implied]) != [implied]:
+            raise StudyError(f"{where}: the options fix the sparsity at {implied}; leave sparsities out")
+        return MethodPlan(name, (implied,), train, options)
+    sparsities = tuple(float(s) for s in table["sparsities"])
+    if any(not 0.0 < s < 1.0 for s in sparsities):
+        raise StudyError(f"{where}: sparsities must be in (0, 1), got {list(sparsities)}")
     return MethodPlan(name, sparsities, train, options)
 
 
@@ -284,7 +356,25 @@ def train_models(study: Study, out: str | Path, device: torch.device, data: Data
                 _report(model_id, train_pruned(record, model_id, path, data, stats, device, start, rewind))
                 _retire(path)
             bar.update(1)
-    return paths
+    return paths + derive_models(study, paths, data, say)
+
+
+def derive_models(study: Study, paths: list[Path], data: Dataset, say: Callable[[str], None] = print) -> list[Path]:
+    """The study's `[[model]]`s for every seed from the checkpoints in `paths` (their bases), reusing
+    those whose record (which names the base's digest) is unchanged; returns their checkpoints."""
+    by_id = {path.name.split(".")[0]: path for path in paths}
+    derived = []
+    for seed in study.seeds:
+        for plan in study.derived:
+            base_id, model_id = study.derived_ids(plan, seed)
+            record = quantize_record(by_id[base_id], plan.method, plan.calibration)
+            path = checkpoint_path(by_id[base_id].parent, model_id, record)
+            if not path.exists():
+                say(f"study: {model_id}: {why_train(path, record)}")
+                _report(model_id, quantize_model(record, model_id, by_id[base_id], path, data))
+                _retire(path)
+            derived.append(path)
+    return derived
 
 
 def _dense_start(record: RunRecord, dense_path: Path) -> tuple[nn.Module | None, dict[str, torch.Tensor] | None]:
@@ -318,7 +408,7 @@ def train_dense(record: RunRecord, model_id: str, path: Path, data: Dataset, sta
     snapshot = models.build(record.arch, data.num_classes, *stats)
     snapshot.load_state_dict(rewind)
     save(rewind_path(path), snapshot, f"{model_id}-rewind", record, data, stats, {})
-    results = _results(dense, data, device, start)
+    results = _results(dense, record.arch, data, device, start)
     save(path, dense, model_id, record, data, stats, results)
     return results
 
@@ -335,14 +425,43 @@ def train_pruned(record: RunRecord, model_id: str, path: Path, data: Dataset, st
     model = copy.deepcopy(dense) if method.from_dense else models.build(record.arch, data.num_classes, *stats)
     supplied = {"rewind_state": rewind_state} if method.needs_rewind else {}
     pruned = method.prune(model, data.train, record.sparsity, record.config, device, **record.options, **supplied)
-    results = _results(pruned, data, device, start)
+    results = _results(pruned, record.arch, data, device, start)
     save(path, pruned, model_id, record, data, stats, results)
     return results
 
 
-def _results(model: nn.Module, data: Dataset, device: torch.device, start: float) -> dict[str, float]:
-    """What a run measured: test accuracy, measured sparsity, wall seconds (kept apart from its record)."""
-    return {"test_accuracy": accuracy(model, data.test, device), "sparsity": measured_sparsity(model),
+def quantize_record(base_path: Path, method: str, calibration: int) -> RunRecord:
+    """The run record of the `method` quantization of the checkpoint at `base_path`, calibrated on
+    `calibration` training images; ValueError when that checkpoint is already quantized."""
+    meta = checkpoint.read(base_path)
+    if "quantization" in meta:
+        raise ValueError(f"{base_path} is already quantized ({meta['quantization'].get('method')})")
+    options = {"calibration": int(calibration), "backend": quantize.BACKEND}
+    return runs.quantized_run(meta, method, options, runs.identity(meta, base_path))
+
+
+def quantize_model(record: RunRecord, model_id: str, base_path: Path, path: Path, data: Dataset) -> dict[str, float]:
+    """Quantize the checkpoint at `base_path` into `path` as `record` says (its int8 body calibrated on
+    training images drawn with the record's seed, on CPU); the checkpoint's hparams name every base of the
+    chain. Returns what the run measured."""
+    start = time.perf_counter()
+    model, meta = checkpoint.load(base_path)
+    images = data.train.images
+    chosen = np.sort(np.random.default_rng(record.seed).permutation(len(images))[:record.options["calibration"]])
+    quantize.quantize(model, images[chosen])
+    results = _results(model, record.arch, data, quantize.CPU, start)
+    checkpoint.save(path, model, arch=meta["arch"], num_classes=meta["num_classes"], mean=meta["mean"],
+                    std=meta["std"], dataset=data.name,
+                    hparams=runs.checkpoint_hparams(model_id, record, results, [record.base, *runs.lineage(meta)]),
+                    structure=meta.get("structure", {}), quantization=dict(quantize.SPEC))
+    return results
+
+
+def _results(model: nn.Module, arch: str, data: Dataset, device: torch.device, start: float) -> dict[str, float]:
+    """What a run measured: test accuracy, measured sparsity (against the full `arch`, so removed channels
+    count as removed weights), wall seconds (kept apart from its record)."""
+    full = models.build(arch, data.num_classes, (0.0,) * 3, (1.0,) * 3)  # widths only: any normalisation
+    return {"test_accuracy": accuracy(model, data.test, device), "sparsity": footprint.sparsity(model, full),
             "seconds": time.perf_counter() - start}
 
 

@@ -1,5 +1,6 @@
 """The models of a store as a tree of lineage: each model drawn right of its base (the model it was derived
-from), the edge labelled with how it was derived (method and target sparsity). Pure functions of the
+from), the edge labelled with how it was derived (its card's operation: "prune channel 50 %, fine-tune",
+"2:4, fine-tune", "int8"; else method and target sparsity). Pure functions of the
 models frame (analysis.queries.models), as dashboard.charts."""
 
 from __future__ import annotations
@@ -7,13 +8,13 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-NODE_FIELDS = ("model_id", "arch", "method", "target_sparsity", "sparsity", "seed", "base")
+NODE_FIELDS = ("model_id", "arch", "method", "target_sparsity", "sparsity", "seed", "base", "operation")
 
 
 def tree_layout(models: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(nodes, edges): every model at `depth` (steps from its root: a model whose base is not in the store)
     and `row` (depth-first order, so a model's descendants sit right below it); one edge per model with a
-    base in the store, from (x, y) to (x2, y2), labelled "method NN%"."""
+    base in the store, from (x, y) to (x2, y2), labelled with the model's operation, else "method NN%"."""
     ids = models["model_id"].to_list()
     base = {row["model_id"]: row["base"] for row in models.iter_rows(named=True) if row["base"] in ids}
     children: dict[str | None, list[str]] = {}
@@ -38,8 +39,9 @@ def tree_layout(models: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         "base": [base[m] for m in rows["model_id"]], "model_id": rows["model_id"].to_list(),
         "x": [place[base[m]][0] for m in rows["model_id"]], "y": [place[base[m]][1] for m in rows["model_id"]],
         "x2": rows["depth"].to_list(), "y2": rows["row"].to_list(),
-        "label": [f"{method} {sparsity:.0%}" for method, sparsity in
-                  zip(rows["method"].to_list(), rows["target_sparsity"].to_list(), strict=True)],
+        "label": [operation or f"{method} {sparsity:.0%}" for method, sparsity, operation in
+                  zip(rows["method"].to_list(), rows["target_sparsity"].to_list(), rows["operation"].to_list(),
+                      strict=True)],
     }, schema={"base": pl.String, "model_id": pl.String, "x": pl.Int64, "y": pl.Int64, "x2": pl.Int64,
                "y2": pl.Int64, "label": pl.String})
     return nodes, edges

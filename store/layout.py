@@ -181,6 +181,12 @@ MODEL_SCHEMA = pa.schema([
     ("clean_accuracy", pa.float64()),
     ("base", pa.string()),
     ("loader", pa.string()),
+    ("operation", pa.string()),
+    ("file_bytes", pa.int64()),
+    ("latency_ms_batch1", pa.float64()),
+    ("latency_ms_batch256", pa.float64()),
+    ("latency_threads", pa.int64()),
+    ("latency_load_average", pa.float64()),
 ])
 # The model card's columns added within format 2 (nullable): a store written before them lacks them, and
 # readers take them as null (the catalog then pairs its pruned models with their dense model as before).
@@ -189,7 +195,13 @@ MODEL_SCHEMA = pa.schema([
 # the `checkpoint` column), {"kind": "module", "function": "package.module:function", "normalize": ...}
 # (the `checkpoint` column holds its weights, or null) or {"kind": "robustbench", "name": ..., "dataset":
 # ..., "threat_model": ...}. `seed` is null for a model whose seed nobody gave: it forms no replicate group.
-MODEL_CARD_COLUMNS = ("base", "loader")
+# `operation` says how the model was made from its base, as the lineage labels the edge ("prune channel 50
+# %, fine-tune", "2:4, fine-tune", "int8"; compute.runs.operation; null for models from elsewhere). The
+# footprint (compute.footprint, measured at extraction): `file_bytes` of the `checkpoint` file (null
+# without one), CPU milliseconds per image at batch 1 and 256 (median of repeated runs) with the thread
+# count (1) and the one-minute load average while they ran.
+MODEL_CARD_COLUMNS = ("base", "loader", "operation", "file_bytes", "latency_ms_batch1", "latency_ms_batch256",
+                      "latency_threads", "latency_load_average")
 MODEL_REQUIRED_SCHEMA = pa.schema([f for f in MODEL_SCHEMA if f.name not in MODEL_CARD_COLUMNS])
 
 # projection: "umap", or "pca" where UMAP could not run (too few points, or it failed).

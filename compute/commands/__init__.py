@@ -17,6 +17,8 @@ COMMANDS = {
     "embed": "compute.commands.embed",
     "index": "compute.commands.index",
     "prune": "compute.commands.prune",
+    "quantize": "compute.commands.quantize",
+    "footprint": "compute.commands.footprint",
     "study": "compute.commands.study",
     "report": "compute.commands.report",
     "verify": "compute.commands.verify",

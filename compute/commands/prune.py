@@ -7,8 +7,13 @@ build a fresh --arch model. Method options go through --option KEY=VALUE (see do
 A one-job study: the run record comes from compute.runs and the model is trained by
 compute.study.train_pruned (and fit_dense, for the dense model trained here), as in `compute study`.
 
+N:M sparsity takes its sparsity from --pattern (2:4 removes half); channel pruning removes that fraction
+of output channels, so its checkpoint holds a smaller network.
+
 Examples:
     python -m compute prune --method ft --sparsity 0.9 --dense runs/dense.pt --out runs/ft-90.pt
+    python -m compute prune --method channel --sparsity 0.5 --dense runs/dense.pt --out runs/channel-50.pt
+    python -m compute prune --method nm --pattern 2:4 --dense runs/dense.pt --out runs/nm-2-4.pt
     python -m compute prune --method edgepopup --sparsity 0.5 --epochs 15 --out runs/ep-50.pt
     python -m compute prune --method lrr --sparsity 0.9 --option rounds=3 --out runs/lrr-90.pt
 """
@@ -36,7 +41,7 @@ from compute.pruning.base import Method, epoch_steps
 from compute.study import fit_dense, model_id, rewind_path, train_pruned
 from compute.train import TrainConfig, accuracy, channel_stats
 
-HELP = "prune a model with one method (ft, random, gmp, ltr, lrr, snip, edgepopup, biprop)"
+HELP = "prune a model with one method (ft, random, gmp, ltr, lrr, snip, edgepopup, biprop, channel, nm)"
 FLAGS = frozenset({"layerwise", "include_classifier"})  # options with their own command-line flags
 
 
@@ -48,7 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "from the dense model, TrainConfig's defaults when it trains from init (edgepopup and "
                            "biprop train scores: --option score_lr)")
     parser.add_argument("--method", required=True, choices=pruning.NAMES)
-    parser.add_argument("--sparsity", type=sparsity, required=True, help="fraction of prunable weights removed")
+    parser.add_argument("--sparsity", type=sparsity, default=None,
+                        help="fraction of prunable weights removed (channel: of output channels; nm: from --pattern)")
+    parser.add_argument("--pattern", default=None, metavar="N:M",
+                        help="nm: keep at most N of every M weights along the input dimension (e.g. 2:4)")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
     parser.add_argument("--dense", default=None, help="trained dense checkpoint (methods that start from one)")
     parser.add_argument("--rewind", default=None,
@@ -88,7 +96,11 @@ def parse_options(items: list[str], method: Method, name: str) -> dict[str, Any]
 def run(args: argparse.Namespace) -> int:
     method = pruning.get(args.method)
     options = parse_options(args.option, method, args.method)
-    options.update({flag: True for flag in FLAGS if getattr(args, flag)})
+    for flag in (flag for flag in FLAGS if getattr(args, flag)):
+        if flag not in method.options:
+            raise ValueError(f"--{flag.replace('_', '-')}: {args.method} takes no such option")
+        options[flag] = True
+    target = _target_sparsity(args, method, options)
     if args.dense and not method.from_dense:
         raise ValueError(f"{args.method} trains from init and takes no --dense; give --arch instead")
     device = devices.pick(args.device)
@@ -98,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         dense, meta = checkpoint.load(args.dense)
         arch, stats = meta["arch"], (meta["mean"], meta["std"])
         dense_run = runs.of_checkpoint(meta)
-        base = dense_run.digest if dense_run else meta["hparams"].get("model_id") or Path(args.dense).stem
+        base = runs.identity(meta, args.dense)
         if method.needs_rewind:
             rewind_state = checkpoint.load(args.rewind or rewind_path(Path(args.dense)))[0].state_dict()
             rewind_step = dense_run.rewind_step if dense_run else None
@@ -112,9 +124,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"dense model: test accuracy {accuracy(dense, data.test, device):.4f}")
             base = dense_run.digest
     fields = {**runs.default_schedule(args.method), **schedule_fields(args)}
-    record = runs.pruned_run(arch, args.dataset, args.method, args.sparsity, args.seed, fields, options, base,
+    record = runs.pruned_run(arch, args.dataset, args.method, target, args.seed, fields, options, base,
                              rewind_step)
-    name = args.model_id or model_id(arch, args.method, args.sparsity, args.seed)
+    name = args.model_id or model_id(arch, args.method, target, args.seed)
     results = train_pruned(record, name, Path(args.out), data, stats, device, dense, rewind_state)
     print(f"{name}: sparsity {results['sparsity']:.4f}, test accuracy {results['test_accuracy']:.4f} -> {args.out}")
     return 0
+
+
+
+def _target_sparsity(args: argparse.Namespace, method: Method, options: dict[str, Any]) -> float:
+    """--sparsity, or the sparsity the method's options imply (nm: --pattern, which joins the options)."""
+    if args.pattern is not None:
+        if "pattern" not in method.options:
+            raise ValueError(f"--pattern {args.pattern}: --method {args.method} takes no pattern (nm does)")
+        options["pattern"] = args.pattern
+    if method.implied_sparsity is None:
+        if args.sparsity is None:
+            raise ValueError(f"--sparsity is required for --method {args.method}")
+        return args.sparsity
+    implied = method.implied_sparsity(options)
+    if args.sparsity is not None and abs(args.sparsity - implied) > 1e-9:
+        raise ValueError(f"--sparsity {args.sparsity} disagrees with the {args.method} pattern "
+                         f"{options.get('pattern')} (sparsity {implied})")
+    return implied

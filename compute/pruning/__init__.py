@@ -8,7 +8,7 @@ docs/pruning.md for the methods. Add a method by adding one module and one line 
 
 from __future__ import annotations
 
-from compute.pruning import biprop, edgepopup, ft, gmp, lrr, ltr, random_mask, snip
+from compute.pruning import biprop, channel, edgepopup, ft, gmp, lrr, ltr, nm, random_mask, snip
 from compute.pruning.base import Method
 
 METHODS: dict[str, Method] = {
@@ -20,6 +20,8 @@ METHODS: dict[str, Method] = {
     "snip": snip.METHOD,
     "edgepopup": edgepopup.METHOD,
     "biprop": biprop.METHOD,
+    "channel": channel.METHOD,
+    "nm": nm.METHOD,
 }
 NAMES = tuple(METHODS)
 

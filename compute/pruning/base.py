@@ -15,8 +15,9 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,11 +31,13 @@ RUNNER_SUPPLIED = frozenset({"rewind_state", "on_update"})  # tensors and callba
 
 @dataclass(frozen=True)
 class Method:
-    """A registered pruning method: its function, where it starts, and one line for help texts."""
+    """A registered pruning method: its function, where it starts, and one line for help texts;
+    `implied_sparsity(options)` for a method whose options fix its sparsity (nm's pattern)."""
 
     prune: PruneFunction
     from_dense: bool
     summary: str
+    implied_sparsity: Callable[[Mapping[str, Any]], float] | None = None
 
     @property
     def options(self) -> frozenset[str]:

@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import matrices, presets, queries, report, uncertainty
-from dashboard import charts, data, hosting, lineage, linking, sidebar
+from dashboard import charts, cost, data, hosting, lineage, linking, sidebar
 from dashboard.text import code, downloads
 
 st.title("Overview")
@@ -41,10 +41,19 @@ else:
     linking.chart(charts.accuracy_vs_sparsity(summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
                "corruption and severity in the store; mCE is relative to each model's reference (its base).")
+if cost.has_costs(models):
+    st.subheader("Robustness vs size and latency")
+    linking.chart(cost.robustness_vs_cost(models.join(
+        summary.select("model_id", "corruption_accuracy"), on="model_id", how="left")), key="cost_chart",
+                  stretch=False)
+    st.caption("Each model's mean corruption accuracy (filled) and clean accuracy (hollow) against the bytes of "
+               "its file and its CPU time per image at batch 1 and 256, measured at extraction (the load average "
+               "then is in the table below). Mask pruning changes neither; removed channels and int8 change "
+               "both. Click a point to select that model on every page.")
 st.subheader("Lineage")
 linking.chart(lineage.lineage_tree(models, selection.model), key="lineage_chart")
-st.caption("Each model right of its base (the model it was derived from), the edge labelled with its method and "
-           "target sparsity; models without a base in the store start a row of their own. Click a model to select "
+st.caption("Each model right of its base (the model it was derived from), the edge labelled with its operation "
+           "(or its method and target sparsity); models without a base in the store start a row of their own. Click a model to select "
            "it on every page." + ("" if models["base"].is_not_null().any() else
                                   " No model of this store names a base: " + data.NO_REFERENCE))
 table = models.with_columns(
