@@ -272,7 +272,7 @@ def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str
 
 
 ROBUSTBENCH_DIR = "models"  # where RobustBench downloads its models, relative to the working directory
-ROBUSTBENCH_INSTALL = "pip install -r requirements-optional.txt (or pip install robustbench)"
+ROBUSTBENCH_INSTALL = "pip install robustbench==1.1.1 (it pins timm==1.0.9, replacing the timm of requirements-optional.txt)"
 
 
 def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "corruptions",
