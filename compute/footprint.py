@@ -4,8 +4,10 @@ Mask pruning (ft, gmp, nm, ...) zeroes weights but keeps every parameter, so it 
 nothing else here; channel pruning removes parameters, and int8 quantization stores a quarter of the
 bytes and runs int8 kernels. Latency is wall time per image of forward() on CPU at a given batch size,
 on one thread (several threads that wait on each other also wait on every other job of a shared machine:
-at batch 1 their figures scattered 10x): the median of `repeats` timed runs after one warm-up run, beside
-the machine's one-minute load average, since a shared machine's timings mean little without it.
+at batch 1 their figures scattered 10x): the median of up to `repeats` timed runs after a warm-up run of
+one image, beside the machine's one-minute load average, since a shared machine's timings mean little
+without it. Timing stops after BUDGET_S seconds per batch size (at least one run), so a 224-px model at
+batch 256 costs extraction about one batch, not five.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 from compute.models.base import prunable_weights, weight_counts
 
 BATCH_SIZES = (1, 256)
+BUDGET_S = 2.0  # seconds of timed runs per batch size, past which no further run starts
 THREADS = 1  # one CPU thread: figures that compare across machines and hold on a shared one
 # The card columns that are timings of this machine at this moment: two runs of the same model differ here.
 LATENCY_FIELDS = ("latency_ms_batch1", "latency_ms_batch256", "latency_threads", "latency_load_average")
@@ -77,9 +80,12 @@ def saved_bytes(path: str | Path) -> int:
 
 
 @torch.inference_mode()
-def latency(model: nn.Module, image_size: int, batch_size: int, repeats: int = 5) -> float:
-    """Median wall seconds per image of `model` on CPU over `repeats` timed runs of one random batch; a
-    run of a small batch is 64 / batch_size forward passes, so no run is a single sub-millisecond call."""
+def latency(model: nn.Module, image_size: int, batch_size: int, repeats: int = 5,
+            budget_s: float = BUDGET_S) -> float:
+    """Median wall seconds per image of `model` on CPU over up to `repeats` timed runs of one random batch
+    (no run starts after `budget_s` seconds; at least one runs); a run of a small batch is 64 / batch_size
+    forward passes, so no run is a single sub-millisecond call. A warm-up pass of one image first
+    (allocations, kernel selection, int8 weight packing)."""
     if repeats < 1 or batch_size < 1:
         raise ValueError(f"latency needs repeats >= 1 and batch_size >= 1, got {repeats}, {batch_size}")
     model = copy.deepcopy(model).cpu().eval()
@@ -88,13 +94,15 @@ def latency(model: nn.Module, image_size: int, batch_size: int, repeats: int = 5
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        model(x)  # warm-up: allocations, kernel selection, int8 weight packing
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(passes):
-                model(x)
-            times.append(time.perf_counter() - start)
+        with torch.no_grad():
+            model(x[:1])
+            times: list[float] = []
+            deadline = time.perf_counter() + budget_s
+            while len(times) < repeats and (not times or time.perf_counter() < deadline):
+                start = time.perf_counter()
+                for _ in range(passes):
+                    model(x)
+                times.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
     return statistics.median(times) / (batch_size * passes)
