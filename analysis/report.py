@@ -251,19 +251,20 @@ def _latex(table: pl.DataFrame, level: str, columns: str, notes: list[str]) -> s
     rounding = " in whole percents rounded outwards" if digits == 0 else ""
     caption = (f"Robustness of pruned models (all figures in \\%): {interval}, shown below the mean as "
                f"low--high{rounding}, accuracy intervals clipped to [0, 100]. Bold: best in the column. $^{{\\ast}}$: "
-               "differs from the dense model on the same samples (paired test, Holm-adjusted $p < 0.05$ over the "
+               "differs from its reference (its base model) on the same samples (paired test, Holm-adjusted $p < 0.05$ over the "
                "cells shown). "
                + ("Err.: mean corruption error (unnormalised mCE); Drop: clean minus mean corruption accuracy. "
                   if columns == "full" else "Corr.: mean corruption accuracy; families: Hendrycks \\& Dietterich "
                   "(2019). ")
-               + "mCE$_\\mathrm{rel}$: relative mCE, against each model's dense model (see note).")
+               + "mCE$_\\mathrm{rel}$: relative mCE, against each model's reference (see note).")
     spec = "l" + "r" * len(names)
-    lines = ["% prunescope report (python -m compute report). Needs \\usepackage{booktabs}"
-             + ("" if columns == "summary" else " and \\usepackage{graphicx}") + " in the preamble.",
+    lines = ["% prunescope report (python -m compute report). Needs \\usepackage{booktabs} and "
+             "\\usepackage{graphicx} in the preamble.",
              f"\\begin{{{environment}}}[t]", "\\centering", "\\scriptsize", "\\setlength{\\tabcolsep}{1.5pt}",
              f"\\caption{{{caption}}}", "\\label{tab:prunescope}"]
-    if columns == "full":  # shrink only when wider than the page; never enlarge
-        lines.append("\\resizebox{\\ifdim\\width>\\textwidth\\textwidth\\else\\width\\fi}{!}{%")
+    # shrink only when wider than the page (table*) or the column (summary); never enlarge
+    width = "\\columnwidth" if columns == "summary" else "\\textwidth"
+    lines.append(f"\\resizebox{{\\ifdim\\width>{width}{width}\\else\\width\\fi}}{{!}}{{%")
     lines += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
               " & ".join(["Model" if level == "model" else "Method",
                           *(_header(n) for n in names)]) + r" \\", "\\midrule"]
@@ -273,9 +274,7 @@ def _latex(table: pl.DataFrame, level: str, columns: str, notes: list[str]) -> s
         lines.append(" & ".join([_row_label(first[row], level), *means]) + r" \\")
         lines.append(" & ".join([rf"{{\tiny {seeds} seed{'s' if seeds > 1 else ''}}}" if level == "group" else "",
                                  *intervals]) + r" \\[1pt]")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    if columns == "full":
-        lines.append("}")
+    lines += ["\\bottomrule", "\\end{tabular}", "}"]
     legend = ([", ".join(abbreviations) + "."] if abbreviations else []) + [escape.latex(n) + "." for n in notes]
     if legend:
         lines += ["\\par\\smallskip", "\\parbox{\\linewidth}{\\tiny " + " ".join(legend) + "}"]
