@@ -14,7 +14,6 @@ progress bar on stderr and cached by (path, size, mtime) in `$XDG_CACHE_HOME/pru
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from compute.datasets.base import DataError
-from compute.datasets.download import CHUNK
+from compute.datasets.download import digests
 
 
 @dataclass(frozen=True)
@@ -198,12 +197,7 @@ def md5s(paths: list[Path]) -> dict[Path, str]:
     with tqdm(total=sum(stat.st_size for _, stat in todo), unit="B", unit_scale=True, desc="md5",
               file=sys.stderr, leave=False) as bar:
         for path, stat in todo:
-            digest = hashlib.md5(usedforsecurity=False)
-            with path.open("rb") as file:
-                while chunk := file.read(CHUNK):
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-            result[path] = digest.hexdigest()
+            result[path] = digests(path, bar=bar)[0]
             cache[str(path.resolve())] = [stat.st_size, stat.st_mtime_ns, result[path]]
     try:  # a cache that cannot be written costs time on the next run, never a result
         cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -156,12 +156,16 @@ def _download(url: str, part: Path) -> None:
                         "command again to resume it")
 
 
-def digests(path: Path, sha256: bool = False) -> tuple[str, str | None]:
-    """(md5, sha256 or None) of a file, read once in chunks, with a progress bar on stderr."""
+def digests(path: Path, sha256: bool = False, bar: tqdm | None = None) -> tuple[str, str | None]:
+    """(md5, sha256 or None) of a file, read once in chunks, counted on `bar` (a progress bar over many
+    files), else on a progress bar of its own on stderr."""
+    if bar is None:
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"checking {path.name}",
+                  file=sys.stderr, leave=False) as own:
+            return digests(path, sha256, own)
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256() if sha256 else None
-    with path.open("rb") as file, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                       desc=f"checking {path.name}", file=sys.stderr, leave=False) as bar:
+    with path.open("rb") as file:
         while chunk := file.read(CHUNK):
             md5.update(chunk)
             if sha is not None:
