@@ -23,14 +23,11 @@ when the store is complete, `compute index` rebuilds them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from store import layout, sample_index
+from store import layout, reader, sample_index
+from store.layout import StoreError
 
 INFO = "aggregates.json"
 NAMES = ("partition_bits", "sample_sums", "class_sums")
@@ -85,10 +82,11 @@ def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
     if not info.is_file() or not all(path(root, name).is_file() for name in NAMES):
         return False
     try:
-        recorded = json.loads(info.read_text())
+        recorded = reader.read_json(info)
         if not sample_index.built_from_current_files(root, recorded, files):
             return False
-        rows = recorded.get("rows") or {}
-        return all(pq.ParquetFile(path(root, name)).metadata.num_rows == rows.get(name) for name in NAMES)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException, AttributeError):
+        rows = recorded.get("rows")
+        return isinstance(rows, dict) and all(
+            reader.parquet_metadata(path(root, name)).num_rows == rows.get(name) for name in NAMES)
+    except StoreError:
         return False
