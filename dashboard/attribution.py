@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ import streamlit as st
 from dashboard.text import escape, public
 from store.confine import regular, resolve_allowed
 from store.layout import StoreError
+from store.reader import parse_json
 
 METRICS = ("angle_true", "feature_norm", "margin")
 UNITS = {"angle_true": "degrees", "feature_norm": "feature units", "margin": "feature units"}
@@ -200,8 +200,17 @@ def occlusion_maps(root: str, recorded: str | None, image: np.ndarray, label: in
 
 
 def _loader_record(loader: str | None) -> dict[str, Any] | None:
-    """models.parquet's `loader` JSON (compute.cards.ModelSpec.loader); None for a store written before it."""
-    return None if loader is None else json.loads(loader)
+    """models.parquet's `loader` JSON (compute.cards.ModelSpec.loader), parsed within the store reader's
+    bounds; None for a store written before it. StoreError when it is not a JSON object."""
+    if loader is None:
+        return None
+    try:
+        record = parse_json(loader)
+    except ValueError as error:
+        raise StoreError(f"this model's loader record in models.parquet is not valid JSON: {error}") from error
+    if not isinstance(record, dict):
+        raise StoreError("this model's loader record in models.parquet is not a JSON object")
+    return record
 
 
 def missing_checkpoint(root: str | Path, recorded: str | None, loader: str | None = None) -> str | None:
@@ -210,7 +219,10 @@ def missing_checkpoint(root: str | Path, recorded: str | None, loader: str | Non
     outside them (the operator decides which code and files the server may load: --allow-root); a
     RobustBench model without the package or outside them. Nothing outside the allowed places is touched,
     so the answer reveals nothing about it."""
-    record = _loader_record(loader)
+    try:
+        record = _loader_record(loader)
+    except StoreError as error:
+        return f"Attribution refused: {error}."
     kind = "checkpoint" if record is None else record.get("kind")
     if kind == "module":
         return _module_problem(root, record) or (_file_problem(root, recorded, "weights") if recorded else None)

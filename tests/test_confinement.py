@@ -348,3 +348,11 @@ def test_the_sample_page_names_the_setting_not_the_outside_path(traced, outside_
     assert not app.get("image") and not [p for p in seen if p.startswith(str(outside))]
     shown = "\n".join(e.value for e in (*app.warning, *app.error, *app.info, *app.markdown))
     assert "allowed roots" in shown and str(outside) not in shown and str(store) not in shown
+
+
+@pytest.mark.parametrize("loader", ["[" * 100_000 + "]" * 100_000, "[1, 2]", "{not json", '{"kind": 1e999}'])
+def test_a_hostile_loader_record_is_refused_not_raised(stores, loader) -> None:
+    from dashboard import attribution
+
+    store, _ = stores
+    assert "loader record" in attribution.missing_checkpoint(store, "checkpoints/m.pt", loader)
