@@ -3,7 +3,7 @@
 Pure numpy/scipy functions, vectorised over cells (every argument may be an array; results broadcast), so
 one call covers a whole evaluation matrix. scipy is used where it has the test (binomial tail for exact
 McNemar, Benjamini-Hochberg, Student t, Spearman, Welch); the rest is written here and tested against brute force
-(tests/test_stats.py). All intervals are two-sided at level `confidence` (default 0.95).
+(tests/analysis/test_stats.py). All intervals are two-sided at level `confidence` (default 0.95).
 
     wilson_interval          accuracy k/n of one model in one setting (Wilson 1927 score interval)
     mcnemar_exact            paired test of two models on the same samples (exact McNemar: binomial test

@@ -9,7 +9,7 @@ corruption name, purpose of the draw, sample id, position of the element within 
 The hash is Chris Wellons' `lowbias32` integer finaliser on int32 tensors. Its multiplications wrap
 around modulo 2**32, which is what both the CPU's vector instructions and CUDA do for int32 (int64
 multiplication has no vector instruction on most CPUs and is 8x slower); right shifts are masked to act
-as unsigned shifts. tests/test_corruptions.py checks the bits against lowbias32 in plain Python integers.
+as unsigned shifts. tests/compute/test_corruptions.py checks the bits against lowbias32 in plain Python integers.
 
 Integer bits are therefore identical on every device. Floats made from them are too, up to the last
 unit of float32 transcendental functions (log, cos) where CPU and CUDA libraries may disagree, which can

@@ -18,7 +18,7 @@ from store.catalog import Catalog
 from testkit.direct import direct_rows
 from testkit.study import CORRUPTIONS, write_study
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Three seeds of dense and lrr-90, one of ft-50: groups with replicates and a group of one.
 MODELS = [("dense-s0", "dense", 0.0, 0), ("dense-s1", "dense", 0.0, 1), ("dense-s2", "dense", 0.0, 2),
           ("lrr-90-s0", "lrr", 0.9, 0), ("lrr-90-s1", "lrr", 0.9, 1), ("lrr-90-s2", "lrr", 0.9, 2),

@@ -22,7 +22,7 @@ def tiny_data() -> ImageSet:
 
 
 # The ResNet-50 variants share every line of their code with the ResNet-18 ones (only torchvision's depth
-# differs) and take a minute to train here; tests/test_byo_zoo.py builds them.
+# differs) and take a minute to train here; tests/compute/test_byo_zoo.py builds them.
 @pytest.mark.slow  # training: one epoch of every architecture
 @pytest.mark.parametrize("arch", [name for name in models.NAMES if not name.startswith("resnet50")])
 def test_contract_training_and_checkpoint_round_trip(arch, tiny_data, tmp_path) -> None:

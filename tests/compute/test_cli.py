@@ -112,7 +112,7 @@ def test_extract_takes_a_users_own_model_by_module_and_function(tmp_path, monkey
 
 # -- ordinary OS errors and nonsense numbers: one `error:` line, exit 2, nothing already written lost --------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -26,7 +26,7 @@ from store import layout
 requires_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None,
                                    reason="timm is an optional dependency (requirements-optional.txt)")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
 ZOO = textwrap.dedent("""
     import torch

@@ -34,7 +34,7 @@ def built(store: Path) -> Path:
 @pytest.fixture(scope="module")
 def shard_store(tmp_path_factory, checkpoints) -> Path:
     """Two extraction shards of the tiny test setting (one model: kept cheap); the one that completes the
-    store builds everything, as in tests/test_sharding.py."""
+    store builds everything, as in tests/compute/test_sharding.py."""
     store = tmp_path_factory.mktemp("shards") / "store"
     for shard in ("1/2", "0/2"):
         assert main(extract_args(store, checkpoints[:1], "--shard", shard)) == 0

@@ -27,10 +27,10 @@ from compute.study import MethodPlan, Study, StudyError
 from compute.train import TrainConfig, accuracy, channel_stats
 
 CPU = torch.device("cpu")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = TrainConfig(epochs=1, batch_size=64, seed=0)
 OPTIONS = {"ltr": {"rounds": 2}, "lrr": {"rounds": 2}}
-# Masks at any sparsity; channel and nm prune structures (tests/test_compression.py checks them).
+# Masks at any sparsity; channel and nm prune structures (tests/compute/test_compression.py checks them).
 MASK_METHODS = tuple(name for name in pruning.NAMES if name not in ("channel", "nm"))
 
 

@@ -36,7 +36,7 @@ from testkit.dataset_families import (
 )
 from testkit.datasets import pin_archives, serve_directory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

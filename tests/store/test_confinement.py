@@ -20,7 +20,7 @@ from store import confine, layout, provenance, reader, writer
 from store.catalog import Catalog
 from store.verify import attribution_notes, verify
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STRACE = shutil.which("strace")
 
 

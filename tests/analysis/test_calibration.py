@@ -44,7 +44,7 @@ def test_ece_per_cell_matches_its_definition_on_the_parquet_files(study, adaptiv
                            & (pl.col("severity") == cell["severity"]))
         confidence = part["confidence"].cast(pl.Float64).to_numpy()
         correct = part["correct"].cast(pl.Float64).to_numpy()
-        # 1e-6: as tests/test_analytics.py, the direct rows derive confidence again from the stored logits
+        # 1e-6: as tests/analysis/test_analytics.py, the direct rows derive confidence again from the stored logits
         assert cell["ece"] == pytest.approx(direct_ece(confidence, correct, adaptive), rel=1e-6, abs=1e-7)
         assert cell["accuracy"] == pytest.approx(correct.mean())
         assert cell["ece_low"] <= cell["ece_high"]

@@ -27,7 +27,7 @@ from store.layout import StoreError
 from store.verify import verify
 from testkit.app import APP
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETURNS_WITHIN_S = 10  # the bound for every command and page on a hostile store
 
 

@@ -21,7 +21,7 @@ from dashboard.pages import PAGES
 
 # training through the command line, then every page rendered on each store
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
 CLASSES = 200
 

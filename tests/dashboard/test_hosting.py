@@ -228,7 +228,7 @@ def test_hosting_mode_gives_visitors_a_viewer_toolbar_and_no_error_details(monke
     finally:
         for option, value in defaults.items():
             config.set_option(option, value)
-    serve = (Path(__file__).resolve().parent.parent / "Makefile").read_text().split("\nserve:")[1].split("\n\n")[0]
+    serve = (Path(__file__).resolve().parents[2] / "Makefile").read_text().split("\nserve:")[1].split("\n\n")[0]
     assert "--client.toolbarMode viewer" in serve and "--client.showErrorDetails none" in serve
 
 

@@ -26,7 +26,7 @@ from store.catalog import Catalog
 from testkit.datasets import write_cifar10c
 from testkit.extraction import CORRUPTIONS, LIMIT, SEVERITIES, extract_args
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PER_SEVERITY = LIMIT + 10  # the fixture files hold more rows per severity than --limit reads
 SAMPLES = (0, 17, LIMIT - 1)
 

@@ -15,7 +15,7 @@ import pytest
 from store import layout, reader
 from store.verify import validated_manifest, verify
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = 40
 
 
