@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from compute import byo, cards, corruptions, datasets
 from compute import device as devices
+from compute.cards import ExtractModel, from_checkpoint, model_row
 from compute.commands._common import (
     add_dataset_arguments,
     add_device_argument,
@@ -43,7 +44,9 @@ from compute.commands._common import (
 )
 from compute.datasets import checksums
 from compute.executors import EXECUTORS, RayExecutor
-from compute.extract import ExtractModel, ExtractSummary, Shard, from_checkpoint, model_row, run_extraction
+from compute.extract import run_extraction
+from compute.inference import ExtractSummary
+from compute.worklist import Shard
 from store import layout
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"

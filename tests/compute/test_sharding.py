@@ -14,7 +14,7 @@ import torch
 from compute import footprint
 from compute.__main__ import build_parser, main
 from compute.executors import ExecutorError, RayExecutor
-from compute.extract import Shard, work_list
+from compute.worklist import Shard, work_list
 from store import layout, provenance, reader, sample_index, writer
 from testkit.extraction import (
     CORRUPTIONS,

@@ -24,7 +24,8 @@ import torch
 from torch.nn.utils import prune
 
 from analysis import matrices, queries, report, sql, uncertainty
-from compute import extract, runs
+from compute import runs
+from compute.cards import CHECKPOINT_LOADER, ExtractModel, fill_bases
 from dashboard import attribution, lineage
 from dashboard.pages import PAGES
 from store import layout
@@ -322,15 +323,15 @@ def test_the_lineage_tree_puts_each_model_right_of_its_base(own) -> None:
 
 
 def test_pruned_checkpoints_get_their_dense_model_as_base() -> None:
-    """compute.extract.fill_bases: a record's base digest names the dense run (here or in the store); a
+    """compute.cards.fill_bases: a record's base digest names the dense run (here or in the store); a
     checkpoint without a record falls back to the dense model of its arch; user models keep their card."""
     dense_run = runs.dense_run("small_cnn", "digits", 0, {}, rewind_step=0)
     stored_run = runs.dense_run("small_cnn", "digits", 1, {}, rewind_step=0)
 
-    def entry(model_id, method, run=None, loader=extract.CHECKPOINT_LOADER, base=None, seed=0):
+    def entry(model_id, method, run=None, loader=CHECKPOINT_LOADER, base=None, seed=0):
         info = {"method": method, "arch": "small_cnn", "seed": seed, "base": base,
                 "loader": json.dumps(loader, sort_keys=True)}
-        return extract.ExtractModel(model_id, torch.nn.Identity(), info, run)
+        return ExtractModel(model_id, torch.nn.Identity(), info, run)
 
     entries = [entry("dense", "dense", dense_run),
                entry("lrr", "lrr", runs.pruned_run("small_cnn", "digits", "lrr", 0.9, 0, {}, {}, dense_run.digest, 0)),
@@ -338,7 +339,7 @@ def test_pruned_checkpoints_get_their_dense_model_as_base() -> None:
                                                           stored_run.digest, 0), seed=1),
                entry("no-record", "gmp", seed=1),
                entry("mine", "magnitude", loader={"kind": "module"})]
-    extract.fill_bases(entries, {"dense-s1": stored_run.digest})
+    fill_bases(entries, {"dense-s1": stored_run.digest})
     assert {e.model_id: e.info["base"] for e in entries} == {
         "dense": None, "lrr": "dense", "old-seed1": "dense-s1", "no-record": "dense", "mine": None}
 
