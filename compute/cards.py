@@ -24,8 +24,8 @@ the same keys; the table's name is the model id):
 
 Its card (`ModelSpec.card`) is the row's description: arch as the user names it (default: the function's
 or RobustBench name, never a wrapper class), method (default "external"), target sparsity, seed (null
-when not given: the model forms no replicate group), base, and the `loader` JSON that `load` reads
-back (the dashboard's attribution loads models with it). `model_row`
+when not given: the model forms no replicate group), base, and the `loader` JSON that
+compute.loading.load_model reads back (the dashboard's attribution loads models with it). `model_row`
 makes the row of either kind, with sparsity and parameter counts measured from the weights.
 """
 
@@ -41,7 +41,7 @@ from typing import Any
 
 from torch import nn
 
-from compute import byo, checkpoint, footprint, models, runs
+from compute import byo, checkpoint, footprint, loading, models, runs
 from compute.models.base import weight_counts
 from compute.runs import RunRecord
 
@@ -110,17 +110,6 @@ class ModelSpec:
         name = self.robustbench or (self.function or "").rpartition(":")[2]
         return {"arch": self.arch or name, "method": self.method, "target_sparsity": float(self.sparsity),
                 "seed": self.seed, "base": self.base}
-
-
-def load(loader: Mapping[str, Any], weights: str | Path | None, image_size: int) -> nn.Module:
-    """The model a `loader` record describes (see ModelSpec.loader), behind the model contract."""
-    if loader["kind"] == "robustbench":
-        return byo.load_robustbench(loader["name"], loader["dataset"], loader["threat_model"],
-                                    loader.get("model_dir") or byo.ROBUSTBENCH_DIR)
-    if loader["kind"] == "module":
-        return byo.load_user_model(loader["function"], None if weights is None else str(weights),
-                                   normalize=loader.get("normalize"), image_size=image_size)
-    raise ValueError(f"no loader of kind {loader.get('kind')!r}; known: module, robustbench")
 
 
 def read_models_file(path: str | Path) -> list[ModelSpec]:
@@ -234,7 +223,7 @@ def measure_footprints(entries: Sequence[ExtractModel], image_size: int) -> None
         entry.info.update(footprint.measure(entry.model, file, image_size, repeats=3).to_dict())
 
 
-CHECKPOINT_LOADER = {"kind": "checkpoint"}
+CHECKPOINT_LOADER = {"kind": loading.CHECKPOINT}
 
 
 def from_checkpoint(path: str | Path) -> ExtractModel:

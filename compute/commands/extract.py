@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from compute import byo, cards, corruptions, datasets
+from compute import byo, cards, corruptions, datasets, loading
 from compute import device as devices
 from compute.cards import ExtractModel, from_checkpoint, model_row
 from compute.commands._common import (
@@ -200,7 +200,7 @@ def user_model(spec: cards.ModelSpec, dataset: str, image_size: int) -> ExtractM
                          f"models, the dataset is {dataset!r}")
     model_dir = str(Path(byo.ROBUSTBENCH_DIR).resolve()) if spec.robustbench is not None else None
     loader = spec.loader(dataset, model_dir)
-    model = cards.load(loader, spec.weights, image_size)
+    model = loading.load_model({"checkpoint": spec.weights, "loader": loader}, image_size)
     hparams = json.dumps({"model_id": spec.model_id, "loader": loader}, sort_keys=True)
     row = model_row(spec.model_id, model, {**spec.card(), "hparams": hparams}, spec.weights, loader)
     return ExtractModel(spec.model_id, model, row)

@@ -24,9 +24,9 @@ import torch
 from torch.nn.utils import prune
 
 from analysis import matrices, queries, report, sql, uncertainty
-from compute import runs
+from compute import attribution, loading, runs
 from compute.cards import CHECKPOINT_LOADER, ExtractModel, fill_bases
-from dashboard import attribution, lineage
+from dashboard import lineage
 from dashboard.pages import PAGES
 from store import layout
 from store.catalog import Catalog
@@ -173,13 +173,12 @@ def test_attribution_loads_both_models_from_their_cards(own) -> None:
         patch.syspath_prepend(str(root))
         patch.setenv("PRUNESCOPE_ALLOW_ROOTS", str(root))
         for row in cards(store).iter_rows(named=True):
-            assert attribution.missing_checkpoint(store, row["checkpoint"], row["loader"]) is None
-            maps = attribution.occlusion_maps(str(store), row["checkpoint"], image, label, (0, layout.CLEAN, 0),
-                                              loader=row["loader"])
+            assert loading.missing_checkpoint(store, row["checkpoint"], row["loader"]) is None
+            maps = attribution.occlusion_maps(str(store), row["checkpoint"], image, label, loader=row["loader"])
             assert np.isfinite(maps["angle_true"]).any(), row["model_id"]
         patch.delenv("PRUNESCOPE_ALLOW_ROOTS")  # the operator has not allowed the user's directory
         row = cards(store).row(0, named=True)
-        assert "outside the store" in attribution.missing_checkpoint(store, row["checkpoint"], row["loader"])
+        assert "outside the store" in loading.missing_checkpoint(store, row["checkpoint"], row["loader"])
 
 
 @pytest.mark.slow
@@ -377,5 +376,5 @@ def test_attribution_runs_no_module_code_outside_the_allowed_roots(tmp_path, mon
     store.mkdir()
     for function in ("sneaky.nets:net", "os:getcwd", "json:loads"):  # a package, a frozen and a plain module
         loader = json.dumps({"kind": "module", "function": function, "normalize": None})
-        assert "Attribution refused" in attribution.missing_checkpoint(store, None, loader), function
+        assert "Attribution refused" in loading.missing_checkpoint(store, None, loader), function
     assert not (tmp_path / "ran").exists() and "sneaky" not in sys.modules
