@@ -17,8 +17,9 @@ import torch
 
 from compute import checkpoint, datasets, models
 from compute import device as devices
+from compute.cards import ExtractModel
 from compute.datasets.base import Dataset
-from compute.extract import ExtractModel, extract
+from compute.extract import extract
 from compute.train import channel_stats
 from store import reader, writer
 

@@ -23,8 +23,10 @@ import torch
 
 from compute import corruptions, models
 from compute import device as devices
+from compute.cards import ExtractModel
 from compute.datasets.base import ImageSet
-from compute.extract import ExtractModel, extract, settings
+from compute.extract import extract
+from compute.worklist import settings
 from store import writer
 
 NUM_IMAGES = 10_000

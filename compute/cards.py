@@ -1,8 +1,10 @@
-"""Model cards of models from elsewhere: what a model is and how it is loaded again.
+"""Model cards: what a model is and how it is loaded again (store.layout.MODEL_SCHEMA, one models.parquet row).
 
-A `ModelSpec` is one bring-your-own model as the user describes it, by `extract` flags (`--model` /
-`--robustbench` with `--method --sparsity --model-seed --base --arch`) or by one table of a models file
-(`extract --models FILE.toml`, the same keys; the table's name is the model id):
+A prunescope checkpoint's card comes from its run record (`from_checkpoint`); its base, the model it was
+pruned from, is set by `fill_bases`, the one place extraction sets it. A model from elsewhere is a
+`ModelSpec` as the user describes it, by `extract` flags (`--model` / `--robustbench` with `--method
+--sparsity --model-seed --base --arch`) or by one table of a models file (`extract --models FILE.toml`,
+the same keys; the table's name is the model id):
 
     [resnet10t-dense]
     model = "my_timm:resnet10t"          # package.module:function (or robustbench = "NAME")
@@ -20,24 +22,28 @@ A `ModelSpec` is one bring-your-own model as the user describes it, by `extract`
     seed = 0
     base = "resnet10t-dense"
 
-The card (`card`) is the row's description in models.parquet (store.layout.MODEL_SCHEMA): arch as the user
-names it (default: the function's or RobustBench name, never a wrapper class), method (default
-"external"), target sparsity, seed (null when not given: the model forms no replicate group), base, and
-the `loader` JSON that `load` reads back (the dashboard's attribution loads models with it).
+Its card (`ModelSpec.card`) is the row's description: arch as the user names it (default: the function's
+or RobustBench name, never a wrapper class), method (default "external"), target sparsity, seed (null
+when not given: the model forms no replicate group), base, and the `loader` JSON that
+compute.loading.load_model reads back (the dashboard's attribution loads models with it). `model_row`
+makes the row of either kind, with sparsity and parameter counts measured from the weights.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from compute import byo
+from compute import byo, checkpoint, footprint, loading, models, runs
+from compute.models.base import weight_counts
+from compute.runs import RunRecord
 
 EXTERNAL = "external"  # the method of a model nobody labelled
 ROBUSTBENCH_DATASETS = ("cifar10", "cifar100", "imagenet")
@@ -106,17 +112,6 @@ class ModelSpec:
                 "seed": self.seed, "base": self.base}
 
 
-def load(loader: Mapping[str, Any], weights: str | Path | None, image_size: int) -> nn.Module:
-    """The model a `loader` record describes (see ModelSpec.loader), behind the model contract."""
-    if loader["kind"] == "robustbench":
-        return byo.load_robustbench(loader["name"], loader["dataset"], loader["threat_model"],
-                                    loader.get("model_dir") or byo.ROBUSTBENCH_DIR)
-    if loader["kind"] == "module":
-        return byo.load_user_model(loader["function"], None if weights is None else str(weights),
-                                   normalize=loader.get("normalize"), image_size=image_size)
-    raise ValueError(f"no loader of kind {loader.get('kind')!r}; known: module, robustbench")
-
-
 def read_models_file(path: str | Path) -> list[ModelSpec]:
     """The models a models file describes, every table checked; ValueError naming the file, table and key.
     Relative `weights` paths are relative to the file."""
@@ -175,3 +170,90 @@ def check_lineage(specs: Sequence[ModelSpec], known: Sequence[str], where: str =
                 raise ValueError(f"{where}table [{start}]: key 'base': the bases form a cycle ({cycle})")
             seen.append(current)
             current = bases[current]
+
+
+@dataclass
+class ExtractModel:
+    """A model to extract, with the row that describes it in models.parquet and the run record it was
+    trained from (None for models from elsewhere: the store does not track their training)."""
+
+    model_id: str
+    model: nn.Module
+    info: dict[str, Any] = field(default_factory=dict)
+    run: RunRecord | None = None
+
+
+def model_row(model_id: str, model: nn.Module, card: Mapping[str, Any], checkpoint_path: str | None,
+              loader: Mapping[str, Any]) -> dict:
+    """The models.parquet row (the model card) of a model: sparsity and parameter counts measured from the
+    weights; arch, method, target_sparsity, seed, hparams and base from `card` (a prunescope checkpoint's
+    run record, `from_checkpoint`, or the user's description, `ModelSpec.card`); `loader` says how it is
+    loaded again (`ModelSpec.loader`; CHECKPOINT_LOADER for ours).
+
+    clean_accuracy is left to `store.writer.upsert_models`, which reads it from the clean partition.
+    """
+    num_params, num_nonzero = footprint.parameters(model)
+    full = card.get("full_model")  # the unpruned architecture, where known: removed channels count as removed
+    counts = weight_counts(model)
+    return {
+        "model_id": model_id,
+        "arch": card["arch"],
+        "method": card["method"],
+        "target_sparsity": float(card["target_sparsity"]),
+        "sparsity": (footprint.sparsity(model, full) if full is not None
+                     else counts["prunable_zero"] / max(counts["prunable"], 1)),
+        "seed": card["seed"],
+        "num_params": num_params,
+        "num_nonzero": num_nonzero,
+        "checkpoint": checkpoint_path,
+        "hparams": card.get("hparams") or json.dumps({}),
+        "clean_accuracy": None,
+        "base": card.get("base"),
+        "loader": json.dumps(dict(loader), sort_keys=True),
+        "operation": card.get("operation"),
+    }
+
+
+def measure_footprints(entries: Sequence[ExtractModel], image_size: int) -> None:
+    """Put each model's footprint (compute.footprint: file bytes, CPU latency at batch 1 and 256) on its
+    card, measured now on this machine; file_bytes is null for a model without a file."""
+    for entry in entries:
+        path = entry.info.get("checkpoint")
+        file = path if path and Path(path).is_file() else None
+        entry.info.update(footprint.measure(entry.model, file, image_size, repeats=3).to_dict())
+
+
+CHECKPOINT_LOADER = {"kind": loading.CHECKPOINT}
+
+
+def from_checkpoint(path: str | Path) -> ExtractModel:
+    """A prunescope checkpoint to extract; its base is found among the run's models (`fill_bases`)."""
+    model, meta = checkpoint.load(path)
+    model_id = meta.get("hparams", {}).get("model_id") or Path(path).stem
+    record = runs.of_checkpoint(meta)
+    card = {**runs.card(meta), "arch": meta["arch"], "base": None,
+            "operation": runs.operation(record) if record is not None else None,
+            "full_model": models.build(meta["arch"], meta["num_classes"], meta["mean"], meta["std"])}
+    return ExtractModel(model_id, model, model_row(model_id, model, card, str(Path(path).resolve()),
+                                                   CHECKPOINT_LOADER), runs.of_checkpoint(meta))
+
+
+def fill_bases(entries: Sequence[ExtractModel], recorded: Mapping[str, str]) -> None:
+    """Give each pruned prunescope checkpoint its dense model as base: the model whose run its record
+    starts from (RunRecord.base: a digest, matched against this run's records and the store's `recorded`
+    model_id -> digest, or a model id), else the dense model of this run with its arch (its seed first).
+    Models from elsewhere keep the base their card gives."""
+    digests = {**recorded, **{e.model_id: e.run.digest for e in entries if e.run is not None}}
+    by_digest = {digest: model_id for model_id, digest in digests.items()}
+    dense = [e for e in entries if e.info["method"] == runs.DENSE]
+    ours = json.dumps(CHECKPOINT_LOADER, sort_keys=True)
+    for entry in entries:
+        if entry.info["loader"] != ours or entry.info["base"] is not None or entry.info["method"] == runs.DENSE:
+            continue
+        named = entry.run.base if entry.run is not None else None
+        if named in by_digest or named in digests:
+            entry.info["base"] = by_digest.get(named, named)
+            continue
+        same_arch = sorted((e.info["seed"] != entry.info["seed"], e.model_id) for e in dense
+                           if e.info["arch"] == entry.info["arch"])
+        entry.info["base"] = same_arch[0][1] if same_arch else None

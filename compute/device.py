@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -37,3 +38,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def batches(count: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices of at most `batch_size` covering range(count): how images are fed to the device."""
+    for start in range(0, count, batch_size):
+        yield slice(start, min(start + batch_size, count))

@@ -14,27 +14,50 @@ must be a directory every Ray node sees at the same path (a shared file system).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compute.extract import (
-    ExtractSummary,
-    ImageSource,
-    LocalExecutor,
-    Partition,
-    Work,
-    compute_partitions,
-    to_device,
-)
+from compute.image_source import ImageSource, to_device
+from compute.inference import ExtractSummary, compute_partitions
+from compute.worklist import Partition
 from store import reader
 
 PARTITIONS_PER_TASK = 8  # a model task's share: large enough to amortise loading, small for balance
+
+
+@dataclass
+class Work:
+    """Everything an executor needs to compute partitions into one store."""
+
+    store: Path
+    models: Mapping[str, nn.Module]
+    source: ImageSource
+    num_classes: int
+    device: torch.device
+    batch_size: int = 256
+
+
+class Executor(Protocol):
+    """Computes and writes the partitions `todo` (complete ones already left out) of `work`."""
+
+    def run(self, work: Work, todo: Sequence[Partition], progress: bool) -> ExtractSummary: ...
+
+
+class LocalExecutor:
+    """Computes every partition in this process, on `work.device`."""
+
+    def run(self, work: Work, todo: Sequence[Partition], progress: bool) -> ExtractSummary:
+        return compute_partitions(work.store, work.models, todo, work.source.on(work.device, work.batch_size),
+                                  work.source.test.labels, work.num_classes, work.device, work.batch_size,
+                                  progress)
 
 
 class ExecutorError(ValueError):

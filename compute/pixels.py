@@ -14,7 +14,7 @@ When it cannot, it raises StoreError saying why (file moved or changed, other im
 Files are read only inside the store or under an allowed root (store.confine.resolve_allowed: a `files`
 record naming an absolute path elsewhere, or `..`, is refused naming the setting), and only when they are
 regular files; messages about files outside the store name the setting, never the server path.
-Extraction's side of the same record is compute.extract.ImageSource. torch and PIL are imported only when
+Extraction's side of the same record is compute.image_source.ImageSource. torch and PIL are imported only when
 a generated or folder-tree image is asked for, so a page showing stored images never loads them.
 """
 

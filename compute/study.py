@@ -50,8 +50,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from compute import byo, checkpoint, corruptions, datasets, footprint, models, pruning, quantize, runs
+from compute.cards import from_checkpoint
 from compute.datasets.base import Dataset
-from compute.extract import ExtractSummary, from_checkpoint, run_extraction
+from compute.extract import run_extraction
+from compute.inference import ExtractSummary
 from compute.pruning import base as pruning_base
 from compute.runs import SCHEDULE_FIELDS, RunRecord
 from compute.train import accuracy, channel_stats

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from compute import byo, cards, corruptions, datasets
+from compute import byo, cards, corruptions, datasets, loading
 from compute import device as devices
+from compute.cards import ExtractModel, from_checkpoint, model_row
 from compute.commands._common import (
     add_dataset_arguments,
     add_device_argument,
@@ -43,7 +44,9 @@ from compute.commands._common import (
 )
 from compute.datasets import checksums
 from compute.executors import EXECUTORS, RayExecutor
-from compute.extract import ExtractModel, ExtractSummary, Shard, from_checkpoint, model_row, run_extraction
+from compute.extract import run_extraction
+from compute.inference import ExtractSummary
+from compute.worklist import Shard
 from store import layout
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
@@ -197,7 +200,7 @@ def user_model(spec: cards.ModelSpec, dataset: str, image_size: int) -> ExtractM
                          f"models, the dataset is {dataset!r}")
     model_dir = str(Path(byo.ROBUSTBENCH_DIR).resolve()) if spec.robustbench is not None else None
     loader = spec.loader(dataset, model_dir)
-    model = cards.load(loader, spec.weights, image_size)
+    model = loading.load_model({"checkpoint": spec.weights, "loader": loader}, image_size)
     hparams = json.dumps({"model_id": spec.model_id, "loader": loader}, sort_keys=True)
     row = model_row(spec.model_id, model, {**spec.card(), "hparams": hparams}, spec.weights, loader)
     return ExtractModel(spec.model_id, model, row)

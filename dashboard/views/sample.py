@@ -5,6 +5,8 @@ import polars as pl
 import streamlit as st
 
 from analysis import queries
+from compute.attribution import METRICS, UNITS, patch_and_stride
+from compute.loading import missing_checkpoint
 from dashboard import attribution, charts, data, guard, images, linking, sidebar
 from dashboard.text import code, downloads, escape, public, unpaired_note
 from store import layout
@@ -58,10 +60,10 @@ with st.expander("Per-model table"):
 st.subheader("Occlusion attribution")
 models = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)
 checkpoint = models["checkpoint"][0] if models.height else None
-loader = models["loader"][0] if models.height else None  # how the model is loaded (compute.cards)
+loader = models["loader"][0] if models.height else None  # how the model is loaded (compute.loading)
 problem = ("No image to occlude: the pixels the model saw cannot be shown (above)." if image is None
-           else attribution.missing_checkpoint(catalog.root, checkpoint, loader))
-patch, stride = attribution.patch_and_stride(manifest["image_size"])
+           else missing_checkpoint(catalog.root, checkpoint, loader))
+patch, stride = patch_and_stride(manifest["image_size"])
 if problem:
     st.info(escape(public(problem)))
 elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} ({patch}×{patch}-pixel patch, "
@@ -70,8 +72,7 @@ elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} ({pa
                              (sample_id, selection.corruption, selection.severity), guard.visitor(), "attribution",
                              loader=loader)
     if maps is not None:
-        st.altair_chart(charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS},
-                                                attribution.UNITS))
+        st.altair_chart(charts.attribution_maps(image, {m: maps[m] for m in METRICS}, UNITS))
         original = maps["original"]
         st.caption(f"Unoccluded: angle to true class {original['angle_true']:.1f}°, feature norm "
                    f"{original['feature_norm']:.3f}, margin {original['margin']:.3f}. Red: covering the pixel "

@@ -182,7 +182,7 @@ def test_store_format_2_keeps_the_geometry_identity_on_every_stored_class(tmp_pa
     the store's derived angle, to 1e-4 of the terms' size, against float64 brute force; the kept classes
     are all classes (10) or the top 10 by logit plus the true class (1,000)."""
     from analysis import queries
-    from compute.extract import classifier_record, geometry_table
+    from compute.inference import classifier_record, geometry_table
     from store import layout, writer
     from store.catalog import Catalog
 

@@ -14,7 +14,7 @@ import torch
 from compute import footprint
 from compute.__main__ import build_parser, main
 from compute.executors import ExecutorError, RayExecutor
-from compute.extract import Shard, work_list
+from compute.worklist import Shard, work_list
 from store import layout, provenance, reader, sample_index, writer
 from testkit.extraction import (
     CORRUPTIONS,
@@ -51,7 +51,10 @@ def test_shards_cover_the_work_list_exactly_once_in_order(count) -> None:
     parts = [Shard(index, count).select(items) for index in range(count)]
     assert [item for part in parts for item in part] == items
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
-    assert parts == [Shard(index, count).select(items) for index in range(count)]  # deterministic
+    # deterministic: another process, given "K/N" and the same models, settings and order, gets the same slice
+    again = work_list(["a", "b"], list(CORRUPTIONS), list(SEVERITIES))
+    assert [Shard.parse(f"{index}/{count}").select(again) for index in range(count)] == parts
+    assert parts[0] == items[:len(items) // count]  # contiguous from the start: a setting's models stay together
 
 
 def test_work_list_keeps_each_setting_s_models_together() -> None:

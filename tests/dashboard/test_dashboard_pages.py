@@ -1,5 +1,5 @@
 """Each dashboard page under streamlit's AppTest on a synthetic store: it renders, and it follows the shared
-selection; plus the chart functions and the occlusion attribution on their own, without Streamlit."""
+selection; plus the chart functions on their own, without Streamlit."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis import agreement, matrices, queries
-from dashboard import attribution, charts
+from compute import attribution
+from dashboard import charts
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
-from store import layout, verify
+from store import verify
 from store.catalog import Catalog
 from testkit.app import (
     APP,
@@ -380,19 +381,12 @@ def test_fast_drop_correlation_equals_the_analytics_one(store, severity) -> None
     assert (joined["drop_correlation"] - joined["drop_correlation_full"]).abs().max() < 1e-9
 
 
-def test_occlusion_attribution_maps_cover_the_image(store) -> None:
-    from compute import checkpoint
-
-    model, _ = checkpoint.load(store / "checkpoints" / f"{ATTRIBUTED}.pt")
-    image = np.load(store / layout.IMAGES / "clean.npy")[3]
-    maps = attribution.occlusion(model, image, label=2, patch=8, stride=4)
-    for metric in attribution.METRICS:
-        assert maps[metric].shape == image.shape[:2]
-        assert np.isfinite(maps[metric]).all()
-    assert 0 <= maps["original"]["angle_true"] <= 180
-    spec = charts.attribution_maps(image, {m: maps[m] for m in attribution.METRICS}, attribution.UNITS).to_dict()
+def test_attribution_maps_draw_one_panel_per_metric() -> None:
+    """The chart of compute.attribution's maps (the maps themselves: tests/compute/test_attribution.py)."""
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    maps = {metric: np.random.default_rng(1).normal(size=image.shape[:2]) for metric in attribution.METRICS}
+    spec = charts.attribution_maps(image, maps, attribution.UNITS).to_dict()
     assert len(spec["hconcat"]) == 3
-    assert attribution.missing_checkpoint(store, None) and attribution.missing_checkpoint(store, str(store / "gone.pt"))
 
 
 @pytest.mark.slow  # large AppTest: every page on 1000 classes

@@ -190,14 +190,16 @@ def test_verify_notes_a_checkpoint_outside_the_allowed_roots_without_naming_it(s
 
 
 def test_attribution_loads_checkpoints_only_through_the_resolver(stores) -> None:
-    from dashboard import attribution
+    from compute import attribution, loading
 
     store, _ = stores
-    assert "outside the store" in attribution.missing_checkpoint(store, "/etc/passwd")
-    assert "outside the store" in attribution.missing_checkpoint(store, "../other/models.parquet")
-    assert "not in this store" in attribution.missing_checkpoint(store, "checkpoints/gone.pt")
+    assert "outside the store" in loading.missing_checkpoint(store, "/etc/passwd")
+    assert "outside the store" in loading.missing_checkpoint(store, "../other/models.parquet")
+    assert "not in this store" in loading.missing_checkpoint(store, "checkpoints/gone.pt")
     with pytest.raises(layout.StoreError):
-        attribution.occlusion_maps(str(store), "/etc/passwd", None, 0, (0, "clean", 0))
+        attribution.occlusion_maps(str(store), "/etc/passwd", None, 0)
+    with pytest.raises(layout.StoreError):
+        loading.load_model({"checkpoint": "/etc/passwd", "loader": None}, 32, root=store)
 
 
 # -- DuckDB ----------------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def test_duckdb_is_locked_down_before_the_first_view_reads_a_file(stores, monkey
 
 def test_refusing_an_outside_checkpoint_touches_nothing_outside(stores, monkeypatch) -> None:
     """Not even a stat: whether the outside path exists cannot leak through timing or errors."""
-    from dashboard import attribution
+    from compute import loading
 
     store, other = stores
     touched: list[str] = []
@@ -232,7 +234,7 @@ def test_refusing_an_outside_checkpoint_touches_nothing_outside(stores, monkeypa
         monkeypatch.setattr(os, name, lambda path, *a, _real=real, **k: touched.append(os.fspath(path)) or _real(
             path, *a, **k))
     for recorded in (str(other / layout.MODELS), "../other/models.parquet", "/etc/passwd"):
-        assert "outside the store" in attribution.missing_checkpoint(store, recorded)
+        assert "outside the store" in loading.missing_checkpoint(store, recorded)
     assert touched and all(not path.startswith((str(other), "/etc")) for path in touched), touched
 
 
@@ -352,7 +354,9 @@ def test_the_sample_page_names_the_setting_not_the_outside_path(traced, outside_
 
 @pytest.mark.parametrize("loader", ["[" * 100_000 + "]" * 100_000, "[1, 2]", "{not json", '{"kind": 1e999}'])
 def test_a_hostile_loader_record_is_refused_not_raised(stores, loader) -> None:
-    from dashboard import attribution
+    from compute import loading
 
     store, _ = stores
-    assert "loader record" in attribution.missing_checkpoint(store, "checkpoints/m.pt", loader)
+    assert "loader record" in loading.missing_checkpoint(store, "checkpoints/m.pt", loader)
+    with pytest.raises(layout.StoreError, match="loader record"):
+        loading.load_model({"checkpoint": "checkpoints/m.pt", "loader": loader}, 32, root=store)

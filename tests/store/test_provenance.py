@@ -422,7 +422,7 @@ def test_a_tree_with_other_files_is_refused_and_a_moved_one_is_followed(tree, tr
 
 def test_recording_a_tree_reads_its_files_and_decodes_none(tree, monkeypatch) -> None:
     from compute.datasets import folders
-    from compute.extract import ImageSource
+    from compute.image_source import ImageSource
 
     test = datasets.load("imagefolder", root=str(tree["clean"]), image_size=32).test
 

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import attribution
+from compute import attribution
+from dashboard import attribution as panel
 from dashboard.pages import PAGES
 from store import layout, reader
 from store.catalog import Catalog
@@ -70,13 +71,13 @@ def test_an_image_whose_one_copy_exceeds_the_budget_is_refused_before_any_model_
 
     huge = np.zeros((2048, 2048, 3), np.uint8)
     with pytest.raises(StoreError, match="needs more memory for one occluded copy"):
-        attribution.occlusion_maps(str(attributed), f"checkpoints/{ATTRIBUTED}.pt", huge, 0, (0, "clean", 0))
+        attribution.occlusion_maps(str(attributed), f"checkpoints/{ATTRIBUTED}.pt", huge, 0)
 
 
 MEASURE = textwrap.dedent("""
     import json, resource, sys
     import numpy as np, torch
-    from dashboard import attribution
+    from compute import attribution
 
     class Tiny(torch.nn.Module):  # the model contract (DESIGN.md): forward_features and a linear classifier
         def __init__(self):
@@ -127,15 +128,15 @@ def test_attribution_of_a_224px_image_stays_under_its_memory_budget_and_reports_
 
 
 def test_a_visitor_runs_one_attribution_and_the_server_a_few() -> None:
-    with attribution.one_attribution("visitor-a"):
-        with pytest.raises(attribution.Busy, match="another tab"), attribution.one_attribution("visitor-a"):
+    with panel.one_attribution("visitor-a"):
+        with pytest.raises(panel.Busy, match="another tab"), panel.one_attribution("visitor-a"):
             pass
-        with attribution.one_attribution("visitor-b"), pytest.raises(attribution.Busy, match="other visitors"), \
-                attribution.one_attribution("visitor-c"):  # another visitor gets the second slot, a third waits
+        with panel.one_attribution("visitor-b"), pytest.raises(panel.Busy, match="other visitors"), \
+                panel.one_attribution("visitor-c"):  # another visitor gets the second slot, a third waits
             pass
-    with attribution.one_attribution("visitor-c"):  # slots come back
+    with panel.one_attribution("visitor-c"):  # slots come back
         pass
-    assert attribution.MAX_RUNNING == 2 and not attribution._visitors
+    assert attribution.MAX_RUNNING == 2 and not panel._visitors
 
 
 # -- FIFOs, devices, sockets ------------------------------------------------------------------------------
@@ -282,9 +283,9 @@ def test_the_sample_page_shows_progress_and_cancel_and_keeps_one_run_per_visitor
     from dashboard import guard
     from testkit.app import ATTRIBUTED, open_app
 
-    monkeypatch.setattr(attribution, "_results", type(attribution._results)())  # nothing computed yet
+    monkeypatch.setattr(panel, "_results", type(panel._results)())  # nothing computed yet
     monkeypatch.setattr(guard, "visitor", lambda: "visitor-a")
-    with attribution.one_attribution("visitor-a"):  # this visitor's other tab is computing
+    with panel.one_attribution("visitor-a"):  # this visitor's other tab is computing
         app = open_app(monkeypatch, attributed, PAGES["sample"].script, model=ATTRIBUTED)
         app.toggle(key="attribution").set_value(True).run()
         assert any("another tab" in w.value for w in app.warning) and not app.get("progress")

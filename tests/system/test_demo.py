@@ -62,7 +62,7 @@ def test_every_pruned_model_records_its_dense_model_as_base(demo_store) -> None:
     dense = rows.filter(rows["method"] == "dense")["model_id"].to_list()
     assert len(dense) == 1 and rows.filter(rows["method"] == "dense")["base"].to_list() == [None]
     pruned = rows.filter(rows["method"] != "dense")
-    assert pruned["base"].to_list() == dense * pruned.height  # compute.extract.fill_bases, from the run records
+    assert pruned["base"].to_list() == dense * pruned.height  # compute.cards.fill_bases, from the run records
     assert set(pruned["reference_model_id"].to_list()) == set(dense)
 
 

@@ -27,10 +27,9 @@ LATE_IMPORTS: dict[tuple[str, str], str] = {
     ("analysis.presets", "analysis.filters"): "sqlglot (0.3 s): the first filter pays it, not the first page",
     ("compute.pixels", "compute.corruptions"): "torch: only when a generated image is asked for",
     ("compute.pixels", "compute.datasets"): "PIL/torchvision: only when a folder-tree image is asked for",
-    ("dashboard.attribution", "torch"): "torch: only when a visitor asks for attribution maps",
-    ("dashboard.attribution", "compute.geometry"): "torch: only when a visitor asks for attribution maps",
-    ("dashboard.attribution", "compute.checkpoint"): "torch: only when a visitor asks for attribution maps",
-    ("dashboard.attribution", "compute.cards"): "torch: only when a visitor asks for attribution maps",
+    ("compute.attribution", "compute.geometry"): "torch: only when a visitor asks for attribution maps",
+    ("compute.loading", "compute.byo"): "torch: only when a model is loaded, not when a page asks if it may be",
+    ("compute.loading", "compute.checkpoint"): "torch: only when a model is loaded, not when a page asks if it may be",
     ("bench.pages", "compute.__main__"): "torch: only when the demo store must be built",
     ("bench.pages", "compute.corruptions"): "torch: only when the large store must be written",
 }
@@ -166,9 +165,10 @@ def test_no_module_re_exports_another_modules_names(name: str) -> None:
 
 
 def test_the_dashboard_loads_no_torch_until_a_visitor_asks_for_attribution() -> None:
-    """Every dashboard module but attribution imports without torch (seconds on a fresh server); torch comes
-    only with attribution maps and regenerated images (compute.pixels' late imports)."""
-    names = [n for n in MODULES if n.startswith("dashboard.") and n not in ("dashboard.app", "dashboard.attribution")
+    """Every dashboard module, the attribution panel included, imports without torch (seconds on a fresh
+    server); torch comes only with attribution maps and regenerated images (the late imports of
+    compute.attribution, compute.loading and compute.pixels)."""
+    names = [n for n in MODULES if n.startswith("dashboard.") and n != "dashboard.app"
              and not n.startswith("dashboard.views")]
     code = f"import sys\nfor name in {names!r}: __import__(name)\nprint('torch' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

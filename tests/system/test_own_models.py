@@ -24,8 +24,9 @@ import torch
 from torch.nn.utils import prune
 
 from analysis import matrices, queries, report, sql, uncertainty
-from compute import extract, runs
-from dashboard import attribution, lineage
+from compute import attribution, loading, runs
+from compute.cards import CHECKPOINT_LOADER, ExtractModel, fill_bases
+from dashboard import lineage
 from dashboard.pages import PAGES
 from store import layout
 from store.catalog import Catalog
@@ -172,13 +173,12 @@ def test_attribution_loads_both_models_from_their_cards(own) -> None:
         patch.syspath_prepend(str(root))
         patch.setenv("PRUNESCOPE_ALLOW_ROOTS", str(root))
         for row in cards(store).iter_rows(named=True):
-            assert attribution.missing_checkpoint(store, row["checkpoint"], row["loader"]) is None
-            maps = attribution.occlusion_maps(str(store), row["checkpoint"], image, label, (0, layout.CLEAN, 0),
-                                              loader=row["loader"])
+            assert loading.missing_checkpoint(store, row["checkpoint"], row["loader"]) is None
+            maps = attribution.occlusion_maps(str(store), row["checkpoint"], image, label, loader=row["loader"])
             assert np.isfinite(maps["angle_true"]).any(), row["model_id"]
         patch.delenv("PRUNESCOPE_ALLOW_ROOTS")  # the operator has not allowed the user's directory
         row = cards(store).row(0, named=True)
-        assert "outside the store" in attribution.missing_checkpoint(store, row["checkpoint"], row["loader"])
+        assert "outside the store" in loading.missing_checkpoint(store, row["checkpoint"], row["loader"])
 
 
 @pytest.mark.slow
@@ -322,15 +322,15 @@ def test_the_lineage_tree_puts_each_model_right_of_its_base(own) -> None:
 
 
 def test_pruned_checkpoints_get_their_dense_model_as_base() -> None:
-    """compute.extract.fill_bases: a record's base digest names the dense run (here or in the store); a
+    """compute.cards.fill_bases: a record's base digest names the dense run (here or in the store); a
     checkpoint without a record falls back to the dense model of its arch; user models keep their card."""
     dense_run = runs.dense_run("small_cnn", "digits", 0, {}, rewind_step=0)
     stored_run = runs.dense_run("small_cnn", "digits", 1, {}, rewind_step=0)
 
-    def entry(model_id, method, run=None, loader=extract.CHECKPOINT_LOADER, base=None, seed=0):
+    def entry(model_id, method, run=None, loader=CHECKPOINT_LOADER, base=None, seed=0):
         info = {"method": method, "arch": "small_cnn", "seed": seed, "base": base,
                 "loader": json.dumps(loader, sort_keys=True)}
-        return extract.ExtractModel(model_id, torch.nn.Identity(), info, run)
+        return ExtractModel(model_id, torch.nn.Identity(), info, run)
 
     entries = [entry("dense", "dense", dense_run),
                entry("lrr", "lrr", runs.pruned_run("small_cnn", "digits", "lrr", 0.9, 0, {}, {}, dense_run.digest, 0)),
@@ -338,7 +338,7 @@ def test_pruned_checkpoints_get_their_dense_model_as_base() -> None:
                                                           stored_run.digest, 0), seed=1),
                entry("no-record", "gmp", seed=1),
                entry("mine", "magnitude", loader={"kind": "module"})]
-    extract.fill_bases(entries, {"dense-s1": stored_run.digest})
+    fill_bases(entries, {"dense-s1": stored_run.digest})
     assert {e.model_id: e.info["base"] for e in entries} == {
         "dense": None, "lrr": "dense", "old-seed1": "dense-s1", "no-record": "dense", "mine": None}
 
@@ -376,5 +376,5 @@ def test_attribution_runs_no_module_code_outside_the_allowed_roots(tmp_path, mon
     store.mkdir()
     for function in ("sneaky.nets:net", "os:getcwd", "json:loads"):  # a package, a frozen and a plain module
         loader = json.dumps({"kind": "module", "function": function, "normalize": None})
-        assert "Attribution refused" in attribution.missing_checkpoint(store, None, loader), function
+        assert "Attribution refused" in loading.missing_checkpoint(store, None, loader), function
     assert not (tmp_path / "ran").exists() and "sneaky" not in sys.modules
