@@ -70,7 +70,7 @@ if per_sample:
     pairs = data.query(agreement.corruption_redundancy, catalog, severity)
     value, legend = "kappa", "Cohen's kappa"
 else:
-    pairs = data.query(queries.corruption_drop_correlation, catalog, severity)
+    pairs = data.query(agreement.corruption_drop_correlation, catalog, severity)
     value, legend = "drop_correlation", "drop correlation"
 if pairs.is_empty():
     st.info("Corruption redundancy needs at least two corruptions and two models.")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import agreement, matrices, queries
+from analysis import matrices, queries
 from dashboard import attribution
 from dashboard.charts.common import model_labels
 from dashboard.charts.geometry import parallel_density, parallel_lines
@@ -373,16 +373,6 @@ def test_binned_geometry_keeps_every_sample(store) -> None:
     deltas = queries.pair_delta_bins(catalog, "m00-dense-0", "m01-ft-50", "clean", 0, bins=5, labels=[0, 1])
     assert deltas["samples"].sum() == queries.pair_deltas(catalog, "m00-dense-0", "m01-ft-50", "clean", 0,
                                                           labels=[0, 1]).height
-
-
-@pytest.mark.parametrize("severity", [None, 3])
-def test_fast_drop_correlation_equals_the_analytics_one(store, severity) -> None:
-    catalog = Catalog(store)
-    fast = queries.corruption_drop_correlation(catalog, severity)
-    full = agreement.corruption_redundancy(catalog, severity)
-    joined = fast.join(full, on=["corruption_a", "corruption_b"], suffix="_full")
-    assert joined.height == fast.height == full.height > 0
-    assert (joined["drop_correlation"] - joined["drop_correlation_full"]).abs().max() < 1e-9
 
 
 def test_occlusion_attribution_maps_cover_the_image(store) -> None:
