@@ -138,34 +138,44 @@ def model_agreement(catalog: Catalog, corruption: str | None = None, severity: i
             .rename({"item_a": "model_a", "item_b": "model_b"}))
 
 
-def corruption_redundancy(catalog: Catalog, severity: int | None = None) -> pl.DataFrame:
-    """Every pair of corruptions (corruption_a < corruption_b): how alike they affect the models.
-
-    drop_correlation: Pearson correlation, across models, of each model's accuracy drop under the two
-    corruptions (drop = clean accuracy - accuracy, averaged over the severities; at `severity` only when
-    given), with `models` the number of models in it. Averaging over severities keeps the correlation
-    about which models suffer, not about severity making everything worse.
-    Per-sample columns as model_agreement (both_right, ..., kappa, correctness_correlation,
-    angle_true_correlation), pairing the same model, severity and sample under the two corruptions.
-    Near-duplicate corruptions (e.g. two blurs) show correlations and kappa near 1.
+def corruption_drop_correlation(catalog: Catalog, severity: int | None = None) -> pl.DataFrame:
+    """Every pair of corruptions (corruption_a < corruption_b): drop_correlation, the Pearson correlation
+    across models of each model's accuracy drop under the two corruptions (drop = clean accuracy -
+    accuracy, averaged over the severities; at `severity` only when given), with `models` the number of
+    models in it. Averaging over severities keeps the correlation about which models suffer, not about
+    severity making everything worse. From the per-partition counts (catalog view partition_summary), not
+    a pass over the predictions, so it stays fast on a large study.
     """
     where, params = equal_to(severity=severity)
-    drops = catalog.query(f"""
+    return catalog.query(f"""
         WITH {cells_sql("accuracy")},
         drops AS (
             SELECT model_id, corruption, avg(-delta_vs_clean) AS drop
             FROM model_cell WHERE corruption <> 'clean' AND {where}
             GROUP BY ALL
         )
-        SELECT a.corruption AS item_a, b.corruption AS item_b, count(*) AS models,
+        SELECT a.corruption AS corruption_a, b.corruption AS corruption_b, count(*) AS models,
                {defined("corr(a.drop, b.drop)")} AS drop_correlation
         FROM drops a JOIN drops b USING (model_id)
         WHERE a.corruption < b.corruption
         GROUP BY ALL
+        ORDER BY corruption_a, corruption_b
     """, params)  # noqa: S608 (constant SQL)
-    samples = _pair_statistics(catalog, "corruption", f"corruption <> 'clean' AND {where}", params)
-    return (drops.join(samples, on=["item_a", "item_b"], how="inner")
-            .rename({"item_a": "corruption_a", "item_b": "corruption_b"})
+
+
+def corruption_redundancy(catalog: Catalog, severity: int | None = None) -> pl.DataFrame:
+    """Every pair of corruptions (corruption_a < corruption_b): how alike they affect the models.
+
+    drop_correlation and models as corruption_drop_correlation; per-sample columns as model_agreement
+    (both_right, ..., kappa, correctness_correlation, angle_true_correlation), pairing the same model,
+    severity and sample under the two corruptions. Near-duplicate corruptions (e.g. two blurs) show
+    correlations and kappa near 1.
+    """
+    where, params = equal_to(severity=severity)
+    samples = (_pair_statistics(catalog, "corruption", f"corruption <> 'clean' AND {where}", params)
+               .rename({"item_a": "corruption_a", "item_b": "corruption_b"}))
+    return (corruption_drop_correlation(catalog, severity)
+            .join(samples, on=["corruption_a", "corruption_b"], how="inner")
             .sort("corruption_a", "corruption_b"))
 
 

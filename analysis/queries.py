@@ -1,4 +1,7 @@
-"""Named queries: the dashboard and the CLI call these and get Polars frames; no SQL lives elsewhere."""
+"""Named queries of the models, the samples, one sample's predictions and per-setting geometry: the
+dashboard and the CLI call these and get Polars frames. Queries on other topics live in their own
+analysis module (matrices, agreement, embeddings, ...); every statement, wherever written, runs through
+store.catalog.Catalog."""
 
 from __future__ import annotations
 
@@ -267,33 +270,3 @@ def _named_axes(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     """Add the axis name beside axis_index."""
     return frame.with_columns(pl.col("axis_index").cast(pl.Int64)).join(
         pl.DataFrame({"axis_index": range(len(names)), "axis": list(names)}), on="axis_index", how="left")
-
-
-def corruption_drop_correlation(catalog: Catalog, severity: int | None = None) -> pl.DataFrame:
-    """Every pair of corruptions (corruption_a < corruption_b): the Pearson correlation, across models, of
-    the models' accuracy drops (clean accuracy - accuracy, mean over severities, or at `severity`).
-
-    The across-model half of analysis.agreement.corruption_redundancy, from the per-partition counts
-    (catalog view partition_summary) instead of a pass over the predictions, so it stays fast on a large
-    study. `models` counts the models.
-    """
-    severities = "true" if severity is None else "severity = ?"
-    params = [] if severity is None else [int(severity)]
-    return catalog.query(f"""
-        WITH cell AS (
-            SELECT model_id, corruption, severity, correct / rows AS accuracy
-            FROM partition_summary WHERE rows > 0 AND (corruption = 'clean' OR ({severities}))
-        ),
-        drops AS (
-            SELECT c.model_id, c.corruption, avg(clean.accuracy - c.accuracy) AS drop
-            FROM cell c JOIN cell clean ON clean.model_id = c.model_id AND clean.corruption = 'clean'
-            WHERE c.corruption <> 'clean'
-            GROUP BY ALL
-        )
-        SELECT a.corruption AS corruption_a, b.corruption AS corruption_b, count(*) AS models,
-               nullif(corr(a.drop, b.drop), 'NaN'::DOUBLE) AS drop_correlation
-        FROM drops a JOIN drops b USING (model_id)
-        WHERE a.corruption < b.corruption
-        GROUP BY ALL
-        ORDER BY corruption_a, corruption_b
-    """, params)  # noqa: S608 (constant SQL)

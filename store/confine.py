@@ -12,7 +12,7 @@ files in the provenance. Paths are recorded relative to the store when the file 
 and `compute study` keep checkpoints in `<store>/checkpoints/`), and as absolute paths otherwise
 (`record_path`). `resolve_allowed` turns a recorded path back into a file, but only inside the store or
 under an allowed root: the one operator-level list of directories outside stores that may be read
-(`--allow-root DIR`, repeatable, on every command that reads stores and on the dashboard; or
+(`--allow-root DIR`, repeatable, on `compute verify` and on the dashboard; or, for every command,
 $PRUNESCOPE_ALLOW_ROOTS, directories separated by `os.pathsep`). Its refusal names what was recorded
 (the setting), never the path, and never says whether an outside path exists: the decision is made on
 the path's text before anything outside is touched.

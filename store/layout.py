@@ -1,6 +1,7 @@
 """The store's public format: file names, Arrow schemas, the format version and the columns a user may filter on.
 
-A store is one directory holding one study (a dataset and its models); format 2 (README "Store format"):
+A store is one directory holding one study (a dataset and its models); format 2 (README "The store (a public
+format)"):
 
     manifest.json                      schema version, dataset, class names, image size, corruptions,
                                        per_class (which classes a row keeps: all up to a threshold, else top-k)
@@ -144,11 +145,6 @@ def prediction_schema(num_classes: int, version: int = SCHEMA_VERSION) -> pa.Sch
         ("angles", pa.list_(f32, num_classes)),
         ("logits", pa.list_(f32, num_classes)),
     ])
-
-
-def expected_prediction_schema(manifest: dict) -> pa.Schema:
-    """The schema every prediction file of the store with this manifest has (for store verification)."""
-    return prediction_schema(int(manifest["num_classes"]), int(manifest["schema_version"]))
 
 
 # Per model and class: |W_c| and b_c of the final linear layer (bias 0 for a layer without one).

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -157,14 +156,13 @@ def complete_partitions(root: str | Path) -> list[dict[str, Any]]:
 
 
 def clean_accuracy(root: str | Path, model_id: str) -> float | None:
-    """Accuracy of `model_id` on clean images, from its clean partition; None while that is incomplete."""
+    """Accuracy of `model_id` on clean images, from its clean partition's marker; None while that is
+    incomplete or its marker predates the correct count (`compute index` adds it; `compute migrate` adds it
+    to format-1 markers)."""
     if not is_complete(root, model_id, layout.CLEAN, 0):
         return None
     marker = read_json(marker_path(root, model_id, layout.CLEAN, 0))
-    if "correct" in marker:
-        return marker["correct"] / max(marker["rows"], 1)
-    correct = pq.read_table(regular(partition_file(root, model_id, layout.CLEAN, 0)), columns=["correct"])
-    return float(np.mean(correct.column("correct").to_numpy()))
+    return marker["correct"] / max(marker["rows"], 1) if "correct" in marker else None
 
 
 def file_version(path: str | Path) -> int:

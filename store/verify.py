@@ -367,8 +367,9 @@ def _embedding_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Pro
             yield Problem(path, "embeddings", problem)
 
 
-def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> Iterator[Problem]:
-    """Stored corrupted images (images/<corruption>_<severity>.npy): same rows and shape as clean.npy."""
+def _image_problems(root: Path, skip: set[Path]) -> Iterator[Problem]:
+    """Files under images/: clean.npy (checked with the manifest) and the listings of settings read from
+    image trees (images/provenance/<corruption>_<severity>.parquet); any other file is unexpected."""
     for path in _files(root / layout.IMAGES, skip):
         if path == root / layout.CLEAN_IMAGES:
             continue  # checked with the manifest
@@ -377,12 +378,8 @@ def _image_problems(root: Path, manifest: dict[str, Any], skip: set[Path]) -> It
             if problem:
                 yield Problem(path, "images", problem)
             continue
-        if path.suffix != ".npy":
-            yield Problem(path, "images", "unexpected file: images are clean.npy and <corruption>_<severity>.npy")
-            continue
-        problem = _image_problem(path, manifest.get("num_samples"), manifest.get("image_size"))
-        if problem:
-            yield Problem(path, "images", problem)
+        yield Problem(path, "images", "unexpected file: images are clean.npy and "
+                      "provenance/<corruption>_<severity>.parquet")
 
 
 def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
@@ -435,7 +432,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
         "models": lambda: _models_problems(root, deep) if root / layout.MODELS not in skip else iter(()),
         "predictions": lambda: _prediction_problems(root, manifest, deep, skip),
         "embeddings": lambda: _embedding_problems(root, deep, skip),
-        "images": lambda: _image_problems(root, manifest, skip),
+        "images": lambda: _image_problems(root, skip),
         "index": lambda: _index_problems(root, deep, skip),
     }
     for view in VIEWS:

@@ -4,7 +4,9 @@ import polars as pl
 import streamlit as st
 
 from analysis import embeddings
-from dashboard import charts, classes, data, hosting, linking, sidebar
+from dashboard import classes, data, hosting, linking, sidebar
+from dashboard.charts.common import MAX_MARKS, OTHER_CLASSES
+from dashboard.charts.embedding import embedding_scatter
 from dashboard.text import code, downloads
 
 COLOURS = {"class": "label_name", "correctness": "correct", "model": "model_id"}
@@ -32,20 +34,20 @@ if shown.is_empty():
     shown = setting
     st.caption(f"{code(selection.model)} is not in the embedding; showing the models it has (`python -m compute "
                "embed --sample-models ...` adds others).")
-if shown.height > charts.MAX_MARKS:
-    st.caption(f"Showing {charts.MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")
-    shown = shown.sample(charts.MAX_MARKS, seed=0)
+if shown.height > MAX_MARKS:
+    st.caption(f"Showing {MAX_MARKS:,} of {shown.height:,} points (a fixed random subset).")
+    shown = shown.sample(MAX_MARKS, seed=0)
 field = COLOURS[colour]
 if colour == "class" and (labels := classes.class_filter(catalog)) is not None:  # too many classes for colours
     names = [catalog.manifest["class_names"][c] for c in labels]
     shown = shown.with_columns(pl.when(pl.col("label").is_in(labels)).then(pl.col("label_name"))
-                               .otherwise(pl.lit(charts.OTHER_CLASSES)).alias("class"))
+                               .otherwise(pl.lit(OTHER_CLASSES)).alias("class"))
     field = "class"
     st.caption(f"Coloured: the {len(names)} classes picked above; grey: the other "
                f"{len(catalog.manifest['class_names']) - len(names)} (hover a point for its class).")
 models = shown["model_id"].unique(maintain_order=True)
 whose = models[0] if len(models) == 1 else f"{len(models)} models"
-linking.chart(charts.embedding_scatter(shown, field, f"Samples of {whose} on {selection.setting}"),
+linking.chart(embedding_scatter(shown, field, f"Samples of {whose} on {selection.setting}"),
             key="embedding_chart")
 st.caption("Click a point to select the sample and its model.")
 linking.sample_link()

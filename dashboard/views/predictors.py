@@ -6,7 +6,8 @@ import polars as pl
 import streamlit as st
 
 from analysis import predictors, uncertainty
-from dashboard import charts, data, linking, sidebar
+from dashboard import data, linking, sidebar
+from dashboard.charts.predictors import predictor_scatter
 from dashboard.text import downloads
 from store import layout
 
@@ -36,8 +37,8 @@ correction = st.segmented_control("Adjust p-values over the statistics", list(un
 table = predictors.correlations(points, target, correction)
 row = table.filter(pl.col("statistic") == statistic).row(0, named=True)
 target_title = predictors.TARGETS[target][0]
-linking.chart(charts.predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",
-                                     target_title, f"{predictors.STATISTICS[statistic]} vs {target_title}"),
+linking.chart(predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",
+                              target_title, f"{predictors.STATISTICS[statistic]} vs {target_title}"),
             key="predictor_chart")
 units = f"{row['models']} models" + (f" in {row['units']} groups" if row["units"] < row["models"] else "")
 

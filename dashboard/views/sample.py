@@ -7,7 +7,9 @@ import streamlit as st
 from analysis import queries
 from compute.attribution import METRICS, UNITS, patch_and_stride
 from compute.loading import missing_checkpoint
-from dashboard import attribution, charts, data, guard, images, linking, sidebar
+from dashboard import attribution, data, guard, images, linking, sidebar
+from dashboard.charts.common import setting_order
+from dashboard.charts.sample import attribution_maps, sample_matrix
 from dashboard.text import code, downloads, escape, public, unpaired_note
 from store import layout
 
@@ -49,8 +51,8 @@ else:
     images.show(picture, images.enlarged(image, width), caption=f"#{sample_id}, {selection.setting}", width=width)
 unpaired = unpaired_note(manifest)
 with table:
-    columns = charts.setting_order(manifest["corruptions"], [severity])
-    linking.chart(charts.sample_matrix(rows, columns), key="sample_chart", stretch=False)
+    columns = setting_order(manifest["corruptions"], [severity])
+    linking.chart(sample_matrix(rows, columns), key="sample_chart", stretch=False)
     st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting. "
                f"{public(unpaired)}")
 with st.expander("Per-model table"):
@@ -72,7 +74,7 @@ elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} ({pa
                              (sample_id, selection.corruption, selection.severity), guard.visitor(), "attribution",
                              loader=loader)
     if maps is not None:
-        st.altair_chart(charts.attribution_maps(image, {m: maps[m] for m in METRICS}, UNITS))
+        st.altair_chart(attribution_maps(image, {m: maps[m] for m in METRICS}, UNITS))
         original = maps["original"]
         st.caption(f"Unoccluded: angle to true class {original['angle_true']:.1f}°, feature norm "
                    f"{original['feature_norm']:.3f}, margin {original['margin']:.3f}. Red: covering the pixel "

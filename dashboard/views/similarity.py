@@ -5,7 +5,8 @@ import polars as pl
 import streamlit as st
 
 from analysis import agreement, embeddings, queries, uncertainty
-from dashboard import charts, data, hosting, linking, sidebar
+from dashboard import data, hosting, linking, sidebar
+from dashboard.charts.similarity import clustered_heatmap, model_map
 from dashboard.text import downloads
 
 st.title("Geometric similarity")
@@ -21,8 +22,8 @@ if embedding.is_empty():
             f"operator computes it (`python -m compute embed --store {hosting.store_label()}`).")
 else:
     edges = data.query(embeddings.model_tree, catalog)
-    linking.chart(charts.model_map(embedding.filter(pl.col("model_id").is_in(shown)),
-                                 edges.filter(pl.col("source").is_in(shown) & pl.col("target").is_in(shown))),
+    linking.chart(model_map(embedding.filter(pl.col("model_id").is_in(shown)),
+                          edges.filter(pl.col("source").is_in(shown) & pl.col("target").is_in(shown))),
                 key="similarity_map")
     st.caption("Close models treat the test samples alike (angle, length, margin). Click a model to select it.")
 
@@ -35,7 +36,7 @@ elif selection.level == "group":
     pairs = uncertainty.group_pairs(pairs, data.query(uncertainty.groups, catalog), "kappa")
     matrix, order = agreement.square_matrix(pairs.select("group_a", "group_b", "kappa"), "kappa")
     chance = pairs.filter((pl.col("kappa_low") <= 0) & (pl.col("kappa_high") >= 0)).select("group_a", "group_b")
-    linking.chart(charts.clustered_heatmap(
+    linking.chart(clustered_heatmap(
         matrix, order, legend="Cohen's kappa (mean over seeds)", items="group", row_field="group_id",
         column_field="group_b", title=f"Groups that get the same samples right ({selection.setting})",
         chance=chance.rows()), key="agreement_chart", stretch=False)
@@ -49,7 +50,7 @@ elif selection.level == "group":
 else:
     matrix, order = agreement.square_matrix(pairs, "kappa")
     chance = pairs.filter(~pl.col("beyond_chance") & pl.col("kappa").is_not_null()).select("model_a", "model_b")
-    linking.chart(charts.clustered_heatmap(
+    linking.chart(clustered_heatmap(
         matrix, order, legend="Cohen's kappa", items="model", row_field="model_id", column_field="model_b",
         title=f"Models that get the same samples right ({selection.setting})", chance=chance.rows()),
         key="agreement_chart", stretch=False)
@@ -69,14 +70,14 @@ if per_sample:
     pairs = data.query(agreement.corruption_redundancy, catalog, severity)
     value, legend = "kappa", "Cohen's kappa"
 else:
-    pairs = data.query(queries.corruption_drop_correlation, catalog, severity)
+    pairs = data.query(agreement.corruption_drop_correlation, catalog, severity)
     value, legend = "drop_correlation", "drop correlation"
 if pairs.is_empty():
     st.info("Corruption redundancy needs at least two corruptions and two models.")
 else:
     matrix, order = agreement.square_matrix(pairs, value)
     where = f"severity {severity}" if severity else "mean over severities"
-    linking.chart(charts.clustered_heatmap(
+    linking.chart(clustered_heatmap(
         matrix, order, legend=legend, items="corruption", row_field="corruption", column_field="corruption_b",
         title=f"Corruptions that affect the models alike ({where})"), key="redundancy_chart", stretch=False)
     st.caption("Blocks of near-1 values are redundant corruptions. Click a cell to select its row's corruption.")

@@ -308,6 +308,21 @@ def test_corruption_redundancy_matches_direct_computation(catalog, direct) -> No
     assert (at_one["samples"] == len(MODELS) * NUM_SAMPLES).all()
 
 
+@pytest.mark.parametrize("severity", [None, 1])
+def test_corruption_drop_correlation_matches_direct_computation(catalog, direct, severity) -> None:
+    frame = agreement.corruption_drop_correlation(catalog, severity)
+    accuracy = cell_means(direct)
+    levels = SEVERITIES if severity is None else (severity,)
+    drop = {(m, c): np.mean([accuracy[(m, layout.CLEAN, 0)] - accuracy[(m, c, s)] for s in levels])
+            for m, *_ in MODELS for c in CORRUPTIONS}
+    assert frame.height == len(CORRUPTIONS) * (len(CORRUPTIONS) - 1) // 2
+    for row in frame.iter_rows(named=True):
+        a = [drop[(m, row["corruption_a"])] for m, *_ in MODELS]
+        b = [drop[(m, row["corruption_b"])] for m, *_ in MODELS]
+        assert close(row["drop_correlation"], np.corrcoef(a, b)[0, 1])
+        assert row["models"] == len(MODELS)
+
+
 def test_constant_correctness_gives_null_kappa_and_correlation(tmp_path) -> None:
     root = write_study(tmp_path, models=MODELS[:2], settings=[(layout.CLEAN, 0)], accuracy=lambda m, c: 1.0)
     row = agreement.model_agreement(Catalog(root)).row(0, named=True)

@@ -36,7 +36,7 @@ from compute.study import (
 )
 from compute.study import run as run_study
 from compute.train import TrainConfig, accuracy, channel_stats, predict, train
-from dashboard import cost, lineage
+from dashboard.charts.overview import COSTS, has_costs, robustness_vs_cost, tree_layout
 from dashboard.pages import PAGES
 from store.catalog import Catalog
 from testkit import extraction
@@ -443,16 +443,16 @@ def test_robustness_vs_cost_draws_one_panel_per_measured_cost() -> None:
         "clean_accuracy": [0.98, 0.97, 0.98, 0.9], "corruption_accuracy": [0.7, 0.65, 0.69, 0.6],
         "file_bytes": [387_873, 105_441, 110_363, None], "latency_ms_batch1": [2.4, 0.8, 0.24, None],
         "latency_ms_batch256": [2.8, 0.8, 0.13, None]})
-    assert cost.has_costs(frame) and not cost.has_costs(frame.filter(pl.col("model_id") == "old"))
-    spec = cost.robustness_vs_cost(frame).to_dict()
+    assert has_costs(frame) and not has_costs(frame.filter(pl.col("model_id") == "old"))
+    spec = robustness_vs_cost(frame).to_dict()
     rows = next(iter(spec["datasets"].values()))
     assert len(rows) == 9, "three costs for three measured models; the unmeasured one is left out"
-    assert {row["cost"] for row in rows} == set(cost.COSTS.values())
+    assert {row["cost"] for row in rows} == set(COSTS.values())
     assert {row["model_id"] for row in rows} == {"d", "c", "q"}
 
 
 def test_overview_plots_robustness_against_size_and_latency_and_labels_lineage_edges(int8_store, open_page) -> None:
     app = open_page(int8_store, PAGES["overview"].script)
     assert "Robustness vs size and latency" in [header.value for header in app.subheader]
-    nodes, edges = lineage.tree_layout(queries.models(Catalog(int8_store)))
+    nodes, edges = tree_layout(queries.models(Catalog(int8_store)))
     assert edges.select("base", "model_id", "label").rows() == [("small_cnn-dense-s0", "small_cnn-dense-s0-int8", "int8")]

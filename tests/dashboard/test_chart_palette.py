@@ -1,14 +1,26 @@
-"""The method palette: ten colours that stay apart for readers with a colour-vision deficiency, and every
-chart that colours by method takes them from dashboard.charts.method_colour."""
+"""The method palette (dashboard.charts.palette): its ten colours stay apart under simulated colour-vision
+deficiencies; no module of dashboard/ names the `method` field in a color, fill or stroke channel except
+through method_colour (read from the source with ast); and each function that calls method_colour is in
+METHOD_CHARTS, drawn here, with every colour channel over `method` in its spec mapping each method to its
+palette colour."""
 
 from __future__ import annotations
 
+import ast
 import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import altair as alt
 import numpy as np
 import polars as pl
+import pytest
 
-from dashboard import charts
+from dashboard.charts import overview, predictors, similarity
+from dashboard.charts.palette import EXTRA_METHOD_COLOURS, METHOD_COLOURS, method_colour
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
+PALETTE = DASHBOARD / "charts" / "palette.py"
 
 # Machado, Oliveira & Fernandes (2009), severity 1.0, applied to linear RGB.
 SIMULATIONS = {
@@ -36,8 +48,8 @@ def lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_ten_method_colours_stay_apart_under_every_colour_vision_deficiency() -> None:
-    methods = [*charts.METHOD_COLOURS, "quantize"]  # nine known methods and one the palette does not know
-    scale = charts.method_colour(methods).to_dict()["scale"]
+    methods = [*METHOD_COLOURS, "quantize"]  # nine known methods and one the palette does not know
+    scale = method_colour(methods).to_dict()["scale"]
     colours = scale["range"]
     assert scale["domain"] == methods and len(set(colours)) == 10
     for name, simulate in SIMULATIONS.items():
@@ -46,8 +58,99 @@ def test_ten_method_colours_stay_apart_under_every_colour_vision_deficiency() ->
         assert closest > 15, name  # CIE76 distance; ~2.3 is just noticeable, 15 tells categories apart
 
 
-def test_charts_coloured_by_method_use_the_palette() -> None:
-    points = pl.DataFrame({"model_id": ["a", "b"], "method": ["dense", "biprop"], "target_sparsity": [0.0, 0.5],
-                           "x": [1.0, 2.0], "y": [0.5, 0.6]})
-    spec = charts.predictor_scatter(points, "x", "y", "x", "y", "t").to_dict()
-    assert spec["encoding"]["color"]["scale"]["range"] == [charts.METHOD_COLOURS["dense"], charts.METHOD_COLOURS["biprop"]]
+# One frame with the columns every method-coloured chart reads: a dense model, a known method and one the
+# palette does not know (it takes the first extra colour).
+MODELS = pl.DataFrame({
+    "model_id": ["d", "b", "q"], "method": ["dense", "biprop", "quantize"], "arch": ["cnn"] * 3,
+    "target_sparsity": [0.0, 0.5, 0.5], "sparsity": [0.0, 0.5, 0.5], "seed": [0, 0, 0],
+    "base": [None, "d", "d"], "operation": [None, None, "int8"],
+    "clean_accuracy": [0.99, 0.97, 0.98], "corruption_accuracy": [0.8, 0.7, 0.75],
+    "file_bytes": [400_000, 200_000, 100_000], "latency_ms_batch1": [2.0, 1.5, 0.3],
+    "latency_ms_batch256": [2.5, 1.0, 0.2],
+    "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5], "projection": ["umap"] * 3,
+    "group_id": [0, 1, 2], "seeds": [1, 1, 1], "images": ["clean"] * 3, "accuracy": [0.99, 0.97, 0.98],
+    "low": [0.98, 0.96, 0.97], "high": [1.0, 0.98, 0.99]})
+EDGES = pl.DataFrame({"source": ["d", "d"], "target": ["b", "q"], "distance": [1.0, 2.0]})
+
+# Every function of dashboard/ that calls method_colour, drawn from MODELS.
+METHOD_CHARTS: dict[str, Callable[[], alt.TopLevelMixin]] = {
+    "charts.overview.accuracy_vs_sparsity": lambda: overview.accuracy_vs_sparsity(MODELS),
+    "charts.overview.group_accuracy_vs_sparsity": lambda: overview.group_accuracy_vs_sparsity(MODELS),
+    "charts.overview.robustness_vs_cost": lambda: overview.robustness_vs_cost(MODELS),
+    "charts.overview.lineage_tree": lambda: overview.lineage_tree(MODELS),
+    "charts.similarity.model_map": lambda: similarity.model_map(MODELS, EDGES),
+    "charts.predictors.predictor_scatter": lambda: predictors.predictor_scatter(MODELS, "x", "y", "x", "y", "t"),
+}
+
+
+def modules() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(DASHBOARD.rglob("*.py")):
+        if path != PALETTE:
+            name = ".".join(path.relative_to(DASHBOARD).with_suffix("").parts)
+            yield name, ast.parse(path.read_text(), str(path))
+
+
+def names_method(node: ast.expr) -> bool:
+    """Whether an encoding argument names the `method` field: "method", "method:N", or alt.Color("method")
+    / alt.Color(field="method") and the like."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.split(":")[0] == "method"
+    if isinstance(node, ast.Call):
+        return any(names_method(arg) for arg in node.args[:1]) or any(
+            k.arg in ("field", "shorthand") and names_method(k.value) for k in node.keywords)
+    return False
+
+
+def test_no_module_colours_by_method_but_through_the_palette() -> None:
+    channels = ("color", "fill", "stroke")
+    found = []
+    for name, tree in modules():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in ("Color", "Fill", "Stroke") and names_method(node):
+                found.append(f"{name}:{node.lineno}")
+            found += [f"{name}:{node.lineno}" for k in node.keywords if k.arg in channels and names_method(k.value)]
+        for node in ast.walk(tree):  # {"color": "method:N"} as an encoding dict
+            if isinstance(node, ast.Dict):
+                found += [f"{name}:{node.lineno}" for k, v in zip(node.keys, node.values, strict=True)
+                          if isinstance(k, ast.Constant) and k.value in channels and names_method(v)]
+    assert not found, f"colour by method without dashboard.charts.palette.method_colour at {found}"
+
+
+def test_every_function_that_calls_the_palette_is_drawn_here() -> None:
+    callers = set()
+    for name, tree in modules():
+        for function in tree.body:
+            if isinstance(function, ast.FunctionDef) and any(
+                    isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None))
+                    == "method_colour" for node in ast.walk(function)):
+                callers.add(f"{name}.{function.name}")
+    assert callers == set(METHOD_CHARTS)
+
+
+def method_channels(spec: object) -> Iterator[dict]:
+    """Every color / fill / stroke channel over the field `method` anywhere in a Vega-Lite spec."""
+    if isinstance(spec, dict):
+        encoding = spec.get("encoding", {})
+        for channel in ("color", "fill", "stroke"):
+            if isinstance(encoding.get(channel), dict) and encoding[channel].get("field") == "method":
+                yield encoding[channel]
+        for value in spec.values():
+            yield from method_channels(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            yield from method_channels(value)
+
+
+@pytest.mark.parametrize("chart", list(METHOD_CHARTS))
+def test_a_chart_coloured_by_method_gives_each_method_its_palette_colour(chart: str) -> None:
+    channels = list(method_channels(METHOD_CHARTS[chart]().to_dict()))
+    assert channels, f"{chart} has no colour channel over method"
+    expected = {**METHOD_COLOURS, "quantize": EXTRA_METHOD_COLOURS[0]}
+    for channel in channels:
+        scale = channel.get("scale")
+        assert scale, f"{chart} colours methods without a scale"
+        assert set(scale["domain"]) == set(MODELS["method"])
+        assert dict(zip(scale["domain"], scale["range"], strict=True)) == {m: expected[m] for m in scale["domain"]}

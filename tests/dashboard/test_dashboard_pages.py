@@ -11,9 +11,13 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import agreement, matrices, queries
+from analysis import matrices, queries
 from compute import attribution
-from dashboard import charts
+from dashboard.charts.common import model_labels
+from dashboard.charts.geometry import parallel_density, parallel_lines
+from dashboard.charts.matrix import evaluation_matrix
+from dashboard.charts.overview import accuracy_vs_sparsity
+from dashboard.charts.sample import attribution_maps
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
 from store import verify
@@ -138,7 +142,7 @@ def test_local_geometry_shows_the_selection_and_the_deltas_to_the_comparison(mon
 
 
 def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) -> None:
-    monkeypatch.setattr("dashboard.charts.MAX_MARKS", 10)
+    monkeypatch.setattr("dashboard.charts.common.MAX_MARKS", 10)
     app = open_app(monkeypatch, store, PAGES["local"].script, model="m01-ft-50", compare="m00-dense-0")
     scatter, deltas = specs(app)
     assert scatter["spec"]["mark"]["type"] == "rect"
@@ -308,7 +312,7 @@ def test_matrix_orders_rows_by_method_then_sparsity_and_columns_like_the_benchma
         "model_id": ["b90", "a50", "d", "b50"], "method": ["lrr", "ft", "dense", "lrr"],
         "target_sparsity": [0.9, 0.5, 0.0, 0.5], "corruption": ["fog", "clean", "fog", "fog"],
         "severity": [3, 0, 3, 3], "accuracy": [0.5, 0.9, 0.95, 0.7]})
-    spec = charts.evaluation_matrix(cells, "accuracy", "accuracy", ["clean", "fog s3"], domain=(0, 1)).to_dict()
+    spec = evaluation_matrix(cells, "accuracy", "accuracy", ["clean", "fog s3"], domain=(0, 1)).to_dict()
     assert spec["encoding"]["y"]["sort"] == ["dense", "ft 50%", "lrr 50%", "lrr 90%"]
     assert spec["encoding"]["x"]["sort"] == ["clean", "fog s3"]
     assert spec["encoding"]["color"]["scale"]["domain"] == [0, 1]
@@ -318,7 +322,7 @@ def test_accuracy_lines_start_at_the_dense_model() -> None:
     summary = pl.DataFrame({"model_id": ["d", "f50", "f90", "g90"], "method": ["dense", "ft", "ft", "gmp"],
                             "sparsity": [0.0, 0.5, 0.9, 0.9], "clean_accuracy": [0.99, 0.98, 0.95, 0.9],
                             "corruption_accuracy": [0.8, 0.78, 0.7, 0.6]})
-    spec = charts.accuracy_vs_sparsity(summary).to_dict()
+    spec = accuracy_vs_sparsity(summary).to_dict()
     lines = pl.DataFrame(spec["datasets"][spec["layer"][0]["data"]["name"]])
     assert lines.filter(pl.col("model_id") == "d")["method"].sort().to_list() == ["dense", "dense", "ft", "ft",
                                                                                    "gmp", "gmp"]
@@ -329,7 +333,7 @@ def test_accuracy_lines_start_at_the_dense_model() -> None:
 def test_model_labels_add_the_id_only_where_two_models_would_read_alike() -> None:
     frame = pl.DataFrame({"model_id": ["d", "f-s0", "f-s1", "g"], "method": ["dense", "ft", "ft", "gmp"],
                           "target_sparsity": [0.0, 0.9, 0.9, 0.5]})
-    assert charts.model_labels(frame).to_list() == ["dense", "ft 90% · f-s0", "ft 90% · f-s1", "gmp 50%"]
+    assert model_labels(frame).to_list() == ["dense", "ft 90% · f-s0", "ft 90% · f-s1", "gmp 50%"]
 
 
 def test_parallel_coordinates_name_every_axis_and_scale_angles_together(store) -> None:
@@ -341,7 +345,7 @@ def test_parallel_coordinates_name_every_axis_and_scale_angles_together(store) -
     angles = lines.filter(pl.col("axis_index") < 10)
     assert angles["low"].n_unique() == 1 and angles["high"].n_unique() == 1  # one degree scale
     assert lines["scaled"].min() >= 0 and lines["scaled"].max() <= 1
-    spec = charts.parallel_lines(lines, axes, "t").to_dict()
+    spec = parallel_lines(lines, axes, "t").to_dict()
     label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
     assert "'angle to class9 (°)'" in label_expression and "'loss (nats)'" in label_expression
 
@@ -357,7 +361,7 @@ def test_density_parallel_coordinates_count_every_sample_once_per_axis_pair(stor
     density = queries.parallel_density(catalog, "m01-ft-50", "contrast", 3, bins=8)
     per_pair = density.group_by("axis_index").agg(pl.col("samples").sum())
     assert per_pair["samples"].unique().to_list() == [40]
-    spec = charts.parallel_density(density, queries.parallel_axes(catalog), "t").to_dict()
+    spec = parallel_density(density, queries.parallel_axes(catalog), "t").to_dict()
     assert spec["layer"][0]["encoding"]["x2"]["field"] == "next_index"
 
 
@@ -371,21 +375,11 @@ def test_binned_geometry_keeps_every_sample(store) -> None:
                                                           labels=[0, 1]).height
 
 
-@pytest.mark.parametrize("severity", [None, 3])
-def test_fast_drop_correlation_equals_the_analytics_one(store, severity) -> None:
-    catalog = Catalog(store)
-    fast = queries.corruption_drop_correlation(catalog, severity)
-    full = agreement.corruption_redundancy(catalog, severity)
-    joined = fast.join(full, on=["corruption_a", "corruption_b"], suffix="_full")
-    assert joined.height == fast.height == full.height > 0
-    assert (joined["drop_correlation"] - joined["drop_correlation_full"]).abs().max() < 1e-9
-
-
 def test_attribution_maps_draw_one_panel_per_metric() -> None:
     """The chart of compute.attribution's maps (the maps themselves: tests/compute/test_attribution.py)."""
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     maps = {metric: np.random.default_rng(1).normal(size=image.shape[:2]) for metric in attribution.METRICS}
-    spec = charts.attribution_maps(image, maps, attribution.UNITS).to_dict()
+    spec = attribution_maps(image, maps, attribution.UNITS).to_dict()
     assert len(spec["hconcat"]) == 3
 
 

@@ -12,7 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis import queries
-from dashboard import charts, classes
+from dashboard import classes
+from dashboard.charts.common import OTHER_CLASSES, model_labels
+from dashboard.charts.matrix import by_method, evaluation_matrix
 from dashboard.pages import PAGES
 from dashboard.text import code
 from store.catalog import Catalog
@@ -121,10 +123,10 @@ def test_embedding_colours_the_picked_classes_and_greys_the_rest(open_page, stud
     no_error(app)
     (spec,) = specs(app)
     colour = spec["encoding"]["color"]
-    assert colour["field"] == "class" and colour["scale"]["domain"][-1] == charts.OTHER_CLASSES
+    assert colour["field"] == "class" and colour["scale"]["domain"][-1] == OTHER_CLASSES
     points = chart_data(app)
-    assert set(points["class"]) <= {names[0], names[3], charts.OTHER_CLASSES}
-    greys = (points["class"] == charts.OTHER_CLASSES).to_list()
+    assert set(points["class"]) <= {names[0], names[3], OTHER_CLASSES}
+    greys = (points["class"] == OTHER_CLASSES).to_list()
     assert greys == sorted(greys, reverse=True)  # grey points first, so the picked classes are drawn on top
     assert set(points["label_name"]) <= set(names)
 
@@ -132,7 +134,7 @@ def test_embedding_colours_the_picked_classes_and_greys_the_rest(open_page, stud
 @pytest.mark.slow  # large AppTest: a 100-model matrix per metric
 def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(open_page, tmp_path) -> None:
     root = write_store(tmp_path, num_models=100, num_samples=12, corruptions=("fog",), severities=(1,))
-    labels = set(charts.model_labels(queries.models(Catalog(root))))
+    labels = set(model_labels(queries.models(Catalog(root))))
     assert len(labels) == 100
     for metric in ("accuracy", "margin"):
         app = open_page(root, PAGES["matrix"].script, level="model", metric=metric)
@@ -154,7 +156,7 @@ def test_matrix_chart_splits_by_method_in_the_order_of_its_rows() -> None:
     cells = pl.DataFrame({"model_id": ["d", "a", "b"], "method": ["dense", "snip", "gmp"],
                           "target_sparsity": [0.0, 0.5, 0.5], "corruption": ["clean"] * 3, "severity": [0] * 3,
                           "accuracy": [0.9, 0.8, 0.7]})
-    spec = charts.by_method(charts.evaluation_matrix(cells, "accuracy", "accuracy", ["clean"])).to_dict()
+    spec = by_method(evaluation_matrix(cells, "accuracy", "accuracy", ["clean"])).to_dict()
     assert [b["title"]["text"] for b in spec["vconcat"]] == ["dense", "gmp", "snip"]  # as the rows: dense first
     assert [b["transform"][-1]["filter"] for b in spec["vconcat"]] == [
         "(datum.method === 'dense')", "(datum.method === 'gmp')", "(datum.method === 'snip')"]

@@ -228,9 +228,13 @@ def test_markers_from_an_older_writer_get_their_sums_added(tmp_path) -> None:
     for marker in (root / layout.COMPLETE).glob("*.json"):
         old = json.loads(marker.read_text())
         marker.write_text(json.dumps({"rows": old["rows"], "bytes": old["bytes"]}))
+    dense = expected["model_id"][0]
+    assert reader.clean_accuracy(root, dense) is None  # no correct count yet: unknown, not read from the file
     assert derived.summarize_markers(root) == 4
     assert derived.summarize_markers(root) == 0
     assert all("sums" in m for m in reader.complete_partitions(root))
+    clean = expected.filter((pl.col("model_id") == dense) & (pl.col("corruption") == "clean"))["accuracy"][0]
+    assert reader.clean_accuracy(root, dense) == pytest.approx(clean)
     np.testing.assert_allclose(matrices.accuracy_matrix(Catalog(root))["accuracy"].to_numpy(),
                                expected["accuracy"].to_numpy())
 

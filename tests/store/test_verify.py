@@ -82,6 +82,9 @@ DAMAGES: dict[str, tuple[Callable[[Path], object], str, str]] = {
     "clean.npy of one dimension": (lambda s: np.save(s / layout.IMAGES / "clean.npy", np.zeros(SAMPLES, np.uint8)),
                                    "images/clean.npy", "shape (40,)"),
     "truncated clean.npy": (lambda s: _truncate(s / layout.IMAGES / "clean.npy"), "images/clean.npy", "truncated"),
+    "images other than clean.npy": (
+        lambda s: np.save(s / layout.IMAGES / "fog_1.npy", np.zeros((SAMPLES, 32, 32, 3), np.uint8)),
+        "images/fog_1.npy", "unexpected file"),
     "partition directory of an unknown corruption": (
         lambda s: reader.partition_file(s, "m00-dense-0", "fog", 1).parent.rename(
             s / layout.PREDICTIONS / "model_id=m00-dense-0" / "corruption=fog" / "severity=4"),

@@ -26,7 +26,7 @@ from torch.nn.utils import prune
 from analysis import matrices, queries, report, sql, uncertainty
 from compute import attribution, loading, runs
 from compute.cards import CHECKPOINT_LOADER, ExtractModel, fill_bases
-from dashboard import lineage
+from dashboard.charts.overview import lineage_tree, tree_layout
 from dashboard.pages import PAGES
 from store import layout
 from store.catalog import Catalog
@@ -311,12 +311,12 @@ def test_report_takes_a_chosen_reference(own, cli) -> None:
 
 def test_the_lineage_tree_puts_each_model_right_of_its_base(own) -> None:
     _, stores = own
-    nodes, edges = lineage.tree_layout(queries.models(Catalog(stores["flags"])))
+    nodes, edges = tree_layout(queries.models(Catalog(stores["flags"])))
     depth = dict(nodes.select("model_id", "depth").iter_rows())
     assert depth == {"r10t-dense": 0, "r10t-mag70": 1, "r10t-mag90": 2}
     assert edges.select("base", "model_id", "label").rows() == [
         ("r10t-dense", "r10t-mag70", "magnitude 70%"), ("r10t-mag70", "r10t-mag90", "magnitude 90%")]
-    spec = lineage.lineage_tree(queries.models(Catalog(stores["flags"]))).to_dict()
+    spec = lineage_tree(queries.models(Catalog(stores["flags"]))).to_dict()
     # a click selects by model_id: dashboard.linking copies that field into the sidebar's model
     assert [(p["name"], p["select"]) for p in spec["params"]] == [("lineage", {"type": "point", "fields": ["model_id"]})]
 
