@@ -4,7 +4,7 @@ As open_lth's `Desc.hashname`: a run is a frozen dataclass of typed hyper-parame
 digest of that object names its checkpoint (`<model_id>.<digest>.pt`), and the same object is what the
 checkpoint carries, what the `hparams` column of models.parquet holds and whose digest the store's
 manifest records (`training`: model_id -> digest). This module is the one place a run's keys are spelled
-out; studies, `compute train` and `compute prune` build records here and train them in compute/study.py.
+out; studies, `compute train` and `compute prune` build records here and train them in compute/runners.py.
 """
 
 from __future__ import annotations

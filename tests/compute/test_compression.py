@@ -20,21 +20,13 @@ from torch import nn
 from analysis import queries
 from compute import checkpoint, datasets, footprint, models, quantize, runs
 from compute.datasets.base import Dataset, ImageSet
+from compute.identity import derived_id
 from compute.models.base import check_contract, prunable_weights
 from compute.models.structure import narrow
 from compute.pruning import channel, nm
-from compute.study import (
-    DerivedPlan,
-    MethodPlan,
-    Study,
-    StudyError,
-    derived_id,
-    quantize_model,
-    quantize_record,
-    save,
-    train_pruned,
-)
+from compute.runners import quantize_model, quantize_record, save, train_pruned
 from compute.study import run as run_study
+from compute.study_file import DerivedPlan, MethodPlan, Study, StudyError
 from compute.train import TrainConfig, accuracy, channel_stats, predict, train
 from dashboard import cost, lineage
 from dashboard.pages import PAGES

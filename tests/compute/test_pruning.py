@@ -23,7 +23,7 @@ from compute.demo import DemoPlan
 from compute.models.base import measured_sparsity, prunable_weights
 from compute.pruning import gmp, iterative, masks, snip, supermask
 from compute.pruning.base import train_dense
-from compute.study import MethodPlan, Study, StudyError
+from compute.study_file import MethodPlan, Study, StudyError
 from compute.train import TrainConfig, accuracy, channel_stats
 
 CPU = torch.device("cpu")
