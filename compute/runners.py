@@ -89,7 +89,7 @@ def quantize_model(record: RunRecord, model_id: str, base_path: Path, path: Path
     results = _results(model, record.arch, data, quantize.CPU, start)
     checkpoint.save(path, model, arch=meta["arch"], num_classes=meta["num_classes"], mean=meta["mean"],
                     std=meta["std"], dataset=data.name,
-                    hparams=runs.checkpoint_hparams(model_id, record, results, [record.base, *runs.lineage(meta)]),
+                    hparams=runs.checkpoint_hparams(model_id, record, results, [record.base_digest, *runs.lineage(meta)]),
                     structure=meta.get("structure", {}), quantization=dict(quantize.SPEC))
     return results
 

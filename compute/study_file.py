@@ -196,6 +196,10 @@ def _train_table(table: Any, source: str) -> dict[str, Any]:
     unknown = sorted(set(table) - SCHEDULE_FIELDS)
     if unknown:
         raise StudyError(f"{source}: unknown training keys {unknown}; known: {sorted(SCHEDULE_FIELDS)}")
+    try:
+        runs.schedule(table)
+    except ValueError as error:
+        raise StudyError(f"{source}: {error}") from None
     return dict(table)
 
 
@@ -207,7 +211,7 @@ def _method_plan(name: str, table: Any, source: str) -> MethodPlan:
     if not isinstance(table, Mapping) or not (table.get("sparsities") or method.implied_sparsity):
         raise StudyError(f"{where}: needs sparsities = [...] (fractions of weights removed, e.g. [0.5, 0.9])")
     rest = {k: v for k, v in table.items() if k != "sparsities"}
-    train = {k: v for k, v in rest.items() if k in SCHEDULE_FIELDS}
+    train = _train_table({k: v for k, v in rest.items() if k in SCHEDULE_FIELDS}, where)
     options = {k: v for k, v in rest.items() if k not in SCHEDULE_FIELDS}
     unknown = sorted(set(options) - method.options)
     if unknown:

@@ -346,7 +346,7 @@ def test_prune_and_quantize_commands_chain_nm_and_int8(untrained, cli, tmp_path)
     model, meta = checkpoint.load(int8_path)
     chain = runs.of_checkpoint(meta)
     assert chain.method == "nm+int8" and chain.options == {"calibration": 64, "backend": quantize.BACKEND}
-    assert runs.lineage(meta) == [record.digest, record.base]
+    assert runs.lineage(meta) == [record.digest, record.base_digest]
     assert meta["hparams"]["model_id"] == "small_cnn-nm-50-int8-s0"
     assert footprint.sparsity(model, fresh("small_cnn", datasets.load("digits"), ([0.5] * 3, [0.25] * 3))) > 0.45
     ran = cli("quantize", "--base", int8_path, "--out", tmp_path / "twice.pt")
