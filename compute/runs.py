@@ -117,8 +117,9 @@ class RunRecord:
         return _changes(old, self.to_dict())
 
 
-# The fields of the first record format, under their names then: always hashed, so the digests of every
-# checkpoint trained since (and the stores' `training` records) stay the same. Written out, never derived
+# The fields of the first record format (by their names now; _DIGEST_NAMES gives the name each is hashed
+# under): always hashed, so the digests of every checkpoint trained since (and the stores' `training`
+# records) stay the same. Written out, never derived
 # from the dataclasses: a field added later is not in it, and is hashed only when it differs from its default.
 FIRST_FORMAT: Mapping[type, frozenset[str]] = MappingProxyType({
     RunRecord: frozenset({"arch", "dataset", "method", "sparsity", "seed", "schedule", "options", "rewind_step",
