@@ -240,7 +240,7 @@ def from_checkpoint(path: str | Path) -> ExtractModel:
 
 def fill_bases(entries: Sequence[ExtractModel], recorded: Mapping[str, str]) -> None:
     """Give each pruned prunescope checkpoint its dense model as base: the model whose run its record
-    starts from (RunRecord.base: a digest, matched against this run's records and the store's `recorded`
+    starts from (RunRecord.base_digest: a digest, matched against this run's records and the store's `recorded`
     model_id -> digest, or a model id), else the dense model of this run with its arch (its seed first).
     Models from elsewhere keep the base their card gives."""
     digests = {**recorded, **{e.model_id: e.run.digest for e in entries if e.run is not None}}
@@ -250,7 +250,7 @@ def fill_bases(entries: Sequence[ExtractModel], recorded: Mapping[str, str]) -> 
     for entry in entries:
         if entry.info["loader"] != ours or entry.info["base"] is not None or entry.info["method"] == runs.DENSE:
             continue
-        named = entry.run.base if entry.run is not None else None
+        named = entry.run.base_digest if entry.run is not None else None
         if named in by_digest or named in digests:
             entry.info["base"] = by_digest.get(named, named)
             continue

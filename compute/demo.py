@@ -20,7 +20,7 @@ import torch
 
 from compute import study as studies
 from compute.embed import EmbedPlan, embed_store
-from compute.study import Study
+from compute.study_file import Study
 from store import layout
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"

@@ -33,6 +33,7 @@ from compute import device as devices
 BACKEND = "x86"  # fbgemm + onednn kernels; per-channel int8 weights in its default qconfig
 SPEC: Mapping[str, str] = {"method": "int8", "backend": BACKEND}
 METHODS = ("int8",)
+CALIBRATION = 512  # training images that calibrate the activation ranges unless a study or flag says otherwise
 CPU = torch.device("cpu")
 # Warnings torch.ao raises on every use since it was deprecated (the API itself works in torch 2.14).
 _DEPRECATION_MESSAGES = (".*torch.ao.quantization is deprecated", ".*reduce_range will be deprecated",

@@ -27,10 +27,10 @@ def _field(default: Any, help: str, least: str = "non-negative") -> Any:
     return field(default=default, metadata={"help": help, "least": least})
 
 
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one training run (the run record's schedule, compute.runs); the one place their
-    names, defaults and meanings are written."""
+@dataclass(frozen=True)
+class Schedule:
+    """How a model is trained, all but the seed: the schedule of a run record (compute.runs) and the one
+    place these names, defaults and meanings are written."""
 
     epochs: int = _field(10, "training epochs", "positive")
     batch_size: int = _field(64, "images per optimiser step", "positive")
@@ -39,6 +39,12 @@ class TrainConfig:
     weight_decay: float = _field(5e-4, "L2 weight decay")
     crop_padding: int = _field(2, "zero padding before the random crop (0: no crop)")
     flip: bool = _field(False, "random horizontal flips (off by default: a flipped digit is another digit)")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Schedule):
+    """Hyperparameters of one training run: a schedule and the seed of its shuffling and augmentation."""
+
     seed: int = 0
 
     def to_dict(self) -> dict:

@@ -5,7 +5,7 @@ first when --dense is not given; ltr also needs the dense run's early iterate (-
 while training the dense model here). Methods that start from init (random, gmp, snip, edgepopup, biprop)
 build a fresh --arch model. Method options go through --option KEY=VALUE (see docs/pruning.md).
 A one-job study: the run record comes from compute.runs and the model is trained by
-compute.study.train_pruned (and fit_dense, for the dense model trained here), as in `compute study`.
+compute.runners.train_pruned (and fit_dense, for the dense model trained here), as in `compute study`.
 
 N:M sparsity takes its sparsity from --pattern (2:4 removes half); channel pruning removes that fraction
 of output channels, so its checkpoint holds a smaller network.
@@ -37,8 +37,9 @@ from compute.commands._common import (
     schedule_fields,
     sparsity,
 )
+from compute.identity import model_id, rewind_path
 from compute.pruning.base import Method, epoch_steps
-from compute.study import fit_dense, model_id, rewind_path, train_pruned
+from compute.runners import fit_dense, train_pruned
 from compute.train import TrainConfig, accuracy, channel_stats
 
 HELP = "prune a model with one method (ft, random, gmp, ltr, lrr, snip, edgepopup, biprop, channel, nm)"

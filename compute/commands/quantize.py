@@ -18,7 +18,8 @@ from pathlib import Path
 
 from compute import checkpoint, datasets, quantize
 from compute.commands._common import add_dataset_arguments, dataset_options, positive_int
-from compute.study import derived_id, quantize_model, quantize_record
+from compute.identity import derived_id
+from compute.runners import quantize_model, quantize_record
 
 HELP = "quantize a model's feature extractor to int8 (static, calibrated on training images; CPU)"
 
@@ -29,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prunescope checkpoint to quantize (dense, or pruned by any method)")
     parser.add_argument("--method", default="int8", choices=quantize.METHODS,
                         help="int8: post-training static quantization, per-channel weights (default)")
-    parser.add_argument("--calibration", type=positive_int, default=512, metavar="N",
-                        help="training images that calibrate the activation ranges (default 512)")
+    parser.add_argument("--calibration", type=positive_int, default=quantize.CALIBRATION, metavar="N",
+                        help=f"training images that calibrate the activation ranges (default {quantize.CALIBRATION})")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
     parser.add_argument("--model-id", default=None, help="id in the store (default: the base's id with -<method> before its seed, "
                         "small_cnn-channel-50-int8-s0)")

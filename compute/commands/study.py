@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from compute import device as devices
-from compute import study
+from compute import study, study_file
 from compute.commands._common import add_device_argument
 
 HELP = "train a pruning zoo from a study file and extract it into a store"
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = study.Study.from_toml(args.file)
+    plan = study_file.Study.from_toml(args.file)
     timings = study.run(plan, args.out, devices.pick(args.device), extract_store=not args.train_only)
     phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
     print(f"study {args.file} done in {args.out} ({phases})")

@@ -1,6 +1,6 @@
 """Train a dense model on a dataset and save a self-describing checkpoint: a one-job study.
 
-The model's run record is built by compute.runs and trained by compute.study.train_dense, as every dense
+The model's run record is built by compute.runs and trained by compute.runners.train_dense, as every dense
 model of a study is; ltr's rewind iterate (after one epoch) is saved as rewind/<checkpoint name> beside
 the checkpoint, where `prune --method ltr --dense CKPT` looks for it.
 
@@ -23,8 +23,9 @@ from compute.commands._common import (
     non_negative_int,
     schedule_fields,
 )
+from compute.identity import model_id
 from compute.pruning.base import epoch_steps
-from compute.study import model_id, train_dense
+from compute.runners import train_dense
 from compute.train import TrainConfig, channel_stats
 
 HELP = "train a dense model and save a checkpoint"

@@ -265,7 +265,7 @@ def test_pie_preset_matches_a_direct_modal_prediction(catalog, direct, setting) 
 
 
 def test_the_seeds_study_makes_one_model_per_seed_with_the_seed_in_its_id() -> None:
-    from compute.study import Study
+    from compute.study_file import Study
 
     study = Study.from_toml(ROOT / "studies" / "digits-seeds.toml")
     assert study.seeds == (0, 1, 2)

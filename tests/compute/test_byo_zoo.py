@@ -219,7 +219,7 @@ def test_imagenet_style_resnets_are_in_the_registry() -> None:
 
 
 def test_a_study_file_takes_a_normalize_key() -> None:
-    from compute.study import Study, StudyError
+    from compute.study_file import Study, StudyError
 
     raw = {"arch": "small_cnn", "dataset": "digits", "methods": {"random": {"sparsities": [0.5]}}}
     assert Study.from_dict({**raw, "normalize": "cifar10"}).normalize == "cifar10"

@@ -20,21 +20,13 @@ from torch import nn
 from analysis import queries
 from compute import checkpoint, datasets, footprint, models, quantize, runs
 from compute.datasets.base import Dataset, ImageSet
+from compute.identity import derived_id
 from compute.models.base import check_contract, prunable_weights
 from compute.models.structure import narrow
 from compute.pruning import channel, nm
-from compute.study import (
-    DerivedPlan,
-    MethodPlan,
-    Study,
-    StudyError,
-    derived_id,
-    quantize_model,
-    quantize_record,
-    save,
-    train_pruned,
-)
+from compute.runners import quantize_model, quantize_record, save, train_pruned
 from compute.study import run as run_study
+from compute.study_file import DerivedPlan, MethodPlan, Study, StudyError
 from compute.train import TrainConfig, accuracy, channel_stats, predict, train
 from dashboard.charts.overview import COSTS, has_costs, robustness_vs_cost, tree_layout
 from dashboard.pages import PAGES
@@ -354,7 +346,7 @@ def test_prune_and_quantize_commands_chain_nm_and_int8(untrained, cli, tmp_path)
     model, meta = checkpoint.load(int8_path)
     chain = runs.of_checkpoint(meta)
     assert chain.method == "nm+int8" and chain.options == {"calibration": 64, "backend": quantize.BACKEND}
-    assert runs.lineage(meta) == [record.digest, record.base]
+    assert runs.lineage(meta) == [record.digest, record.base_digest]
     assert meta["hparams"]["model_id"] == "small_cnn-nm-50-int8-s0"
     assert footprint.sparsity(model, fresh("small_cnn", datasets.load("digits"), ([0.5] * 3, [0.25] * 3))) > 0.45
     ran = cli("quantize", "--base", int8_path, "--out", tmp_path / "twice.pt")

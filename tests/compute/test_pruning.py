@@ -23,7 +23,7 @@ from compute.demo import DemoPlan
 from compute.models.base import measured_sparsity, prunable_weights
 from compute.pruning import gmp, iterative, masks, snip, supermask
 from compute.pruning.base import train_dense
-from compute.study import MethodPlan, Study, StudyError
+from compute.study_file import MethodPlan, Study, StudyError
 from compute.train import TrainConfig, accuracy, channel_stats
 
 CPU = torch.device("cpu")
@@ -328,19 +328,19 @@ def test_a_run_record_round_trips_and_its_digest_follows_every_field() -> None:
     assert runs.RunRecord.from_dict(record.to_dict()) == record
     assert record.config == TrainConfig(epochs=2, seed=0)
     for change in ({"seed": 1}, {"sparsity": 0.8}, {"options": {"rounds": 3}}, {"rewind_step": 10},
-                   {"base": "abd"}, {"schedule": {**record.schedule, "lr": 0.1}}):
+                   {"base_digest": "abd"}, {"schedule": dataclasses.replace(record.schedule, lr=0.1)}):
         other = dataclasses.replace(record, **change)
         assert other.digest != record.digest and other.changes(record.to_dict())
-    assert dataclasses.replace(record, schedule={**record.schedule, "epochs": 3}).changes(record.to_dict()) == [
-        "schedule.epochs 2 -> 3"]
-    with pytest.raises(ValueError, match="not a run record"):
+    assert dataclasses.replace(record, schedule=dataclasses.replace(record.schedule, epochs=3)).changes(
+        record.to_dict()) == ["schedule.epochs 2 -> 3"]
+    with pytest.raises(ValueError, match="not a run record: unknown key 'train'"):
         runs.RunRecord.from_dict({**record.to_dict(), "train": {}})
 
 
 def test_only_methods_that_use_the_dense_run_record_its_digest_and_rewind_step() -> None:
     snip = runs.pruned_run("small_cnn", "digits", "snip", 0.9, 0, {}, {}, "abc", 20)
     ft = runs.pruned_run("small_cnn", "digits", "ft", 0.9, 0, {}, {}, "abc", 20)
-    assert (snip.base, snip.rewind_step) == (None, None) and (ft.base, ft.rewind_step) == ("abc", None)
+    assert (snip.base_digest, snip.rewind_step) == (None, None) and (ft.base_digest, ft.rewind_step) == ("abc", None)
 
 
 def test_study_and_prune_command_fine_tune_with_the_one_default(capsys) -> None:
@@ -380,6 +380,10 @@ def test_the_cifar10_example_study_parses() -> None:
     ('arch = "small_cnn"\ndataset = "digits"\n[methods.ft]\nsparsities = [1.5]', "sparsities"),
     ('arch = "small_cnn"\ndataset = "digits"\n[methods.ft]\nsparsities = [0.5]\nrounds = 2', "rounds"),
     ('arch = "small_cnn"\ndataset = "digits"\nepochs = 3\n[methods.ft]\nsparsities = [0.5]', "epochs"),
+    ('arch = "small_cnn"\ndataset = "digits"\n[dense]\nepochs = "ten"\n[methods.ft]\nsparsities = [0.5]',
+     r"\[dense\]: run record: schedule.epochs must be int, got 'ten'"),
+    ('arch = "small_cnn"\ndataset = "digits"\n[methods.ft]\nsparsities = [0.5]\nflip = "yes"',
+     r"\[methods.ft\]: run record: schedule.flip must be bool"),
     ('arch = "mlp"\ndataset = "digits"\n[methods.ft]\nsparsities = [0.5]', "unknown arch"),
     ('arch = "small_cnn"\ndataset = "digits"\n[methods.ft]\nsparsities = [0.5', "not valid TOML"),
 ])
@@ -413,7 +417,7 @@ def test_study_trains_resumably_and_extracts_every_model(tmp_path) -> None:
         assert meta["hparams"]["model_id"] == model_id and path.name == f"{model_id}.{record.digest}.pt"
         assert set(meta["hparams"]["results"]) == {"test_accuracy", "sparsity", "seconds"}
     dense, ltr, snip = (runs.of_checkpoint(checkpoint.read(path)) for path in paths)
-    assert ltr.base == dense.digest and ltr.rewind_step == 2 and snip.base is None
+    assert ltr.base_digest == dense.digest and ltr.rewind_step == 2 and snip.base_digest is None
     rows = queries.models(Catalog(tmp_path))
     assert sorted(rows["model_id"].to_list()) == ids
     assert rows.filter(rows["method"] == "snip")["sparsity"].item() == pytest.approx(0.8, abs=1e-4)
@@ -438,7 +442,7 @@ def test_prune_command_writes_a_loadable_checkpoint(dense, digits, stats, tmp_pa
                  "--option", "rounds=2", "--out", str(out), "--device", "cpu"]) == 0
     model, meta = checkpoint.load(out)
     record = runs.of_checkpoint(meta)
-    assert (record.method, record.options, record.base) == ("lrr", {"rounds": 2}, "d")  # a dense without a record
+    assert (record.method, record.options, record.base_digest) == ("lrr", {"rounds": 2}, "d")  # a dense without a record
     assert record.schedule == runs.schedule({**runs.FINETUNE, "epochs": 1})
     assert measured_sparsity(model) == pytest.approx(0.6, abs=1e-4)
 
