@@ -35,7 +35,7 @@ from compute.datasets import cifar10c, folders
 from compute.datasets.base import Dataset, ImageSet
 from compute.models.base import check_contract, weight_counts
 from compute.runs import RunRecord
-from store import derived, layout, provenance, reader, writer
+from store import derived, layout, provenance, reader, vocabulary, writer
 
 
 @dataclass
@@ -302,7 +302,7 @@ class ImageSource:
             return ({**record, provenance.PAIRED: False} if not copy.paired else record), listing
         images = self.read_corrupted(name, severity)
         path = cifar10c.find_directory(self.corrupted_dir, datasets.NPY_FOLDERS[self.dataset]) / f"{name}.npy"
-        per_severity = len(np.load(path, mmap_mode="r")) // len(cifar10c.SEVERITIES)
+        per_severity = len(np.load(path, mmap_mode="r")) // len(vocabulary.SEVERITIES)
         start = (severity - 1) * per_severity
         return provenance.from_files(path, (start, start + len(images)), images), None
 

@@ -19,6 +19,8 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from store import vocabulary
+
 DEGREES = "°"
 CORRECTNESS = alt.Scale(domain=[True, False], range=["#4c78a8", "#e45756"])
 CHANGES = alt.Scale(domain=["right in both", "only A right", "only B right", "wrong in both"],
@@ -130,7 +132,7 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
          else pl.col("corruption")).alias("setting"))
     present = set(data["setting"].to_list())
     settings = [s for s in columns if s in present] + sorted(present - set(columns))
-    rows = data.sort(pl.col("method") != "dense", "method", "target_sparsity", "model_id")
+    rows = data.sort(pl.col("method") != vocabulary.UNPRUNED, *vocabulary.MODEL_SORT, "model_id")
     models_order = rows.unique("model", maintain_order=True)["model"].to_list()
     methods = rows["method"].unique(maintain_order=True).to_list()
     data = data.with_columns(pl.col("method").replace_strict({m: i for i, m in enumerate(methods)},
