@@ -29,7 +29,6 @@ from store import aggregates, confine, layout, vocabulary
 from store.layout import StoreError
 from store.reader import parquet_metadata, read_json, read_manifest
 
-VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index")
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
 MAX_IMAGE_SIZE = 4096
 FILE_SUFFIXES = (".parquet", ".json", ".npy")
@@ -42,7 +41,7 @@ class Problem:
     """One damaged or unexpected file of a store, and what is wrong with it."""
 
     path: Path
-    view: str  # what reads the file: one of VIEWS, "manifest", or "store" (links, FIFOs, ...)
+    view: str  # what reads the file: one of vocabulary.VIEWS, "manifest", or "store" (links, FIFOs, ...)
     message: str
 
     def __str__(self) -> str:
@@ -390,7 +389,7 @@ def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem
             yield Problem(info, "index", f"not the index's description: {error}")
 
 
-def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) -> list[Problem]:
+def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bool = True) -> list[Problem]:
     """Every problem of the store behind the given views, naming the file and the fault; never raises.
 
     Always checked: the manifest (keys, types, bounds, consistency with samples.parquet and
@@ -404,9 +403,9 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     footers only. A failure to read any file is reported as a problem of that file, never raised.
     """
     root = Path(root)
-    unknown = sorted(set(views) - set(VIEWS))
+    unknown = sorted(set(views) - set(vocabulary.VIEWS))
     if unknown:
-        raise ValueError(f"unknown views {unknown}; known: {', '.join(VIEWS)}")
+        raise ValueError(f"unknown views {unknown}; known: {', '.join(vocabulary.VIEWS)}")
     if not root.is_dir():
         what = "it is a file" if root.exists() else "no such directory"
         return [Problem(root, "manifest", f"is not a prunescope store: {what}")]
@@ -426,7 +425,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
         "images": lambda: _image_problems(root, manifest, skip),
         "index": lambda: _index_problems(root, deep, skip),
     }
-    for view in VIEWS:
+    for view in vocabulary.VIEWS:
         if view in views:
             try:
                 problems.extend(checks[view]())
@@ -435,7 +434,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     return problems
 
 
-def require_clean(root: str | Path, views: Collection[str] = VIEWS, deep: bool = False) -> None:
+def require_clean(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bool = False) -> None:
     """StoreError naming every problem `verify` finds behind `views`: commands call it before they read."""
     problems = verify(root, views, deep)
     if len(problems) == 1:

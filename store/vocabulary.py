@@ -3,7 +3,7 @@
 - the 19 corruptions of CIFAR-10-C, Tiny-ImageNet-C and ImageNet-C (Hendrycks & Dietterich, ICLR 2019) in
   their canonical order (reference/cifar10c.md), each with its family, its abbreviation in the paper's
   tables and whether it is one of the 15 common ones (the other 4 were held out for validation);
-- the severities 1..5 and the replicate levels (a group of seeds, or one model);
+- the severities 1..5, the replicate levels (a group of seeds, or one model) and the store's view names;
 - the order models and settings are listed in, as SQL and as sort keys;
 - names that become directory names (corruptions, model ids) and SQL string literals.
 
@@ -70,6 +70,11 @@ def is_severity(value: object) -> bool:
     """`value` is one of SEVERITIES as an integer (Python's or numpy's; not a bool, not a float)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value in SEVERITIES
 
+
+# The store's views: what reads a group of its files (a page names those it reads; verify checks them). The
+# catalog's own views come first; images and the index are read beside it.
+CATALOG_VIEWS: tuple[str, ...] = ("samples", "models", "predictions", "embeddings")
+VIEWS: tuple[str, ...] = (*CATALOG_VIEWS, "images", "index")
 
 # Replicate levels: a row per group of replicates (the mean over seeds) or per model.
 LEVELS: tuple[str, ...] = ("group", "model")

@@ -15,7 +15,7 @@ from analysis import agreement, matrices, queries
 from dashboard import attribution, charts
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
-from store import layout, verify
+from store import layout, vocabulary
 from store.catalog import Catalog
 from testkit.app import (
     APP,
@@ -46,7 +46,7 @@ def test_the_page_registry_lists_every_view_script_once_with_the_store_views_it_
     assert sorted(page.script for page in PAGES.values()) == sorted(scripts)
     assert all(path == page.url_path for path, page in PAGES.items())
     assert len({page.title for page in PAGES.values()}) == len(PAGES)
-    assert all(page.reads and set(page.reads) <= set(verify.VIEWS) for page in PAGES.values())
+    assert all(page.reads and set(page.reads) <= set(vocabulary.VIEWS) for page in PAGES.values())
 
 
 def test_every_registered_page_is_served_under_its_title(monkeypatch, store) -> None:
