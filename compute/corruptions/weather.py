@@ -1,7 +1,7 @@
 """Weather corruptions: snow, frost, fog, brightness and spatter (constants per resolution in constants.py).
 
 Brightness adds a constant to V in HSV (skimage's conversion, in torch): Hendrycks & Dietterich 2019 group it
-with the weather corruptions (sunlight), as store.vocabulary does.
+with the weather corruptions (daylight), as store.vocabulary does.
 
 Snow, fog and spatter follow the original algorithms step by step, batched over samples:
 - snow: a gaussian flake layer, zoomed, thresholded, stored as 8 bits (truncated), motion-blurred at a
