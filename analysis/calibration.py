@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analysis.sql import MODEL_ORDER, SETTING_ORDER, equal_to
+from analysis.sql import equal_to
 from store.catalog import Catalog
+from store.vocabulary import MODEL_ORDER, SETTING_ORDER
 
 BINS = 15
 RESAMPLES = 500

@@ -10,9 +10,10 @@ import polars as pl
 import pyarrow as pa
 
 from analysis.matrices import GEOMETRY
-from analysis.sql import MODEL_ORDER, equal_to, require_models
+from analysis.sql import equal_to, require_models
 from store import layout
 from store.catalog import Catalog
+from store.vocabulary import MODEL_ORDER
 
 
 def _settings_filter(corruptions: Sequence[str], severities: Sequence[int] | None) -> tuple[str, list]:

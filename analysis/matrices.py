@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.sql import MODEL_ORDER, SETTING_ORDER, choice, equal_to, ratio
+from analysis.sql import choice, equal_to, ratio
 from store.catalog import Catalog
-from store.layout import COMMON_CORRUPTIONS
+from store.vocabulary import COMMON_CORRUPTIONS, MODEL_ORDER, SETTING_ORDER, model_order
 
 # Metrics a matrix cell may average: name -> meaning. Their means come from the per-partition sums
 # (catalog view partition_summary, store.layout.SUMMARY_METRICS), so no cell scans the files.
@@ -82,7 +82,7 @@ def metric_matrix(catalog: Catalog, metric: str = "accuracy", group_by: str = "m
                    avg(value) AS value, avg(dense_value) AS dense_value, avg(delta_vs_dense) AS delta_vs_dense,
                    avg(delta_vs_clean) AS delta_vs_clean
             FROM model_cell GROUP BY arch, method, target_sparsity, corruption, severity
-            ORDER BY method <> 'dense', method, target_sparsity, arch,
+            ORDER BY {model_order("arch")},
                      {SETTING_ORDER}"""  # noqa: S608 (constant SQL)
     return catalog.query(f"WITH {cells} {select}")
 

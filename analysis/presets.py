@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from analysis.sql import SETTING_ORDER, equal_to, reference_model, require_models
+from analysis.sql import equal_to, reference_model, require_models
 from store import layout
 from store.catalog import Catalog, QueryError, QueryTimeout
+from store.vocabulary import SETTING_ORDER
 
 
 def _with_labels(catalog: Catalog, hits: str, params: Sequence[object], order: str) -> pl.DataFrame:

@@ -10,17 +10,18 @@ from collections.abc import Sequence
 import polars as pl
 
 from store.catalog import Catalog
+from store.vocabulary import model_order, setting_order
 
 
 def models(catalog: Catalog) -> pl.DataFrame:
     """One row per model (its card), dense first, then by method and sparsity."""
-    return catalog.query("""
+    return catalog.query(f"""
         SELECT model_id, arch, method, target_sparsity, sparsity, seed, base, reference_model_id, num_params,
                num_nonzero, clean_accuracy, loader, checkpoint, hparams, operation, file_bytes,
                latency_ms_batch1, latency_ms_batch256, latency_threads, latency_load_average
         FROM models
-        ORDER BY method <> 'dense', method, target_sparsity, seed, model_id
-    """)
+        ORDER BY {model_order("seed", "model_id")}
+    """)  # noqa: S608 (constant SQL)
 
 
 def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -> pl.DataFrame:
@@ -35,8 +36,7 @@ def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -
                p.correct, p.confidence, p.p_true, p.angle_true, p.feature_norm, p.margin, p.loss
         FROM {catalog.by_sample} p JOIN models m USING (model_id)
         WHERE p.sample_id = $2 AND {severities}
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, p.model_id, p.corruption <> 'clean',
-                 p.corruption, p.severity
+        ORDER BY {model_order("p.model_id", table="m")}, {setting_order("p")}
     """, params)  # noqa: S608 (constant SQL)
 
 

@@ -5,7 +5,7 @@ page's download).
 Columns (COLUMN_SETS picks which are printed):
     clean, each corruption   accuracy (a corruption's severities pooled)
     each family              accuracy over the family's corruptions (Hendrycks & Dietterich 2019's noise,
-                             blur, weather, digital; FAMILIES)
+                             blur, weather, digital: store.vocabulary)
     mean corruption          accuracy over every corrupted setting
     mean corruption error    1 - mean corruption accuracy: the unnormalised mCE
     accuracy drop            clean - mean corruption accuracy: what corruption costs the model
@@ -29,20 +29,10 @@ import polars as pl
 
 from analysis import escape, stats, uncertainty
 from analysis.matrices import MIN_REFERENCE_RISE, model_summary
-from analysis.uncertainty import LEVELS
 from store.catalog import Catalog
+from store.vocabulary import CORRUPTIONS, FAMILY_NAMES, LEVELS, MODEL_SORT, UNPRUNED
 
-# Corruption -> (family, abbreviation as in Hendrycks & Dietterich 2019's tables).
-CORRUPTIONS: dict[str, tuple[str, str]] = {
-    "gaussian_noise": ("noise", "Gauss"), "shot_noise": ("noise", "Shot"), "impulse_noise": ("noise", "Impul"),
-    "speckle_noise": ("noise", "Speck"), "defocus_blur": ("blur", "Defoc"), "glass_blur": ("blur", "Glass"),
-    "motion_blur": ("blur", "Motion"), "zoom_blur": ("blur", "Zoom"), "gaussian_blur": ("blur", "GBlur"),
-    "snow": ("weather", "Snow"), "frost": ("weather", "Frost"), "fog": ("weather", "Fog"),
-    "brightness": ("weather", "Bright"), "spatter": ("weather", "Spat"), "contrast": ("digital", "Contr"),
-    "elastic_transform": ("digital", "Elast"), "pixelate": ("digital", "Pixel"),
-    "jpeg_compression": ("digital", "JPEG"), "saturate": ("digital", "Sat"),
-}
-FAMILIES: tuple[str, ...] = ("noise", "blur", "weather", "digital", "other")
+OTHER = "other"  # the family column of a corruption the vocabulary does not know
 MEAN, ERROR, DROP, RELATIVE = "mean corruption", "mean corruption error", "accuracy drop", "relative mCE"
 # Column -> its printed LaTeX header.
 SUMMARY_HEADERS: dict[str, str] = {"clean": "Clean", MEAN: "Corr.", ERROR: "Err.", DROP: "Drop",
@@ -57,7 +47,7 @@ def family_column(family: str) -> str:
 
 
 def _family(corruption: str) -> str:
-    return CORRUPTIONS.get(corruption, ("other", ""))[0]
+    return CORRUPTIONS[corruption].family if corruption in CORRUPTIONS else OTHER
 
 
 def _accuracy_counts(catalog: Catalog) -> pl.DataFrame:
@@ -129,12 +119,12 @@ def report_table(catalog: Catalog, level: str = "group") -> pl.DataFrame:
         (1 - pl.col("low")).alias("high"))
     table = pl.concat([table.select(error.columns), error])
     present = catalog.manifest["corruptions"]
-    families = [family_column(f) for f in FAMILIES if any(_family(c) == f for c in present)]
+    families = [family_column(f) for f in (*FAMILY_NAMES, OTHER) if any(_family(c) == f for c in present)]
     order = {name: i for i, name in enumerate(["clean", *present, *families, MEAN, ERROR, DROP, RELATIVE])}
     return table.with_columns(
         pl.col("column_name").replace_strict(order, default=len(order)).alias("column_index"),
-        (pl.col("method") != "dense").alias("pruned"),
-    ).sort("pruned", "method", "target_sparsity", "row", "column_index").select(
+        (pl.col("method") != UNPRUNED).alias("pruned"),
+    ).sort("pruned", *MODEL_SORT, "row", "column_index").select(
         "row", "method", "target_sparsity", "seeds", "column_name", "mean", "low", "high", "p_value")
 
 
@@ -209,7 +199,7 @@ def _header(column: str) -> str:
         return SUMMARY_HEADERS[column]
     if column.endswith(" (family)"):
         return escape.latex(column.removesuffix(" (family)").capitalize())
-    return escape.latex(CORRUPTIONS[column][1] if column in CORRUPTIONS else column)
+    return escape.latex(CORRUPTIONS[column].abbreviation if column in CORRUPTIONS else column)
 
 
 def _row_label(row: dict, level: str) -> str:
@@ -244,7 +234,7 @@ def _latex(table: pl.DataFrame, level: str, columns: str, notes: list[str]) -> s
     first = {r["row"]: r for r in marked.iter_rows(named=True)}
     environment = "table" if columns == "summary" else "table*"
     digits = 0 if columns == "summary" else 1  # whole percents keep the summary one column wide
-    abbreviations = [f"{CORRUPTIONS[c][1]} = {c.replace('_', ' ')}" for c in names if c in CORRUPTIONS]
+    abbreviations = [f"{CORRUPTIONS[c].abbreviation} = {c.replace('_', ' ')}" for c in names if c in CORRUPTIONS]
     interval = ("mean over seeds with its 95\\,\\% Student $t$ interval across seeds (one seed: Wilson "
                 "interval over the test samples)" if level == "group" else
                 "95\\,\\% Wilson interval over the test samples (accuracy drop: Newcombe's hybrid score interval)")

@@ -1,5 +1,5 @@
 """Small SQL pieces every analysis module shares: allow-list checks, safe ratios, bound equality
-filters, the row orders of models and settings, and the check that model ids exist.
+filters and the check that model ids exist.
 
 SQL text is built only from constants (column names from fixed allow-lists) and, for the free filter,
 from the fragment analysis.filters compiled and checked; every value is a bound parameter.
@@ -11,8 +11,6 @@ from collections.abc import Sequence
 
 from store.catalog import Catalog
 
-MODEL_ORDER = "method <> 'dense', method, target_sparsity, model_id"
-SETTING_ORDER = "corruption <> 'clean', corruption, severity"
 EPSILON = 1e-12  # a denominator this close to zero makes a ratio null, never inf or NaN
 
 

@@ -27,10 +27,9 @@ import numpy as np
 import polars as pl
 
 from analysis import stats
-from analysis.sql import SETTING_ORDER
 from store.catalog import Catalog
+from store.vocabulary import LEVELS, SETTING_ORDER, model_order
 
-LEVELS: tuple[str, ...] = ("group", "model")
 CORRECTIONS: dict[str, str] = {"holm": "Holm (family-wise error rate)",
                                "bh": "Benjamini-Hochberg (false discovery rate)"}
 ALPHA = 0.05
@@ -39,10 +38,10 @@ BOOTSTRAP_RESAMPLES = 1000
 
 def groups(catalog: Catalog) -> pl.DataFrame:
     """One row per model with its group: model_id, group_id, arch, method, target_sparsity, seed."""
-    return catalog.query("""
+    return catalog.query(f"""
         SELECT m.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed
         FROM models m
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, m.model_id
+        ORDER BY {model_order("m.seed", "m.model_id", table="m")}
     """)  # noqa: S608 (constant SQL)
 
 
@@ -75,7 +74,7 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                (p.dense_right - p.both_right)::BIGINT AS only_dense,
                (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
         FROM pairs p JOIN models m USING (model_id)
-        ORDER BY m.method <> 'dense', m.method, m.target_sparsity, m.seed, p.model_id, {SETTING_ORDER}
+        ORDER BY {model_order("m.seed", "p.model_id", table="m")}, {SETTING_ORDER}
     """)  # noqa: S608 (constant SQL)
 
 

@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from compute import corruptions, datasets
-from store import layout
+from store import vocabulary
 
 # (side in pixels, images corrupted by us in one batch, of those how many go through the package)
 SIZES = ((32, 256, 20), (64, 64, 8), (224, 8, 2))
@@ -54,7 +54,7 @@ def _timed(run: Callable[[], object]) -> float:
 def _ours(images: np.ndarray, name: str) -> float:
     """Seconds to corrupt `images` at all five severities, after a warm-up pass."""
     def run() -> None:
-        for severity in corruptions.SEVERITIES:
+        for severity in vocabulary.SEVERITIES:
             corruptions.corrupt(images, name, severity, batch_size=len(images))
     run()
     return _timed(run)
@@ -62,7 +62,7 @@ def _ours(images: np.ndarray, name: str) -> float:
 
 def _reference(images: np.ndarray, name: str, corrupt: Callable[..., np.ndarray]) -> float:
     def run() -> None:
-        for severity in corruptions.SEVERITIES:
+        for severity in vocabulary.SEVERITIES:
             for image in images:
                 corrupt(image, severity=severity, corruption_name=name)
     corrupt(images[0], severity=1, corruption_name=name)
@@ -82,7 +82,7 @@ def _load() -> str:
 
 def _table(size: int, count: int, reference_count: int, reference_corrupt: Callable[..., np.ndarray] | None) -> None:
     images = _images(size, count)
-    per_setting = len(corruptions.SEVERITIES)
+    per_setting = len(vocabulary.SEVERITIES)
     print(f"\n{size}x{size} px: images per processor-second (one thread, best of {REPEATS}) over severities 1-5; "
           f"ours on {count} images, imagecorruptions-imaug on the first {reference_count}; {_load()}")
     print(f"{'corruption':<18} {'ours':>10} {'package':>10} {'ratio':>7}")
@@ -90,7 +90,7 @@ def _table(size: int, count: int, reference_count: int, reference_corrupt: Calla
     reference_seconds: dict[str, float] = {}
     for name in corruptions.NAMES:
         ours_rate = per_setting * count / ours_seconds[name]
-        if reference_corrupt is not None and name in layout.COMMON_CORRUPTIONS:
+        if reference_corrupt is not None and name in vocabulary.COMMON_CORRUPTIONS:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 reference_seconds[name] = _reference(images[:reference_count], name, reference_corrupt)

@@ -27,7 +27,7 @@ from compute.cards import ExtractModel
 from compute.datasets.base import ImageSet
 from compute.extract import extract
 from compute.worklist import settings
-from store import writer
+from store import vocabulary, writer
 
 NUM_IMAGES = 10_000
 BATCH_SIZE = 1024
@@ -113,7 +113,7 @@ def main() -> None:
         device = torch.device("cuda")
         print(f"GPU: {torch.cuda.get_device_name(device)}; ResNet-18, {NUM_IMAGES} synthetic CIFAR-sized images, "
               f"clean + {len(corruptions.NAMES)} corruptions x 5 severities, batch {BATCH_SIZE}")
-        result = run(device, NUM_IMAGES, corruptions.NAMES, corruptions.SEVERITIES, BATCH_SIZE)
+        result = run(device, NUM_IMAGES, corruptions.NAMES, vocabulary.SEVERITIES, BATCH_SIZE)
     else:
         print("not measured: no CUDA device")
         print("CPU smoke run of the same code path (tiny, not a measurement):")

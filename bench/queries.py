@@ -30,7 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from analysis import agreement, embeddings, matrices, predictors, presets, queries, uncertainty
-from store import derived, layout, reader, sample_index
+from store import derived, layout, reader, sample_index, vocabulary
 from store.catalog import Catalog, QueryTimeout
 from testkit.synthetic import write_store
 
@@ -39,7 +39,7 @@ NUM_MODELS = int(os.environ.get("BENCH_QUERIES_MODELS", 20))
 STORE = OUT / ("queries-store" if NUM_MODELS == 20 else f"queries-store-{NUM_MODELS}")
 NUM_SAMPLES = 10_000
 # The 19 CIFAR-10-C corruptions in the canonical order of reference/cifar10c.md.
-CORRUPTIONS = (*layout.COMMON_CORRUPTIONS, *layout.EXTRA_CORRUPTIONS)
+CORRUPTIONS = vocabulary.CORRUPTION_NAMES
 THREADS = 2
 REPEATS = 5
 

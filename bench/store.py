@@ -34,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from store import derived, layout, reader, writer
+from store import derived, reader, vocabulary, writer
 from testkit import synthetic
 
 METHODS = ("gmp", "ltr", "lrr", "snip", "synflow", "random", "edgepopup", "biprop")
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
-SEVERITIES = (1, 2, 3, 4, 5)
-CORRUPTIONS = (*layout.COMMON_CORRUPTIONS, *layout.EXTRA_CORRUPTIONS)
+SEVERITIES = vocabulary.SEVERITIES
+CORRUPTIONS = vocabulary.CORRUPTION_NAMES
 SETTINGS = (("clean", 0), *((c, s) for c in CORRUPTIONS for s in SEVERITIES))
 ARCH = "resnet20"
 DENSE_SKILL = 2.6  # logit of a dense model's clean accuracy on a sample of difficulty 0

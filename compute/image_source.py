@@ -19,7 +19,7 @@ from compute import corruptions, datasets
 from compute import device as devices
 from compute.datasets import cifar10c, folders
 from compute.datasets.base import ImageSet
-from store import layout, provenance
+from store import layout, provenance, vocabulary
 
 
 @torch.no_grad()
@@ -79,7 +79,7 @@ class ImageSource:
             return ({**record, provenance.PAIRED: False} if not copy.paired else record), listing
         images = self.read_corrupted(name, severity)
         path = cifar10c.find_directory(self.corrupted_dir, datasets.NPY_FOLDERS[self.dataset]) / f"{name}.npy"
-        per_severity = len(np.load(path, mmap_mode="r")) // len(cifar10c.SEVERITIES)
+        per_severity = len(np.load(path, mmap_mode="r")) // len(vocabulary.SEVERITIES)
         start = (severity - 1) * per_severity
         return provenance.from_files(path, (start, start + len(images)), images), None
 

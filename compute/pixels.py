@@ -107,11 +107,10 @@ def _checked(path: str, mtime_ns: int, size: int, inode: int, label: str, start:
     except (OSError, ValueError, EOFError) as error:
         reason = error.strerror if isinstance(error, OSError) else error  # an OSError's text names the path
         raise StoreError(f"{label} cannot be read: {reason}") from error
-    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 4 or len(array) < stop:
-        shape = getattr(array, "shape", None)
-        raise StoreError(f"{label} is not what extraction read: it holds "
-                         f"{getattr(array, 'dtype', '?')} of shape {shape}, not uint8 images (N, H, W, 3) with rows "
-                         f"{start}:{stop}")
+    problem = (layout.images_problem(array.shape, array.dtype, rows=stop) if isinstance(array, np.ndarray)
+               else f"holds {type(array).__name__}, not an array")
+    if problem:
+        raise StoreError(f"{label} is not what extraction read (rows {start}:{stop}): it {problem}")
     rows = array[start:stop]
     if sha256 is not None:
         found = provenance.sha256(rows)

@@ -21,6 +21,7 @@ from dashboard import data  # noqa: E402
 from dashboard.hosting import hosting  # noqa: E402
 from dashboard.pages import PAGES  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
+from store import vocabulary  # noqa: E402
 
 HERE = Path(__file__).parent
 # Set here for every hosting mode, and as flags by `make serve` and the Docker image (before the first page).
@@ -47,7 +48,7 @@ sidebar()
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 (st.stop/rerun are BaseExceptions and pass through)
-    data.failed(error, PAGES[navigation.url_path].reads if navigation.url_path in PAGES else data.VIEWS)
+    data.failed(error, PAGES[navigation.url_path].reads if navigation.url_path in PAGES else vocabulary.CATALOG_VIEWS)
 finally:
     if os.environ.get("PRUNESCOPE_TIMING_LOG"):
         with open(os.environ["PRUNESCOPE_TIMING_LOG"], "a") as log:

@@ -15,14 +15,10 @@ import streamlit as st
 
 from dashboard.hosting import hosting, store_label, store_path
 from dashboard.text import code, escape, public
-from store import layout
+from store import layout, vocabulary
 from store.catalog import Catalog, QueryError
 from store.layout import StoreError
-from store.verify import VIEWS as VERIFIED
 from store.verify import validated_manifest, verify
-
-# Every view of the catalog: the files searched when the store cannot be opened or a page is unknown.
-VIEWS = ("samples", "models", "predictions", "embeddings")
 
 
 def store_version(path: str | Path) -> tuple[float, ...]:
@@ -84,7 +80,7 @@ def open_catalog() -> Catalog:
         st.error(escape(public(str(error))))
         st.stop()
     except Exception as error:  # a file the catalog reads on opening is damaged: name it
-        failed(error, VIEWS)
+        failed(error, vocabulary.CATALOG_VIEWS)
         st.stop()
 
 
@@ -109,7 +105,7 @@ def query(function: Callable[..., Any], catalog: Catalog, *args: Any, **kwargs: 
 def problems(views: Sequence[str]) -> list[Any]:
     """What is wrong with the open store's files behind `views` (store.verify, headers only: cheap enough
     to run when a page fails; it never raises). The one place the dashboard calls verify."""
-    return verify(Path(store_path()), [view for view in views if view in VERIFIED], deep=False)
+    return verify(Path(store_path()), [view for view in views if view in vocabulary.VIEWS], deep=False)
 
 
 def failed(error: BaseException, views: Sequence[str]) -> None:

@@ -28,9 +28,9 @@ def _clean(path: str, mtime: float, num_samples: int) -> np.ndarray:
         images = np.load(regular(path), mmap_mode="r")
     except (OSError, ValueError) as error:
         raise StoreError(f"{path}: not a readable .npy file of images: {error}") from error
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[0] != num_samples:
-        raise StoreError(f"{path}: holds {images.dtype} images of shape {images.shape}; expected uint8 of shape "
-                         f"({num_samples}, H, W, 3), one image per sample")
+    problem = layout.images_problem(images.shape, images.dtype, count=num_samples)
+    if problem:
+        raise StoreError(f"{path}: {problem}, one image per sample")
     return images
 
 

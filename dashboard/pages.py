@@ -20,7 +20,7 @@ class Page:
     script: str  # the page's script, relative to dashboard/ (as st.page_link and st.switch_page take it)
     section: str  # the sidebar group it is listed under
     icon: str
-    reads: tuple[str, ...]  # store views (store.verify.VIEWS) the page's queries read
+    reads: tuple[str, ...]  # store views (store.vocabulary.VIEWS) the page's queries read
 
 
 _STUDY = ("samples", "models", "predictions")

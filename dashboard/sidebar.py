@@ -19,11 +19,12 @@ from dashboard.data import cached_catalog, query
 from dashboard.hosting import hosting, store_label, store_path
 from dashboard.metrics import METRICS
 from dashboard.text import code
-from store import layout
+from store import layout, vocabulary
 
 NO_MODEL = ""  # the comparison selectbox's "none" option
 # Rows of the study pages: replicate groups (seeds of one arch, method and sparsity) or single models.
-LEVELS: dict[str, str] = {"group": "groups (mean over seeds)", "model": "individual models"}
+LEVEL_LABELS: dict[str, str] = dict(zip(vocabulary.LEVELS, ("groups (mean over seeds)", "individual models"),
+                                         strict=True))
 METRIC_HELP = "what the evaluation matrix shows:\n\n" + "\n".join(
     f"- {metric.label}: {metric.meaning}" for metric in METRICS.values())
 
@@ -38,7 +39,7 @@ class Selection:
     corruption: str
     severity: int  # 0 for clean images
     metric: str  # a key of dashboard.metrics.METRICS
-    level: str = "group"  # "group" or "model" (LEVELS)
+    level: str = "group"  # "group" or "model" (store.vocabulary.LEVELS)
 
     @property
     def setting(self) -> str:
@@ -128,7 +129,7 @@ def sidebar() -> None:
     bar.select_slider("Severity", severities, key="severity",
                       disabled=st.session_state["corruption"] == layout.CLEAN,
                       help="ignored for clean images (severity 0)")
-    bar.segmented_control("Rows", list(LEVELS), key="level", format_func=LEVELS.get, required=True,
+    bar.segmented_control("Rows", list(vocabulary.LEVELS), key="level", format_func=LEVEL_LABELS.get, required=True,
                           default="group", help="groups: models differing only in seed together, mean and "
                           "95 % interval across seeds; models: each model on its own row")
     _settle("metric", list(METRICS), "accuracy")

@@ -42,11 +42,6 @@ def public(message: str) -> str:
     return message
 
 
-def quoted(value: str) -> str:
-    """A text value as a literal of the filter language (analysis.filters), for composing a filter."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def downloads(frame: pl.DataFrame, name: str) -> None:
     """CSV and Parquet download buttons for the current query result (built only when clicked). CSV cells a
     spreadsheet would run as a formula are made inert (analysis.escape.csv)."""

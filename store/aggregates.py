@@ -29,14 +29,13 @@ from pathlib import Path
 from store import layout, reader, sample_index
 from store.layout import StoreError
 
-INFO = "aggregates.json"
 NAMES = ("partition_bits", "sample_sums", "class_sums")
 BIT_COLUMNS = {"partition_bits": ("present", "right_bits")}  # BIT in DuckDB, BLOB in the Parquet file
 HINT = "build the pre-aggregates with: python -m compute index --store {root}"
 
 
 def path(root: str | Path, name: str) -> Path:
-    return Path(root) / sample_index.INDEX / f"{name}.parquet"
+    return Path(root) / layout.INDEX / f"{name}.parquet"
 
 
 def metric_sums() -> str:
@@ -67,7 +66,7 @@ def definitions(num_samples: int, by_sample: str) -> dict[str, str]:
 
 def stored_view(root: str | Path, name: str, quote) -> str:
     """SQL reading the stored file of `name`, bit strings cast back from BLOB (`quote` makes a path an SQL
-    literal: store.catalog.sql_literal)."""
+    literal: store.vocabulary.sql_literal)."""
     casts = ", ".join(f"{column}::BIT AS {column}" for column in BIT_COLUMNS.get(name, ()))
     replace = f" REPLACE ({casts})" if casts else ""
     return f"SELECT *{replace} FROM read_parquet({quote(path(root, name))})"  # noqa: S608 (store path, quoted)
@@ -78,7 +77,7 @@ def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
     files (`files` when the caller has listed them), and each opens with its recorded row count (a damaged
     file is stale: readers fall back)."""
     root = Path(root)
-    info = root / sample_index.INDEX / INFO
+    info = root / layout.INDEX / layout.AGGREGATES_INFO
     if not info.is_file() or not all(path(root, name).is_file() for name in NAMES):
         return False
     try:

@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from store import aggregates, confine, layout, reader, sample_index
 from store.layout import StoreError
+from store.vocabulary import sql_literal
 
 
 class QueryError(StoreError):
@@ -48,11 +49,6 @@ class QueryError(StoreError):
 
 class QueryTimeout(QueryError):
     """A query ran past its time limit and was interrupted."""
-
-
-def sql_literal(path: Path) -> str:
-    """A file path as an SQL string literal (table functions take no bound parameters in view bodies)."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def read_predictions(files: Sequence[Path]) -> str:
@@ -144,7 +140,7 @@ class Catalog:
         self._create_prediction_views(parts)
         self.has_sample_index = sample_index.is_fresh(self.root, parts)
         if self.has_sample_index:
-            index = self.root / sample_index.INDEX / sample_index.FILE
+            index = self.root / layout.INDEX / layout.BY_SAMPLE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
         self._create_aggregate_views()
         self._create_partition_summary(len(parts))

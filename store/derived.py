@@ -25,7 +25,7 @@ def build_sample_index(root: str | Path) -> Path | None:
     files = reader.prediction_files(root)
     if not files:
         return None
-    path = root / sample_index.INDEX / sample_index.FILE
+    path = root / layout.INDEX / layout.BY_SAMPLE
     if sample_index.is_fresh(root):
         return path
     catalog = Catalog(root, memory_limit=BUILD_MEMORY)
@@ -37,7 +37,7 @@ def build_sample_index(root: str | Path) -> Path | None:
     finally:
         catalog.close()
     writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": rows},
-                      root / sample_index.INDEX / sample_index.INFO)
+                      root / layout.INDEX / layout.BY_SAMPLE_INFO)
     return path
 
 
@@ -77,7 +77,7 @@ def build_aggregates(root: str | Path) -> list[Path]:
     paths = [aggregates.path(root, name) for name in aggregates.NAMES]
     if aggregates.is_fresh(root):
         return paths
-    (root / sample_index.INDEX / aggregates.INFO).unlink(missing_ok=True)  # the catalog must not read old files
+    (root / layout.INDEX / layout.AGGREGATES_INFO).unlink(missing_ok=True)  # the catalog must not read old files
     catalog = Catalog(root)
     rows = {}
     try:
@@ -90,7 +90,7 @@ def build_aggregates(root: str | Path) -> list[Path]:
     finally:
         catalog.close()
     writer.write_json(root, {"files": [str(p.relative_to(root)) for p in files], "rows": rows},
-                      root / sample_index.INDEX / aggregates.INFO)
+                      root / layout.INDEX / layout.AGGREGATES_INFO)
     return paths
 
 

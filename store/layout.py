@@ -15,6 +15,9 @@ format)"):
     embeddings/models.parquet          2-D coordinates of each model's geometry vector (compute embed)
     embeddings/mst.parquet             minimum spanning tree over the model vectors
     embeddings/samples.parquet         2-D coordinates of per-sample geometry
+    index/                             derived files, rebuilt by `compute index`: the by-sample index
+                                       (by_sample.parquet, by_sample.json) and the pre-aggregates
+                                       (<name>.parquet, aggregates.json)
 
 A prediction row keeps the per-sample scalars queries read and the logits of some classes (all up to a
 threshold, else the top-k and the true class); the catalog's views derive the rest (correct, p_true,
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 SCHEMA_VERSION = 2
@@ -44,18 +48,15 @@ MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS
 MODEL_TREE = "mst.parquet"
 SAMPLE_EMBEDDING = "samples.parquet"
 LISTINGS = "provenance"  # under IMAGES: the file listings of settings read from image trees
+# Derived files (store.derived rebuilds them): the by-sample index and the pre-aggregates, under INDEX.
+INDEX = "index"
+BY_SAMPLE = "by_sample.parquet"  # the by-sample index (store.sample_index)
+BY_SAMPLE_INFO = "by_sample.json"  # what it was built from
+AGGREGATES_INFO = "aggregates.json"  # what the pre-aggregates (store.aggregates, <name>.parquet) were built from
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
 # evaluation matrix of any of these metrics needs no scan of the prediction files.
 SUMMARY_METRICS = ("angle_true", "feature_norm", "margin", "loss", "confidence", "p_true")
-
-# The 15 corruptions of the CIFAR-10-C benchmark figure (reference/cifar10c.md); the 4 extra ones
-# (speckle_noise, gaussian_blur, spatter, saturate) were held out for validation in the original paper.
-COMMON_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-)
-EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
 # The partition keys live in the directory names (hive style), not inside the files.
 PARTITION_KEYS = ("model_id", "corruption", "severity")
@@ -63,6 +64,21 @@ PARTITION_KEYS = ("model_id", "corruption", "severity")
 
 class StoreError(ValueError):
     """A store directory is missing, damaged, or written by another schema version."""
+
+
+def images_problem(shape: tuple[int, ...], dtype: np.dtype, count: int | None = None, size: int | None = None,
+                   rows: int | None = None) -> str | None:
+    """None when an array of `shape` and `dtype` holds images as the store keeps them: uint8 (N, H, W, 3),
+    with N = `count` (or at least `rows`) and H = W = `size` where given; else what is wrong, in one message
+    for every reader (verify, the pixels a model saw, the dashboard's images)."""
+    shape = tuple(int(n) for n in shape)
+    wanted = (count, size, size, 3)
+    if (np.dtype(dtype) == np.uint8 and len(shape) == 4 and all(w is None or n == w for n, w in zip(shape, wanted, strict=True))
+            and (rows is None or shape[0] >= rows)):
+        return None
+    expected = ", ".join(str(w) if w is not None else d for w, d in zip(wanted, ("N", "H", "W", "3"), strict=True))
+    at_least = f" with at least {rows} rows" if rows is not None else ""
+    return f"holds dtype {dtype} of shape {shape}, expected ({expected}) uint8 images{at_least}"
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ import pyarrow.parquet as pq
 
 from store import layout, reader, writer
 from store.confine import regular
+from store.digests import file_digest
 from store.layout import StoreError
 
 KEY = "provenance"
@@ -102,8 +103,7 @@ class Listing(NamedTuple):
 
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes (a regular file: StoreError for a FIFO, device or socket)."""
-    with open(regular(path), "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    return file_digest(regular(path))
 
 
 def from_tree(paths: Sequence[str | Path], keys: Sequence[str], size: int,

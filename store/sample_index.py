@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from store import reader
+from store import layout, reader
 from store.layout import StoreError
 
-INDEX = "index"
-FILE = "by_sample.parquet"
-INFO = "by_sample.json"
 COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "correct", "confidence",
            "p_true", "angle_true", "feature_norm", "margin", "loss")
 
@@ -27,14 +24,14 @@ def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
     store's listing when the caller has it: listing 10,000 partitions takes seconds), and its file opens
     with the recorded row count (a damaged index is stale: readers fall back, `build` rewrites it)."""
     root = Path(root)
-    info = root / INDEX / INFO
-    if not (info.is_file() and (root / INDEX / FILE).is_file()):
+    info = root / layout.INDEX / layout.BY_SAMPLE_INFO
+    if not (info.is_file() and (root / layout.INDEX / layout.BY_SAMPLE).is_file()):
         return False
     try:
         recorded = reader.read_json(info)
         if not built_from_current_files(root, recorded, files):
             return False
-        return reader.parquet_metadata(root / INDEX / FILE).num_rows == recorded.get("rows")
+        return reader.parquet_metadata(root / layout.INDEX / layout.BY_SAMPLE).num_rows == recorded.get("rows")
     except StoreError:
         return False
 

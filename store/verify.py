@@ -16,7 +16,6 @@ Two entry points:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import aggregates, confine, layout, sample_index
+from store import aggregates, confine, layout, vocabulary
 from store.layout import StoreError
 from store.reader import parquet_metadata, read_json, read_manifest
-from store.writer import MODEL_ID
 
-VIEWS = ("samples", "models", "predictions", "embeddings", "images", "index")
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
 MAX_IMAGE_SIZE = 4096
-SEVERITIES = range(1, 6)
 FILE_SUFFIXES = (".parquet", ".json", ".npy")
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a corruption name: also a directory name
 EMBEDDING_SCHEMAS = {layout.MODEL_EMBEDDING: layout.MODEL_EMBEDDING_SCHEMA, layout.MODEL_TREE: layout.MODEL_TREE_SCHEMA,
                      layout.SAMPLE_EMBEDDING: layout.SAMPLE_EMBEDDING_SCHEMA}
 
@@ -46,7 +41,7 @@ class Problem:
     """One damaged or unexpected file of a store, and what is wrong with it."""
 
     path: Path
-    view: str  # what reads the file: one of VIEWS, "manifest", or "store" (links, FIFOs, ...)
+    view: str  # what reads the file: one of vocabulary.VIEWS, "manifest", or "store" (links, FIFOs, ...)
     message: str
 
     def __str__(self) -> str:
@@ -81,12 +76,12 @@ def _key_problems(manifest: dict[str, Any]) -> Iterator[tuple[str, str]]:
     if not _is_int(size) or not 1 <= size <= MAX_IMAGE_SIZE:
         yield "image_size", f"must be an integer in 1..{MAX_IMAGE_SIZE}, got {size!r:.80}"
     corruptions = manifest.get("corruptions")
-    if not (isinstance(corruptions, list) and all(isinstance(c, str) and NAME.fullmatch(c) for c in corruptions)):
+    if not (isinstance(corruptions, list) and all(isinstance(c, str) and vocabulary.NAME.fullmatch(c) for c in corruptions)):
         yield "corruptions", "must be a list of corruption names (letters, digits, '_', '-', '.')"
     elif len(set(corruptions)) != len(corruptions):
         yield "corruptions", "lists a corruption twice"
     severities = manifest.get("severities")
-    if not (isinstance(severities, list) and all(_is_int(s) and s in SEVERITIES for s in severities)):
+    if not (isinstance(severities, list) and all(vocabulary.is_severity(s) for s in severities)):
         yield "severities", f"must be a list of integers in 1..5, got {severities!r:.80}"
 
 
@@ -110,15 +105,7 @@ def _image_problem(path: Path, count: int | None, size: int | None) -> str | Non
         shape, dtype = _npy_header(path)
     except (OSError, ValueError, SyntaxError, StoreError) as error:
         return f"not a readable .npy array: {error}"
-    if dtype != np.uint8:
-        return f"has dtype {dtype}, expected uint8"
-    if len(shape) != 4:
-        return f"has shape {tuple(shape)}, expected (num_samples, image_size, image_size, 3)"
-    expected = (count if count is not None else shape[0], size if size is not None else shape[1],
-                size if size is not None else shape[1], 3)
-    if tuple(shape) != expected:
-        return f"has shape {tuple(shape)}, expected {expected} (num_samples, image_size, image_size, 3)"
-    return None
+    return layout.images_problem(shape, dtype, count, size)
 
 
 def _plain(root: Path, path: Path) -> bool:
@@ -250,7 +237,7 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
         return
     table = pq.read_table(path, columns=["model_id", "checkpoint"])
     ids = table.column("model_id").to_pylist()
-    bad = [model_id for model_id in ids if not (isinstance(model_id, str) and MODEL_ID.fullmatch(model_id))]
+    bad = [model_id for model_id in ids if not vocabulary.is_model_id(model_id)]
     if bad:
         yield Problem(path, "models", f"model ids {bad[:5]!r:.200} are not valid ids")
     if len(set(ids)) != len(ids):
@@ -288,7 +275,7 @@ def _partition_keys(relative: Path) -> dict[str, str] | None:
 
 
 def _partition_name_problem(keys: dict[str, str], manifest: dict[str, Any]) -> str | None:
-    if not MODEL_ID.fullmatch(keys["model_id"]) or "__" in keys["model_id"]:
+    if not vocabulary.is_model_id(keys["model_id"]):
         return f"model_id={keys['model_id']!r} is not a valid model id"
     if not keys["severity"].isdigit():
         return f"severity={keys['severity']!r} is not an integer"
@@ -384,7 +371,7 @@ def _image_problems(root: Path, skip: set[Path]) -> Iterator[Problem]:
 
 def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
 
-    data, info = root / sample_index.INDEX / sample_index.FILE, root / sample_index.INDEX / sample_index.INFO
+    data, info = root / layout.INDEX / layout.BY_SAMPLE, root / layout.INDEX / layout.BY_SAMPLE_INFO
     for derived in (data, *(aggregates.path(root, name) for name in aggregates.NAMES)):  # pre-aggregates too
         if derived.is_file() and derived not in skip:
             problem, _ = _file_problem(derived, None, deep)
@@ -399,7 +386,7 @@ def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem
             yield Problem(info, "index", f"not the index's description: {error}")
 
 
-def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) -> list[Problem]:
+def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bool = True) -> list[Problem]:
     """Every problem of the store behind the given views, naming the file and the fault; never raises.
 
     Always checked: the manifest (keys, types, bounds, consistency with samples.parquet and
@@ -413,9 +400,9 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     footers only. A failure to read any file is reported as a problem of that file, never raised.
     """
     root = Path(root)
-    unknown = sorted(set(views) - set(VIEWS))
+    unknown = sorted(set(views) - set(vocabulary.VIEWS))
     if unknown:
-        raise ValueError(f"unknown views {unknown}; known: {', '.join(VIEWS)}")
+        raise ValueError(f"unknown views {unknown}; known: {', '.join(vocabulary.VIEWS)}")
     if not root.is_dir():
         what = "it is a file" if root.exists() else "no such directory"
         return [Problem(root, "manifest", f"is not a prunescope store: {what}")]
@@ -435,7 +422,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
         "images": lambda: _image_problems(root, skip),
         "index": lambda: _index_problems(root, deep, skip),
     }
-    for view in VIEWS:
+    for view in vocabulary.VIEWS:
         if view in views:
             try:
                 problems.extend(checks[view]())
@@ -444,7 +431,7 @@ def verify(root: str | Path, views: Collection[str] = VIEWS, deep: bool = True) 
     return problems
 
 
-def require_clean(root: str | Path, views: Collection[str] = VIEWS, deep: bool = False) -> None:
+def require_clean(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bool = False) -> None:
     """StoreError naming every problem `verify` finds behind `views`: commands call it before they read."""
     problems = verify(root, views, deep)
     if len(problems) == 1:

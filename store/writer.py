@@ -32,12 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from store import layout, reader
+from store import layout, reader, vocabulary
 from store.confine import record_path
 from store.layout import StoreError
-
-MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
 
 TMP = "_tmp"
 LOCK = "_store.lock"
@@ -272,7 +269,7 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def check_model_id(model_id: str) -> str:
     """Model ids become directory names: letters, digits, '.', '-' and '_' only (no '__')."""
-    if not MODEL_ID.fullmatch(model_id) or "__" in model_id:
+    if not vocabulary.is_model_id(model_id):
         raise StoreError(f"model id {model_id!r} may only use letters, digits, '.', '-', single '_'")
     return model_id
 

@@ -9,7 +9,6 @@ download paths; nothing here touches the network.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import pickle
 import struct
@@ -26,6 +25,7 @@ import numpy as np
 
 from compute.datasets import download
 from compute.datasets.base import Dataset, ImageSet
+from store.digests import file_digest
 
 CIFAR10_CLASS_NAMES = (
     "airplane",
@@ -159,11 +159,6 @@ def make_cifar10c_tarball(folder: Path, archive: Path) -> Path:
     return archive
 
 
-def file_md5(path: Path) -> str:
-    """Hex md5 of a file, as published next to dataset archives."""
-    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
-
-
 @contextmanager
 def serve_directory(directory: Path, requests: list[str] | None = None,
                     cut: dict[str, int] | None = None) -> Iterator[str]:
@@ -223,4 +218,4 @@ def pin_archives(monkeypatch: Any, url: str, *archives: Path) -> None:
     for path in archives:
         published = download.ARCHIVES[path.name]
         monkeypatch.setitem(download.ARCHIVES, path.name,
-                            download.Archive(published.url, file_md5(path), path.stat().st_size))
+                            download.Archive(published.url, file_digest(path, "md5"), path.stat().st_size))

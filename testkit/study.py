@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from store import layout, writer
+from store import layout, vocabulary, writer
 from testkit import synthetic
 from testkit.synthetic import prediction_columns
 
@@ -32,7 +32,7 @@ def write_study(root: Path, models=MODELS, settings=SETTINGS, accuracy: Callable
     corruptions = sorted({c for c, _ in settings if c != layout.CLEAN})
     writer.init_store(root, dataset="t", class_names=[f"c{i}" for i in range(NUM_CLASSES)],
                       images=np.zeros((num_samples, 32, 32, 3), np.uint8), labels=labels,
-                      corruptions=corruptions, severities=[1, 2, 3, 4, 5])
+                      corruptions=corruptions, severities=list(vocabulary.SEVERITIES))
     written: dict[tuple[str, str, int], dict] = {}
     # every model gets prediction_columns' default classifier (unit norms, no bias)
     writer.upsert_classifiers(root, {m[0]: (np.ones(NUM_CLASSES), np.zeros(NUM_CLASSES)) for m in models})

@@ -17,7 +17,7 @@ import pyarrow as pa
 import torch
 
 from compute import geometry
-from store import layout, reader, writer
+from store import layout, reader, vocabulary, writer
 
 METHODS = ("dense", "ft", "gmp", "ltr", "lrr", "random", "snip", "edgepopup", "biprop")
 
@@ -96,7 +96,7 @@ def write_partition(root: Path, model_id: str, corruption: str, severity: int, c
 
 
 def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
-                severities: Sequence[int] = (1, 2, 3, 4, 5), num_classes: int = 10, seed: int = 0,
+                severities: Sequence[int] = vocabulary.SEVERITIES, num_classes: int = 10, seed: int = 0,
                 per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION,
                 class_names: Sequence[str] | None = None, embeddings: bool = False, seeds: int = 1) -> Path:
     """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);

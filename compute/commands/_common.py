@@ -7,6 +7,7 @@ import dataclasses
 
 from compute import datasets, runs
 from compute.train import TrainConfig
+from store import vocabulary
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ def parse_severities(text: str) -> list[int]:
                 values.append(int(part))
         except ValueError:
             raise argparse.ArgumentTypeError(f"severities must look like '1,3,5' or '1-5', got {text!r}") from None
-    if not values or any(v < 1 or v > 5 for v in values):
+    if not values or not all(vocabulary.is_severity(v) for v in values):
         raise argparse.ArgumentTypeError(f"severities must be between 1 and 5, got {text!r}")
     return sorted(set(values))
 

@@ -42,7 +42,7 @@ from compute.commands._common import (
     parse_severities,
     positive_int,
 )
-from store import writer
+from store import vocabulary, writer
 
 HELP = "write corrupted test images in the CIFAR-10-C layout (<name>.npy + labels.npy)"
 LABELS_FILE = "labels.npy"
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created when missing)")
     parser.add_argument("--names", nargs="+", default=list(corruptions.NAMES), metavar="NAME",
                         help="corruptions to write (default: all 19): " + ", ".join(corruptions.NAMES))
-    parser.add_argument("--severities", nargs="+", type=parse_severities, default=[list(corruptions.SEVERITIES)],
+    parser.add_argument("--severities", nargs="+", type=parse_severities, default=[list(vocabulary.SEVERITIES)],
                         metavar="S", help="severity blocks to compute, e.g. 1 2 3 4 5, 1-5 or 1,3 (default 1-5)")
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N test images")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed (default 0)")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {"dataset": data.name, "seed": args.seed, "count": len(test),
                 "image_size": list(test.images.shape[1:3])}
     _check_settings(out / SETTINGS_FILE, settings)
-    _write_atomically(out / LABELS_FILE, np.tile(test.labels.astype(np.uint8), len(corruptions.SEVERITIES)))
+    _write_atomically(out / LABELS_FILE, np.tile(test.labels.astype(np.uint8), len(vocabulary.SEVERITIES)))
 
     plan = [(name, _missing_severities(out, name, len(test), severities)) for name in names]
     todo = sum(len(missing) for _, missing in plan) * len(test)
@@ -134,7 +134,7 @@ def _corrupt_blocks(out: Path, name: str, images: np.ndarray, severities: list[i
     count = len(images)
     partial, finished_path = _partial_paths(out, name)
     finished = _finished_severities(out, name)
-    shape = (len(corruptions.SEVERITIES) * count, *images.shape[1:])
+    shape = (len(vocabulary.SEVERITIES) * count, *images.shape[1:])
     if finished:
         blocks = np.lib.format.open_memmap(partial, mode="r+")
     else:
@@ -150,7 +150,7 @@ def _corrupt_blocks(out: Path, name: str, images: np.ndarray, severities: list[i
         finished = sorted({*finished, severity})
         _write_text_atomically(finished_path, json.dumps(finished))
     del blocks
-    if finished != list(corruptions.SEVERITIES):
+    if finished != list(vocabulary.SEVERITIES):
         return False
     os.replace(partial, out / f"{name}.npy")
     finished_path.unlink()

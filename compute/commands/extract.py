@@ -47,7 +47,7 @@ from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import run_extraction
 from compute.inference import ExtractSummary
 from compute.worklist import Shard
-from store import layout
+from store import layout, vocabulary
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
 
@@ -124,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checked completely before anything is written")
     parser.add_argument("--corruptions", nargs="+", default=list(corruptions.NAMES), metavar="NAME",
                         help="corruptions to run (default: all 19)")
-    parser.add_argument("--severities", type=parse_severities, default=[1, 2, 3, 4, 5],
+    parser.add_argument("--severities", type=parse_severities, default=list(vocabulary.SEVERITIES),
                         help="e.g. 1-5 or 1,3,5 (default 1-5)")
     parser.add_argument("--corrupted-dir", default=None,
                         help="read published corrupted images (CIFAR-10-C / CIFAR-100-C .npy files, "

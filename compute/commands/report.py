@@ -22,7 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis import report, uncertainty
+from analysis import report
+from store import vocabulary
 from store.catalog import Catalog
 from store.layout import StoreError
 
@@ -31,7 +32,7 @@ HELP = "print the methods x corruptions table with 95%% intervals and tests (mar
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="store directory written by `compute extract`, `study` or `demo`")
-    parser.add_argument("--by", choices=uncertainty.LEVELS, default="group",
+    parser.add_argument("--by", choices=vocabulary.LEVELS, default="group",
                         help="group: one row per (arch, method, sparsity), mean over seeds (default); model: one row "
                              "per model")
     parser.add_argument("--format", choices=report.REPORT_FORMATS, default="markdown", help="output format (default: markdown)")

@@ -11,8 +11,9 @@ np.uint8 did (`to_uint8`); at 64 and 224 px the result is also stored through a 
 Tiny-ImageNet-C and ImageNet-C were. Where we had to approximate the original (frost's photographs),
 the family module says how and why, and docs/corruptions.md collects it.
 
-Add a corruption: write `fn(x, severity, rng) -> Tensor` in its family module and add one line to
-REGISTRY (and its name to FAMILIES).
+Add a corruption: write `fn(x, severity, rng) -> Tensor` in its family module, add one line to REGISTRY
+and its name, family and abbreviation to store.vocabulary.CORRUPTIONS (names, families and severities
+live there, once).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import Tensor
 from compute.corruptions import _filters, blur, digital, noise, weather
 from compute.corruptions import constants as _constants
 from compute.corruptions._random import SampleRandom
+from store import layout, vocabulary
 
 Corruption = Callable[[Tensor, int, SampleRandom], Tensor]
 
@@ -40,7 +42,7 @@ REGISTRY: dict[str, Corruption] = {
     "snow": weather.snow,
     "frost": weather.frost,
     "fog": weather.fog,
-    "brightness": digital.brightness,
+    "brightness": weather.brightness,
     "contrast": digital.contrast,
     "elastic_transform": digital.elastic_transform,
     "pixelate": digital.pixelate,
@@ -50,15 +52,8 @@ REGISTRY: dict[str, Corruption] = {
     "spatter": weather.spatter,
     "saturate": digital.saturate,
 }
-# The canonical order: the 15 common corruptions, then the 4 held out for validation in the paper.
-NAMES: tuple[str, ...] = tuple(REGISTRY)
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur"),
-    "weather": ("snow", "frost", "fog", "spatter"),
-    "digital": ("brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"),
-}
-SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+# The canonical order (the vocabulary's): the 15 common corruptions, then the 4 held out for validation.
+NAMES: tuple[str, ...] = vocabulary.CORRUPTION_NAMES
 MIN_SIZE = _constants.MIN_SIZE  # the smallest published resolution
 # The version of this implementation, recorded in a store's provenance with the seed of every generated
 # setting: bump it whenever any corruption's output pixels change, so stores made before are not shown
@@ -103,9 +98,10 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
     Works through the images `batch_size` at a time on `device`; the result does not depend on either.
     """
     _check_setting(name, severity)
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be a uint8 array of shape (N, H, W, 3), got "
-                         f"{type(images).__name__} {getattr(images, 'dtype', '')} {getattr(images, 'shape', '')}")
+    problem = (layout.images_problem(images.shape, images.dtype) if isinstance(images, np.ndarray)
+               else f"is a {type(images).__name__}")
+    if problem:
+        raise ValueError(f"images must be a uint8 array of shape (N, H, W, 3); this one {problem}")
     _check_size(images.shape[1], images.shape[2])
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -125,8 +121,8 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
 def _check_setting(name: str, severity: int) -> None:
     if name not in REGISTRY:
         raise ValueError(f"unknown corruption {name!r}; known: {', '.join(NAMES)}")
-    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {', '.join(map(str, SEVERITIES))}, got {severity!r}")
+    if not vocabulary.is_severity(severity):
+        raise ValueError(f"severity must be one of {', '.join(map(str, vocabulary.SEVERITIES))}, got {severity!r}")
 
 
 def _check_size(height: int, width: int) -> None:
@@ -147,5 +143,4 @@ def _sample_ids(sample_ids: Tensor | Sequence[int] | np.ndarray | None, count: i
     return ids.to(torch.int64)
 
 
-__all__ = ["FAMILIES", "IMPLEMENTATION", "NAMES", "REGISTRY", "SEVERITIES", "corrupt", "corrupt_tensor",
-           "to_uint8"]
+__all__ = ["IMPLEMENTATION", "NAMES", "REGISTRY", "corrupt", "corrupt_tensor", "to_uint8"]

@@ -1,6 +1,6 @@
-"""Digital corruptions: brightness, contrast, elastic transform, pixelate, JPEG and saturate.
+"""Digital corruptions: contrast, elastic transform, pixelate, JPEG and saturate.
 
-- brightness and saturate change V or S in HSV (skimage's conversion, in torch).
+- saturate changes S in HSV (skimage's conversion, in torch; weather.brightness changes V the same way).
 - contrast scales each channel's deviation from its own mean.
 - elastic_transform: a random affine map of three anchor points (OpenCV's warpAffine, reflect-101
   border), then a displacement field of gaussian-smoothed uniform noise (scipy's map_coordinates,
@@ -30,12 +30,6 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from compute.corruptions import _filters
 from compute.corruptions import constants as C
 from compute.corruptions._random import SampleRandom
-
-
-def brightness(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
-    """Add a constant to V in HSV."""
-    hue, saturation, value = _filters.rgb_to_hsv(x)
-    return _filters.hsv_to_rgb(hue, saturation, (value + C.setting(C.BRIGHTNESS, x.shape[-1], severity)).clamp(0, 1)).clamp(0, 1)
 
 
 def saturate(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:

@@ -1,4 +1,7 @@
-"""Weather corruptions: snow, frost, fog and spatter (constants per resolution in constants.py).
+"""Weather corruptions: snow, frost, fog, brightness and spatter (constants per resolution in constants.py).
+
+Brightness adds a constant to V in HSV (skimage's conversion, in torch): Hendrycks & Dietterich 2019 group it
+with the weather corruptions (daylight), as store.vocabulary does.
 
 Snow, fog and spatter follow the original algorithms step by step, batched over samples:
 - snow: a gaussian flake layer, zoomed, thresholded, stored as 8 bits (truncated), motion-blurred at a
@@ -152,6 +155,12 @@ def plasma_fractal(rng: SampleRandom, map_size: int, decay: float) -> Tensor:
         step, wibble = half, wibble / decay
     heights = heights - heights.amin(dim=(1, 2), keepdim=True)
     return heights / heights.amax(dim=(1, 2), keepdim=True)
+
+
+def brightness(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:
+    """Add a constant to V in HSV."""
+    hue, saturation, value = _filters.rgb_to_hsv(x)
+    return _filters.hsv_to_rgb(hue, saturation, (value + C.setting(C.BRIGHTNESS, x.shape[-1], severity)).clamp(0, 1)).clamp(0, 1)
 
 
 def spatter(x: Tensor, severity: int, rng: SampleRandom) -> Tensor:

@@ -30,12 +30,13 @@ import numpy as np
 from compute.datasets.base import DataError, ImageSet
 from compute.datasets.cifar10 import NUM_CLASSES, SIZE
 from compute.datasets.download import fetch_folder
+from compute.datasets.folders import check_severity
+from store.vocabulary import SEVERITIES
 
 ARCHIVE = "CIFAR-10-C.tar"  # Zenodo record 2535967
 
 FOLDER = "CIFAR-10-C"
 LABELS_FILE = "labels.npy"
-SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def find_directory(root: str | os.PathLike[str], folder: str = FOLDER) -> Path:
@@ -63,8 +64,7 @@ def load_corrupted(
     `limit` keeps the first `limit` samples of that severity, so sample ids stay the test-set positions.
     `folder` and `num_classes` describe the family (CIFAR-10-C: 10 classes, CIFAR-100-C: 100).
     """
-    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or severity not in SEVERITIES:
-        raise DataError(f"severity must be an integer in 1..5, got {severity!r}")
+    check_severity(severity)
     if limit is not None and limit < 0:
         raise DataError(f"limit must be None or >= 0, got {limit}")
     if name in ("", ".", "..", LABELS_FILE.removesuffix(".npy")) or Path(name).name != name:

@@ -26,7 +26,6 @@ offline copy, or a local server in tests); the pins still apply.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -45,6 +44,7 @@ from urllib.request import Request, urlopen
 from tqdm.auto import tqdm
 
 from compute.datasets.base import DataError
+from store.digests import file_digests
 
 MIRROR_VARIABLE = "PRUNESCOPE_MIRROR"
 UNPACKED = ".prunescope-unpacked.json"  # the record in each folder unpacked here
@@ -163,15 +163,8 @@ def digests(path: Path, sha256: bool = False, bar: tqdm | None = None) -> tuple[
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"checking {path.name}",
                   file=sys.stderr, leave=False) as own:
             return digests(path, sha256, own)
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha = hashlib.sha256() if sha256 else None
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            md5.update(chunk)
-            if sha is not None:
-                sha.update(chunk)
-            bar.update(len(chunk))
-    return md5.hexdigest(), sha.hexdigest() if sha is not None else None
+    found = file_digests(path, ("md5", "sha256") if sha256 else ("md5",), progress=bar.update)
+    return found[0], found[1] if sha256 else None
 
 
 def check_archive(path: Path, archive: Archive) -> None:

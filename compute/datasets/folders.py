@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from compute.datasets.base import DataError, FileImageSet
+from store import vocabulary
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-SEVERITIES = (1, 2, 3, 4, 5)
 
 
 def _open_rgb(path: Path):
@@ -134,7 +134,7 @@ def tree_samples(folder: Path, classes: Sequence[str]) -> tuple[list[Path], np.n
 
 
 def check_severity(severity: int) -> None:
-    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or severity not in SEVERITIES:
+    if not vocabulary.is_severity(severity):
         raise DataError(f"severity must be an integer in 1..5, got {severity!r}")
 
 

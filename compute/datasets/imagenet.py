@@ -33,13 +33,13 @@ two loaders that read the tars; it was not checked against a listing of the real
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from compute.datasets import folders
 from compute.datasets.base import DataError, Dataset, FileImageSet
 from compute.datasets.download import fetch_corruption
+from store.digests import file_digest
 
 NUM_CLASSES = 1000
 RESIZE, SIZE = 256, 224
@@ -95,7 +95,7 @@ def subset_file(subset: str | os.PathLike[str]) -> Path:
     """The id list `--subset` names: a file, or `robustbench` for the shipped list (its sha256 checked)."""
     if str(subset) != ROBUSTBENCH:
         return Path(subset).expanduser()
-    found = hashlib.sha256(ROBUSTBENCH_FILE.read_bytes()).hexdigest()
+    found = file_digest(ROBUSTBENCH_FILE)
     if found != ROBUSTBENCH_SHA256:
         raise DataError(f"{ROBUSTBENCH_FILE} has sha256 {found}, expected {ROBUSTBENCH_SHA256} (RobustBench's list "
                         "as shipped); restore it from the repository")

@@ -10,6 +10,7 @@ import altair as alt
 import polars as pl
 
 from dashboard.charts.common import FADED, setting_label, with_model_label
+from store import vocabulary
 
 
 def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str],
@@ -29,7 +30,7 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
          else pl.col("corruption")).alias("setting"))
     present = set(data["setting"].to_list())
     settings = [s for s in columns if s in present] + sorted(present - set(columns))
-    rows = data.sort(pl.col("method") != "dense", "method", "target_sparsity", "model_id")
+    rows = data.sort(pl.col("method") != vocabulary.UNPRUNED, *vocabulary.MODEL_SORT, "model_id")
     models_order = rows.unique("model", maintain_order=True)["model"].to_list()
     methods = rows["method"].unique(maintain_order=True).to_list()
     data = data.with_columns(pl.col("method").replace_strict({m: i for i, m in enumerate(methods)},

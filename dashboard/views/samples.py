@@ -9,8 +9,8 @@ from analysis import presets
 from analysis.filters import FILTER_EXAMPLES, FILTER_HELP, FilterError, compile_filter
 from dashboard import classes, data, guard, images, linking, sidebar
 from dashboard.pages import PAGES
-from dashboard.text import code, downloads, public, quoted, unpaired_note
-from store import layout
+from dashboard.text import code, downloads, public, unpaired_note
+from store import layout, vocabulary
 from store.catalog import QueryError, QueryTimeout
 
 PAGE_SIZE = 25
@@ -80,8 +80,8 @@ try:
             st.stop()
         compile_filter(text)  # errors name what the user typed, before the scope is added
         if scoped:
-            text = (f"model_id = {quoted(selection.model)} and corruption = "
-                    f"{quoted(selection.corruption)} and severity = {selection.severity} and ({text})")
+            text = (f"model_id = {vocabulary.sql_literal(selection.model)} and corruption = "
+                    f"{vocabulary.sql_literal(selection.corruption)} and severity = {selection.severity} and ({text})")
         with guard.one_filter_at_a_time():
             result = data.query(presets.filter_rows, catalog, text, LIMIT)  # reads only as far as the page needs
             try:  # a short page is every match; else count them all (a whole large study may pass the time limit)

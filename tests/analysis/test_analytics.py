@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from analysis import agreement, embeddings, matrices, presets
 from analysis.filters import FilterError
-from store import layout, writer
+from store import layout, vocabulary, writer
 from store.catalog import Catalog
 from testkit.direct import direct_rows
 from testkit.study import (
@@ -174,7 +174,7 @@ def test_model_summary_follows_the_definitions(catalog, direct) -> None:
 
 
 def test_common_corruption_figures_use_exactly_the_15_common_ones(tmp_path) -> None:
-    names = (*layout.COMMON_CORRUPTIONS, "saturate")
+    names = (*vocabulary.COMMON_CORRUPTIONS, "saturate")
     settings = [(layout.CLEAN, 0)] + [(c, 1) for c in names]
     models = MODELS[:2]
     root = write_study(tmp_path, models=models, settings=settings, num_samples=30,
@@ -183,11 +183,11 @@ def test_common_corruption_figures_use_exactly_the_15_common_ones(tmp_path) -> N
     accuracy = cell_means(direct_rows(root))
     for row in summary.iter_rows(named=True):
         model_id = row["model_id"]
-        common = [accuracy[(model_id, c, 1)] for c in layout.COMMON_CORRUPTIONS]
+        common = [accuracy[(model_id, c, 1)] for c in vocabulary.COMMON_CORRUPTIONS]
         every = [accuracy[(model_id, c, 1)] for c in names]
         assert close(row["common_corruption_accuracy"], np.mean(common))
         assert close(row["corruption_accuracy"], np.mean(every))
-        ce = [(1 - accuracy[(model_id, c, 1)]) / (1 - accuracy[("dense", c, 1)]) for c in layout.COMMON_CORRUPTIONS]
+        ce = [(1 - accuracy[(model_id, c, 1)]) / (1 - accuracy[("dense", c, 1)]) for c in vocabulary.COMMON_CORRUPTIONS]
         assert close(row["common_mce"], None if model_id == "dense" else np.mean(ce))
 
 

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from analysis import escape, report
-from store import layout
+from store import layout, vocabulary
 from store.catalog import Catalog
 from testkit.study import write_study
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(PDFLATEX is None, reason="no pdflatex on PATH (t
 # Two seeds each of dense, lrr-90 and biprop-80 on every common corruption (one severity): four families.
 MODELS = [(f"{m}-s{seed}", m, sparsity, seed) for m, sparsity in (("dense", 0.0), ("lrr", 0.9), ("biprop", 0.8))
           for seed in (0, 1)]
-SETTINGS = [(layout.CLEAN, 0), *((c, 1) for c in layout.COMMON_CORRUPTIONS)]
+SETTINGS = [(layout.CLEAN, 0), *((c, 1) for c in vocabulary.COMMON_CORRUPTIONS)]
 HOSTILE = r"\input{/etc/hostname}#1 & 50% $x$_{y}^~ | \\ \end{document}"
 FORMULA = "=HYPERLINK(\"http://example.com\")"
 

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as sps
 
 from analysis import matrices, report, uncertainty
-from store import layout
+from store import layout, vocabulary
 from store.catalog import Catalog
 from testkit.direct import direct_rows
 from testkit.study import CORRUPTIONS, write_study
@@ -147,7 +147,7 @@ def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
 def test_report_per_model_equals_a_direct_computation(catalog, direct) -> None:
     columns, ce = direct_report(direct)
     table = report.report_table(catalog, "model")
-    families = {report.family_column(report.CORRUPTIONS[c][0]) for c in CORRUPTIONS}
+    families = {report.family_column(vocabulary.CORRUPTIONS[c].family) for c in CORRUPTIONS}
     assert set(table["column_name"]) == {"clean", *CORRUPTIONS, *families, report.MEAN, report.ERROR, report.DROP,
                                          report.RELATIVE}
     for model_id, column, k, n, value in columns.iter_rows():

@@ -23,7 +23,7 @@ from compute.__main__ import main as compute_main
 from compute.corruptions import _filters, _random, blur, constants, weather
 from compute.datasets import cifar10c
 from compute.datasets.base import Dataset
-from store import layout
+from store import vocabulary
 
 CANONICAL = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -72,12 +72,12 @@ def grey(count: int, level: int = 128, size: int = 32) -> np.ndarray:
 
 def test_names_families_and_registry_follow_the_reference():
     assert corruptions.NAMES == CANONICAL
-    assert CANONICAL[:15] == layout.COMMON_CORRUPTIONS
+    assert CANONICAL[:15] == vocabulary.COMMON_CORRUPTIONS
     assert tuple(corruptions.REGISTRY) == CANONICAL
-    members = [name for family in corruptions.FAMILIES.values() for name in family]
+    members = [name for family in vocabulary.FAMILIES.values() for name in family]
     assert sorted(members) == sorted(CANONICAL) and len(members) == len(set(members))
-    assert set(corruptions.FAMILIES["noise"]) == {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}
-    assert set(corruptions.FAMILIES["weather"]) == {"snow", "frost", "fog", "spatter"}
+    assert set(vocabulary.FAMILIES["noise"]) == {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}
+    assert set(vocabulary.FAMILIES["weather"]) == {"snow", "frost", "fog", "brightness", "spatter"}
 
 
 @pytest.mark.parametrize("name", CANONICAL)

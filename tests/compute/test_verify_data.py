@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from compute.datasets import checksums
-from testkit.datasets import file_md5, write_cifar10, write_cifar10c
+from store.digests import file_digest
+from testkit.datasets import write_cifar10, write_cifar10c
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "CIFAR-10-C"
     write_cifar10c(folder, names=("fog", "pixelate"), n=4)
     monkeypatch.setitem(checksums.FOLDERS, "CIFAR-10-C",
-                        {path.name: checksums.FilePin(file_md5(path)) for path in sorted(folder.iterdir())})
+                        {path.name: checksums.FilePin(file_digest(path, "md5")) for path in sorted(folder.iterdir())})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return folder
 

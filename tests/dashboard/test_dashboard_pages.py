@@ -20,7 +20,7 @@ from dashboard.charts.overview import accuracy_vs_sparsity
 from dashboard.charts.sample import attribution_maps
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
-from store import verify
+from store import vocabulary
 from store.catalog import Catalog
 from testkit.app import (
     APP,
@@ -51,7 +51,7 @@ def test_the_page_registry_lists_every_view_script_once_with_the_store_views_it_
     assert sorted(page.script for page in PAGES.values()) == sorted(scripts)
     assert all(path == page.url_path for path, page in PAGES.items())
     assert len({page.title for page in PAGES.values()}) == len(PAGES)
-    assert all(page.reads and set(page.reads) <= set(verify.VIEWS) for page in PAGES.values())
+    assert all(page.reads and set(page.reads) <= set(vocabulary.VIEWS) for page in PAGES.values())
 
 
 def test_every_registered_page_is_served_under_its_title(monkeypatch, store) -> None:

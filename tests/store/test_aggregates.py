@@ -14,7 +14,7 @@ import pytest
 
 from analysis import matrices, presets, uncertainty
 from compute.__main__ import main
-from store import aggregates, derived, layout, reader, sample_index, writer
+from store import aggregates, derived, layout, reader, writer
 from store.catalog import Catalog, QueryTimeout
 from testkit.extraction import KEYS, extract_args, prediction_rows
 
@@ -186,7 +186,7 @@ def test_a_store_without_pre_aggregates_answers_the_same_and_says_how_to_build_t
     fresh, hint, robust, counts, matrix = answers(store)
     assert fresh and hint is None
     older = pristine_copy(store)
-    shutil.rmtree(older / sample_index.INDEX)  # a store from before pre-aggregates (and the by-sample index)
+    shutil.rmtree(older / layout.INDEX)  # a store from before pre-aggregates (and the by-sample index)
     has, hint, robust_old, counts_old, matrix_old = answers(older)
     assert not has and f"python -m compute index --store {older}" in hint
     assert robust_old.equals(robust) and counts_old.equals(counts) and matrix_old.equals(matrix)
