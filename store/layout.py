@@ -189,7 +189,7 @@ MODEL_SCHEMA = pa.schema([
     ("latency_load_average", pa.float64()),
 ])
 # The model card's columns added within format 2 (nullable): a store written before them lacks them, and
-# readers take them as null (the catalog then pairs its pruned models with their dense model as before).
+# readers take them as null (`compute migrate` fills the base of such rows once: store.bases).
 # `base` is the model_id this model was derived from (null for one derived from nothing in the store);
 # `loader` says how the model is loaded again, as JSON: {"kind": "checkpoint"} (a prunescope checkpoint,
 # the `checkpoint` column), {"kind": "module", "function": "package.module:function", "normalize": ...}
