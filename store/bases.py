@@ -2,7 +2,7 @@
 
 Every writer since model cards records a model's `loader` and its `base` (compute.extract sets it at
 extraction). A row without a loader was written before them, without a base, under the rule of its day: a
-pruned model is compared with the dense (unpruned) model of its architecture, the one of its seed first,
+pruned model's base is the dense (unpruned) model of its architecture, the one of its seed first,
 then the first by model id. `compute migrate` writes that base into models.parquet once; the catalog
 then only reads `base`, and refuses a store whose rows still wait for it (`check`), naming the command.
 """

@@ -151,8 +151,8 @@ class Catalog:
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
-                   d.correct AS dense_correct, d.feature_norm AS dense_feature_norm,
-                   d.angle_true AS dense_angle_true, d.margin AS dense_margin
+                   d.correct AS reference_correct, d.feature_norm AS reference_feature_norm,
+                   d.angle_true AS reference_angle_true, d.margin AS reference_margin
             FROM predictions p
             JOIN models m USING (model_id)
             JOIN samples s USING (sample_id)

@@ -267,9 +267,9 @@ FILTER_COLUMNS: dict[str, str] = {
     "angle_nearest_wrong": "smallest angle (degrees) to a wrong class's weight row",
     "margin": "signed distance to the nearest decision boundary (negative when wrong)",
     "finite": "all geometry values are finite",
-    "dense_correct": "the model's reference (its base, or the chosen reference) is correct on this sample "
+    "reference_correct": "the model's reference (its base, or the chosen reference) is correct on this sample "
                      "and setting",
-    "dense_feature_norm": "the reference model's feature_norm on this sample and setting",
-    "dense_angle_true": "the reference model's angle_true on this sample and setting",
-    "dense_margin": "the reference model's margin on this sample and setting",
+    "reference_feature_norm": "the reference model's feature_norm on this sample and setting",
+    "reference_angle_true": "the reference model's angle_true on this sample and setting",
+    "reference_margin": "the reference model's margin on this sample and setting",
 }
