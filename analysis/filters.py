@@ -20,8 +20,8 @@ against the predictions. That text is untrusted, so it never reaches DuckDB as w
    :data:`MAX_DEPTH` (long ``or`` chains parse iteratively but would recurse in step 4).
 4. Generation, by our own code, from an allow-list of node types (never a deny-list): and, or, not,
    the six comparisons, + - * / % and unary minus, parentheses, BETWEEN, IN with a list, IS [NOT] NULL,
-   number/text/true/false/null literals, the columns of ``store.layout.FILTER_COLUMNS`` and the
-   functions in :data:`FUNCTIONS`. Any other node (IS TRUE, LIKE, casts, subqueries, tuples, ...), or an
+   number/text/true/false/null literals, the columns of ``store.layout.FILTER_COLUMNS`` (and their
+   deprecated names in :data:`DEPRECATED_COLUMNS`) and the functions in :data:`FUNCTIONS`. Any other node (IS TRUE, LIKE, casts, subqueries, tuples, ...), or an
    allowed node with a sqlglot argument we did not plan for (BETWEEN SYMMETRIC, table.column), is
    refused. We write the SQL ourselves instead of calling sqlglot's generator, so that the output holds
    only text from this module: double-quoted canonical column names, our operators and function names,
@@ -54,6 +54,16 @@ from store.layout import FILTER_COLUMNS
 MAX_LENGTH = 2000
 MAX_NESTING = 20
 MAX_DEPTH = 100
+
+# The reference columns' names before they said "reference" (the reference is a model's base or the chosen
+# one, often not dense): accepted for one release as aliases of the new names, which they compile to, so a
+# saved filter gives the same answers. FILTER_HELP says once that they are deprecated.
+DEPRECATED_COLUMNS: dict[str, str] = {
+    "dense_correct": "reference_correct",
+    "dense_feature_norm": "reference_feature_norm",
+    "dense_angle_true": "reference_angle_true",
+    "dense_margin": "reference_margin",
+}
 
 _DUCKDB = Dialect.get_or_raise("duckdb")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -106,10 +116,10 @@ _FUNCTION_NAMES = {spec.node: name for name, spec in FUNCTIONS.items()}
 FILTER_EXAMPLES: tuple[str, ...] = (
     "angle_true > 60 and not correct and method = 'lrr'",
     "margin between -1 and 0 and corruption in ('fog', 'frost')",
-    "feature_norm < 0.5 * dense_feature_norm",
+    "feature_norm < 0.5 * reference_feature_norm",
     "label_name = '3' and severity >= 3",
     "abs(margin) < 0.1",
-    "dense_correct and not correct",
+    "reference_correct and not correct",
     "method <> 'dense' and sparsity > 0.8",
 )
 
@@ -404,7 +414,7 @@ def _column(node: exp.Column) -> str:
         raise FilterError(f"{_fragment(node)!r} is not allowed in a filter; name a column on its own")
     _expect_args(identifier, {"this", "quoted"})
     name = identifier.this
-    canonical = name.lower()
+    canonical = DEPRECATED_COLUMNS.get(name.lower(), name.lower())
     if canonical not in FILTER_COLUMNS:
         raise FilterError(_unknown_column_message(name, quoted=bool(identifier.args.get("quoted"))))
     return '"' + canonical.replace('"', '""') + '"'
@@ -484,6 +494,10 @@ def _help() -> str:
         ", ".join(spec.signature for spec in FUNCTIONS.values()), width=100, subsequent_indent=" " * 11
     )
     examples = "\n".join(f"  {example}" for example in FILTER_EXAMPLES)
+    deprecated = textwrap.fill(
+        "Deprecated: " + ", ".join(f"{old} (now {new})" for old, new in DEPRECATED_COLUMNS.items())
+        + " still work for this release, with the same answers; use the new names.", width=100,
+    )
     return f"""\
 A filter is one condition on the columns below, written like a SQL WHERE clause.
 
@@ -498,6 +512,8 @@ Limits:    at most {MAX_LENGTH:,} characters and {MAX_NESTING} levels of parenth
 
 Columns:
 {columns}
+
+{deprecated}
 
 Examples:
 {examples}

@@ -3,7 +3,7 @@
 
 Conventions:
 - accuracy = fraction of predictions that are correct; error E = 1 - accuracy.
-- "dense model" of a model = its reference, `models.reference_model_id`: the model it was derived from
+- the reference of a model = `models.reference_model_id`: the model it was derived from
   (its base), or the reference the catalog was opened with; null for a model without one.
 - Geometric means (angle_true, feature_norm, margin, loss, confidence, p_true) use only rows whose
   geometry is finite (`finite`); accuracy uses every row.
@@ -40,7 +40,7 @@ GROUPINGS: tuple[str, ...] = ("model", "method")
 
 def cells_sql(metric: str) -> str:
     """CTEs `cell` and `model_cell`: the metric's mean per (model, corruption, severity), beside the same
-    cell of the model's dense model (`dense_value`) and the model's own clean cell."""
+    cell of the model's reference (`reference_value`) and the model's own clean cell."""
     expression = _CELL_SQL[choice(metric, list(CELL_METRICS), "metric")]
     return f"""
         cell AS (
@@ -50,7 +50,7 @@ def cells_sql(metric: str) -> str:
         model_cell AS (
             SELECT c.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.reference_model_id, c.corruption,
                    c.severity,
-                   c.samples, c.value, d.value AS dense_value, c.value - d.value AS delta_vs_dense,
+                   c.samples, c.value, d.value AS reference_value, c.value - d.value AS delta_vs_reference,
                    c.value - clean.value AS delta_vs_clean
             FROM cell c
             JOIN models m USING (model_id)
@@ -64,8 +64,8 @@ def metric_matrix(catalog: Catalog, metric: str = "accuracy", group_by: str = "m
     """Mean of `metric` (one of CELL_METRICS) per row group x (corruption, severity): the evaluation matrix.
 
     group_by="model": one row per (model, corruption, severity) with `value` (the mean), `samples`,
-    `dense_value` (the dense model's mean in the same cell), `delta_vs_dense` = value - dense_value and
-    `delta_vs_clean` = value - the model's clean value.
+    `reference_value` (the reference's mean in the same cell), `delta_vs_reference` = value - reference_value
+    and `delta_vs_clean` = value - the model's clean value.
     group_by="method": one row per (arch, method, target_sparsity, corruption, severity); every column is
     the mean over the group's models (each model weighs the same, e.g. over seeds), `models` counts them.
     Architectures are kept apart so that a study with several never averages across them.
@@ -74,13 +74,13 @@ def metric_matrix(catalog: Catalog, metric: str = "accuracy", group_by: str = "m
     if choice(group_by, GROUPINGS, "grouping") == "model":
         select = f"""
             SELECT model_id, arch, method, target_sparsity, sparsity, corruption, severity, samples, value,
-                   dense_value, delta_vs_dense, delta_vs_clean
+                   reference_value, delta_vs_reference, delta_vs_clean
             FROM model_cell ORDER BY {MODEL_ORDER}, {SETTING_ORDER}"""  # noqa: S608 (constant SQL)
     else:
         select = f"""
             SELECT arch, method, target_sparsity, corruption, severity, count(*) AS models, sum(samples) AS samples,
-                   avg(value) AS value, avg(dense_value) AS dense_value, avg(delta_vs_dense) AS delta_vs_dense,
-                   avg(delta_vs_clean) AS delta_vs_clean
+                   avg(value) AS value, avg(reference_value) AS reference_value,
+                   avg(delta_vs_reference) AS delta_vs_reference, avg(delta_vs_clean) AS delta_vs_clean
             FROM model_cell GROUP BY arch, method, target_sparsity, corruption, severity
             ORDER BY {model_order("arch")},
                      {SETTING_ORDER}"""  # noqa: S608 (constant SQL)
@@ -90,19 +90,20 @@ def metric_matrix(catalog: Catalog, metric: str = "accuracy", group_by: str = "m
 def accuracy_matrix(catalog: Catalog, group_by: str = "model") -> pl.DataFrame:
     """Accuracy per model (or per (arch, method, target_sparsity)) x (corruption, severity).
 
-    Columns as metric_matrix with `value` -> `accuracy`, `dense_value` -> `dense_accuracy`, plus
-    `error` = 1 - accuracy, `drop_vs_dense` = dense_accuracy - accuracy (positive: the model is worse
-    than its dense model) and `drop_vs_clean` = clean accuracy - accuracy (what the corruption costs).
+    Columns as metric_matrix with `value` -> `accuracy`, `reference_value` -> `reference_accuracy`, plus
+    `error` = 1 - accuracy, `drop_vs_reference` = reference_accuracy - accuracy (positive: the model is
+    worse than its reference) and `drop_vs_clean` = clean accuracy - accuracy (what the corruption costs).
     """
     frame = metric_matrix(catalog, "accuracy", group_by)
     return frame.with_columns(
         (1 - pl.col("value")).alias("error"),
-        (-pl.col("delta_vs_dense")).alias("drop_vs_dense"),
+        (-pl.col("delta_vs_reference")).alias("drop_vs_reference"),
         (-pl.col("delta_vs_clean")).alias("drop_vs_clean"),
-    ).drop("delta_vs_dense", "delta_vs_clean").rename({"value": "accuracy", "dense_value": "dense_accuracy"})
+    ).drop("delta_vs_reference", "delta_vs_clean").rename({"value": "accuracy",
+                                                             "reference_value": "reference_accuracy"})
 
 
-# Relative CE divides by how much the reference (dense) model's error rises under a corruption; a rise near
+# Relative CE divides by how much the reference model's error rises under a corruption; a rise near
 # 0 (a corruption that barely hurts the reference) makes the ratio explode. Below this mean rise over the
 # severities (in error, 0-1) a corruption's relative CE is left out, and so out of the relative mCE.
 MIN_REFERENCE_RISE = 0.05
@@ -111,13 +112,14 @@ _CORRUPTION_ERRORS = f"""
     per_corruption_raw AS (
         SELECT c.model_id, c.corruption, list_contains($1, c.corruption) AS common, count(*) AS severities,
                avg(c.value) AS accuracy,
-               CASE WHEN count(c.dense_value) = count(*) THEN
-                   {ratio("sum(1 - c.value)", "sum(1 - c.dense_value)")} END AS ce,
-               CASE WHEN count(c.dense_value) = count(*) THEN
-                   avg((1 - c.dense_value) - (1 - clean.dense_value)) END AS reference_rise,
-               CASE WHEN count(c.dense_value) = count(*) THEN
+               CASE WHEN count(c.reference_value) = count(*) THEN
+                   {ratio("sum(1 - c.value)", "sum(1 - c.reference_value)")} END AS ce,
+               CASE WHEN count(c.reference_value) = count(*) THEN
+                   avg((1 - c.reference_value) - (1 - clean.reference_value)) END AS reference_rise,
+               CASE WHEN count(c.reference_value) = count(*) THEN
                    {ratio("sum((1 - c.value) - (1 - clean.value))",
-                           "sum((1 - c.dense_value) - (1 - clean.dense_value))")} END AS unguarded_relative_ce
+                           "sum((1 - c.reference_value) - (1 - clean.reference_value))")}
+                   END AS unguarded_relative_ce
         FROM model_cell c
         LEFT JOIN model_cell clean ON clean.model_id = c.model_id AND clean.corruption = 'clean'
         WHERE c.corruption <> 'clean'
@@ -136,13 +138,13 @@ _CORRUPTION_ERRORS = f"""
 def corruption_errors(catalog: Catalog) -> pl.DataFrame:
     """Per (model, corruption): accuracy (mean over severities), CE_c and relative CE_c.
 
-    With E = error and the base = the model's dense model (reference/cifar10c.md; there is no agreed
+    With E = error and the baseline r = the model's reference (reference/cifar10c.md; there is no agreed
     AlexNet row for CIFAR):
-        ce             = CE_c = sum_s E(f,s,c) / sum_s E(dense,s,c)
-        reference_rise = mean_s (E(dense,s,c) - E(dense,clean)): how much c hurts the reference
-        relative_ce    = sum_s (E(f,s,c) - E(f,clean)) / sum_s (E(dense,s,c) - E(dense,clean))
-    The sums run over the severities present for the model; all are null when the dense model lacks one
-    of them, has no clean row (relative_ce), or when the denominator is zero (e.g. a dense model that
+        ce             = CE_c = sum_s E(f,s,c) / sum_s E(r,s,c)
+        reference_rise = mean_s (E(r,s,c) - E(r,clean)): how much c hurts the reference
+        relative_ce    = sum_s (E(f,s,c) - E(f,clean)) / sum_s (E(r,s,c) - E(r,clean))
+    The sums run over the severities present for the model; all are null when the reference lacks one
+    of them, has no clean row (relative_ce), or when the denominator is zero (e.g. a reference that
     makes no error). relative_ce is also null, with the reason in `relative_ce_note`, when reference_rise
     is below MIN_REFERENCE_RISE: its denominator is then near 0 and the ratio meaningless.
     `common` says whether c is one of the 15 COMMON_CORRUPTIONS.
@@ -164,9 +166,9 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
     corruption_accuracy         mean accuracy over every (corruption, severity) present
     common_corruption_accuracy  the same over the 15 COMMON_CORRUPTIONS (RobustBench's figure); null
                                 unless all 15 are present
-    clean_drop_vs_dense         dense model's clean accuracy - clean_accuracy
-    corruption_drop_vs_dense    dense model's corruption_accuracy (same cells) - corruption_accuracy;
-                                null when the dense model lacks one of the cells
+    clean_drop_vs_reference     the reference's clean accuracy - clean_accuracy
+    corruption_drop_vs_reference  the reference's corruption_accuracy (same cells) - corruption_accuracy;
+                                null when the reference lacks one of the cells
     mce, relative_mce           mean of CE_c / relative CE_c over the corruptions present (see
                                 corruption_errors); null when any CE_c is null, so that a mean never
                                 silently covers fewer corruptions than the model was tested on, except
@@ -183,10 +185,10 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
         per_model AS (
             SELECT model_id,
                    any_value(value) FILTER (WHERE corruption = 'clean') AS clean_accuracy,
-                   any_value(dense_value) FILTER (WHERE corruption = 'clean') AS dense_clean_accuracy,
+                   any_value(reference_value) FILTER (WHERE corruption = 'clean') AS reference_clean_accuracy,
                    avg(value) FILTER ({corrupted}) AS corruption_accuracy,
-                   CASE WHEN count(dense_value) FILTER ({corrupted}) = count(*) FILTER ({corrupted})
-                        THEN avg(dense_value) FILTER ({corrupted}) END AS dense_corruption_accuracy,
+                   CASE WHEN count(reference_value) FILTER ({corrupted}) = count(*) FILTER ({corrupted})
+                        THEN avg(reference_value) FILTER ({corrupted}) END AS reference_corruption_accuracy,
                    CASE WHEN count(DISTINCT corruption) FILTER ({common}) = len($1)
                         THEN avg(value) FILTER ({common}) END AS common_corruption_accuracy
             FROM model_cell GROUP BY model_id
@@ -207,8 +209,8 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
         )
         SELECT m.model_id, m.arch, m.method, m.target_sparsity, m.sparsity, m.reference_model_id,
                pm.clean_accuracy, pm.corruption_accuracy, pm.common_corruption_accuracy,
-               pm.dense_clean_accuracy - pm.clean_accuracy AS clean_drop_vs_dense,
-               pm.dense_corruption_accuracy - pm.corruption_accuracy AS corruption_drop_vs_dense,
+               pm.reference_clean_accuracy - pm.clean_accuracy AS clean_drop_vs_reference,
+               pm.reference_corruption_accuracy - pm.corruption_accuracy AS corruption_drop_vs_reference,
                ce.mce, ce.relative_mce, ce.relative_mce_left_out, ce.common_mce, ce.common_relative_mce
         FROM models m
         LEFT JOIN per_model pm USING (model_id)

@@ -30,7 +30,7 @@ STATISTICS: dict[str, str] = {
 # target -> (what it is, whether higher means more robust).
 TARGETS: dict[str, tuple[str, bool]] = {
     "corruption_accuracy": ("mean corruption accuracy", True),
-    "relative_mce": ("relative mCE (1 = dense; lower is more robust)", False),
+    "relative_mce": ("relative mCE (1 = as robust as the reference; lower is more robust)", False),
 }
 CONTROL = "clean_accuracy"  # what the partial correlation holds fixed
 ALPHA = 0.05

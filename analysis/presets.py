@@ -25,13 +25,13 @@ def _with_labels(catalog: Catalog, hits: str, params: Sequence[object], order: s
 
 
 def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
-    """Samples the dense model gets right and at least `k` pruned models get wrong, in one setting.
+    """Samples the reference gets right and at least `k` pruned models get wrong, in one setting.
 
     In the spirit of Hooker et al. 2019's pruning identified exemplars: what pruning costs, sample by
     sample. Each model is judged against its reference (`models.reference_model_id`: its base, or the
     chosen reference), so a model counts only on samples its reference classifies correctly; models
     without a reference do not count. Columns: pruned_wrong (pruned
-    models wrong), pruned_models (pruned models whose dense model is right), dense_angle_true and
+    models wrong), pruned_models (pruned models whose reference is right), reference_angle_true and
     pruned_angle_true (mean over those pruned models): the angle pruning added. Most-wrong first.
     """
     # Each model's row carries its reference's id before the join on (reference, sample): joined on the
@@ -49,7 +49,7 @@ def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN
             WHERE correct AND model_id IN (SELECT reference_model_id FROM models)
         )
         SELECT p.sample_id, count(*) FILTER (WHERE NOT p.correct) AS pruned_wrong, count(*) AS pruned_models,
-               avg(d.angle_true) AS dense_angle_true, avg(p.angle_true) AS pruned_angle_true
+               avg(d.angle_true) AS reference_angle_true, avg(p.angle_true) AS pruned_angle_true
         FROM pruned p JOIN reference d USING (reference_model_id, sample_id)
         GROUP BY p.sample_id
         HAVING count(*) FILTER (WHERE NOT p.correct) >= ?
@@ -105,7 +105,7 @@ def robust(catalog: Catalog, max_severity: int = 5) -> pl.DataFrame:
 
 def flipped_by_pruning(catalog: Catalog, model_a: str, model_b: str, corruption: str = layout.CLEAN,
                        severity: int = 0) -> pl.DataFrame:
-    """Samples `model_a` gets right and `model_b` gets wrong in one setting (e.g. dense vs a pruned model).
+    """Samples `model_a` gets right and `model_b` gets wrong in one setting (e.g. a model's reference vs the model).
 
     Columns: pred_b (model_b's wrong class), angle_true_a / angle_true_b, margin_a / margin_b. Largest
     change in angle first.
@@ -143,8 +143,8 @@ _MODAL_PREDICTIONS = """
         FROM votes GROUP BY ALL
     ),
     pie AS (
-        SELECT p.group_id, p.arch, p.method, p.target_sparsity, r.replicates, dr.replicates AS dense_replicates,
-               p.sample_id, p.label, d.modal_pred AS dense_modal_pred, p.modal_pred AS pruned_modal_pred
+        SELECT p.group_id, p.arch, p.method, p.target_sparsity, r.replicates, dr.replicates AS reference_replicates,
+               p.sample_id, p.label, d.modal_pred AS reference_modal_pred, p.modal_pred AS pruned_modal_pred
         FROM modal p
         JOIN group_references g ON g.group_id = p.group_id
         JOIN modal d ON d.group_id = g.reference_group AND d.sample_id = p.sample_id
@@ -163,7 +163,7 @@ def pruning_identified_exemplars(catalog: Catalog, corruption: str = layout.CLEA
 
     With one seed per group the "modal prediction" is the single model's prediction, so the preset
     reduces to "flipped by pruning" (any change of prediction, right or wrong). Columns: group_id, method,
-    target_sparsity, replicates, dense_replicates, dense_modal_pred, pruned_modal_pred. Optionally one
+    target_sparsity, replicates, reference_replicates, reference_modal_pred, pruned_modal_pred. Optionally one
     method and sparsity only.
     """
     where, params = equal_to(method=method, target_sparsity=target_sparsity)
@@ -175,7 +175,7 @@ def pruning_identified_exemplars(catalog: Catalog, corruption: str = layout.CLEA
 def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
     """Per group with a reference group: how many samples are pruning-identified exemplars in one
     setting (see pruning_identified_exemplars), its `replicates` and the reference group's
-    `dense_replicates`; `single_seed` is true where either side has one seed (PIE = flipped by pruning).
+    `reference_replicates`; `single_seed` is true where either side has one seed (PIE = flipped by pruning).
     Groups without any PIE count 0."""
     sql = f"""
         {_MODAL_PREDICTIONS},
@@ -183,7 +183,7 @@ def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int =
                           g.reference_group
                    FROM setting s JOIN replicates r USING (group_id) JOIN group_references g USING (group_id)),
         counted AS (SELECT group_id, count(*) AS pie_samples FROM pie GROUP BY group_id)
-        SELECT g.group_id, g.arch, g.method, g.target_sparsity, g.replicates, d.replicates AS dense_replicates,
+        SELECT g.group_id, g.arch, g.method, g.target_sparsity, g.replicates, d.replicates AS reference_replicates,
                coalesce(c.pie_samples, 0) AS pie_samples,
                g.replicates = 1 OR coalesce(d.replicates, 1) = 1 AS single_seed
         FROM groups g
@@ -196,12 +196,12 @@ def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int =
 
 
 PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
-    "pruning_fragile": (pruning_fragile, "right for the dense model, wrong for at least k pruned models"),
+    "pruning_fragile": (pruning_fragile, "right for the reference, wrong for at least k pruned models"),
     "corruption_fragile": (corruption_fragile, "right on clean images, wrong under a corruption up to a severity"),
     "robust": (robust, "right for every model under every corruption up to a severity"),
     "flipped_by_pruning": (flipped_by_pruning, "right for one model, wrong for another, in one setting"),
     "pruning_identified_exemplars": (pruning_identified_exemplars,
-                                     "modal prediction of the pruned seeds differs from the dense seeds' (Hooker "
+                                     "modal prediction of the pruned seeds differs from the reference group's (Hooker "
                                      "et al. 2019); with one seed this is flipped by pruning"),
 }
 

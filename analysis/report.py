@@ -1,5 +1,5 @@
 """The paper table: rows (replicate groups or models) x columns with 95 % intervals and a paired test
-against the dense model, and its text as markdown, CSV or LaTeX (`python -m compute report`, the matrix
+against each model's reference, and its text as markdown, CSV or LaTeX (`python -m compute report`, the matrix
 page's download).
 
 Columns (COLUMN_SETS picks which are printed):
@@ -10,12 +10,12 @@ Columns (COLUMN_SETS picks which are printed):
     mean corruption error    1 - mean corruption accuracy: the unnormalised mCE
     accuracy drop            clean - mean corruption accuracy: what corruption costs the model
     relative mCE             analysis.matrices.model_summary's relative mCE (normalised by each model's
-                             dense model; corruptions that barely hurt the dense model are left out, and
+                             reference; corruptions that barely hurt the reference are left out, and
                              `report_notes` says which)
 Intervals: a model's accuracy has the Wilson interval over its pooled samples (its accuracy drop
 Newcombe's interval for independent samples; its relative mCE none); a group's figures are the mean over
 its seeds with a Student t interval across them (one seed: the model's interval). Accuracy intervals are
-clipped to [0, 1]. Each accuracy cell of a pruned row is tested against its dense model on the same
+clipped to [0, 1]. Each accuracy cell of a pruned row is tested against its reference on the same
 samples (uncertainty.model_statistics / group_statistics: McNemar, or the hierarchical bootstrap over
 seeds), Holm-adjusted over the cells printed.
 """
@@ -60,7 +60,7 @@ def _accuracy_counts(catalog: Catalog) -> pl.DataFrame:
                                                                       return_dtype=pl.String)),
              corrupted.with_columns(pl.lit(MEAN).alias("corruption"))]
     keys = ["model_id", "group_id", "arch", "method", "target_sparsity", "seed", "reference_model_id", "corruption"]
-    sums = ["samples", "correct", "paired", "both_right", "only_model", "only_dense", "neither_right"]
+    sums = ["samples", "correct", "paired", "both_right", "only_model", "only_reference", "neither_right"]
     return pl.concat(parts).group_by(keys, maintain_order=True).agg(pl.col(sums).sum()).with_columns(
         pl.lit(0, counts.schema["severity"]).alias("severity"))
 
@@ -82,7 +82,7 @@ def _over_seeds(per_model: pl.DataFrame) -> pl.DataFrame:
 
 def report_table(catalog: Catalog, level: str = "group") -> pl.DataFrame:
     """The paper table, long: one row per (row, column) with mean, low, high (95 %) and p_value (the test
-    against the dense model; null for the dense rows and the derived columns). Ordered as the matrix."""
+    against the model's reference; null for rows without one and the derived columns). Ordered as the matrix."""
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
     cells = uncertainty.model_statistics(_accuracy_counts(catalog))
@@ -131,15 +131,14 @@ def report_table(catalog: Catalog, level: str = "group") -> pl.DataFrame:
 def report_notes(catalog: Catalog) -> list[str]:
     """What the table's relative mCE is normalised by and which corruptions it leaves out, and why."""
     summary = model_summary(catalog)
-    notes = ["relative mCE: Hendrycks & Dietterich's relative mCE with each model's dense model (same "
-             "architecture and seed) as the baseline instead of AlexNet: per corruption, the rise of the "
-             "model's error over its clean error divided by the dense model's, averaged over corruptions "
-             f"whose dense error rises by at least {MIN_REFERENCE_RISE} (a smaller denominator makes the ratio "
-             "explode)"]
+    notes = ["relative mCE: Hendrycks & Dietterich's relative mCE with each model's reference (its base, or "
+             "the chosen reference) as the baseline instead of AlexNet: per corruption, the rise of the model's "
+             "error over its clean error divided by the reference's, averaged over corruptions whose reference "
+             f"error rises by at least {MIN_REFERENCE_RISE} (a smaller denominator makes the ratio explode)"]
     left_out = summary.select("model_id", "relative_mce_left_out").explode("relative_mce_left_out").drop_nulls()
     for corruption, models in left_out.group_by("relative_mce_left_out", maintain_order=True).agg(pl.len()).rows():
-        notes.append(f"left out of relative mCE: {corruption} for {models} of {summary.height} models (the dense "
-                     f"model's error rises by less than {MIN_REFERENCE_RISE})")
+        notes.append(f"left out of relative mCE: {corruption} for {models} of {summary.height} models (the "
+                     f"reference's error rises by less than {MIN_REFERENCE_RISE})")
     return notes
 
 
@@ -209,8 +208,8 @@ def _row_label(row: dict, level: str) -> str:
 
 
 def _latex_cells(cell: dict | None, digits: int) -> tuple[str, str]:
-    """One cell as two lines of the table: the mean in % (bold when best, * when it differs from the dense
-    model) and, below it in small type, its interval low--high (asymmetric, already clipped), rounded
+    """One cell as two lines of the table: the mean in % (bold when best, * when it differs from the
+    reference) and, below it in small type, its interval low--high (asymmetric, already clipped), rounded
     outwards to `digits` decimals so that rounding never narrows it."""
     if cell is None or cell["mean"] is None:
         return "--", ""
@@ -284,7 +283,7 @@ def _markdown(table: pl.DataFrame, notes: list[str]) -> str:
     rule = "|" + "|".join("---" for _ in wide.columns) + "|"
     rows = ["| " + " | ".join("" if v is None else escape.markdown_cell(v) for v in row) + " |"
             for row in wide.iter_rows()]
-    footer = ["", "Cells: mean [95 % interval]; **bold**: best in the column; †: differs from the dense model "
+    footer = ["", "Cells: mean [95 % interval]; **bold**: best in the column; †: differs from the reference "
               "on the same samples (paired test, Holm-adjusted p < 0.05 over the cells shown).",
               *(f"- {escape.markdown_cell(note)}" for note in notes)]
     return "\n".join([header, rule, *rows, *footer]) + "\n"

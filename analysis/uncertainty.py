@@ -1,23 +1,23 @@
-"""Numbers with their uncertainty: replicate groups, intervals and paired tests against the dense model.
+"""Numbers with their uncertainty: replicate groups, intervals and paired tests against the reference.
 
 A *group* is the set of models of the same (arch, method, target_sparsity) that differ only in their seed
 (`group_id`, a column of the catalog's `models` view); a study with one seed has one model per group. Each pruned
-model is paired with its reference (`models.reference_model_id`: its base, or the chosen reference; "dense"
-in column names), on the same samples in the same setting.
+model is paired with its reference (`models.reference_model_id`: its base, or the chosen reference;
+"reference" in column names), on the same samples in the same setting.
 
 Per model and setting (`model_cells`):
     accuracy_low/high   Wilson score interval over the test samples
-    drop_vs_dense       dense accuracy - accuracy, on the samples both have; drop_low/high: Newcombe's
+    drop_vs_reference   reference accuracy - accuracy, on the samples both have; drop_low/high: Newcombe's
                         (1998) paired interval; p_value: exact McNemar test on the discordant samples
 Per group and setting (`group_cells`), over the seeds:
     accuracy            mean over seeds with a Student t interval (one seed: the model's Wilson interval)
-    drop_vs_dense       mean over seeds with a hierarchical bootstrap interval (seeds, then samples within
+    drop_vs_reference   mean over seeds with a hierarchical bootstrap interval (seeds, then samples within
                         each seed); p_value: two-sided normal test with the bootstrap standard error
                         (one seed: the model's Newcombe interval and McNemar p-value)
 `with_significance` adjusts the p-values over exactly the cells it is given (the cells a page shows):
 Holm (family-wise error) or Benjamini-Hochberg (false discovery rate).
 
-The discordant counts come from one aggregate over the predictions joined with the dense model's rows
+The discordant counts come from one aggregate over the predictions joined with the reference's rows
 for the same sample, so no per-sample rows leave DuckDB.
 """
 
@@ -46,14 +46,15 @@ def groups(catalog: Catalog) -> pl.DataFrame:
 
 
 def paired_counts(catalog: Catalog) -> pl.DataFrame:
-    """Per (model, corruption, severity): samples and correct (every row), and on the samples the dense
-    model also has: paired, both_right, only_model (model right, dense wrong), only_dense, neither_right.
+    """Per (model, corruption, severity): samples and correct (every row), and on the samples the
+    reference also has: paired, both_right, only_model (model right, reference wrong), only_reference,
+    neither_right.
     With the model's group, seed and reference_model_id.
 
     Each partition's samples and right answers are two bit strings (bit i = sample i; the catalog's
-    partition_bits pre-aggregate, store.aggregates); pairing a model with its dense model is then a join
+    partition_bits pre-aggregate, store.aggregates); pairing a model with its reference is then a join
     of 2 x partitions rows and a popcount of the AND, instead of a join of every prediction row with the
-    dense model's.
+    reference's.
     """
     return catalog.query(f"""
         WITH bits AS (SELECT model_id, corruption, severity, samples, correct, present, right_bits AS right
@@ -63,7 +64,7 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                    coalesce(bit_count(b.present & d.present), 0) AS paired,
                    coalesce(bit_count(b.right & d.right), 0) AS both_right,
                    coalesce(bit_count(b.right & d.present), 0) AS model_right,
-                   coalesce(bit_count(d.right & b.present), 0) AS dense_right
+                   coalesce(bit_count(d.right & b.present), 0) AS reference_right
             FROM bits b JOIN models m USING (model_id)
             LEFT JOIN bits d ON d.model_id = m.reference_model_id AND d.corruption = b.corruption
                             AND d.severity = b.severity
@@ -71,8 +72,8 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
         SELECT p.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed, m.reference_model_id,
                p.corruption, p.severity, p.samples, p.correct, p.paired::BIGINT AS paired,
                p.both_right::BIGINT AS both_right, (p.model_right - p.both_right)::BIGINT AS only_model,
-               (p.dense_right - p.both_right)::BIGINT AS only_dense,
-               (p.paired - p.model_right - p.dense_right + p.both_right)::BIGINT AS neither_right
+               (p.reference_right - p.both_right)::BIGINT AS only_reference,
+               (p.paired - p.model_right - p.reference_right + p.both_right)::BIGINT AS neither_right
         FROM pairs p JOIN models m USING (model_id)
         ORDER BY {model_order("m.seed", "p.model_id", table="m")}, {SETTING_ORDER}
     """)  # noqa: S608 (constant SQL)
@@ -80,24 +81,24 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
 
 def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
     """paired_counts-shaped counts (any grouping of settings into `corruption`, `severity`) -> the same rows
-    with the Wilson interval, the paired drop vs dense with Newcombe's interval and McNemar's p-value."""
+    with the Wilson interval, the paired drop vs reference with Newcombe's interval and McNemar's p-value."""
     k, n = counts["correct"].to_numpy(), counts["samples"].to_numpy()
     low, high = stats.wilson_interval(k, n)
-    both, only_model, only_dense, neither = (counts[c].to_numpy() for c in
-                                              ("both_right", "only_model", "only_dense", "neither_right"))
+    both, only_model, only_reference, neither = (counts[c].to_numpy() for c in
+                                                 ("both_right", "only_model", "only_reference", "neither_right"))
     # A model without a reference (reference_model_id null) has no pair: compared as strings, never as None.
     reference = counts["reference_model_id"].cast(pl.String)
     is_pair = (counts["paired"].to_numpy() > 0) & (reference.is_not_null() & (counts["model_id"] != reference)
                                                     .fill_null(False)).to_numpy()
-    # dense - model: the dense model plays "A" (its own right answers are both + only_dense).
-    drop, drop_low, drop_high = stats.paired_difference_interval(both, only_dense, only_model, neither)
-    p_value = stats.mcnemar_exact(only_dense, only_model)
+    # reference - model: the reference plays "A" (its own right answers are both + only_reference).
+    drop, drop_low, drop_high = stats.paired_difference_interval(both, only_reference, only_model, neither)
+    p_value = stats.mcnemar_exact(only_reference, only_model)
     paired_n = np.maximum(counts["paired"].to_numpy(), 1)
     return counts.with_columns(
         pl.Series("accuracy", k / np.maximum(n, 1)), pl.Series("accuracy_low", low),
         pl.Series("accuracy_high", high),
-        pl.Series("dense_accuracy", np.where(is_pair, (both + only_dense) / paired_n, np.nan)).fill_nan(None),
-        pl.Series("drop_vs_dense", np.where(is_pair, drop, np.nan)).fill_nan(None),
+        pl.Series("reference_accuracy", np.where(is_pair, (both + only_reference) / paired_n, np.nan)).fill_nan(None),
+        pl.Series("drop_vs_reference", np.where(is_pair, drop, np.nan)).fill_nan(None),
         pl.Series("drop_low", np.where(is_pair, drop_low, np.nan)).fill_nan(None),
         pl.Series("drop_high", np.where(is_pair, drop_high, np.nan)).fill_nan(None),
         pl.Series("p_value", np.where(is_pair, p_value, np.nan)).fill_nan(None),
@@ -106,28 +107,28 @@ def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:
 
 _MODEL_COLUMNS = ("model_id", "group_id", "arch", "method", "target_sparsity", "seed", "reference_model_id",
                   "corruption", "severity", "samples", "accuracy", "accuracy_low", "accuracy_high",
-                  "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value", "paired", "only_model",
-                  "only_dense")
+                  "reference_accuracy", "drop_vs_reference", "drop_low", "drop_high", "p_value", "paired",
+                  "only_model", "only_reference")
 
 
 def model_cells(catalog: Catalog) -> pl.DataFrame:
-    """Per (model, corruption, severity): accuracy with its Wilson interval, and the drop vs the dense
-    model with Newcombe's paired interval and the exact McNemar p-value (null for a dense model itself);
-    `paired`, `only_model` and `only_dense` are the paired and discordant sample counts."""
+    """Per (model, corruption, severity): accuracy with its Wilson interval, and the drop vs its
+    reference with Newcombe's paired interval and the exact McNemar p-value (null for a model without one);
+    `paired`, `only_model` and `only_reference` are the paired and discordant sample counts."""
     return model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
 
 
 def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """Per (group, setting) with several seeds: hierarchical bootstrap of the drop vs dense."""
+    """Per (group, setting) with several seeds: hierarchical bootstrap of the drop vs reference."""
     rows = []
-    paired = cells.filter(pl.col("drop_vs_dense").is_not_null())
+    paired = cells.filter(pl.col("drop_vs_reference").is_not_null())
     sizes = paired.group_by("group_id", "corruption", "severity").agg(pl.len().alias("seeds"))
     paired = paired.join(sizes, on=["group_id", "corruption", "severity"])
     for seeds, part in paired.filter(pl.col("seeds") > 1).group_by("seeds"):
         part = part.sort("group_id", "corruption", "severity", "seed", "model_id")
         keys = part.select("group_id", "corruption", "severity").unique(maintain_order=True)
         shape = (keys.height, int(seeds[0]))
-        result = stats.hierarchical_bootstrap(part["only_dense"].to_numpy().reshape(shape),
+        result = stats.hierarchical_bootstrap(part["only_reference"].to_numpy().reshape(shape),
                                               part["only_model"].to_numpy().reshape(shape),
                                               part["paired"].to_numpy().reshape(shape),
                                               resamples=BOOTSTRAP_RESAMPLES, seed=seed)
@@ -141,7 +142,7 @@ def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:
 def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
     """Model cells (model_cells' columns) -> one row per (group, corruption, severity) over the seeds.
 
-    accuracy: mean with a t interval (one seed: Wilson); drop_vs_dense: mean with a hierarchical bootstrap
+    accuracy: mean with a t interval (one seed: Wilson); drop_vs_reference: mean with a hierarchical bootstrap
     interval and a normal-test p-value from the bootstrap standard error (one seed: Newcombe, McNemar).
     `model_id` is the group's first model (what a click on the group selects), `model_ids` all of them.
     """
@@ -150,7 +151,7 @@ def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
         pl.len().alias("seeds"), pl.col("model_id").sort().alias("model_ids"), pl.col("samples").sum(),
         pl.col("accuracy").mean(), pl.col("accuracy").std().alias("accuracy_std"),
         pl.col("accuracy_low").first().alias("single_low"), pl.col("accuracy_high").first().alias("single_high"),
-        pl.col("dense_accuracy").mean(), pl.col("drop_vs_dense").mean(),
+        pl.col("reference_accuracy").mean(), pl.col("drop_vs_reference").mean(),
         pl.col("drop_low").first().alias("single_drop_low"), pl.col("drop_high").first().alias("single_drop_high"),
         pl.col("p_value").first().alias("single_p_value"),
     )
@@ -168,13 +169,13 @@ def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
         pl.coalesce("boot_p_value", "single_p_value").alias("p_value"),
     ).with_columns(pl.col("model_ids").list.first().alias("model_id")).select(
              "model_id", *keys, "seeds", "model_ids", "samples", "accuracy", "accuracy_low", "accuracy_high",
-             "dense_accuracy", "drop_vs_dense", "drop_low", "drop_high", "p_value")
+             "reference_accuracy", "drop_vs_reference", "drop_low", "drop_high", "p_value")
 
 
 def matrix_cells(catalog: Catalog, level: str = "group") -> pl.DataFrame:
     """The evaluation matrix with intervals: model_cells per model, or group_statistics per group.
     Both have group_id, method, target_sparsity, corruption, severity, accuracy(_low/_high),
-    dense_accuracy, drop_vs_dense, drop_low/high and p_value (unadjusted; see with_significance)."""
+    reference_accuracy, drop_vs_reference, drop_low/high and p_value (unadjusted; see with_significance)."""
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
     cells = model_cells(catalog)
@@ -183,7 +184,7 @@ def matrix_cells(catalog: Catalog, level: str = "group") -> pl.DataFrame:
 
 def with_significance(cells: pl.DataFrame, correction: str = "holm", alpha: float = ALPHA) -> pl.DataFrame:
     """Adjust `p_value` over exactly these cells (the ones shown): adds p_adjusted and `significant`
-    (p_adjusted < alpha; null where there is no comparison, e.g. a dense model's own cells)."""
+    (p_adjusted < alpha; null where there is no comparison, e.g. the cells of a model without a reference)."""
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; choose one of: {', '.join(CORRECTIONS)}")
     adjusted = stats.CORRECTIONS[correction](cells["p_value"].cast(pl.Float64).fill_null(np.nan).to_numpy())

@@ -147,8 +147,8 @@ def store_queries(catalog: Catalog) -> list[tuple[str, Callable[[], object], flo
     user starts from: the first pruned model, fog at severity 3, the first sample."""
     models = queries.models(catalog)
     pruned = models.filter(models["method"] != "dense")["model_id"][0]
-    dense = models.filter(models["model_id"] == pruned)["reference_model_id"][0]
-    whole = "dense_correct and not correct and margin < -2.9"
+    reference = models.filter(models["model_id"] == pruned)["reference_model_id"][0]
+    whole = "reference_correct and not correct and margin < -2.9"
     scoped = f"model_id = '{pruned}' and corruption = 'fog' and severity = 3 and angle_true > 60"
     return [
         ("overview: accuracy matrix", lambda: matrices.accuracy_matrix(catalog), 0.5),
@@ -161,14 +161,14 @@ def store_queries(catalog: Catalog) -> list[tuple[str, Callable[[], object], flo
         ("similarity: corruption_redundancy (3)", lambda: agreement.corruption_redundancy(catalog, 3), 1.0),
         ("predictors: model_geometry (clean)", lambda: predictors.model_geometry(catalog), 1.0),
         ("local: setting_bins", lambda: queries.setting_bins(catalog, pruned, "fog", 3), 1.0),
-        ("local: pair_delta_bins", lambda: queries.pair_delta_bins(catalog, pruned, dense, "fog", 3), 1.0),
+        ("local: pair_delta_bins", lambda: queries.pair_delta_bins(catalog, pruned, reference, "fog", 3), 1.0),
         ("global: parallel_lines", lambda: queries.parallel_lines(catalog, pruned, "fog", 3), 1.0),
         ("embedding: sample_embedding", lambda: embeddings.sample_embedding(catalog, pruned), 1.0),
         ("samples: pruning_fragile (k=3, fog 3)", lambda: presets.pruning_fragile(catalog, 3, "fog", 3), 1.0),
         ("samples: corruption_fragile (fog <= 5)", lambda: presets.corruption_fragile(catalog, "fog", 5), 1.0),
         ("samples: robust (severity <= 3)", lambda: presets.robust(catalog, 3), 1.0),
-        ("samples: flipped_by_pruning (fog 3)", lambda: presets.flipped_by_pruning(catalog, dense, pruned, "fog", 3),
-         1.0),
+        ("samples: flipped_by_pruning (fog 3)",
+         lambda: presets.flipped_by_pruning(catalog, reference, pruned, "fog", 3), 1.0),
         ("samples: PIE (fog 3)", lambda: presets.pruning_identified_exemplars(catalog, "fog", 3), 1.0),
         ("samples: paged table, scoped filter", lambda: (presets.count_rows(catalog, scoped),
                                                          presets.filter_rows(catalog, scoped)), 1.0),
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
 
     side_by_side("pruning_fragile (k=3, clean)", lambda c: presets.pruning_fragile(c, 3), catalogs, 1.0)
     side_by_side("pruning_fragile (k=3, fog 5)", lambda c: presets.pruning_fragile(c, 3, "fog", 5), catalogs, 1.0)
-    side_by_side("corruption_fragile (dense, fog <= 5)", lambda c: presets.corruption_fragile(c, "fog", 5),
+    side_by_side("corruption_fragile (reference, fog <= 5)", lambda c: presets.corruption_fragile(c, "fog", 5),
                  catalogs, 1.0)
     side_by_side("robust (every model, severity <= 5)", lambda c: presets.robust(c, 5), catalogs, 1.0)
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     scoped = "model_id = 'm03-ltr-50' and corruption = 'fog' and severity = 3 and angle_true > 60"
     side_by_side("  filter_rows, one model and setting", lambda c: presets.filter_rows(c, scoped), catalogs, None, 2)
     side_by_side("  filter_rows, whole study", lambda c: presets.filter_rows(
-        c, "dense_correct and not correct and margin < -2.9", timeout=120), catalogs, None, 1)
+        c, "reference_correct and not correct and margin < -2.9", timeout=120), catalogs, None, 1)
     for catalog in catalogs.values():
         catalog.close()
 

@@ -149,7 +149,7 @@ def build(root: Path, rows: int, num_samples: int = 10_000, num_classes: int = 1
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             written = sum(pool.map(_worker, jobs))
     print(f"wrote {written:,} partitions in {time.perf_counter() - start:.0f} s", flush=True)
-    writer.upsert_models(root, models)  # clean accuracy from the clean partitions' markers
+    writer.upsert_models(root, synthetic.model_cards(models))  # clean accuracy from the clean partitions' markers
     synthetic.write_embeddings(root, models, study.labels, reader.read_manifest(root)["class_names"],
                                np.random.default_rng([seed, 5]))
     if index:

@@ -15,7 +15,7 @@ from store.catalog import Catalog
 
 MAX_CLASS_PANELS = 20  # more classes than this: the user picks which to show
 FIRST_CLASSES = 10  # classes a per-class view starts with on a study with too many to show at once
-CLASS_COLUMNS = ("label", "pred", "pred_b", "dense_modal_pred", "pruned_modal_pred")  # class indices in tables
+CLASS_COLUMNS = ("label", "pred", "pred_b", "reference_modal_pred", "pruned_modal_pred")  # class indices in tables
 
 
 def largest_classes(catalog: Catalog, count: int = FIRST_CLASSES) -> list[str]:

@@ -24,7 +24,7 @@ class Metric:
     query: Callable[..., pl.DataFrame]  # a named query of analysis, called (catalog, *arguments)
     value: str  # the column of the query's result that colours each cell
     arguments: tuple[Any, ...] = ()
-    intervals: bool = False  # cells carry 95 % intervals and a drop-vs-dense test; the query takes the row level
+    intervals: bool = False  # cells carry 95 % intervals and a drop-vs-reference test; the query takes the row level
     domain: tuple[float, float] | None = None  # a sequential colour scale over this range (None: the data's)
     diverging_at: float | None = None  # instead, a diverging scale centred here, red above (higher is worse)
     per_corruption: bool = False  # one value per corruption (over its severities), not per setting
@@ -39,16 +39,16 @@ def _geometry(name: str, label: str) -> Metric:
 METRICS: dict[str, Metric] = {
     "accuracy": Metric("accuracy", matrices.CELL_METRICS["accuracy"], uncertainty.matrix_cells, "accuracy",
                        intervals=True, domain=(0, 1)),
-    "drop_vs_dense": Metric("accuracy drop vs dense", "the dense model's accuracy minus the model's, on the "
-                            "samples both have", uncertainty.matrix_cells, "drop_vs_dense", intervals=True,
-                            diverging_at=0.0),
+    "drop_vs_reference": Metric("accuracy drop vs reference", "the reference's accuracy minus the model's, on "
+                                "the samples both have", uncertainty.matrix_cells, "drop_vs_reference",
+                                intervals=True, diverging_at=0.0),
     "relative_ce": Metric(
         "relative corruption error", "the error increase over clean images, summed over severities, relative "
-        "to the dense model's", matrices.corruption_errors, "relative_ce", diverging_at=1.0, per_corruption=True,
+        "to the reference's", matrices.corruption_errors, "relative_ce", diverging_at=1.0, per_corruption=True,
         note="Relative corruption error: the model's error increase over its clean error, summed over "
-             "severities, divided by its dense model's (1 = as robust as dense, above 1 = more brittle). "
+             "severities, divided by its reference's (1 = as robust as the reference, above 1 = more brittle). "
              "One value per corruption, so the severity control does not apply. A corruption that barely hurts "
-             "the dense model (its error rises by less than "
+             "the reference (its error rises by less than "
              f"{matrices.MIN_REFERENCE_RISE}) is left blank: the ratio would divide by nearly 0."),
     "ece": Metric("expected calibration error", "how far confidence is from accuracy: the sample-weighted mean "
                   f"gap over {calibration.BINS} equal-width confidence bins", calibration.calibration_cells, "ece",

@@ -98,7 +98,8 @@ def sidebar() -> None:
     if models is None or models.is_empty():
         return
     ids = models["model_id"].to_list()
-    bases = dict(zip(ids, models["base"].to_list(), strict=True))
+    # the catalog opened without a chosen reference: each model's reference is its base (None: none held)
+    references = dict(zip(ids, models["reference_model_id"].to_list(), strict=True))
     methods = list(dict.fromkeys(models["method"].to_list()))
     corruptions = [layout.CLEAN, *catalog.manifest["corruptions"]]
     severities = [int(s) for s in catalog.manifest["severities"]] or [1]
@@ -110,15 +111,14 @@ def sidebar() -> None:
         st.session_state["methods"] = methods
     bar.multiselect("Methods", methods, key="methods", help="the methods shown on the matrix and the "
                     "similarity pages")
-    _settle("model", ids, next((i for i in ids if bases[i] in bases), ids[0]))  # a derived model first
+    _settle("model", ids, next((i for i in ids if references[i] is not None), ids[0]))  # a derived model first
     bar.selectbox("Model", ids, key="model", help="the model the geometry pages show; click a matrix cell "
                   "or a model in the similarity map (or the lineage tree) to change it")
     _settle("reference", [NO_MODEL, *ids], NO_MODEL)
     bar.selectbox("Reference", [NO_MODEL, *ids], key="reference", format_func=lambda m: m or "(each model's base)",
                   help="what every comparison pairs a model with (drop vs reference, relative mCE, presets, PIE): "
                   "by default each model's base, the model it was derived from; or one model for all")
-    reference = st.session_state["reference"] or (bases[st.session_state["model"]]
-                                                  if bases[st.session_state["model"]] in bases else None)
+    reference = st.session_state["reference"] or references[st.session_state["model"]]
     _settle("compare", [NO_MODEL, *ids], reference if reference and reference != st.session_state["model"]
             else NO_MODEL)
     bar.selectbox("Compare with", [NO_MODEL, *ids], key="compare", format_func=lambda m: m or "(none)",

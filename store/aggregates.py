@@ -6,7 +6,7 @@ same questions from a few thousand rows (as Mosaic does with DuckDB):
     partition_bits  per (model_id, corruption, severity): samples, correct, and two bit strings over the
                     store's sample ids (bit i = sample i): `present` (a row exists) and `right_bits`
                     (correct); pairing two partitions is a popcount of an AND (the evaluation matrix's
-                    paired counts against the dense model)
+                    paired counts against the reference)
     sample_sums     per (sample_id, severity): rows, correct, min_margin, max_angle_true over every model
                     and corruption (the "robust everywhere" preset for any severity bound)
     class_sums      per (model_id, corruption, severity, label): rows, correct, finite rows and the sums of

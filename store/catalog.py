@@ -38,7 +38,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import aggregates, confine, layout, reader, sample_index
+from store import aggregates, bases, confine, layout, reader, sample_index
 from store.layout import StoreError
 from store.vocabulary import sql_literal
 
@@ -147,8 +147,8 @@ class Catalog:
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
-                   d.correct AS dense_correct, d.feature_norm AS dense_feature_norm,
-                   d.angle_true AS dense_angle_true, d.margin AS dense_margin
+                   d.correct AS reference_correct, d.feature_norm AS reference_feature_norm,
+                   d.angle_true AS reference_angle_true, d.margin AS reference_margin
             FROM predictions p
             JOIN models m USING (model_id)
             JOIN samples s USING (sample_id)
@@ -162,9 +162,9 @@ class Catalog:
         reference and its replicate group.
 
         A model's reference is the chosen one (`reference`; none for that model itself), else its base when
-        the store holds it. A row written before model cards (no loader: every writer since records one)
-        gets the rule it was written under: a pruned model's base is the dense model of its architecture
-        (the same seed first). Models form a replicate group when they differ only in their seed; a model
+        the store holds it: the catalog only reads `base` (set at extraction; for rows written before model
+        cards, filled once by `compute migrate`, store.bases: a store whose rows still wait for it is
+        refused with that hint). Models form a replicate group when they differ only in their seed; a model
         without a seed is its own group.
         """
         con = self._connection
@@ -175,25 +175,20 @@ class Catalog:
         # The typed empty select first: card columns the file lacks come out null, typed.
         stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
         con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
-        # A row without a loader was written before model cards (every writer since records one).
-        con.execute("""
-            CREATE VIEW models_raw AS SELECT * REPLACE (coalesce(m.base, CASE WHEN m.loader IS NULL
-                AND m.method <> 'dense' THEN (
-                    SELECT d.model_id FROM models_file d WHERE d.method = 'dense' AND d.arch = m.arch
-                    ORDER BY (d.seed = m.seed) DESC, d.model_id LIMIT 1) END) AS base)
-            FROM models_file m""")
+        bases.check(self.root, self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file")
+                    .to_dicts())
         con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
         con.execute("""
             CREATE VIEW models AS
             SELECT m.*,
-                   CASE WHEN c.model_id IS NULL THEN (SELECT b.model_id FROM models_raw b WHERE b.model_id = m.base)
+                   CASE WHEN c.model_id IS NULL THEN (SELECT b.model_id FROM models_file b WHERE b.model_id = m.base)
                         WHEN c.model_id <> m.model_id THEN c.model_id END AS reference_model_id,
                    CASE WHEN m.seed IS NULL THEN m.model_id
                         ELSE format('{}-{}-{:g}', m.arch, m.method, m.target_sparsity * 100) END AS group_id
-            FROM models_raw m CROSS JOIN chosen_reference c
+            FROM models_file m CROSS JOIN chosen_reference c
         """)
         if self.reference is not None:
-            known = self.query("SELECT model_id FROM models_raw")["model_id"].to_list()
+            known = self.query("SELECT model_id FROM models_file")["model_id"].to_list()
             if self.reference not in known:
                 raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
                                  f"{', '.join(sorted(known))}")

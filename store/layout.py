@@ -201,7 +201,7 @@ MODEL_SCHEMA = pa.schema([
     ("latency_load_average", pa.float64()),
 ])
 # The model card's columns added within format 2 (nullable): a store written before them lacks them, and
-# readers take them as null (the catalog then pairs its pruned models with their dense model as before).
+# readers take them as null (`compute migrate` fills the base of such rows once: store.bases).
 # `base` is the model_id this model was derived from (null for one derived from nothing in the store);
 # `loader` says how the model is loaded again, as JSON: {"kind": "checkpoint"} (a prunescope checkpoint,
 # the `checkpoint` column), {"kind": "module", "function": "package.module:function", "normalize": ...}
@@ -279,9 +279,9 @@ FILTER_COLUMNS: dict[str, str] = {
     "angle_nearest_wrong": "smallest angle (degrees) to a wrong class's weight row",
     "margin": "signed distance to the nearest decision boundary (negative when wrong)",
     "finite": "all geometry values are finite",
-    "dense_correct": "the model's reference (its base, or the chosen reference) is correct on this sample "
+    "reference_correct": "the model's reference (its base, or the chosen reference) is correct on this sample "
                      "and setting",
-    "dense_feature_norm": "the reference model's feature_norm on this sample and setting",
-    "dense_angle_true": "the reference model's angle_true on this sample and setting",
-    "dense_margin": "the reference model's margin on this sample and setting",
+    "reference_feature_norm": "the reference model's feature_norm on this sample and setting",
+    "reference_angle_true": "the reference model's angle_true on this sample and setting",
+    "reference_margin": "the reference model's margin on this sample and setting",
 }

@@ -51,12 +51,9 @@ def write_study(root: Path, models=MODELS, settings=SETTINGS, accuracy: Callable
                 columns["finite"][NON_FINITE[3]] = False
             written[(model_id, corruption, severity)] = columns
             synthetic.write_partition(root, model_id, corruption, severity, columns)
-    # Each pruned model's base: the dense model of its seed, else the first dense model (prunescope's rule).
-    dense = {seed_: model_id for model_id, method, _, seed_ in reversed(models) if method == "dense"}
-    first_dense = next((m[0] for m in models if m[1] == "dense"), None)
-    writer.upsert_models(root, [{
+    # model cards as extraction records them: each pruned model's base by extraction's rule
+    writer.upsert_models(root, synthetic.model_cards([{
         "model_id": model_id, "arch": "a", "method": method, "target_sparsity": sparsity, "sparsity": sparsity,
         "seed": seed_, "num_params": 10, "num_nonzero": 5, "checkpoint": None, "hparams": "{}",
-        "clean_accuracy": 0.0, "base": None if method == "dense" else dense.get(seed_, first_dense)}
-        for model_id, method, sparsity, seed_ in models])
+        "clean_accuracy": 0.0} for model_id, method, sparsity, seed_ in models]))
     return root

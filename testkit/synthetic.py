@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from compute import geometry
+from compute import cards, geometry
 from store import layout, reader, vocabulary, writer
 
 METHODS = ("dense", "ft", "gmp", "ltr", "lrr", "random", "snip", "edgepopup", "biprop")
@@ -63,6 +63,15 @@ def prediction_columns(rng: np.random.Generator, labels: np.ndarray, num_classes
     }
 
 
+def model_cards(rows: Sequence[dict]) -> list[dict]:
+    """Model rows as extraction records them: the loader of a prunescope checkpoint, and each pruned model's
+    base by extraction's own rule (compute.cards.fill_bases: the dense model of its arch, its seed first)."""
+    loader = json.dumps(cards.CHECKPOINT_LOADER, sort_keys=True)
+    entries = [cards.ExtractModel(row["model_id"], None, {**row, "loader": loader, "base": None}) for row in rows]
+    cards.fill_bases(entries, {})
+    return [entry.info for entry in entries]
+
+
 def partition(columns: dict[str, np.ndarray], per_class: layout.PerClass | None = None) -> tuple[pa.Table, dict]:
     """Format-1 columns -> (format-2 table, completion summary), keeping the classes extraction would."""
     per_class = per_class or layout.PerClass()
@@ -101,8 +110,9 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                 class_names: Sequence[str] | None = None, embeddings: bool = False, seeds: int = 1) -> Path:
     """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
     returns its path. Model 0 is the dense model; with `seeds` > 1 every (method, sparsity) comes as that
-    many consecutive replicates, seeds 0.. (ids end in -s<seed>), dense included; each pruned model's
-    base is the dense model of its seed. Classes are named `class0`.. unless `class_names` (one per
+    many consecutive replicates, seeds 0.. (ids end in -s<seed>), dense included. Format 2 records model
+    cards as extraction does (`model_cards`: each pruned model's base is the dense model of its seed);
+    format 1 the rows of its day (no card: `compute migrate` fills their bases). Classes are named `class0`.. unless `class_names` (one per
     class) says otherwise. With `embeddings`, embeddings/ as `python -m compute embed` lays it out (random
     coordinates; samples on clean images)."""
     if class_names is not None and len(class_names) != num_classes:
@@ -139,9 +149,8 @@ def write_store(root: str | Path, *, num_models: int, num_samples: int, corrupti
                 write_partition(root, model_id, corruption, severity, columns, per_class)
         rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
                      "sparsity": sparsity, "seed": replicate, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
-                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill,
-                     "base": None if group == 0 else rows[replicate]["model_id"]})  # pruned from its seed's dense model
-    writer.upsert_models(root, rows)
+                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
+    writer.upsert_models(root, rows if version == 1 else model_cards(rows))
     if embeddings:
         write_embeddings(root, rows, labels, reader.read_manifest(root)["class_names"], rng)
     return root

@@ -1,4 +1,5 @@
-"""Rewrite a format-1 store as format 2, in place, atomically per partition and resumably.
+"""Rewrite a format-1 store as format 2, in place, atomically per partition and resumably; fill the base
+of models written before model cards.
 
 Format 1 kept every class's angle and logit in each row; format 2 keeps the logits of all classes up
 to a threshold (else the top-k by logit and the true class), stores each model's classifier norms and
@@ -7,7 +8,9 @@ fitted per class from the model's clean partition: logit_c = |W_c| (|x| cos θ_c
 |x| cos θ_c across rows, and a least-squares line through every finite row gives both (to float32
 precision). Every partition is then rewritten through the store's atomic publish; the manifest says
 `migrating_to: 2` until the last one is done, and the store refuses to open meanwhile. A killed run,
-started again, skips the partitions already rewritten and ends with the same store.
+started again, skips the partitions already rewritten and ends with the same store. Last, every model row
+written before model cards (no loader, no base) gets the base it was compared with then, written once into
+models.parquet (store.bases), so the catalog only reads `base`; a format-2 store of that age needs only this.
 
 Example:
     python -m compute migrate --store data/old-study
@@ -27,9 +30,9 @@ import torch
 from tqdm.auto import tqdm
 
 from compute import geometry
-from store import layout, reader, writer
+from store import bases, layout, reader, writer
 
-HELP = "rewrite a format-1 store as format 2 (atomic per partition, resumable)"
+HELP = "rewrite a format-1 store as format 2 (atomic per partition, resumable); fill old models' bases"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,5 +125,6 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
 def run(args: argparse.Namespace) -> int:
     per_class = layout.PerClass(args.all_classes_up_to, args.top_k)
     rewritten = migrate(args.store, per_class)
-    print(f"{args.store}: format {layout.SCHEMA_VERSION}, {rewritten} partitions rewritten")
+    filled = bases.fill(args.store)  # rows written before model cards (store.bases)
+    print(f"{args.store}: format {layout.SCHEMA_VERSION}, {rewritten} partitions rewritten, {filled} model bases filled")
     return 0

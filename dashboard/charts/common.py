@@ -10,7 +10,7 @@ DEGREES = "°"
 OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
 MAX_MARKS = 5000  # above this many samples a chart gets aggregates from DuckDB, not one mark per sample
 BINS = 24  # grid size of the 2-D histograms that replace scatter plots on large studies
-FADED = 0.3  # opacity of a matrix cell whose drop vs dense is not significant
+FADED = 0.3  # opacity of a matrix cell whose drop vs reference is not significant
 
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:

@@ -85,10 +85,10 @@ def by_method(matrix: alt.Chart) -> alt.VConcatChart:
 def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str,
                     diverging_at: float | None = None, domain: Sequence[float] | None = None,
                     selected: Mapping[str, object] | None = None) -> alt.Chart:
-    """evaluation_matrix of analysis.uncertainty cells (with_significance applied): cells whose drop vs dense
+    """evaluation_matrix of analysis.uncertainty cells (with_significance applied): cells whose drop vs reference
     is not significant after `correction` are faded and outlined in dashed grey, and the tooltip gives the 95 % intervals, the
     p-value and the adjusted p-value. `cells` has model_id (a group's first model), method,
-    target_sparsity, corruption, severity, `value`, accuracy_low/high, drop_vs_dense, drop_low/high,
+    target_sparsity, corruption, severity, `value`, accuracy_low/high, drop_vs_reference, drop_low/high,
     p_value, p_adjusted, significant and, for groups, group_id and seeds."""
     significance = (pl.when(pl.col("significant").is_null()).then(pl.lit("no test"))
                     .when(pl.col("significant")).then(pl.lit("significant")).otherwise(pl.lit("not significant")))
@@ -103,7 +103,7 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
                "corruption", "severity",
                alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("accuracy_low:Q", title="accuracy 95% low", format=".3f"),
                alt.Tooltip("accuracy_high:Q", title="accuracy 95% high", format=".3f"),
-               alt.Tooltip("drop_vs_dense:Q", title="drop vs dense", format=".3f"),
+               alt.Tooltip("drop_vs_reference:Q", title="drop vs reference", format=".3f"),
                alt.Tooltip("drop_low:Q", title="drop 95% low", format=".3f"),
                alt.Tooltip("drop_high:Q", title="drop 95% high", format=".3f"),
                alt.Tooltip("p_value:Q", title="p-value", format=".2g"),
@@ -124,7 +124,7 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
 
 def reliability_diagram(bins: pl.DataFrame, title: str) -> alt.LayerChart:
     """Accuracy against mean confidence per confidence bin (analysis.calibration.calibration_bins), one line
-    per `curve` (e.g. the model and its dense model), point area by samples; the diagonal is perfect
+    per `curve` (e.g. the model and its reference), point area by samples; the diagonal is perfect
     calibration, points below it are overconfident."""
     diagonal = alt.Chart(pl.DataFrame({"confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}).to_pandas()).mark_line(
         color="grey", strokeDash=[4, 4]).encode(x="confidence:Q", y="accuracy:Q")

@@ -33,7 +33,7 @@ metric = METRICS[selection.metric]
 correction = st.segmented_control("Multiple-comparison correction", list(uncertainty.CORRECTIONS), default="holm",
                                   key="matrix_correction", persist_state="session", required=True,
                                   format_func=uncertainty.CORRECTIONS.get, disabled=not metric.intervals,
-                                  help="applied to the drop-vs-dense p-values of the cells shown")
+                                  help="applied to the drop-vs-reference p-values of the cells shown")
 arguments = (*metric.arguments, selection.level) if metric.intervals else metric.arguments
 cells = data.query(metric.query, catalog, *arguments)
 if metric.note:
@@ -41,7 +41,7 @@ if metric.note:
 if not data.has_reference(catalog):  # drops, p-values and relative errors need a model to compare with
     st.info(data.NO_REFERENCE)
 if not metric.intervals and selection.level == "group":
-    st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs dense.")
+    st.caption("Rows are single models for this metric: groups and intervals cover accuracy and its drop vs reference.")
 if cells.is_empty():
     st.info("No predictions in this store yet: run `python -m compute extract` or `make demo`.")
     st.stop()
@@ -79,7 +79,7 @@ else:
 if metric.intervals:
     tested = cells.filter(pl.col("significant").is_not_null())
     rows = "groups (mean over seeds)" if selection.level == "group" else "models"
-    st.caption(f"Rows: {rows}. Faded cells with a dashed outline: the drop vs dense is **not significant at 0.05** after the "
+    st.caption(f"Rows: {rows}. Faded cells with a dashed outline: the drop vs reference is **not significant at 0.05** after the "
                f"{uncertainty.CORRECTIONS[correction]} correction over the {tested.height} cells shown "
                f"({tested['significant'].sum()} significant). Per model: exact McNemar test on the samples only "
                "one of the two models gets right; per group of seeds: hierarchical bootstrap (seeds, then samples). "
@@ -92,8 +92,8 @@ for column, path in ((left, "local"), (right, "global")):
 if metric.query is calibration.calibration_cells:
     st.subheader("Reliability diagram of the selection")
     adaptive = selection.metric == "adaptive_ece"
-    dense = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)["reference_model_id"]
-    curves = [selection.model] + [m for m in dense.to_list() if m and m != selection.model]
+    reference = data.query(queries.models, catalog).filter(pl.col("model_id") == selection.model)["reference_model_id"]
+    curves = [selection.model] + [m for m in reference.to_list() if m and m != selection.model]
     bins = pl.concat([data.query(calibration.calibration_bins, catalog, adaptive, calibration.BINS, model_id,
                                  selection.corruption, selection.severity).with_columns(pl.lit(model_id).alias("curve"))
                       for model_id in curves])
@@ -103,7 +103,7 @@ if metric.query is calibration.calibration_cells:
         st.altair_chart(reliability_diagram(bins, f"Calibration ({selection.setting})"),
                         key="reliability_chart", width="content")
         st.caption(f"{calibration.BINS} {'equal-mass' if adaptive else 'equal-width'} confidence bins of the "
-                   "selected model and its dense model: on the dashed diagonal confidence equals accuracy; below "
+                   "selected model and its reference: on the dashed diagonal confidence equals accuracy; below "
                    "it the model is overconfident.")
 with st.expander("Table"):
     st.dataframe(cells, hide_index=True)

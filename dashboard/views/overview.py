@@ -66,7 +66,7 @@ st.caption("Each model right of its base (the model it was derived from), the ed
 table = models.with_columns(
     pl.col("loader").str.json_path_match("$.kind").fill_null("checkpoint").alias("loaded_from"),
 ).drop("hparams", "checkpoint", "clean_accuracy", "loader").join(
-    summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_dense", "mce",
+    summary.select("model_id", "clean_accuracy", "corruption_accuracy", "corruption_drop_vs_reference", "mce",
                    "relative_mce"), on="model_id", how="left")
 st.dataframe(table, hide_index=True)
 downloads(table, "models")
@@ -88,12 +88,12 @@ if pie.is_empty():
     st.info("PIE counts need models with a reference (their base, or the sidebar's **Reference**) and "
             "predictions in the selected setting." + ("" if data.has_reference(catalog) else " " + data.NO_REFERENCE))
 else:
-    st.dataframe(pie.select("method", "target_sparsity", "replicates", "dense_replicates", "pie_samples"),
+    st.dataframe(pie.select("method", "target_sparsity", "replicates", "reference_replicates", "pie_samples"),
                  hide_index=True)
     single = pie.filter(pl.col("single_seed"))
     note = (" With a single seed on either side the modal prediction is the one model's prediction, so here "
             f"PIE reduces to \"flipped by pruning\" (rows: {', '.join(single['group_id'].to_list())})."
             if single.height else "")
     st.caption(f"Samples ({selection.setting}) whose modal prediction over a group's pruned seeds differs from "
-               f"the modal prediction over the dense seeds (Hooker et al. 2019).{note} The Samples page lists "
+               f"the modal prediction over its reference group's seeds (Hooker et al. 2019).{note} The Samples page lists "
                "them (preset `pruning_identified_exemplars`).")

@@ -78,8 +78,8 @@ def test_accuracy_matrix_per_model_matches_direct_computation(catalog, direct) -
         clean = accuracy[(row["model_id"], layout.CLEAN, 0)]
         assert close(row["accuracy"], accuracy[key])
         assert close(row["error"], 1 - accuracy[key])
-        assert close(row["dense_accuracy"], dense)
-        assert close(row["drop_vs_dense"], None if dense is None else dense - accuracy[key])
+        assert close(row["reference_accuracy"], dense)
+        assert close(row["drop_vs_reference"], None if dense is None else dense - accuracy[key])
         assert close(row["drop_vs_clean"], clean - accuracy[key])
         assert row["samples"] == NUM_SAMPLES
 
@@ -91,7 +91,7 @@ def test_accuracy_matrix_per_method_averages_the_models_of_a_group(catalog, dire
     assert lrr["models"].to_list() == [2]
     expected = (accuracy[("lrr-a", "fog", 3)] + accuracy[("lrr-b", "fog", 3)]) / 2
     assert close(lrr["accuracy"][0], expected)
-    assert close(lrr["drop_vs_dense"][0], accuracy[("dense", "fog", 3)] - expected)
+    assert close(lrr["drop_vs_reference"][0], accuracy[("dense", "fog", 3)] - expected)
     assert matrix.height == 4 * len(SETTINGS)  # dense, lrr 0.9, ft 0.5, ft 0.8
 
 
@@ -103,7 +103,7 @@ def test_metric_matrix_averages_finite_rows_only(catalog, direct) -> None:
             key = (row["model_id"], row["corruption"], row["severity"])
             assert close(row["value"], means[key]), (metric, key)
             reference = None if key[0] == "dense" else means[key] - means[("dense", *key[1:])]
-            assert close(row["delta_vs_dense"], reference)
+            assert close(row["delta_vs_reference"], reference)
     angle = matrices.metric_matrix(catalog, "angle_true").filter(
         (pl.col("model_id") == NON_FINITE[0]) & (pl.col("corruption") == NON_FINITE[1]) & (pl.col("severity") == 3))
     assert angle["samples"][0] == NUM_SAMPLES - len(NON_FINITE[3])
@@ -126,12 +126,12 @@ def direct_errors(direct: pl.DataFrame) -> dict[tuple[str, str], tuple[float, fl
             model = sum(error[(model_id, corruption, s)] for s in SEVERITIES)
             dense = sum(error[("dense", corruption, s)] for s in SEVERITIES)
             relative = sum(error[(model_id, corruption, s)] - error[(model_id, layout.CLEAN, 0)] for s in SEVERITIES)
-            dense_relative = sum(error[("dense", corruption, s)] - error[("dense", layout.CLEAN, 0)]
+            reference_relative = sum(error[("dense", corruption, s)] - error[("dense", layout.CLEAN, 0)]
                                  for s in SEVERITIES)
-            guarded = dense_relative / len(SEVERITIES) >= matrices.MIN_REFERENCE_RISE
+            guarded = reference_relative / len(SEVERITIES) >= matrices.MIN_REFERENCE_RISE
             # the dense model is every pruned model's base (testkit.study) and has no reference itself
             result[(model_id, corruption)] = ((None, None) if model_id == "dense"
-                                              else (model / dense, relative / dense_relative if guarded else None))
+                                              else (model / dense, relative / reference_relative if guarded else None))
     return result
 
 
@@ -157,14 +157,14 @@ def test_model_summary_follows_the_definitions(catalog, direct) -> None:
         model_id = row["model_id"]
         clean = accuracy[(model_id, layout.CLEAN, 0)]
         mean = np.mean([accuracy[(model_id, *setting)] for setting in corrupted])
-        dense_mean = np.mean([accuracy[("dense", *setting)] for setting in corrupted])
+        reference_mean = np.mean([accuracy[("dense", *setting)] for setting in corrupted])
         assert close(row["clean_accuracy"], clean)
         assert close(row["corruption_accuracy"], mean)
         if model_id == "dense":  # no reference: no drop, no mCE
-            assert (row["clean_drop_vs_dense"], row["corruption_drop_vs_dense"], row["mce"]) == (None,) * 3
+            assert (row["clean_drop_vs_reference"], row["corruption_drop_vs_reference"], row["mce"]) == (None,) * 3
             continue
-        assert close(row["clean_drop_vs_dense"], accuracy[("dense", layout.CLEAN, 0)] - clean)
-        assert close(row["corruption_drop_vs_dense"], dense_mean - mean)
+        assert close(row["clean_drop_vs_reference"], accuracy[("dense", layout.CLEAN, 0)] - clean)
+        assert close(row["corruption_drop_vs_reference"], reference_mean - mean)
         assert close(row["mce"], np.mean([errors[(model_id, c)][0] for c in CORRUPTIONS]))
         kept = [errors[(model_id, c)][1] for c in CORRUPTIONS if errors[(model_id, c)][1] is not None]
         assert close(row["relative_mce"], np.mean(kept) if kept else None)
@@ -191,7 +191,7 @@ def test_common_corruption_figures_use_exactly_the_15_common_ones(tmp_path) -> N
         assert close(row["common_mce"], None if model_id == "dense" else np.mean(ce))
 
 
-def test_a_dense_model_without_errors_gives_null_not_infinite_ce(tmp_path) -> None:
+def test_a_reference_without_errors_gives_null_not_infinite_ce(tmp_path) -> None:
     settings = [(layout.CLEAN, 0), ("fog", 1), ("fog", 3)]
     root = write_study(tmp_path, models=MODELS[:2], settings=settings,
                        accuracy=lambda m, c: 1.0 if m == "dense" else 0.7)
@@ -201,7 +201,7 @@ def test_a_dense_model_without_errors_gives_null_not_infinite_ce(tmp_path) -> No
     assert errors["relative_ce"].null_count() == errors.height
     summary = matrices.model_summary(catalog)
     assert summary["mce"].null_count() == summary["relative_mce"].null_count() == summary.height
-    assert summary.filter(pl.col("model_id") == "lrr-a")["clean_drop_vs_dense"][0] > 0
+    assert summary.filter(pl.col("model_id") == "lrr-a")["clean_drop_vs_reference"][0] > 0
 
 
 def test_relative_ce_leaves_out_a_corruption_that_barely_hurts_the_reference(tmp_path) -> None:
@@ -388,7 +388,7 @@ def setting_rows(direct: pl.DataFrame, corruption: str, severity: int) -> pl.Dat
     return direct.filter((pl.col("corruption") == corruption) & (pl.col("severity") == severity))
 
 
-def test_pruning_fragile_counts_pruned_models_wrong_where_the_dense_model_is_right(catalog, direct) -> None:
+def test_pruning_fragile_counts_pruned_models_wrong_where_the_reference_is_right(catalog, direct) -> None:
     rows = setting_rows(direct, "fog", 3)
     dense = rows.filter((pl.col("model_id") == "dense") & pl.col("correct")).select("sample_id")
     pruned = rows.filter(pl.col("method") != "dense").join(dense, on="sample_id")
@@ -463,12 +463,21 @@ def test_filter_rows_returns_the_rows_a_direct_filter_selects(catalog, direct) -
     assert presets.filter_rows(catalog, text, limit=5).height == 5
 
 
-def test_filter_rows_can_compare_with_the_dense_model(catalog, direct) -> None:
+def test_filter_rows_can_compare_with_the_reference(catalog, direct) -> None:
     dense = direct.filter(pl.col("model_id") == "dense").select("corruption", "severity", "sample_id",
-                                                                  pl.col("correct").alias("dense_correct"))
+                                                                  pl.col("correct").alias("reference_correct"))
     expected = direct.join(dense, on=["corruption", "severity", "sample_id"]).filter(
-        pl.col("dense_correct") & ~pl.col("correct"))
-    assert presets.count_rows(catalog, "dense_correct and not correct") == expected.height
+        pl.col("reference_correct") & ~pl.col("correct"))
+    assert presets.count_rows(catalog, "reference_correct and not correct") == expected.height
+
+
+def test_filters_with_the_deprecated_dense_names_give_the_same_answers(catalog) -> None:
+    """analysis.filters.DEPRECATED_COLUMNS: a saved filter with the old names still runs, with the same rows."""
+    new = ("reference_correct and not correct and reference_margin > margin "
+           "and reference_angle_true < angle_true and reference_feature_norm > 0")
+    old = new.replace("reference_", "dense_")
+    assert "dense_" in old and presets.count_rows(catalog, old) == presets.count_rows(catalog, new) > 0
+    assert presets.filter_rows(catalog, old).equals(presets.filter_rows(catalog, new))
 
 
 def test_filter_errors_are_filter_errors_with_a_readable_message(catalog) -> None:

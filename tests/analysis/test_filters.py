@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.filters import (
+    DEPRECATED_COLUMNS,
     FILTER_EXAMPLES,
     FILTER_HELP,
     FUNCTIONS,
@@ -34,9 +35,9 @@ STRINGS = {
     "label_name": [str(label) for label in range(10)],
 }
 INTEGERS = ["severity", "sample_id", "label", "pred", "seed"]
-BOOLEANS = ["correct", "finite", "dense_correct"]
+BOOLEANS = ["correct", "finite", "reference_correct"]
 DOUBLES = [name for name in FILTER_COLUMNS if name not in STRINGS and name not in INTEGERS + BOOLEANS]
-NULLABLE = ["dense_correct", "dense_feature_norm", "dense_angle_true", "dense_margin"]
+NULLABLE = ["reference_correct", "reference_feature_norm", "reference_angle_true", "reference_margin"]
 NUMERIC = INTEGERS + DOUBLES
 
 # What DuckDB may raise when a filter that compiled is nonsense for the column types (the compiler leaves
@@ -88,14 +89,14 @@ def _frame() -> pl.DataFrame:
         "angle_pred": rng.uniform(0, 180, ROWS),
         "angle_nearest_wrong": rng.uniform(0, 180, ROWS),
         "margin": rng.normal(0, 1.5, ROWS),
-        "dense_feature_norm": rng.uniform(0.1, 3, ROWS),
-        "dense_angle_true": rng.uniform(0, 180, ROWS),
-        "dense_margin": rng.normal(0, 1.5, ROWS),
+        "reference_feature_norm": rng.uniform(0.1, 3, ROWS),
+        "reference_angle_true": rng.uniform(0, 180, ROWS),
+        "reference_margin": rng.normal(0, 1.5, ROWS),
     }
     columns |= {name: pl.Series(name, values, pl.Float64) for name, values in doubles.items()}
     columns["correct"] = pl.Series("correct", label == pred)
     columns["finite"] = pl.Series("finite", rng.random(ROWS) > 0.05)
-    columns["dense_correct"] = pl.Series("dense_correct", rng.random(ROWS) < 0.7)
+    columns["reference_correct"] = pl.Series("reference_correct", rng.random(ROWS) < 0.7)
     frame = pl.DataFrame([columns[name] for name in FILTER_COLUMNS])
     missing = pl.Series(rng.random(ROWS) < 0.15)
     return frame.with_columns(
@@ -149,7 +150,7 @@ VALID: list[tuple[str, pl.Expr]] = [
         "margin between -1 and 0 and corruption in ('fog', 'frost')",
         (c("margin") >= -1) & (c("margin") <= 0) & _any_equal("corruption", ["fog", "frost"]),
     ),
-    ("feature_norm < 0.5 * dense_feature_norm", c("feature_norm") < 0.5 * c("dense_feature_norm")),
+    ("feature_norm < 0.5 * reference_feature_norm", c("feature_norm") < 0.5 * c("reference_feature_norm")),
     ("label_name = '3' and severity >= 3", (c("label_name") == "3") & (c("severity") >= 3)),
     ("abs(margin) < 0.1", c("margin").abs() < 0.1),
     ("correct = false", c("correct") == False),  # noqa: E712 -- a Polars expression, not a Python test
@@ -172,23 +173,23 @@ VALID: list[tuple[str, pl.Expr]] = [
     ("2 + 3 * severity > 10", 2 + 3 * c("severity") > 10),
     ("-margin * 2 > 1", -c("margin") * 2 > 1),
     ("margin - -1 < 0", c("margin") + 1 < 0),
-    ("feature_norm / dense_feature_norm > 1.2", c("feature_norm") / c("dense_feature_norm") > 1.2),
+    ("feature_norm / reference_feature_norm > 1.2", c("feature_norm") / c("reference_feature_norm") > 1.2),
     ("sample_id % 7 = 3", c("sample_id") % 7 == 3),
     ("severity / 2 = 1.5", c("severity") / 2 == 1.5),
     ("margin not between -0.5 and 0.5", ~((c("margin") >= -0.5) & (c("margin") <= 0.5))),
     ("severity in (1, 3, 5)", _any_equal("severity", [1, 3, 5])),
     ("method not in ('dense', 'lrr')", ~_any_equal("method", ["dense", "lrr"])),
     ("label in (pred, 3)", (c("label") == c("pred")) | (c("label") == 3)),
-    ("dense_margin is null", c("dense_margin").is_null()),
+    ("reference_margin is null", c("reference_margin").is_null()),
     (
-        "dense_margin is not null and dense_margin < margin",
-        c("dense_margin").is_not_null() & (c("dense_margin") < c("margin")),
+        "reference_margin is not null and reference_margin < margin",
+        c("reference_margin").is_not_null() & (c("reference_margin") < c("margin")),
     ),
-    ("not dense_correct", ~c("dense_correct")),
-    ("dense_correct or correct", c("dense_correct") | c("correct")),
-    ("not (dense_correct and correct)", ~(c("dense_correct") & c("correct"))),
-    ("dense_correct and not correct", c("dense_correct") & ~c("correct")),
-    ("coalesce(dense_margin, 0) > margin", pl.coalesce(c("dense_margin"), pl.lit(0.0)) > c("margin")),
+    ("not reference_correct", ~c("reference_correct")),
+    ("reference_correct or correct", c("reference_correct") | c("correct")),
+    ("not (reference_correct and correct)", ~(c("reference_correct") & c("correct"))),
+    ("reference_correct and not correct", c("reference_correct") & ~c("correct")),
+    ("coalesce(reference_margin, 0) > margin", pl.coalesce(c("reference_margin"), pl.lit(0.0)) > c("margin")),
     ("least(angle_true, angle_pred) < 20", pl.min_horizontal("angle_true", "angle_pred") < 20),
     (
         "greatest(angle_true, angle_pred, 170) = 170",
@@ -269,6 +270,23 @@ def test_help_lists_every_column_and_function_and_its_examples_compile() -> None
     for example in FILTER_EXAMPLES:
         assert example in FILTER_HELP
         compile_filter(example)
+
+
+def test_the_old_dense_names_are_aliases_of_the_reference_columns_deprecated_once_in_the_help(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """For one release `dense_*` (the reference columns' old names) compile to `reference_*`: the same SQL,
+    so the same rows; the help says once that they are deprecated, and lists no other column for them."""
+    renamed = ("correct", "feature_norm", "angle_true", "margin")
+    assert {f"dense_{name}": f"reference_{name}" for name in renamed} == DEPRECATED_COLUMNS
+    for old, new in DEPRECATED_COLUMNS.items():
+        assert new in FILTER_COLUMNS and old not in FILTER_COLUMNS
+        assert compile_filter(f"{old.upper()} is null") == compile_filter(f"{new} is null")
+        assert FILTER_HELP.count(old) == 1
+    assert FILTER_HELP.count("Deprecated") == 1
+    text = "dense_correct and not correct and dense_margin < margin and dense_feature_norm > 0.5 * feature_norm"
+    assert _rows(con, text) == _rows(con, text.replace("dense_", "reference_"))
+    assert _rows(con, text)  # the comparison selects rows: it could tell two answers apart
 
 
 def test_type_errors_are_left_to_duckdb(con: duckdb.DuckDBPyConnection) -> None:

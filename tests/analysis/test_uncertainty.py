@@ -60,14 +60,14 @@ def test_groups_join_the_seeds_of_one_arch_method_and_sparsity(catalog) -> None:
 def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
     dense = direct.filter(pl.col("method") == "dense").select(
         pl.col("model_id").alias("reference_model_id"), "corruption", "severity", "sample_id",
-        pl.col("correct").alias("dense_correct"))
+        pl.col("correct").alias("reference_correct"))
     # Dense models have no reference: their rows stay, unpaired.
     pairs = direct.join(dense, on=["reference_model_id", "corruption", "severity", "sample_id"], how="left")
     expected = pairs.group_by("model_id", "corruption", "severity").agg(
         pl.len().alias("n"), pl.col("correct").sum().alias("k"),
-        (pl.col("correct") & ~pl.col("dense_correct")).sum().alias("only_model"),
-        (~pl.col("correct") & pl.col("dense_correct")).sum().alias("only_dense"),
-        pl.col("dense_correct").mean().alias("dense_accuracy"))
+        (pl.col("correct") & ~pl.col("reference_correct")).sum().alias("only_model"),
+        (~pl.col("correct") & pl.col("reference_correct")).sum().alias("only_reference"),
+        pl.col("reference_correct").mean().alias("reference_accuracy"))
     cells = uncertainty.model_cells(catalog).join(expected, on=["model_id", "corruption", "severity"])
     assert cells.height == direct.select("model_id", "corruption", "severity").unique().height
     for row in cells.iter_rows(named=True):
@@ -75,13 +75,13 @@ def test_model_cells_match_a_direct_paired_computation(catalog, direct) -> None:
         wilson = sps.binomtest(row["k"], row["n"]).proportion_ci(method="wilson")
         assert (row["accuracy_low"], row["accuracy_high"]) == pytest.approx((wilson.low, wilson.high))
         if row["method"] == "dense":
-            assert row["p_value"] is None and row["drop_vs_dense"] is None and row["dense_accuracy"] is None
+            assert row["p_value"] is None and row["drop_vs_reference"] is None and row["reference_accuracy"] is None
             continue
-        b, c = row["only_dense"], row["only_model"]
-        assert row["drop_vs_dense"] == pytest.approx(row["dense_accuracy"] - row["accuracy"])
-        assert row["drop_vs_dense"] == pytest.approx((b - c) / row["n"])
+        b, c = row["only_reference"], row["only_model"]
+        assert row["drop_vs_reference"] == pytest.approx(row["reference_accuracy"] - row["accuracy"])
+        assert row["drop_vs_reference"] == pytest.approx((b - c) / row["n"])
         assert row["p_value"] == pytest.approx(sps.binomtest(b, b + c, 0.5).pvalue if b + c else 1.0)
-        assert row["drop_low"] <= row["drop_vs_dense"] <= row["drop_high"]
+        assert row["drop_low"] <= row["drop_vs_reference"] <= row["drop_high"]
 
 
 def test_group_cells_average_the_seeds_with_a_t_interval(catalog, direct) -> None:
@@ -95,7 +95,7 @@ def test_group_cells_average_the_seeds_with_a_t_interval(catalog, direct) -> Non
         low, high = sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
         assert row["seeds"] == 3 and row["accuracy"] == pytest.approx(values.mean())
         assert row["accuracy_low"] == pytest.approx(max(low, 0.0)) and row["accuracy_high"] == pytest.approx(min(high, 1))
-        assert row["drop_low"] <= row["drop_vs_dense"] <= row["drop_high"]
+        assert row["drop_low"] <= row["drop_vs_reference"] <= row["drop_high"]
     # lrr under fog is ~35 points worse on every seed: significant after Holm over every cell.
     fog = uncertainty.with_significance(groups, "holm").filter(
         (pl.col("group_id") == "a-lrr-90") & (pl.col("corruption") == "fog"))
@@ -135,11 +135,11 @@ def direct_report(direct: pl.DataFrame) -> pl.DataFrame:
     clean = error.filter(pl.col("corruption") == layout.CLEAN).select("model_id", pl.col("error").alias("clean"))
     error = error.join(clean, on="model_id").with_columns((pl.col("error") - pl.col("clean")).alias("rise"))
     dense = error.select(pl.col("model_id").alias("reference_model_id"), "corruption", "severity",
-                         pl.col("rise").alias("dense_rise"))
+                         pl.col("rise").alias("reference_rise"))
     ce = (error.filter(pl.col("corruption") != layout.CLEAN).join(dense, on=["reference_model_id", "corruption", "severity"])
           .group_by("model_id", "corruption").agg(  # matrices: a denominator near 0 leaves the corruption out
-               pl.when(pl.col("dense_rise").mean() >= matrices.MIN_REFERENCE_RISE)
-               .then(pl.col("rise").sum() / pl.col("dense_rise").sum()).alias("ce"))
+               pl.when(pl.col("reference_rise").mean() >= matrices.MIN_REFERENCE_RISE)
+               .then(pl.col("rise").sum() / pl.col("reference_rise").sum()).alias("ce"))
           .group_by("model_id").agg(pl.col("ce").mean().alias("relative_mce")))
     return columns.with_columns((pl.col("k") / pl.col("n")).alias("accuracy")), ce
 
@@ -171,10 +171,10 @@ def test_report_tests_each_pruned_cell_against_its_reference_on_the_same_samples
     for model_id in ("lrr-90-s0", "ft-50-s1"):
         pairs = fog.filter(pl.col("model_id") == model_id).join(
             fog.select(pl.col("model_id").alias("reference_model_id"), "severity", "sample_id",
-                       pl.col("correct").alias("dense_correct")), on=["reference_model_id", "severity", "sample_id"])
-        only_model = int((pairs["correct"] & ~pairs["dense_correct"]).sum())
-        only_dense = int((~pairs["correct"] & pairs["dense_correct"]).sum())
-        expected = sps.binomtest(only_model, only_model + only_dense).pvalue
+                       pl.col("correct").alias("reference_correct")), on=["reference_model_id", "severity", "sample_id"])
+        only_model = int((pairs["correct"] & ~pairs["reference_correct"]).sum())
+        only_reference = int((~pairs["correct"] & pairs["reference_correct"]).sum())
+        expected = sps.binomtest(only_model, only_model + only_reference).pvalue
         row = table.filter((pl.col("row") == model_id) & (pl.col("column_name") == "fog")).row(0, named=True)
         assert row["p_value"] == pytest.approx(expected)
     dense = table.filter(pl.col("method") == "dense")
@@ -253,9 +253,9 @@ def test_pie_preset_matches_a_direct_modal_prediction(catalog, direct, setting) 
     expected = modal.filter(pl.col("method") != "dense").join(dense, on="sample_id").filter(
         pl.col("modal") != pl.col("dense"))
     found = presets.pruning_identified_exemplars(catalog, *setting)
-    assert sorted(found.select("method", "sample_id", "pruned_modal_pred", "dense_modal_pred").iter_rows()) == \
+    assert sorted(found.select("method", "sample_id", "pruned_modal_pred", "reference_modal_pred").iter_rows()) == \
         sorted(expected.select("method", "sample_id", "modal", "dense").iter_rows())
-    assert set(found["replicates"].to_list()) <= {1, 3} and set(found["dense_replicates"]) == {3}
+    assert set(found["replicates"].to_list()) <= {1, 3} and set(found["reference_replicates"]) == {3}
     counts = presets.pie_counts(catalog, *setting)
     per_method = dict(expected.group_by("method").len().iter_rows())
     assert dict(counts.select("method", "pie_samples").iter_rows()) == {m: per_method.get(m, 0) for m in ("ft", "lrr")}

@@ -92,11 +92,11 @@ def test_matrix_follows_the_metric_and_severity_and_outlines_the_selected_cell(m
     assert spec["params"][0]["value"] == [{"model_id": "m02-gmp-50", "corruption": "contrast", "severity": 3}]
     assert "m02-gmp-50" in text(app) and "contrast, severity 3" in text(app)
 
-    app.sidebar.selectbox(key="metric").set_value("drop_vs_dense").run()
+    app.sidebar.selectbox(key="metric").set_value("drop_vs_reference").run()
     app.select_slider(key="matrix_severity").set_value(3).run()
     assert not app.exception
     (spec,) = specs(app)
-    assert spec["encoding"]["color"]["field"] == "drop_vs_dense"
+    assert spec["encoding"]["color"]["field"] == "drop_vs_reference"
     assert spec["encoding"]["color"]["scale"]["domainMid"] == 0.0
     assert spec["encoding"]["x"]["sort"] == ["clean", "gaussian_noise s3", "contrast s3"]
 

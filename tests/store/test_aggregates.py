@@ -159,7 +159,7 @@ def answers(store: Path) -> tuple:
         catalog.close()
 
 
-def test_paired_counts_match_a_brute_force_against_each_dense_model(synthetic_store, pristine_copy) -> None:
+def test_paired_counts_match_a_brute_force_against_each_reference(synthetic_store, pristine_copy) -> None:
     store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
     rows = raw(store)
     counts = answers(store)[3]
@@ -170,11 +170,11 @@ def test_paired_counts_match_a_brute_force_against_each_dense_model(synthetic_st
     for record in counts.iter_rows(named=True):
         setting = record["corruption"], record["severity"]
         if record["reference_model_id"] is None:  # a dense model has no reference: nothing is paired
-            assert record["paired"] == record["both_right"] == record["only_model"] == record["only_dense"] == 0
+            assert record["paired"] == record["both_right"] == record["only_model"] == record["only_reference"] == 0
             continue
         model, dense = right(record["model_id"], *setting), right(record["reference_model_id"], *setting)
         assert record["both_right"] == (model & dense).sum()
-        assert record["only_model"] == (model & ~dense).sum() and record["only_dense"] == (~model & dense).sum()
+        assert record["only_model"] == (model & ~dense).sum() and record["only_reference"] == (~model & dense).sum()
     # seeds pair with the dense model of their own seed (the catalog's reference_model_id)
     pruned = counts.filter(counts["model_id"].str.ends_with("-s1") & (counts["method"] != "dense"))
     assert set(pruned["reference_model_id"]) == {"m01-dense-0-s1"}
@@ -251,13 +251,13 @@ def test_the_paged_filter_gives_the_first_rows_of_the_whole_ordered_answer(synth
         catalog.close()
 
 
-def test_pruning_fragile_judges_each_seed_against_its_own_dense_model(synthetic_store) -> None:
+def test_pruning_fragile_judges_each_seed_against_its_own_reference(synthetic_store) -> None:
     store = synthetic_store(**SIZES["seeds"])
     rows = pl.from_arrow(prediction_rows(store)).with_columns(correct=pl.col("pred") == pl.col("label"))
     models = pl.from_arrow(pq.read_table(store / layout.MODELS)).select("model_id", "method", "seed")
     setting = rows.filter((pl.col("corruption") == "fog") & (pl.col("severity") == 3)).join(models, on="model_id")
-    dense = setting.filter(pl.col("method") == "dense").select("seed", "sample_id", dense_right=pl.col("correct"))
-    judged = setting.filter(pl.col("method") != "dense").join(dense, on=["seed", "sample_id"]).filter("dense_right")
+    dense = setting.filter(pl.col("method") == "dense").select("seed", "sample_id", reference_right=pl.col("correct"))
+    judged = setting.filter(pl.col("method") != "dense").join(dense, on=["seed", "sample_id"]).filter("reference_right")
     expected = (judged.group_by("sample_id").agg(wrong=(~pl.col("correct")).sum(), models=pl.len())
                 .filter(pl.col("wrong") >= 1))
     catalog = Catalog(store)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import matrices, presets, queries
-from store import derived, layout, reader, writer
+from store import bases, derived, layout, reader, writer
 from store.catalog import Catalog
 from store.verify import validated_manifest
 from testkit import synthetic
@@ -118,16 +118,26 @@ def test_a_chosen_reference_replaces_every_base(small_store) -> None:
         Catalog(small_store, reference="nope")
 
 
-def test_a_store_written_before_model_cards_pairs_pruned_models_with_their_dense_model(small_store, tmp_path) -> None:
+def test_a_store_written_before_model_cards_is_refused_until_migrate_fills_its_bases(small_store, tmp_path) -> None:
     store = tmp_path / "old"
     shutil.copytree(small_store, store)
     # models.parquet as writers before the card columns wrote it (layout.MODEL_REQUIRED_SCHEMA).
     old = pq.read_table(store / layout.MODELS).select(layout.MODEL_REQUIRED_SCHEMA.names)
     pq.write_table(old, store / layout.MODELS)
+    # one line naming the command, never a silent pairing without bases
+    with pytest.raises(layout.StoreError, match=r"^[^\n]*2 model\(s\) in models.parquet were written before "
+                       r"model cards.*`python -m compute migrate --store [^\n]*old`$"):
+        Catalog(store)
+    process = _migrate_cli(store)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "0 partitions rewritten, 2 model bases filled" in out
     frame = queries.models(Catalog(store))
     dense = frame.filter(pl.col("method") == "dense")["model_id"][0]
     assert frame.filter(pl.col("method") != "dense")["reference_model_id"].unique().to_list() == [dense]
+    assert frame.filter(pl.col("method") != "dense")["base"].unique().to_list() == [dense]
     assert frame["loader"].null_count() == frame.height
+    assert bases.fill(store) == 0  # filled once: a second run finds nothing to do
     # a model added by a writer with cards (a loader, no base) keeps no base; the old rows keep theirs
     added = {**old.to_pylist()[1], "model_id": "added", "loader": '{"kind": "module"}', "base": None}
     writer.upsert_models(store, [added])
@@ -135,6 +145,22 @@ def test_a_store_written_before_model_cards_pairs_pruned_models_with_their_dense
     references = dict(frame.select("model_id", "reference_model_id").iter_rows())
     assert references.pop("added") is None and references.pop(dense) is None
     assert set(references.values()) == {dense}
+
+
+def test_the_legacy_base_rule_is_the_dense_model_of_the_arch_its_seed_first() -> None:
+    """store.bases.legacy_base: the rule rows from before model cards were paired under (same arch; the
+    same seed, then another seed, then none; then by id), for pruned rows without a loader or base only."""
+    def row(model_id, method="ft", arch="a", seed=0, **card):
+        return {"model_id": model_id, "method": method, "arch": arch, "seed": seed, "base": None, "loader": None,
+                **card}
+
+    dense = [row("d-none", "dense", seed=None), row("d-s2", "dense", seed=2), row("d-s1b", "dense", seed=1),
+             row("d-s1a", "dense", seed=1), row("e-s0", "dense", arch="b", seed=0)]
+    models = [*dense, row("p-s1", seed=1), row("p-s0", seed=0), row("p-none", seed=None), row("q", arch="c"),
+              row("carded", loader='{"kind": "checkpoint"}'), row("based", base="d-s2")]
+    assert bases.unfilled(models) == {"p-s1": "d-s1a", "p-s0": "d-s1a", "p-none": "d-none"}
+    assert bases.legacy_base(row("p-s0", seed=0), dense[:3]) == "d-s1b"  # another seed before none
+    assert bases.legacy_base(dense[1], models) is None  # a dense model has no base
 
 
 def test_models_without_a_seed_form_no_replicate_group(small_store, tmp_path) -> None:
@@ -317,8 +343,9 @@ def test_a_format_1_store_migrates_to_the_same_scalars(tmp_path) -> None:
     process = _migrate_cli(root)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
-    assert "4 partitions rewritten" in out
+    assert "4 partitions rewritten, 1 model bases filled" in out  # format 1 predates model cards
     catalog = Catalog(root)
+    assert queries.models(catalog)["reference_model_id"].to_list() == [None, "m00-dense-0"]
     assert not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
     after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
     assert sorted(after.columns) == sorted(before.columns)

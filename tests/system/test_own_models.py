@@ -157,7 +157,7 @@ def test_report_pairs_the_pruned_model_with_its_base(own, cli) -> None:
     cells = uncertainty.model_cells(catalog)
     pairs = dict(cells.select("model_id", "reference_model_id").unique().iter_rows())
     assert pairs == {"r10t-dense": None, "r10t-mag70": "r10t-dense", "r10t-mag90": "r10t-mag70"}
-    assert cells.filter(pl.col("model_id") == "r10t-mag70")["drop_vs_dense"].null_count() == 0
+    assert cells.filter(pl.col("model_id") == "r10t-mag70")["drop_vs_reference"].null_count() == 0
     errors = matrices.corruption_errors(catalog)
     ce = dict(errors.select("model_id", "ce").iter_rows())
     assert ce["r10t-dense"] is None and ce["r10t-mag70"] is not None
