@@ -29,8 +29,6 @@ import argparse
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from compute import byo, cards, corruptions, datasets
 from compute import device as devices
 from compute.commands._common import (
@@ -44,7 +42,7 @@ from compute.commands._common import (
 from compute.datasets import checksums
 from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import ExtractModel, ExtractSummary, Shard, from_checkpoint, model_row, run_extraction
-from store import layout
+from store import layout, reader
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
 
@@ -187,7 +185,7 @@ def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
 def stored_models(store: str) -> list[str]:
     """The model ids the store already holds (a base may name one)."""
     path = Path(store) / layout.MODELS
-    return pq.read_table(path, columns=["model_id"]).column("model_id").to_pylist() if path.is_file() else []
+    return reader.read_table(path, columns=["model_id"]).column("model_id").to_pylist() if path.is_file() else []
 
 
 def user_model(spec: cards.ModelSpec, dataset: str, image_size: int) -> ExtractModel:
