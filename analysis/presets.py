@@ -248,7 +248,7 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
         batch = models[start:start + size]
         left = deadline - time.monotonic()
         if left <= 0:
-            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter")
+            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter", name="filter_rows")
         frame = _filtered(catalog, text, _ROW_COLUMNS, order, [int(limit) - found], left, batch)
         frames.append(frame)
         found += frame.height

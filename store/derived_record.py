@@ -13,7 +13,8 @@ prediction files and of its own definition. Its builder writes, after the files 
 
 `is_fresh` is the only freshness rule: the record exists, names the same definition and the same inputs,
 and every output opens with its recorded rows (a damaged file is stale). Readers of a stale file fall
-back (the catalog computes from the rows); `compute index` rebuilds it.
+back (the catalog computes from the rows); `compute index` rebuilds the index and the pre-aggregates,
+`compute embed` (or the demo, which asks this rule) the embeddings.
 """
 
 from __future__ import annotations
