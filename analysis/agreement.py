@@ -43,7 +43,7 @@ def _pair_statistics(catalog: Catalog, item: str, where: str, params: Sequence[o
     """
     within = ", ".join(_PAIRED_WITHIN[item])
     distinct = f"SELECT DISTINCT {item} AS item FROM predictions WHERE {where} ORDER BY item"  # noqa: S608 (constant SQL)
-    items = catalog.query(distinct, params)["item"].to_list()
+    items = catalog.query(distinct, params, name="pair_statistics.items")["item"].to_list()
     frame = catalog.query(f"""
         WITH side AS (
             SELECT {item} AS item, {within}, sample_id, correct, CASE WHEN finite THEN angle_true END AS angle_true
@@ -56,7 +56,7 @@ def _pair_statistics(catalog: Catalog, item: str, where: str, params: Sequence[o
         SELECT (list_position(?, item) - 1)::INTEGER AS item_index,
                group_index * (SELECT max(sample_id) + 1 FROM side) + sample_id AS slot, correct, angle_true
         FROM side JOIN groups USING ({within})
-    """, [*params, items])  # noqa: S608 (constant SQL)
+    """, [*params, items], name="pair_statistics")  # noqa: S608 (constant SQL)
     sums = _gram_sums(frame, len(items))
     a, b = np.triu_indices(len(items), k=1)
     n, right_a, right_b = sums["n"][a, b], sums["right"][a, b], sums["right"][b, a]
@@ -160,7 +160,7 @@ def corruption_drop_correlation(catalog: Catalog, severity: int | None = None) -
         WHERE a.corruption < b.corruption
         GROUP BY ALL
         ORDER BY corruption_a, corruption_b
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="corruption_drop_correlation")  # noqa: S608 (constant SQL)
 
 
 def corruption_redundancy(catalog: Catalog, severity: int | None = None) -> pl.DataFrame:

@@ -79,7 +79,7 @@ def calibration_bins(catalog: Catalog, adaptive: bool = False, bins: int = BINS,
                avg(correct) AS accuracy, avg(confidence) AS confidence
         FROM binned GROUP BY model_id, corruption, severity, bin
         ORDER BY model_id, {SETTING_ORDER}, bin
-    """, params)  # noqa: S608 (constant SQL and an integer)
+    """, params, name="calibration_bins")  # noqa: S608 (constant SQL and an integer)
 
 
 def calibration_cells(catalog: Catalog, adaptive: bool = False, bins: int = BINS, seed: int = 0) -> pl.DataFrame:
@@ -109,7 +109,7 @@ def calibration_cells(catalog: Catalog, adaptive: bool = False, bins: int = BINS
         pl.Series("samples", samples.astype(np.int64)), pl.Series("accuracy", accuracy),
         pl.Series("confidence", mean_confidence), pl.Series("overconfidence", mean_confidence - accuracy),
         pl.Series("ece", ece), pl.Series("ece_low", low), pl.Series("ece_high", high))
-    models = catalog.query(f"SELECT model_id, arch, method, target_sparsity FROM models ORDER BY {MODEL_ORDER}")  # noqa: S608 (constant SQL)
+    models = catalog.query(f"SELECT model_id, arch, method, target_sparsity FROM models ORDER BY {MODEL_ORDER}", name="calibration_cells")  # noqa: S608 (constant SQL)
     return models.join(result, on="model_id", how="inner", maintain_order="left").select(
         "model_id", "arch", "method", "target_sparsity", "corruption", "severity", "samples", "accuracy",
         "confidence", "overconfidence", "ece", "ece_low", "ece_high")

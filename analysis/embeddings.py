@@ -59,7 +59,7 @@ def model_vectors(catalog: Catalog, corruptions: Sequence[str] = (layout.CLEAN,)
         FROM scored s JOIN models m USING (model_id)
         GROUP BY s.model_id, m.arch, m.method, m.target_sparsity
         ORDER BY {MODEL_ORDER}
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="model_vectors")  # noqa: S608 (constant SQL)
 
 
 def sample_vectors(catalog: Catalog, model_ids: Sequence[str], corruption: str = layout.CLEAN,
@@ -80,7 +80,7 @@ def sample_vectors(catalog: Catalog, model_ids: Sequence[str], corruption: str =
         FROM class_values p JOIN samples s USING (sample_id)
         WHERE list_contains(?, p.model_id) AND p.corruption = ? AND p.severity = ? AND p.finite
         ORDER BY p.model_id, p.sample_id
-    """, [list(model_ids), corruption, int(severity)])  # noqa: S608 (constant SQL)
+    """, [list(model_ids), corruption, int(severity)], name="sample_vectors")  # noqa: S608 (constant SQL)
 
 
 def _read_embedding(catalog: Catalog, name: str, arrow_schema: pa.Schema, where: str = "true",
@@ -91,7 +91,7 @@ def _read_embedding(catalog: Catalog, name: str, arrow_schema: pa.Schema, where:
         return pl.from_arrow(arrow_schema.empty_table())
     columns = ", ".join(arrow_schema.names)  # the file's own schema: fixed names
     sql = f"SELECT {columns} FROM read_parquet(?) WHERE {where}"  # noqa: S608 (constant SQL)
-    return catalog.query(sql, [str(path), *params])
+    return catalog.query(sql, [str(path), *params], name="read_embedding")
 
 
 def model_embedding(catalog: Catalog) -> pl.DataFrame:

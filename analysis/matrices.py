@@ -84,7 +84,7 @@ def metric_matrix(catalog: Catalog, metric: str = "accuracy", group_by: str = "m
             FROM model_cell GROUP BY arch, method, target_sparsity, corruption, severity
             ORDER BY {model_order("arch")},
                      {SETTING_ORDER}"""  # noqa: S608 (constant SQL)
-    return catalog.query(f"WITH {cells} {select}")
+    return catalog.query(f"WITH {cells} {select}", name="metric_matrix")
 
 
 def accuracy_matrix(catalog: Catalog, group_by: str = "model") -> pl.DataFrame:
@@ -156,7 +156,7 @@ def corruption_errors(catalog: Catalog) -> pl.DataFrame:
                p.relative_ce_note
         FROM per_corruption p JOIN models m USING (model_id)
         ORDER BY {MODEL_ORDER}, p.corruption
-    """, [list(COMMON_CORRUPTIONS)])  # noqa: S608 (constant SQL)
+    """, [list(COMMON_CORRUPTIONS)], name="corruption_errors")  # noqa: S608 (constant SQL)
 
 
 def model_summary(catalog: Catalog) -> pl.DataFrame:
@@ -216,7 +216,7 @@ def model_summary(catalog: Catalog) -> pl.DataFrame:
         LEFT JOIN per_model pm USING (model_id)
         LEFT JOIN per_model_ce ce USING (model_id)
         ORDER BY {MODEL_ORDER}
-    """, [list(COMMON_CORRUPTIONS)])  # noqa: S608 (constant SQL)
+    """, [list(COMMON_CORRUPTIONS)], name="model_summary")  # noqa: S608 (constant SQL)
 
 
 # -- geometry -----------------------------------------------------------------------------------------
@@ -247,6 +247,6 @@ def geometry_summary(catalog: Catalog, *, by_correct: bool = False, model_id: st
         SELECT model_id, corruption, severity, label, names.label_name{split}, samples, {quantiles}
         FROM stats JOIN (SELECT DISTINCT label, label_name FROM samples) names USING (label)
         ORDER BY model_id, {SETTING_ORDER}, label{split}
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="geometry_summary")  # noqa: S608 (constant SQL)
 
 

@@ -65,7 +65,7 @@ def model_geometry(catalog: Catalog, corruption: str = "clean", severity: int = 
                avg(feature_norm) AS feature_norm_mean, avg(margin) AS margin_mean
         FROM chosen c JOIN spread s USING (model_id) JOIN models m USING (model_id)
         GROUP BY c.model_id
-    """, [corruption, int(severity)])
+    """, [corruption, int(severity)], name="model_geometry")
     summary = model_summary(catalog).select("model_id", "method", "target_sparsity", CONTROL, *TARGETS)
     return summary.join(geometry, on="model_id", how="inner")
 

@@ -21,7 +21,7 @@ def _with_labels(catalog: Catalog, hits: str, params: Sequence[object], order: s
         SELECT s.sample_id, s.label, s.label_name, hits.* EXCLUDE (sample_id)
         FROM hits JOIN samples s USING (sample_id)
         ORDER BY {order}
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="with_labels")  # noqa: S608 (constant SQL)
 
 
 def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
@@ -192,7 +192,7 @@ def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int =
         WHERE g.reference_group IS NOT NULL
         ORDER BY g.method, g.target_sparsity, g.group_id
     """  # noqa: S608 (constant SQL)
-    return catalog.query(sql, [corruption, int(severity)])
+    return catalog.query(sql, [corruption, int(severity)], name="pie_counts")
 
 
 PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
@@ -222,12 +222,11 @@ def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: 
     scope = f" AND model_id IN ({', '.join('?' * len(models))})" if models else ""
     sql = f"SELECT {select} FROM rows WHERE ({where}){scope} {tail}"  # noqa: S608 (checked filter, constant SQL)
     try:
-        return catalog.query(sql, [*params, *models, *tail_params], timeout=timeout)
+        return catalog.query(sql, [*params, *models, *tail_params], timeout=timeout, name="filtered")
     except QueryTimeout:
         raise
     except QueryError as error:
-        message = str(error).split(": ", 1)[-1]
-        raise FilterError(f"the filter could not run: {message}") from error
+        raise FilterError(f"the filter could not run: {error.reason}") from error
 
 
 def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 5.0) -> pl.DataFrame:
@@ -242,7 +241,7 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
     """
     import time
 
-    models = catalog.query("SELECT DISTINCT model_id FROM partition_summary ORDER BY model_id")["model_id"].to_list()
+    models = catalog.query("SELECT DISTINCT model_id FROM partition_summary ORDER BY model_id", name="filter_rows.models")["model_id"].to_list()
     order = f"ORDER BY model_id, {SETTING_ORDER}, sample_id LIMIT ?"
     deadline = time.monotonic() + timeout
     frames, found, start, size = [], 0, 0, 1
@@ -250,7 +249,7 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
         batch = models[start:start + size]
         left = deadline - time.monotonic()
         if left <= 0:
-            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter")
+            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter", name="filter_rows")
         frame = _filtered(catalog, text, _ROW_COLUMNS, order, [int(limit) - found], left, batch)
         frames.append(frame)
         found += frame.height

@@ -21,7 +21,7 @@ def models(catalog: Catalog) -> pl.DataFrame:
                latency_ms_batch1, latency_ms_batch256, latency_threads, latency_load_average
         FROM models
         ORDER BY {model_order("seed", "model_id")}
-    """)  # noqa: S608 (constant SQL)
+    """, name="models")  # noqa: S608 (constant SQL)
 
 
 def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -> pl.DataFrame:
@@ -37,12 +37,12 @@ def sample_rows(catalog: Catalog, sample_id: int, severity: int | None = None) -
         FROM {catalog.by_sample} p JOIN models m USING (model_id)
         WHERE p.sample_id = $2 AND {severities}
         ORDER BY {model_order("p.model_id", table="m")}, {setting_order("p")}
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="sample_rows")  # noqa: S608 (constant SQL)
 
 
 def samples(catalog: Catalog) -> pl.DataFrame:
     """One row per test sample: its id, class and split."""
-    return catalog.query("SELECT sample_id, label, label_name, split FROM samples ORDER BY sample_id")
+    return catalog.query("SELECT sample_id, label, label_name, split FROM samples ORDER BY sample_id", name="samples")
 
 
 # -- one model in one setting: the local and global geometry views ---------------------------------------
@@ -64,7 +64,7 @@ def setting_points(catalog: Catalog, model_id: str, corruption: str, severity: i
         SELECT p.sample_id, p.label, s.label_name, p.pred, p.correct, p.angle_true, p.feature_norm, p.margin
         FROM (SELECT * FROM predictions WHERE {_ONE_SETTING}) p JOIN samples s USING (sample_id)
         ORDER BY p.sample_id
-    """, _setting_params(catalog, model_id, corruption, severity, labels))  # noqa: S608 (constant SQL)
+    """, _setting_params(catalog, model_id, corruption, severity, labels), name="setting_points")  # noqa: S608 (constant SQL)
 
 
 # Two models' rows for the same samples in one setting, side by side, with their differences.
@@ -93,7 +93,7 @@ def pair_deltas(catalog: Catalog, model_a: str, model_b: str, corruption: str, s
         SELECT d.sample_id, d.label, s.label_name, d.* EXCLUDE (sample_id, label)
         FROM ({_PAIR_SQL}) d JOIN samples s USING (sample_id)
         ORDER BY d.sample_id
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="pair_deltas")  # noqa: S608 (constant SQL)
 
 
 def _binned(source: str, params: list, bins: int) -> tuple[str, list]:
@@ -128,7 +128,7 @@ def setting_bins(catalog: Catalog, model_id: str, corruption: str, severity: int
     source = (f"SELECT label, correct, angle_true AS x, feature_norm AS y FROM predictions "  # noqa: S608
               f"WHERE {_ONE_SETTING}")
     return catalog.query(*_binned(source, _setting_params(catalog, model_id, corruption, severity, labels),
-                                  bins))
+                                  bins), name="setting_bins")
 
 
 def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,
@@ -139,7 +139,7 @@ def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: st
               f"FROM ({_PAIR_SQL})")
     params = (_setting_params(catalog, model_a, corruption, severity, labels)
               + _setting_params(catalog, model_b, corruption, severity, labels))
-    return catalog.query(*_binned(source, params, bins))
+    return catalog.query(*_binned(source, params, bins), name="pair_delta_bins")
 
 
 def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int,
@@ -159,7 +159,7 @@ def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int
         FROM class_values
         WHERE model_id = ? AND corruption = ? AND severity = ? AND {chosen}
         ORDER BY sample_id
-    """, params)  # noqa: S608 (constant SQL)
+    """, params, name="class_values")  # noqa: S608 (constant SQL)
 
 
 def _axes_sql(top_k: int | None) -> tuple[str, str, str, list]:
@@ -238,7 +238,7 @@ def parallel_lines(catalog: Catalog, model_id: str, corruption: str, severity: i
                a.low, a.high
         FROM axis a JOIN samples s USING (sample_id)
         ORDER BY a.sample_id, a.axis_index
-    """, [*params, int(lines), last_angle])  # noqa: S608 (constant SQL)
+    """, [*params, int(lines), last_angle], name="parallel_lines")  # noqa: S608 (constant SQL)
     names = dict(enumerate(catalog.manifest["class_names"]))
     frame = frame.with_columns(pl.col("axis_class").cast(pl.Int64).replace_strict(
         names, default=None, return_dtype=pl.String).alias("axis_class_name")).drop("axis_class")
@@ -262,7 +262,7 @@ def parallel_density(catalog: Catalog, model_id: str, corruption: str, severity:
         FROM binned a JOIN binned b ON b.sample_id = a.sample_id AND b.axis_index = a.axis_index + 1
         GROUP BY ALL
         ORDER BY a.axis_index, a.correct, scaled, scaled_next
-    """, [*params, last_angle, int(bins), int(bins), int(bins)])  # noqa: S608 (constant SQL)
+    """, [*params, last_angle, int(bins), int(bins), int(bins)], name="parallel_density")  # noqa: S608 (constant SQL)
     return _named_axes(frame, parallel_axes(catalog, top_k))
 
 

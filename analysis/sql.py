@@ -43,7 +43,7 @@ def equal_to(**values: object) -> tuple[str, list]:
 
 def require_models(catalog: Catalog, model_ids: Sequence[str]) -> None:
     """ValueError naming any id that is not in models.parquet (instead of a silently empty answer)."""
-    known = set(catalog.query("SELECT model_id FROM models")["model_id"].to_list())
+    known = set(catalog.query("SELECT model_id FROM models", name="require_models")["model_id"].to_list())
     unknown = [model_id for model_id in model_ids if model_id not in known]
     if unknown:
         raise ValueError(f"unknown model id(s) {unknown}; known: {', '.join(sorted(known))}")
@@ -63,7 +63,7 @@ def reference_model(catalog: Catalog) -> str:
     frame = catalog.query("""
         SELECT reference_model_id AS model_id FROM models WHERE reference_model_id IS NOT NULL
         GROUP BY reference_model_id ORDER BY count(*) DESC, reference_model_id LIMIT 1
-    """)
+    """, name="reference_model")
     if frame.is_empty():
         raise NoReference(f"the store has no reference model: {HOW_TO_ADD_A_REFERENCE}")
     return frame["model_id"][0]

@@ -42,7 +42,7 @@ def groups(catalog: Catalog) -> pl.DataFrame:
         SELECT m.model_id, m.group_id, m.arch, m.method, m.target_sparsity, m.seed
         FROM models m
         ORDER BY {model_order("m.seed", "m.model_id", table="m")}
-    """)  # noqa: S608 (constant SQL)
+    """, name="groups")  # noqa: S608 (constant SQL)
 
 
 def paired_counts(catalog: Catalog) -> pl.DataFrame:
@@ -76,7 +76,7 @@ def paired_counts(catalog: Catalog) -> pl.DataFrame:
                (p.paired - p.model_right - p.reference_right + p.both_right)::BIGINT AS neither_right
         FROM pairs p JOIN models m USING (model_id)
         ORDER BY {model_order("m.seed", "p.model_id", table="m")}, {SETTING_ORDER}
-    """)  # noqa: S608 (constant SQL)
+    """, name="paired_counts")  # noqa: S608 (constant SQL)
 
 
 def model_statistics(counts: pl.DataFrame) -> pl.DataFrame:

@@ -186,7 +186,7 @@ def run_store(root: Path, repeats: int) -> None:
     start = time.perf_counter()
     catalog = Catalog(root, threads=THREADS)
     opened = time.perf_counter() - start
-    rows = int(catalog.query("SELECT sum(rows)::BIGINT AS n FROM partition_summary")["n"][0] or 0)
+    rows = int(catalog.query("SELECT sum(rows)::BIGINT AS n FROM partition_summary", name="run_store")["n"][0] or 0)
     total, predictions = store_bytes(root)
     print(f"{root}: {rows:,} prediction rows in {len(catalog.partition_files):,} files, {total / 1e9:.2f} GB on "
           f"disk; catalog opened in {opened:.2f} s; {THREADS} threads; {load()} on {os.cpu_count()} cores "

@@ -19,9 +19,8 @@ from pathlib import Path
 import torch
 
 from compute import study as studies
-from compute.embed import EmbedPlan, embed_store
+from compute.embed import EmbedPlan, embed_store, embeddings_fresh
 from compute.study_file import Study
-from store import layout
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
@@ -49,13 +48,6 @@ class DemoPlan:
         return cls(study=quick_study(), embed=EmbedPlan(projection="pca"))
 
 
-def embeddings_fresh(out: Path) -> bool:
-    """True when the model embedding exists and is newer than every complete partition."""
-    embedding = out / layout.EMBEDDINGS / layout.MODEL_EMBEDDING
-    markers = [p.stat().st_mtime_ns for p in (out / layout.COMPLETE).glob("*.json")]
-    return embedding.is_file() and embedding.stat().st_mtime_ns >= max(markers, default=0)
-
-
 def build(out: str | Path, plan: DemoPlan, device: torch.device,
           severities: Sequence[int] | None = None) -> dict[str, float]:
     """Build the demo store in `out` (checkpoints in `out/checkpoints`); returns wall time per phase."""
@@ -64,7 +56,7 @@ def build(out: str | Path, plan: DemoPlan, device: torch.device,
         study = dataclasses.replace(study, severities=tuple(severities))
     timings = studies.run(study, out, device)
     start = time.perf_counter()
-    if not embeddings_fresh(Path(out)):
+    if not embeddings_fresh(out, plan.embed):
         embed_store(out, plan.embed)
     timings["embed"] = time.perf_counter() - start
     return timings

@@ -13,6 +13,8 @@ the store, each file written atomically; the dashboard only reads them.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from scipy.spatial.distance import pdist, squareform
 from tqdm import tqdm
 
 from analysis import embeddings, sql
-from store import layout, writer
+from store import derived, derived_record, layout, reader, writer
 from store.catalog import Catalog
 
 MIN_UMAP_POINTS = 4
@@ -111,13 +113,28 @@ class EmbedPlan:
     reference: str | None = None
 
 
+VERSION = 1  # raise when the embeddings are computed another way than the plan says
+
+
+def definition(plan: EmbedPlan) -> str:
+    """The digest of what computes a store's embeddings: this version and every field of `plan`."""
+    return derived_record.digest(layout.EMBEDDINGS_RECORD, VERSION, json.dumps(dataclasses.asdict(plan), sort_keys=True, default=list))
+
+
+def embeddings_fresh(root: str | Path, plan: EmbedPlan) -> bool:
+    """True when the store's embeddings were computed by `plan` from its current prediction files."""
+    root = Path(root)
+    inputs = derived_record.Inputs.of(root, reader.prediction_files(root))
+    return derived_record.is_fresh(root, layout.EMBEDDINGS_RECORD, definition=definition(plan), inputs=inputs, folder=layout.EMBEDDINGS)
+
+
 def default_sample_model(catalog: Catalog, report: Callable[[str], None]) -> str:
     """The study's reference model, else (no model has a base) the first model by id; `report` says which
     and how to choose others."""
     try:
         chosen = sql.reference_model(catalog)
     except sql.NoReference:
-        models = catalog.query("SELECT model_id FROM models ORDER BY model_id LIMIT 1")["model_id"].to_list()
+        models = catalog.query("SELECT model_id FROM models ORDER BY model_id LIMIT 1", name="default_sample_model")["model_id"].to_list()
         if not models:
             raise ValueError(f"{catalog.root} has no models; run `python -m compute extract` first") from None
         chosen = models[0]
@@ -176,6 +193,7 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
         report(f"samples: {samples.height} rows of {', '.join(sample_models)} at {plan.sample_corruption}/"
                f"{plan.sample_severity}, {spread.method}" + (f" ({spread.note})" if spread.note else ""))
         steps.update()
+        inputs, input_rows = catalog.inputs, derived.input_rows(catalog)  # what the record says it read
     finally:
         steps.close()
         catalog.close()
@@ -198,4 +216,5 @@ def embed_store(root: str | Path, plan: EmbedPlan, report: Callable[[str], None]
                         (layout.SAMPLE_EMBEDDING, sample_table)):
         writer.write_parquet(root, table, out / name)
         written[name] = table.num_rows
+    derived_record.write(root, layout.EMBEDDINGS_RECORD, inputs=inputs, rows=input_rows, definition=definition(plan), outputs=written)
     return written

@@ -1,5 +1,5 @@
-"""The open store's data for the pages: its DuckDB catalog (opened once per store version and shared by
-every session), named query results cached per store version, and, when a page cannot read the store, an
+"""The open store's data for the pages: its DuckDB catalog (opened once per store version, which a rebuilt
+derived file changes, and shared by every session), named query results cached per store version, and, when a page cannot read the store, an
 explanation that names the damaged files instead of a traceback.
 """
 
@@ -21,18 +21,21 @@ from store.layout import StoreError
 from store.verify import validated_manifest, verify
 
 
-def store_version(path: str | Path) -> tuple[float, ...]:
-    """Changes whenever models, partitions or embeddings are added, so cached results refresh."""
+def store_version(path: str | Path) -> tuple[int, ...]:
+    """Changes whenever models, partitions or embeddings are added, or a derived file is rebuilt (`compute
+    index` rewrites its record, store.derived_record), so the catalog and cached results refresh. A few
+    stats per page view: cheap."""
     root = Path(path)
     watched = (root / layout.MODELS, root / layout.COMPLETE, root / layout.EMBEDDINGS,
-               *(root / layout.EMBEDDINGS).glob("*.parquet"))
-    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in watched)
+               *(root / layout.EMBEDDINGS).glob("*.parquet"), root / layout.INDEX,
+               *sorted((root / layout.INDEX).glob("*.json")))
+    return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in watched)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _catalog(path: str, version: tuple[float, ...], reference: str | None = None) -> Catalog:
-    validated_manifest(path, images=False)  # values bounded by the files before any page uses them
-    return Catalog(path, reference=reference)
+def _catalog(path: str, version: tuple[int, ...], reference: str | None = None) -> Catalog:
+    manifest = validated_manifest(path, images=False)  # values bounded by the files before any page uses them
+    return Catalog(path, reference=reference, manifest=manifest)  # parsed once
 
 
 def cached_catalog(path: str, reference: str | None = None) -> Catalog:
@@ -50,7 +53,7 @@ NO_REFERENCE = ("No model of this store has a reference to compare with (a base 
 
 def has_reference(catalog: Catalog) -> bool:
     """Whether any model of the open store is compared with another (its base, or the chosen reference)."""
-    return not catalog.query("SELECT 1 FROM models WHERE reference_model_id IS NOT NULL LIMIT 1").is_empty()
+    return not catalog.query("SELECT 1 FROM models WHERE reference_model_id IS NOT NULL LIMIT 1", name="has_reference").is_empty()
 
 
 def open_catalog() -> Catalog:
@@ -85,7 +88,7 @@ def open_catalog() -> Catalog:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _query(module: str, name: str, path: str, version: tuple[float, ...], reference: str | None, args: tuple,
+def _query(module: str, name: str, path: str, version: tuple[int, ...], reference: str | None, args: tuple,
            kwargs: tuple) -> Any:
     function = getattr(importlib.import_module(module), name)
     return function(_catalog(path, version, reference), *args, **dict(kwargs))

@@ -15,7 +15,8 @@ same questions from a few thousand rows (as Mosaic does with DuckDB):
                     completion marker per partition (10,080 files on the 100M-row study)
 
 Each one has exactly one definition, the SQL below over the catalog's views. The catalog reads the
-stored file when it is fresh (built from exactly the store's current partition files), and otherwise
+stored files when their record is fresh (store.derived_record: built by this definition from exactly
+the store's current partition files), and otherwise
 runs the definition itself: the same answer, more slowly, and it says how to build them
 (`python -m compute index --store DIR`). store.derived.build_aggregates writes them; extraction calls it
 when the store is complete, `compute index` rebuilds them.
@@ -26,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from store import layout, reader, sample_index
-from store.layout import StoreError
+from store import derived_record, layout, reader
 
+VERSION = 1  # raise when they are computed or stored another way than the SQL below says
 NAMES = ("partition_bits", "sample_sums", "class_sums")
 BIT_COLUMNS = {"partition_bits": ("present", "right_bits")}  # BIT in DuckDB, BLOB in the Parquet file
 HINT = "build the pre-aggregates with: python -m compute index --store {root}"
@@ -72,20 +73,21 @@ def stored_view(root: str | Path, name: str, quote) -> str:
     return f"SELECT *{replace} FROM read_parquet({quote(path(root, name))})"  # noqa: S608 (store path, quoted)
 
 
-def is_fresh(root: str | Path, files: Sequence[Path] | None = None) -> bool:
-    """True when every pre-aggregate file exists, they were built from exactly the store's current partition
-    files (`files` when the caller has listed them), and each opens with its recorded row count (a damaged
-    file is stale: readers fall back)."""
+def definition(num_samples: int) -> str:
+    """The digest of what computes the pre-aggregates of a store of `num_samples` samples (their record's
+    `definition`): the version, every definition's SQL and the columns stored as BLOB."""
+    sql = definitions(num_samples, "by_sample")
+    return derived_record.digest(layout.AGGREGATES_RECORD, VERSION, *(f"{name}: {sql[name]}" for name in NAMES), BIT_COLUMNS)
+
+
+def is_fresh(root: str | Path, files: Sequence[Path] | None = None, inputs: derived_record.Inputs | None = None,
+             num_samples: int | None = None) -> bool:
+    """True when the pre-aggregates are fresh (store.derived_record.is_fresh) for the store's prediction
+    files (`inputs`, else of `files`, else listed here) and its `num_samples` (else read from the manifest):
+    the catalog passes what it read once."""
     root = Path(root)
-    info = root / layout.INDEX / layout.AGGREGATES_INFO
-    if not info.is_file() or not all(path(root, name).is_file() for name in NAMES):
-        return False
-    try:
-        recorded = reader.read_json(info)
-        if not sample_index.built_from_current_files(root, recorded, files):
-            return False
-        rows = recorded.get("rows")
-        return isinstance(rows, dict) and all(
-            reader.parquet_metadata(path(root, name)).num_rows == rows.get(name) for name in NAMES)
-    except StoreError:
-        return False
+    if inputs is None:
+        inputs = derived_record.Inputs.of(root, reader.prediction_files(root) if files is None else files)
+    if num_samples is None:
+        num_samples = int(reader.read_manifest(root)["num_samples"])
+    return derived_record.is_fresh(root, layout.AGGREGATES_RECORD, definition=definition(num_samples), inputs=inputs)

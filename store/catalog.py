@@ -14,11 +14,16 @@ A `Catalog` owns one in-memory DuckDB database with these views:
                  cos_c = (logit_c - b_c) / (|W_c| |x|) (0 for a zero vector) with classifiers.parquet
     by_sample    the scalar prediction columns sorted by sample (store.sample_index), when fresh
     partition_bits, sample_sums, class_sums  the pre-aggregates (store.aggregates): their stored files when
-                 fresh, else computed from the rows on every query (slower; `aggregates_hint` says how to
+                 fresh (store.derived_record: one rule for every derived file), else computed from the rows on every query (slower; `aggregates_hint` says how to
                  build them)
     partition_summary  per partition: rows, correct, finite rows and metric sums (class_sums, else the markers)
     rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
+
+Every query runs through `Catalog._run` (`query`, `arrow` and `batches` wrap it): one time limit, one
+error (QueryError carrying the query's name and DuckDB's reason), and each query's name and wall time on
+the QUERY_LOG logger at DEBUG. Opening a catalog reads the manifest once and lists the partitions once;
+the derived files are judged against that listing (store.derived_record).
 
 The store is refused when it holds a symbolic link or a special file (store.confine), and the database is
 locked down before the first view reads a file: file access only inside the store directory, no other
@@ -28,8 +33,11 @@ read or write other files, load extensions or change settings. Values are always
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,13 +46,22 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import aggregates, bases, confine, layout, reader, sample_index
+from store import aggregates, bases, confine, derived_record, layout, reader, sample_index
 from store.layout import StoreError
 from store.vocabulary import sql_literal
 
+# Every query's name and wall time, at DEBUG: a page's time split by query.
+QUERY_LOG = logging.getLogger("prunescope.query")
+
 
 class QueryError(StoreError):
-    """DuckDB could not run a query on the store (the message names the store and DuckDB's reason)."""
+    """DuckDB could not run a query on the store: `name` is the query's (the caller's name for it), `reason`
+    DuckDB's (or the time limit's) words; the message names the store and the reason."""
+
+    def __init__(self, message: str, *, name: str = "query", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.reason = message if reason is None else reason
 
 
 class QueryTimeout(QueryError):
@@ -104,12 +121,14 @@ class Catalog:
     """Read-only views over one store directory; every query returns a Polars frame."""
 
     def __init__(self, root: str | Path, threads: int | None = None, memory_limit: str | None = None,
-                 reference: str | None = None) -> None:
-        """`reference`: the model every other model is compared with (default: each model's base)."""
+                 reference: str | None = None, manifest: dict[str, Any] | None = None) -> None:
+        """`reference`: the model every other model is compared with (default: each model's base).
+        `manifest`: the store's manifest when the caller has just read it (the dashboard validates it
+        first), so a store's manifest is parsed once; else read here."""
         self.root = Path(root).resolve()
         self.reference = reference
         confine.refuse_not_plain(self.root)  # before any file of the store is read
-        self.manifest = reader.read_manifest(self.root)
+        self.manifest = reader.read_manifest(self.root) if manifest is None else manifest
         self.num_classes = int(self.manifest["num_classes"])
         self.per_class = layout.PerClass.of(self.manifest)
         # True when every row holds every class's values.
@@ -135,10 +154,12 @@ class Catalog:
         con.execute("CREATE VIEW samples AS " + (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
                                                  if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
         self._create_model_views()
-        parts = reader.prediction_files(self.root)  # found once: a new Catalog sees new files
+        parts = reader.prediction_files(self.root)  # listed once: a new Catalog sees new files
         self.partition_files = parts
+        # What derived files are checked against (store.derived_record): one stat per file, once.
+        self.inputs = derived_record.Inputs.of(self.root, parts)
         self._create_prediction_views(parts)
-        self.has_sample_index = sample_index.is_fresh(self.root, parts)
+        self.has_sample_index = bool(parts) and sample_index.is_fresh(self.root, inputs=self.inputs)
         if self.has_sample_index:
             index = self.root / layout.INDEX / layout.BY_SAMPLE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
@@ -175,8 +196,8 @@ class Catalog:
         # The typed empty select first: card columns the file lacks come out null, typed.
         stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
         con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
-        bases.check(self.root, self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file")
-                    .to_dicts())
+        bases.check(self.root, self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file",
+                               name="models_file").to_dicts())
         con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
         con.execute("""
             CREATE VIEW models AS
@@ -188,14 +209,15 @@ class Catalog:
             FROM models_file m CROSS JOIN chosen_reference c
         """)
         if self.reference is not None:
-            known = self.query("SELECT model_id FROM models_file")["model_id"].to_list()
+            known = self.query("SELECT model_id FROM models_file", name="reference_check")["model_id"].to_list()
             if self.reference not in known:
                 raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
                                  f"{', '.join(sorted(known))}")
 
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
-        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(self.root, self.partition_files)
+        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(
+            self.root, inputs=self.inputs, num_samples=int(self.manifest["num_samples"]))
         definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
         for name in aggregates.NAMES:
             body = (aggregates.stored_view(self.root, name, sql_literal) if self.has_aggregates
@@ -286,22 +308,35 @@ class Catalog:
         con.execute("SET lock_configuration = true")
 
     # -- queries --------------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] = (), timeout: float | None = None) -> pl.DataFrame:
-        """Run one statement on a fresh cursor (thread-safe); interrupt it after `timeout` seconds."""
+    @contextlib.contextmanager
+    def _run(self, sql: str, params: Sequence[Any] = (), *, name: str,
+             timeout: float | None = None) -> Iterator[duckdb.DuckDBPyRelation]:
+        """The one door of every query: `sql` on a fresh cursor (thread-safe), interrupted after `timeout`
+        seconds (QueryTimeout), DuckDB's errors as QueryError carrying `name` and the reason; the query's
+        name and wall time go to QUERY_LOG at DEBUG. The relation is consumed inside the `with`."""
         cursor = self._connection.cursor()
         timer = threading.Timer(timeout, cursor.interrupt) if timeout else None
+        start = time.perf_counter()
         try:
             if timer:
                 timer.start()
-            return cursor.sql(sql, params=list(params)).pl()
+            yield cursor.sql(sql, params=list(params))
         except duckdb.InterruptException as error:
-            raise QueryTimeout(f"query stopped after {timeout:.1f} s; narrow the filter") from error
+            reason = f"query stopped after {timeout or 0:.1f} s; narrow the filter"
+            raise QueryTimeout(reason, name=name, reason=reason) from error
         except duckdb.Error as error:
-            raise QueryError(f"{self.root}: {str(error).strip() or type(error).__name__}") from error
+            reason = str(error).strip() or type(error).__name__
+            raise QueryError(f"{self.root}: {reason}", name=name, reason=reason) from error
         finally:
             if timer:
                 timer.cancel()
             cursor.close()
+            QUERY_LOG.debug("query %s: %.4f s", name, time.perf_counter() - start)
+
+    def query(self, sql: str, params: Sequence[Any] = (), *, name: str, timeout: float | None = None) -> pl.DataFrame:
+        """Run one statement named `name` (the log's and errors' word for it); interrupt it after `timeout` s."""
+        with self._run(sql, params, name=name, timeout=timeout) as result:
+            return result.pl()
 
     def class_angles_sql(self, every_class: bool = False) -> str:
         """SQL for the per-class angles of a `class_values` row: the stored classes' (aligned with `classes`),
@@ -317,26 +352,16 @@ class Catalog:
         """The view to read for per-sample questions: the by-sample index when fresh, else predictions."""
         return "by_sample" if self.has_sample_index else "predictions"
 
-    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+    def arrow(self, sql: str, params: Sequence[Any] = (), *, name: str) -> pa.Table:
         """Run one statement and return an Arrow table (for writing derived files, e.g. the by-sample index)."""
-        cursor = self._connection.cursor()
-        try:
-            return cursor.sql(sql, params=list(params)).to_arrow_table()
-        except duckdb.Error as error:
-            raise QueryError(f"{self.root}: {error}") from error
-        finally:
-            cursor.close()
+        with self._run(sql, params, name=name) as result:
+            return result.to_arrow_table()
 
-    def batches(self, sql: str, rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, sql: str, rows: int, *, name: str) -> Iterator[pa.RecordBatch]:
         """Run one statement and yield its result in Arrow batches of about `rows` rows, never all at once
         (a derived file of a 100M-row store is written batch by batch)."""
-        cursor = self._connection.cursor()
-        try:
-            yield from cursor.sql(sql).to_arrow_reader(rows)
-        except duckdb.Error as error:
-            raise QueryError(f"{self.root}: {error}") from error
-        finally:
-            cursor.close()
+        with self._run(sql, name=name) as result:
+            yield from result.to_arrow_reader(rows)
 
     def close(self) -> None:
         self._connection.close()

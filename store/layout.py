@@ -51,8 +51,10 @@ LISTINGS = "provenance"  # under IMAGES: the file listings of settings read from
 # Derived files (store.derived rebuilds them): the by-sample index and the pre-aggregates, under INDEX.
 INDEX = "index"
 BY_SAMPLE = "by_sample.parquet"  # the by-sample index (store.sample_index)
-BY_SAMPLE_INFO = "by_sample.json"  # what it was built from
-AGGREGATES_INFO = "aggregates.json"  # what the pre-aggregates (store.aggregates, <name>.parquet) were built from
+# Each derived file's record (store.derived_record) is INDEX/<name>.json, under these names:
+BY_SAMPLE_RECORD = "by_sample"  # the by-sample index
+AGGREGATES_RECORD = "aggregates"  # the pre-aggregates (store.aggregates, <name>.parquet)
+EMBEDDINGS_RECORD = "embeddings"  # the embeddings (compute.embed, under EMBEDDINGS)
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the
 # evaluation matrix of any of these metrics needs no scan of the prediction files.

@@ -49,7 +49,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from store import layout, reader, writer
 from store.confine import regular
@@ -146,8 +145,7 @@ def read_listing(root: str | Path, name: str, sha256: str) -> Listing:
 @functools.lru_cache(maxsize=16)
 def _listing(path: str, _mtime_ns: int, _size: int, name: str, sha256: str) -> Listing:
     try:
-        reader.parquet_metadata(path)
-        table = pq.read_table(path, columns=["sample_id", "key", "sha256"])
+        table = reader.read_table(path, columns=["sample_id", "key", "sha256"])
     except (OSError, pa.ArrowException, StoreError) as error:
         raise StoreError(f"{path}, the list of files the models read for {name}, cannot be read: "
                                 f"{error}") from error
@@ -224,19 +222,15 @@ def record(root: str | Path, wanted: Mapping[str, Mapping[str, Any]],
     the records.
     """
     root = Path(root)
-    with writer.locked(root):
-        manifest = reader.read_manifest(root)
+    with writer.manifest_update(root) as manifest:
         recorded = dict(manifest.get(KEY, {}))
         _refuse_conflicts(root, recorded, wanted)
         legacy = _legacy_settings(root) if KEY not in manifest else set()
         for name, listing in (listings or {}).items():
             if name not in legacy:
                 write_listing(root, name, listing)
-        updated = {**recorded, **{name: dict(entry) for name, entry in wanted.items() if name not in legacy}}
-        if updated != recorded or KEY not in manifest:
-            manifest[KEY] = updated
-            writer.write_json(root, manifest, root / layout.MANIFEST)
-        return updated
+        manifest[KEY] = {**recorded, **{name: dict(entry) for name, entry in wanted.items() if name not in legacy}}
+        return manifest[KEY]
 
 
 TRAINING_KEY = "training"
@@ -251,8 +245,7 @@ def record_training(root: str | Path, records: Mapping[str, str | None]) -> list
     elsewhere) are not tracked. Returns the models reset.
     """
     root = Path(root)
-    with writer.locked(root):
-        manifest = reader.read_manifest(root)
+    with writer.manifest_update(root) as manifest:
         recorded = dict(manifest.get(TRAINING_KEY, {}))
         reset = sorted(m for m, digest in records.items()
                        if digest and recorded.get(m) != digest and _markers(root, m))
@@ -261,7 +254,6 @@ def record_training(root: str | Path, records: Mapping[str, str | None]) -> list
         updated = {**recorded, **{m: digest for m, digest in records.items() if digest}}
         if updated != recorded:
             manifest[TRAINING_KEY] = updated
-            writer.write_json(root, manifest, root / layout.MANIFEST)
         return reset
 
 

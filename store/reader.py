@@ -90,6 +90,13 @@ def parquet_metadata(path: str | Path, rows: int | None = None) -> pq.FileMetaDa
     return metadata
 
 
+def read_table(path: str | Path, columns: list[str] | None = None, rows: int | None = None) -> pa.Table:
+    """A Parquet file of the store as a table, read only once parquet_metadata found it regular and its
+    declared rows within its size (and equal to `rows` when given): every table read of a store file."""
+    parquet_metadata(path, rows)
+    return pq.read_table(path, columns=columns)
+
+
 def read_manifest(root: str | Path, *, migrating: bool = False) -> dict[str, Any]:
     """The store's manifest; StoreError naming the file when it is missing, damaged, of another format
     than layout.SCHEMA_VERSION (an older one says to run `compute migrate`) or half-way through a
@@ -175,5 +182,4 @@ def read_classifiers(root: str | Path) -> pa.Table:
     path = Path(root) / layout.CLASSIFIERS
     if not path.exists():
         return layout.CLASSIFIER_SCHEMA.empty_table()
-    parquet_metadata(path)
-    return pq.read_table(path)
+    return read_table(path)

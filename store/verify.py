@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import aggregates, confine, layout, vocabulary
+from store import aggregates, confine, derived_record, layout, vocabulary
 from store.layout import StoreError
 from store.reader import parquet_metadata, read_json, read_manifest
 
@@ -371,7 +371,7 @@ def _image_problems(root: Path, skip: set[Path]) -> Iterator[Problem]:
 
 def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
 
-    data, info = root / layout.INDEX / layout.BY_SAMPLE, root / layout.INDEX / layout.BY_SAMPLE_INFO
+    data, info = root / layout.INDEX / layout.BY_SAMPLE, derived_record.record_path(root, layout.BY_SAMPLE_RECORD)
     for derived in (data, *(aggregates.path(root, name) for name in aggregates.NAMES)):  # pre-aggregates too
         if derived.is_file() and derived not in skip:
             problem, _ = _file_problem(derived, None, deep)

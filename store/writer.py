@@ -15,12 +15,14 @@ left behind without touching a live writer's file. Parquet files carry page chec
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import fcntl
 import json
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -94,19 +96,30 @@ def clean_tmp(root: str | Path, max_age_s: float = STALE_AFTER_S) -> list[Path]:
     return removed
 
 
+_HELD = threading.local()  # the stores whose lock this thread holds: `locked` inside `locked` nests
+
+
 @contextlib.contextmanager
 def locked(root: str | Path) -> Iterator[None]:
     """Hold the store's exclusive lock: read-modify-write of shared files by concurrent writers.
 
     flock is released by the kernel when its holder dies, so a killed writer never leaves the store locked.
+    A thread already holding the lock of `root` nests (flock on a second descriptor would wait for itself).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    held = _HELD.__dict__.setdefault("roots", set())
+    key = str(root.resolve())
+    if key in held:
+        yield
+        return
     fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(key)
         yield
     finally:
+        held.discard(key)
         os.close(fd)
 
 
@@ -184,6 +197,21 @@ def write_npy(root: Path, array: np.ndarray, final: Path) -> None:
         np.save(handle, array)
 
 
+@contextlib.contextmanager
+def manifest_update(root: str | Path, *, migrating: bool = False) -> Iterator[dict[str, Any]]:
+    """The one way to change manifest.json: under the store's lock, read it (reader.read_manifest;
+    `migrating` as there), let the caller change the yielded dict in place, and write it atomically when
+    it changed (not at all when the caller raises). Every writer of the manifest goes through here."""
+    root = Path(root)
+    with locked(root):
+        manifest = reader.read_manifest(root, migrating=migrating)
+        before = copy.deepcopy(manifest)
+        yield manifest
+        if manifest != before:
+            write_json(root, manifest, root / layout.MANIFEST)
+            _LISTED.pop(str(root.resolve()), None)
+
+
 def init_store(root: str | Path, *, dataset: str, class_names: Sequence[str], images: np.ndarray,
                labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int],
                per_class: layout.PerClass | None = None) -> Path:
@@ -203,15 +231,15 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
                 labels: np.ndarray, corruptions: Sequence[str], severities: Sequence[int],
                 per_class: layout.PerClass | None) -> Path:
     if (root / layout.MANIFEST).exists():
-        manifest = reader.read_manifest(root)  # refuses a format-1 store: migrate it first
-        recorded = layout.PerClass.of(manifest)
-        if per_class is not None and per_class != recorded:
-            raise StoreError(f"{root} keeps per-class values for {recorded}; refusing to add rows kept for "
-                             f"{per_class} (use the store's settings or another --out)")
-        if manifest["dataset"] != dataset or manifest["num_samples"] != len(labels):
-            raise StoreError(f"{root} holds {manifest['dataset']!r} with {manifest['num_samples']} samples; "
-                             f"refusing to mix in {dataset!r} with {len(labels)} samples (use another --out)")
-        _list_settings(root, manifest, corruptions, severities)
+        with manifest_update(root) as manifest:  # refuses a format-1 store: migrate it first
+            recorded = layout.PerClass.of(manifest)
+            if per_class is not None and per_class != recorded:
+                raise StoreError(f"{root} keeps per-class values for {recorded}; refusing to add rows kept for "
+                                 f"{per_class} (use the store's settings or another --out)")
+            if manifest["dataset"] != dataset or manifest["num_samples"] != len(labels):
+                raise StoreError(f"{root} holds {manifest['dataset']!r} with {manifest['num_samples']} samples; "
+                                 f"refusing to mix in {dataset!r} with {len(labels)} samples (use another --out)")
+            _list_settings(manifest, corruptions, severities)
         return root
     samples = pa.table({
         "sample_id": pa.array(np.arange(len(labels)), pa.int32()),
@@ -236,13 +264,39 @@ def _init_store(root: Path, *, dataset: str, class_names: Sequence[str], images:
     return root
 
 
-def _list_settings(root: Path, manifest: dict[str, Any], corruptions: Sequence[str],
-                   severities: Sequence[int]) -> None:
-    """Add `corruptions` and `severities` to the manifest's lists (under the caller's lock) when missing."""
+def _list_settings(manifest: dict[str, Any], corruptions: Sequence[str], severities: Sequence[int]) -> None:
+    """Add `corruptions` and `severities` to the manifest's lists (in place, inside manifest_update)."""
     merged = list(dict.fromkeys([*manifest["corruptions"], *corruptions]))
     levels = sorted(set(manifest["severities"]) | {int(s) for s in severities})
     if merged != manifest["corruptions"] or levels != manifest["severities"]:
-        write_json(root, {**manifest, "corruptions": merged, "severities": levels}, root / layout.MANIFEST)
+        manifest.update(corruptions=merged, severities=levels)
+
+
+# Per store, the manifest file this process last saw (inode, mtime, size) and the settings it lists:
+# write_partition reads the manifest again only when the file changed, not once per partition.
+_LISTED: dict[str, tuple[tuple[int, int, int], frozenset[str], frozenset[int]]] = {}
+
+
+def _manifest_stamp(root: Path) -> tuple[int, int, int]:
+    stat = (root / layout.MANIFEST).stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _ensure_listed(root: Path, corruption: str, severity: int) -> None:
+    """Make the manifest list the setting before a partition of it is published. A setting, once listed,
+    stays listed, so a manifest file this process has seen listing it (same inode, mtime and size) still
+    does: then nothing is read. Otherwise it is added through manifest_update."""
+    key = str(root.resolve())
+    seen = _LISTED.get(key)
+    if seen and seen[0] == _manifest_stamp(root) and corruption in seen[1] and severity in seen[2]:
+        return
+    with locked(root):
+        # any format this prunescope knows: testkit writes format-1 stores through here to test migrating
+        with manifest_update(root, migrating=True) as manifest:
+            _list_settings(manifest, [corruption], [severity])
+        # the file as written (or left), still under the lock: later partitions of its settings read nothing
+        _LISTED[key] = (_manifest_stamp(root), frozenset(manifest["corruptions"]),
+                        frozenset(int(s) for s in manifest["severities"]))
 
 
 def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -258,7 +312,7 @@ def upsert_models(root: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     path = root / layout.MODELS
     rows = [{**row, "checkpoint": record_path(root, row.get("checkpoint"))} for row in rows]
     with locked(root):
-        existing = pq.read_table(path).to_pylist() if path.exists() else []
+        existing = reader.read_table(path).to_pylist() if path.exists() else []
         new_ids = {row["model_id"] for row in rows}
         filled = [row if row.get("clean_accuracy") is not None
                   else {**row, "clean_accuracy": reader.clean_accuracy(root, row["model_id"])} for row in rows]
@@ -345,9 +399,7 @@ def write_partition(root: str | Path, model_id: str, corruption: str, severity: 
     root = Path(root)
     check_model_id(model_id)
     if corruption != layout.CLEAN:
-        with locked(root):
-            # any format this prunescope knows: testkit writes format-1 stores through here to test migrating
-            _list_settings(root, reader.read_manifest(root, migrating=True), [corruption], [severity])
+        _ensure_listed(root, corruption, int(severity))
     size = write_parquet(root, table, reader.partition_file(root, model_id, corruption, severity))
     write_json(root, {"rows": table.num_rows, "bytes": size, **summary},
                reader.marker_path(root, model_id, corruption, severity))

@@ -29,8 +29,6 @@ import argparse
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from compute import byo, cards, corruptions, datasets, loading
 from compute import device as devices
 from compute.cards import ExtractModel, from_checkpoint, model_row
@@ -47,7 +45,7 @@ from compute.executors import EXECUTORS, RayExecutor
 from compute.extract import run_extraction
 from compute.inference import ExtractSummary
 from compute.worklist import Shard
-from store import layout, vocabulary
+from store import layout, reader, vocabulary
 
 HELP = "write per-sample geometry of checkpoints to a Parquet store"
 
@@ -190,7 +188,7 @@ def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
 def stored_models(store: str) -> list[str]:
     """The model ids the store already holds (a base may name one)."""
     path = Path(store) / layout.MODELS
-    return pq.read_table(path, columns=["model_id"]).column("model_id").to_pylist() if path.is_file() else []
+    return reader.read_table(path, columns=["model_id"]).column("model_id").to_pylist() if path.is_file() else []
 
 
 def user_model(spec: cards.ModelSpec, dataset: str, image_size: int) -> ExtractModel:

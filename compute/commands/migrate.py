@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
@@ -76,13 +75,11 @@ def _keys(root: Path, path: Path) -> dict[str, str]:
 def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True) -> int:
     """Rewrite the store at `root` as format 2; returns how many partitions this run rewrote."""
     root = Path(root)
-    with writer.locked(root):
-        manifest = reader.read_manifest(root, migrating=True)
+    with writer.manifest_update(root, migrating=True) as manifest:
         if manifest["schema_version"] == layout.SCHEMA_VERSION and not manifest.get("migrating_to"):
             return 0
         if not manifest.get("migrating_to"):
             manifest.update(migrating_to=layout.SCHEMA_VERSION, per_class=dataclasses.asdict(per_class))
-            writer.write_json(root, manifest, root / layout.MANIFEST)
     per_class = layout.PerClass.of(manifest)  # a resumed run keeps the rule it started with
     writer.clean_tmp(root)
     files = reader.prediction_files(root)
@@ -94,7 +91,7 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
     for model_id, paths in by_model.items():
         if model_id not in known:  # every file is still format 1: classifiers are written before any file
             clean = [p for p in paths if _keys(root, p)["corruption"] == layout.CLEAN] or paths
-            fits[model_id] = fit_classifier(pq.read_table(clean[0]), int(manifest["num_classes"]))
+            fits[model_id] = fit_classifier(reader.read_table(clean[0]), int(manifest["num_classes"]))
     if fits:
         writer.upsert_classifiers(root, fits)
     rewritten = 0
@@ -103,7 +100,7 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
         marker = reader.marker_path(root, keys["model_id"], keys["corruption"], int(keys["severity"]))
         summary = None
         if reader.file_version(path) == 1:
-            old = pq.read_table(path)
+            old = reader.read_table(path)
             if marker.is_file() and "sums" not in reader.read_json(marker):
                 summary = writer.partition_summary({n: old.column(n).to_numpy(zero_copy_only=False)
                                                     for n in ("correct", "finite", *layout.SUMMARY_METRICS)})
@@ -114,11 +111,9 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
             size = path.stat().st_size
             if recorded.get("bytes") != size or summary is not None:
                 writer.write_json(root, {**recorded, **(summary or {}), "bytes": size}, marker)
-    with writer.locked(root):
-        manifest = reader.read_manifest(root, migrating=True)
+    with writer.manifest_update(root, migrating=True) as manifest:
         manifest.pop("migrating_to", None)
         manifest["schema_version"] = layout.SCHEMA_VERSION
-        writer.write_json(root, manifest, root / layout.MANIFEST)
     return rewritten
 
 

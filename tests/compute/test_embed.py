@@ -99,6 +99,18 @@ def test_embed_command_writes_files_the_analytics_read_back(small_store, capsys)
     assert not list((small_store / "_tmp").iterdir()), "embeddings are written atomically"
 
 
+def test_embeddings_are_fresh_only_for_their_plan_and_the_current_predictions(tmp_path) -> None:
+    store = write_store(tmp_path / "store", num_models=3, num_samples=20, corruptions=("fog",), severities=(1,))
+    plan = embed.EmbedPlan(projection="pca")
+    assert not embed.embeddings_fresh(store, plan)
+    embed.embed_store(store, plan, report=lambda line: None, progress=False)
+    assert embed.embeddings_fresh(store, plan)
+    assert not embed.embeddings_fresh(store, embed.EmbedPlan(projection="pca", seed=1))  # another definition
+    part = next((store / layout.PREDICTIONS).rglob("*.parquet"))
+    part.touch()  # written again (e.g. a model extracted again under the same id)
+    assert not embed.embeddings_fresh(store, plan)
+
+
 def test_embed_command_refuses_settings_without_predictions(small_store, capsys) -> None:
     assert main(["embed", "--store", str(small_store), "--corruptions", "snow", "--projection", "pca"]) == 2
     assert "no predictions for ['snow']" in capsys.readouterr().err

@@ -216,7 +216,7 @@ def test_store_format_2_keeps_the_geometry_identity_on_every_stored_class(tmp_pa
         scale = norms[classes] * length[i] + np.abs(bias[classes])
         assert np.all(np.abs(rebuilt - logits[i, classes]) <= 1e-4 * scale), (i, classes)
         np.testing.assert_allclose(row["logits"], logits[i, classes], rtol=1e-4, atol=1e-4 * scale.max())
-    scalars = catalog.query("SELECT * FROM predictions ORDER BY sample_id")
+    scalars = catalog.query("SELECT * FROM predictions ORDER BY sample_id", name="test")
     expected_cos = (x * weight[labels]).sum(axis=1) / (norms[labels] * length)
     np.testing.assert_allclose(scalars["angle_true"].to_numpy(), np.degrees(np.arccos(expected_cos)), atol=0.05)
     log_z = logits.max(axis=1) + np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))

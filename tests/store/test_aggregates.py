@@ -117,7 +117,7 @@ def test_the_matrix_sums_from_class_sums_equal_the_completion_markers(store) -> 
     try:
         assert catalog.has_aggregates
         summary = {(r["model_id"], r["corruption"], r["severity"]): r
-                   for r in catalog.query("SELECT * FROM partition_summary").iter_rows(named=True)}
+                   for r in catalog.query("SELECT * FROM partition_summary", name="test").iter_rows(named=True)}
     finally:
         catalog.close()
     markers = reader.complete_partitions(store)

@@ -219,7 +219,7 @@ def test_duckdb_is_locked_down_before_the_first_view_reads_a_file(stores, monkey
     catalog = Catalog(store)
     assert seen["settings"] == (False, True)
     with pytest.raises(Exception, match="(?i)permission|disabled"):
-        catalog.query("SELECT * FROM read_csv('/etc/passwd')")
+        catalog.query("SELECT * FROM read_csv('/etc/passwd')", name="test")
     catalog.close()
 
 

@@ -169,16 +169,16 @@ def test_models_without_a_seed_form_no_replicate_group(small_store, tmp_path) ->
     rows = pq.read_table(store / layout.MODELS).to_pylist()
     twins = [{**rows[0], "model_id": f"twin{i}", "seed": None} for i in range(2)]
     writer.upsert_models(store, [{**row, "clean_accuracy": 1.0} for row in twins])
-    groups = Catalog(store).query("SELECT model_id, group_id FROM models WHERE model_id LIKE 'twin%' ORDER BY 1")
+    groups = Catalog(store).query("SELECT model_id, group_id FROM models WHERE model_id LIKE 'twin%' ORDER BY 1", name="test")
     assert groups["group_id"].to_list() == ["twin0", "twin1"]
 
 
 def test_catalog_cannot_read_files_outside_the_store(small_store) -> None:
     catalog = Catalog(small_store)
     with pytest.raises(Exception, match="(?i)permission|disabled"):
-        catalog.query("SELECT * FROM read_csv('/etc/passwd')")
+        catalog.query("SELECT * FROM read_csv('/etc/passwd')", name="test")
     with pytest.raises(Exception, match="(?i)configuration"):
-        catalog.query("SET enable_external_access = true")
+        catalog.query("SET enable_external_access = true", name="test")
 
 
 def test_empty_store_gives_empty_frames(tmp_path) -> None:
@@ -221,7 +221,7 @@ def test_upsert_models_replaces_by_id_and_keeps_others(tmp_path) -> None:
 
 def test_partition_summary_from_markers_equals_a_scan_of_the_files(small_store) -> None:
     """The markers' sums serve the evaluation matrix; they must agree with the rows themselves."""
-    summary = Catalog(small_store).query("SELECT * FROM partition_summary").sort("model_id", "corruption", "severity")
+    summary = Catalog(small_store).query("SELECT * FROM partition_summary", name="test").sort("model_id", "corruption", "severity")
     rows = direct_rows(small_store)
     finite = rows.filter(pl.col("finite"))
     expected = (rows.group_by("model_id", "corruption", "severity")
@@ -347,7 +347,7 @@ def test_a_format_1_store_migrates_to_the_same_scalars(tmp_path) -> None:
     catalog = Catalog(root)
     assert queries.models(catalog)["reference_model_id"].to_list() == [None, "m00-dense-0"]
     assert not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
-    after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
+    after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id", name="test")
     assert sorted(after.columns) == sorted(before.columns)
     after = after.select(before.columns)
     for column in before.columns:

@@ -173,7 +173,7 @@ def test_a_damaged_by_sample_index_is_stale_not_fatal(store, damage) -> None:
 
     derived.build_sample_index(store)
     assert sample_index.is_fresh(store)
-    target = store / layout.INDEX / (layout.BY_SAMPLE if damage == b"PAR1" else layout.BY_SAMPLE_INFO)
+    target = store / layout.INDEX / (layout.BY_SAMPLE if damage == b"PAR1" else layout.BY_SAMPLE_RECORD + ".json")
     target.write_bytes(damage)
     assert not sample_index.is_fresh(store)
     catalog = Catalog(store)  # falls back to the prediction files

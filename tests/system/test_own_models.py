@@ -137,7 +137,7 @@ def test_flags_and_a_models_file_give_the_same_model_cards(own) -> None:
 
 def test_the_pruned_copy_sits_at_its_measured_sparsity_and_is_no_group_with_its_base(own) -> None:
     _, stores = own
-    frame = Catalog(stores["flags"]).query("SELECT model_id, sparsity, group_id FROM models ORDER BY model_id")
+    frame = Catalog(stores["flags"]).query("SELECT model_id, sparsity, group_id FROM models ORDER BY model_id", name="test")
     assert frame["sparsity"][0] < 0.01
     # global_unstructured over every conv and linear weight: 70 % of those zeroed (BN and biases are not pruned)
     assert frame["sparsity"][1] == pytest.approx(SPARSITY, abs=0.01)

@@ -1,0 +1,91 @@
+"""The record of every derived file, and the one rule that says whether it is fresh.
+
+A derived file (the by-sample index, the pre-aggregates, the embeddings) is a function of the store's
+prediction files and of its own definition. Its builder writes, after the files it describes, a record
+`index/<name>.json`:
+
+    files       the prediction files it was built from (paths relative to the store)
+    inputs      {"digest": sha256 of "<path> <bytes> <mtime_ns>" per file, "rows": their rows}: a file
+                written again (a model extracted again under the same id) changes the digest
+    definition  sha256 of what computes it (a version constant and its SQL text or parameters): an upgrade
+                that computes it another way makes the old file stale
+    outputs     {file name: rows} of the files it describes, relative to `index/` (or to `embeddings/`)
+
+`is_fresh` is the only freshness rule: the record exists, names the same definition and the same inputs,
+and every output opens with its recorded rows (a damaged file is stale). Readers of a stale file fall
+back (the catalog computes from the rows); `compute index` rebuilds the index and the pre-aggregates,
+`compute embed` (or the demo, which asks this rule) the embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from store import layout, reader, writer
+from store.layout import StoreError
+
+
+def digest(*parts: object) -> str:
+    """sha256 of the parts' text, one per line: the digest of a definition (a version and its SQL)."""
+    return hashlib.sha256("\n".join(str(part) for part in parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The store's prediction files as a derived file sees them: their paths and the digest of their
+    sizes and modification times (one stat per file: cheap next to reading one marker per partition)."""
+
+    files: tuple[str, ...]
+    digest: str
+
+    @classmethod
+    def of(cls, root: str | Path, files: Sequence[Path]) -> Inputs:
+        root = Path(root)
+        names, lines = [], []
+        for path in files:
+            stat = path.stat()
+            names.append(str(path.relative_to(root)))
+            lines.append(f"{names[-1]} {stat.st_size} {stat.st_mtime_ns}")
+        return cls(tuple(names), digest(*lines))
+
+
+def record_path(root: str | Path, name: str) -> Path:
+    return Path(root) / layout.INDEX / f"{name}.json"
+
+
+def write(root: str | Path, name: str, *, inputs: Inputs, rows: int, definition: str,
+          outputs: Mapping[str, int]) -> None:
+    """Record derived file `name` (after its outputs are written): inputs, their `rows`, definition, outputs."""
+    root = Path(root)
+    writer.write_json(root, {"files": list(inputs.files), "inputs": {"digest": inputs.digest, "rows": int(rows)},
+                             "definition": definition, "outputs": dict(outputs)}, record_path(root, name))
+
+
+def forget(root: str | Path, name: str) -> None:
+    """Remove the record (before rebuilding: nobody reads the old outputs while the new ones are written)."""
+    record_path(root, name).unlink(missing_ok=True)
+
+
+def is_fresh(root: str | Path, name: str, *, definition: str, inputs: Inputs, folder: str = layout.INDEX) -> bool:
+    """True when derived file `name` was built by `definition` from exactly `inputs`, and each of its outputs
+    (under `folder` of the store) opens with its recorded row count. The one freshness rule."""
+    root = Path(root)
+    path = record_path(root, name)
+    if not path.is_file():
+        return False
+    try:
+        record = reader.read_json(path)
+        if not (isinstance(record, dict) and record.get("definition") == definition
+                and isinstance(record.get("inputs"), dict) and record["inputs"].get("digest") == inputs.digest
+                and record.get("files") == list(inputs.files) and isinstance(record.get("outputs"), dict)):
+            return False
+        outputs = record["outputs"]  # plain file names: a record never sends a reader outside its folder
+        return bool(outputs) and all(Path(file).name == file and (root / folder / file).is_file()
+                                     and isinstance(rows, int)
+                                     and reader.parquet_metadata(root / folder / file).num_rows == rows
+                                     for file, rows in outputs.items())
+    except StoreError:
+        return False

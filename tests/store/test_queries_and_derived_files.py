@@ -1,0 +1,162 @@
+"""One door per act on the store: every query through Catalog._run (named, logged, one error type), one
+record and one freshness rule for every derived file, and a store opened once per catalog."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from analysis import presets
+from analysis.filters import FilterError
+from store import aggregates, derived, derived_record, layout, reader, sample_index
+from store.catalog import QUERY_LOG, Catalog, QueryError, QueryTimeout
+from testkit import synthetic
+
+SMALL = {"num_models": 3, "num_samples": 20, "corruptions": ("fog",), "severities": (1,)}
+
+
+# -- the query runner ---------------------------------------------------------------------------------------
+
+def test_a_failing_query_names_itself_and_carries_duckdbs_reason(synthetic_store) -> None:
+    catalog = Catalog(synthetic_store(**SMALL))
+    try:
+        for run in (lambda: catalog.query("SELECT no_such_column FROM models", name="broken"),
+                    lambda: catalog.arrow("SELECT no_such_column FROM models", name="broken"),
+                    lambda: list(catalog.batches("SELECT no_such_column FROM models", 10, name="broken"))):
+            with pytest.raises(QueryError) as caught:
+                run()
+            assert caught.value.name == "broken"
+            assert "no_such_column" in caught.value.reason and str(catalog.root) not in caught.value.reason
+            assert str(caught.value) == f"{catalog.root}: {caught.value.reason}"  # the message names the store
+    finally:
+        catalog.close()
+
+
+def test_every_query_logs_its_name_and_wall_time(synthetic_store, caplog) -> None:
+    catalog = Catalog(synthetic_store(**SMALL))
+    try:
+        with caplog.at_level(logging.DEBUG, logger=QUERY_LOG.name):
+            catalog.query("SELECT count(*) FROM predictions", name="counted")
+            catalog.arrow("SELECT * FROM models", name="as_arrow")
+            list(catalog.batches("SELECT * FROM samples", 4, name="in_batches"))
+            with pytest.raises(QueryError):
+                catalog.query("SELECT nothing", name="failed")
+        logged = [record.getMessage() for record in caplog.records if record.name == QUERY_LOG.name]
+        for name in ("counted", "as_arrow", "in_batches", "failed"):
+            line = next(line for line in logged if line.startswith(f"query {name}:"))
+            assert float(line.split(": ")[1].removesuffix(" s")) >= 0.0
+    finally:
+        catalog.close()
+
+
+def test_a_query_past_its_time_limit_is_interrupted(synthetic_store) -> None:
+    catalog = Catalog(synthetic_store(**SMALL))
+    try:
+        slow = "SELECT count(*) FROM range(100000000000) a"  # never finishes within a test's patience
+        with pytest.raises(QueryTimeout, match="stopped after 0.2 s") as caught:
+            catalog.query(slow, name="endless", timeout=0.2)
+        assert caught.value.name == "endless" and caught.value.reason.startswith("query stopped after")
+        assert catalog.query("SELECT 1 AS one", name="after")["one"].to_list() == [1]  # the catalog still works
+    finally:
+        catalog.close()
+
+
+def test_a_filter_error_gives_the_reason_not_the_store_path(synthetic_store) -> None:
+    catalog = Catalog(synthetic_store(**SMALL))
+    try:
+        with pytest.raises(FilterError) as caught:
+            presets.count_rows(catalog, "label_name > 3")  # text compared with a number: DuckDB refuses
+        assert str(caught.value).startswith("the filter could not run: ")
+        assert str(catalog.root) not in str(caught.value)
+        assert isinstance(caught.value.__cause__, QueryError) and caught.value.__cause__.name == "filtered"
+    finally:
+        catalog.close()
+
+
+# -- one record for every derived file ----------------------------------------------------------------------
+
+@pytest.fixture
+def indexed(synthetic_store, pristine_copy):
+    """This test's copy of a small store with every derived file built and fresh."""
+    store = pristine_copy(synthetic_store(**SMALL))
+    derived.build_all(store)
+    assert sample_index.is_fresh(store) and aggregates.is_fresh(store)
+    return store
+
+
+def test_each_derived_file_records_its_inputs_their_rows_and_its_definition(indexed) -> None:
+    files = reader.prediction_files(indexed)
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    for name, definition in ((layout.BY_SAMPLE_RECORD, sample_index.definition()),
+                             (layout.AGGREGATES_RECORD, aggregates.definition(20))):
+        record = reader.read_json(derived_record.record_path(indexed, name))
+        assert record["files"] == [str(path.relative_to(indexed)) for path in files]
+        assert record["inputs"] == {"digest": derived_record.Inputs.of(indexed, files).digest, "rows": rows}
+        assert record["definition"] == definition
+    record = reader.read_json(derived_record.record_path(indexed, layout.BY_SAMPLE_RECORD))
+    assert record["outputs"] == {layout.BY_SAMPLE: rows}
+
+
+def test_a_changed_definition_is_never_served_and_compute_index_rebuilds_it(indexed, monkeypatch) -> None:
+    catalog = Catalog(indexed)
+    old = catalog.query("SELECT sum(rows)::BIGINT AS n, count(*) AS groups FROM class_sums", name="test").row(0)
+    assert catalog.has_aggregates
+    catalog.close()
+    real = aggregates.definitions
+
+    def changed(num_samples, by_sample):  # an upgrade that computes one pre-aggregate another way
+        sql = real(num_samples, by_sample)
+        return {**sql, "class_sums": sql["class_sums"].replace("count(*) AS rows", "count(*) + 1 AS rows")}
+
+    monkeypatch.setattr(aggregates, "definitions", changed)
+    assert not aggregates.is_fresh(indexed)
+    catalog = Catalog(indexed)
+    try:  # the old file stays on disk but is not read: the catalog runs the new definition
+        assert not catalog.has_aggregates and catalog.aggregates_hint
+        assert catalog.query("SELECT sum(rows)::BIGINT AS n FROM class_sums", name="test")["n"][0] == old[0] + old[1]
+    finally:
+        catalog.close()
+    derived.build_aggregates(indexed)  # what `compute index` runs
+    catalog = Catalog(indexed)
+    try:
+        assert catalog.has_aggregates
+        assert catalog.query("SELECT sum(rows)::BIGINT AS n FROM class_sums", name="test")["n"][0] == old[0] + old[1]
+    finally:
+        catalog.close()
+    monkeypatch.setattr(sample_index, "VERSION", sample_index.VERSION + 1)  # the index's definition too
+    assert not sample_index.is_fresh(indexed)
+
+
+def test_a_model_extracted_again_under_the_same_id_makes_derived_files_stale(indexed) -> None:
+    model = reader.complete_partitions(indexed)[0]["model_id"]
+    rng = np.random.default_rng(7)
+    labels = pq.read_table(indexed / layout.SAMPLES).column("label").to_numpy()
+    columns = synthetic.prediction_columns(rng, labels, 10, 0.5, *synthetic.classifier(rng, 10))
+    synthetic.write_partition(indexed, model, "fog", 1, columns)  # same id, same file names, other rows
+    assert not sample_index.is_fresh(indexed) and not aggregates.is_fresh(indexed)
+    derived.build_all(indexed)
+    assert sample_index.is_fresh(indexed) and aggregates.is_fresh(indexed)
+
+
+# -- a store opened once per catalog ------------------------------------------------------------------------
+
+def test_a_catalog_parses_the_manifest_once_and_lists_the_partitions_once(indexed, monkeypatch) -> None:
+    calls = {"read_manifest": 0, "prediction_files": 0, "Inputs.of": 0}
+    for name in ("read_manifest", "prediction_files"):
+        real = getattr(reader, name)
+        monkeypatch.setattr(reader, name, lambda *a, real=real, name=name, **k: calls.__setitem__(
+            name, calls[name] + 1) or real(*a, **k))
+    real_of = derived_record.Inputs.of.__func__
+    monkeypatch.setattr(derived_record.Inputs, "of", classmethod(
+        lambda cls, *a: calls.__setitem__("Inputs.of", calls["Inputs.of"] + 1) or real_of(cls, *a)))
+    catalog = Catalog(indexed)
+    catalog.close()
+    assert catalog.has_sample_index and catalog.has_aggregates
+    assert calls == {"read_manifest": 1, "prediction_files": 1, "Inputs.of": 1}
+    for build in (derived.build_sample_index, derived.build_aggregates):  # a build judges with its catalog
+        calls.update(dict.fromkeys(calls, 0))
+        build(indexed)
+        assert calls == {"read_manifest": 1, "prediction_files": 1, "Inputs.of": 1}, build.__name__
