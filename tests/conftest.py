@@ -7,7 +7,12 @@
 - `cli(*args)`: `python -m compute ...` in this process (compute.__main__.main): returncode, stdout, stderr.
 - `open_page(store, page, **selection)`: a dashboard page under streamlit's AppTest on `store`.
 
-Plain functions that benchmarks use as well live in testkit, not here.
+Plain functions that benchmarks use as well live in testkit, not here. Each layer's folder has a conftest.py for
+the fixtures of that layer's tests only.
+
+Under pytest-xdist (`make test PYTEST_WORKERS=N`, `--dist loadgroup`) the tests of a module that share a
+module-scoped fixture stay on one worker, so the fixture is built once; every test writes under its own
+tmp_path, and the md5 cache ($XDG_CACHE_HOME) is one per session, never the user's.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import io
 import itertools
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,27 @@ from compute.__main__ import main
 from testkit import extraction
 from testkit.app import open_app
 from testkit.synthetic import write_store
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use a module-scoped fixture join their module's xdist_group (read by `--dist loadgroup`)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info else ()
+        if any(definition.scope == "module" for chain in definitions for definition in chain):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_home(tmp_path_factory) -> Iterator[None]:
+    """$XDG_CACHE_HOME (the md5 cache of compute.datasets.checksums) in this session's tmp folder: tests never
+    read or write the user's cache, and parallel workers never share one. Tests may still monkeypatch it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def _key(value: object) -> object:

@@ -35,7 +35,7 @@ from compute.study import (
     train_pruned,
 )
 from compute.study import run as run_study
-from compute.train import TrainConfig, accuracy, channel_stats, predict, train
+from compute.train import TrainConfig, accuracy, predict, train
 from dashboard import cost, lineage
 from dashboard.pages import PAGES
 from store.catalog import Catalog
@@ -45,9 +45,6 @@ CPU = torch.device("cpu")
 TWO_STEPS = TrainConfig(epochs=1, batch_size=32, lr=0.01, seed=0)  # a handful of batches of fine-tuning
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return datasets.load("digits")
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +53,6 @@ def few(digits) -> ImageSet:
     return ImageSet(digits.train.images[:64], digits.train.labels[:64])
 
 
-@pytest.fixture(scope="module")
-def stats(digits) -> tuple[list[float], list[float]]:
-    return channel_stats(digits.train.images)
 
 
 def saved_dense(model: nn.Module, epochs: int, digits: Dataset, stats, directory: Path) -> Path:

@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage, stats
 
-from compute import corruptions, datasets
+from compute import corruptions
 from compute.__main__ import main as compute_main
 from compute.corruptions import _filters, _random, blur, constants, weather
 from compute.datasets import cifar10c
-from compute.datasets.base import Dataset
 from store import layout
 
 CANONICAL = (
@@ -44,9 +43,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return datasets.load("digits")
 
 
 @pytest.fixture(scope="module")
