@@ -10,9 +10,9 @@
 Plain functions that benchmarks use as well live in testkit, not here. Each layer's folder has a conftest.py for
 the fixtures of that layer's tests only.
 
-Under pytest-xdist (`make test PYTEST_WORKERS=N`, `--dist loadgroup`) the tests of a module that share a
-module-scoped fixture stay on one worker, so the fixture is built once; every test writes under its own
-tmp_path, and the md5 cache ($XDG_CACHE_HOME) is one per session, never the user's.
+Under pytest-xdist (`make test PYTEST_WORKERS=N`: `--dist loadscope`, so each module runs on one worker and
+builds its module fixtures once) every test writes under its own tmp_path, servers take a free port, and the
+md5 cache ($XDG_CACHE_HOME) is one per session, never the user's.
 """
 
 from __future__ import annotations
@@ -33,18 +33,6 @@ from compute.__main__ import main
 from testkit import extraction
 from testkit.app import open_app
 from testkit.synthetic import write_store
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use a module-scoped fixture join their module's xdist_group (read by `--dist loadgroup`)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        definitions = info.name2fixturedefs.values() if info else ()
-        if any(definition.scope == "module" for chain in definitions for definition in chain):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session", autouse=True)
