@@ -305,7 +305,7 @@ def test_a_format_1_store_is_refused_everywhere_but_migrate(synthetic_store) -> 
             open_store(root)
 
 
-def test_a_format_1_store_migrates_to_the_same_scalars(synthetic_store, pristine_copy) -> None:
+def test_a_format_1_store_migrates_to_the_same_scalars(synthetic_store, pristine_copy, cli) -> None:
     root = pristine_copy(synthetic_store(num_models=2, num_samples=40, corruptions=("contrast",), severities=(1,),
                                          num_classes=30, version=1))
     before, angles = _format_1_rows(root)
@@ -314,10 +314,9 @@ def test_a_format_1_store_migrates_to_the_same_scalars(synthetic_store, pristine
         writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(30)],
                           images=np.zeros((40, 32, 32, 3), np.uint8), labels=before["label"][:40].to_numpy(),
                           corruptions=[], severities=[1])
-    process = _migrate_cli(root)
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
-    assert "4 partitions rewritten" in out
+    migrated = cli("migrate", "--store", root)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "4 partitions rewritten" in migrated.stdout
     catalog = Catalog(root)
     assert not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
     after = catalog.query("SELECT * FROM predictions ORDER BY model_id, corruption, severity, sample_id")
@@ -336,13 +335,13 @@ def test_a_format_1_store_migrates_to_the_same_scalars(synthetic_store, pristine
 
 
 @pytest.mark.slow  # kill/resume: migration processes killed and rerun
-def test_a_killed_migration_resumed_gives_the_same_store(tmp_path, synthetic_store) -> None:
+def test_a_killed_migration_resumed_gives_the_same_store(tmp_path, synthetic_store, cli) -> None:
     original = synthetic_store(num_models=3, num_samples=300, corruptions=("contrast", "fog"),
                                severities=(1, 2, 3, 4, 5), num_classes=12, version=1)
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     shutil.copytree(original, reference)
     shutil.copytree(original, interrupted)
-    assert _migrate_cli(reference).wait(timeout=300) == 0
+    assert cli("migrate", "--store", reference).returncode == 0  # only the killed run needs its own process
     process = _migrate_cli(interrupted)
     deadline = time.monotonic() + 240
     while not any(reader.file_version(p) == 2 for p in reader.prediction_files(interrupted)):
@@ -354,18 +353,17 @@ def test_a_killed_migration_resumed_gives_the_same_store(tmp_path, synthetic_sto
     assert 1 in versions and 2 in versions, "the kill must land half-way"
     with pytest.raises(layout.StoreError, match="interrupted"):
         Catalog(interrupted)
-    assert _migrate_cli(interrupted).wait(timeout=300) == 0
+    assert cli("migrate", "--store", interrupted).returncode == 0
     assert _store_contents(interrupted) == _store_contents(reference)
 
 
-def test_migrating_a_store_of_an_unknown_version_is_refused(synthetic_store, pristine_copy) -> None:
+def test_migrating_a_store_of_an_unknown_version_is_refused(synthetic_store, pristine_copy, cli) -> None:
     root = pristine_copy(synthetic_store(num_models=1, num_samples=10, corruptions=(), severities=(1,)))
     manifest = json.loads((root / layout.MANIFEST).read_text())
     (root / layout.MANIFEST).write_text(json.dumps({**manifest, "schema_version": 7}))
-    process = _migrate_cli(root)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 2
-    assert "error:" in err and "schema version 7" in err
+    refused = cli("migrate", "--store", root)
+    assert refused.returncode == 2
+    assert "error:" in refused.stderr and "schema version 7" in refused.stderr
 
 
 @pytest.mark.slow  # extract as processes
