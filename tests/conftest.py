@@ -4,6 +4,7 @@
   session for each set of arguments; never change it, copy it with `pristine_copy` first.
 - `pristine_copy(store)`: this test's own copy of a shared store, to damage or extend.
 - `checkpoints`: two small digits CNN checkpoints (seeds 0 and 1), saved once; read them, never change them.
+- `two_shards`: the first checkpoint extracted as two shards (1/2, then 0/2), once; read it, never change it.
 - `cli(*args)`: `python -m compute ...` in this process (compute.__main__.main): returncode, stdout, stderr.
 - `open_page(store, page, **selection)`: a dashboard page under streamlit's AppTest on `store`.
 
@@ -114,6 +115,30 @@ def cli() -> Callable[..., Ran]:
         return Ran(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """A store extracted as two shards, 1/2 then 0/2: each run, and whether the by-sample index was fresh
+    after it."""
+
+    store: Path
+    runs: tuple[Ran, Ran]
+    index_fresh: tuple[bool, bool]
+
+
+@pytest.fixture(scope="session")
+def two_shards(tmp_path_factory, checkpoints, cli) -> Sharded:
+    """The tiny extraction setting (testkit.extraction.extract_args) of the first checkpoint as two shards:
+    tests/compute/test_sharding.py checks how the runs end, tests/store/test_aggregates.py reads the store."""
+    from store import sample_index
+
+    store = tmp_path_factory.mktemp("shards") / "store"
+    runs, fresh = [], []
+    for shard in ("1/2", "0/2"):
+        runs.append(cli(*extraction.extract_args(store, checkpoints[:1], "--shard", shard)))
+        fresh.append(sample_index.is_fresh(store))
+    return Sharded(store, (runs[0], runs[1]), (fresh[0], fresh[1]))
 
 
 @pytest.fixture

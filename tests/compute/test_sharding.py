@@ -96,12 +96,12 @@ def test_concurrent_shards_write_exactly_the_rows_of_one_unsharded_run(tmp_path,
     assert any(f"by-sample index: {store}" in out for out, _ in outputs)
 
 
-def test_only_the_shard_that_completes_the_store_builds_the_index(tmp_path, checkpoints, capsys) -> None:
-    store = tmp_path / "store"
-    assert main(extract_args(store, checkpoints[:1], "--shard", "1/2")) == 0
-    assert "not built yet" in capsys.readouterr().out and not sample_index.is_fresh(store)
-    assert main(extract_args(store, checkpoints[:1], "--shard", "0/2")) == 0
-    assert f"by-sample index: {store}" in capsys.readouterr().out and sample_index.is_fresh(store)
+def test_only_the_shard_that_completes_the_store_builds_the_index(two_shards) -> None:
+    first, last = two_shards.runs  # shard 1/2, then 0/2 (built once a session, tests/conftest.py)
+    assert first.returncode == 0, first.stderr
+    assert "not built yet" in first.stdout and not two_shards.index_fresh[0]
+    assert last.returncode == 0, last.stderr
+    assert f"by-sample index: {two_shards.store}" in last.stdout and two_shards.index_fresh[1]
 
 
 def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
