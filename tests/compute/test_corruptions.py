@@ -32,17 +32,7 @@ CANONICAL = (
 # Corruptions without random draws: the seed must not matter.
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",
                  "gaussian_blur", "saturate"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small batches run faster in one thread on a shared machine, and results must not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # small batches: faster on one thread (tests/compute/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -45,11 +45,12 @@ def small(digits) -> ImageSet:
 
 
 @pytest.fixture(scope="module")
-def dense(digits, stats) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def dense(digits, stats, single_threaded) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """One dense small CNN trained on digits for the whole module, with its rewind iterate (step 20)."""
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
-    rewind = train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
+    with single_threaded():
+        rewind = train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
     return model, rewind
 
 
