@@ -41,13 +41,18 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# PYTEST_WORKERS=N (or auto) runs the tests in N pytest-xdist processes, each module on one worker so its
+# module fixtures are built once (--dist loadscope; xdist 3.8's loadgroup does not group under pytest 9).
+PYTEST_WORKERS ?=
+PYTEST_XDIST := $(if $(PYTEST_WORKERS),-n $(PYTEST_WORKERS) --dist loadscope)
+
 # Every test, the slow and browser ones included; prints the 25 slowest (CI runs this).
 test: $(STAMP) chromium texlive lint
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest $(PYTEST_XDIST) --durations=25
 
 # The fast subset while working: no training, kill/resume, Ray, Chromium or large AppTest (about 2 min on 2 cores).
 check: $(STAMP) lint
-	$(PY) -m pytest -m "not slow and not browser" -p no:cacheprovider --durations=10
+	$(PY) -m pytest $(PYTEST_XDIST) -m "not slow and not browser" -p no:cacheprovider --durations=10
 
 # The corruption benchmark compares against the imagecorruptions-imaug fork: a benchmark-only install.
 bench: $(STAMP) chromium

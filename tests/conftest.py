@@ -4,10 +4,16 @@
   session for each set of arguments; never change it, copy it with `pristine_copy` first.
 - `pristine_copy(store)`: this test's own copy of a shared store, to damage or extend.
 - `checkpoints`: two small digits CNN checkpoints (seeds 0 and 1), saved once; read them, never change them.
+- `two_shards`: the first checkpoint extracted as two shards (1/2, then 0/2), once; read it, never change it.
 - `cli(*args)`: `python -m compute ...` in this process (compute.__main__.main): returncode, stdout, stderr.
 - `open_page(store, page, **selection)`: a dashboard page under streamlit's AppTest on `store`.
 
-Plain functions that benchmarks use as well live in testkit, not here.
+Plain functions that benchmarks use as well live in testkit, not here. Each layer's folder has a conftest.py for
+the fixtures of that layer's tests only.
+
+Under pytest-xdist (`make test PYTEST_WORKERS=N`: `--dist loadscope`, so each module runs on one worker and
+builds its module fixtures once) every test writes under its own tmp_path, servers take a free port, and the
+md5 cache ($XDG_CACHE_HOME) is one per session, never the user's.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import io
 import itertools
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +34,15 @@ from compute.__main__ import main
 from testkit import extraction
 from testkit.app import open_app
 from testkit.synthetic import write_store
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_home(tmp_path_factory) -> Iterator[None]:
+    """$XDG_CACHE_HOME (the md5 cache of compute.datasets.checksums) in this session's tmp folder: tests never
+    read or write the user's cache, and parallel workers never share one. Tests may still monkeypatch it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def _key(value: object) -> object:
@@ -100,6 +115,30 @@ def cli() -> Callable[..., Ran]:
         return Ran(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """A store extracted as two shards, 1/2 then 0/2: each run, and whether the by-sample index was fresh
+    after it."""
+
+    store: Path
+    runs: tuple[Ran, Ran]
+    index_fresh: tuple[bool, bool]
+
+
+@pytest.fixture(scope="session")
+def two_shards(tmp_path_factory, checkpoints, cli) -> Sharded:
+    """The tiny extraction setting (testkit.extraction.extract_args) of the first checkpoint as two shards:
+    tests/compute/test_sharding.py checks how the runs end, tests/store/test_aggregates.py reads the store."""
+    from store import sample_index
+
+    store = tmp_path_factory.mktemp("shards") / "store"
+    runs, fresh = [], []
+    for shard in ("1/2", "0/2"):
+        runs.append(cli(*extraction.extract_args(store, checkpoints[:1], "--shard", shard)))
+        fresh.append(sample_index.is_fresh(store))
+    return Sharded(store, (runs[0], runs[1]), (fresh[0], fresh[1]))
 
 
 @pytest.fixture

@@ -37,11 +37,6 @@ def study(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def catalog(study) -> Catalog:
-    return Catalog(study)
-
-
-@pytest.fixture(scope="module")
 def direct(study) -> pl.DataFrame:
     """Every prediction row with its model's method and sparsity, and the sample's label name."""
     models = pl.from_arrow(pq.read_table(study / layout.MODELS)).select("model_id", "method", "target_sparsity")
@@ -492,6 +487,7 @@ def test_filter_errors_are_filter_errors_with_a_readable_message(catalog) -> Non
 # -- an empty store -----------------------------------------------------------------------------------
 
 def test_an_empty_store_gives_empty_frames(tmp_path) -> None:
+    # Written by hand, not synthetic_store: a store without a single model or partition.
     writer.init_store(tmp_path, dataset="t", class_names=["a", "b"], images=np.zeros((3, 32, 32, 3), np.uint8),
                       labels=np.array([0, 1, 0]), corruptions=[], severities=[1])
     catalog = Catalog(tmp_path)

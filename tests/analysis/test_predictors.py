@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import predictors
 from dashboard.pages import PAGES
-from store.catalog import Catalog
 from testkit.direct import direct_rows
 from testkit.study import write_study
 
@@ -25,11 +24,6 @@ MODELS = [(f"{method}-s{seed}", method, sparsity, seed)
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     return write_study(tmp_path_factory.mktemp("predictors"), models=MODELS, num_samples=60)
-
-
-@pytest.fixture(scope="module")
-def catalog(study) -> Catalog:
-    return Catalog(study)
 
 
 def test_model_geometry_matches_polars_on_the_parquet_files(study, catalog) -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from analysis import escape, report
 from store import layout, vocabulary
-from store.catalog import Catalog
 from testkit.study import write_study
 
 PDFLATEX = shutil.which("pdflatex")
@@ -31,8 +30,8 @@ FORMULA = "=HYPERLINK(\"http://example.com\")"
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> Catalog:
-    return Catalog(write_study(tmp_path_factory.mktemp("latex"), models=MODELS, settings=SETTINGS, num_samples=60))
+def study(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("latex"), models=MODELS, settings=SETTINGS, num_samples=60)
 
 
 def compile_latex(body: str, folder: Path, twocolumn: bool) -> str:

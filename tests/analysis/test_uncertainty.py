@@ -14,7 +14,6 @@ from scipy import stats as sps
 
 from analysis import matrices, report, uncertainty
 from store import layout, vocabulary
-from store.catalog import Catalog
 from testkit.direct import direct_rows
 from testkit.study import CORRUPTIONS, write_study
 
@@ -33,11 +32,6 @@ def accuracy(model_id: str, corruption: str) -> float:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     return write_study(tmp_path_factory.mktemp("replicates"), models=MODELS, accuracy=accuracy, num_samples=300)
-
-
-@pytest.fixture(scope="module")
-def catalog(study) -> Catalog:
-    return Catalog(study)
 
 
 @pytest.fixture(scope="module")

@@ -75,11 +75,11 @@ def test_extract_names_an_unknown_corruption(tmp_path, capsys) -> None:
     assert "unknown corruptions ['rain']" in capsys.readouterr().err
 
 
-def test_index_command_builds_the_sample_index_and_names_a_non_store(tmp_path, capsys) -> None:
+def test_index_command_builds_the_sample_index_and_names_a_non_store(tmp_path, capsys, synthetic_store,
+                                                                       pristine_copy) -> None:
     from store import sample_index
-    from testkit.synthetic import write_store
 
-    root = write_store(tmp_path / "s", num_models=2, num_samples=10, corruptions=("contrast",), severities=(1,))
+    root = pristine_copy(synthetic_store(num_models=2, num_samples=10, corruptions=("contrast",), severities=(1,)))
     assert main(["index", "--store", str(root)]) == 0
     assert sample_index.is_fresh(root)
     assert main(["index", "--store", str(tmp_path / "nothing")]) == 2

@@ -27,7 +27,7 @@ from compute.pruning import channel, nm
 from compute.runners import quantize_model, quantize_record, save, train_pruned
 from compute.study import run as run_study
 from compute.study_file import DerivedPlan, MethodPlan, Study, StudyError
-from compute.train import TrainConfig, accuracy, channel_stats, predict, train
+from compute.train import TrainConfig, accuracy, predict, train
 from dashboard.charts.overview import COSTS, has_costs, robustness_vs_cost, tree_layout
 from dashboard.pages import PAGES
 from store.catalog import Catalog
@@ -37,9 +37,6 @@ CPU = torch.device("cpu")
 TWO_STEPS = TrainConfig(epochs=1, batch_size=32, lr=0.01, seed=0)  # a handful of batches of fine-tuning
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return datasets.load("digits")
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +45,6 @@ def few(digits) -> ImageSet:
     return ImageSet(digits.train.images[:64], digits.train.labels[:64])
 
 
-@pytest.fixture(scope="module")
-def stats(digits) -> tuple[list[float], list[float]]:
-    return channel_stats(digits.train.images)
 
 
 def saved_dense(model: nn.Module, epochs: int, digits: Dataset, stats, directory: Path) -> Path:

@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage, stats
 
-from compute import corruptions, datasets
+from compute import corruptions
 from compute.__main__ import main as compute_main
 from compute.corruptions import _filters, _random, blur, constants, weather
 from compute.datasets import cifar10c
-from compute.datasets.base import Dataset
 from store import vocabulary
 
 CANONICAL = (
@@ -33,20 +32,7 @@ CANONICAL = (
 # Corruptions without random draws: the seed must not matter.
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",
                  "gaussian_blur", "saturate"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small batches run faster in one thread on a shared machine, and results must not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return datasets.load("digits")
+pytestmark = pytest.mark.usefixtures("one_thread")  # small batches: faster on one thread (tests/compute/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,8 @@ from testkit.datasets import (
     write_python2_pickle,
 )
 
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")  # local servers, reached directly
+
 
 def assert_same_dataset(loaded: Dataset, written: Dataset) -> None:
     assert loaded.class_names == written.class_names
@@ -343,13 +345,6 @@ def test_cifar10c_broken_npy_is_reported_with_file(tmp_path: Path, case: str) ->
 
 
 # --- downloads from a local server -------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local server must be reached directly even where a proxy is configured."""
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture

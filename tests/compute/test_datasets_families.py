@@ -37,12 +37,7 @@ from testkit.dataset_families import (
 from testkit.datasets import pin_archives, serve_directory
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")  # local servers, reached directly
 
 
 def numbers(images: np.ndarray) -> list[int]:

@@ -15,12 +15,7 @@ from compute.datasets import download
 from testkit.datasets import make_cifar10_tarball, pin_archives, serve_directory, write_cifar10
 
 NAME = "cifar-10-python.tar.gz"
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")  # local servers, reached directly
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ files it writes read back through the analysis package. UMAP itself runs once, i
 from __future__ import annotations
 
 import itertools
+import shutil
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -14,13 +16,13 @@ from compute import embed
 from compute.__main__ import main
 from store import layout
 from store.catalog import Catalog
-from testkit.synthetic import write_store
 
 
 @pytest.fixture(scope="module")
-def small_store(tmp_path_factory):
-    return write_store(tmp_path_factory.mktemp("embed"), num_models=3, num_samples=40, corruptions=("fog",),
-                       severities=(1, 3))
+def small_store(synthetic_store, tmp_path_factory):
+    """A copy of the session's store of this size: the embed command adds embeddings/ to it."""
+    store = synthetic_store(num_models=3, num_samples=40, corruptions=("fog",), severities=(1, 3))
+    return Path(shutil.copytree(store, tmp_path_factory.mktemp("embed") / "store", symlinks=True))
 
 
 def connects_all(n: int, edges: tuple[tuple[int, int, float], ...]) -> bool:
@@ -99,8 +101,8 @@ def test_embed_command_writes_files_the_analytics_read_back(small_store, capsys)
     assert not list((small_store / "_tmp").iterdir()), "embeddings are written atomically"
 
 
-def test_embeddings_are_fresh_only_for_their_plan_and_the_current_predictions(tmp_path) -> None:
-    store = write_store(tmp_path / "store", num_models=3, num_samples=20, corruptions=("fog",), severities=(1,))
+def test_embeddings_are_fresh_only_for_their_plan_and_the_current_predictions(synthetic_store, pristine_copy) -> None:
+    store = pristine_copy(synthetic_store(num_models=3, num_samples=20, corruptions=("fog",), severities=(1,)))
     plan = embed.EmbedPlan(projection="pca")
     assert not embed.embeddings_fresh(store, plan)
     embed.embed_store(store, plan, report=lambda line: None, progress=False)

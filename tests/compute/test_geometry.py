@@ -191,6 +191,7 @@ def test_store_format_2_keeps_the_geometry_identity_on_every_stored_class(tmp_pa
     images = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, n)
     model = _Projection(num_classes, with_bias, seed=num_classes).eval()
+    # Written by hand, not synthetic_store: the store must hold this known model's geometry, to check it.
     writer.init_store(tmp_path, dataset="t", class_names=[f"c{i}" for i in range(num_classes)], images=images,
                       labels=labels, corruptions=[], severities=[1])
     writer.upsert_classifiers(tmp_path, {"m": classifier_record(model)})

@@ -15,16 +15,16 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from compute import checkpoint, corruptions, datasets, models, pruning, runs
+from compute import checkpoint, corruptions, models, pruning, runs
 from compute.__main__ import build_parser, main
 from compute.commands._common import schedule_fields
-from compute.datasets.base import Dataset, ImageSet
+from compute.datasets.base import ImageSet
 from compute.demo import DemoPlan
 from compute.models.base import measured_sparsity, prunable_weights
 from compute.pruning import gmp, iterative, masks, snip, supermask
 from compute.pruning.base import train_dense
 from compute.study_file import MethodPlan, Study, StudyError
-from compute.train import TrainConfig, accuracy, channel_stats
+from compute.train import TrainConfig, accuracy
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +34,6 @@ OPTIONS = {"ltr": {"rounds": 2}, "lrr": {"rounds": 2}}
 MASK_METHODS = tuple(name for name in pruning.NAMES if name not in ("channel", "nm"))
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return datasets.load("digits")
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +42,15 @@ def small(digits) -> ImageSet:
     return ImageSet(digits.train.images[:128], digits.train.labels[:128])
 
 
-@pytest.fixture(scope="module")
-def stats(digits) -> tuple[list[float], list[float]]:
-    return channel_stats(digits.train.images)
 
 
 @pytest.fixture(scope="module")
-def dense(digits, stats) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def dense(digits, stats, single_threaded) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """One dense small CNN trained on digits for the whole module, with its rewind iterate (step 20)."""
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
-    rewind = train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
+    with single_threaded():
+        rewind = train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
     return model, rewind
 
 

@@ -37,7 +37,6 @@ from testkit.extraction import (
     save_small_cnn,
     start_extract,
 )
-from testkit.synthetic import write_store
 
 KILLS = 5
 ONE_SETTING = ("--corruptions", "contrast", "--severities", "1")  # clean + one: two partitions a model
@@ -234,14 +233,14 @@ def test_truncated_corrupted_file_is_named_before_any_partition_is_written(tmp_p
 
 
 def store_of_another_schema_version(root: Path) -> Path:
-    write_store(root, num_models=1, num_samples=LIMIT, corruptions=("fog",), severities=(1,))
     manifest = json.loads((root / layout.MANIFEST).read_text())
     (root / layout.MANIFEST).write_text(json.dumps({**manifest, "schema_version": layout.SCHEMA_VERSION + 1}))
     return root
 
 
-def test_store_written_by_another_schema_version_is_named(tmp_path, cli, checkpoints) -> None:
-    store = store_of_another_schema_version(tmp_path / "store")
+def test_store_written_by_another_schema_version_is_named(synthetic_store, pristine_copy, cli, checkpoints) -> None:
+    store = store_of_another_schema_version(
+        pristine_copy(synthetic_store(num_models=1, num_samples=LIMIT, corruptions=("fog",), severities=(1,))))
     code, err = error_line(cli(*extract_args(store, checkpoints[:1])))
     assert code == 2
     assert f"error: {store / layout.MANIFEST} has schema version {layout.SCHEMA_VERSION + 1}" in err

@@ -27,7 +27,6 @@ from testkit.extraction import (
     prediction_rows,
     start_extract,
 )
-from testkit.synthetic import write_store
 
 SHARDS = 3
 
@@ -51,10 +50,18 @@ def test_shards_cover_the_work_list_exactly_once_in_order(count) -> None:
     parts = [Shard(index, count).select(items) for index in range(count)]
     assert [item for part in parts for item in part] == items
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
-    # deterministic: another process, given "K/N" and the same models, settings and order, gets the same slice
+    # Deterministic: shard K/N of the same arguments, parsed and built afresh as another process does it.
     again = work_list(["a", "b"], list(CORRUPTIONS), list(SEVERITIES))
-    assert [Shard.parse(f"{index}/{count}").select(again) for index in range(count)] == parts
-    assert parts[0] == items[:len(items) // count]  # contiguous from the start: a setting's models stay together
+    assert parts == [Shard.parse(f"{index}/{count}").select(again) for index in range(count)]
+
+
+def test_shards_are_the_contiguous_slices_of_the_work_list() -> None:
+    items = work_list(["a", "b"], ["fog"], [1, 2])  # clean a, clean b, fog/1 a, fog/1 b, fog/2 a, fog/2 b
+    assert [Shard(index, 4).select(items) for index in range(4)] == \
+        [items[0:1], items[1:3], items[3:4], items[4:6]]
+    assert [Shard(index, 6).select(items) for index in range(6)] == [[item] for item in items]
+    assert [Shard(index, 8).select(items) for index in range(8)] == \
+        [[], [items[0]], [items[1]], [items[2]], [], [items[3]], [items[4]], [items[5]]]
 
 
 def test_work_list_keeps_each_setting_s_models_together() -> None:
@@ -89,12 +96,12 @@ def test_concurrent_shards_write_exactly_the_rows_of_one_unsharded_run(tmp_path,
     assert any(f"by-sample index: {store}" in out for out, _ in outputs)
 
 
-def test_only_the_shard_that_completes_the_store_builds_the_index(tmp_path, checkpoints, capsys) -> None:
-    store = tmp_path / "store"
-    assert main(extract_args(store, checkpoints[:1], "--shard", "1/2")) == 0
-    assert "not built yet" in capsys.readouterr().out and not sample_index.is_fresh(store)
-    assert main(extract_args(store, checkpoints[:1], "--shard", "0/2")) == 0
-    assert f"by-sample index: {store}" in capsys.readouterr().out and sample_index.is_fresh(store)
+def test_only_the_shard_that_completes_the_store_builds_the_index(two_shards) -> None:
+    first, last = two_shards.runs  # shard 1/2, then 0/2 (built once a session, tests/conftest.py)
+    assert first.returncode == 0, first.stderr
+    assert "not built yet" in first.stdout and not two_shards.index_fresh[0]
+    assert last.returncode == 0, last.stderr
+    assert f"by-sample index: {two_shards.store}" in last.stdout and two_shards.index_fresh[1]
 
 
 def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
@@ -110,8 +117,9 @@ def test_models_upsert_waits_for_the_store_lock(tmp_path) -> None:
     assert pq.read_table(tmp_path / layout.MODELS).to_pylist() == [{**dict.fromkeys(layout.MODEL_SCHEMA.names), **row}]
 
 
-def test_a_shard_without_the_clean_partition_leaves_clean_accuracy_to_its_owner(tmp_path) -> None:
-    store = write_store(tmp_path / "store", num_models=1, num_samples=20, corruptions=("fog",), severities=(1,))
+def test_a_shard_without_the_clean_partition_leaves_clean_accuracy_to_its_owner(synthetic_store,
+                                                                                  pristine_copy) -> None:
+    store = pristine_copy(synthetic_store(num_models=1, num_samples=20, corruptions=("fog",), severities=(1,)))
     row = pq.read_table(store / layout.MODELS).to_pylist()[0]
     expected = row["clean_accuracy"] = reader.clean_accuracy(store, row["model_id"])
     writer.upsert_models(store, [{**row, "clean_accuracy": None}])  # e.g. the shard that ran fog/1 only

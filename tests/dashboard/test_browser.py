@@ -15,15 +15,14 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.pages import PAGES
-from testkit.app import CORRUPTIONS, dashboard_store
 from testkit.browser import CONTENT, VIEWPORT, chromium, dashboard, navigate, visit, wait_for_app
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with dashboard(dashboard_store(tmp_path_factory.mktemp("browser"))) as url:
+def server(dashboard_store):
+    with dashboard(dashboard_store) as url:
         yield url
 
 
@@ -108,17 +107,16 @@ HOSTILE_CLASS = "![x](http://example.invalid/a.png)"
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
+def stores(tmp_path_factory, hosted_store):
     """ROOT with stores alpha (2 models, a class name holding a Markdown image) and beta (3 models), and
     a symlink to a store outside ROOT (gamma, 4 models)."""
     import json
 
-    from testkit.synthetic import write_store
     base = tmp_path_factory.mktemp("hosted")
     root = base / "root"
     for name, models in (("alpha", 2), ("beta", 3)):
-        write_store(root / name, num_models=models, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
-    write_store(base / "gamma", num_models=4, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
+        hosted_store(models, root / name)
+    hosted_store(4, base / "gamma")
     (root / "gamma").symlink_to(base / "gamma")
     manifest = json.loads((root / "alpha" / "manifest.json").read_text())
     manifest["class_names"] = [HOSTILE_CLASS] * len(manifest["class_names"])

@@ -7,16 +7,15 @@ from __future__ import annotations
 import pytest
 
 from dashboard.pages import PAGES
-from testkit.app import dashboard_store
 from testkit.browser import chromium, dashboard, text_problems, visit
 
 pytestmark = pytest.mark.browser
 WIDTHS = (1280, 1920)
 
 
-def test_no_chart_text_is_cut_short_escapes_or_overlaps_on_any_page(tmp_path_factory) -> None:
+def test_no_chart_text_is_cut_short_escapes_or_overlaps_on_any_page(dashboard_store) -> None:
     problems = []
-    with dashboard(dashboard_store(tmp_path_factory.mktemp("layout"))) as url, chromium() as browser:
+    with dashboard(dashboard_store) as url, chromium() as browser:
         for width in WIDTHS:
             page = browser.new_page(viewport={"width": width, "height": 1000})
             for path in PAGES:

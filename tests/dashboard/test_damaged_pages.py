@@ -19,13 +19,13 @@ from dashboard.text import code
 from store import layout
 from store.verify import validated_manifest
 from testkit.app import APP, CORRUPTIONS, write_embeddings
-from testkit.synthetic import write_store
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = write_store(tmp_path_factory.mktemp("pristine") / "study", num_models=3, num_samples=20,
-                       corruptions=CORRUPTIONS, severities=(1, 3))
+def pristine(tmp_path_factory, synthetic_store) -> Path:
+    """A copy of the session's store of this size with embeddings/ added; tests copy it again to damage."""
+    store = synthetic_store(num_models=3, num_samples=20, corruptions=CORRUPTIONS, severities=(1, 3))
+    root = Path(shutil.copytree(store, tmp_path_factory.mktemp("pristine") / "study", symlinks=True))
     write_embeddings(root)
     return root
 

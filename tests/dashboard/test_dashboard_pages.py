@@ -26,17 +26,15 @@ from testkit.app import (
     APP,
     ATTRIBUTED,
     CORRUPTIONS,
-    dashboard_store,
     open_app,
     specs,
     write_embeddings,
 )
-from testkit.synthetic import write_store
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    return dashboard_store(tmp_path_factory.mktemp("dash"))
+def store(dashboard_store) -> Path:
+    return dashboard_store
 
 
 def text(app: AppTest) -> str:
@@ -119,8 +117,8 @@ def test_similarity_draws_the_model_map_and_both_heat_maps_for_the_selected_sett
     assert specs(app)[2]["encoding"]["color"]["title"] == "Cohen's kappa"
 
 
-def test_similarity_explains_a_missing_embedding(monkeypatch, tmp_path) -> None:
-    bare = write_store(tmp_path, num_models=3, num_samples=20, corruptions=CORRUPTIONS, severities=(1,))
+def test_similarity_explains_a_missing_embedding(monkeypatch, synthetic_store) -> None:
+    bare = synthetic_store(num_models=3, num_samples=20, corruptions=CORRUPTIONS, severities=(1,))
     app = open_app(monkeypatch, bare, PAGES["similarity"].script)
     assert "python -m compute embed" in app.info[0].value
     assert len(app.get("vega_lite_chart")) == 2  # the heat maps need no embedding
@@ -164,9 +162,8 @@ def test_global_geometry_switches_between_lines_and_density(monkeypatch, store) 
     assert not app.exception
 
 
-def test_many_classes_get_a_class_picker_and_the_closest_wrong_classes_as_axes(monkeypatch, tmp_path) -> None:
-    many = write_store(tmp_path, num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
-                       num_classes=30)
+def test_many_classes_get_a_class_picker_and_the_closest_wrong_classes_as_axes(monkeypatch, synthetic_store) -> None:
+    many = synthetic_store(num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,), num_classes=30)
     app = open_app(monkeypatch, many, PAGES["global"].script, model="m01-ft-50")
     (spec,) = specs(app)
     label_expression = spec["layer"][1]["layer"][0]["encoding"]["x"]["axis"]["labelExpr"]
@@ -384,10 +381,10 @@ def test_attribution_maps_draw_one_panel_per_metric() -> None:
 
 
 @pytest.mark.slow  # large AppTest: every page on 1000 classes
-def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, tmp_path) -> None:
+def test_every_page_renders_on_a_1000_class_store_of_format_2(monkeypatch, synthetic_store, pristine_copy) -> None:
     """Rows keep the top-10 classes and the true class; every page still renders and names classes."""
-    large = write_store(tmp_path / "large", num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
-                        num_classes=1000)
+    large = pristine_copy(synthetic_store(num_models=2, num_samples=60, corruptions=CORRUPTIONS, severities=(1,),
+                                          num_classes=1000))
     write_embeddings(large)
     assert not Catalog(large).keeps_all_classes
     for page in PAGES.values():

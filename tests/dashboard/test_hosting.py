@@ -16,19 +16,18 @@ from streamlit.testing.v1 import AppTest
 from dashboard import guard, hosting
 from dashboard.pages import PAGES
 from dashboard.text import code
-from testkit.app import APP, CORRUPTIONS
-from testkit.synthetic import write_store
+from testkit.app import APP
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
+def root(tmp_path_factory, hosted_store) -> Path:
     """ROOT holding stores `alpha` (2 models) and `beta` (3 models), a directory without a manifest, a
     file, and a symlink to a store outside ROOT (`gamma`, 4 models) that must not be served."""
     base = tmp_path_factory.mktemp("hosting")
     served = base / "root"
     for name, models in (("alpha", 2), ("beta", 3)):
-        write_store(served / name, num_models=models, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
-    write_store(base / "outside" / "gamma", num_models=4, num_samples=12, corruptions=CORRUPTIONS, severities=(1,))
+        hosted_store(models, served / name)
+    hosted_store(4, base / "outside" / "gamma")
     (served / "empty").mkdir()
     (served / "notes.txt").write_text("not a store")
     (served / "gamma").symlink_to(base / "outside" / "gamma")

@@ -4,6 +4,7 @@ many; and the evaluation matrix at 100 models keeps every row's label."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +21,6 @@ from dashboard.text import code
 from store.catalog import Catalog
 from testkit.app import specs, write_embeddings
 from testkit.synthetic import METHODS as SYNTHETIC_METHODS
-from testkit.synthetic import write_store
 
 MODEL = "m01-ft-50"
 
@@ -31,11 +31,12 @@ def class_names(count: int) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=[200, pytest.param(1000, marks=pytest.mark.slow)])  # 1000: large AppTest
-def study(request, tmp_path_factory) -> tuple[Path, list[str]]:
+def study(request, tmp_path_factory, synthetic_store) -> tuple[Path, list[str]]:
     """A tiny study of `param` classes: 2 models, 60 samples, clean and one corruption at one severity."""
     names = class_names(request.param)
-    root = write_store(tmp_path_factory.mktemp(f"classes{request.param}"), num_models=2, num_samples=60,
-                       corruptions=("fog",), severities=(1,), num_classes=request.param, class_names=names)
+    store = synthetic_store(num_models=2, num_samples=60, corruptions=("fog",), severities=(1,),
+                            num_classes=request.param, class_names=names)
+    root = Path(shutil.copytree(store, tmp_path_factory.mktemp(f"classes{request.param}") / "store", symlinks=True))
     write_embeddings(root)
     return root, names
 
@@ -132,8 +133,8 @@ def test_embedding_colours_the_picked_classes_and_greys_the_rest(open_page, stud
 
 
 @pytest.mark.slow  # large AppTest: a 100-model matrix per metric
-def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(open_page, tmp_path) -> None:
-    root = write_store(tmp_path, num_models=100, num_samples=12, corruptions=("fog",), severities=(1,))
+def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(open_page, synthetic_store) -> None:
+    root = synthetic_store(num_models=100, num_samples=12, corruptions=("fog",), severities=(1,))
     labels = set(model_labels(queries.models(Catalog(root))))
     assert len(labels) == 100
     for metric in ("accuracy", "margin"):
@@ -147,7 +148,7 @@ def test_matrix_of_100_models_groups_rows_by_method_and_keeps_every_row_label(op
         assert set(chart_data(app)["model"]) == labels
         assert {p["name"] for p in spec["params"]} == {"cell"}  # one click selection over every block
         assert "scroll" in "\n".join(c.value for c in app.caption)
-    few = write_store(tmp_path / "few", num_models=6, num_samples=12, corruptions=("fog",), severities=(1,))
+    few = synthetic_store(num_models=6, num_samples=12, corruptions=("fog",), severities=(1,))
     (spec,) = specs(open_page(few, PAGES["matrix"].script, level="model"))
     assert "vconcat" not in spec and len(spec["encoding"]["y"]["sort"]) == 6
 

@@ -13,10 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import matrices, presets, uncertainty
-from compute.__main__ import main
 from store import aggregates, derived, layout, reader, writer
 from store.catalog import Catalog, QueryTimeout
-from testkit.extraction import KEYS, extract_args, prediction_rows
+from testkit.extraction import KEYS, prediction_rows
 
 SIZES = {  # small, but with what each aggregate must handle: seeds, classes kept as top-k, samples % 8 != 0
     "seeds": {"num_models": 6, "num_samples": 45, "corruptions": ("fog", "snow"), "severities": (1, 3), "seeds": 2},
@@ -31,20 +30,10 @@ def built(store: Path) -> Path:
     return store
 
 
-@pytest.fixture(scope="module")
-def shard_store(tmp_path_factory, checkpoints) -> Path:
-    """Two extraction shards of the tiny test setting (one model: kept cheap); the one that completes the
-    store builds everything, as in tests/compute/test_sharding.py."""
-    store = tmp_path_factory.mktemp("shards") / "store"
-    for shard in ("1/2", "0/2"):
-        assert main(extract_args(store, checkpoints[:1], "--shard", shard)) == 0
-    return store
-
-
 @pytest.fixture(params=["seeds", "1000 classes", "shards"])
 def store(request, synthetic_store, pristine_copy) -> Path:
-    if request.param == "shards":
-        return request.getfixturevalue("shard_store")
+    if request.param == "shards":  # the session's two extraction shards: the one completing the store builds all
+        return request.getfixturevalue("two_shards").store
     return built(pristine_copy(synthetic_store(**SIZES[request.param])))
 
 

@@ -20,7 +20,7 @@ from store.catalog import Catalog
 from store.verify import validated_manifest
 from testkit import synthetic
 from testkit.direct import direct_rows
-from testkit.synthetic import prediction_columns, write_store
+from testkit.synthetic import prediction_columns
 
 CORRUPTIONS = ("gaussian_noise", "contrast")
 
@@ -29,6 +29,10 @@ CORRUPTIONS = ("gaussian_noise", "contrast")
 def small_store(synthetic_store) -> Path:
     """The session's store of this size: only read here."""
     return synthetic_store(num_models=3, num_samples=50, corruptions=CORRUPTIONS, severities=(1, 3))
+
+
+# The writer tests write their stores by hand (writer.init_store, write_partition): they test the writer itself
+# on known columns, empty stores and refused input. Tests that only need a normal store use synthetic_store.
 
 
 def test_partition_round_trip_keeps_every_value(tmp_path) -> None:
@@ -238,8 +242,8 @@ def test_partition_summary_from_markers_equals_a_scan_of_the_files(small_store) 
         np.testing.assert_allclose(summary[column].to_numpy(), expected[column].to_numpy(), rtol=1e-6)
 
 
-def test_a_file_without_its_marker_makes_the_summary_scan_the_files(tmp_path) -> None:
-    root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,))
+def test_a_file_without_its_marker_makes_the_summary_scan_the_files(synthetic_store, pristine_copy) -> None:
+    root = pristine_copy(synthetic_store(num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,)))
     from_markers = matrices.accuracy_matrix(Catalog(root))
     marker = sorted((root / layout.COMPLETE).glob("*.json"))[0]
     marker.unlink()
@@ -248,8 +252,8 @@ def test_a_file_without_its_marker_makes_the_summary_scan_the_files(tmp_path) ->
     np.testing.assert_allclose(scanned["accuracy"].to_numpy(), from_markers["accuracy"].to_numpy())
 
 
-def test_markers_from_an_older_writer_get_their_sums_added(tmp_path) -> None:
-    root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,))
+def test_markers_from_an_older_writer_get_their_sums_added(synthetic_store, pristine_copy) -> None:
+    root = pristine_copy(synthetic_store(num_models=2, num_samples=30, corruptions=("contrast",), severities=(1,)))
     expected = matrices.accuracy_matrix(Catalog(root))
     for marker in (root / layout.COMPLETE).glob("*.json"):
         old = json.loads(marker.read_text())
@@ -265,10 +269,10 @@ def test_markers_from_an_older_writer_get_their_sums_added(tmp_path) -> None:
                                expected["accuracy"].to_numpy())
 
 
-def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(tmp_path) -> None:
+def test_sample_index_answers_like_the_partitions_and_goes_stale_with_them(synthetic_store, pristine_copy) -> None:
     from store import derived, sample_index
 
-    root = write_store(tmp_path / "s", num_models=2, num_samples=30, corruptions=("contrast",), severities=(1, 2))
+    root = pristine_copy(synthetic_store(num_models=2, num_samples=30, corruptions=("contrast",), severities=(1, 2)))
     scanned = queries.sample_rows(Catalog(root), 4)
     robust_scanned = presets.robust(Catalog(root), 2)
     assert not Catalog(root).has_sample_index
@@ -324,26 +328,25 @@ def _format_1_rows(root) -> tuple[pl.DataFrame, list[dict]]:
     return before, angles
 
 
-def test_a_format_1_store_is_refused_everywhere_but_migrate(tmp_path) -> None:
-    root = write_store(tmp_path / "old", num_models=1, num_samples=10, corruptions=(), severities=(1,), version=1)
+def test_a_format_1_store_is_refused_everywhere_but_migrate(synthetic_store) -> None:
+    root = synthetic_store(num_models=1, num_samples=10, corruptions=(), severities=(1,), version=1)
     for open_store in (Catalog, reader.read_manifest, validated_manifest):
         with pytest.raises(layout.StoreError, match=r"format-1 store.*python -m compute migrate --store"):
             open_store(root)
 
 
-def test_a_format_1_store_migrates_to_the_same_scalars(tmp_path) -> None:
-    root = write_store(tmp_path / "old", num_models=2, num_samples=40, corruptions=("contrast",), severities=(1,),
-                       num_classes=30, version=1)
+def test_a_format_1_store_migrates_to_the_same_scalars(synthetic_store, pristine_copy, cli) -> None:
+    root = pristine_copy(synthetic_store(num_models=2, num_samples=40, corruptions=("contrast",), severities=(1,),
+                                         num_classes=30, version=1))
     before, angles = _format_1_rows(root)
     assert all(len(row) == 30 for row in angles)
     with pytest.raises(layout.StoreError, match="migrate"):
         writer.init_store(root, dataset="synthetic", class_names=[f"class{c}" for c in range(30)],
                           images=np.zeros((40, 32, 32, 3), np.uint8), labels=before["label"][:40].to_numpy(),
                           corruptions=[], severities=[1])
-    process = _migrate_cli(root)
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
-    assert "4 partitions rewritten, 1 model bases filled" in out  # format 1 predates model cards
+    migrated = cli("migrate", "--store", root)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "4 partitions rewritten, 1 model bases filled" in migrated.stdout  # format 1 predates model cards
     catalog = Catalog(root)
     assert queries.models(catalog)["reference_model_id"].to_list() == [None, "m00-dense-0"]
     assert not catalog.keeps_all_classes  # 30 classes > 20: top-10 + true class
@@ -363,13 +366,13 @@ def test_a_format_1_store_migrates_to_the_same_scalars(tmp_path) -> None:
 
 
 @pytest.mark.slow  # kill/resume: migration processes killed and rerun
-def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
-    original = write_store(tmp_path / "old", num_models=3, num_samples=300, corruptions=("contrast", "fog"),
-                           severities=(1, 2, 3, 4, 5), num_classes=12, version=1)
+def test_a_killed_migration_resumed_gives_the_same_store(tmp_path, synthetic_store, cli) -> None:
+    original = synthetic_store(num_models=3, num_samples=300, corruptions=("contrast", "fog"),
+                               severities=(1, 2, 3, 4, 5), num_classes=12, version=1)
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     shutil.copytree(original, reference)
     shutil.copytree(original, interrupted)
-    assert _migrate_cli(reference).wait(timeout=300) == 0
+    assert cli("migrate", "--store", reference).returncode == 0  # only the killed run needs its own process
     process = _migrate_cli(interrupted)
     deadline = time.monotonic() + 240
     while not any(reader.file_version(p) == 2 for p in reader.prediction_files(interrupted)):
@@ -381,18 +384,17 @@ def test_a_killed_migration_resumed_gives_the_same_store(tmp_path) -> None:
     assert 1 in versions and 2 in versions, "the kill must land half-way"
     with pytest.raises(layout.StoreError, match="interrupted"):
         Catalog(interrupted)
-    assert _migrate_cli(interrupted).wait(timeout=300) == 0
+    assert cli("migrate", "--store", interrupted).returncode == 0
     assert _store_contents(interrupted) == _store_contents(reference)
 
 
-def test_migrating_a_store_of_an_unknown_version_is_refused(tmp_path) -> None:
-    root = write_store(tmp_path / "s", num_models=1, num_samples=10, corruptions=(), severities=(1,))
+def test_migrating_a_store_of_an_unknown_version_is_refused(synthetic_store, pristine_copy, cli) -> None:
+    root = pristine_copy(synthetic_store(num_models=1, num_samples=10, corruptions=(), severities=(1,)))
     manifest = json.loads((root / layout.MANIFEST).read_text())
     (root / layout.MANIFEST).write_text(json.dumps({**manifest, "schema_version": 7}))
-    process = _migrate_cli(root)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 2
-    assert "error:" in err and "schema version 7" in err
+    refused = cli("migrate", "--store", root)
+    assert refused.returncode == 2
+    assert "error:" in refused.stderr and "schema version 7" in refused.stderr
 
 
 @pytest.mark.slow  # extract as processes

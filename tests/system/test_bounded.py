@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -33,11 +34,9 @@ RETURNS_WITHIN_S = 10  # the issue's bound for every command and page on a hosti
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    from testkit.synthetic import write_store
-
-    return write_store(tmp_path_factory.mktemp("bounded") / "study", num_models=2, num_samples=12,
-                       corruptions=("fog",), severities=(1,))
+def pristine(synthetic_store) -> Path:
+    """The session's store of this size: read here; `hostile` copies it to damage."""
+    return synthetic_store(num_models=2, num_samples=12, corruptions=("fog",), severities=(1,))
 
 
 @pytest.fixture
@@ -268,13 +267,11 @@ def test_a_marker_with_hostile_json_is_named_and_the_partition_is_not_complete(h
 
 
 @pytest.fixture(scope="module")
-def attributed(tmp_path_factory) -> Path:
+def attributed(tmp_path_factory, pristine) -> Path:
     """A small store whose model ATTRIBUTED has a real checkpoint inside the store."""
     from testkit.app import ATTRIBUTED, attach_checkpoint
-    from testkit.synthetic import write_store
 
-    root = write_store(tmp_path_factory.mktemp("attributed") / "study", num_models=2, num_samples=12,
-                       corruptions=("fog",), severities=(1,))
+    root = Path(shutil.copytree(pristine, tmp_path_factory.mktemp("attributed") / "study", symlinks=True))
     attach_checkpoint(root, ATTRIBUTED)
     return root
 

@@ -19,7 +19,6 @@ import pytest
 
 from dashboard.pages import PAGES
 from testkit.browser import ROOT, chromium, free_port, serve, visit
-from testkit.synthetic import write_store
 
 pytestmark = pytest.mark.browser
 
@@ -100,9 +99,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def read_only_store(tmp_path_factory) -> Path:
-    built = write_store(tmp_path_factory.mktemp("built") / "store", num_models=3, num_samples=40,
-                        corruptions=("gaussian_noise", "contrast"), severities=(1, 3))
+def read_only_store(tmp_path_factory, synthetic_store) -> Path:
+    built = synthetic_store(num_models=3, num_samples=40, corruptions=("gaussian_noise", "contrast"), severities=(1, 3))
     store = tmp_path_factory.mktemp("mounted") / "store"
     shutil.copytree(built, store)
     for path in [store, *store.rglob("*")]:

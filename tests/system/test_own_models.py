@@ -24,7 +24,7 @@ import torch
 from torch.nn.utils import prune
 
 from analysis import matrices, queries, report, sql, uncertainty
-from compute import attribution, loading, runs
+from compute import attribution, footprint, loading, runs
 from compute.cards import CHECKPOINT_LOADER, ExtractModel, fill_bases
 from dashboard.charts.overview import lineage_tree, tree_layout
 from dashboard.pages import PAGES
@@ -72,9 +72,10 @@ def flags(store: Path, weights: Path, *card: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def own(tmp_path_factory, cli):
+def own(tmp_path_factory, cli, latency_not_timed):
     """The user's module and weights (allowed as the operator would: PRUNESCOPE_ALLOW_ROOTS), and three stores:
-    `flags` and `file` (dense + pruned, described either way) and `solo` (the dense model alone, no base)."""
+    `flags` and `file` (dense + pruned, described either way) and `solo` (the dense model alone, no base).
+    Only solo's model is timed (latency); the other cards get latency_not_timed's figure, which no test reads."""
     root = tmp_path_factory.mktemp("own")
     (root / f"{MODULE}.py").write_text(textwrap.dedent("""
         import timm
@@ -113,7 +114,10 @@ def own(tmp_path_factory, cli):
         steps.append(["extract", "--store", str(stores["file"]), "--models", str(root / "models.toml"), *LIMIT])
         steps.append(["embed", "--store", str(stores["flags"]), "--projection", "pca"])  # the two embedding pages
         for step in steps:
-            ran = cli(*step)
+            with pytest.MonkeyPatch.context() as timing:  # timing a ResNet was half of this set-up
+                if step[2] != str(stores["solo"]):
+                    timing.setattr(footprint, "latency", latency_not_timed)
+                ran = cli(*step)
             assert ran.returncode == 0, ran.stderr
         yield root, stores
     sys.modules.pop(MODULE, None)
@@ -133,6 +137,13 @@ def test_flags_and_a_models_file_give_the_same_model_cards(own) -> None:
     assert (pruned["method"], pruned["target_sparsity"], pruned["base"]) == ("magnitude", 0.7, "r10t-dense")
     assert json.loads(pruned["loader"]) == {"kind": "module", "function": f"{MODULE}:resnet10t",
                                             "normalize": "cifar10"}
+
+
+def test_a_users_model_is_timed_on_cpu_like_any_other(own) -> None:
+    _, stores = own
+    (card,) = cards(stores["solo"]).iter_rows(named=True)
+    assert card["latency_ms_batch1"] > 0 and card["latency_ms_batch256"] > 0
+    assert card["latency_threads"] == footprint.THREADS
 
 
 def test_the_pruned_copy_sits_at_its_measured_sparsity_and_is_no_group_with_its_base(own) -> None:
