@@ -44,6 +44,8 @@ from torch import nn
 from compute import byo, checkpoint, footprint, loading, models, runs
 from compute.models.base import weight_counts
 from compute.runs import RunRecord
+from store import bases
+from store.vocabulary import UNPRUNED
 
 EXTERNAL = "external"  # the method of a model nobody labelled
 ROBUSTBENCH_DATASETS = ("cifar10", "cifar100", "imagenet")
@@ -239,21 +241,19 @@ def from_checkpoint(path: str | Path) -> ExtractModel:
 
 
 def fill_bases(entries: Sequence[ExtractModel], recorded: Mapping[str, str]) -> None:
-    """Give each pruned prunescope checkpoint its dense model as base: the model whose run its record
-    starts from (RunRecord.base_digest: a digest, matched against this run's records and the store's `recorded`
-    model_id -> digest, or a model id), else the dense model of this run with its arch (its seed first).
-    Models from elsewhere keep the base their card gives."""
+    """Give each pruned prunescope checkpoint its base, the one place extraction sets it: the model whose run
+    its record starts from (RunRecord.base_digest: a digest, matched against this run's records and the
+    store's `recorded` model_id -> digest, or a model id), else the dense model of this run with its arch
+    (store.bases.unpruned_base, the rule `compute migrate` fills old rows by). Models from elsewhere keep
+    the base their card gives."""
     digests = {**recorded, **{e.model_id: e.run.digest for e in entries if e.run is not None}}
     by_digest = {digest: model_id for model_id, digest in digests.items()}
-    dense = [e for e in entries if e.info["method"] == runs.DENSE]
     ours = json.dumps(CHECKPOINT_LOADER, sort_keys=True)
     for entry in entries:
-        if entry.info["loader"] != ours or entry.info["base"] is not None or entry.info["method"] == runs.DENSE:
+        if entry.info["loader"] != ours or entry.info["base"] is not None or entry.info["method"] == UNPRUNED:
             continue
         named = entry.run.base_digest if entry.run is not None else None
         if named in by_digest or named in digests:
             entry.info["base"] = by_digest.get(named, named)
             continue
-        same_arch = sorted((e.info["seed"] != entry.info["seed"], e.model_id) for e in dense
-                           if e.info["arch"] == entry.info["arch"])
-        entry.info["base"] = same_arch[0][1] if same_arch else None
+        entry.info["base"] = bases.unpruned_base(entry.info, [{**e.info, "model_id": e.model_id} for e in entries])

@@ -14,23 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from store import layout, reader, writer
 from store.layout import StoreError
+from store.vocabulary import UNPRUNED
 
-UNPRUNED = "dense"  # the method name of an unpruned model
+
+def unpruned_base(model: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> str | None:
+    """The one rule for a pruned model whose base is not named otherwise: the dense (unpruned) model of its
+    arch among `models`, its own seed first, then another seed, then none, then by model id; None when its
+    arch has no dense model. Extraction uses it for prunescope checkpoints whose run record names no base
+    it can find (compute.cards.fill_bases), `compute migrate` for rows written before model cards."""
+    candidates = sorted((_seed_rank(model.get("seed"), other.get("seed")), other["model_id"]) for other in models
+                        if other["method"] == UNPRUNED and other["arch"] == model["arch"])
+    return candidates[0][1] if candidates else None
 
 
 def legacy_base(model: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> str | None:
     """The base `model` was written under when it is a row from before model cards (no loader, no base,
-    pruned): the dense model of its arch among `models`, its own seed first, then by model id. None for
-    any other row, or when its arch has no dense model."""
+    pruned): `unpruned_base`. None for any other row."""
     if model.get("loader") is not None or model.get("base") is not None or model["method"] == UNPRUNED:
         return None
-    candidates = sorted((_seed_rank(model.get("seed"), other.get("seed")), other["model_id"]) for other in models
-                        if other["method"] == UNPRUNED and other["arch"] == model["arch"])
-    return candidates[0][1] if candidates else None
+    return unpruned_base(model, models)
 
 
 def _seed_rank(seed: int | None, other: int | None) -> int:
@@ -66,8 +71,7 @@ def fill(root: str | Path) -> int:
     with writer.locked(root):
         if not path.is_file():
             return 0
-        reader.parquet_metadata(path)  # the rows it declares fit its size
-        rows = pq.read_table(path).to_pylist()
+        rows = reader.read_table(path).to_pylist()  # its declared rows checked against its size first
         filled = unfilled(rows)
         if filled:
             rows = [{**dict.fromkeys(layout.MODEL_SCHEMA.names), **row,
