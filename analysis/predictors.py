@@ -18,6 +18,7 @@ import polars as pl
 from analysis import stats
 from analysis.matrices import model_summary
 from store.catalog import Catalog
+from store.vocabulary import UNPRUNED
 
 # statistic -> what it is (the page's picker).
 STATISTICS: dict[str, str] = {
@@ -136,7 +137,7 @@ def paper_finding(points: pl.DataFrame, target: str = "corruption_accuracy", cor
     ALPHA), "not shown" (no significant difference) or "cannot test" (fewer than 2 models on a side).
     """
     label, higher_is_robust = TARGETS[target]
-    pruned = points.filter(pl.col("method") != "dense")
+    pruned = points.filter(pl.col("method") != UNPRUNED)
     is_supermask = pl.col("method").is_in(list(SUPERMASK_METHODS))
     supermask, other = pruned.filter(is_supermask), pruned.filter(~is_supermask)
     checks = [("angle_mean", "larger for supermask models", True),

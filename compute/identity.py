@@ -13,12 +13,13 @@ from pathlib import Path
 
 from compute import checkpoint, runs
 from compute.runs import RunRecord
+from store.vocabulary import UNPRUNED
 
 
 def model_tag(method: str, sparsity: float) -> str:
     """`ft-90`, `ft-97.5` or `dense`: a model id without its arch and seed (what `[[model]] base` names)."""
-    if method == runs.DENSE:
-        return runs.DENSE
+    if method == UNPRUNED:
+        return UNPRUNED
     percent = round(sparsity * 100, 2)
     return f"{method}-{int(percent) if percent == int(percent) else percent}"
 

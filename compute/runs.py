@@ -22,8 +22,8 @@ from typing import Any
 
 from compute import pruning, quantize
 from compute.train import Schedule, TrainConfig
+from store.vocabulary import UNPRUNED
 
-DENSE = "dense"
 FINETUNE: Mapping[str, Any] = MappingProxyType({"epochs": 5, "lr": 0.01})
 """The schedule of methods that start from the trained dense model, unless a study or flag says otherwise:
 a short fine-tune at a low learning rate. The dense model and methods that start from init train with
@@ -188,7 +188,7 @@ def _options(where: str, value: Any) -> Mapping[str, Scalar]:
 
 def _known_options(method: str) -> frozenset[str] | None:
     """The options a record of `method` may carry; None for a method this code does not know."""
-    if method == DENSE:
+    if method == UNPRUNED:
         return frozenset()
     if method.rpartition("+")[2] in quantize.METHODS:
         return QUANTIZE_OPTIONS
@@ -222,13 +222,13 @@ def schedule(fields: Mapping[str, Any] | Schedule, where: str = "schedule") -> S
 
 def default_schedule(method: str) -> Mapping[str, Any]:
     """What a method trains with unless told: FINETUNE from the dense model, the Schedule's defaults else."""
-    return FINETUNE if method != DENSE and pruning.get(method).from_dense else MappingProxyType({})
+    return FINETUNE if method != UNPRUNED and pruning.get(method).from_dense else MappingProxyType({})
 
 
 def dense_run(arch: str, dataset: str, seed: int, fields: Mapping[str, Any], rewind_step: int) -> RunRecord:
     """A dense model trained with `fields` (over the Schedule's defaults), recording ltr's rewind iterate
     after `rewind_step` optimiser steps."""
-    return RunRecord(arch, dataset, DENSE, 0.0, seed, schedule(fields), rewind_step=rewind_step)
+    return RunRecord(arch, dataset, UNPRUNED, 0.0, seed, schedule(fields), rewind_step=rewind_step)
 
 
 def pruned_run(arch: str, dataset: str, method: str, sparsity: float, seed: int,
@@ -248,7 +248,7 @@ def quantized_run(meta: Mapping[str, Any], method: str, options: Mapping[str, An
     `identity`): it keeps the base's arch, dataset, target sparsity and seed, trains nothing (no
     schedule), and its method names the chain when the base is itself compressed (`channel+int8`)."""
     start = card(meta)
-    family = method if start["method"] == DENSE else f"{start['method']}+{method}"
+    family = method if start["method"] == UNPRUNED else f"{start['method']}+{method}"
     return RunRecord(meta["arch"], meta.get("dataset", ""), family, start["target_sparsity"], start["seed"], None,
                      dict(options), base_digest=base_digest)
 
@@ -259,7 +259,7 @@ def operation(record: RunRecord) -> str:
     train from init say `from init`."""
     if record.method.rpartition("+")[2] in quantize.METHODS:
         return record.method.rpartition("+")[2]
-    if record.method == DENSE:
+    if record.method == UNPRUNED:
         return "train"
     method = pruning.get(record.method)
     label = (str(record.options.get("pattern", "2:4")) if method.implied_sparsity is not None
@@ -308,5 +308,5 @@ def card(meta: Mapping[str, Any]) -> dict[str, Any]:
         return {"method": record.method, "target_sparsity": record.sparsity, "seed": record.seed,
                 "hparams": json.dumps(record.to_dict(), sort_keys=True)}
     hparams = meta.get("hparams", {})
-    return {"method": hparams.get("method", DENSE), "target_sparsity": float(hparams.get("target_sparsity", 0.0)),
+    return {"method": hparams.get("method", UNPRUNED), "target_sparsity": float(hparams.get("target_sparsity", 0.0)),
             "seed": int(hparams.get("seed", 0)), "hparams": json.dumps(hparams, sort_keys=True)}

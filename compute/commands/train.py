@@ -27,6 +27,7 @@ from compute.identity import model_id
 from compute.pruning.base import epoch_steps
 from compute.runners import train_dense
 from compute.train import TrainConfig, channel_stats
+from store.vocabulary import UNPRUNED
 
 HELP = "train a dense model and save a checkpoint"
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     fields = schedule_fields(args)
     rewind_step = epoch_steps(data.train, TrainConfig(**fields))
     record = runs.dense_run(args.arch, args.dataset, args.seed, fields, rewind_step)
-    name = args.model_id or model_id(args.arch, runs.DENSE, 0.0, args.seed)
+    name = args.model_id or model_id(args.arch, UNPRUNED, 0.0, args.seed)
     results = train_dense(record, name, Path(args.out), data, channel_stats(data.train.images),
                           devices.pick(args.device))
     print(f"{name}: test accuracy {results['test_accuracy']:.4f} -> {args.out}")

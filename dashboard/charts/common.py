@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from store.vocabulary import UNPRUNED
+
 DEGREES = "°"
 OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
 MAX_MARKS = 5000  # above this many samples a chart gets aggregates from DuckDB, not one mark per sample
@@ -15,7 +17,7 @@ FADED = 0.3  # opacity of a matrix cell whose drop vs reference is not significa
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:
     """'method 90%' (or 'dense') per row; where two models would read alike, the model id is added."""
-    short = (pl.when(pl.col("method") == "dense").then(pl.lit("dense"))
+    short = (pl.when(pl.col("method") == UNPRUNED).then(pl.lit(UNPRUNED))
              .otherwise(pl.col("method") + pl.lit(" ") + (pl.col("target_sparsity") * 100).round(0)
                         .cast(pl.Int64).cast(pl.String) + pl.lit("%")))
     labelled = frame.select("model_id", short.alias("short")).with_columns(

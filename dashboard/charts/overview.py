@@ -7,6 +7,7 @@ import altair as alt
 import polars as pl
 
 from dashboard.charts.palette import method_colour
+from store.vocabulary import UNPRUNED
 
 
 def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
@@ -21,8 +22,8 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
             .unpivot(measures, index=["model_id", "method", "sparsity"], variable_name="images",
                      value_name="accuracy")
             .with_columns(pl.col("images").str.replace("_accuracy", "").replace({"corruption": "corrupted"})))
-    dense = data.filter(pl.col("method") == "dense")
-    methods = data.filter(pl.col("method") != "dense")["method"].unique(maintain_order=True)
+    dense = data.filter(pl.col("method") == UNPRUNED)
+    methods = data.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([data, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
     encoding = {
         "x": alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
@@ -46,8 +47,8 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
     against target sparsity, with the 95 % interval as an error bar, one line per method from the dense
     group. `points` has model_id (the group's first model: a click selects it), group_id, method,
     target_sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
-    dense = points.filter(pl.col("method") == "dense")
-    methods = points.filter(pl.col("method") != "dense")["method"].unique(maintain_order=True)
+    dense = points.filter(pl.col("method") == UNPRUNED)
+    methods = points.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
     x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
               scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))

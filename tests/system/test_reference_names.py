@@ -34,7 +34,6 @@ TRAINING = "training and pruning: the unpruned model a pruned one starts from"
 ALLOWED: dict[tuple[str, str], str] = {
     # compute: training, pruning, extraction and corruptions, where "dense" is never the reference
     ("compute/", "dense"): TRAINING,
-    ("compute/", "DENSE"): "compute.runs.DENSE: the unpruned method's name",
     ("compute/", "dense_run"): TRAINING,
     ("compute/", "dense_record"): "the run record of the unpruned model's training",
     ("compute/", "dense_path"): "the checkpoint file of the unpruned model",
@@ -57,7 +56,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("analysis/filters.py", "dense_angle_true"): "deprecated alias of reference_angle_true, for one release",
     ("analysis/filters.py", "dense_margin"): "deprecated alias of reference_margin, for one release",
     ("analysis/queries.py", "dense"): SORT,
-    ("analysis/predictors.py", "dense"): "the pruned models are those whose method is not 'dense'",
     ("dashboard/charts/", "dense"): "the palette's and labels' unpruned method; its point starts every "
                                       "method's sparsity line; the dense-first order",
     ("testkit/study.py", "dense"): "the synthetic study's unpruned model",
