@@ -4,12 +4,13 @@ and each partition's accuracy set by the caller when it matters."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from store import layout, vocabulary, writer
+from store import layout, vocabulary
 from testkit import synthetic
 from testkit.synthetic import prediction_columns
 
@@ -26,34 +27,33 @@ NON_FINITE = ("lrr-a", "fog", 3, [2, 5, 11])  # rows whose geometry is made non-
 
 def write_study(root: Path, models=MODELS, settings=SETTINGS, accuracy: Callable[[str, str], float] | None = None,
                 num_samples: int = NUM_SAMPLES, seed: int = 0) -> Path:
-    """A store with chosen models and settings; `accuracy(model_id, corruption)` sets each partition's."""
+    """A store with chosen models and settings (testkit.synthetic.write); `accuracy(model_id, corruption)`
+    sets each partition's. Every model has prediction_columns' default classifier (unit norms, no bias)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, NUM_CLASSES, num_samples)
-    corruptions = sorted({c for c, _ in settings if c != layout.CLEAN})
-    writer.init_store(root, dataset="t", class_names=[f"c{i}" for i in range(NUM_CLASSES)],
-                      images=np.zeros((num_samples, 32, 32, 3), np.uint8), labels=labels,
-                      corruptions=corruptions, severities=list(vocabulary.SEVERITIES))
     written: dict[tuple[str, str, int], dict] = {}
-    # every model gets prediction_columns' default classifier (unit norms, no bias)
-    writer.upsert_classifiers(root, {m[0]: (np.ones(NUM_CLASSES), np.zeros(NUM_CLASSES)) for m in models})
-    for model_id, _, _, _ in models:
-        for corruption, severity in settings:
-            if model_id == "twin":
-                columns = written[("ft", corruption, severity)]
-            else:
-                level = accuracy(model_id, corruption) if accuracy else rng.uniform(0.8, 0.98)
-                columns = prediction_columns(rng, labels, NUM_CLASSES, level)
-            if (model_id, corruption, severity) == NON_FINITE[:3]:
-                columns = dict(columns, finite=columns["finite"].copy())
-                for name in ("angle_true", "feature_norm", "margin"):
-                    columns[name] = columns[name].copy()
-                    columns[name][NON_FINITE[3]] = np.nan
-                columns["finite"][NON_FINITE[3]] = False
-            written[(model_id, corruption, severity)] = columns
-            synthetic.write_partition(root, model_id, corruption, severity, columns)
-    # model cards as extraction records them: each pruned model's base by extraction's rule
-    writer.upsert_models(root, synthetic.model_cards([{
-        "model_id": model_id, "arch": "a", "method": method, "target_sparsity": sparsity, "sparsity": sparsity,
-        "seed": seed_, "num_params": 10, "num_nonzero": 5, "checkpoint": None, "hparams": "{}",
-        "clean_accuracy": 0.0} for model_id, method, sparsity, seed_ in models]))
-    return root
+
+    def columns(model_id: str, corruption: str, severity: int) -> dict:
+        if model_id == "twin":
+            columns = written[("ft", corruption, severity)]
+        else:
+            level = accuracy(model_id, corruption) if accuracy else rng.uniform(0.8, 0.98)
+            columns = prediction_columns(rng, labels, NUM_CLASSES, level)
+        if (model_id, corruption, severity) == NON_FINITE[:3]:
+            columns = dict(columns, finite=columns["finite"].copy())
+            for name in ("angle_true", "feature_norm", "margin"):
+                columns[name] = columns[name].copy()
+                columns[name][NON_FINITE[3]] = np.nan
+            columns["finite"][NON_FINITE[3]] = False
+        written[(model_id, corruption, severity)] = columns
+        return columns
+
+    rows = [{"model_id": model_id, "arch": "a", "method": method, "target_sparsity": sparsity, "sparsity": sparsity,
+             "seed": seed_, "num_params": 10, "num_nonzero": 5, "checkpoint": None, "hparams": "{}",
+             "clean_accuracy": 0.0} for model_id, method, sparsity, seed_ in models]
+    classifier = (np.ones(NUM_CLASSES), np.zeros(NUM_CLASSES))
+    return synthetic.write(
+        root, dataset="t", class_names=[f"c{i}" for i in range(NUM_CLASSES)],
+        images=np.zeros((num_samples, 32, 32, 3), np.uint8), labels=labels,
+        corruptions=sorted({c for c, _ in settings if c != layout.CLEAN}), severities=vocabulary.SEVERITIES,
+        settings=settings, models=((row, classifier, functools.partial(columns, row["model_id"])) for row in rows))

@@ -9,7 +9,7 @@ format-2 store derives the same angles back.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -104,55 +104,89 @@ def write_partition(root: Path, model_id: str, corruption: str, severity: int, c
     return writer.write_partition(root, model_id, corruption, severity, *partition(columns, per_class))
 
 
-def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
-                severities: Sequence[int] = vocabulary.SEVERITIES, num_classes: int = 10, seed: int = 0,
-                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION,
-                class_names: Sequence[str] | None = None, embeddings: bool = False, seeds: int = 1) -> Path:
-    """Write a complete synthetic store (format 2, or 1 to test reading and migrating old stores);
-    returns its path. Model 0 is the dense model; with `seeds` > 1 every (method, sparsity) comes as that
-    many consecutive replicates, seeds 0.. (ids end in -s<seed>), dense included. Format 2 records model
-    cards as extraction does (`model_cards`: each pruned model's base is the dense model of its seed);
-    format 1 the rows of its day (no card: `compute migrate` fills their bases). Classes are named `class0`.. unless `class_names` (one per
-    class) says otherwise. With `embeddings`, embeddings/ as `python -m compute embed` lays it out (random
-    coordinates; samples on clean images)."""
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
-    rng = np.random.default_rng(seed)
+Columns = dict[str, np.ndarray]
+# One synthetic model: its models.parquet row (without the card's loader and base), its classifier's
+# per-class weight norms and biases, and the format-1 columns of its partition in a setting.
+SyntheticModel = tuple[dict, tuple[np.ndarray, np.ndarray], Callable[[str, int], Columns]]
+
+
+def write(root: str | Path, *, dataset: str, class_names: Sequence[str], images: np.ndarray, labels: np.ndarray,
+          corruptions: Sequence[str], severities: Sequence[int], settings: Sequence[tuple[str, int]],
+          models: Iterable[SyntheticModel], per_class: layout.PerClass | None = None,
+          version: int = layout.SCHEMA_VERSION) -> Path:
+    """The one synthetic-store writer, through store.writer as extraction writes: the store's manifest,
+    samples and images, then model after model (taken from `models` one at a time, so a generator may
+    draw each model's values just before its partitions) its classifier and its partition in each of
+    `settings`, then the model cards (`model_cards`). Format 2, or 1 to test reading and migrating old
+    stores (no per-class record, no classifiers, the rows of its day: no card, so `compute migrate`
+    fills their bases)."""
     root = Path(root)
-    labels = rng.integers(0, num_classes, num_samples)
-    images = rng.integers(0, 256, (num_samples, 32, 32, 3), dtype=np.uint8)
-    writer.init_store(root, dataset="synthetic", class_names=list(class_names or (f"class{c}" for c in range(num_classes))),
-                      images=images, labels=labels, corruptions=corruptions, severities=severities,
-                      per_class=per_class)
+    writer.init_store(root, dataset=dataset, class_names=list(class_names), images=images, labels=labels,
+                      corruptions=corruptions, severities=severities, per_class=per_class)
     if version == 1:
         manifest = json.loads((root / layout.MANIFEST).read_text())
         manifest.pop("per_class")
         writer.write_json(root, {**manifest, "schema_version": 1}, root / layout.MANIFEST)
     rows = []
-    for index in range(num_models):
-        group, replicate = divmod(index, seeds)
-        method = METHODS[0] if group == 0 else METHODS[1 + (group - 1) % (len(METHODS) - 1)]
-        sparsity = 0.0 if method == "dense" else (0.5, 0.8, 0.9, 0.95)[(group - 1) // (len(METHODS) - 1) % 4]
-        model_id = f"m{index:02d}-{method}-{round(sparsity * 100)}" + (f"-s{replicate}" if seeds > 1 else "")
-        skill = rng.uniform(0.85, 0.95)
-        norms, biases = classifier(rng, num_classes)
+    for row, (norms, biases), columns_of in models:
         if version != 1:  # format 1 did not record the classifier
-            writer.upsert_classifiers(root, {model_id: (norms, biases)})
-        settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
+            writer.upsert_classifiers(root, {row["model_id"]: (norms, biases)})
         for corruption, severity in settings:
-            accuracy = skill * (1 - 0.08 * severity * rng.uniform(0.2, 1.0))
-            columns = prediction_columns(rng, labels, num_classes, accuracy, norms, biases)
+            columns = columns_of(corruption, severity)
             if version == 1:
-                writer.write_partition(root, model_id, corruption, severity, format1_table(columns, num_classes),
-                                       writer.partition_summary(columns))
+                writer.write_partition(root, row["model_id"], corruption, severity,
+                                       format1_table(columns, len(class_names)), writer.partition_summary(columns))
             else:
-                write_partition(root, model_id, corruption, severity, columns, per_class)
-        rows.append({"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
-                     "sparsity": sparsity, "seed": replicate, "num_params": 1000, "num_nonzero": int(1000 * (1 - sparsity)),
-                     "checkpoint": None, "hparams": json.dumps({"method": method}), "clean_accuracy": skill})
+                write_partition(root, row["model_id"], corruption, severity, columns, per_class)
+        rows.append(row)
     writer.upsert_models(root, rows if version == 1 else model_cards(rows))
+    return root
+
+
+def write_store(root: str | Path, *, num_models: int, num_samples: int, corruptions: Sequence[str],
+                severities: Sequence[int] = vocabulary.SEVERITIES, num_classes: int = 10, seed: int = 0,
+                per_class: layout.PerClass | None = None, version: int = layout.SCHEMA_VERSION,
+                class_names: Sequence[str] | None = None, embeddings: bool = False, seeds: int = 1) -> Path:
+    """A complete synthetic store of `num_models` models (`write`); returns its path. Model 0 is the dense
+    model; with `seeds` > 1 every (method, sparsity) comes as that many consecutive replicates, seeds 0..
+    (ids end in -s<seed>), dense included; each pruned model's base is the dense model of its seed. Classes
+    are named `class0`.. unless `class_names` (one per class) says otherwise. With `embeddings`,
+    embeddings/ as `python -m compute embed` lays it out (random coordinates; samples on clean images)."""
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, num_samples)
+    images = rng.integers(0, 256, (num_samples, 32, 32, 3), dtype=np.uint8)
+
+    written: list[dict] = []  # the model rows, for the embeddings
+
+    def models() -> Iterator[SyntheticModel]:
+        for index in range(num_models):
+            group, replicate = divmod(index, seeds)
+            method = METHODS[0] if group == 0 else METHODS[1 + (group - 1) % (len(METHODS) - 1)]
+            sparsity = 0.0 if method == vocabulary.UNPRUNED else (0.5, 0.8, 0.9, 0.95)[(group - 1) // (len(METHODS) - 1) % 4]
+            model_id = f"m{index:02d}-{method}-{round(sparsity * 100)}" + (f"-s{replicate}" if seeds > 1 else "")
+            skill = rng.uniform(0.85, 0.95)
+            norms, biases = classifier(rng, num_classes)
+            row = {"model_id": model_id, "arch": "synthetic", "method": method, "target_sparsity": sparsity,
+                   "sparsity": sparsity, "seed": replicate, "num_params": 1000,
+                   "num_nonzero": int(1000 * (1 - sparsity)), "checkpoint": None,
+                   "hparams": json.dumps({"method": method}), "clean_accuracy": skill}
+
+            def columns(corruption: str, severity: int, skill=skill, norms=norms, biases=biases) -> Columns:
+                accuracy = skill * (1 - 0.08 * severity * rng.uniform(0.2, 1.0))
+                return prediction_columns(rng, labels, num_classes, accuracy, norms, biases)
+
+            written.append(row)
+            yield row, (norms, biases), columns
+
+    names = list(class_names or (f"class{c}" for c in range(num_classes)))
+    settings = [(layout.CLEAN, 0)] + [(c, s) for c in corruptions for s in severities]
+    root = write(root, dataset="synthetic", class_names=names, images=images, labels=labels,
+                 corruptions=corruptions, severities=severities, settings=settings,
+                 models=models(), per_class=per_class, version=version)
     if embeddings:
-        write_embeddings(root, rows, labels, reader.read_manifest(root)["class_names"], rng)
+        write_embeddings(root, written, labels, reader.read_manifest(root)["class_names"], rng)
     return root
 
 
