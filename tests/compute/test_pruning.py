@@ -245,22 +245,31 @@ def test_gmp_follows_the_cubic_schedule_during_training(digits, small, stats) ->
 # -- snip: |g * w| at init ------------------------------------------------------------------------------------
 
 def test_snip_keeps_the_weights_with_the_largest_gradient_times_weight(digits, small, stats) -> None:
+    """The kept weights are the 30 % of largest |dL/dw * w| on the probe batch, recomputed here in float64.
+    Weights whose saliency lies within float32 rounding of the threshold may fall either way (how a float32
+    backward pass sums depends on the thread count); every other weight must be on its side of it."""
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
     init = copy.deepcopy(model)
     batch = snip.probe_batch(small, 32, seed=0)
-    probe = copy.deepcopy(model).train()
-    x = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 255
+    probe = copy.deepcopy(model).double().train()
+    x = torch.from_numpy(batch.images).permute(0, 3, 1, 2).double() / 255
     F.cross_entropy(probe(x), torch.from_numpy(batch.labels)).backward()
     saliency = {name: (m.weight.grad * m.weight).abs() for name, m in prunable_weights(probe)}
     flat = torch.cat([s.flatten() for s in saliency.values()])
     threshold = flat.sort(descending=True).values[round(0.3 * flat.numel()) - 1]
+    band = 1e-5 * threshold  # float32 sums of 32 samples agree with float64 to about 1e-6 relative
 
     pruned = snip.prune(model, small, 0.7, dataclasses.replace(TINY, epochs=0), CPU, probe_size=32)
+    kept_count = 0
     for name, module in prunable_weights(pruned):
         kept = module.weight != 0
-        assert torch.equal(kept, saliency[name] >= threshold), name
+        clear = (saliency[name] - threshold).abs() > band
+        assert torch.equal(kept[clear], (saliency[name] > threshold)[clear]), name
+        assert (~clear).sum() <= 2, name  # a tie band, not a loophole
         torch.testing.assert_close(module.weight[kept], dict(init.named_modules())[name].weight[kept])
+        kept_count += int(kept.sum())
+    assert kept_count == round(0.3 * flat.numel())
     magnitude_only = torch.cat([m.weight.abs().flatten() for _, m in prunable_weights(init)])
     gradient_only = torch.cat([m.weight.grad.abs().flatten() for _, m in prunable_weights(probe)])
     kept_flat = torch.cat([(m.weight != 0).flatten() for _, m in prunable_weights(pruned)])
