@@ -41,16 +41,17 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# PYTEST_WORKERS=N (or auto) runs the tests in N pytest-xdist processes, each module on one worker so its
-# module fixtures are built once (--dist loadscope; xdist 3.8's loadgroup does not group under pytest 9).
-PYTEST_WORKERS ?=
+# The tests run in pytest-xdist workers, one per core (PYTEST_WORKERS=N to choose, PYTEST_WORKERS= for one
+# process), each module on one worker so its module fixtures are built once (--dist loadscope; xdist 3.8's
+# loadgroup does not group under pytest 9); tests/conftest.py gives each worker its share of the cores.
+PYTEST_WORKERS ?= auto
 PYTEST_XDIST := $(if $(PYTEST_WORKERS),-n $(PYTEST_WORKERS) --dist loadscope)
 
 # Every test, the slow and browser ones included; prints the 25 slowest (CI runs this).
 test: $(STAMP) chromium texlive lint
 	$(PY) -m pytest $(PYTEST_XDIST) --durations=25
 
-# The fast subset while working: no training, kill/resume, Ray, Chromium or large AppTest (about 2 min on 2 cores).
+# The fast subset while working: no training, kill/resume, Ray, Chromium or large AppTest.
 check: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_XDIST) -m "not slow and not browser" -p no:cacheprovider --durations=10
 
