@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -33,9 +34,20 @@ EXPLANATION = "[data-testid='stAlert']"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on 127.0.0.1 now. Under pytest-xdist each worker looks only in its own block of 1,000
+    ports (worker gw<K>: from 20000 + 1000 K, K below 40), so two workers starting servers at once never pick the same
+    one; elsewhere the system chooses."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker[2:]) % 40 if worker.startswith("gw") and worker[2:].isdigit() else None
+    candidates = [0] if block is None else range(20_000 + 1_000 * block, 21_000 + 1_000 * block)
+    for port in random.sample(candidates, len(candidates)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise OSError(f"no free port among {len(candidates)} for xdist worker {worker}")
 
 
 @contextlib.contextmanager
