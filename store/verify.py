@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from store import aggregates, confine, derived_record, layout, vocabulary
 from store.layout import StoreError
-from store.reader import parquet_metadata, read_json, read_manifest
+from store.reader import marker_path, parquet_metadata, read_json, read_manifest
 
 MAX_CLASSES = 100_000  # far above any study; class_names must hold that many names anyway
 MAX_IMAGE_SIZE = 4096
@@ -331,7 +331,7 @@ def _prediction_problems(root: Path, manifest: dict[str, Any], deep: bool, skip:
             problem, rows = _file_problem(path, expected, deep)
         if problem is None and samples is not None and rows != samples:
             problem = f"holds {rows} rows, the store has {samples} samples"
-        marker = root / layout.COMPLETE / f"{keys['model_id']}__{keys['corruption']}__{keys['severity']}.json"
+        marker = marker_path(root, keys["model_id"], keys["corruption"], keys["severity"])
         if problem is None and marker.is_file() and marker not in skip:
             try:
                 recorded = read_json(marker).get("rows")
