@@ -1,6 +1,6 @@
 """The run record (compute.runs.RunRecord): typed, cast when read, and a digest that survives new fields.
 
-The digests below were computed by the code of commit 1b99158 (before the record was typed); the records are
+The digests below were computed by the code of commit eea5a0a (before the record was typed); the records are
 exactly what that code saved in a checkpoint. If one of them changes, every study trained before retrains.
 """
 
@@ -19,7 +19,7 @@ from compute.train import Schedule
 
 SCHEDULE = {"batch_size": 64, "crop_padding": 2, "epochs": 2, "flip": False, "lr": 0.05, "momentum": 0.9,
             "weight_decay": 0.0005}
-# (record as 1b99158 saved it, its digest then): a dense run, an ltr run that rewinds to it, an nm run whose
+# (record as eea5a0a saved it, its digest then): a dense run, an ltr run that rewinds to it, an nm run whose
 # study wrote `lr = 1` and `weight_decay = 0` (ints in float fields), and that nm model quantized.
 DENSE = ({"arch": "small_cnn", "base": None, "dataset": "digits", "method": "dense", "options": {}, "rewind_step": 7,
           "schedule": SCHEDULE, "seed": 0, "sparsity": 0.0}, "4b695b0de821")
