@@ -27,7 +27,7 @@ from scipy.spatial.distance import pdist, squareform
 from tqdm import tqdm
 
 from analysis import embeddings, sql
-from store import derived, derived_record, layout, reader, writer
+from store import derived, derived_record, layout, writer
 from store.catalog import Catalog
 
 MIN_UMAP_POINTS = 4
@@ -118,14 +118,14 @@ VERSION = 1  # raise when the embeddings are computed another way than the plan 
 
 def definition(plan: EmbedPlan) -> str:
     """The digest of what computes a store's embeddings: this version and every field of `plan`."""
-    return derived_record.digest(layout.EMBEDDINGS_RECORD, VERSION, json.dumps(dataclasses.asdict(plan), sort_keys=True, default=list))
+    return derived_record.digest(layout.EMBEDDINGS_RECORD, VERSION,
+                                 json.dumps(dataclasses.asdict(plan), sort_keys=True, default=list))
 
 
 def embeddings_fresh(root: str | Path, plan: EmbedPlan) -> bool:
     """True when the store's embeddings were computed by `plan` from its current prediction files."""
-    root = Path(root)
-    inputs = derived_record.Inputs.of(root, reader.prediction_files(root))
-    return derived_record.is_fresh(root, layout.EMBEDDINGS_RECORD, definition=definition(plan), inputs=inputs, folder=layout.EMBEDDINGS)
+    return derived_record.is_fresh(root, layout.EMBEDDINGS_RECORD, definition=definition(plan),
+                                   inputs=derived_record.Inputs.current(root), folder=layout.EMBEDDINGS)
 
 
 def default_sample_model(catalog: Catalog, report: Callable[[str], None]) -> str:

@@ -24,7 +24,6 @@ when the store is complete, `compute index` rebuilds them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from store import derived_record, layout, reader
@@ -80,14 +79,11 @@ def definition(num_samples: int) -> str:
     return derived_record.digest(layout.AGGREGATES_RECORD, VERSION, *(f"{name}: {sql[name]}" for name in NAMES), BIT_COLUMNS)
 
 
-def is_fresh(root: str | Path, files: Sequence[Path] | None = None, inputs: derived_record.Inputs | None = None,
-             num_samples: int | None = None) -> bool:
+def is_fresh(root: str | Path, inputs: derived_record.Inputs | None = None, num_samples: int | None = None) -> bool:
     """True when the pre-aggregates are fresh (store.derived_record.is_fresh) for the store's prediction
-    files (`inputs`, else of `files`, else listed here) and its `num_samples` (else read from the manifest):
-    the catalog passes what it read once."""
-    root = Path(root)
-    if inputs is None:
-        inputs = derived_record.Inputs.of(root, reader.prediction_files(root) if files is None else files)
+    files (`inputs`, else listed here) and its `num_samples` (else read from the manifest): the catalog
+    passes what it read once."""
     if num_samples is None:
         num_samples = int(reader.read_manifest(root)["num_samples"])
-    return derived_record.is_fresh(root, layout.AGGREGATES_RECORD, definition=definition(num_samples), inputs=inputs)
+    return derived_record.is_fresh(root, layout.AGGREGATES_RECORD, definition=definition(num_samples),
+                                   inputs=inputs or derived_record.Inputs.current(root))

@@ -51,6 +51,11 @@ class Inputs:
             lines.append(f"{names[-1]} {stat.st_size} {stat.st_mtime_ns}")
         return cls(tuple(names), digest(*lines))
 
+    @classmethod
+    def current(cls, root: str | Path) -> Inputs:
+        """The store's prediction files as they are now (listed here)."""
+        return cls.of(root, reader.prediction_files(root))
+
 
 def record_path(root: str | Path, name: str) -> Path:
     return Path(root) / layout.INDEX / f"{name}.json"

@@ -9,10 +9,9 @@ record is fresh (store.derived_record: the same prediction files, the same defin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from store import derived_record, layout, reader
+from store import derived_record, layout
 
 COLUMNS = ("sample_id", "model_id", "corruption", "severity", "label", "pred", "correct", "confidence",
            "p_true", "angle_true", "feature_norm", "margin", "loss")
@@ -26,11 +25,8 @@ def definition() -> str:
     return derived_record.digest(layout.BY_SAMPLE_RECORD, VERSION, SQL)
 
 
-def is_fresh(root: str | Path, files: Sequence[Path] | None = None,
-             inputs: derived_record.Inputs | None = None) -> bool:
+def is_fresh(root: str | Path, inputs: derived_record.Inputs | None = None) -> bool:
     """True when the index is fresh (store.derived_record.is_fresh) for the store's prediction files
-    (`inputs`, else of `files`, else listed here: the catalog passes what it listed once)."""
-    root = Path(root)
-    if inputs is None:
-        inputs = derived_record.Inputs.of(root, reader.prediction_files(root) if files is None else files)
-    return derived_record.is_fresh(root, layout.BY_SAMPLE_RECORD, definition=definition(), inputs=inputs)
+    (`inputs`: the catalog passes what it listed once; else listed here)."""
+    return derived_record.is_fresh(root, layout.BY_SAMPLE_RECORD, definition=definition(),
+                                   inputs=inputs or derived_record.Inputs.current(root))
