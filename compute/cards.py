@@ -103,9 +103,9 @@ class ModelSpec:
     def loader(self, dataset: str, model_dir: str | None = None) -> dict[str, Any]:
         """How the model is loaded again (models.parquet `loader`); the weights go to the `checkpoint` column."""
         if self.robustbench is not None:
-            return {"kind": "robustbench", "name": self.robustbench, "dataset": dataset,
+            return {"kind": loading.ROBUSTBENCH, "name": self.robustbench, "dataset": dataset,
                     "threat_model": self.threat_model, "model_dir": model_dir}
-        return {"kind": "module", "function": self.function, "normalize": self.normalize}
+        return {"kind": loading.MODULE, "function": self.function, "normalize": self.normalize}
 
     def card(self) -> dict[str, Any]:
         """The models.parquet fields this spec sets: arch, method, target_sparsity, seed, base."""

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 CHECKPOINT = "checkpoint"  # the loader kind of a prunescope checkpoint (compute.cards.CHECKPOINT_LOADER)
+MODULE = "module"  # package.module:function with its weights (compute.cards.ModelSpec.loader)
+ROBUSTBENCH = "robustbench"  # a RobustBench model by name
 
 
 def loader_record(loader: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -56,9 +58,9 @@ def missing_checkpoint(root: str | Path, recorded: str | None, loader: str | Non
     except StoreError as error:
         return f"Attribution refused: {error}."
     kind = CHECKPOINT if record is None else record.get("kind")
-    if kind == "module":
+    if kind == MODULE:
         return _module_problem(root, record) or (_file_problem(root, recorded, "weights") if recorded else None)
-    if kind == "robustbench":
+    if kind == ROBUSTBENCH:
         return _robustbench_problem(root, record)
     if not recorded:
         return "This model has no checkpoint recorded in models.parquet, so its attribution cannot be computed."
@@ -132,13 +134,13 @@ def load_model(card: Mapping[str, Any], image_size: int, *, root: str | Path | N
         kind = CHECKPOINT if record is None else record.get("kind")
         if kind == CHECKPOINT:
             return checkpoint.load(path)[0]
-        if kind == "robustbench":
+        if kind == ROBUSTBENCH:
             return byo.load_robustbench(record["name"], record["dataset"], record["threat_model"],
                                         record.get("model_dir") or byo.ROBUSTBENCH_DIR)
-        if kind == "module":
+        if kind == MODULE:
             return byo.load_user_model(record["function"], None if path is None else str(path),
                                        normalize=record.get("normalize"), image_size=image_size)
-        raise ValueError(f"no loader of kind {kind!r}; known: {CHECKPOINT}, module, robustbench")
+        raise ValueError(f"no loader of kind {kind!r}; known: {CHECKPOINT}, {MODULE}, {ROBUSTBENCH}")
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         if root is None:
             raise

@@ -1,6 +1,6 @@
 """The open store's data for the pages: its DuckDB catalog (opened once per store version, which a rebuilt
-derived file changes, and shared by every session), named query results cached per store version, and, when a page cannot read the store, an
-explanation that names the damaged files instead of a traceback.
+derived file changes, and shared by every session), named query results cached per store version, and,
+when a page cannot read the store, an explanation that names the damaged files instead of a traceback.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ NO_REFERENCE = ("No model of this store has a reference to compare with (a base 
 
 def has_reference(catalog: Catalog) -> bool:
     """Whether any model of the open store is compared with another (its base, or the chosen reference)."""
-    return not catalog.query("SELECT 1 FROM models WHERE reference_model_id IS NOT NULL LIMIT 1", name="has_reference").is_empty()
+    return not catalog.query("SELECT 1 FROM models WHERE reference_model_id IS NOT NULL LIMIT 1",
+                             name="has_reference").is_empty()
 
 
 def open_catalog() -> Catalog:
