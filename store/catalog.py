@@ -17,6 +17,8 @@ A `Catalog` owns one in-memory DuckDB database with these views:
                  fresh (store.derived_record: one rule for every derived file), else computed from the rows on every query (slower; `aggregates_hint` says how to
                  build them)
     partition_summary  per partition: rows, correct, finite rows and metric sums (class_sums, else the markers)
+    layers       layers.parquet (what pruning left of each layer), with each layer's sparsity and its output
+                 channels kept against the same layer of the model's reference
     rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
 
@@ -154,6 +156,7 @@ class Catalog:
         con.execute("CREATE VIEW samples AS " + (f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608
                                                  if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
         self._create_model_views()
+        self._create_layer_view()
         parts = reader.prediction_files(self.root)  # listed once: a new Catalog sees new files
         self.partition_files = parts
         # What derived files are checked against (store.derived_record): one stat per file, once.
@@ -213,6 +216,27 @@ class Catalog:
             if self.reference not in known:
                 raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
                                  f"{', '.join(sorted(known))}")
+
+    def _create_layer_view(self) -> None:
+        """`layers`: layers.parquet (empty when the store has none: `has_layers` says which), each row with its
+        sparsity and, from the same layer of the model's reference, the reference's output channels and the
+        fraction of them that still hold a non-zero weight (`channels_kept`; null without a reference or a
+        row of that layer in it)."""
+        path = self.root / layout.LAYERS
+        self.has_layers = path.exists()
+        if self.has_layers:
+            reader.parquet_metadata(path)  # the rows it declares fit its size: DuckDB never allocates more
+        body = (f"SELECT * FROM read_parquet({sql_literal(path)})" if self.has_layers  # noqa: S608 (store path)
+                else _empty_select(layout.LAYER_SCHEMA))
+        self._connection.execute(f"CREATE VIEW layers_file AS {body}")
+        self._connection.execute("""
+            CREATE VIEW layers AS
+            SELECT l.*, 1.0 - l.num_nonzero / greatest(l.num_weights, 1) AS sparsity, m.reference_model_id,
+                   r.out_channels AS reference_out_channels,
+                   l.live_out_channels / r.out_channels AS channels_kept
+            FROM layers_file l JOIN models m USING (model_id)
+            LEFT JOIN layers_file r ON r.model_id = m.reference_model_id AND r.layer = l.layer
+        """)
 
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""

@@ -8,6 +8,7 @@ format)"):
     samples.parquet                    one row per test sample (its label lives here only)
     models.parquet                     one row per model
     classifiers.parquet                per model and class: the weight row's norm and the bias
+    layers.parquet                     per model and prunable layer: weights, non-zeros, output channels, norm
     images/clean.npy                   uint8 (N, H, W, 3) test images, for drill-down
     images/provenance/C_S.parquet      per image file read for setting C/S from a folder tree: key, sha256
     predictions/model_id=M/corruption=C/severity=S/part-0.parquet
@@ -38,6 +39,7 @@ MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 MODELS = "models.parquet"
 CLASSIFIERS = "classifiers.parquet"
+LAYERS = "layers.parquet"  # optional: a store written before it lacks it (`compute index` adds it)
 PREDICTIONS = "predictions"
 IMAGES = "images"
 CLEAN_IMAGES = f"{IMAGES}/clean.npy"  # the clean test images, uint8 (N, H, W, 3)
@@ -171,6 +173,29 @@ CLASSIFIER_SCHEMA = pa.schema([
     ("class", pa.int16()),
     ("weight_norm", pa.float64()),
     ("bias", pa.float64()),
+])
+
+
+# Per model and prunable layer (every nn.Conv2d and nn.Linear, the classifier included, int8 ones
+# dequantized), in the order the network holds them: what pruning left of each layer's weight tensor
+# (compute.layers). `layer` is the module's name in the model (`body.4`, `classifier`), so a model and its
+# base line up by name; `kind` is "conv" or "linear"; `num_weights` and `num_nonzero` count the weight
+# tensor's elements and its non-zero ones (biases excluded: pruning zeroes weights); `out_channels` is the
+# layer's output channels (a convolution's filters, a linear layer's outputs) and `live_out_channels` those
+# with at least one non-zero weight; `weight_norm` is the weight tensor's L2 (Frobenius) norm. Channels
+# kept against a model's reference are the catalog's `layers` view (live_out_channels over the
+# reference's out_channels of the same layer), not stored.
+LAYER_KINDS = ("conv", "linear")
+LAYER_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("layer", pa.string()),
+    ("position", pa.int32()),
+    ("kind", pa.string()),
+    ("num_weights", pa.int64()),
+    ("num_nonzero", pa.int64()),
+    ("out_channels", pa.int32()),
+    ("live_out_channels", pa.int32()),
+    ("weight_norm", pa.float64()),
 ])
 
 

@@ -183,3 +183,11 @@ def read_classifiers(root: str | Path) -> pa.Table:
     if not path.exists():
         return layout.CLASSIFIER_SCHEMA.empty_table()
     return read_table(path)
+
+
+def read_layers(root: str | Path) -> pa.Table:
+    """layers.parquet (empty when the store has none: written before it, or no model's weights loaded)."""
+    path = Path(root) / layout.LAYERS
+    if not path.exists():
+        return layout.LAYER_SCHEMA.empty_table()
+    return read_table(path)

@@ -244,6 +244,52 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
         yield Problem(path, "models", "lists a model_id twice")
 
 
+LAYERS_HINT = "delete it and run `python -m compute index` to record the layers again from the checkpoints"
+
+
+def _layer_row_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with one row of layers.parquet (a kind it does not know, counts out of order), or None."""
+    if row["kind"] not in layout.LAYER_KINDS:
+        return f"kind {row['kind']!r:.40} is not one of {', '.join(layout.LAYER_KINDS)}"
+    weights, nonzero = row["num_weights"], row["num_nonzero"]
+    if weights is None or nonzero is None or not 0 <= nonzero <= weights:
+        return f"needs 0 <= num_nonzero <= num_weights, got {nonzero} of {weights}"
+    channels, live = row["out_channels"], row["live_out_channels"]
+    if channels is None or live is None or not 0 <= live <= channels:
+        return f"needs 0 <= live_out_channels <= out_channels, got {live} of {channels}"
+    return None
+
+
+def _layers_problems(root: Path, deep: bool) -> Iterator[Problem]:
+    """layers.parquet (optional): its schema, kinds and counts, one row per (model, layer), and every
+    model_id one of models.parquet's (when that file is readable; else the models check names it)."""
+    path = root / layout.LAYERS
+    if not path.exists():
+        return
+    problem, _ = _file_problem(path, layout.LAYER_SCHEMA, deep)
+    if problem:
+        yield Problem(path, "layers", f"{problem} ({LAYERS_HINT})")
+        return
+    rows = pq.read_table(path, columns=["model_id", "layer", "kind", "num_weights", "num_nonzero", "out_channels",
+                                        "live_out_channels"]).to_pylist()
+    for row in rows:
+        wrong = _layer_row_problem(row)
+        if wrong:
+            yield Problem(path, "layers", f"model {row['model_id']!r:.80}, layer {row['layer']!r:.80}: {wrong} "
+                          f"({LAYERS_HINT})")
+            break
+    pairs = [(row["model_id"], row["layer"]) for row in rows]
+    if len(set(pairs)) != len(pairs):
+        yield Problem(path, "layers", f"lists a layer of a model twice ({LAYERS_HINT})")
+    models = root / layout.MODELS
+    if not models.exists() or (models.is_file() and not _file_problem(models, layout.MODEL_REQUIRED_SCHEMA, deep=False)[0]):
+        known = set(pq.read_table(models, columns=["model_id"]).column("model_id").to_pylist()) if models.exists() else set()
+        strangers = sorted({str(model_id) for model_id, _ in pairs if model_id not in known})
+        if strangers:
+            yield Problem(path, "layers", f"model ids {strangers[:5]!r:.200} are not in {layout.MODELS} "
+                          f"({LAYERS_HINT})")
+
+
 def attribution_notes(root: str | Path) -> list[str]:
     """Models whose checkpoint lies outside the store and the allowed roots (see store.confine): not damage
     (the rows are whole), but attribution cannot load them until the operator allows their directory."""
@@ -394,6 +440,7 @@ def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bo
     followed or opened). Per view: each
     Parquet file opens and has the columns of its schema; samples hold ids 0..N-1 and labels in range;
     models hold valid, unique ids (checkpoints outside the allowed roots are `attribution_notes`, not damage);
+    layers (optional) hold known kinds, counts in order, each layer of a model once, ids of models.parquet;
     prediction partitions have valid directory names, one row per sample and the row count of their
     marker, and markers are JSON with the expected keys; images are uint8 (N, H, W, 3). `deep` also
     decodes every Parquet page and checks its checksum (bytes damaged in place); `deep=False` reads
@@ -417,6 +464,7 @@ def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bo
     checks = {
         "samples": lambda: _samples_problems(root, manifest, deep) if root / layout.SAMPLES not in skip else iter(()),
         "models": lambda: _models_problems(root, deep) if root / layout.MODELS not in skip else iter(()),
+        "layers": lambda: _layers_problems(root, deep) if root / layout.LAYERS not in skip else iter(()),
         "predictions": lambda: _prediction_problems(root, manifest, deep, skip),
         "embeddings": lambda: _embedding_problems(root, deep, skip),
         "images": lambda: _image_problems(root, skip),

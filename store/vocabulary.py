@@ -73,7 +73,7 @@ def is_severity(value: object) -> bool:
 
 # The store's views: what reads a group of its files (a page names those it reads; verify checks them). The
 # catalog's own views come first; images and the index are read beside it.
-CATALOG_VIEWS: tuple[str, ...] = ("samples", "models", "predictions", "embeddings")
+CATALOG_VIEWS: tuple[str, ...] = ("samples", "models", "predictions", "embeddings", "layers")
 VIEWS: tuple[str, ...] = (*CATALOG_VIEWS, "images", "index")
 
 # Replicate levels: a row per group of replicates (the mean over seeds) or per model.

@@ -347,6 +347,26 @@ def upsert_classifiers(root: str | Path, classifiers: dict[str, tuple[np.ndarray
         write_parquet(root, table, path)
 
 
+def upsert_layers(root: str | Path, layers: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Add or replace, per model id, its rows of layers.parquet (layout.LAYER_SCHEMA without model_id, one
+    per prunable layer, as compute.layers computes them); other models' rows are kept. Under the lock, so
+    shards that record the same models in any order leave the same file."""
+    root = Path(root)
+    if not layers:
+        return
+    for model_id in layers:
+        check_model_id(model_id)
+    path = root / layout.LAYERS
+    with locked(root):
+        existing = reader.read_layers(root)
+        kept = existing.filter(pc.invert(pc.is_in(existing.column("model_id"), pa.array(list(layers), pa.string()))))
+        new = pa.Table.from_pylist([{**row, "model_id": model_id} for model_id, rows in layers.items() for row in rows],
+                                   schema=layout.LAYER_SCHEMA)
+        table = pa.concat_tables([kept.select(layout.LAYER_SCHEMA.names).cast(layout.LAYER_SCHEMA), new]).sort_by(
+            [("model_id", "ascending"), ("position", "ascending")])
+        write_parquet(root, table, path)
+
+
 def prediction_table(columns: Mapping[str, np.ndarray], classes: np.ndarray, logits: np.ndarray,
                      kept: np.ndarray | None = None) -> pa.Table:
     """A format-2 prediction table: layout.STORED_COLUMNS (numpy, one entry per sample in sample order;

@@ -72,6 +72,28 @@ def model_cards(rows: Sequence[dict]) -> list[dict]:
     return [entry.info for entry in entries]
 
 
+# The made-up network of every synthetic model: (layer, kind, output channels, weights per output channel);
+# the classifier's outputs are the classes.
+LAYERS = (("body.0", "conv", 16, 3 * 9), ("body.3", "conv", 32, 16 * 9), ("body.6", "conv", 64, 32 * 9),
+          ("classifier", "linear", None, 64))
+
+
+def layer_rows(row: dict, num_classes: int) -> list[dict]:
+    """layers.parquet rows of a synthetic model (layout.LAYER_SCHEMA without model_id), a pure function of its
+    card: the model's sparsity spread over the convolutions (the first keeps more, the last loses more, as
+    global magnitude pruning does), the classifier dense, every channel live."""
+    rows = []
+    for position, (layer, kind, channels, fan_in) in enumerate(LAYERS):
+        channels = channels or num_classes
+        weights = channels * fan_in
+        share = 0.0 if kind == "linear" else min(1.0, float(row["sparsity"]) * (0.6 + 0.3 * position))
+        nonzero = weights - int(round(share * weights))
+        rows.append({"layer": layer, "position": position, "kind": kind, "num_weights": weights, "num_nonzero": nonzero,
+                     "out_channels": channels, "live_out_channels": channels,
+                     "weight_norm": float(np.sqrt(nonzero) * 0.1)})
+    return rows
+
+
 def partition(columns: dict[str, np.ndarray], per_class: layout.PerClass | None = None) -> tuple[pa.Table, dict]:
     """Format-1 columns -> (format-2 table, completion summary), keeping the classes extraction would."""
     per_class = per_class or layout.PerClass()
@@ -117,9 +139,9 @@ def write(root: str | Path, *, dataset: str, class_names: Sequence[str], images:
     """The one synthetic-store writer, through store.writer as extraction writes: the store's manifest,
     samples and images, then model after model (taken from `models` one at a time, so a generator may
     draw each model's values just before its partitions) its classifier and its partition in each of
-    `settings`, then the model cards (`model_cards`). Format 2, or 1 to test reading and migrating old
-    stores (no per-class record, no classifiers, the rows of its day: no card, so `compute migrate`
-    fills their bases)."""
+    `settings`, then the model cards (`model_cards`) and their layer rows (`layer_rows`). Format 2, or 1
+    to test reading and migrating old stores (no per-class record, no classifiers, no layer rows, the rows
+    of its day: no card, so `compute migrate` fills their bases)."""
     root = Path(root)
     writer.init_store(root, dataset=dataset, class_names=list(class_names), images=images, labels=labels,
                       corruptions=corruptions, severities=severities, per_class=per_class)
@@ -140,6 +162,8 @@ def write(root: str | Path, *, dataset: str, class_names: Sequence[str], images:
                 write_partition(root, row["model_id"], corruption, severity, columns, per_class)
         rows.append(row)
     writer.upsert_models(root, rows if version == 1 else model_cards(rows))
+    if version != 1:  # format 1 predates the layer rows
+        writer.upsert_layers(root, {row["model_id"]: layer_rows(row, len(class_names)) for row in rows})
     return root
 
 
