@@ -25,6 +25,7 @@ from compute.datasets.base import Dataset, ImageSet
 from compute.executors import Executor, LocalExecutor, Work
 from compute.image_source import ImageSource
 from compute.inference import ExtractSummary, classifier_record
+from compute.layers import layer_rows
 from compute.models.base import check_contract
 from compute.worklist import Shard, work_list
 from store import derived, layout, provenance, reader, writer
@@ -120,6 +121,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     fill_bases(entries, reader.read_manifest(store).get(provenance.TRAINING_KEY, {}))
     measure_footprints(entries, int(test.images.shape[1]))
     writer.upsert_models(store, [entry.info for entry in entries])
+    writer.upsert_layers(store, {entry.model_id: layer_rows(entry.model) for entry in entries})  # ids join models
     if all(reader.is_complete(store, *part) for part in everything):
         summary.index = derived.build_sample_index(store)
         derived.build_aggregates(store)

@@ -6,27 +6,44 @@ this to rebuild them, or to upgrade an older store (one without them still works
 with a damaged or foreign file (a truncated models.parquet, a partition, a marker), or a symbolic link
 or FIFO, is refused (exit 2) with every problem named (as `compute verify` lists them).
 
-Example:
+A store written before layers.parquet (what each model's pruning left of each layer) gets it here: every
+model without layer rows is loaded from its card (checkpoints inside the store, or under --allow-root /
+$PRUNESCOPE_ALLOW_ROOTS) and its layers recorded; the models that cannot be loaded any more are named.
+
+Examples:
     python -m compute index --store data/study
+    python -m compute index --store data/study --allow-root runs/
 """
 
 from __future__ import annotations
 
 import argparse
 
+from compute import layers
 from store import derived
+from store.confine import allow_roots
 from store.verify import require_clean
 
-HELP = "build the by-sample index and the pre-aggregates of a store (after sharded extraction)"
+HELP = ("build the by-sample index and the pre-aggregates of a store (after sharded extraction), and the layer "
+        "rows of models that have none")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="store directory")
+    parser.add_argument("--allow-root", action="append", default=[], metavar="DIR",
+                        help="a directory outside the store whose checkpoints may be loaded for the layer rows "
+                             "(repeatable; also $PRUNESCOPE_ALLOW_ROOTS, separated by ':')")
 
 
 def run(args: argparse.Namespace) -> int:
-    require_clean(args.store, views=("samples", "models", "predictions"))  # links, manifest, files, markers
+    allow_roots(args.allow_root)
+    require_clean(args.store, views=("samples", "models", "predictions", "layers"))  # links, manifest, files, markers
     upgraded, path, aggregates = derived.build_all(args.store)
     print(f"{upgraded} markers upgraded; by-sample index: {path or 'none (no predictions yet)'}; "
           f"pre-aggregates: {', '.join(p.name for p in aggregates) or 'none'}")
+    added, failed = layers.index_missing(args.store)
+    line = f"layers: {len(added)} model(s) added" if added else "layers: no model without them"
+    if failed:
+        line += "; cannot be loaded, so no layer rows: " + "; ".join(f"{m} ({why})" for m, why in failed.items())
+    print(line)
     return 0
