@@ -22,11 +22,11 @@ from store.verify import validated_manifest, verify
 
 
 def store_version(path: str | Path) -> tuple[int, ...]:
-    """Changes whenever models, partitions or embeddings are added, or a derived file is rebuilt (`compute
+    """Changes whenever models, layer rows, partitions or embeddings are added, or a derived file is rebuilt (`compute
     index` rewrites its record, store.derived_record), so the catalog and cached results refresh. A few
     stats per page view: cheap."""
     root = Path(path)
-    watched = (root / layout.MODELS, root / layout.COMPLETE, root / layout.EMBEDDINGS,
+    watched = (root / layout.MODELS, root / layout.LAYERS, root / layout.COMPLETE, root / layout.EMBEDDINGS,
                *(root / layout.EMBEDDINGS).glob("*.parquet"), root / layout.INDEX,
                *sorted((root / layout.INDEX).glob("*.json")))
     return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in watched)

@@ -33,6 +33,7 @@ PAGES: dict[str, Page] = {page.url_path: page for page in (
          ("models", "predictions", "embeddings")),
     Page("Robustness predictors", "predictors", "views/predictors.py", "Study", ":material/insights:",
          ("models", "predictions")),
+    Page("Layers", "layers", "views/layers.py", "Study", ":material/layers:", ("models", "layers")),
     Page("Local geometry", "local", "views/local.py", "Geometry", ":material/scatter_plot:", _STUDY),
     Page("Global geometry", "global", "views/global.py", "Geometry", ":material/timeline:", _STUDY),
     Page("Embedding", "embedding", "views/embedding.py", "Geometry", ":material/bubble_chart:",
