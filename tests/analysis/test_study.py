@@ -9,12 +9,15 @@ import polars as pl
 import pytest
 
 from analysis import Study, matrices, open_study, presets, queries
-from analysis.filters import FilterError
+from analysis.filters import FILTER_HELP, REFERENCE_EXAMPLE, FilterError
 from analysis.sql import NoReference
 from store.catalog import Catalog
 from store.layout import StoreError
 from testkit.direct import direct_rows
+from testkit.study import write_study
 from testkit.synthetic import write_store
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 DENSE, FT, GMP = "m00-dense-0", "m01-ft-50", "m02-gmp-50"
 
@@ -86,3 +89,47 @@ def test_a_missing_store_is_named(tmp_path) -> None:
         open_study(tmp_path / "absent")
     with pytest.raises(StoreError, match="manifest.json is missing"):
         open_study(tmp_path)
+
+
+# -- the README's notebook section ----------------------------------------------------------------------
+
+# The demo's ids, so the README's lines run unchanged but for the store's path.
+DEMO_LIKE = [("small_cnn-dense-s0", "dense", 0.0, 0), ("small_cnn-ft-90-s0", "ft", 0.9, 0),
+             ("small_cnn-ft-50-s0", "ft", 0.5, 0)]
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("demo-like") / "store", models=DEMO_LIKE,
+                       settings=[("clean", 0), ("fog", 5)])
+
+
+def readme_notebook_snippet() -> str:
+    """The README's ```python block that opens data/demo."""
+    blocks = README.read_text().split("```python\n")[1:]
+    found = [block.split("```")[0] for block in blocks if 'open_study("data/demo")' in block]
+    assert len(found) == 1, "the README has one python block opening data/demo"
+    return found[0]
+
+
+def test_the_readme_snippet_answers_in_three_lines(demo_like) -> None:
+    snippet = readme_notebook_snippet()
+    assert len(snippet.strip().splitlines()) <= 3
+    namespace: dict = {}
+    exec(compile(snippet.replace("data/demo", str(demo_like)), "README.md", "exec"), namespace)  # noqa: S102
+    lines = snippet.strip().splitlines()
+    answer = eval(lines[-1], namespace)  # noqa: S307 (the README's own line)
+    expected = presets.flipped_by_pruning(Catalog(demo_like), "small_cnn-dense-s0", "small_cnn-ft-90-s0", "fog", 5)
+    assert expected.height and answer.equals(expected)
+
+
+def test_the_filter_help_shows_the_reference_columns_answering_the_same_question(demo_like) -> None:
+    paragraph = FILTER_HELP.split("Every row carries its model's reference")[1].split("Deprecated")[0]
+    for column in ("reference_correct", "reference_margin", "reference_feature_norm", "reference_angle_true"):
+        assert column in paragraph
+    assert REFERENCE_EXAMPLE in paragraph
+    with open_study(demo_like) as study:
+        rows = study.filter(REFERENCE_EXAMPLE, limit=10_000)
+        flipped = study.flipped("small_cnn-ft-90-s0", "fog", 5)
+    assert set(rows["model_id"]) == {"small_cnn-ft-90-s0"}
+    assert sorted(rows["sample_id"]) == sorted(flipped["sample_id"])
