@@ -17,10 +17,12 @@ computes an answer itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
+from analysis import layers as layer_queries
 from analysis import matrices, presets, queries, report
 from analysis.sql import HOW_TO_ADD_A_REFERENCE, NoReference, require_models
 from store import layout
@@ -118,6 +120,21 @@ class Study:
             raise ValueError(f"no predictions for sample {sample_id!r} in {self.path}; its sample ids run "
                              f"from 0 to {total - 1}")
         return frame
+
+    def layers(self, models: Sequence[str] | None = None, reference: str | None = None) -> pl.DataFrame:
+        """What pruning left of each layer, one row per (model, layer) of `models` (all by default) in network
+        order: weights, non-zeros, sparsity, output channels, those kept against the reference's same layer,
+        weight norm (analysis.layers.layer_profile). StoreError saying how to add them on a store written
+        before layers.parquet."""
+        catalog = self._catalog(reference)
+        if not catalog.has_layers:
+            raise StoreError(f"{self.path} has no {layout.LAYERS} (it was written before prunescope recorded "
+                             f"layers): add it with `python -m compute index --store {self.path}`")
+        if isinstance(models, str):
+            models = [models]
+        if models is not None:
+            require_models(catalog, models)
+        return layer_queries.layer_profile(catalog, models)
 
     def report(self, by: str = "group", columns: str = "full", reference: str | None = None) -> pl.DataFrame:
         """The paper table, long (analysis.report: one row per (row, column) with mean, low, high and

@@ -133,3 +133,19 @@ def test_the_filter_help_shows_the_reference_columns_answering_the_same_question
         flipped = study.flipped("small_cnn-ft-90-s0", "fog", 5)
     assert set(rows["model_id"]) == {"small_cnn-ft-90-s0"}
     assert sorted(rows["sample_id"]) == sorted(flipped["sample_id"])
+
+
+def test_layers_are_the_layer_profile_and_a_store_without_them_says_how_to_add_them(study, store,
+                                                                                      tmp_path) -> None:
+    from analysis.layers import layer_profile
+
+    assert study.layers().equals(layer_profile(Catalog(store)))
+    assert study.layers(FT).equals(layer_profile(Catalog(store), [FT]))
+    assert set(study.layers([FT], reference=GMP)["reference_model_id"]) == {GMP}
+    with pytest.raises(ValueError, match="unknown model id"):
+        study.layers(["nope"])
+    old = tmp_path / "old"
+    write_store(old, num_models=2, num_samples=10, corruptions=["fog"], severities=[5])
+    (old / "layers.parquet").unlink()
+    with pytest.raises(StoreError, match="python -m compute index --store"):
+        open_study(old).layers()
