@@ -66,14 +66,17 @@ def layer_pair(profile: pl.DataFrame, measure: str, model: str, other: str | Non
     data = _labelled(profile)
     order = _layer_order(data)
 
-    def bars(model_id: str, role: str) -> alt.Chart:
-        rows = data.filter(pl.col("model_id") == model_id)
-        return alt.Chart(rows.to_pandas()).mark_bar().encode(
-            x=alt.X(f"{measure}:Q", title=MEASURES[measure], scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-            y=alt.Y("layer_label:N", sort=order, title="layer (network order)", axis=alt.Axis(labelLimit=240)),
-            tooltip=TOOLTIP,
-        ).properties(title=alt.TitleParams(f"{role}: {model_id}", anchor="start", limit=420), width=260,
-                     height=alt.Step(18))
+    def bars(model_id: str, role: str) -> alt.LayerChart:
+        rows = alt.Chart(data.filter(pl.col("model_id") == model_id).to_pandas()).encode(
+            x=alt.X(f"{measure}:Q", title=MEASURES[measure], scale=alt.Scale(domain=[0, 1]),
+                    axis=alt.Axis(format=".0%")),
+            y=alt.Y("layer_label:N", sort=order, title="layer (network order)",
+                    axis=alt.Axis(labelLimit=240, labelOverlap=False)),
+            tooltip=TOOLTIP)
+        # the value beside its bar, so a layer at 0 (nothing pruned) reads as 0 %, not as a missing bar
+        values = rows.mark_text(align="left", dx=4).encode(text=alt.Text(f"{measure}:Q", format=".0%"))
+        return alt.layer(rows.mark_bar(), values).properties(
+            title=alt.TitleParams(f"{role}: {model_id}", anchor="start", limit=420), width=260, height=alt.Step(22))
 
     charts = [bars(model, "selected")] + ([bars(other, "compared with")] if other else [])
     return alt.hconcat(*charts, spacing=24).resolve_scale(y="shared")

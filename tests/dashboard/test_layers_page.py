@@ -45,7 +45,7 @@ def test_the_page_follows_the_measure_and_the_sidebars_comparison(monkeypatch, s
     assert heat["encoding"]["color"]["field"] == "channels_kept"
     assert [chart["title"]["text"] for chart in pair["hconcat"]] == ["selected: m03-ltr-50",
                                                                      "compared with: m01-ft-50"]
-    assert all(chart["encoding"]["x"]["field"] == "channels_kept" for chart in pair["hconcat"])
+    assert all(layer["encoding"]["x"]["field"] == "channels_kept" for chart in pair["hconcat"] for layer in chart["layer"])
 
 
 def test_a_store_without_layer_rows_says_how_to_add_them(monkeypatch, store, pristine_copy) -> None:
