@@ -22,7 +22,9 @@ def layer_profile(catalog: Catalog, model_ids: Sequence[str] | None = None) -> p
     and layers in network order: the layer's kind, weights, non-zeros, sparsity, output channels (all and
     live), weight norm, and against the model's reference (its base, or the catalog's chosen reference)
     the reference's output channels of the same layer and the fraction kept. Empty for a store without
-    layers.parquet (`catalog.has_layers`)."""
+    layers.parquet (`catalog.has_layers`); StoreError naming the file when it is damaged."""
+    if catalog.layers_error is not None:
+        raise catalog.layers_error
     chosen = "true" if model_ids is None else "list_contains(?, l.model_id)"
     params = [] if model_ids is None else [[str(model_id) for model_id in model_ids]]
     return catalog.query(f"""

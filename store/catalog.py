@@ -221,13 +221,22 @@ class Catalog:
         """`layers`: layers.parquet (empty when the store has none: `has_layers` says which), each row with its
         sparsity and, from the same layer of the model's reference, the reference's output channels and the
         fraction of them that still hold a non-zero weight (`channels_kept`; null without a reference or a
-        row of that layer in it)."""
+        row of that layer in it). The file is optional, so a damaged one costs only its own questions: the
+        view is then empty and `layers_error` says what is wrong (analysis.layers raises it)."""
         path = self.root / layout.LAYERS
         self.has_layers = path.exists()
+        self.layers_error: StoreError | None = None
+        body = _empty_select(layout.LAYER_SCHEMA)
         if self.has_layers:
-            reader.parquet_metadata(path)  # the rows it declares fit its size: DuckDB never allocates more
-        body = (f"SELECT * FROM read_parquet({sql_literal(path)})" if self.has_layers  # noqa: S608 (store path)
-                else _empty_select(layout.LAYER_SCHEMA))
+            try:  # the rows it declares fit its size (DuckDB never allocates more), and the columns are ours
+                found = reader.parquet_metadata(path).schema.to_arrow_schema()
+                wrong = [f.name for f in layout.LAYER_SCHEMA if f.name not in found.names
+                         or found.field(f.name).type != f.type]
+                if wrong:
+                    raise StoreError(f"{path}: column(s) {wrong} missing or not of the types of {layout.LAYERS}")
+                body = f"SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
+            except StoreError as error:
+                self.layers_error = StoreError(f"{error} ({layout.LAYERS_HINT})")
         self._connection.execute(f"CREATE VIEW layers_file AS {body}")
         self._connection.execute("""
             CREATE VIEW layers AS

@@ -40,6 +40,7 @@ SAMPLES = "samples.parquet"
 MODELS = "models.parquet"
 CLASSIFIERS = "classifiers.parquet"
 LAYERS = "layers.parquet"  # optional: a store written before it lacks it (`compute index` adds it)
+LAYERS_HINT = f"delete {LAYERS} and run `python -m compute index` to record the layers again from the checkpoints"
 PREDICTIONS = "predictions"
 IMAGES = "images"
 CLEAN_IMAGES = f"{IMAGES}/clean.npy"  # the clean test images, uint8 (N, H, W, 3)

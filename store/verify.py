@@ -244,9 +244,6 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
         yield Problem(path, "models", "lists a model_id twice")
 
 
-LAYERS_HINT = "delete it and run `python -m compute index` to record the layers again from the checkpoints"
-
-
 def _layer_row_problem(row: dict[str, Any]) -> str | None:
     """What is wrong with one row of layers.parquet (a kind it does not know, counts out of order), or None."""
     if row["kind"] not in layout.LAYER_KINDS:
@@ -268,7 +265,7 @@ def _layers_problems(root: Path, deep: bool) -> Iterator[Problem]:
         return
     problem, _ = _file_problem(path, layout.LAYER_SCHEMA, deep)
     if problem:
-        yield Problem(path, "layers", f"{problem} ({LAYERS_HINT})")
+        yield Problem(path, "layers", f"{problem} ({layout.LAYERS_HINT})")
         return
     rows = pq.read_table(path, columns=["model_id", "layer", "kind", "num_weights", "num_nonzero", "out_channels",
                                         "live_out_channels"]).to_pylist()
@@ -276,18 +273,18 @@ def _layers_problems(root: Path, deep: bool) -> Iterator[Problem]:
         wrong = _layer_row_problem(row)
         if wrong:
             yield Problem(path, "layers", f"model {row['model_id']!r:.80}, layer {row['layer']!r:.80}: {wrong} "
-                          f"({LAYERS_HINT})")
+                          f"({layout.LAYERS_HINT})")
             break
     pairs = [(row["model_id"], row["layer"]) for row in rows]
     if len(set(pairs)) != len(pairs):
-        yield Problem(path, "layers", f"lists a layer of a model twice ({LAYERS_HINT})")
+        yield Problem(path, "layers", f"lists a layer of a model twice ({layout.LAYERS_HINT})")
     models = root / layout.MODELS
     if not models.exists() or (models.is_file() and not _file_problem(models, layout.MODEL_REQUIRED_SCHEMA, deep=False)[0]):
         known = set(pq.read_table(models, columns=["model_id"]).column("model_id").to_pylist()) if models.exists() else set()
         strangers = sorted({str(model_id) for model_id, _ in pairs if model_id not in known})
         if strangers:
             yield Problem(path, "layers", f"model ids {strangers[:5]!r:.200} are not in {layout.MODELS} "
-                          f"({LAYERS_HINT})")
+                          f"({layout.LAYERS_HINT})")
 
 
 def attribution_notes(root: str | Path) -> list[str]:

@@ -57,6 +57,18 @@ def test_a_store_without_layer_rows_says_how_to_add_them(monkeypatch, store, pri
     assert "layers.parquet" in message and "python -m compute index --store" in message
 
 
+def test_a_damaged_layers_file_is_named_on_the_layers_page_and_the_others_work(monkeypatch, store,
+                                                                               pristine_copy) -> None:
+    damaged = pristine_copy(store)
+    path = damaged / layout.LAYERS
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    app = open_app(monkeypatch, damaged, PAGE)
+    shown = "\n".join(error.value for error in app.error).replace("\\", "")  # markdown escapes removed
+    assert "layers.parquet: not a readable Parquet file" in shown and "python -m compute index" in shown
+    app.switch_page(PAGES["overview"].script).run()
+    assert not app.exception and not app.error, [error.value for error in app.error]
+
+
 def test_the_heat_map_orders_models_like_every_page_and_layers_like_the_network(store) -> None:
     profile = layer_profile(Catalog(store))
     shuffled = profile.sample(fraction=1.0, shuffle=True, seed=1)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from analysis import queries
 from analysis.layers import layer_profile
 from store import layout, reader, writer
 from store.catalog import Catalog
@@ -115,3 +116,12 @@ def test_index_refuses_a_damaged_layers_file_naming_it(store, cli) -> None:
     result = cli("index", "--store", str(store))
     assert result.returncode == 2 and f"{store / layout.LAYERS}: " in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["truncated", "another schema", "a count of the wrong type"])
+def test_a_damaged_layers_file_fails_only_the_layer_questions_naming_it(store, case) -> None:
+    DAMAGES[case][0](store)
+    catalog = Catalog(store)  # the other questions of the store still open
+    assert queries.models(catalog).height == 3
+    with pytest.raises(layout.StoreError, match="layers.parquet"):
+        layer_profile(catalog)

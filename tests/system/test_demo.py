@@ -98,3 +98,13 @@ def test_the_demo_store_has_the_embeddings_every_page_needs(demo_store) -> None:
     samples = pq.read_table(folder / layout.SAMPLE_EMBEDDING)
     assert samples.num_rows == Catalog(demo_store).manifest["num_samples"]  # the dense model, clean
     assert np.isfinite(samples.column("x").to_numpy()).all()
+
+
+def test_the_demo_records_every_models_layers_and_they_add_up_to_its_card(demo_store) -> None:
+    cards = {card["model_id"]: card for card in reader.read_table(demo_store / layout.MODELS).to_pylist()}
+    rows = reader.read_layers(demo_store).to_pylist()
+    assert {row["model_id"] for row in rows} == set(cards)
+    for model_id, card in cards.items():
+        pruned = [row for row in rows if row["model_id"] == model_id and row["layer"] != "classifier"]
+        zeros = sum(row["num_weights"] - row["num_nonzero"] for row in pruned)
+        assert zeros / sum(row["num_weights"] for row in pruned) == pytest.approx(card["sparsity"]), model_id
