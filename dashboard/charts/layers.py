@@ -39,7 +39,7 @@ TOOLTIP = ["model_id", "method", "layer", "kind",
 def layer_heatmap(profile: pl.DataFrame, measure: str, selected: str | None = None) -> alt.Chart:
     """Layers (rows, in network order) by models (columns, in the model order) coloured by `measure`
     (a key of MEASURES, 0 to 1); a click selects the model, the `selected` model's column is outlined.
-    A cell without a value (channels kept of a model without a reference) is left grey."""
+    A cell without a value (channels kept of a model without a reference) is left blank."""
     data = _labelled(profile)
     models = data.sort(pl.col("method") != vocabulary.UNPRUNED, *vocabulary.MODEL_SORT, "model_id")
     model_order = models.unique("model", maintain_order=True)["model"].to_list()
