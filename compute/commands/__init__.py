@@ -21,6 +21,7 @@ COMMANDS = {
     "footprint": "compute.commands.footprint",
     "study": "compute.commands.study",
     "report": "compute.commands.report",
+    "export": "compute.commands.export",
     "verify": "compute.commands.verify",
     "verify-data": "compute.commands.verify_data",
     "migrate": "compute.commands.migrate",
