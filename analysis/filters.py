@@ -123,6 +123,9 @@ FILTER_EXAMPLES: tuple[str, ...] = (
     "method <> 'dense' and sparsity > 0.8",
 )
 
+# The reference columns at work, shown under the help's list of them.
+REFERENCE_EXAMPLE = "reference_correct and not correct and target_sparsity = 0.9 and corruption = 'fog' and severity = 5"
+
 # The lexicon: token type -> accepted spellings (lower case). Names, numbers and text are checked later.
 _SPELLINGS: dict[TokenType, frozenset[str]] = {
     TokenType.L_PAREN: frozenset({"("}),
@@ -494,6 +497,13 @@ def _help() -> str:
         ", ".join(spec.signature for spec in FUNCTIONS.values()), width=100, subsequent_indent=" " * 11
     )
     examples = "\n".join(f"  {example}" for example in FILTER_EXAMPLES)
+    reference = textwrap.fill(
+        "Every row carries its model's reference (the model it is compared with: its base, or the chosen "
+        "reference) on the same sample and setting: "
+        + ", ".join(name for name in FILTER_COLUMNS if name.startswith("reference_"))
+        + ". Samples the 90 % model gets wrong under fog at severity 5 that its reference gets right:",
+        width=100,
+    )
     deprecated = textwrap.fill(
         "Deprecated: " + ", ".join(f"{old} (now {new})" for old, new in DEPRECATED_COLUMNS.items())
         + " still work for this release, with the same answers; use the new names.", width=100,
@@ -512,6 +522,9 @@ Limits:    at most {MAX_LENGTH:,} characters and {MAX_NESTING} levels of parenth
 
 Columns:
 {columns}
+
+{reference}
+  {REFERENCE_EXAMPLE}
 
 {deprecated}
 
