@@ -230,6 +230,10 @@ PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
 # -- free filter ---------------------------------------------------------------------------------------
 
 _ROW_COLUMNS = ", ".join(layout.FILTER_COLUMNS)  # the columns a filter may name: a fixed allow-list
+# The bounds of a free filter wherever it is offered (the Samples page, the MCP server): rows fetched at
+# most, and the seconds one filter may run.
+FILTER_ROWS = 1000
+FILTER_SECONDS = 5.0
 
 
 def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
@@ -250,7 +254,7 @@ def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: 
         raise FilterError(f"the filter could not run: {error.reason}") from error
 
 
-def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 5.0) -> pl.DataFrame:
+def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = FILTER_SECONDS) -> pl.DataFrame:
     """The first `limit` prediction rows matching a user's filter (analysis.filters grammar), every filterable
     column, ordered by model, setting and sample.
 
@@ -279,6 +283,6 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
             return pl.concat(frames)
 
 
-def count_rows(catalog: Catalog, text: str, timeout: float = 5.0) -> int:
+def count_rows(catalog: Catalog, text: str, timeout: float = FILTER_SECONDS) -> int:
     """How many prediction rows match the filter (same errors as filter_rows)."""
     return int(_filtered(catalog, text, "count(*) AS matches", "", [], timeout)["matches"][0])

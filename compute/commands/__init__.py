@@ -22,6 +22,7 @@ COMMANDS = {
     "study": "compute.commands.study",
     "report": "compute.commands.report",
     "export": "compute.commands.export",
+    "mcp": "compute.commands.mcp",
     "verify": "compute.commands.verify",
     "verify-data": "compute.commands.verify_data",
     "migrate": "compute.commands.migrate",
