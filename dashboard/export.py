@@ -250,7 +250,8 @@ def _gallery(page: _Page, catalog: Catalog, out: Path, per_corruption: int,
                 pictures.append(f'<img src="{file}" alt="sample {row["sample_id"]}, {escape.html(name)} '
                                 f'severity {severity}">')
             margin = "–" if row["worst_margin"] is None else f"{row['worst_margin']:.3f}"
-            cards.append(f"<figure>{''.join(pictures)}<figcaption>sample {row['sample_id']} · "
+            cards.append(f"<figure>{''.join(pictures)}<figcaption>clean · {escape.html(corruption)} severity "
+                         f"{row['first_wrong_severity']}<br>sample {row['sample_id']} · "
                          f"{escape.html(row['label_name'])}<br>wrong in {row['wrong']} of {row['checked']} "
                          f"predictions<br>first wrong at severity {row['first_wrong_severity']} · worst margin "
                          f"{margin}</figcaption></figure>")

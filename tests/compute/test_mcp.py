@@ -23,8 +23,6 @@ from store import layout, provenance, reader, writer
 from store.catalog import Catalog
 from testkit.study import write_study
 
-pytestmark = pytest.mark.slow  # each test starts the server as a process
-
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = [("dense", "dense", 0.0, 0), ("ft", "ft", 0.5, 0), ("lrr", "lrr", 0.9, 0)]
 TOOLS = {"models", "evaluation_matrix", "filter_rows", "flipped_by_pruning", "preset", "sample", "report"}
@@ -67,6 +65,7 @@ def answer(result) -> dict:
     return json.loads(result.content[0].text)
 
 
+@pytest.mark.slow  # starts the server as a process
 def test_an_agent_finds_what_the_most_pruned_model_loses_under_fog(study) -> None:
     store, _ = study
     before = files(store)
@@ -94,6 +93,7 @@ def test_an_agent_finds_what_the_most_pruned_model_loses_under_fog(study) -> Non
     assert files(store) == before  # nothing written
 
 
+@pytest.mark.slow  # starts the server as a process
 def test_sample_values_image_bounds_and_errors(study) -> None:
     store, outside = study
 
@@ -123,6 +123,7 @@ def test_sample_values_image_bounds_and_errors(study) -> None:
     assert markdown.content[0].text.startswith("| row | method |")
 
 
+@pytest.mark.slow  # starts the server as a process
 def test_the_allowed_roots_let_the_server_read_an_outside_image(study) -> None:
     store, outside = study
 
@@ -131,3 +132,13 @@ def test_the_allowed_roots_let_the_server_read_an_outside_image(study) -> None:
 
     result = session(store, calls, "--allow-root", str(outside))
     assert [c.type for c in result.content] == ["text", "image"]
+
+
+def test_the_command_names_a_missing_or_damaged_store_in_one_line(cli, tmp_path) -> None:
+    missing = cli("mcp", "--store", tmp_path / "nowhere")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / layout.MANIFEST).write_text("{not json")
+    damaged = cli("mcp", "--store", tmp_path / "broken")
+    for ran in (missing, damaged):
+        assert ran.returncode == 2 and ran.stderr.startswith("error: ") and ran.stderr.count("\n") == 1
+    assert "no store directory" in missing.stderr

@@ -110,6 +110,15 @@ def test_the_export_opens_from_disk_with_every_section_and_no_request_outside(da
             "images => images.map(image => image.complete && image.naturalWidth > 0)"))
         page.locator("nav a[href='#gallery']").click()
         assert page.evaluate("location.hash") == "#gallery"
+        cells = page.locator("#chart-matrix svg.marks g.mark-rect path")
+        for index in range(cells.count()):  # a corrupted setting's cell opens its corruption's gallery
+            cells.nth(index).click()
+            if page.evaluate("location.hash").startswith("#gallery-"):
+                break
+        assert page.locator(page.evaluate("location.hash") + " + .gallery figure").count() > 0
+        page.locator("#chart-lineage svg.marks g.mark-symbol path").nth(1).click()  # a model -> its table row
+        page.wait_for_function("location.hash.startsWith('#model-')")
+        assert page.locator(page.evaluate("location.hash")).locator("td").count() > 0
         page.close()
     assert errors == []
     assert blocked == []
