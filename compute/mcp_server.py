@@ -92,7 +92,7 @@ class StudyTools:
         corruption, severity, sample_id, label, pred, correct, margin, angle_true, reference_correct; AND,
         OR, NOT, comparisons, IN, BETWEEN). Ordered by model, setting and sample; at most `limit` rows."""
         limit = max(1, min(int(limit), presets.FILTER_ROWS, MAX_ROWS))
-        rows = presets.filter_rows(self.study.catalog, expression, limit + 1, presets.FILTER_SECONDS)
+        rows = self.study.filter(expression, limit + 1)  # within presets.FILTER_SECONDS, as on the Samples page
         more = {"cut": f"more than {limit} rows match; narrow the filter"} if rows.height > limit else {}
         return frame_text(_finite(rows.head(limit)), limit=limit, **more)
 

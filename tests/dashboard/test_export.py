@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from compute.__main__ import build_parser
 from dashboard import export
 from testkit.browser import VIEWPORT, chromium
 from testkit.study import write_study
@@ -123,3 +124,10 @@ def test_the_export_opens_from_disk_with_every_section_and_no_request_outside(da
     assert errors == []
     assert blocked == []
     assert requests and all(url.startswith(folder) for url in requests), [u for u in requests if not u.startswith(folder)]
+
+
+@pytest.mark.parametrize("count", ["0", "101", "many"])
+def test_the_gallery_size_is_bounded_on_the_command_line(count, capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--store", "s", "--out", "site", "--fragile", count])
+    assert "--fragile" in capsys.readouterr().err
