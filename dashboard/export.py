@@ -141,7 +141,8 @@ for (const [name, spec] of Object.entries(specs)) {{
     result.view.addEventListener("click", (event, item) => {{
       const datum = item && item.datum;
       if (!datum) return;
-      const target = anchors.corruptions[datum.corruption] || anchors.models[datum.model_id];
+      const anchor = (map, key) => (Object.hasOwn(map, key) ? map[key] : null);  // store text is only a key
+      const target = anchor(anchors.corruptions, datum.corruption) || anchor(anchors.models, datum.model_id);
       if (target) location.hash = target;
     }});
   }}).catch(error => {{ document.getElementById(name).textContent = "This chart could not be drawn: " + error; }});
