@@ -254,8 +254,7 @@ def _gallery(page: _Page, catalog: Catalog, out: Path, per_corruption: int,
             cards.append(f"<figure>{''.join(pictures)}<figcaption>clean · {escape.html(corruption)} severity "
                          f"{row['first_wrong_severity']}<br>sample {row['sample_id']} · "
                          f"{escape.html(row['label_name'])}<br>wrong in {row['wrong']} of {row['checked']} "
-                         f"predictions<br>first wrong at severity {row['first_wrong_severity']} · worst margin "
-                         f"{margin}</figcaption></figure>")
+                         f"predictions<br>worst margin {margin}</figcaption></figure>")
         content = ''.join(cards) or '<p class="note">No sample right on clean images breaks under it.</p>'
         page.add("gallery", f'<h3 id="{corruption_anchors[corruption]}">{escape.html(corruption)}</h3>'
                  f'<div class="gallery">{content}</div><p><a href="#matrix">back to the matrix</a></p>')
