@@ -1,11 +1,14 @@
 """Store text leaving prunescope as data, never as markup: one function per exit format.
 
 Class names, model ids, methods and provenance are written by whoever built a store. A report pasted into
-a paper, a CSV opened in a spreadsheet or a Markdown table pasted into a README must show them literally:
-no LaTeX control sequence, no spreadsheet formula, no broken table row.
+a paper, a CSV opened in a spreadsheet, a Markdown table pasted into a README or a static export opened in a
+browser must show them literally: no LaTeX control sequence, no spreadsheet formula, no broken table row, no
+HTML tag.
 """
 
 from __future__ import annotations
+
+import html as html_module
 
 import polars as pl
 
@@ -46,3 +49,11 @@ def markdown_cell(text: object) -> str:
     flat = " ".join(str(text).splitlines())
     return (flat.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
             .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def html(text: object) -> str:
+    """Text for an HTML page (element content or a quoted attribute value): `& < > " '` as character
+    references, so a store text never opens a tag, an attribute or a script; control characters other
+    than tab and line breaks are dropped."""
+    kept = "".join(char for char in str(text) if char.isprintable() or char in "\t\n\r")
+    return html_module.escape(kept, quote=True)

@@ -125,6 +125,27 @@ def flipped_by_pruning(catalog: Catalog, model_a: str, model_b: str, corruption:
                         "angle_true_b - angle_true_a DESC, sample_id")
 
 
+def most_fragile(catalog: Catalog, per_corruption: int = 12) -> pl.DataFrame:
+    """Per corruption, the `per_corruption` samples it breaks most often: among the models that classify a
+    sample correctly on clean images, how many of their (model, severity) predictions under the corruption
+    are wrong. Columns: corruption, wrong, checked (those predictions), first_wrong_severity (the mildest
+    severity any of them breaks at) and worst_margin. Most-broken first, then the smallest margin."""
+    hits = """
+        WITH right_on_clean AS (
+            SELECT model_id, sample_id FROM predictions WHERE corruption = ? AND severity = 0 AND correct
+        )
+        SELECT p.corruption, p.sample_id, count(*) FILTER (WHERE NOT p.correct) AS wrong, count(*) AS checked,
+               min(p.severity) FILTER (WHERE NOT p.correct) AS first_wrong_severity, min(p.margin) AS worst_margin
+        FROM predictions p JOIN right_on_clean USING (model_id, sample_id)
+        WHERE p.corruption <> ?
+        GROUP BY p.corruption, p.sample_id
+        HAVING count(*) FILTER (WHERE NOT p.correct) > 0
+        QUALIFY row_number() OVER (PARTITION BY p.corruption ORDER BY wrong DESC, worst_margin, p.sample_id) <= ?
+    """
+    return _with_labels(catalog, hits, [layout.CLEAN, layout.CLEAN, int(per_corruption)],
+                        "corruption, wrong DESC, worst_margin, sample_id")
+
+
 _MODAL_PREDICTIONS = """
     WITH setting AS (
         SELECT p.sample_id, p.label, p.pred, m.group_id, m.arch, m.method,
@@ -209,6 +230,10 @@ PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {
 # -- free filter ---------------------------------------------------------------------------------------
 
 _ROW_COLUMNS = ", ".join(layout.FILTER_COLUMNS)  # the columns a filter may name: a fixed allow-list
+# The bounds of a free filter wherever it is offered (the Samples page, the MCP server): rows fetched at
+# most, and the seconds one filter may run.
+FILTER_ROWS = 1000
+FILTER_SECONDS = 5.0
 
 
 def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: Sequence[object],
@@ -229,7 +254,7 @@ def _filtered(catalog: Catalog, text: str, select: str, tail: str, tail_params: 
         raise FilterError(f"the filter could not run: {error.reason}") from error
 
 
-def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 5.0) -> pl.DataFrame:
+def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = FILTER_SECONDS) -> pl.DataFrame:
     """The first `limit` prediction rows matching a user's filter (analysis.filters grammar), every filterable
     column, ordered by model, setting and sample.
 
@@ -258,6 +283,6 @@ def filter_rows(catalog: Catalog, text: str, limit: int = 500, timeout: float = 
             return pl.concat(frames)
 
 
-def count_rows(catalog: Catalog, text: str, timeout: float = 5.0) -> int:
+def count_rows(catalog: Catalog, text: str, timeout: float = FILTER_SECONDS) -> int:
     """How many prediction rows match the filter (same errors as filter_rows)."""
     return int(_filtered(catalog, text, "count(*) AS matches", "", [], timeout)["matches"][0])

@@ -21,6 +21,7 @@ a generated or folder-tree image is asked for, so a page showing stored images n
 from __future__ import annotations
 
 import functools
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ def image(store_dir: str | Path, sample_id: int, corruption: str, severity: int)
             f"the file the models read for {name}"
         return np.array(_verified_rows(path, label, rows[0], rows[1], entry.get("sha256"))[sample_id])
     raise StoreError(f"{root}/{layout.MANIFEST}: provenance of {name} has unknown source {source!r}")
+
+
+def png(image_array: np.ndarray) -> bytes:
+    """A uint8 (H, W, 3) image as PNG bytes: lossless, so a shared or exported image is exactly what the
+    models saw."""
+    from PIL import Image  # only when an image leaves prunescope (static export, MCP)
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image_array)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _generated(root: Path, name: str, entry: dict[str, Any], sample_id: int, corruption: str,

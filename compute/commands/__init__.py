@@ -21,6 +21,8 @@ COMMANDS = {
     "footprint": "compute.commands.footprint",
     "study": "compute.commands.study",
     "report": "compute.commands.report",
+    "export": "compute.commands.export",
+    "mcp": "compute.commands.mcp",
     "verify": "compute.commands.verify",
     "verify-data": "compute.commands.verify_data",
     "migrate": "compute.commands.migrate",

@@ -14,7 +14,7 @@ from store import layout, vocabulary
 from store.catalog import QueryError, QueryTimeout
 
 PAGE_SIZE = 25
-LIMIT = 1000  # filter rows fetched at most; the count says how many match
+LIMIT = presets.FILTER_ROWS  # filter rows fetched at most; the count says how many match
 
 
 def open_row(rows: pl.DataFrame) -> None:

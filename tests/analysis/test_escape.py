@@ -1,6 +1,7 @@
 """Store text leaves prunescope as data: LaTeX, CSV and Markdown exits (analysis.escape)."""
 
 import csv as csv_module
+import html
 import io
 
 import polars as pl
@@ -44,3 +45,12 @@ def test_markdown_cell_cannot_break_a_table_row_or_open_a_tag():
     cell = escape.markdown_cell("a|b\nc <img src=x>")
     assert "|" not in cell.replace("\\|", "")
     assert "\n" not in cell and "<" not in cell
+
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", '" onmouseover="x', "' onload='x", "a & b",
+                                  "x\x00\x1b<y"])
+def test_html_leaves_no_tag_attribute_break_or_control_character(text):
+    out = escape.html(text)
+    assert not set(out) & set("<>\"'\x00\x1b")
+    assert html.unescape(out) == "".join(char for char in text if char.isprintable())  # the text, literally
