@@ -125,6 +125,12 @@ class StudyTools:
             return [rows, f"no image of sample {sample_id} ({corruption}, severity {severity}): {one_line(error)}"]
         return [rows, Image(data=pixels.png(image), format="png")]
 
+    def layers(self, models: list[str] | None = None, reference: str | None = None) -> str:
+        """What pruning left of each layer, one row per (model, layer) in network order: weights, non-zeros,
+        sparsity, output channels, channels kept against the reference's same layer (its base, or the model
+        id `reference`), weight norm; `models` limits it to those model ids (default: every model)."""
+        return frame_text(_finite(self.study.layers(models, reference)))
+
     def report(self, by: str = "group", columns: str = "full") -> str:
         """The paper table as Markdown: one row per replicate group (by='group') or model (by='model'), each
         cell mean [95 % interval], the best per column in bold, † where a row differs from its reference
@@ -136,7 +142,7 @@ class StudyTools:
 
     def tools(self) -> list[Callable[..., Any]]:
         return [self.models, self.evaluation_matrix, self.filter_rows, self.flipped_by_pruning, self.preset,
-                self.sample, self.report]
+                self.sample, self.layers, self.report]
 
     def guarded(self, method: Callable[..., Any]) -> Callable[..., Any]:
         """`method` run alone (one connection), its bad-input errors as one-line tool errors."""

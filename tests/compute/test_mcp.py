@@ -18,6 +18,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from PIL import Image
 
+from analysis import open_study
 from compute import mcp_server, pixels
 from store import layout, provenance, reader, writer
 from store.catalog import Catalog
@@ -25,7 +26,7 @@ from testkit.study import write_study
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = [("dense", "dense", 0.0, 0), ("ft", "ft", 0.5, 0), ("lrr", "lrr", 0.9, 0)]
-TOOLS = {"models", "evaluation_matrix", "filter_rows", "flipped_by_pruning", "preset", "sample", "report"}
+TOOLS = {"models", "evaluation_matrix", "filter_rows", "flipped_by_pruning", "preset", "sample", "layers", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +78,10 @@ def test_an_agent_finds_what_the_most_pruned_model_loses_under_fog(study) -> Non
         most_pruned = max(rows, key=lambda row: row["target_sparsity"])
         flipped = answer(await client.call_tool("flipped_by_pruning", {"model": most_pruned["model_id"],
                                                                         "corruption": "fog", "severity": 3}))
-        return listed, most_pruned, flipped
+        layers = answer(await client.call_tool("layers", {"models": [most_pruned["model_id"]]}))
+        return listed, most_pruned, flipped, layers
 
-    listed, most_pruned, flipped = session(store, calls)
+    listed, most_pruned, flipped, layers = session(store, calls)
     assert {tool.name for tool in listed.tools} == TOOLS
     assert all(tool.annotations.read_only_hint and not tool.annotations.destructive_hint for tool in listed.tools)
     assert most_pruned["model_id"] == "lrr" and most_pruned["reference_model_id"] == "dense"
@@ -90,6 +92,10 @@ def test_an_agent_finds_what_the_most_pruned_model_loses_under_fog(study) -> Non
     expected = set(wide.filter(pl.col("dense") & ~pl.col("lrr"))["sample_id"].to_list())
     found = {row[flipped["columns"].index("sample_id")] for row in flipped["data"]}
     assert expected and found == expected and flipped["rows"] == len(expected)
+    # what pruning left of each layer, as the notebook API gives it
+    direct = open_study(store).layers(["lrr"])
+    assert layers["rows"] == direct.height > 0
+    assert [row[layers["columns"].index("num_nonzero")] for row in layers["data"]] == direct["num_nonzero"].to_list()
     assert files(store) == before  # nothing written
 
 
