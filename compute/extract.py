@@ -123,6 +123,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
     writer.upsert_models(store, [entry.info for entry in entries])
     writer.upsert_layers(store, {entry.model_id: layer_rows(entry.model) for entry in entries})  # ids join models
     if all(reader.is_complete(store, *part) for part in everything):
+        derived.build_serving(store, progress=False)  # first: the index and aggregates then read it
         summary.index = derived.build_sample_index(store)
         derived.build_aggregates(store)
     return summary

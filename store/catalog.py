@@ -48,7 +48,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import aggregates, bases, confine, derived_record, layout, reader, sample_index
+from store import aggregates, bases, confine, derived_record, layout, reader, sample_index, serving
 from store.layout import StoreError
 from store.vocabulary import sql_literal
 
@@ -123,12 +123,17 @@ class Catalog:
     """Read-only views over one store directory; every query returns a Polars frame."""
 
     def __init__(self, root: str | Path, threads: int | None = None, memory_limit: str | None = None,
-                 reference: str | None = None, manifest: dict[str, Any] | None = None) -> None:
+                 reference: str | None = None, manifest: dict[str, Any] | None = None,
+                 serving_build: Path | None = None) -> None:
         """`reference`: the model every other model is compared with (default: each model's base).
         `manifest`: the store's manifest when the caller has just read it (the dashboard validates it
-        first), so a store's manifest is parsed once; else read here."""
+        first), so a store's manifest is parsed once; else read here. `serving_build`: the partial
+        serving copy its builder writes (store.derived.build_serving), attached writable as
+        store.serving.BUILD_ALIAS; the catalog then reads the Parquet files, never a serving copy."""
         self.root = Path(root).resolve()
         self.reference = reference
+        self._serving_build = serving_build
+        self.serving_error: str | None = None  # why a serving copy on disk could not be opened
         confine.refuse_not_plain(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root) if manifest is None else manifest
         self.num_classes = int(self.manifest["num_classes"])
@@ -161,6 +166,7 @@ class Catalog:
         self.partition_files = parts
         # What derived files are checked against (store.derived_record): one stat per file, once.
         self.inputs = derived_record.Inputs.of(self.root, parts)
+        self.has_serving = bool(parts) and self._attach_serving()
         self._create_prediction_views(parts)
         self.has_sample_index = bool(parts) and sample_index.is_fresh(self.root, inputs=self.inputs)
         if self.has_sample_index:
@@ -168,6 +174,17 @@ class Catalog:
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
         self._create_aggregate_views()
         self._create_partition_summary(len(parts))
+        if self.has_serving and self.reference is None:  # each row carries its base's columns: no self-join
+            references = ", ".join(serving.REFERENCE_COLUMNS)
+            con.execute(f"""
+                CREATE VIEW rows AS
+                SELECT p.* EXCLUDE ({references}), m.arch, m.method, m.target_sparsity, m.sparsity, m.seed,
+                       s.label_name, {", ".join(f"p.{column}" for column in serving.REFERENCE_COLUMNS)}
+                FROM (SELECT {self._scalars}, {references} FROM {serving.ALIAS}.{serving.TABLE}) p
+                JOIN models m USING (model_id)
+                JOIN samples s USING (sample_id)
+            """)  # noqa: S608 (constant SQL)
+            return
         con.execute("""
             CREATE VIEW rows AS
             SELECT p.*, m.arch, m.method, m.target_sparsity, m.sparsity, m.seed, s.label_name,
@@ -180,6 +197,44 @@ class Catalog:
               ON d.model_id = m.reference_model_id AND d.corruption = p.corruption
              AND d.severity = p.severity AND d.sample_id = p.sample_id
         """)
+
+    def _attach_serving(self) -> bool:
+        """Attach the serving copy (store.serving) read-only when it is fresh (store.derived_record, with
+        the models' base references in its definition) and opens; else leave it out and read the Parquet
+        files. The builder's catalog attaches the partial copy it writes instead."""
+        con = self._connection
+        if self._serving_build is not None:
+            con.execute(f"ATTACH {sql_literal(self._serving_build)} AS {serving.BUILD_ALIAS}")
+            return False
+        path = self.root / layout.INDEX / layout.SERVING
+        if not path.is_file():
+            return False
+        try:
+            con.execute(f"ATTACH {sql_literal(path)} AS {serving.ALIAS} (READ_ONLY)")
+        except duckdb.Error as error:  # damaged: the Parquet files answer
+            self.serving_error = f"{layout.INDEX}/{layout.SERVING}: {str(error).strip()}"
+            return False
+        references = self.query("SELECT m.model_id, b.model_id AS reference FROM models_file m "
+                                "LEFT JOIN models_file b ON b.model_id = m.base", name="serving.references").rows()
+
+        def rows(_: Path) -> int:
+            found = self.query(f"SELECT count(*) AS n FROM {serving.ALIAS}.{serving.TABLE}",  # noqa: S608 (constant SQL)
+                               name="serving.rows")
+            return int(found["n"][0])
+
+        fresh = derived_record.is_fresh(self.root, layout.SERVING_RECORD, definition=serving.definition(references),
+                                        inputs=self.inputs, count=rows)
+        if not fresh:
+            con.execute(f"DETACH {serving.ALIAS}")
+        return fresh
+
+    @property
+    def serving_hint(self) -> str | None:
+        """None when the serving copy is attached (or there are no predictions), else a line saying that the
+        pages read the Parquet partitions and how to build it."""
+        if self.has_serving or not self.partition_files or self._serving_build is not None:
+            return None
+        return serving.HINT.format(root=self.root)
 
     def _create_model_views(self) -> None:
         """`models`: the model cards (card columns an older store lacks read as null), each model's
@@ -278,7 +333,10 @@ class Catalog:
                               list(bias ORDER BY class) AS biases
                        FROM classifiers_arrow GROUP BY model_id""")
         con.unregister("classifiers_arrow")
-        if parts:
+        if self.has_serving:  # the same columns in the same order, from the serving copy
+            body = (f"SELECT * EXCLUDE ({', '.join(serving.REFERENCE_COLUMNS)}) "  # noqa: S608 (constant SQL)
+                    f"FROM {serving.ALIAS}.{serving.TABLE}")
+        elif parts:
             body = f"SELECT * FROM {read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
         else:
             empty = pa.schema([*layout.prediction_schema(self.num_classes, 2), pa.field("model_id", pa.string()),
@@ -288,7 +346,7 @@ class Catalog:
         # Every class kept, ascending: class c sits at position c + 1; else look it up in the row's list.
         true, pred = (("label + 1", "pred + 1") if self.keeps_all_classes
                       else ("list_position(classes, label)", "list_position(classes, pred)"))
-        scalars = _SCALARS_V2.format(true=true, pred=pred)
+        scalars = self._scalars = _SCALARS_V2.format(true=true, pred=pred)
         con.execute(f"CREATE VIEW predictions AS SELECT {scalars} FROM prediction_files")  # noqa: S608 (constant SQL)
         con.execute(f"""CREATE VIEW class_values AS SELECT {scalars}, classes, logits, {_ANGLES_V2}
                         FROM prediction_files LEFT JOIN classifier_lists USING (model_id)""")  # noqa: S608

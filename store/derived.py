@@ -7,9 +7,13 @@ their rows, the digest of its definition), which alone decides whether it is fre
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from store import aggregates, derived_record, layout, reader, sample_index, writer
+import duckdb
+from tqdm import tqdm
+
+from store import aggregates, derived_record, layout, reader, sample_index, serving, writer
 from store.catalog import Catalog
 
 # DuckDB memory while building: the by-sample index sorts every row (100M rows: ~8 GB), spilling past this.
@@ -102,7 +106,91 @@ def build_aggregates(root: str | Path) -> list[Path]:
     return paths
 
 
-def build_all(root: str | Path) -> tuple[int, Path | None, list[Path]]:
-    """Everything derived, in order (the aggregates read the by-sample index): (markers upgraded, the
-    by-sample index's path, the pre-aggregates' paths)."""
-    return summarize_markers(root), build_sample_index(root), build_aggregates(root)
+def build_serving(root: str | Path, progress: bool = True) -> Path | None:
+    """(Re)write the serving copy (store.serving) and its record when it is not fresh; returns its path, or
+    None for a store without predictions.
+
+    Written setting by setting (each setting's rows sorted by model and sample, with the reference's
+    columns) into index/serving.partial.duckdb, which records which settings are complete and from which
+    inputs: a rerun on the same inputs resumes after the last complete setting (the rows of one cut off
+    halfway are deleted first), other inputs start it again. Complete, it is renamed into place and
+    recorded. `progress`: a bar on stderr.
+    """
+    root = Path(root)
+    target, partial = root / layout.INDEX / layout.SERVING, root / layout.INDEX / layout.SERVING_PARTIAL
+    catalog = Catalog(root)  # lists the partitions and judges the copy, once
+    try:
+        if not catalog.partition_files:
+            return None
+        if catalog.has_serving:
+            return target
+        references = catalog.query("SELECT model_id, reference_model_id FROM models",
+                                   name="serving.references").rows()
+        inputs, rows = catalog.inputs, input_rows(catalog)
+    finally:
+        catalog.close()
+    derived_record.forget(root, layout.SERVING_RECORD)  # no reader pairs the old record with a new copy
+    definition = serving.definition(references)
+    built = f"{serving.BUILD_ALIAS}.{serving.TABLE}"
+    done = f"{serving.BUILD_ALIAS}.settings_done"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in (0, 1):  # a partial copy of other inputs (or unreadable) is started again, once
+        try:
+            catalog = Catalog(root, memory_limit=BUILD_MEMORY, serving_build=partial)
+        except duckdb.Error:  # a partial copy DuckDB cannot open (cut off mid-write): start again
+            if attempt:
+                raise
+            _remove_database(partial)
+            continue
+        try:
+            catalog.query(f"CREATE TABLE IF NOT EXISTS {serving.BUILD_ALIAS}.build (inputs VARCHAR, "
+                          "definition VARCHAR)", name="serving.build_table")
+            found = catalog.query(f"SELECT * FROM {serving.BUILD_ALIAS}.build", name="serving.build_of").rows()  # noqa: S608 (constant SQL)
+            if found and found != [(inputs.digest, definition)] and attempt == 0:
+                raise _StartAgain
+            if not found:
+                catalog.query(f"INSERT INTO {serving.BUILD_ALIAS}.build VALUES (?, ?)", [inputs.digest, definition],  # noqa: S608 (constant SQL)
+                              name="serving.build_record")
+            sql = serving.SETTING_SQL
+            catalog.query(f"CREATE TABLE IF NOT EXISTS {built} AS SELECT * FROM ({sql}) LIMIT 0",  # noqa: S608
+                          ["clean", 0], name="serving.schema")
+            catalog.query(f"CREATE TABLE IF NOT EXISTS {done} (corruption VARCHAR, severity INTEGER)",
+                          name="serving.done_table")
+            catalog.query(f"DELETE FROM {built} p WHERE NOT EXISTS (SELECT 1 FROM {done} d "  # noqa: S608
+                          "WHERE d.corruption = p.corruption AND d.severity = p.severity)", name="serving.cut_off")
+            settings = catalog.query("SELECT DISTINCT corruption, severity FROM partition_summary "  # noqa: S608 (constant SQL)
+                                     f"EXCEPT SELECT corruption, severity FROM {done} ORDER BY ALL",
+                                     name="serving.settings").rows()
+            for corruption, severity in tqdm(settings, desc="serving copy", unit="setting", disable=not progress):
+                catalog.query(f"INSERT INTO {built} {sql}", [corruption, severity], name="serving.setting")  # noqa: S608
+                catalog.query(f"INSERT INTO {done} VALUES (?, ?)", [corruption, severity], name="serving.done")  # noqa: S608 (constant SQL)
+            total = int(catalog.query(f"SELECT count(*) AS n FROM {built}", name="serving.count")["n"][0])  # noqa: S608
+            catalog.query(f"CHECKPOINT {serving.BUILD_ALIAS}", name="serving.checkpoint")
+        except _StartAgain:
+            catalog.close()
+            _remove_database(partial)
+            continue
+        finally:
+            catalog.close()
+        break
+    os.replace(partial, target)
+    derived_record.write(root, layout.SERVING_RECORD, inputs=inputs, rows=rows, definition=definition,
+                         outputs={layout.SERVING: total}, sizes={layout.SERVING: target.stat().st_size})
+    return target
+
+
+class _StartAgain(Exception):
+    """The partial serving copy was built from other inputs: remove it and start again."""
+
+
+def _remove_database(path: Path) -> None:
+    """A DuckDB database file and its write-ahead log."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def build_all(root: str | Path) -> tuple[int, Path | None, Path | None, list[Path]]:
+    """Everything derived, in order (the aggregates read the by-sample index, and every builder after the
+    serving copy reads it): (markers upgraded, the serving copy's path, the by-sample index's path, the
+    pre-aggregates' paths)."""
+    return summarize_markers(root), build_serving(root), build_sample_index(root), build_aggregates(root)

@@ -10,6 +10,7 @@ prediction files and of its own definition. Its builder writes, after the files 
     definition  sha256 of what computes it (a version constant and its SQL text or parameters): an upgrade
                 that computes it another way makes the old file stale
     outputs     {file name: rows} of the files it describes, relative to `index/` (or to `embeddings/`)
+    bytes       (optional) {file name: size}: for an output whose rows are read from its header alone
 
 `is_fresh` is the only freshness rule: the record exists, names the same definition and the same inputs,
 and every output opens with its recorded rows (a damaged file is stale). Readers of a stale file fall
@@ -20,7 +21,7 @@ back (the catalog computes from the rows); `compute index` rebuilds the index an
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,14 @@ def record_path(root: str | Path, name: str) -> Path:
 
 
 def write(root: str | Path, name: str, *, inputs: Inputs, rows: int, definition: str,
-          outputs: Mapping[str, int]) -> None:
-    """Record derived file `name` (after its outputs are written): inputs, their `rows`, definition, outputs."""
+          outputs: Mapping[str, int], sizes: Mapping[str, int] | None = None) -> None:
+    """Record derived file `name` (after its outputs are written): inputs, their `rows`, definition, outputs,
+    and optionally `sizes` ({output: bytes}: a file whose row count reads from its header, such as a DuckDB
+    database, is also judged by its size, so a truncated one is stale)."""
     root = Path(root)
     writer.write_json(root, {"files": list(inputs.files), "inputs": {"digest": inputs.digest, "rows": int(rows)},
-                             "definition": definition, "outputs": dict(outputs)}, record_path(root, name))
+                             "definition": definition, "outputs": dict(outputs),
+                             **({"bytes": dict(sizes)} if sizes else {})}, record_path(root, name))
 
 
 def forget(root: str | Path, name: str) -> None:
@@ -74,9 +78,12 @@ def forget(root: str | Path, name: str) -> None:
     record_path(root, name).unlink(missing_ok=True)
 
 
-def is_fresh(root: str | Path, name: str, *, definition: str, inputs: Inputs, folder: str = layout.INDEX) -> bool:
+def is_fresh(root: str | Path, name: str, *, definition: str, inputs: Inputs, folder: str = layout.INDEX,
+             count: Callable[[Path], int] | None = None) -> bool:
     """True when derived file `name` was built by `definition` from exactly `inputs`, and each of its outputs
-    (under `folder` of the store) opens with its recorded row count. The one freshness rule."""
+    (under `folder` of the store) opens with its recorded row count (`count(path)`: a Parquet file's
+    rows by default; a failure to count, StoreError, makes it stale). The one freshness rule."""
+    count = count or (lambda file: reader.parquet_metadata(file).num_rows)
     root = Path(root)
     path = record_path(root, name)
     if not path.is_file():
@@ -88,9 +95,14 @@ def is_fresh(root: str | Path, name: str, *, definition: str, inputs: Inputs, fo
                 and record.get("files") == list(inputs.files) and isinstance(record.get("outputs"), dict)):
             return False
         outputs = record["outputs"]  # plain file names: a record never sends a reader outside its folder
+        sizes = record.get("bytes", {})
+        if not isinstance(sizes, dict) or any(file not in outputs or not (root / folder / file).is_file()
+                                              or (root / folder / file).stat().st_size != size
+                                              for file, size in sizes.items()):
+            return False
         return bool(outputs) and all(Path(file).name == file and (root / folder / file).is_file()
                                      and isinstance(rows, int)
-                                     and reader.parquet_metadata(root / folder / file).num_rows == rows
+                                     and count(root / folder / file) == rows
                                      for file, rows in outputs.items())
     except StoreError:
         return False

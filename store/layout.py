@@ -54,9 +54,12 @@ LISTINGS = "provenance"  # under IMAGES: the file listings of settings read from
 # Derived files (store.derived rebuilds them): the by-sample index and the pre-aggregates, under INDEX.
 INDEX = "index"
 BY_SAMPLE = "by_sample.parquet"  # the by-sample index (store.sample_index)
+SERVING = "serving.duckdb"  # the serving copy of every prediction row (store.serving), DuckDB's format
+SERVING_PARTIAL = "serving.partial.duckdb"  # the serving copy while it is built (a rerun resumes it)
 # Each derived file's record (store.derived_record) is INDEX/<name>.json, under these names:
 BY_SAMPLE_RECORD = "by_sample"  # the by-sample index
 AGGREGATES_RECORD = "aggregates"  # the pre-aggregates (store.aggregates, <name>.parquet)
+SERVING_RECORD = "serving"  # the serving copy (store.serving)
 EMBEDDINGS_RECORD = "embeddings"  # the embeddings (compute.embed, under EMBEDDINGS)
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the

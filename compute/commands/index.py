@@ -1,4 +1,5 @@
-"""Build a store's derived files: the by-sample copy used by sample drill-down, the pre-aggregates that
+"""Build a store's derived files: the serving copy every page reads (index/serving.duckdb: every prediction
+row in DuckDB's format, sorted by setting, model and sample, resumable), the by-sample copy used by sample drill-down, the pre-aggregates that
 keep whole-study views fast (store.aggregates: per-partition bit strings of right answers, per-sample
 and per-class sums), and the per-partition sums of markers written by older versions. Every extraction
 builds them once the store's work list is complete (with --shard: the shard that finishes last); run
@@ -24,7 +25,7 @@ from store import derived
 from store.confine import allow_roots
 from store.verify import require_clean
 
-HELP = ("build the by-sample index and the pre-aggregates of a store (after sharded extraction), and the layer "
+HELP = ("build the serving copy, the by-sample index and the pre-aggregates of a store (after sharded extraction), and the layer "
         "rows of models that have none")
 
 
@@ -38,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     allow_roots(args.allow_root)
     require_clean(args.store, views=("samples", "models", "predictions", "layers"))  # links, manifest, files, markers
-    upgraded, path, aggregates = derived.build_all(args.store)
-    print(f"{upgraded} markers upgraded; by-sample index: {path or 'none (no predictions yet)'}; "
+    upgraded, copy, path, aggregates = derived.build_all(args.store)
+    print(f"{upgraded} markers upgraded; serving copy: {copy or 'none (no predictions yet)'}; "
+          f"by-sample index: {path or 'none (no predictions yet)'}; "
           f"pre-aggregates: {', '.join(p.name for p in aggregates) or 'none'}")
     added, failed = layers.index_missing(args.store)
     line = f"layers: {len(added)} model(s) added" if added else "layers: no model without them"
