@@ -27,4 +27,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 CMD ["python", "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "0.0.0.0", \
      "--server.port", "8501", "--server.headless", "true", "--browser.gatherUsageStats", "false", \
      "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer", "--client.showErrorDetails", "none", \
+     "--runner.postScriptGC", "false", \
      "--", "--store", "/store"]

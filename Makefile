@@ -35,7 +35,8 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
-	  --client.showErrorDetails none -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
+	  --client.showErrorDetails none --server.fileWatcherType none --runner.postScriptGC false \
+	  -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
 	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
 
 lint: $(STAMP)

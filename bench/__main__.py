@@ -9,7 +9,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("extraction", "corruptions", "queries", "store_size", "uncertainty", "pages", "load", "gpu")
-TOOLS = ("store",)  # run only when named
+TOOLS = ("store", "profile")  # run only when named
 
 
 def main(argv: list[str]) -> int:

@@ -79,16 +79,29 @@ def open_catalog() -> Catalog:
                        "(or `python -m compute demo --out DIR`).")
         st.stop()
     try:
-        return cached_catalog(path, st.session_state.get("reference") or None)
+        catalog = cached_catalog(path, st.session_state.get("reference") or None)
     except StoreError as error:
         st.error(escape(public(str(error))))
         st.stop()
     except Exception as error:  # a file the catalog reads on opening is damaged: name it
         failed(error, vocabulary.CATALOG_VIEWS)
         st.stop()
+    if catalog.serving_hint and st.session_state.get(SERVING_HINT_SHOWN) != str(catalog.root):
+        st.session_state[SERVING_HINT_SHOWN] = str(catalog.root)  # once per session and store
+        st.toast(SERVING_HINT.format(command=code(f"python -m compute index --store {store_label()}")),
+                 icon=":material/speed:")
+    return catalog
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+# Said once per session (and store) when the store has no fresh serving copy (store.serving).
+SERVING_HINT = ("This store has no fresh serving copy, so pages read its Parquet partitions: the same answers, "
+                "more slowly on a large study. The store's operator builds it with {command}.")
+SERVING_HINT_SHOWN = "_serving_hint_shown"
+
+
+# A resource cache: every hit returns the same frame (Polars frames are immutable; pages derive new ones),
+# where st.cache_data would unpickle a copy of it on every page view (profiled: issue 27).
+@st.cache_resource(show_spinner=False, max_entries=256)
 def _query(module: str, name: str, path: str, version: tuple[int, ...], reference: str | None, args: tuple,
            kwargs: tuple) -> Any:
     function = getattr(importlib.import_module(module), name)

@@ -22,7 +22,8 @@ A `Catalog` owns one in-memory DuckDB database with these views:
     rows         predictions joined with models, samples and the reference model's row for the same
                  (corruption, severity, sample): what user filters run against
 
-Every query runs through `Catalog._run` (`query`, `arrow` and `batches` wrap it): one time limit, one
+Every query runs through `Catalog._run` (`query`, `arrow` and `batches` wrap it): at most one statement per
+core in DuckDB at once (QUERY_SLOTS), one time limit, one
 error (QueryError carrying the query's name and DuckDB's reason), and each query's name and wall time on
 the QUERY_LOG logger at DEBUG. Opening a catalog reads the manifest once and lists the partitions once;
 the derived files are judged against that listing (store.derived_record).
@@ -54,6 +55,33 @@ from store.vocabulary import sql_literal
 
 # Every query's name and wall time, at DEBUG: a page's time split by query.
 QUERY_LOG = logging.getLogger("prunescope.query")
+
+
+class QuerySlots:
+    """At most `limit` statements run in DuckDB at once in this process (one per core by default: each
+    already uses every core, so more only interleave), whatever the number of sessions or catalogs; a
+    thread that holds a slot (a query run inside another's `with`) does not wait for a second one."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = max(1, limit or os.cpu_count() or 1)
+        self._free = threading.BoundedSemaphore(self.limit)
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        depth = getattr(self._held, "depth", 0)
+        if depth == 0:
+            self._free.acquire()
+        self._held.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._held.depth = depth
+            if depth == 0:
+                self._free.release()
+
+
+QUERY_SLOTS = QuerySlots()
 
 
 class QueryError(StoreError):
@@ -409,9 +437,10 @@ class Catalog:
         timer = threading.Timer(timeout, cursor.interrupt) if timeout else None
         start = time.perf_counter()
         try:
-            if timer:
-                timer.start()
-            yield cursor.sql(sql, params=list(params))
+            with QUERY_SLOTS.slot():  # the time limit starts when DuckDB does
+                if timer:
+                    timer.start()
+                yield cursor.sql(sql, params=list(params))
         except duckdb.InterruptException as error:
             reason = f"query stopped after {timeout or 0:.1f} s; narrow the filter"
             raise QueryTimeout(reason, name=name, reason=reason) from error

@@ -14,7 +14,7 @@ import duckdb
 from tqdm import tqdm
 
 from store import aggregates, derived_record, layout, reader, sample_index, serving, writer
-from store.catalog import Catalog
+from store.catalog import Catalog, read_predictions
 
 # DuckDB memory while building: the by-sample index sorts every row (100M rows: ~8 GB), spilling past this.
 BUILD_MEMORY = "3GB"
@@ -151,17 +151,19 @@ def build_serving(root: str | Path, progress: bool = True) -> Path | None:
             if not found:
                 catalog.query(f"INSERT INTO {serving.BUILD_ALIAS}.build VALUES (?, ?)", [inputs.digest, definition],  # noqa: S608 (constant SQL)
                               name="serving.build_record")
-            sql = serving.SETTING_SQL
+            files = _files_by_setting(catalog.root, catalog.partition_files)
+            first = min(files)
+            sql = serving.SETTING_SQL.format(source=read_predictions(files[first]))
             catalog.query(f"CREATE TABLE IF NOT EXISTS {built} AS SELECT * FROM ({sql}) LIMIT 0",  # noqa: S608
-                          ["clean", 0], name="serving.schema")
+                          list(first), name="serving.schema")
             catalog.query(f"CREATE TABLE IF NOT EXISTS {done} (corruption VARCHAR, severity INTEGER)",
                           name="serving.done_table")
             catalog.query(f"DELETE FROM {built} p WHERE NOT EXISTS (SELECT 1 FROM {done} d "  # noqa: S608
                           "WHERE d.corruption = p.corruption AND d.severity = p.severity)", name="serving.cut_off")
-            settings = catalog.query("SELECT DISTINCT corruption, severity FROM partition_summary "  # noqa: S608 (constant SQL)
-                                     f"EXCEPT SELECT corruption, severity FROM {done} ORDER BY ALL",
-                                     name="serving.settings").rows()
+            complete = set(catalog.query(f"SELECT corruption, severity FROM {done}", name="serving.done_settings").rows())  # noqa: S608 (constant SQL)
+            settings = [setting for setting in sorted(files) if setting not in complete]
             for corruption, severity in tqdm(settings, desc="serving copy", unit="setting", disable=not progress):
+                sql = serving.SETTING_SQL.format(source=read_predictions(files[corruption, severity]))
                 catalog.query(f"INSERT INTO {built} {sql}", [corruption, severity], name="serving.setting")  # noqa: S608
                 catalog.query(f"INSERT INTO {done} VALUES (?, ?)", [corruption, severity], name="serving.done")  # noqa: S608 (constant SQL)
             total = int(catalog.query(f"SELECT count(*) AS n FROM {built}", name="serving.count")["n"][0])  # noqa: S608
@@ -177,6 +179,15 @@ def build_serving(root: str | Path, progress: bool = True) -> Path | None:
     derived_record.write(root, layout.SERVING_RECORD, inputs=inputs, rows=rows, definition=definition,
                          outputs={layout.SERVING: total}, sizes={layout.SERVING: target.stat().st_size})
     return target
+
+
+def _files_by_setting(root: Path, files: list[Path]) -> dict[tuple[str, int], list[Path]]:
+    """The prediction files of each (corruption, severity), from their hive directory names."""
+    by_setting: dict[tuple[str, int], list[Path]] = {}
+    for path in files:
+        keys = dict(part.split("=", 1) for part in path.relative_to(root).parts[1:-1])
+        by_setting.setdefault((keys["corruption"], int(keys["severity"])), []).append(path)
+    return by_setting
 
 
 class _StartAgain(Exception):

@@ -31,11 +31,13 @@ HINT = ("the serving copy (index/serving.duckdb) is missing or stale, so pages r
         "(slower on large studies); build it with: python -m compute index --store {root}")
 
 # One setting's rows, in the serving order, each with its reference model's row of the same setting and
-# sample (the catalog's `rows` view joins the same): $1 corruption, $2 severity.
+# sample (the catalog's `rows` view joins the same): $1 corruption, $2 severity; {source} reads that
+# setting's partition files (store.catalog.read_predictions of them: binding a view over every file of
+# the store, 10,080 on the study-sized one, would cost more than the setting's rows).
 SETTING_SQL = """
-    WITH p AS (SELECT * FROM prediction_files WHERE corruption = $1 AND severity = $2),
+    WITH p AS (SELECT * FROM {source} WHERE corruption = $1 AND severity = $2),
          reference AS (SELECT model_id, sample_id, pred = label AS correct, feature_norm, angle_true, margin
-                       FROM prediction_files WHERE corruption = $1 AND severity = $2)
+                       FROM p)
     SELECT p.*, d.correct AS reference_correct, d.feature_norm AS reference_feature_norm,
            d.angle_true AS reference_angle_true, d.margin AS reference_margin
     FROM p LEFT JOIN models m ON m.model_id = p.model_id

@@ -59,7 +59,7 @@ def dashboard(store: str | Path, timeout: float = 90.0, mode: str = "--store",
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
                "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-               "--", mode, str(store)]
+               "--runner.postScriptGC", "false", "--", mode, str(store)]
     with serve(command, port, env=env, timeout=timeout) as url:
         yield url
 

@@ -31,3 +31,31 @@ def test_the_dashboard_parses_the_manifest_once_per_catalog(synthetic_store, pri
     manifest = (store / "manifest.json").read_text()
     data.cached_catalog(str(store))
     assert parsed.count(manifest) == 1
+
+
+
+def test_a_store_without_a_serving_copy_says_so_once_per_session(synthetic_store, pristine_copy, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from testkit.app import APP
+
+    def hints(app: AppTest) -> list[str]:
+        return [toast.value for toast in app.toast if "serving copy" in toast.value]
+
+    store = pristine_copy(synthetic_store(**SMALL))
+    monkeypatch.setenv("PRUNESCOPE_STORE", str(store))
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    assert not app.exception, app.exception
+    (hint,) = hints(app)
+    assert "python -m compute index --store" in hint
+    assert not hints(app.run())  # once per session, not on every page view
+    derived.build_serving(store, progress=False)
+    assert not hints(AppTest.from_file(APP, default_timeout=120).run())  # a fresh copy: nothing to say
+
+
+def test_a_cached_query_answers_with_the_same_frame_not_a_copy(synthetic_store) -> None:
+    from analysis import queries
+
+    catalog = data.cached_catalog(str(synthetic_store(**SMALL)))
+    first = data.query(queries.models, catalog)
+    assert data.query(queries.models, catalog) is first  # st.cache_data would unpickle a copy per page view

@@ -160,3 +160,57 @@ def test_a_catalog_parses_the_manifest_once_and_lists_the_partitions_once(indexe
         calls.update(dict.fromkeys(calls, 0))
         build(indexed)
         assert calls == {"read_manifest": 1, "prediction_files": 1, "Inputs.of": 1}, build.__name__
+
+
+def test_at_most_one_statement_per_slot_runs_in_duckdb_at_once(synthetic_store, monkeypatch) -> None:
+    import threading
+
+    from store import catalog as catalog_module
+
+    slots = catalog_module.QuerySlots(2)
+    monkeypatch.setattr(catalog_module, "QUERY_SLOTS", slots)
+    running, most, lock, start = [0], [0], threading.Lock(), threading.Barrier(6)
+    catalog = Catalog(synthetic_store(**SMALL))
+    connection = catalog._connection
+    real = connection.cursor
+
+    class Counted:  # a cursor that counts the statements DuckDB runs at once
+        def __init__(self) -> None:
+            self.cursor = real()
+
+        def sql(self, sql, params=None):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                threading.Event().wait(0.05)  # long enough for the other threads to ask meanwhile
+                return self.cursor.sql(sql, params=params)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        def __getattr__(self, name):
+            return getattr(self.cursor, name)
+
+    class Connection:
+        def cursor(self):
+            return Counted()
+
+    try:
+        catalog._connection = Connection()
+
+        def ask() -> None:
+            start.wait()
+            catalog.query("SELECT count(*) FROM models", name="counted")
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert most[0] == 2  # six at once asked, two ran at a time
+        with slots.slot():  # a query inside another's slot does not wait for a second one (no deadlock)
+            assert catalog.query("SELECT 1 AS one", name="nested")["one"][0] == 1
+    finally:
+        catalog._connection = connection
+        catalog.close()
