@@ -13,7 +13,9 @@ from threadpoolctl import threadpool_limits
 from analysis import stats
 from analysis.matrices import cells_sql
 from analysis.sql import EPSILON, defined, equal_to
+from store import derived_record, layout
 from store.catalog import Catalog
+from store.vocabulary import sql_literal
 
 # Per compared column, the columns that, with sample_id, say which predictions of two items match up.
 _PAIRED_WITHIN: dict[str, tuple[str, ...]] = {
@@ -126,13 +128,34 @@ def _gram_sums(frame: pl.DataFrame, num_items: int) -> dict[str, np.ndarray]:
     return sums
 
 
+STORED_VERSION = 1  # raise when the stored agreement is computed another way than model_agreement below
+
+
+def stored_definition() -> str:
+    """The digest of what computes the stored per-setting agreement (index/agreement.parquet's record)."""
+    return derived_record.digest(layout.AGREEMENT_RECORD, STORED_VERSION, KAPPA_RESAMPLES)
+
+
 def model_agreement(catalog: Catalog, corruption: str | None = None, severity: int | None = None) -> pl.DataFrame:
     """Every pair of models (model_a < model_b) compared on the same samples and settings.
 
     Columns: samples, both_right, both_wrong, agreement, kappa (Cohen's kappa of correctness) with
     kappa_low/high and beyond_chance, correctness_correlation (phi), angle_true_correlation (Pearson over per-sample angle_true); see
     _pair_statistics. Without a corruption / severity every shared (corruption, severity, sample) counts.
+    In one setting, read from index/agreement.parquet when `compute index` stored it and it is fresh (the
+    same rows: the bootstrap is seeded), else computed here.
     """
+    if corruption is not None and severity is not None and catalog.is_fresh(layout.AGREEMENT_RECORD,
+                                                                            stored_definition()):
+        path = sql_literal(catalog.root / layout.INDEX / layout.AGREEMENT)
+        return catalog.query(f"SELECT * EXCLUDE (corruption, severity) FROM read_parquet({path}) "  # noqa: S608 (store path)
+                             "WHERE corruption = ? AND severity = ? ORDER BY model_a, model_b",
+                             [corruption, severity], name="model_agreement.stored")
+    return computed_agreement(catalog, corruption, severity)
+
+
+def computed_agreement(catalog: Catalog, corruption: str | None = None, severity: int | None = None) -> pl.DataFrame:
+    """model_agreement computed from the predictions (what index/agreement.parquet stores per setting)."""
     where, params = equal_to(corruption=corruption, severity=severity)
     return (_pair_statistics(catalog, "model_id", where, params)
             .rename({"item_a": "model_a", "item_b": "model_b"}))

@@ -162,6 +162,7 @@ class Catalog:
         self.reference = reference
         self._serving_build = serving_build
         self.serving_error: str | None = None  # why a serving copy on disk could not be opened
+        self._fresh: dict[tuple[str, str], bool] = {}  # is_fresh's answers
         confine.refuse_not_plain(self.root)  # before any file of the store is read
         self.manifest = reader.read_manifest(self.root) if manifest is None else manifest
         self.num_classes = int(self.manifest["num_classes"])
@@ -255,6 +256,15 @@ class Catalog:
         if not fresh:
             con.execute(f"DETACH {serving.ALIAS}")
         return fresh
+
+    def is_fresh(self, name: str, definition: str) -> bool:
+        """Whether the derived file recorded as `name` (store.derived_record) was built by `definition` from
+        this catalog's prediction files: judged once per catalog (the analysis layer's stored answers)."""
+        key = (name, definition)
+        if key not in self._fresh:
+            self._fresh[key] = bool(self.partition_files) and derived_record.is_fresh(
+                self.root, name, definition=definition, inputs=self.inputs)
+        return self._fresh[key]
 
     @property
     def serving_hint(self) -> str | None:

@@ -56,10 +56,12 @@ INDEX = "index"
 BY_SAMPLE = "by_sample.parquet"  # the by-sample index (store.sample_index)
 SERVING = "serving.duckdb"  # the serving copy of every prediction row (store.serving), DuckDB's format
 SERVING_PARTIAL = "serving.partial.duckdb"  # the serving copy while it is built (a rerun resumes it)
+AGREEMENT = "agreement.parquet"  # every model pair's agreement per setting (analysis.agreement, compute index)
 # Each derived file's record (store.derived_record) is INDEX/<name>.json, under these names:
 BY_SAMPLE_RECORD = "by_sample"  # the by-sample index
 AGGREGATES_RECORD = "aggregates"  # the pre-aggregates (store.aggregates, <name>.parquet)
 SERVING_RECORD = "serving"  # the serving copy (store.serving)
+AGREEMENT_RECORD = "agreement"  # the per-setting model agreement (analysis.agreement.stored_definition)
 EMBEDDINGS_RECORD = "embeddings"  # the embeddings (compute.embed, under EMBEDDINGS)
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the

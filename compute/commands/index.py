@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from compute import layers
+from compute import layers, stored_answers
 from store import derived
 from store.confine import allow_roots
 from store.verify import require_clean
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{upgraded} markers upgraded; serving copy: {copy or 'none (no predictions yet)'}; "
           f"by-sample index: {path or 'none (no predictions yet)'}; "
           f"pre-aggregates: {', '.join(p.name for p in aggregates) or 'none'}")
+    print(f"stored agreement per setting: {stored_answers.build_agreement(args.store) or 'none'}")
     added, failed = layers.index_missing(args.store)
     line = f"layers: {len(added)} model(s) added" if added else "layers: no model without them"
     if failed:
