@@ -32,12 +32,19 @@ demo: $(STAMP)
 
 # Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name);
 # ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots).
+# WORKERS=N (N > 1): N Streamlit processes behind Caddy on $(PORT), sessions kept on their worker, a dead
+# worker started again (dashboard/supervise.py); WORKERS=1 (the default) is one Streamlit process.
+WORKERS ?= 1
+APP_ARGS = $(if $(STORES),--stores $(STORES),--store $(STORE)) $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
 serve: $(STAMP)
+ifeq ($(WORKERS),1)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
 	  --client.showErrorDetails none --server.fileWatcherType none --runner.postScriptGC false \
-	  -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
-	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
+	  -- $(APP_ARGS)
+else
+	$(PY) -m dashboard.supervise --workers $(WORKERS) --port $(PORT) -- $(APP_ARGS)
+endif
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

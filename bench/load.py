@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compute import corruptions
 from dashboard.pages import PAGES
-from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, SCRIPT_DONE, VIEWPORT, dashboard
+from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, SCRIPT_DONE, VIEWPORT, dashboard, free_port
 from testkit.synthetic import write_store
 
 DEMO = Path("data/demo")
@@ -240,12 +243,14 @@ def server_pids() -> list[int]:
 def cpu_by_role() -> dict[str, float]:
     """CPU seconds used so far by this benchmark's own children: the dashboard server and the browser."""
     table = _process_table()
-    roles = {"dashboard server": 0.0, "browser": 0.0}
+    roles = {"dashboard server": 0.0, "browser": 0.0, "proxy": 0.0}
     for pid, (_, command, seconds) in table.items():
         if _ours(table, pid) and "streamlit" in command:
             roles["dashboard server"] += seconds
         elif _ours(table, pid) and "chromium" in command:
             roles["browser"] += seconds
+        elif _ours(table, pid) and "caddy" in command:
+            roles["proxy"] += seconds
     return roles
 
 
@@ -254,9 +259,45 @@ def demo_shaped_store(root: Path) -> Path:
     return write_store(root, num_models=11, num_samples=360, corruptions=corruptions.NAMES, severities=(1, 3, 5))
 
 
-def run_load(store: Path | None = None, sessions: tuple[int, ...] = SESSIONS, seconds: float = SECONDS) -> list[Load]:
-    """Serve `store` (data/demo, else a demo-shaped synthetic store) on one server, drive each number of
-    sessions in turn, print the reports."""
+@contextlib.contextmanager
+def serving(store: Path, workers: int, env: dict[str, str], scratch: Path) -> Iterator[str]:
+    """The dashboard on `store`: one Streamlit server (workers=1), else `workers` behind Caddy
+    (dashboard.supervise, as `make serve WORKERS=N`), driven through the proxy; yields the URL."""
+    if workers == 1:
+        with dashboard(store, timeout=300, env=env) as url:
+            yield url
+        return
+    from dashboard.supervise import Supervisor
+
+    port = free_port()
+    supervisor = Supervisor(workers, port, ["--store", str(store)], env=env, log_dir=scratch)
+    supervisor.start()
+    try:
+        for each in (*supervisor.worker_ports, port):
+            wait_healthy(f"http://127.0.0.1:{each}", 300)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        supervisor.stop()
+
+
+def wait_healthy(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not become healthy in {timeout} s")
+        time.sleep(0.3)
+
+
+def run_load(store: Path | None = None, sessions: tuple[int, ...] = SESSIONS, seconds: float = SECONDS,
+             workers: int = 1) -> list[Load]:
+    """Serve `store` (data/demo, else a demo-shaped synthetic store) on one server (or `workers` behind the
+    proxy), drive each number of sessions in turn, print the reports."""
     loads = []
     with tempfile.TemporaryDirectory() as scratch:
         if store is None and (DEMO / "manifest.json").exists():
@@ -266,14 +307,14 @@ def run_load(store: Path | None = None, sessions: tuple[int, ...] = SESSIONS, se
                   f"(build the demo with `python -m compute demo --out {DEMO}`)")
             store = demo_shaped_store(Path(scratch) / "store")
         log = Path(scratch) / "timing.log"
-        with dashboard(store, timeout=300, env=timing_env(log)) as url:
+        with serving(store, workers, timing_env(log), Path(scratch)) as url:
             for count in sessions:
                 before = len(logged(log))
                 start = time.perf_counter()
                 paths, load = asyncio.run(drive(url, count, seconds))
                 wall = time.perf_counter() - start
                 load.server = sorted(seconds for page, seconds in logged(log)[before:] if page != "home")
-                report(store, paths, load, count, wall)
+                report(store, paths, load, count, wall, workers)
                 loads.append(load)
     return loads
 
@@ -283,9 +324,10 @@ def timing_env(log: Path) -> dict[str, str]:
     return {**os.environ, "PRUNESCOPE_TIMING_LOG": str(log)}
 
 
-def report(store: Path, paths: list[str], load: Load, sessions: int, wall: float) -> None:
+def report(store: Path, paths: list[str], load: Load, sessions: int, wall: float, workers: int = 1) -> None:
     times = load.all_times()
-    print(f"store {store}; {sessions} concurrent websocket sessions for {wall:.0f} s over pages: {', '.join(paths)}")
+    print(f"store {store}; {sessions} concurrent websocket sessions for {wall:.0f} s over pages: {', '.join(paths)}"
+          f"{f'; {workers} workers behind Caddy' if workers > 1 else ''}")
     print(f"machine: {os.cpu_count()} cores (shared), load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at the end; server CPU meanwhile "
           f"{load.cpu.get('dashboard server', 0.0):.0f} s")
@@ -417,13 +459,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=SECONDS, help="how long each run lasts after the ramp")
     parser.add_argument("--interference", action="store_true", help="measure one visitor's slowdown by "
                         "another's expensive filters instead (Chromium)")
+    parser.add_argument("--workers", type=int, default=1, help="Streamlit workers behind Caddy, as `make serve "
+                        "WORKERS=N` (default 1: one server, no proxy)")
     parser.add_argument("--tabs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     options = parser.parse_args([] if argv is None else argv)
     if options.interference:
         run_interference(options.store, options.tabs, options.rounds)
         return
-    run_load(options.store, tuple(options.sessions), options.seconds)
+    run_load(options.store, tuple(options.sessions), options.seconds, options.workers)
     if argv is None:  # make bench: both measurements
         run_interference()
 

@@ -41,11 +41,12 @@ def frame(text: str) -> tuple[str, str]:
     if not match:
         return text.strip(), ""
     path = match["file"]
-    for cut in ("site-packages/", "/work/", "lib/python3"):
-        if cut in path:
-            path = path.split(cut, 1)[1]
-            break
-    return match["function"], path
+    if "site-packages/" in path:
+        return match["function"], path.split("site-packages/", 1)[1]
+    for top in ("/analysis/", "/bench/", "/compute/", "/dashboard/", "/store/", "/testkit/"):
+        if top in path:  # a file of the repository: its path from the repository's root
+            return match["function"], top[1:] + path.rsplit(top, 1)[1]
+    return match["function"], path.split("lib/python3", 1)[-1].split("/", 1)[-1] if "lib/python3" in path else path
 
 
 def split_by_page(raw: str) -> dict[str, list[tuple[list[tuple[str, str]], int]]]:

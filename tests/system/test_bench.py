@@ -43,3 +43,24 @@ def test_bench_store_writes_a_sweep_through_the_writer_with_seeds_and_derived_fi
     assert [m["seed"] for m in models[32:]] == [0, 1] and models[33]["method"] == "dense"
     assert len(reader.complete_partitions(root)) == len(store.SETTINGS)
     assert sample_index.is_fresh(root) and aggregates.is_fresh(root)
+
+
+def test_bench_profile_splits_py_spy_stacks_by_page() -> None:
+    from bench.profile import split_by_page, summary
+
+    runner = ("Thread.run (threading.py);ScriptRunner._run_script (streamlit/runtime/scriptrunner/script_runner.py);"
+              "<module> (/work/x/dashboard/app.py)")
+    raw = "\n".join([
+        f"{runner};Page.run (streamlit/navigation/page.py);<module> (similarity.py);"
+        "model_agreement (/work/x/analysis/agreement.py);kappa_interval (/work/x/analysis/stats.py) 30",
+        f"{runner};Page.run (streamlit/navigation/page.py);<module> (similarity.py);chart (/work/x/dashboard/linking.py) 10",
+        f"{runner};sidebar (/work/x/dashboard/sidebar.py);Catalog.__init__ (/work/x/store/catalog.py) 5",
+        "Thread.run (threading.py);ScriptRunner._on_script_finished (streamlit/runtime/scriptrunner/script_runner.py) 7",
+        "select (selectors.py) 3",
+    ])
+    pages = split_by_page(raw)
+    assert {page: sum(c for _, c in stacks) for page, stacks in pages.items()} == {
+        "similarity": 40, "sidebar": 5, "script runner": 7, "server": 3}
+    text = summary(raw, {"similarity": 2}, rate=10, top=3)
+    assert "### similarity: 40 samples (73 %), 2.000 CPU-s per view over 2 views" in text
+    assert "| 30 | 75 | inclusive | `model_agreement` | analysis/agreement.py |" in text
