@@ -94,7 +94,10 @@ def read_table(path: str | Path, columns: list[str] | None = None, rows: int | N
     """A Parquet file of the store as a table, read only once parquet_metadata found it regular and its
     declared rows within its size (and equal to `rows` when given): every table read of a store file."""
     parquet_metadata(path, rows)
-    return pq.read_table(path, columns=columns)
+    # One file: ParquetFile reads it without pq.read_table's dataset layer, whose import pulls in pandas
+    # (half a second of a fresh server's first page: it opens the store).
+    with pq.ParquetFile(path) as parquet:
+        return parquet.read(columns=columns)
 
 
 def read_manifest(root: str | Path, *, migrating: bool = False) -> dict[str, Any]:

@@ -4,6 +4,7 @@ record and one freshness rule for every derived file, and a store opened once pe
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -214,3 +215,17 @@ def test_at_most_one_statement_per_slot_runs_in_duckdb_at_once(synthetic_store, 
     finally:
         catalog._connection = connection
         catalog.close()
+
+
+def test_opening_a_store_imports_neither_pandas_nor_pyarrow_dataset(synthetic_store) -> None:
+    """Half a second of a fresh server's first page was pq.read_table's dataset layer importing pandas."""
+    import subprocess
+    import sys
+
+    store = synthetic_store(**SMALL)
+    code = ("import sys; from store.catalog import Catalog; Catalog(sys.argv[1]).close(); "
+            "print(sorted(m for m in ('pandas', 'pyarrow.dataset') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parents[2])
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip() == "[]"
