@@ -255,8 +255,15 @@ def cpu_by_role() -> dict[str, float]:
 
 
 def demo_shaped_store(root: Path) -> Path:
-    """A synthetic store shaped like the demo: 11 models, 19 corruptions x 3 severities, 360 samples."""
-    return write_store(root, num_models=11, num_samples=360, corruptions=corruptions.NAMES, severities=(1, 3, 5))
+    """A synthetic store shaped like the demo: 11 models, 19 corruptions x 3 severities, 360 samples, with the
+    derived files `compute index` builds (as extraction builds them for the demo)."""
+    from compute import stored_answers
+    from store import derived
+
+    store = write_store(root, num_models=11, num_samples=360, corruptions=corruptions.NAMES, severities=(1, 3, 5))
+    derived.build_all(store)
+    stored_answers.build_agreement(store, progress=False)
+    return store
 
 
 @contextlib.contextmanager
