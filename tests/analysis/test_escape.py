@@ -44,3 +44,8 @@ def test_markdown_cell_cannot_break_a_table_row_or_open_a_tag():
     cell = escape.markdown_cell("a|b\nc <img src=x>")
     assert "|" not in cell.replace("\\|", "")
     assert "\n" not in cell and "<" not in cell
+
+
+def test_markdown_cell_escapes_an_ampersand_once_and_only_where_it_starts_an_entity():
+    assert escape.markdown_cell("Hendrycks & Dietterich") == "Hendrycks & Dietterich"
+    assert escape.markdown_cell("&lt;b&gt; &#60;") == "&amp;lt;b&amp;gt; &amp;#60;"  # shown as typed, not as "<b>"
