@@ -358,7 +358,8 @@ def _bounds(low: float, high: float, digits: int, minus: str, dash: str) -> str:
     """An interval rounded outwards (rounding never narrows it): "31–62" when both bounds are
     non-negative, else "−104 to −36", never "-104--36"."""
     scale = 10 ** digits
-    low, high = math.floor(low * scale) / scale, math.ceil(high * scale) / scale
+    # round away the float error first (-1.04 * 100 is -104.00000000000001), then outwards
+    low, high = math.floor(round(low * scale, 6)) / scale, math.ceil(round(high * scale, 6)) / scale
     joint = dash if low >= 0 else " to "
     return f"{_number(low, digits, minus)}{joint}{_number(high, digits, minus)}"
 

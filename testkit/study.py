@@ -76,18 +76,18 @@ def demo_model_id(method: str, target_sparsity: float, seed: int = 0) -> str:
 def write_demo_shaped(root: Path, num_samples: int = 200, seeds: tuple[int, ...] = (0,),
                       severities: tuple[int, ...] = (1, 3, 5)) -> Path:
     """A store shaped as the demo's (its models, every corruption at `severities`) without training:
-    accuracies fall with sparsity, supermask models lose less under corruption, and the int8 chain's base
-    is the channel-pruned model."""
+    accuracies fall with sparsity, supermask models lose less under corruption, a few corruptions barely
+    hurt the dense model (left out of relative mCE), and the int8 chain's base is the channel-pruned model."""
     models = [(demo_model_id(m, t, seed), m, t, seed) for seed in seeds for m, t, _ in DEMO_MODELS]
     sparsity = {demo_model_id(m, t, seed): measured for seed in seeds for m, t, measured in DEMO_MODELS}
-    harm = {c: 0.02 * (i % 7) for i, c in enumerate(vocabulary.CORRUPTIONS)}
+    harm = {c: 0.03 * (i % 7) for i, c in enumerate(vocabulary.CORRUPTIONS)}  # 0: barely hurts the reference
 
     def accuracy(model_id: str, corruption: str) -> float:
         level = 0.97 - 0.15 * sparsity[model_id] ** 3
         if corruption == layout.CLEAN:
             return level
         robust = 0.5 if any(m in model_id for m in ("biprop", "edgepopup")) else 1.0
-        return level - robust * (0.12 + harm[corruption] + 0.1 * sparsity[model_id])
+        return level - robust * (0.03 + harm[corruption] + 0.1 * sparsity[model_id])
 
     settings = [(layout.CLEAN, 0)] + [(c, s) for c in vocabulary.CORRUPTIONS for s in severities]
     write_study(root, models=models, settings=settings, accuracy=accuracy, num_samples=num_samples)

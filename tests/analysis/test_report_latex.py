@@ -19,7 +19,7 @@ import pytest
 from analysis import escape, report
 from store import layout, vocabulary
 from store.catalog import Catalog
-from testkit.study import write_demo_shaped, write_study
+from testkit.study import write_study
 
 PDFLATEX = shutil.which("pdflatex")
 PDFTOTEXT = shutil.which("pdftotext")
@@ -100,12 +100,6 @@ def word_heights(pdf: Path) -> list[tuple[str, float]]:
                           timeout=60).stdout
     words = ElementTree.fromstring(re.sub(r"<!DOCTYPE[^>]*>", "", html).replace(' xmlns="http://www.w3.org/1999/xhtml"', ""))
     return [(w.text or "", float(w.get("yMax")) - float(w.get("yMin"))) for w in words.iter("word")]
-
-
-@pytest.fixture(scope="module")
-def demo_shaped(tmp_path_factory) -> Path:
-    """The demo's models and all 19 corruptions (one severity: the table's width does not depend on them)."""
-    return write_demo_shaped(tmp_path_factory.mktemp("demo-shaped"), num_samples=100, severities=(3,))
 
 
 @pytest.mark.skipif(PDFTOTEXT is None, reason="no pdftotext on PATH (poppler-utils)")
