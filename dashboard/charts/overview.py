@@ -26,7 +26,7 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     methods = data.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([data, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
     encoding = {
-        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
+        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of the weights removed)",
                    scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         "y": alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(zero=False)),
         "color": method_colour(lines["method"].to_list()),
@@ -44,17 +44,19 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
 
 def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
     """accuracy_vs_sparsity per replicate group: the mean over seeds of clean and mean corruption accuracy
-    against target sparsity, with the 95 % interval as an error bar, one line per method from the dense
-    group. `points` has model_id (the group's first model: a click selects it), group_id, method,
-    target_sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
+    against measured sparsity (the mean over seeds: a channel-pruned group sits where its removed weights
+    put it, not at its channel target), with the 95 % interval as an error bar, one line per method from
+    the dense group. `points` has model_id (the group's first model: a click selects it), group_id,
+    method, target_sparsity, sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
     dense = points.filter(pl.col("method") == UNPRUNED)
     methods = points.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
-    x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
+    x = alt.X("sparsity:Q", title="measured sparsity (fraction of the weights removed, mean over seeds)",
               scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
     color = method_colour(lines["method"].to_list())
     dash = alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"])
     tooltip = ["group_id", "seeds", "method", "images", alt.Tooltip("target_sparsity:Q", format=".0%"),
+               alt.Tooltip("sparsity:Q", title="measured sparsity", format=".1%"),
                alt.Tooltip("accuracy:Q", title="mean accuracy", format=".4f"),
                alt.Tooltip("low:Q", title="95% low", format=".4f"), alt.Tooltip("high:Q", title="95% high", format=".4f")]
     pick = alt.selection_point(name="model", fields=["model_id"], on="click")
@@ -76,6 +78,9 @@ COSTS = {  # model card column -> axis title
     "latency_ms_batch1": "CPU ms per image, batch 1",
     "latency_ms_batch256": "CPU ms per image, batch 256",
 }
+
+
+COST_PANEL = 210  # pixels: three panels fit the page at 1280 px with the sidebar open
 
 
 def has_costs(models: pl.DataFrame) -> bool:
@@ -105,10 +110,13 @@ def robustness_vs_cost(frame: pl.DataFrame) -> alt.FacetChart:
         y=alt.Y("corruption_accuracy:Q", title="accuracy (filled: corrupted mean, hollow: clean)",
                 scale=alt.Scale(zero=False))).add_params(pick)
     clean = base.mark_point(size=60, filled=False).encode(y=alt.Y("clean_accuracy:Q"))
-    return (alt.layer(corrupted, clean, data=long.to_pandas())
+    # Panels of a fixed width and the legend below them: three panels and a legend beside them overflowed
+    # the page at 1400 px.
+    return (alt.layer(corrupted, clean, data=long.to_pandas()).properties(width=COST_PANEL, height=COST_PANEL)
             .facet(column=alt.Column("cost:N", title=None, sort=list(COSTS.values())))
             .resolve_scale(x="independent")
-            .properties(title="Robustness vs size and CPU latency (log scales)"))
+            .properties(title="Robustness vs size and CPU latency (log scales)")
+            .configure_legend(orient="bottom", direction="horizontal", columns=6))
 
 
 # -- lineage: each model right of its base, the edge labelled with how it was derived --------------------
