@@ -10,6 +10,13 @@ from dashboard.charts.palette import method_colour
 from store.vocabulary import UNPRUNED
 
 
+def legend_height(methods: int) -> int:
+    """Pixels of a chart whose legend lists `methods` methods and the two kinds of images: 340, or tall
+    enough that the legend (30 px an entry as drawn, and its two titles) stays inside the chart: the demo's
+    15 methods overflowed 340."""
+    return max(340, 30 * (methods + 2) + 100)
+
+
 def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     """Clean and mean corruption accuracy against measured sparsity, one line per method, each starting
     at the dense model.
@@ -39,7 +46,8 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     line = alt.Chart(lines.to_pandas()).mark_line(opacity=0.7).encode(**encoding)
     points = alt.Chart(data.to_pandas()).mark_point(size=80, filled=True).encode(**encoding).add_params(pick)
     return (line + points).properties(
-        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)", height=340)
+        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)",
+        height=legend_height(lines["method"].n_unique()))
 
 
 def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
@@ -68,7 +76,8 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
         x=x, y=y, color=color, shape=alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
         tooltip=tooltip).add_params(pick)
     return (line + bars + dots).properties(
-        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)
+        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)",
+        height=legend_height(lines["method"].n_unique()))
 
 
 # -- robustness against cost (the model card's footprint, compute.footprint) -----------------------------
