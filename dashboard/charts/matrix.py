@@ -78,7 +78,7 @@ def by_method(matrix: alt.Chart) -> alt.VConcatChart:
     rows.title = None  # the block's title names the method
     colours = method_colours(methods)  # the block titles are the method legend: the one palette
     blocks = [matrix.transform_filter(alt.datum.method == method).encode(y=rows).properties(
-        title=alt.TitleParams(f"■ {method}", anchor="start", fontSize=13, color=colours[method]))
+        title=alt.TitleParams(method, anchor="start", fontSize=13, color=colours[method]))
         for method in methods]
     with warnings.catch_warnings():  # the blocks share their one selection on purpose: Altair merges it
         warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter", UserWarning)

@@ -155,11 +155,11 @@ def method_channels(spec: object) -> Iterator[dict]:
 
 
 def method_titles(spec: object) -> Iterator[tuple[str, str]]:
-    """(method, colour) of every title "■ method" in a Vega-Lite spec (by_method's blocks)."""
+    """(method, colour) of every coloured title in a Vega-Lite spec (by_method's blocks, titled by method)."""
     if isinstance(spec, dict):
         title = spec.get("title")
-        if isinstance(title, dict) and str(title.get("text", "")).startswith("■ "):
-            yield title["text"].removeprefix("■ "), title.get("color")
+        if isinstance(title, dict) and "color" in title:
+            yield title["text"], title["color"]
         for value in spec.values():
             yield from method_titles(value)
     elif isinstance(spec, list):
