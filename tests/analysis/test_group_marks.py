@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis import report, stats, uncertainty
+from analysis import matrices, report, stats, uncertainty
 from store import layout
 from store.catalog import Catalog
 from testkit.study import CORRUPTIONS, write_study
@@ -79,3 +79,28 @@ def test_five_seeds_that_agree_are_marked_at_group_level(five_seeds) -> None:
     lrr = [line for line in latex.splitlines() if line.startswith("lrr 90")][0]
     assert lrr.count(r"$^{\ast}$") >= len(CORRUPTIONS)
     assert "too few seeds" not in latex and stats.MIN_SEEDS <= 5
+
+
+def test_a_groups_relative_mce_averages_the_same_corruptions_for_every_seed(tmp_path) -> None:
+    # Fog barely hurts seed 0's dense model (left out of seed 0's relative mCE) but hurts seed 1's: the
+    # group leaves fog out for both seeds, so its mean covers contrast and gaussian noise for each.
+    def levels(model_id: str, corruption: str) -> float:
+        if corruption == layout.CLEAN:
+            return 0.95
+        if model_id == "dense-s0":
+            return 0.94 if corruption == "fog" else 0.7
+        return 0.7 if model_id.startswith("dense") else 0.55
+
+    root = write_study(tmp_path / "study", models=models(2), settings=SETTINGS, accuracy=levels, num_samples=400)
+    catalog = Catalog(root)
+    errors = matrices.corruption_errors(catalog)
+    assert errors.filter((pl.col("model_id") == "ft-s0") & (pl.col("corruption") == "fog"))["relative_ce"].item() is None
+    assert errors.filter((pl.col("model_id") == "ft-s1") & (pl.col("corruption") == "fog"))["relative_ce"].item() > 0
+    common = errors.filter(pl.col("model_id").str.starts_with("ft") & (pl.col("corruption") != "fog"))
+    expected = common.group_by("model_id").agg(pl.col("relative_ce").mean())["relative_ce"].mean()
+    table = report.report_table(catalog, "group")
+    row = table.filter((pl.col("row") == "a-ft-90") & (pl.col("column_name") == report.RELATIVE)).row(0, named=True)
+    assert row["mean"] == pytest.approx(expected)
+    per_model = matrices.model_summary(catalog).filter(pl.col("model_id").str.starts_with("ft"))
+    assert row["mean"] != pytest.approx(per_model["relative_mce"].mean())  # what averaging each seed's own gave
+    assert "fog (2 of 3 groups)" in report.report_notes(catalog, "group")[2]
