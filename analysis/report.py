@@ -2,22 +2,24 @@
 against each model's reference, and its text as markdown, CSV or LaTeX (`python -m compute report`, the matrix
 page's download).
 
-Columns (COLUMN_SETS picks which are printed):
+Columns (COLUMN_GROUPS name which are printed: summary, errors, families, corruptions):
     clean, each corruption   accuracy (a corruption's severities pooled)
     each family              accuracy over the family's corruptions (Hendrycks & Dietterich 2019's noise,
                              blur, weather, digital: store.vocabulary)
     mean corruption          accuracy over every corrupted setting
     mean corruption error    1 - mean corruption accuracy: the unnormalised mCE
     accuracy drop            clean - mean corruption accuracy: what corruption costs the model
-    relative mCE             analysis.matrices.model_summary's relative mCE (normalised by each model's
-                             reference; corruptions that barely hurt the reference are left out, and
-                             `report_notes` says which)
+    relative mCE             analysis.matrices' relative mCE (normalised by each model's reference;
+                             corruptions that barely hurt the reference are left out, for a group from
+                             every seed when from one, and `report_notes` says which)
 Intervals: a model's accuracy has the Wilson interval over its pooled samples (its accuracy drop
 Newcombe's interval for independent samples; its relative mCE none); a group's figures are the mean over
 its seeds with a Student t interval across them (one seed: the model's interval). Accuracy intervals are
 clipped to [0, 1]. Each accuracy cell of a pruned row is tested against its reference on the same
-samples (uncertainty.model_statistics / group_statistics: McNemar, or the hierarchical bootstrap over
-seeds), Holm-adjusted over the cells printed.
+samples (uncertainty.model_statistics / group_statistics: McNemar per model, the t test over seeds per
+group, none below stats.MIN_SEEDS seeds), Holm-adjusted over the cells printed. Bold: the best per column
+and every cell its interval cannot tell from it (with_marks). LaTeX is split into tables that fit a
+two-column paper with every number at 7 pt (render_report), never scaled down.
 """
 
 from __future__ import annotations
