@@ -20,11 +20,13 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-# Debian's pdflatex with booktabs: the report test compiles `report --format latex` in a paper layout.
+# Debian's pdflatex with booktabs and poppler's pdftotext: the report test compiles `report --format latex`
+# in a paper layout and measures the printed size of its numbers.
 texlive:
-	@command -v pdflatex >/dev/null || { \
+	@{ command -v pdflatex && command -v pdftotext; } >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends texlive-latex-recommended; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends texlive-latex-recommended \
+	    poppler-utils; }
 
 demo: $(STAMP)
 	$(PY) -m compute demo --out $(STORE)

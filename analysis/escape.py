@@ -9,6 +9,7 @@ HTML tag.
 from __future__ import annotations
 
 import html as html_module
+import re
 
 import polars as pl
 
@@ -43,12 +44,18 @@ def csv(frame: pl.DataFrame) -> str:
     return safe.write_csv()
 
 
+# An ampersand that starts an HTML character reference ("&lt;", "&#60;"): only it needs escaping, so a
+# plain "Hendrycks & Dietterich" prints as written rather than as "&amp;".
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+
+
 def markdown_cell(text: object) -> str:
     """Text for one cell of a Markdown table: pipes and backslashes escaped, line breaks become spaces,
-    and HTML angle brackets as entities so nothing renders as a tag."""
+    HTML angle brackets as entities so nothing renders as a tag, and an ampersand escaped only where it
+    would start a character reference (escaped once: a plain "&" stays "&")."""
     flat = " ".join(str(text).splitlines())
-    return (flat.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    flat = _ENTITY.sub("&amp;", flat.replace("\\", "\\\\").replace("|", "\\|"))
+    return flat.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def html(text: object) -> str:

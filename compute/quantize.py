@@ -29,10 +29,11 @@ from torch import nn
 from torch.ao.quantization import get_default_qconfig_mapping, quantize_fx
 
 from compute import device as devices
+from store import vocabulary
 
 BACKEND = "x86"  # fbgemm + onednn kernels; per-channel int8 weights in its default qconfig
 SPEC: Mapping[str, str] = {"method": "int8", "backend": BACKEND}
-METHODS = ("int8",)
+METHODS = vocabulary.QUANTIZATIONS
 CALIBRATION = 512  # training images that calibrate the activation ranges unless a study or flag says otherwise
 CPU = torch.device("cpu")
 # Warnings torch.ao raises on every use since it was deprecated (the API itself works in torch 2.14).

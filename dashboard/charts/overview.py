@@ -10,6 +10,13 @@ from dashboard.charts.palette import method_colour
 from store.vocabulary import UNPRUNED
 
 
+def legend_height(methods: int) -> int:
+    """Pixels of a chart whose legend lists `methods` methods and the two kinds of images: 340, or tall
+    enough that the legend (30 px an entry as drawn, and its two titles) stays inside the chart: the demo's
+    15 methods overflowed 340."""
+    return max(340, 30 * (methods + 2) + 100)
+
+
 def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     """Clean and mean corruption accuracy against measured sparsity, one line per method, each starting
     at the dense model.
@@ -26,7 +33,7 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     methods = data.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([data, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
     encoding = {
-        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
+        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of the weights removed)",
                    scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         "y": alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(zero=False)),
         "color": method_colour(lines["method"].to_list()),
@@ -39,22 +46,25 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     line = alt.Chart(lines.to_pandas()).mark_line(opacity=0.7).encode(**encoding)
     points = alt.Chart(data.to_pandas()).mark_point(size=80, filled=True).encode(**encoding).add_params(pick)
     return (line + points).properties(
-        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)", height=340)
+        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)",
+        height=legend_height(lines["method"].n_unique()))
 
 
 def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
     """accuracy_vs_sparsity per replicate group: the mean over seeds of clean and mean corruption accuracy
-    against target sparsity, with the 95 % interval as an error bar, one line per method from the dense
-    group. `points` has model_id (the group's first model: a click selects it), group_id, method,
-    target_sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
+    against measured sparsity (the mean over seeds: a channel-pruned group sits where its removed weights
+    put it, not at its channel target), with the 95 % interval as an error bar, one line per method from
+    the dense group. `points` has model_id (the group's first model: a click selects it), group_id,
+    method, target_sparsity, sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
     dense = points.filter(pl.col("method") == UNPRUNED)
     methods = points.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
-    x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
+    x = alt.X("sparsity:Q", title="measured sparsity (fraction of the weights removed, mean over seeds)",
               scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
     color = method_colour(lines["method"].to_list())
     dash = alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"])
     tooltip = ["group_id", "seeds", "method", "images", alt.Tooltip("target_sparsity:Q", format=".0%"),
+               alt.Tooltip("sparsity:Q", title="measured sparsity", format=".1%"),
                alt.Tooltip("accuracy:Q", title="mean accuracy", format=".4f"),
                alt.Tooltip("low:Q", title="95% low", format=".4f"), alt.Tooltip("high:Q", title="95% high", format=".4f")]
     pick = alt.selection_point(name="model", fields=["model_id"], on="click")
@@ -66,7 +76,8 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
         x=x, y=y, color=color, shape=alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
         tooltip=tooltip).add_params(pick)
     return (line + bars + dots).properties(
-        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)
+        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)",
+        height=legend_height(lines["method"].n_unique()))
 
 
 # -- robustness against cost (the model card's footprint, compute.footprint) -----------------------------
@@ -76,6 +87,9 @@ COSTS = {  # model card column -> axis title
     "latency_ms_batch1": "CPU ms per image, batch 1",
     "latency_ms_batch256": "CPU ms per image, batch 256",
 }
+
+
+COST_PANEL = 210  # pixels: three panels fit the page at 1280 px with the sidebar open
 
 
 def has_costs(models: pl.DataFrame) -> bool:
@@ -105,10 +119,13 @@ def robustness_vs_cost(frame: pl.DataFrame) -> alt.FacetChart:
         y=alt.Y("corruption_accuracy:Q", title="accuracy (filled: corrupted mean, hollow: clean)",
                 scale=alt.Scale(zero=False))).add_params(pick)
     clean = base.mark_point(size=60, filled=False).encode(y=alt.Y("clean_accuracy:Q"))
-    return (alt.layer(corrupted, clean, data=long.to_pandas())
+    # Panels of a fixed width and the legend below them: three panels and a legend beside them overflowed
+    # the page at 1400 px.
+    return (alt.layer(corrupted, clean, data=long.to_pandas()).properties(width=COST_PANEL, height=COST_PANEL)
             .facet(column=alt.Column("cost:N", title=None, sort=list(COSTS.values())))
             .resolve_scale(x="independent")
-            .properties(title="Robustness vs size and CPU latency (log scales)"))
+            .properties(title="Robustness vs size and CPU latency (log scales)")
+            .configure_legend(orient="bottom", direction="horizontal", columns=6))
 
 
 # -- lineage: each model right of its base, the edge labelled with how it was derived --------------------

@@ -38,12 +38,14 @@ if selection.level == "group":
         pl.col("model_id").first())
     points = (paper.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
               .join(first, left_on="row", right_on="group_id")
-              .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "seeds",
+              .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "sparsity", "seeds",
                       pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
                       pl.col("mean").alias("accuracy"), "low", "high"))
     linking.chart(group_accuracy_vs_sparsity(points), key="overview_chart")
     st.caption("One point per group (models differing only in seed): the mean over seeds with its 95 % t "
-               "interval across seeds. Click a point to select the group's first model on every page.")
+               "interval across seeds, at the group's measured sparsity (the weights removed: channel pruning "
+               "removes more than its channel target). Click a point to select the group's first model on every "
+               "page.")
 else:
     linking.chart(accuracy_vs_sparsity(summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "

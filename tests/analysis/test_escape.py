@@ -54,3 +54,8 @@ def test_html_leaves_no_tag_attribute_break_or_control_character(text):
     out = escape.html(text)
     assert not set(out) & set("<>\"'\x00\x1b")
     assert html.unescape(out) == "".join(char for char in text if char.isprintable())  # the text, literally
+
+
+def test_markdown_cell_escapes_an_ampersand_once_and_only_where_it_starts_an_entity():
+    assert escape.markdown_cell("Hendrycks & Dietterich") == "Hendrycks & Dietterich"
+    assert escape.markdown_cell("&lt;b&gt; &#60;") == "&amp;lt;b&amp;gt; &amp;#60;"  # shown as typed, not as "<b>"
