@@ -17,6 +17,11 @@ unpooled `forward_features`, an input size the model cannot take).
 
 Models take images in [0, 1]; `normalize` ("imagenet", "cifar10", "cifar100" or "MEAN,STD") adds the
 standardisation a model trained on normalised input expects.
+
+Compressed copies come as the unpruned network's function plus the copy's plain state dict: with
+`structure="from-weights"` the network is first made what the tensors say (`rebuilt_from_weights`: layers
+narrowed to a channel-pruned copy's widths, torch.ao FX int8 where the tensors are quantized), so nothing
+but tensors is ever read from the file. A file that still does not fit gets one line with the likely fix.
 """
 
 from __future__ import annotations
