@@ -3,8 +3,8 @@ comparison model, corruption, severity, rows, matrix metric).
 
 The selection lives in `st.session_state` under the keys of the sidebar widgets, so every page reads the
 same values (`selection()`) and a click on a chart mark (dashboard.linking) changes them everywhere. The
-address carries it too (dashboard.linking.restore / remember): `?store=` and the model, reference,
-comparison, corruption, severity, rows and metric, on every page.
+address carries it too (dashboard.linking.restore / remember): `?store=` and the methods shown (when not
+all), model, reference, comparison, corruption, severity, rows and metric, on every page.
 """
 
 from __future__ import annotations
@@ -108,16 +108,22 @@ def sidebar() -> None:
     corruptions = [layout.CLEAN, *catalog.manifest["corruptions"]]
     severities = [int(s) for s in catalog.manifest["severities"]] or [1]
 
+    chosen = st.session_state.get("methods")
+    if chosen is None or not set(chosen) <= set(methods) or st.session_state.get("methods_of") != store_path():
+        st.session_state["methods"] = methods  # another store: every method again
+    st.session_state["methods_of"] = store_path()
     dropped = [linking.restore("model", ids), linking.restore("reference", ids, what="reference model"),
                linking.restore("compare", ids, what="comparison model"), linking.restore("corruption", corruptions),
                linking.restore("severity", [str(s) for s in severities], convert=int),
                linking.restore("level", vocabulary.LEVELS, what="rows"), linking.restore("metric", list(METRICS))]
+    shown = linking.from_address("methods")  # comma-separated; absent when every method is shown
+    if shown is not None and shown.split(",") and set(shown.split(",")) <= set(methods):
+        st.session_state["methods"] = shown.split(",")
+    elif shown is not None:
+        dropped.append(f"methods {shown[:80]!r}")
     bar = st.sidebar
     linking.warn(dropped)
     bar.subheader("Selection")
-    chosen = st.session_state.get("methods")
-    if chosen is None or not set(chosen) <= set(methods):
-        st.session_state["methods"] = methods
     bar.multiselect("Methods", methods, key="methods", help="the methods shown on the matrix and the "
                     "similarity pages")
     _settle("model", ids, next((i for i in ids if references[i] is not None), ids[0]))  # a derived model first
@@ -146,7 +152,8 @@ def sidebar() -> None:
     bar.selectbox("Metric", list(METRICS), key="metric", format_func=lambda name: METRICS[name].label,
                   help=METRIC_HELP)
     state = st.session_state
-    linking.remember({"model": state["model"], "reference": state["reference"], "compare": state["compare"],
+    linking.remember({"methods": None if set(state["methods"]) == set(methods) else ",".join(state["methods"]),
+                      "model": state["model"], "reference": state["reference"], "compare": state["compare"],
                       "corruption": state["corruption"],
                       "severity": None if state["corruption"] == layout.CLEAN else state["severity"],
                       "level": state.get("level"), "metric": state["metric"]})

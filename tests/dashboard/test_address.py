@@ -49,25 +49,31 @@ def test_the_selection_is_written_into_the_address(monkeypatch, root) -> None:
         "store": "beta", "model": MODEL, "compare": OTHER, "corruption": "contrast", "severity": "1"}
     app.sidebar.selectbox(key="corruption").set_value("clean").run()
     assert "severity" not in app.query_params  # clean images have none
+    assert "methods" not in app.query_params  # every method shown
+    app.sidebar.multiselect(key="methods").set_value(["dense", "gmp"]).run()
+    assert app.query_params["methods"] == "dense,gmp"
 
 
 def test_the_address_opens_the_same_store_and_selection(monkeypatch, root) -> None:
     query = {"store": "beta", "model": MODEL, "compare": OTHER, "corruption": "contrast", "severity": "1",
-             "level": "model", "metric": "margin"}
+             "level": "model", "metric": "margin", "methods": "dense,gmp"}
     app = app_on(monkeypatch, root, query, page="local")
     sidebar = app.sidebar
     assert sidebar.selectbox(key="store_name").value == "beta"
     assert (sidebar.selectbox(key="model").value, sidebar.selectbox(key="compare").value) == (MODEL, OTHER)
     assert sidebar.selectbox(key="corruption").value == "contrast" and app.session_state["severity"] == 1
     assert app.session_state["level"] == "model" and app.session_state["metric"] == "margin"
+    assert sidebar.multiselect(key="methods").value == ["dense", "gmp"]
     assert not sidebar.warning
 
 
 def test_a_value_the_store_does_not_have_falls_back_with_one_message(monkeypatch, root) -> None:
-    app = app_on(monkeypatch, root, {"store": "beta", "model": "m99-none", "corruption": "lava", "severity": "x"})
+    app = app_on(monkeypatch, root, {"store": "beta", "model": "m99-none", "corruption": "lava", "severity": "x",
+                                     "methods": "dense,lasso"})
     assert len(app.sidebar.warning) == 1
     message = app.sidebar.warning[0].value
     assert "model 'm99-none'" in message and "corruption 'lava'" in message and "severity 'x'" in message
+    assert "methods 'dense,lasso'" in message
     assert app.sidebar.selectbox(key="corruption").value == "clean"
     assert app.sidebar.selectbox(key="model").value in {"m01-ft-50", "m02-gmp-50"}
 
