@@ -36,8 +36,8 @@ demo: $(STAMP)
 # ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots).
 serve: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
-	  --client.showErrorDetails none -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
+	  --server.headless true --browser.gatherUsageStats false \
+	  -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
 	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
 
 lint: $(STAMP)

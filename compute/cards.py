@@ -53,7 +53,7 @@ THREAT_MODELS = ("corruptions", "Linf", "L2")
 # A models file's keys: the fields of ModelSpec but its id (the table's name), as the flags spell them.
 FILE_KEYS = {"model": "function", "weights": "weights", "normalize": "normalize", "robustbench": "robustbench",
              "threat_model": "threat_model", "arch": "arch", "method": "method", "sparsity": "sparsity",
-             "seed": "seed", "base": "base"}
+             "seed": "seed", "base": "base", "structure": "structure"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class ModelSpec:
     sparsity: float = 0.0
     seed: int | None = None
     base: str | None = None
+    structure: str | None = None  # "from-weights": the weights are a channel-pruned or int8 copy (compute.byo)
 
     def problems(self) -> list[tuple[str, str]]:
         """(key, what is wrong) for each bad value; empty when the spec can be loaded."""
@@ -96,6 +97,10 @@ class ModelSpec:
             found.append(("sparsity", f"must be a fraction in [0, 1), got {self.sparsity!r}"))
         if self.seed is not None and self.seed < 0:
             found.append(("seed", f"must be a non-negative integer, got {self.seed!r}"))
+        if self.structure is not None and self.structure not in byo.STRUCTURES:
+            found.append(("structure", f"must be {' or '.join(map(repr, byo.STRUCTURES))}, got {self.structure!r}"))
+        elif self.structure is not None and (self.function is None or self.weights is None):
+            found.append(("structure", "rebuilds model = 'module:function' from its weights: give both"))
         if self.base == self.model_id:
             found.append(("base", f"a model cannot be its own base ({self.base!r})"))
         return found
@@ -105,7 +110,8 @@ class ModelSpec:
         if self.robustbench is not None:
             return {"kind": loading.ROBUSTBENCH, "name": self.robustbench, "dataset": dataset,
                     "threat_model": self.threat_model, "model_dir": model_dir}
-        return {"kind": loading.MODULE, "function": self.function, "normalize": self.normalize}
+        return {"kind": loading.MODULE, "function": self.function, "normalize": self.normalize,
+                **({"structure": self.structure} if self.structure else {})}
 
     def card(self) -> dict[str, Any]:
         """The models.parquet fields this spec sets: arch, method, target_sparsity, seed, base."""
@@ -218,11 +224,31 @@ def model_row(model_id: str, model: nn.Module, card: Mapping[str, Any], checkpoi
 
 def measure_footprints(entries: Sequence[ExtractModel], image_size: int) -> None:
     """Put each model's footprint (compute.footprint: file bytes, CPU latency at batch 1 and 256) on its
-    card, measured now on this machine; file_bytes is null for a model without a file."""
+    card, measured now on this machine; a model without a file of its own (a function that builds it, a
+    RobustBench model) counts the bytes of its state dict as torch.save writes it."""
     for entry in entries:
         path = entry.info.get("checkpoint")
         file = path if path and Path(path).is_file() else None
-        entry.info.update(footprint.measure(entry.model, file, image_size, repeats=3).to_dict())
+        measured = footprint.measure(entry.model, file, image_size, repeats=3).to_dict()
+        if file is None:
+            measured["file_bytes"] = footprint.state_dict_bytes(entry.model)
+        entry.info.update(measured)
+
+
+def fill_sparsity(entries: Sequence[ExtractModel]) -> None:
+    """A model from elsewhere without weights of its own (its function builds the pruned network, or a
+    RobustBench model) has no unpruned architecture to count against: its measured sparsity becomes the
+    fraction of the weights of the first model of its lineage in this run (its base's base ..., the
+    unpruned model) that it has removed or zeroed. Run after `fill_bases`; other models keep theirs."""
+    by_id = {entry.model_id: entry for entry in entries}
+    for entry in entries:
+        if entry.info.get("checkpoint") is not None or entry.info.get("base") not in by_id:
+            continue
+        root, seen = by_id[entry.info["base"]], {entry.model_id}
+        while root.info.get("base") in by_id and root.model_id not in seen:
+            seen.add(root.model_id)
+            root = by_id[root.info["base"]]
+        entry.info["sparsity"] = footprint.sparsity(entry.model, root.model)
 
 
 CHECKPOINT_LOADER = {"kind": loading.CHECKPOINT}

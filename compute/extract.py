@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compute.cards import ExtractModel, fill_bases, measure_footprints
+from compute.cards import ExtractModel, fill_bases, fill_sparsity, measure_footprints
 from compute.datasets.base import Dataset, ImageSet
 from compute.executors import Executor, LocalExecutor, Work
 from compute.image_source import ImageSource
@@ -119,6 +119,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
     summary.reset_models = reset
     fill_bases(entries, reader.read_manifest(store).get(provenance.TRAINING_KEY, {}))
+    fill_sparsity(entries)
     measure_footprints(entries, int(test.images.shape[1]))
     writer.upsert_models(store, [entry.info for entry in entries])
     writer.upsert_layers(store, {entry.model_id: layer_rows(entry.model) for entry in entries})  # ids join models

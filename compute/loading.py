@@ -139,7 +139,8 @@ def load_model(card: Mapping[str, Any], image_size: int, *, root: str | Path | N
                                         record.get("model_dir") or byo.ROBUSTBENCH_DIR)
         if kind == MODULE:
             return byo.load_user_model(record["function"], None if path is None else str(path),
-                                       normalize=record.get("normalize"), image_size=image_size)
+                                       normalize=record.get("normalize"), image_size=image_size,
+                                       structure=record.get("structure"))
         raise ValueError(f"no loader of kind {kind!r}; known: {CHECKPOINT}, {MODULE}, {ROBUSTBENCH}")
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         if root is None:

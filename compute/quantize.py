@@ -85,6 +85,27 @@ def quantize(model: nn.Module, images: np.ndarray, batch_size: int = 64) -> nn.M
     return model
 
 
+def rebuild_fx(model: nn.Module, state: Mapping[str, Any], image_size: int = 32) -> nn.Module:
+    """A user's float network (in eval mode: batch norms fold) converted by torch.ao's FX flow as its saved
+    int8 state dict `state` says, without calibration, so that the saved weights and scales load: layers
+    whose saved weight is float stay float (the final linear layer, which the geometry needs float), the
+    rest get the backend's default qconfig (`get_default_qconfig_mapping`), as the README's recipe makes them."""
+    mapping = get_default_qconfig_mapping(BACKEND)
+    for name, module in model.named_modules():
+        weight = state.get(f"{name}.weight")
+        if isinstance(module, nn.Conv2d | nn.Linear) and isinstance(weight, torch.Tensor) and not weight.is_quantized:
+            mapping.set_module_name(name, None)
+    torch.backends.quantized.engine = BACKEND
+    example = (torch.zeros(1, 3, image_size, image_size),)
+    try:
+        with quiet():
+            return quantize_fx.convert_fx(quantize_fx.prepare_fx(model.cpu().eval(), mapping, example))
+    except Exception as error:  # FX tracing fails on control flow that depends on the input, with many types
+        lines = str(error).strip().splitlines()
+        raise ValueError(f"the network cannot be converted by torch.ao's FX flow ({type(error).__name__}: "
+                         f"{lines[0] if lines else ''}); an int8 model comes in as prepare_fx/convert_fx make it") from error
+
+
 def rebuild(model: nn.Module, spec: Mapping[str, Any]) -> nn.Module:
     """A float model converted as `spec` (a checkpoint's `quantization` record) says, without
     calibration: the structure its saved int8 state dict loads into. ValueError naming what is unknown."""

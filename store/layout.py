@@ -287,7 +287,7 @@ FILTER_COLUMNS: dict[str, str] = {
     "arch": "architecture name",
     "method": "pruning method ('dense' for the unpruned model)",
     "target_sparsity": "requested fraction of zero weights",
-    "sparsity": "measured fraction of zero weights",
+    "sparsity": "measured fraction of the unpruned network's weights removed (zeroed, or cut away with their channels)",
     "seed": "training seed",
     "corruption": "corruption name, or 'clean'",
     "severity": "corruption severity 1..5 (0 for clean)",

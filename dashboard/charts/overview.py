@@ -128,6 +128,23 @@ def robustness_vs_cost(frame: pl.DataFrame) -> alt.FacetChart:
             .configure_legend(orient="bottom", direction="horizontal", columns=6))
 
 
+# What a chart needs of a model to place it: card or summary column -> why a model without it is not shown.
+PLACED_BY_SPARSITY = {"sparsity": "no measured sparsity", "clean_accuracy": "no clean predictions"}
+PLACED_BY_COST = {"file_bytes": "no file size measured", "latency_ms_batch1": "no CPU latency measured",
+                  "corruption_accuracy": "no corrupted predictions"}
+
+
+def unplaced(frame: pl.DataFrame, needs: dict[str, str]) -> str | None:
+    """One line naming each model (model_id) of `frame` that a chart cannot place and why (the first column
+    of `needs` it lacks: null, or absent from the frame); None when every model is placed."""
+    reasons = [pl.when(pl.col(column).is_null()).then(pl.lit(why)) if column in frame.columns else pl.lit(why)
+               for column, why in needs.items()]
+    missing = frame.select("model_id", pl.coalesce(*reasons).alias("why")).drop_nulls("why")
+    if missing.is_empty():
+        return None
+    return "Not shown: " + "; ".join(f"{model_id} ({why})" for model_id, why in missing.iter_rows()) + "."
+
+
 # -- lineage: each model right of its base, the edge labelled with how it was derived --------------------
 
 NODE_FIELDS = ("model_id", "arch", "method", "target_sparsity", "sparsity", "seed", "base", "operation")

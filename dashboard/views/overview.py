@@ -6,11 +6,14 @@ import streamlit as st
 from analysis import matrices, presets, queries, report, uncertainty
 from dashboard import data, hosting, linking, sidebar
 from dashboard.charts.overview import (
+    PLACED_BY_COST,
+    PLACED_BY_SPARSITY,
     accuracy_vs_sparsity,
     group_accuracy_vs_sparsity,
     has_costs,
     lineage_tree,
     robustness_vs_cost,
+    unplaced,
 )
 from dashboard.text import code, downloads
 
@@ -50,11 +53,14 @@ else:
     linking.chart(accuracy_vs_sparsity(summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
                "corruption and severity in the store; mCE is relative to each model's reference (its base).")
+    if note := unplaced(summary, PLACED_BY_SPARSITY):
+        st.caption(note)
 if has_costs(models):
     st.subheader("Robustness vs size and latency")
-    linking.chart(robustness_vs_cost(models.join(
-        summary.select("model_id", "corruption_accuracy"), on="model_id", how="left")), key="cost_chart",
-                  stretch=False)
+    costs = models.join(summary.select("model_id", "corruption_accuracy"), on="model_id", how="left")
+    linking.chart(robustness_vs_cost(costs), key="cost_chart", stretch=False)
+    if note := unplaced(costs, PLACED_BY_COST):
+        st.caption(note)
     st.caption("Each model's mean corruption accuracy (filled) and clean accuracy (hollow) against the bytes of "
                "its file and its CPU time per image at batch 1 and 256, measured at extraction (the load average "
                "then is in the table below). Mask pruning changes neither; removed channels and int8 change "
