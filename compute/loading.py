@@ -118,7 +118,7 @@ def load_model(card: Mapping[str, Any], image_size: int, *, root: str | Path | N
 
     With `root`, only what the policy allows (`missing_checkpoint`), files resolved against the store
     `root`: StoreError saying why not, and for a damaged or mismatched checkpoint (the message names the
-    model's checkpoint, not its path on the server). Without it, the files are loaded as named, and a
+    file relative to the store, never its path on the server). Without it, the files are loaded as named, and a
     damaged one is a ValueError.
     """
     from compute import byo, checkpoint  # torch: only when a model is loaded
@@ -144,4 +144,13 @@ def load_model(card: Mapping[str, Any], image_size: int, *, root: str | Path | N
     except ValueError as error:  # compute.checkpoint.CheckpointError: a damaged or mismatched file
         if root is None:
             raise
-        raise StoreError(str(error).replace(str(path), "this model's checkpoint") if path else str(error)) from error
+        raise StoreError(str(error).replace(str(path), _store_name(root, path)) if path else str(error)) from error
+
+
+def _store_name(root: str | Path, path: str | Path) -> str:
+    """How a refusal names a file a server loads: relative to the store when it lies inside, else as "this
+    model's checkpoint" (a file under an allowed root is not the visitor's to locate)."""
+    try:
+        return Path(path).relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return "this model's checkpoint"

@@ -1,0 +1,103 @@
+"""What a model card, a checkpoint or a models file can do to a server or a command (issue 28): each
+hostile input is built here and refused in one line, with nothing allocated, run or printed whole.
+
+A memory bomb runs in a child process under an address-space limit (RLIMIT_AS), so a regression fails the
+test instead of taking the machine down.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from compute import checkpoint
+from testkit import extraction
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMORY_LIMIT = 6 << 30  # address space of the child: torch, scipy and a small model fit, a 9 GB layer does not
+
+
+def _limited(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`script` in a child Python limited to MEMORY_LIMIT bytes of address space, one thread."""
+    prelude = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT}))\n"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(script)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _with_structure(source: Path, target: Path, structure: dict) -> Path:
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    payload["structure"] = structure
+    torch.save(payload, target)
+    return target
+
+
+@pytest.mark.slow
+def test_a_structure_declaring_layers_16000_wide_is_refused_on_every_path_before_allocating(checkpoints,
+                                                                                            tmp_path) -> None:
+    """body.4 (a 32 -> 64 convolution) declared 16,000 x 16,000: 9.2 GB if built. Attribution, extract
+    --checkpoints, footprint and quantize each refuse it in one line, under a 6 GB address-space limit."""
+    _with_structure(checkpoints[0], tmp_path / "bomb.pt", {"body.4": [16000, 16000]})
+    script = f"""
+        import contextlib, io, sys
+        from compute.__main__ import main
+        from compute import loading
+        from store.layout import StoreError
+        try:
+            loading.load_model({{"checkpoint": "bomb.pt", "loader": None}}, 32, root=".")
+        except StoreError as error:
+            print("attribution:", error)
+        for args in ({extraction.extract_args(tmp_path / "store", [Path("bomb.pt")])!r},
+                     ["footprint", "--checkpoints", "bomb.pt"],
+                     ["quantize", "--base", "bomb.pt", "--out", "int8.pt", "--calibration", "4"]):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(args)
+            print(args[0] + ":", code, err.getvalue().strip())
+    """
+    ran = _limited(script, tmp_path)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    lines = ran.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["attribution", "extract", "footprint", "quantize"], ran.stdout
+    for line in lines:
+        assert "as [16000, 16000], a tensor 'body.4.weight' of shape (16000, 16000, 3, 3); the stored one is (64, 32, 3, 3)" in line, line
+        assert "Traceback" not in line and str(tmp_path) not in line.partition(":")[2].replace("bomb.pt", ""), line
+    assert lines[0].startswith("attribution: checkpoint bomb.pt: its structure declares layer 'body.4'")
+    for line in lines[1:]:
+        assert ": 2 error: checkpoint bomb.pt: its structure declares layer 'body.4'" in line, line
+
+
+def test_a_checkpoint_whose_declared_model_exceeds_the_budget_is_refused_before_building(checkpoints, tmp_path,
+                                                                                          monkeypatch) -> None:
+    """The parameter count of the declared model is bounded too, before any layer is allocated: with a
+    budget below the small CNN's size, the checkpoint is refused by size, not built."""
+    monkeypatch.setattr(checkpoint, "MODEL_BUDGET", 1 << 30)
+    payload = checkpoint.read(checkpoints[0])
+    with pytest.raises(checkpoint.CheckpointError, match=r"takes 0\.0 GB, more than the 0\.0 GB"):
+        checkpoint.bounded(payload, "small0.pt", budget=1000)
+    checkpoint.bounded(payload, "small0.pt")  # within the real budget
+
+
+@pytest.mark.parametrize(("structure", "message"), [
+    ({"body.4": [2 ** 40, 64]}, "each must be a whole number from 1 to"),
+    ({"body.4": "wide"}, "not a list of whole numbers"),
+    ({"body.4": [64.5, 32]}, "each must be a whole number"),
+    ([1, 2], "not a mapping of layer names to widths"),
+])
+def test_a_malformed_structure_is_named_not_raised(structure, message, checkpoints, tmp_path) -> None:
+    path = _with_structure(checkpoints[0], tmp_path / "odd.pt", structure)
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        checkpoint.load(path)
+
+
+def test_a_checkpoint_file_larger_than_the_budget_is_not_read(checkpoints, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoint, "MODEL_BUDGET", 1000)
+    with pytest.raises(checkpoint.CheckpointError, match="more than the 0.0 GB a model may take here"):
+        checkpoint.read(checkpoints[0])
