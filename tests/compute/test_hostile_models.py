@@ -7,6 +7,7 @@ test instead of taking the machine down.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from compute import checkpoint
+from compute import checkpoint, loading
+from store import confine
+from store.layout import StoreError
 from testkit import extraction
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,3 +104,73 @@ def test_a_checkpoint_file_larger_than_the_budget_is_not_read(checkpoints, tmp_p
     monkeypatch.setattr(checkpoint, "MODEL_BUDGET", 1000)
     with pytest.raises(checkpoint.CheckpointError, match="more than the 0.0 GB a model may take here"):
         checkpoint.read(checkpoints[0])
+
+
+def _module_card(function: str, weights: str | None = None) -> dict:
+    return {"checkpoint": weights, "loader": json.dumps({"kind": "module", "function": function, "normalize": None})}
+
+
+def test_a_cards_loader_never_names_an_installed_package_even_under_an_allowed_root(tmp_path, monkeypatch) -> None:
+    """The README's old advice made the directory holding `.venv` an allowed root; a card naming an
+    installed package's class or function (`torch.nn:Identity` here, `collect_env:main` in the report) is
+    still refused, naming --allow-module, until the operator names the module."""
+    monkeypatch.setenv(loading.MODULES_VARIABLE, "")  # restored after the test
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(Path(sys.prefix).resolve().parent))  # holds the venv
+    problem = loading.missing_checkpoint(tmp_path, None, _module_card("torch.nn:Identity")["loader"])
+    assert problem is not None and "installed package" in problem and "--allow-module torch" in problem, problem
+    with pytest.raises(StoreError, match="--allow-module torch"):
+        loading.load_model(_module_card("torch.nn:Identity"), 32, root=tmp_path)
+    loading.allow_modules(["torch"])
+    assert loading.missing_checkpoint(tmp_path, None, _module_card("torch.nn:Identity")["loader"]) is None
+
+
+EVIL = '''
+import os
+from json import loads as main
+from torch import nn
+
+system = os.system
+
+
+def text():
+    return "not a model"
+
+
+class Net(nn.Module):
+    pass
+'''
+
+
+@pytest.mark.parametrize(("function", "message"), [
+    ("evil:system", "is a builtin_function_or_method, not a function or an nn.Module class"),
+    ("evil:main", "installed package of this server"),  # re-exported from Python's own library
+    ("evil:missing", "is missing, not a function"),
+])
+def test_a_loader_that_is_not_a_model_factory_is_refused_before_it_is_called(function, message, tmp_path,
+                                                                             monkeypatch) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "evil.py").write_text(EVIL)
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(code))
+    monkeypatch.delitem(sys.modules, "evil", raising=False)
+    store = tmp_path / "store"
+    store.mkdir()
+    with pytest.raises(StoreError, match=message) as refused:
+        loading.load_model(_module_card(function), 32, root=store)
+    assert "\n" not in str(refused.value) and str(tmp_path) not in str(refused.value)
+
+
+def test_a_factory_returning_no_model_is_one_line_on_a_server_and_the_command_line(tmp_path, monkeypatch,
+                                                                                   cli) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "evil.py").write_text(EVIL)
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(code))
+    monkeypatch.delitem(sys.modules, "evil", raising=False)
+    with pytest.raises(StoreError, match=r"evil:text\(\) returned str, not a torch nn.Module"):
+        loading.load_model(_module_card("evil:text"), 32, root=tmp_path)
+    ran = cli("extract", "--store", tmp_path / "store", "--model", "os:system", "--limit", "4")
+    assert ran.returncode == 2 and ran.stderr.strip().count("\n") == 0, ran.stderr
+    assert "names a builtin_function_or_method, not a function or an nn.Module class" in ran.stderr
