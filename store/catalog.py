@@ -216,8 +216,10 @@ class Catalog:
 
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
-        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(
-            self.root, inputs=self.inputs, num_samples=int(self.manifest["num_samples"]))
+        recorded, self.aggregates_damage = aggregates.state(
+            self.root, inputs=self.inputs, num_samples=int(self.manifest["num_samples"])) \
+            if self.partition_files else (False, None)
+        self.has_aggregates = recorded and self.aggregates_damage is None  # a damaged file is never served
         definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
         for name in aggregates.NAMES:
             body = (aggregates.stored_view(self.root, name, sql_literal) if self.has_aggregates
@@ -230,8 +232,9 @@ class Catalog:
         saying that views over every row compute them on each query and how to build them."""
         if self.has_aggregates or not self.partition_files:
             return None
-        return (f"{self.root}: pre-aggregates missing or stale, so views read every prediction row (slower); "
-                + aggregates.HINT.format(root=self.root))
+        what = (f"pre-aggregates damaged ({self.aggregates_damage}), so not used: views read" if self.aggregates_damage
+                else "pre-aggregates missing or stale, so views read")
+        return f"{self.root}: {what} every prediction row (slower); " + aggregates.HINT.format(root=self.root)
 
     def _create_prediction_views(self, parts: Sequence[Path]) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""

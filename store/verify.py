@@ -369,7 +369,7 @@ def _image_problems(root: Path, skip: set[Path]) -> Iterator[Problem]:
                       "provenance/<corruption>_<severity>.parquet")
 
 
-def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
+def _index_problems(root: Path, manifest: dict[str, Any], deep: bool, skip: set[Path]) -> Iterator[Problem]:
 
     data, info = root / layout.INDEX / layout.BY_SAMPLE, derived_record.record_path(root, layout.BY_SAMPLE_RECORD)
     for derived in (data, *(aggregates.path(root, name) for name in aggregates.NAMES)):  # pre-aggregates too
@@ -384,6 +384,14 @@ def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem
                 raise ValueError("expected a JSON object with a list 'files'")
         except (StoreError, ValueError) as error:
             yield Problem(info, "index", f"not the index's description: {error}")
+    if _is_int(manifest.get("num_samples")) and not any(aggregates.path(root, name) in skip for name in aggregates.NAMES):
+        try:  # files whose record calls them fresh, yet that disagree with each other or the partitions
+            _, damage = aggregates.state(root, num_samples=manifest["num_samples"])
+        except StoreError:
+            damage = None  # an unreadable record or file: named above
+        if damage:
+            file, _, what = damage.partition(": ")
+            yield Problem(root / file, "index", f"{what}; not used (rebuild it with `python -m compute index`)")
 
 
 def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bool = True) -> list[Problem]:
@@ -420,7 +428,7 @@ def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bo
         "predictions": lambda: _prediction_problems(root, manifest, deep, skip),
         "embeddings": lambda: _embedding_problems(root, deep, skip),
         "images": lambda: _image_problems(root, skip),
-        "index": lambda: _index_problems(root, deep, skip),
+        "index": lambda: _index_problems(root, manifest, deep, skip),
     }
     for view in vocabulary.VIEWS:
         if view in views:
