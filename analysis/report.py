@@ -204,7 +204,8 @@ def _header(column: str) -> str:
 def _row_label(row: dict, level: str) -> str:
     if level == "model":
         return escape.latex(row["row"])
-    return escape.latex(f"{row['method']} {row['target_sparsity'] * 100:g}") + r"\,\%"
+    sparsity = row["target_sparsity"]  # null on a damaged card (the catalog names it): "?"
+    return escape.latex(f"{row['method']} {'?' if sparsity is None else format(sparsity * 100, 'g')}") + r"\,\%"
 
 
 def _latex_cells(cell: dict | None, digits: int) -> tuple[str, str]:

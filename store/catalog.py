@@ -46,7 +46,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import aggregates, bases, confine, derived_record, layout, reader, sample_index
+from store import aggregates, bases, confine, derived_record, layout, reader, sample_index, vocabulary
 from store.layout import StoreError
 from store.vocabulary import sql_literal
 
@@ -104,6 +104,8 @@ _ANGLES_V2 = """
 
 _DUCK_TYPES = {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
                pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}
+
+_CARD_TYPE_WORDS = {pa.int64(): "a whole number", pa.float64(): "a number", pa.string(): "text"}
 
 
 def _empty_select(arrow_schema: pa.Schema) -> str:
@@ -195,9 +197,15 @@ class Catalog:
         empty = _empty_select(layout.MODEL_SCHEMA)
         # The typed empty select first: card columns the file lacks come out null, typed.
         stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
-        con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
-        bases.check(self.root, self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file",
-                               name="models_file").to_dicts())
+        con.execute(f"CREATE VIEW models_stored AS {empty}" + (stored if path.exists() else ""))
+        # Every card column as its schema's type: a value stored as another type (text where a number
+        # belongs) reads as null, named once in `card_problems`, so no page computes with it.
+        typed = ", ".join(f"TRY_CAST({f.name} AS {_DUCK_TYPES[f.type]}) AS {f.name}" for f in layout.MODEL_SCHEMA)
+        con.execute(f"CREATE VIEW models_file AS SELECT * REPLACE ({typed}) FROM models_stored")  # noqa: S608
+        cards = self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file", name="models_file")
+        self._refuse_hostile_ids(cards["model_id"].to_list(), cards["base"].to_list())
+        bases.check(self.root, cards.to_dicts())
+        self.card_problems = self._card_problems()
         con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
         con.execute("""
             CREATE VIEW models AS
@@ -213,6 +221,34 @@ class Catalog:
             if self.reference not in known:
                 raise StoreError(f"reference model {self.reference!r} is not in the store; its models: "
                                  f"{', '.join(sorted(known))}")
+
+    def _refuse_hostile_ids(self, ids: Sequence[Any], named_bases: Sequence[Any]) -> None:
+        """StoreError naming the first model id (or base) of models.parquet, or partition folder, that is
+        not a model id (store.vocabulary.is_model_id: the pattern extraction writes): a backslash cuts a
+        hive key, a leading `=` breaks SQL built from ids; such a store is refused, never shown without
+        that model."""
+        for what, values in (("model id", ids), ("base", named_bases)):
+            bad = next((value for value in values if not (value is None and what == "base")
+                        and not vocabulary.is_model_id(value)), "")
+            if bad != "":
+                raise StoreError(f"{layout.MODELS}: {what} {str(bad)!r:.80} is not a model id (letters, digits, '.', "
+                                 "'-' and single '_', at most 128); refused (`python -m compute verify` names every "
+                                 "problem)")
+        for folder in sorted({part.parent.parent.parent.name for part in reader.prediction_files(self.root)}):
+            if not vocabulary.is_model_id(folder.removeprefix("model_id=")):
+                raise StoreError(f"{layout.PREDICTIONS}/{folder!r:.90}: not a model id; refused (`python -m compute "
+                                 "verify` names every problem)")
+
+    def _card_problems(self) -> list[str]:
+        """One line per model whose card holds a value of another type than its column's (read as null), or
+        no value where every card has one (model_id, arch, method, target_sparsity)."""
+        checks = [f"CASE WHEN {f.name} IS NOT NULL AND TRY_CAST({f.name} AS {_DUCK_TYPES[f.type]}) IS NULL "
+                  f"THEN '{f.name} ' || left({f.name}::VARCHAR, 40) || ' is not {_CARD_TYPE_WORDS[f.type]}' END"
+                  for f in layout.MODEL_SCHEMA]
+        checks += [f"CASE WHEN {name} IS NULL THEN '{name} is missing' END" for name in layout.CARD_REQUIRED]
+        found = self.query(f"SELECT model_id::VARCHAR AS model_id, concat_ws('; ', {', '.join(checks)}) AS problem "  # noqa: S608
+                           "FROM models_stored", name="card_problems")  # (constant column names)
+        return [f"model {model_id!r:.80}: {problem}" for model_id, problem in found.iter_rows() if problem]
 
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import aggregates, confine, derived_record, layout, vocabulary
+from store import aggregates, bases, confine, derived_record, layout, vocabulary
 from store.layout import StoreError
 from store.reader import marker_path, parquet_metadata, read_json, read_manifest
 
@@ -235,13 +235,32 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
     if problem:
         yield Problem(path, "models", problem)
         return
-    table = pq.read_table(path, columns=["model_id", "checkpoint"])
+    table = pq.read_table(path)
     ids = table.column("model_id").to_pylist()
     bad = [model_id for model_id in ids if not vocabulary.is_model_id(model_id)]
     if bad:
         yield Problem(path, "models", f"model ids {bad[:5]!r:.200} are not valid ids")
     if len(set(ids)) != len(ids):
         yield Problem(path, "models", "lists a model_id twice")
+    yield from (Problem(path, "models", problem) for problem in _card_problems(table))
+
+
+def _card_problems(table: pa.Table) -> Iterator[str]:
+    """Card columns of another type than layout.MODEL_SCHEMA's, nulls where every card has a value
+    (layout.CARD_REQUIRED), and a lineage with a cycle or a chain deeper than bases.MAX_DEPTH."""
+    ids = table.column("model_id").to_pylist()
+    for field in layout.MODEL_SCHEMA:
+        if field.name in table.column_names and table.schema.field(field.name).type not in (field.type, pa.null()):
+            yield (f"column {field.name} is stored as {table.schema.field(field.name).type}, not {field.type} "
+                   "(pages read its values as missing)")
+    for name in layout.CARD_REQUIRED:
+        if name in table.column_names and table.column(name).null_count:
+            missing = [model_id for model_id, value in zip(ids, table.column(name).to_pylist(), strict=True)
+                       if value is None]
+            yield f"{name} is missing for model(s) {missing[:5]!r:.200}"
+    if "base" in table.column_names:
+        named = dict(zip(map(str, ids), table.column("base").to_pylist(), strict=True))
+        yield from bases.lineage_problems(named)
 
 
 def attribution_notes(root: str | Path) -> list[str]:

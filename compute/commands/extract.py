@@ -179,7 +179,8 @@ def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
                                threat_model=args.threat_model, arch=args.arch, method=args.method,
                                sparsity=args.sparsity, seed=args.model_seed, base=args.base)
         for key, problem in spec.problems():
-            flag = {"model": "--model/--robustbench", "seed": "--model-seed"}.get(key, f"--{key.replace('_', '-')}")
+            flag = {"model": "--model/--robustbench", "seed": "--model-seed", "id": "--model-id"}.get(
+                key, f"--{key.replace('_', '-')}")
             raise ValueError(f"{flag}: {problem}")
         specs.append(spec)
     return specs

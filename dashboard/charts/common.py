@@ -18,8 +18,8 @@ FADED = 0.3  # opacity of a matrix cell whose drop vs reference is not significa
 def model_labels(frame: pl.DataFrame) -> pl.Series:
     """'method 90%' (or 'dense') per row; where two models would read alike, the model id is added."""
     short = (pl.when(pl.col("method") == UNPRUNED).then(pl.lit(UNPRUNED))
-             .otherwise(pl.col("method") + pl.lit(" ") + (pl.col("target_sparsity") * 100).round(0)
-                        .cast(pl.Int64).cast(pl.String) + pl.lit("%")))
+             .otherwise(pl.col("method").fill_null("?") + pl.lit(" ") + (pl.col("target_sparsity") * 100).round(0)
+                        .cast(pl.Int64).cast(pl.String).fill_null("?") + pl.lit("%")))  # a damaged card: "?"
     labelled = frame.select("model_id", short.alias("short")).with_columns(
         pl.col("model_id").n_unique().over("short").alias("sharing"))
     return labelled.select(pl.when(pl.col("sharing") > 1)
