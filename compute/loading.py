@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from store.confine import regular, resolve_allowed
 from store.layout import StoreError
 from store.reader import parse_json
+from store.vocabulary import NAME
 
 if TYPE_CHECKING:
     from torch import nn
@@ -185,6 +186,8 @@ def factory_problem(root: str | Path, function: str) -> str | None:
 
 
 def _robustbench_problem(root: str | Path, record: dict[str, Any]) -> str | None:
+    if not isinstance(record.get("name"), str) or NAME.fullmatch(record["name"]) is None:  # RobustBench makes a file name of it
+        return "Attribution refused: this model's RobustBench name is not a name (letters, digits, '.', '-', '_')."
     if importlib.util.find_spec("robustbench") is None:
         return "RobustBench models need the optional robustbench package, which this server does not have."
     model_dir = record.get("model_dir")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from compute import checkpoint, loading
-from store import confine
+from compute import cards, checkpoint, loading
+from store import bases, confine
 from store.layout import StoreError
 from testkit import extraction
 
@@ -174,3 +174,64 @@ def test_a_factory_returning_no_model_is_one_line_on_a_server_and_the_command_li
     ran = cli("extract", "--store", tmp_path / "store", "--model", "os:system", "--limit", "4")
     assert ran.returncode == 2 and ran.stderr.strip().count("\n") == 0, ran.stderr
     assert "names a builtin_function_or_method, not a function or an nn.Module class" in ran.stderr
+
+
+# -- models files -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "{a = " * 2000 + "1" + "}" * 2000],
+                         ids=["5,000 nested arrays", "2,000 nested inline tables"])
+def test_a_deeply_nested_models_file_is_one_message_not_a_recursion_error(value, tmp_path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(f'[m]\nmodel = {value}\n')
+    with pytest.raises(ValueError, match="nested too deeply to read") as refused:
+        cards.read_models_file(path)
+    assert len(str(refused.value)) < 300
+
+
+def test_a_huge_models_file_is_refused_by_size_and_a_long_value_is_cut(tmp_path) -> None:
+    huge = tmp_path / "huge.toml"
+    huge.write_text('[m]\nmodel = "' + "x" * (20 << 20) + '"\n')  # a 20 MB value
+    with pytest.raises(ValueError, match="more than a models file may hold") as refused:
+        cards.read_models_file(huge)
+    assert len(str(refused.value)) < 300
+    long = tmp_path / "long.toml"
+    long.write_text('[m]\nmodel = "' + "x" * (1 << 20) + '"\n')  # 1 MB: within the file bound, not a module:function
+    with pytest.raises(ValueError, match=r"must look like 'package.module:function', got 'xxx.*\.\.\.\(1,048,578 char") as refused:
+        cards.read_models_file(long)
+    assert len(str(refused.value)) < 400
+
+
+def test_the_cycle_check_walks_each_model_once(monkeypatch, tmp_path) -> None:
+    """5,000 tables chained by base spun the CPU (the old check was cubic): the lineage walk reads each
+    base once, and the models file's check uses it, refusing the chain by its depth in one line."""
+    reads = 0
+
+    class Counted(dict):
+        def __getitem__(self, key):
+            nonlocal reads
+            reads += 1
+            return super().__getitem__(key)
+
+    chain = Counted({f"m{i}": f"m{i - 1}" if i else None for i in range(5000)})
+    depth, cycle = bases.lineage(chain)
+    assert cycle is None and depth["m4999"] == 4999 and reads <= 5000
+    walked = []
+    monkeypatch.setattr(bases, "lineage", lambda named: walked.append(len(named)) or bases_lineage(named))
+    path = tmp_path / "chain.toml"
+    path.write_text("".join(f'[m{i}]\nmodel = "nets:net"\n' + (f'base = "m{i - 1}"\n' if i else "") for i in range(5000)))
+    with pytest.raises(ValueError, match=r"table \[m65\]: key 'base': 65 bases from its root, more than 64"):
+        cards.check_lineage(cards.read_models_file(path), [])
+    assert walked == [5000]
+
+
+bases_lineage = bases.lineage
+
+
+def test_a_robustbench_name_is_checked_as_a_name(tmp_path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text('[rb]\nrobustbench = "../../../../etc/passwd"\n')
+    with pytest.raises(ValueError, match="key 'robustbench': must be a RobustBench model name"):
+        cards.read_models_file(path)
+    loader = json.dumps({"kind": "robustbench", "name": "../x", "dataset": "cifar10", "threat_model": "corruptions",
+                         "model_dir": "models"})
+    assert "RobustBench name is not a name" in loading.missing_checkpoint(tmp_path, None, loader)
