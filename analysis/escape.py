@@ -7,6 +7,8 @@ no LaTeX control sequence, no spreadsheet formula, no broken table row.
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 _LATEX = {
@@ -42,7 +44,12 @@ def csv(frame: pl.DataFrame) -> str:
 
 def markdown_cell(text: object) -> str:
     """Text for one cell of a Markdown table: pipes and backslashes escaped, line breaks become spaces,
-    and HTML angle brackets as entities so nothing renders as a tag."""
+    HTML angle brackets as entities so nothing renders as a tag, and the brackets, parentheses and `!` of
+    link and image syntax backslash-escaped, so `![x](http://...)` is shown, never fetched."""
     flat = " ".join(str(text).splitlines())
-    return (flat.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
+    cell = (flat.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
             .replace("<", "&lt;").replace(">", "&gt;"))
+    return _LINK_SYNTAX.sub(r"\\\1", cell)
+
+
+_LINK_SYNTAX = re.compile(r"([\[\]()!])")  # what Markdown reads as a link or an image

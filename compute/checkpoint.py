@@ -18,6 +18,7 @@ nothing) against MODEL_BUDGET, and the declared layers' shapes against the store
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def read(path: str | Path) -> dict[str, Any]:
         with quantize.quiet():  # int8 tensors load through torch's deprecated TypedStorage
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
-        raise CheckpointError(f"checkpoint {path} is not a readable torch file: {error}") from error
+        raise CheckpointError(f"checkpoint {path} is not a readable torch file: {torch_reason(error)}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         plain = isinstance(payload, dict) and any(isinstance(v, (dict, torch.Tensor)) for v in payload.values())
         hint = (": it looks like a plain state dict; extract it with --model package.module:function (a function "
@@ -155,6 +156,20 @@ def bounded(payload: dict[str, Any], path: str | Path, budget: int = MODEL_BUDGE
                               "here (compute.checkpoint.MODEL_BUDGET)")
 
 
+def torch_reason(error: Exception, limit: int = 200) -> str:
+    """Why torch.load refused a file, in one line without torch's advice: a file holding Python objects
+    other than tensors is refused by weights_only loading, and torch's suggestion to load it with
+    weights_only=False (running whatever code it holds) is never passed on, least of all to a visitor."""
+    text = " ".join(str(error).split())
+    if "Weights only load failed" in text:
+        found = re.search(r"(Trying to load unsupported GLOBAL [^ ]+|Unsupported global: [^ ]+|"
+                          r"WeightsUnpickler error: [^.]*)", text)
+        detail = f" ({found.group(1)})" if found else ""
+        return f"it holds Python objects other than tensors{detail}, which prunescope never loads"
+    text = re.sub(r"[^.]*weights_only[^.]*\.?", "", text).strip() or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _same_keys(expected: dict[str, Any], state: dict[str, Any], path: str | Path, arch: str) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -179,7 +194,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         payload: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged or non-tensor files
-        raise ValueError(f"checkpoint {path} is not a readable torch state dict: {error}") from error
+        raise ValueError(f"checkpoint {path} is not a readable torch state dict: {torch_reason(error)}") from error
     for _ in range(4):  # nesting seen in practice is at most two levels deep
         if not isinstance(payload, dict):
             break

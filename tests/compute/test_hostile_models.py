@@ -235,3 +235,65 @@ def test_a_robustbench_name_is_checked_as_a_name(tmp_path) -> None:
     loader = json.dumps({"kind": "robustbench", "name": "../x", "dataset": "cifar10", "threat_model": "corruptions",
                          "model_dir": "models"})
     assert "RobustBench name is not a name" in loading.missing_checkpoint(tmp_path, None, loader)
+
+
+# -- messages -----------------------------------------------------------------------------------------------
+
+def _folder(root: Path, classes: int) -> Path:
+    from testkit.dataset_families import flat_image
+
+    for number in range(classes):
+        flat_image(root / f"class{number:02d}" / "a.png", number, (32, 32))
+    return root
+
+
+def _extract_folder(cli, store: Path, folder: Path, checkpoint: Path, *extra: str):
+    return cli("extract", "--store", store, "--checkpoints", checkpoint, "--dataset", "imagefolder", "--data-dir",
+               folder, "--image-size", "32", "--corruptions", "fog", "--severities", "1", "--device", "cpu", *extra)
+
+
+@pytest.mark.slow
+def test_a_model_with_more_outputs_than_the_folder_has_classes_is_refused_unless_its_classes_are_named(
+        checkpoints, cli, tmp_path) -> None:
+    """A 9-class folder against a 10-output model was accepted while its predictions could name class 9.
+    Now refused in one line naming --model-classes; with the model's classes named, the folder's labels
+    are their positions among them and the store records the model's ten classes."""
+    folder = _folder(tmp_path / "folder", 9)
+    ran = _extract_folder(cli, tmp_path / "refused", folder, checkpoints[0])
+    assert ran.returncode == 2 and "has 10 outputs, but dataset imagefolder has 9 classes" in ran.stderr
+    assert "--model-classes" in ran.stderr and not (tmp_path / "refused").exists()
+    names = [f"class{number:02d}" for number in (9, *range(9))]  # the model's output 0 is class09
+    ran = _extract_folder(cli, tmp_path / "store", folder, checkpoints[0], "--model-classes", ",".join(names))
+    assert ran.returncode == 0, ran.stderr
+    manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
+    assert manifest["class_names"] == names
+    labels = pq_labels(tmp_path / "store")
+    assert labels == sorted(range(1, 10))  # class00..class08 are outputs 1..9
+    missing = _extract_folder(cli, tmp_path / "other", folder, checkpoints[0], "--model-classes", "a,b")
+    assert missing.returncode == 2 and "has classes the model's outputs do not name: class00" in missing.stderr
+
+
+def pq_labels(store: Path) -> list[int]:
+    import pyarrow.parquet as pq
+
+    return sorted(pq.read_table(store / "samples.parquet", columns=["label"]).column("label").to_pylist())
+
+
+def test_visitors_never_see_torchs_advice_or_a_server_path(tmp_path) -> None:
+    """A checkpoint holding a Python object: torch's own error tells the reader to load it with
+    weights_only=False (running its code). The refusal says what the file holds, names it relative to
+    the store, and carries no advice."""
+    store = tmp_path / "store"
+    store.mkdir()
+    torch.save({"format": checkpoint.FORMAT, "hook": os.system}, store / "evil.pt")
+    with pytest.raises(StoreError) as refused:
+        loading.load_model({"checkpoint": "evil.pt", "loader": None}, 32, root=store)
+    message = str(refused.value)
+    assert "weights_only" not in message and str(tmp_path) not in message, message
+    assert message.startswith("checkpoint evil.pt is not a readable torch file: it holds Python objects other than "
+                              "tensors"), message
+    weights = tmp_path / "weights.pt"
+    torch.save({"w": os.system}, weights)
+    with pytest.raises(ValueError, match="holds Python objects other than tensors") as refused:
+        checkpoint.read_state_dict(weights)
+    assert "weights_only" not in str(refused.value)
