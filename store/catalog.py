@@ -157,6 +157,7 @@ class Catalog:
                                                  if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
         self._create_model_views()
         parts = reader.prediction_files(self.root)  # listed once: a new Catalog sees new files
+        self._refuse_hostile_folders(parts)
         self.partition_files = parts
         # What derived files are checked against (store.derived_record): one stat per file, once.
         self.inputs = derived_record.Inputs.of(self.root, parts)
@@ -223,10 +224,9 @@ class Catalog:
                                  f"{', '.join(sorted(known))}")
 
     def _refuse_hostile_ids(self, ids: Sequence[Any], named_bases: Sequence[Any]) -> None:
-        """StoreError naming the first model id (or base) of models.parquet, or partition folder, that is
-        not a model id (store.vocabulary.is_model_id: the pattern extraction writes): a backslash cuts a
-        hive key, a leading `=` breaks SQL built from ids; such a store is refused, never shown without
-        that model."""
+        """StoreError naming the first model id (or base) of models.parquet that is not a model id
+        (store.vocabulary.is_model_id: the pattern extraction writes): a backslash cuts a hive key, a
+        leading `=` breaks SQL built from ids; such a store is refused, never shown without that model."""
         for what, values in (("model id", ids), ("base", named_bases)):
             bad = next((value for value in values if not (value is None and what == "base")
                         and not vocabulary.is_model_id(value)), "")
@@ -234,7 +234,11 @@ class Catalog:
                 raise StoreError(f"{layout.MODELS}: {what} {str(bad)!r:.80} is not a model id (letters, digits, '.', "
                                  "'-' and single '_', at most 128); refused (`python -m compute verify` names every "
                                  "problem)")
-        for folder in sorted({part.parent.parent.parent.name for part in reader.prediction_files(self.root)}):
+
+    @staticmethod
+    def _refuse_hostile_folders(parts: Sequence[Path]) -> None:
+        """StoreError naming the first partition folder whose model id is not one (see _refuse_hostile_ids)."""
+        for folder in sorted({part.parent.parent.parent.name for part in parts}):
             if not vocabulary.is_model_id(folder.removeprefix("model_id=")):
                 raise StoreError(f"{layout.PREDICTIONS}/{folder!r:.90}: not a model id; refused (`python -m compute "
                                  "verify` names every problem)")

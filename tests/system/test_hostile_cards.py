@@ -114,3 +114,24 @@ def test_verify_names_a_cycle_of_bases(store) -> None:
     _rewrite_models(store, cycle)
     (problem,) = [p.message for p in verify(store, views=("models",))]
     assert problem.startswith("the bases form a cycle (m00")
+
+
+def test_a_partition_folder_with_a_hostile_model_id_is_named_and_refused(store) -> None:
+    folder = next((store / layout.PREDICTIONS).iterdir())
+    folder.rename(folder.with_name(folder.name + "\\x"))
+    with pytest.raises(StoreError, match=r"predictions/'model_id=.*\\\\x': not a model id; refused"):
+        Catalog(store)
+
+
+def test_a_file_swapped_for_a_link_while_served_is_named_once_relative_to_the_store(store, open_page,
+                                                                                    tmp_path) -> None:
+    app = open_page(store, PAGES["overview"].script)
+    target = store / layout.MODELS
+    elsewhere = tmp_path / "elsewhere.parquet"
+    target.rename(elsewhere)
+    target.symlink_to(elsewhere)
+    app.switch_page(PAGES["matrix"].script)
+    app.run()
+    (message,) = [e.value for e in app.error]  # the file named, relative to the store; not the store
+    assert "- `models.parquet`: a symbolic link" in message and f"`{store.name}`" not in message, message
+    assert str(tmp_path) not in message
