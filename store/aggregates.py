@@ -31,8 +31,10 @@ never served, named by verify, rebuilt by `compute index`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -110,7 +112,7 @@ def state(root: str | Path, inputs: derived_record.Inputs | None = None,
 
 def _partitions(inputs: derived_record.Inputs) -> int:
     """How many (model, corruption, severity) partitions the prediction files make (a folder each)."""
-    return len({str(Path(file).parent) for file in inputs.files})
+    return len({os.path.dirname(file) for file in inputs.files})
 
 
 def damage(root: str | Path, num_samples: int, inputs: derived_record.Inputs) -> str | None:
@@ -123,6 +125,24 @@ def damage(root: str | Path, num_samples: int, inputs: derived_record.Inputs) ->
         return _damage(Path(root), int(num_samples), inputs)
     except (KeyError, TypeError, ValueError, OSError, pa.ArrowException) as error:  # a foreign or unreadable file
         return f"{layout.INDEX}/partition_bits.parquet: the pre-aggregates cannot be checked ({error})"
+
+
+def _lengths_and_ones(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bit string of a binary column: its bytes (-1 for a null) and how many bits are set, counted over
+    the column's data buffer at once (a 100M-row study's 20,160 strings of 1,250 bytes in milliseconds)."""
+    array = column.combine_chunks().cast(pa.large_binary())
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    counted = np.bitwise_count(data[offsets[0]:offsets[-1]]) if len(array) else np.zeros(0, np.uint8)
+    starts = offsets[:-1] - offsets[0]
+    ones = np.zeros(len(array), dtype=np.int64)
+    filled = lengths > 0  # reduceat gives an empty segment its next element: only non-empty ones are summed
+    if filled.any():
+        ones[filled] = np.add.reduceat(counted, starts[filled], dtype=np.int64)
+    if array.null_count:
+        lengths = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, lengths)
+    return lengths, ones
 
 
 def _damage(root: Path, num_samples: int, inputs: derived_record.Inputs) -> str | None:
@@ -139,13 +159,13 @@ def _damage(root: Path, num_samples: int, inputs: derived_record.Inputs) -> str 
     width = (int(num_samples) + 7) // 8
     samples, correct = bits.column("samples").to_pylist(), bits.column("correct").to_pylist()
     for column, counts in (("present", samples), ("right_bits", correct)):
-        for row, (blob, count) in enumerate(zip(bits.column(column).to_pylist(), counts, strict=True)):
-            if blob is None or len(blob) != width:
-                found = "null" if blob is None else f"{len(blob) * 8} bits"
+        lengths, ones = _lengths_and_ones(bits.column(column))
+        for row in np.flatnonzero((lengths != width) | (ones != np.array(counts, dtype=object))):
+            if lengths[row] != width:
+                found = "null" if lengths[row] < 0 else f"{lengths[row] * 8} bits"
                 return (f"{where}: row {row}: {column} is {found} long, the store has {num_samples} samples "
                         f"({width} bytes)")
-            if count is None or int.from_bytes(blob, "big").bit_count() != count:
-                return f"{where}: row {row}: {column} holds {int.from_bytes(blob, 'big').bit_count()} ones, its count says {count}"
+            return f"{where}: row {row}: {column} holds {ones[row]} ones, its count says {counts[row]}"
     if any(r is None or c is None or not 0 <= c <= r <= num_samples for r, c in zip(samples, correct, strict=True)):
         return f"{where}: a row counts more right answers than samples, or more samples than the store has"
     keys = ["model_id", "corruption", "severity"]
