@@ -65,15 +65,16 @@ def save(path: str | Path, model: nn.Module, *, arch: str, num_classes: int, mea
         tmp.write_bytes(buffer.getbuffer())
 
 
-def read(path: str | Path) -> dict[str, Any]:
+def read(path: str | Path, budget: int | None = None) -> dict[str, Any]:
     """The checkpoint's dict, validated for format; raises CheckpointError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     size = path.stat().st_size
-    if size > MODEL_BUDGET:
-        raise CheckpointError(f"checkpoint {path} is {size / 1e9:.1f} GB, more than the {MODEL_BUDGET / 1e9:.1f} GB "
-                              "a model may take here (compute.checkpoint.MODEL_BUDGET)")
+    budget = MODEL_BUDGET if budget is None else budget
+    if size > budget:
+        raise CheckpointError(f"checkpoint {path} is {size / 1e9:.1f} GB, more than the {budget / 1e9:.1f} GB "
+                              "a model may take here")
     try:
         with quantize.quiet():  # int8 tensors load through torch's deprecated TypedStorage
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -90,10 +91,11 @@ def read(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on CPU, checkpoint metadata without the weights)."""
-    payload = read(path)
-    bounded(payload, path)
+def load(path: str | Path, budget: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on CPU, checkpoint metadata without the weights); `budget` bytes for its file and
+    its declared model (default MODEL_BUDGET; a server passes less)."""
+    payload = read(path, budget)
+    bounded(payload, path, budget)
     try:
         model = models.build(payload["arch"], payload["num_classes"], payload["mean"], payload["std"])
         layer_widths.narrow(model, payload.get("structure", {}))
@@ -115,11 +117,12 @@ def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model, meta
 
 
-def bounded(payload: dict[str, Any], path: str | Path, budget: int = MODEL_BUDGET) -> None:
+def bounded(payload: dict[str, Any], path: str | Path, budget: int | None = None) -> None:
     """Refuse, before any layer is allocated, a checkpoint whose declared model (architecture, `num_classes`
     and `structure`, built on the meta device) does not fit its stored tensors' shapes or takes more than
     `budget` bytes; CheckpointError naming the file, the layer and what was declared against what is
     stored. Every loader path calls it through `load`."""
+    budget = MODEL_BUDGET if budget is None else budget
     structure = payload.get("structure") or {}
     if not isinstance(structure, dict):
         raise CheckpointError(f"checkpoint {path}: structure is a {type(structure).__name__}, not a mapping "
@@ -153,7 +156,7 @@ def bounded(payload: dict[str, Any], path: str | Path, budget: int = MODEL_BUDGE
     if total > budget:
         raise CheckpointError(f"checkpoint {path}: architecture {payload['arch']!r} with its declared structure "
                               f"takes {total / 1e9:.1f} GB, more than the {budget / 1e9:.1f} GB a model may take "
-                              "here (compute.checkpoint.MODEL_BUDGET)")
+                              "here")
 
 
 def torch_reason(error: Exception, limit: int = 200) -> str:

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 CHECKPOINT = "checkpoint"  # the loader kind of a prunescope checkpoint (compute.cards.CHECKPOINT_LOADER)
 MODULE = "module"  # package.module:function with its weights (compute.cards.ModelSpec.loader)
 ROBUSTBENCH = "robustbench"  # a RobustBench model by name
+# Bytes one checkpoint a server loads may take (its file and its declared model): compute.attribution keeps
+# up to 8 loaded models, so they hold at most 2 GB together (a ResNet-50 takes 100 MB).
+SERVED_MODEL_BUDGET = 256 << 20
 MODULES_VARIABLE = "PRUNESCOPE_ALLOW_MODULES"  # installed modules the operator lets a card's loader name
 
 
@@ -226,7 +229,7 @@ def load_model(card: Mapping[str, Any], image_size: int, *, root: str | Path | N
     try:
         kind = CHECKPOINT if record is None else record.get("kind")
         if kind == CHECKPOINT:
-            return checkpoint.load(path)[0]
+            return checkpoint.load(path, SERVED_MODEL_BUDGET if root is not None else None)[0]
         if kind == ROBUSTBENCH:
             return byo.load_robustbench(record["name"], record["dataset"], record["threat_model"],
                                         record.get("model_dir") or byo.ROBUSTBENCH_DIR)

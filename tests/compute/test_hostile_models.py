@@ -295,3 +295,18 @@ def test_visitors_never_see_torchs_advice_or_a_server_path(tmp_path) -> None:
     with pytest.raises(ValueError, match="holds Python objects other than tensors") as refused:
         checkpoint.read_state_dict(weights)
     assert "weights_only" not in str(refused.value)
+
+
+def test_a_server_loads_checkpoints_within_its_own_smaller_budget(checkpoints, tmp_path, monkeypatch) -> None:
+    """Attribution keeps up to MODELS_KEPT loaded models: each may take SERVED_MODEL_BUDGET, so together
+    they stay within the server's 2 GB; the command line keeps MODEL_BUDGET."""
+    from compute import attribution
+
+    assert attribution.MODELS_KEPT * loading.SERVED_MODEL_BUDGET <= 2 << 30
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "m.pt").write_bytes(checkpoints[0].read_bytes())
+    monkeypatch.setattr(loading, "SERVED_MODEL_BUDGET", 1000)
+    with pytest.raises(StoreError, match="checkpoint m.pt is 0.0 GB, more than the 0.0 GB a model may take here"):
+        loading.load_model({"checkpoint": "m.pt", "loader": None}, 32, root=store)
+    assert loading.load_model({"checkpoint": str(store / "m.pt"), "loader": None}, 32) is not None
