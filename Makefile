@@ -33,12 +33,13 @@ demo: $(STAMP)
 	$(MAKE) serve
 
 # Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name);
-# ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots).
+# ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots);
+# ALLOW_MODULES="timm ..." lets a model card name those installed packages as its loader.
 serve: $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false \
 	  -- $(if $(STORES),--stores $(STORES),--store $(STORE)) \
-	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
+	  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root)) $(foreach module,$(ALLOW_MODULES),--allow-module $(module))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -51,11 +51,15 @@ _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 
 def markdown_cell(text: object) -> str:
     """Text for one cell of a Markdown table: pipes and backslashes escaped, line breaks become spaces,
-    HTML angle brackets as entities so nothing renders as a tag, and an ampersand escaped only where it
-    would start a character reference (escaped once: a plain "&" stays "&")."""
+    HTML angle brackets as entities so nothing renders as a tag, an ampersand escaped only where it would
+    start a character reference (escaped once: a plain "&" stays "&"), and the brackets, parentheses and `!`
+    of link and image syntax backslash-escaped, so `![x](http://...)` is shown, never fetched."""
     flat = " ".join(str(text).splitlines())
     flat = _ENTITY.sub("&amp;", flat.replace("\\", "\\\\").replace("|", "\\|"))
-    return flat.replace("<", "&lt;").replace(">", "&gt;")
+    return _LINK_SYNTAX.sub(r"\\\1", flat.replace("<", "&lt;").replace(">", "&gt;"))
+
+
+_LINK_SYNTAX = re.compile(r"([\[\]()!])")  # what Markdown reads as a link or an image
 
 
 def html(text: object) -> str:

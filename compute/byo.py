@@ -27,6 +27,7 @@ but tensors is ever read from the file. A file that still does not fit gets one 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -246,6 +247,12 @@ def as_contract(model: nn.Module, name: str = "model", last_layer: str | None = 
     return wrapped.eval()
 
 
+def is_factory(value: Any) -> bool:
+    """Whether `value` may build a model: a Python function or an nn.Module class, never a builtin (os:system,
+    builtins:eval) or another callable object, whose call with no arguments could do anything."""
+    return inspect.isfunction(value) or inspect.isclass(value) and issubclass(value, nn.Module)
+
+
 def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str | None = None,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                     normalize: str | None = None, image_size: int = 32, structure: str | None = None) -> nn.Module:
@@ -275,6 +282,9 @@ def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise ValueError(f"{module_name!r} has no callable {attribute!r} (model spec {spec!r})")
+    if not is_factory(factory):
+        raise ValueError(f"model spec {spec!r} names a {type(factory).__name__}, not a function or an nn.Module "
+                         "class that builds the model; it is not called")
     model = _called(factory, spec)
     if not isinstance(model, nn.Module):
         raise ContractError(f"{spec}() returned {type(model).__name__}, not a torch nn.Module")

@@ -243,6 +243,8 @@ MODEL_SCHEMA = pa.schema([
 MODEL_CARD_COLUMNS = ("base", "loader", "operation", "file_bytes", "latency_ms_batch1", "latency_ms_batch256",
                       "latency_threads", "latency_load_average")
 MODEL_REQUIRED_SCHEMA = pa.schema([f for f in MODEL_SCHEMA if f.name not in MODEL_CARD_COLUMNS])
+# The card columns every row fills (a null there is damage: pages label, sort and pair models by them).
+CARD_REQUIRED = ("model_id", "arch", "method", "target_sparsity")
 
 # projection: "umap", or "pca" where UMAP could not run (too few points, or it failed).
 MODEL_EMBEDDING_SCHEMA = pa.schema([

@@ -120,6 +120,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "none, the model is its own group). --seed is the corruption seed")
     card.add_argument("--base", default=None, metavar="MODEL_ID",
                       help="the model it was derived from (in this run or the store); comparisons pair it with it")
+    parser.add_argument("--model-classes", default=None, metavar="NAME,NAME,...|@FILE",
+                        help="the classes of the models' outputs, in output order (comma-separated, or @FILE with "
+                        "one name a line), when they are not the dataset's: every dataset class must be among them "
+                        "and its labels become their positions (a 9-class folder against a 10-output model). "
+                        "Without it, a model whose output count differs from the dataset's classes is refused")
     parser.add_argument("--models", default=None, metavar="FILE.toml",
                         help="describe many models, one [MODEL_ID] table each with the keys model, weights, "
                         "normalize, robustbench, threat_model, arch, method, sparsity, seed, base, structure (README); "
@@ -165,6 +170,15 @@ def report(summary: ExtractSummary, shard: Shard) -> str:
     return "\n".join(lines)
 
 
+def model_classes(text: str) -> tuple[str, ...]:
+    """--model-classes: names separated by commas, or @FILE with one name a line (blank lines skipped)."""
+    listed = Path(text[1:]).read_text().splitlines() if text.startswith("@") else text.split(",")
+    names = [name.strip() for name in listed if name.strip()]
+    if not names:
+        raise ValueError(f"--model-classes {text[:80]!r} names no class")
+    return tuple(names)
+
+
 def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
     """The models from elsewhere the flags and the models file describe, each checked (ValueError naming the
     flag, or the file's table and key)."""
@@ -185,7 +199,8 @@ def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
                                sparsity=args.sparsity, seed=args.model_seed, base=args.base,
                                structure=args.structure)
         for key, problem in spec.problems():
-            flag = {"model": "--model/--robustbench", "seed": "--model-seed"}.get(key, f"--{key.replace('_', '-')}")
+            flag = {"model": "--model/--robustbench", "seed": "--model-seed", "id": "--model-id"}.get(
+                key, f"--{key.replace('_', '-')}")
             raise ValueError(f"{flag}: {problem}")
         specs.append(spec)
     return specs
@@ -222,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.executor == "ray" else None)
     specs = model_specs(args)
     data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
+    if args.model_classes:
+        data = data.with_class_names(model_classes(args.model_classes))
     if args.verify_data:
         checksums.refuse_damaged(args.dataset, args.data_dir, args.corrupted_dir)
     test = data.test.subset(args.limit)

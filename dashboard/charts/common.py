@@ -21,7 +21,8 @@ def model_labels(frame: pl.DataFrame) -> pl.Series:
     target = (pl.col("target_sparsity") * 100).round(0).cast(pl.Int64).cast(pl.String) + pl.lit("%")
     short = (pl.when(pl.col("method") == UNPRUNED).then(pl.lit(UNPRUNED))
              .when(pl.col("method").is_in(QUANTIZATIONS)).then(pl.col("method"))  # an operation, not "int8 0%"
-             .otherwise(pl.col("method").replace(TARGET_UNITS) + pl.lit(" ") + target))
+             .otherwise(pl.col("method").fill_null("?").replace(TARGET_UNITS) + pl.lit(" ")
+                        + target.fill_null("?%")))  # a damaged card (the catalog names it): "?"
     labelled = frame.select("model_id", short.alias("short")).with_columns(
         pl.col("model_id").n_unique().over("short").alias("sharing"))
     return labelled.select(pl.when(pl.col("sharing") > 1)

@@ -155,21 +155,22 @@ def tree_layout(models: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     and `row` (depth-first order, so a model's descendants sit right below it); one edge per model with a
     base in the store, from (x, y) to (x2, y2), labelled with the model's operation, else "method NN%"."""
     ids = models["model_id"].to_list()
-    base = {row["model_id"]: row["base"] for row in models.iter_rows(named=True) if row["base"] in ids}
+    known = set(ids)
+    base = {row["model_id"]: row["base"] for row in models.iter_rows(named=True) if row["base"] in known}
     children: dict[str | None, list[str]] = {}
     for model_id in ids:
         children.setdefault(base.get(model_id), []).append(model_id)
     place: dict[str, tuple[int, int]] = {}
-
-    def visit(model_id: str, depth: int) -> None:
-        place[model_id] = (depth, len(place))
-        for child in children.get(model_id, []):
-            if child not in place:  # a cycle of bases (refused by extract) cannot loop here
-                visit(child, depth + 1)
-
-    for root in [*children.get(None, []), *ids]:  # roots first; then anything a cycle left out
-        if root not in place:
-            visit(root, 0)
+    for root in [*children.get(None, []), *ids]:  # roots first; then anything a cycle of bases left out
+        if root in place:
+            continue
+        stack = [(root, 0)]  # depth first without recursion: a chain of thousands of bases is a loop
+        while stack:
+            model_id, depth = stack.pop()
+            if model_id in place:  # a cycle of bases (refused by extract, named by verify) cannot loop here
+                continue
+            place[model_id] = (depth, len(place))
+            stack.extend((child, depth + 1) for child in reversed(children.get(model_id, [])))
     nodes = models.select(*NODE_FIELDS).with_columns(
         pl.col("model_id").replace_strict({m: p[0] for m, p in place.items()}, return_dtype=pl.Int64).alias("depth"),
         pl.col("model_id").replace_strict({m: p[1] for m, p in place.items()}, return_dtype=pl.Int64).alias("row"))
@@ -178,7 +179,8 @@ def tree_layout(models: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         "base": [base[m] for m in rows["model_id"]], "model_id": rows["model_id"].to_list(),
         "x": [place[base[m]][0] for m in rows["model_id"]], "y": [place[base[m]][1] for m in rows["model_id"]],
         "x2": rows["depth"].to_list(), "y2": rows["row"].to_list(),
-        "label": [operation or f"{method} {sparsity:.0%}" for method, sparsity, operation in
+        "label": [operation or f"{method} {'?' if sparsity is None else format(sparsity, '.0%')}"
+                  for method, sparsity, operation in
                   zip(rows["method"].to_list(), rows["target_sparsity"].to_list(), rows["operation"].to_list(),
                       strict=True)],
     }, schema={"base": pl.String, "model_id": pl.String, "x": pl.Int64, "y": pl.Int64, "x2": pl.Int64,

@@ -15,7 +15,7 @@ from dashboard.charts.overview import (
     robustness_vs_cost,
     unplaced,
 )
-from dashboard.text import code, downloads
+from dashboard.text import code, downloads, escape
 
 st.title("Overview")
 catalog = data.open_catalog()
@@ -29,6 +29,12 @@ if models.is_empty():
             f"{hosting.store_label()} --checkpoints ...`.")
     st.stop()
 summary = data.query(matrices.model_summary, catalog)
+if catalog.card_problems:  # values of another type read as null: drawn without them, named here once
+    shown = "; ".join(catalog.card_problems[:5]) + (f"; and {len(catalog.card_problems) - 5} more"
+                                                    if len(catalog.card_problems) > 5 else "")
+    st.warning(escape(f"Some model cards in {hosting.store_label()} hold a value of the wrong type, or none where "
+                      f"one is needed; those values are left out of the charts: {shown} "
+                      "(`python -m compute verify` names them)."))
 columns = st.columns(4)
 columns[0].metric("models", models.height)
 columns[1].metric("methods", models["method"].n_unique())
