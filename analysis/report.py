@@ -502,6 +502,12 @@ def _markdown_cell(cell: dict | None, intervals: str) -> tuple[str, str]:
     return (f"{text} {bounds}", "") if intervals == "inline" else (text, bounds)
 
 
+def _markdown_label(row: dict) -> str:
+    """A group's printed name in a Markdown cell: the store's text (its method) escaped, our words as written."""
+    name, detail = row_names(row["method"], row["target_sparsity"], row.get("sparsity"))
+    return escape.markdown_cell(name) + (f" ({escape.markdown_cell(detail)})" if detail else "")
+
+
 def _markdown(table: pl.DataFrame, level: str, intervals: str, split: int | None, notes: list[str]) -> str:
     marked = with_marks(table)
     names = list(dict.fromkeys(marked["column_name"].to_list()))
@@ -516,8 +522,8 @@ def _markdown(table: pl.DataFrame, level: str, intervals: str, split: int | None
                   + " |", "|" + "|".join("---" for _ in range(3 + len(part))) + "|"]
         for row in rows:
             cells = [_markdown_cell(by_cell.get((row, names[i])), intervals) for i in part]
-            start = [row, _label(first[row], "group"), first[row]["seeds"]]
-            lines.append("| " + " | ".join(escape.markdown_cell(v) for v in [*start, *(c[0] for c in cells)]) + " |")
+            start = [escape.markdown_cell(row), _markdown_label(first[row]), str(first[row]["seeds"])]
+            lines.append("| " + " | ".join([*start, *(c[0] for c in cells)]) + " |")  # cells: our numbers
             if intervals == "row":
                 lines.append("| " + " | ".join(["", "", "95 % interval", *(c[1] for c in cells)]) + " |")
     too_few = _too_few(marked)

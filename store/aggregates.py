@@ -160,6 +160,8 @@ def _damage(root: Path, num_samples: int, inputs: derived_record.Inputs) -> str 
     samples, correct = bits.column("samples").to_pylist(), bits.column("correct").to_pylist()
     for column, counts in (("present", samples), ("right_bits", correct)):
         lengths, ones = _lengths_and_ones(bits.column(column))
+        # bitstring_agg over no set bits is null: a partition with no right answer (or no rows) has none
+        lengths = np.where((lengths < 0) & (np.array(counts, dtype=object) == 0), width, lengths)
         for row in np.flatnonzero((lengths != width) | (ones != np.array(counts, dtype=object))):
             if lengths[row] != width:
                 found = "null" if lengths[row] < 0 else f"{lengths[row] * 8} bits"

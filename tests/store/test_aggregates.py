@@ -298,3 +298,21 @@ def test_a_pre_aggregate_that_lies_is_refused_named_by_verify_and_rebuilt(synthe
     assert named in f"{problem.path.name} {problem.message}" and "python -m compute index" in problem.message
     assert cli("index", "--store", str(store)).returncode == 0
     assert aggregates.is_fresh(store) and verify(store, views=("index",)) == []
+
+
+def test_a_partition_with_no_right_answer_is_not_called_damaged(tmp_path) -> None:
+    """bitstring_agg over no set bit is null: a model wrong on every sample of a setting (an int8 copy that
+    broke, a 90 % model under heavy noise) has a null right_bits with a count of 0, which is whole, not
+    damaged (the check once refused every store holding such a partition)."""
+    from testkit.study import write_study
+
+    store = write_study(tmp_path / "store", models=[("dense", "dense", 0.0, 0), ("ft", "ft", 0.9, 0)],
+                        accuracy=lambda model, corruption: 0.0 if model == "ft" and corruption == "fog" else 0.9)
+    built(store)
+    bits = pq.read_table(aggregates.path(store, "partition_bits")).to_pylist()
+    assert any(row["right_bits"] is None and row["correct"] == 0 for row in bits)  # the case is there
+    catalog = Catalog(store)
+    try:
+        assert catalog.has_aggregates, catalog.aggregates_hint
+    finally:
+        catalog.close()
