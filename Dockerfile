@@ -19,6 +19,7 @@ COPY store/ store/
 COPY analysis/ analysis/
 COPY compute/ compute/
 COPY dashboard/ dashboard/
+COPY .streamlit/ .streamlit/
 
 USER prunescope
 EXPOSE 8501
@@ -26,6 +27,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status != 200)"
 CMD ["python", "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "0.0.0.0", \
      "--server.port", "8501", "--server.headless", "true", "--browser.gatherUsageStats", "false", \
-     "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer", "--client.showErrorDetails", "none", \
-     "--runner.postScriptGC", "false", \
-     "--", "--store", "/store"]
+     "--server.fileWatcherType", "none", "--", "--store", "/store"]

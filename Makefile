@@ -20,27 +20,30 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-# Debian's pdflatex with booktabs: the report test compiles `report --format latex` in a paper layout.
+# Debian's pdflatex with booktabs and poppler's pdftotext: the report test compiles `report --format latex`
+# in a paper layout and measures the printed size of its numbers.
 texlive:
-	@command -v pdflatex >/dev/null || { \
+	@{ command -v pdflatex && command -v pdftotext; } >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends texlive-latex-recommended; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends texlive-latex-recommended \
+	    poppler-utils; }
 
 demo: $(STAMP)
 	$(PY) -m compute demo --out $(STORE)
 	$(MAKE) serve
 
 # Hosting mode: the one store $(STORE), or with STORES=ROOT every store directly under ROOT (by name);
-# ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots).
+# ALLOW_ROOTS="DIR ..." lets attribution load checkpoints kept there (see README, allowed roots);
+# ALLOW_MODULES="timm ..." lets a model card name those installed packages as its loader.
 # WORKERS=N (N > 1): N Streamlit processes behind Caddy on $(PORT), sessions kept on their worker, a dead
 # worker started again (dashboard/supervise.py); WORKERS=1 (the default) is one Streamlit process.
 WORKERS ?= 1
-APP_ARGS = $(if $(STORES),--stores $(STORES),--store $(STORE)) $(foreach root,$(ALLOW_ROOTS),--allow-root $(root))
+APP_ARGS = $(if $(STORES),--stores $(STORES),--store $(STORE)) \
+  $(foreach root,$(ALLOW_ROOTS),--allow-root $(root)) $(foreach module,$(ALLOW_MODULES),--allow-module $(module))
 serve: $(STAMP)
 ifeq ($(WORKERS),1)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
-	  --client.showErrorDetails none --server.fileWatcherType none --runner.postScriptGC false \
+	  --server.headless true --browser.gatherUsageStats false \
 	  -- $(APP_ARGS)
 else
 	$(PY) -m dashboard.supervise --workers $(WORKERS) --port $(PORT) -- $(APP_ARGS)

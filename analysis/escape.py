@@ -9,6 +9,7 @@ HTML tag.
 from __future__ import annotations
 
 import html as html_module
+import re
 
 import polars as pl
 
@@ -43,12 +44,22 @@ def csv(frame: pl.DataFrame) -> str:
     return safe.write_csv()
 
 
+# An ampersand that starts an HTML character reference ("&lt;", "&#60;"): only it needs escaping, so a
+# plain "Hendrycks & Dietterich" prints as written rather than as "&amp;".
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+
+
 def markdown_cell(text: object) -> str:
     """Text for one cell of a Markdown table: pipes and backslashes escaped, line breaks become spaces,
-    and HTML angle brackets as entities so nothing renders as a tag."""
+    HTML angle brackets as entities so nothing renders as a tag, an ampersand escaped only where it would
+    start a character reference (escaped once: a plain "&" stays "&"), and the brackets, parentheses and `!`
+    of link and image syntax backslash-escaped, so `![x](http://...)` is shown, never fetched."""
     flat = " ".join(str(text).splitlines())
-    return (flat.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    flat = _ENTITY.sub("&amp;", flat.replace("\\", "\\\\").replace("|", "\\|"))
+    return _LINK_SYNTAX.sub(r"\\\1", flat.replace("<", "&lt;").replace(">", "&gt;"))
+
+
+_LINK_SYNTAX = re.compile(r"([\[\]()!])")  # what Markdown reads as a link or an image
 
 
 def html(text: object) -> str:

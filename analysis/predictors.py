@@ -18,7 +18,7 @@ import polars as pl
 from analysis import stats
 from analysis.matrices import model_summary
 from store.catalog import Catalog
-from store.vocabulary import UNPRUNED
+from store.vocabulary import is_pruned
 
 # statistic -> what it is (the page's picker).
 STATISTICS: dict[str, str] = {
@@ -36,14 +36,16 @@ TARGETS: dict[str, tuple[str, bool]] = {
 CONTROL = "clean_accuracy"  # what the partial correlation holds fixed
 ALPHA = 0.05
 # The verdict on one statistic. "Evidence" for a correlation: its adjusted p-value is below ALPHA and its
-# interval excludes 0.
+# interval excludes 0. Beside the numbers, `raw_words` / `partial_words` say how each correlation's interval
+# and adjusted p-value stand (evidence_words), so a verdict is never printed against an interval that
+# seems to say otherwise.
 VERDICTS: dict[str, str] = {
     "associated beyond clean accuracy": "the partial correlation (clean accuracy held fixed) has evidence",
-    "associated, not beyond clean accuracy": "the raw correlation has evidence, the partial one has none: "
-                                             "clean accuracy may explain it",
+    "associated, not beyond clean accuracy": "the raw correlation has evidence, the partial one not after "
+                                             "adjusting for the statistics shown: clean accuracy may explain it",
     "associated, not controlled": "the raw correlation has evidence; the partial one cannot be computed "
                                   "(clean accuracy constant or fewer than 4 models)",
-    "no evidence": "neither correlation has evidence",
+    "no evidence": "neither correlation has evidence after adjusting for the statistics shown",
     "undefined": "a constant statistic or robustness across these models",
 }
 # Methods that learn a supermask over frozen random weights (compute.pruning.biprop, edgepopup): the
@@ -79,6 +81,23 @@ def _evidence(p_adjusted: float, low: float, high: float) -> bool:
     return bool(p_adjusted < ALPHA and (low > 0 or high < 0))
 
 
+def evidence_words(p_adjusted: float | None, low: float | None, high: float | None, tests: int) -> str:
+    """How one estimate's 95 % interval and adjusted p-value stand, in words that agree with both: the
+    interval is unadjusted, the p-value adjusted over `tests` estimates, so an interval that excludes 0
+    without an adjusted p below ALPHA is said to be so rather than called "no evidence"."""
+    if p_adjusted is None or low is None or high is None:
+        return "cannot be computed"
+    excludes = low > 0 or high < 0
+    below = p_adjusted < ALPHA
+    if excludes and below:
+        return f"evidence: its interval excludes 0 and its adjusted p is below {ALPHA}"
+    if excludes:
+        return f"its interval excludes 0, but not after adjusting for {tests} statistics (adjusted p = {p_adjusted:.2g})"
+    if below:
+        return f"its adjusted p is below {ALPHA}, but its interval holds 0: no evidence"
+    return "no evidence: its interval holds 0"
+
+
 def verdict(row: dict) -> str:
     """One statistic's VERDICTS key from its row of `correlations`."""
     if row["rho"] is None:
@@ -100,7 +119,8 @@ def correlations(points: pl.DataFrame, target: str, correction: str = "holm", re
     correlation controlling for clean accuracy (stats.rank_correlation). The bootstrap resamples models,
     or whole replicate groups when a group holds several models (`units` counts what it resampled).
     p_adjusted / partial_p_adjusted: `correction` ("holm" or "bh", stats.CORRECTIONS) over the statistics
-    shown, each kind of correlation a family of its own. verdict: a key of VERDICTS.
+    shown, each kind of correlation a family of its own. verdict: a key of VERDICTS; raw_words and
+    partial_words: evidence_words of each correlation.
     """
     correct = stats.CORRECTIONS[correction]
     y, control = _numbers(points, target), _numbers(points, CONTROL)
@@ -119,25 +139,32 @@ def correlations(points: pl.DataFrame, target: str, correction: str = "holm", re
         pl.Series("p_adjusted", correct(np.array([r["p_value"] for r in rows]))),
         pl.Series("partial_p_adjusted", correct(np.array([r["partial_p_value"] for r in rows]))),
     ).with_columns(pl.col(pl.Float64).fill_nan(None))
-    return table.with_columns(pl.Series("verdict", [verdict(r) for r in table.iter_rows(named=True)],
-                                        dtype=pl.String)).select(
-        "statistic", "description", "verdict", "rho", "low", "high", "p_value", "p_adjusted", "partial_rho",
-        "partial_low", "partial_high", "partial_p_value", "partial_p_adjusted", "models", "units")
+    rows = list(table.iter_rows(named=True))
+    words = {prefix: [evidence_words(r[prefix + "p_adjusted"], r[prefix + "low"], r[prefix + "high"], len(rows))
+                      for r in rows] for prefix in ("", "partial_")}
+    return table.with_columns(pl.Series("verdict", [verdict(r) for r in rows], dtype=pl.String),
+                              pl.Series("raw_words", words[""], dtype=pl.String),
+                              pl.Series("partial_words", words["partial_"], dtype=pl.String)).select(
+        "statistic", "description", "verdict", "raw_words", "partial_words", "rho", "low", "high", "p_value",
+        "p_adjusted", "partial_rho", "partial_low", "partial_high", "partial_p_value", "partial_p_adjusted",
+        "models", "units")
 
 
 def paper_finding(points: pl.DataFrame, target: str = "corruption_accuracy", correction: str = "holm") -> pl.DataFrame:
     """The paper's claim as three tests on this study: supermask models (SUPERMASK_METHODS) against the
-    other pruned models, on the mean angle (claim: larger), the angle's spread (claim: smaller) and
-    robustness (claim: more robust).
+    other pruned models (store.vocabulary.is_pruned: a quantized-only model is not pruned), on the mean
+    angle (claim: larger), the angle's spread (claim: smaller) and robustness (claim: more robust).
 
     Per quantity: the means of both sets of models, effect = supermask mean - other mean with Welch's 95 %
     interval and two-sided p-value (stats.mean_difference; every model counts once, seeds included),
     p_adjusted over the three tests (`correction`), the number of models on each side and a verdict:
     "supported" (claimed direction, adjusted p < ALPHA), "contradicted" (opposite direction, adjusted p <
-    ALPHA), "not shown" (no significant difference) or "cannot test" (fewer than 2 models on a side).
+    ALPHA), "not shown" (no significant difference; "not shown: the interval excludes 0, but not after
+    adjusting for 3 tests" where the unadjusted interval excludes 0) or "cannot test" (fewer than 2 models
+    on a side).
     """
     label, higher_is_robust = TARGETS[target]
-    pruned = points.filter(pl.col("method") != UNPRUNED)
+    pruned = points.filter(pl.col("method").map_elements(is_pruned, return_dtype=pl.Boolean))
     is_supermask = pl.col("method").is_in(list(SUPERMASK_METHODS))
     supermask, other = pruned.filter(is_supermask), pruned.filter(~is_supermask)
     checks = [("angle_mean", "larger for supermask models", True),
@@ -157,7 +184,9 @@ def paper_finding(points: pl.DataFrame, target: str = "corruption_accuracy", cor
         if np.isnan(p):
             row["verdict"] = "cannot test"
         elif p >= ALPHA:
-            row["verdict"] = "not shown"
+            excludes = row["low"] > 0 or row["high"] < 0
+            row["verdict"] = ("not shown: the interval excludes 0, but not after adjusting for "
+                              f"{len(rows)} tests" if excludes else "not shown")
         else:
             row["verdict"] = "supported" if (row["effect"] > 0) == row.pop("larger") else "contradicted"
         row.pop("larger", None)

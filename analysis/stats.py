@@ -12,8 +12,8 @@ McNemar, Benjamini-Hochberg, Student t, Spearman, Welch); the rest is written he
                              method 10: hybrid score interval with the phi correlation)
     difference_interval      difference of two proportions from independent samples (Newcombe 1998,
                              method 10)
-    hierarchical_bootstrap   accuracy difference over replicate seeds: resample seeds, then samples within
-                             each chosen seed (Saravanan et al. 2020), from per-seed discordant counts
+    t_test_over_seeds        paired differences over replicate seeds: one-sample t test with the seed as the
+                             unit, none below MIN_SEEDS seeds
     kappa_interval           Cohen's kappa of two models' correctness with a bootstrap over the samples
     holm, benjamini_hochberg adjusted p-values over the cells shown
     mean_interval            mean over seeds with a Student t interval
@@ -140,52 +140,27 @@ def kappa_interval(both_right: np.ndarray, only_a: np.ndarray, only_b: np.ndarra
     return observed, np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
 
 
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Per cell: the observed mean difference over seeds, its percentile interval, the bootstrap standard
-    error and a two-sided p-value of "no difference" from the normal test difference / standard error
-    (continuous, so a multiple-comparison correction over many cells is not limited by the resample
-    count as a share-of-resamples p-value would be)."""
-
-    difference: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    standard_error: np.ndarray
-    p_value: np.ndarray
+# The fewest seeds a group-level test is run on. The test's unit is the seed (t_test_over_seeds); with 2
+# seeds it has one degree of freedom (critical t 12.7) and its p-value rests wholly on two numbers being
+# normal, which nothing can check: no group-level mark is printed below this many seeds.
+MIN_SEEDS = 3
 
 
-def hierarchical_bootstrap(only_a: np.ndarray, only_b: np.ndarray, total: np.ndarray, *, resamples: int = 2000,
-                           confidence: float = 0.95, seed: int = 0) -> BootstrapResult:
-    """Accuracy difference A - B over replicate seeds, two-level bootstrap: draw the seeds with
-    replacement, then within each drawn seed draw its `total` samples with replacement.
-
-    Arrays are (cells, seeds): per cell and seed the discordant counts (only A right, only B right) and the
-    number of samples. A paired sample contributes +1, -1 or 0 to the difference, so redrawing a seed's
-    samples is a multinomial draw over those three outcomes with the observed frequencies: the per-sample
-    rows are not needed. Seeds with total 0 must not be passed. Deterministic for a given `seed`.
-    """
-    b = np.atleast_2d(np.asarray(only_a, dtype=np.int64))
-    c = np.atleast_2d(np.asarray(only_b, dtype=np.int64))
-    n = np.atleast_2d(np.asarray(total, dtype=np.int64))
-    cells, seeds = b.shape
-    rng = np.random.default_rng(seed)
-    chosen = rng.integers(0, seeds, size=(cells, resamples, seeds))
-    rows = np.arange(cells)[:, None, None]
-    nb, nc, nn = b[rows, chosen], c[rows, chosen], n[rows, chosen]
-    plus = rng.binomial(nn, nb / nn)
-    rest = nn - plus
+def t_test_over_seeds(mean: np.ndarray, std: np.ndarray, count: np.ndarray,
+                      min_seeds: int = MIN_SEEDS) -> np.ndarray:
+    """Two-sided p-value of "no difference" from per-seed paired differences (e.g. each seed's accuracy
+    drop vs its own reference on the same samples): the one-sample Student t test over the seeds, as
+    scipy.stats.ttest_1samp gives it, from the differences' mean, sample standard deviation and count.
+    The seed is the unit, so samples within a seed never count as independent evidence about the method.
+    NaN where count < min_seeds (too few seeds to test); where every seed has the same difference, 1 for
+    a zero difference and 0 otherwise."""
+    mean, std, count = (np.asarray(x, dtype=np.float64) for x in (mean, std, count))
     with np.errstate(invalid="ignore", divide="ignore"):
-        minus_share = np.where(nn - nb > 0, nc / np.maximum(nn - nb, 1), 0.0)
-    minus = rng.binomial(rest, np.clip(minus_share, 0.0, 1.0))
-    draws = ((plus - minus) / nn).mean(axis=2)  # (cells, resamples)
-    observed = ((b - c) / n).mean(axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail], axis=1)
-    error = draws.std(axis=1, ddof=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_value = np.where(error > 0, 2 * stats.norm.sf(np.abs(observed) / np.where(error > 0, error, 1.0)),
-                           np.where(observed == 0, 1.0, 0.0))
-    return BootstrapResult(observed, low, high, error, p_value)
+        t = np.abs(mean) / (np.nan_to_num(std) / np.sqrt(np.maximum(count, 1)))
+        p_value = 2 * stats.t.sf(t, np.maximum(count - 1, 1))
+    degenerate = np.nan_to_num(std) == 0
+    p_value = np.where(degenerate, np.where(mean == 0, 1.0, 0.0), p_value)
+    return np.where(count >= min_seeds, p_value, np.nan)
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ Per model and setting (`model_cells`):
                         (1998) paired interval; p_value: exact McNemar test on the discordant samples
 Per group and setting (`group_cells`), over the seeds:
     accuracy            mean over seeds with a Student t interval (one seed: the model's Wilson interval)
-    drop_vs_reference   mean over seeds with a hierarchical bootstrap interval (seeds, then samples within
-                        each seed); p_value: two-sided normal test with the bootstrap standard error
-                        (one seed: the model's Newcombe interval and McNemar p-value)
+    drop_vs_reference   mean over seeds of each seed's paired drop, with a Student t interval across
+                        them; p_value: the t test over seeds (the seed is the unit), none for fewer than
+                        stats.MIN_SEEDS seeds (one seed: the model's Newcombe interval and McNemar p-value)
 `with_significance` adjusts the p-values over exactly the cells it is given (the cells a page shows):
 Holm (family-wise error) or Benjamini-Hochberg (false discovery rate).
 
@@ -33,7 +33,6 @@ from store.vocabulary import LEVELS, SETTING_ORDER, model_order
 CORRECTIONS: dict[str, str] = {"holm": "Holm (family-wise error rate)",
                                "bh": "Benjamini-Hochberg (false discovery rate)"}
 ALPHA = 0.05
-BOOTSTRAP_RESAMPLES = 1000
 
 
 def groups(catalog: Catalog) -> pl.DataFrame:
@@ -118,33 +117,15 @@ def model_cells(catalog: Catalog) -> pl.DataFrame:
     return model_statistics(paired_counts(catalog)).select(_MODEL_COLUMNS)
 
 
-def _group_bootstrap(cells: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """Per (group, setting) with several seeds: hierarchical bootstrap of the drop vs reference."""
-    rows = []
-    paired = cells.filter(pl.col("drop_vs_reference").is_not_null())
-    sizes = paired.group_by("group_id", "corruption", "severity").agg(pl.len().alias("seeds"))
-    paired = paired.join(sizes, on=["group_id", "corruption", "severity"])
-    for seeds, part in paired.filter(pl.col("seeds") > 1).group_by("seeds"):
-        part = part.sort("group_id", "corruption", "severity", "seed", "model_id")
-        keys = part.select("group_id", "corruption", "severity").unique(maintain_order=True)
-        shape = (keys.height, int(seeds[0]))
-        result = stats.hierarchical_bootstrap(part["only_reference"].to_numpy().reshape(shape),
-                                              part["only_model"].to_numpy().reshape(shape),
-                                              part["paired"].to_numpy().reshape(shape),
-                                              resamples=BOOTSTRAP_RESAMPLES, seed=seed)
-        rows.append(keys.with_columns(pl.Series("boot_drop_low", result.low), pl.Series("boot_drop_high", result.high),
-                                      pl.Series("boot_p_value", result.p_value)))
-    schema = {"group_id": pl.String, "corruption": pl.String, "severity": cells.schema["severity"],
-              "boot_drop_low": pl.Float64, "boot_drop_high": pl.Float64, "boot_p_value": pl.Float64}
-    return pl.concat(rows) if rows else pl.DataFrame(schema=schema)
-
-
-def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+def group_statistics(cells: pl.DataFrame) -> pl.DataFrame:
     """Model cells (model_cells' columns) -> one row per (group, corruption, severity) over the seeds.
 
-    accuracy: mean with a t interval (one seed: Wilson); drop_vs_reference: mean with a hierarchical bootstrap
-    interval and a normal-test p-value from the bootstrap standard error (one seed: Newcombe, McNemar).
-    `model_id` is the group's first model (what a click on the group selects), `model_ids` all of them.
+    accuracy: mean with a t interval (one seed: Wilson); drop_vs_reference: mean of the seeds' paired drops
+    with a t interval across them and the t test over seeds (stats.t_test_over_seeds: the seed is the unit),
+    p_value null for a group with more than one but fewer than stats.MIN_SEEDS seeds (too few to test at
+    group level); one seed: that model's Newcombe interval and McNemar p-value. `paired_seeds` counts the
+    seeds with a reference. `model_id` is the group's first model (what a click on the group selects),
+    `model_ids` all of them.
     """
     keys = ["group_id", "arch", "method", "target_sparsity", "corruption", "severity"]
     grouped = cells.group_by(keys, maintain_order=True).agg(
@@ -152,24 +133,45 @@ def group_statistics(cells: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
         pl.col("accuracy").mean(), pl.col("accuracy").std().alias("accuracy_std"),
         pl.col("accuracy_low").first().alias("single_low"), pl.col("accuracy_high").first().alias("single_high"),
         pl.col("reference_accuracy").mean(), pl.col("drop_vs_reference").mean(),
+        pl.col("drop_vs_reference").count().alias("paired_seeds"), pl.col("drop_vs_reference").std().alias("drop_std"),
         pl.col("drop_low").first().alias("single_drop_low"), pl.col("drop_high").first().alias("single_drop_high"),
         pl.col("p_value").first().alias("single_p_value"),
     )
     seeds = grouped["seeds"].to_numpy()
     half = stats.t_half_width(grouped["accuracy_std"].fill_null(0).to_numpy(), seeds)
     mean = grouped["accuracy"].to_numpy()
-    boot = _group_bootstrap(cells, seed)
-    grouped = grouped.with_columns(
+    paired = grouped["paired_seeds"].to_numpy()
+    drop = grouped["drop_vs_reference"].fill_null(np.nan).to_numpy()
+    drop_std = grouped["drop_std"].fill_null(np.nan).to_numpy()
+    drop_half = stats.t_half_width(drop_std, paired)
+    several = paired > 1
+    return grouped.with_columns(
         pl.Series("accuracy_low", np.where(seeds > 1, np.clip(mean - half, 0, 1), grouped["single_low"].to_numpy())),
         pl.Series("accuracy_high", np.where(seeds > 1, np.clip(mean + half, 0, 1), grouped["single_high"].to_numpy())),
-    ).join(boot, on=["group_id", "corruption", "severity"], how="left", maintain_order="left")
-    return grouped.with_columns(
-        pl.coalesce("boot_drop_low", "single_drop_low").alias("drop_low"),
-        pl.coalesce("boot_drop_high", "single_drop_high").alias("drop_high"),
-        pl.coalesce("boot_p_value", "single_p_value").alias("p_value"),
-    ).with_columns(pl.col("model_ids").list.first().alias("model_id")).select(
+        pl.Series("drop_low", np.where(several, drop - drop_half, grouped["single_drop_low"].fill_null(np.nan).to_numpy())),
+        pl.Series("drop_high", np.where(several, drop + drop_half, grouped["single_drop_high"].fill_null(np.nan).to_numpy())),
+        pl.Series("p_value", np.where(several, stats.t_test_over_seeds(drop, drop_std, paired),
+                                      grouped["single_p_value"].fill_null(np.nan).to_numpy())),
+    ).with_columns(pl.col("drop_low", "drop_high", "p_value").fill_nan(None),
+                   pl.col("model_ids").list.first().alias("model_id")).select(
              "model_id", *keys, "seeds", "model_ids", "samples", "accuracy", "accuracy_low", "accuracy_high",
-             "reference_accuracy", "drop_vs_reference", "drop_low", "drop_high", "p_value")
+             "reference_accuracy", "drop_vs_reference", "drop_low", "drop_high", "p_value", "paired_seeds")
+
+
+def too_few_seeds(cells: pl.DataFrame) -> list[int]:
+    """The seed counts of the groups in group_statistics cells that have a reference but too few seeds to
+    test at group level (more than one, fewer than stats.MIN_SEEDS), smallest first; empty when none."""
+    if "paired_seeds" not in cells.columns:
+        return []
+    short = cells.filter((pl.col("paired_seeds") > 1) & (pl.col("paired_seeds") < stats.MIN_SEEDS))
+    return sorted(set(short["paired_seeds"].to_list()))
+
+
+def too_few_seeds_note(counts: list[int]) -> str:
+    """The words for too_few_seeds' counts, e.g. "too few seeds to test at group level (2)"; empty when none."""
+    if not counts:
+        return ""
+    return f"too few seeds to test at group level ({', '.join(map(str, counts))})"
 
 
 def matrix_cells(catalog: Catalog, level: str = "group") -> pl.DataFrame:

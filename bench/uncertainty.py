@@ -1,11 +1,11 @@
 """Numbers with their uncertainty on the query benchmark's store (bench.queries: 20 models x 96 settings x
 10,000 samples = 19.2M prediction rows): the evaluation matrix with Wilson intervals, Newcombe paired
 intervals, exact McNemar p-values and a Holm correction, against the point-estimate matrix; the same per
-replicate group (hierarchical bootstrap); and the report command.
+replicate group (t interval and t test over seeds); and the report command.
 
 Goals (warm, 2 threads): matrix with intervals and significance <= 1 s; report <= 5 s. The store's models
 all have seed 0, so for the group figure the 19 pruned models are relabelled into groups of 2-3 seeds (one
-group per method) in Polars before group_statistics: the same number of cells, the bootstrap really runs.
+group per method) in Polars before group_statistics: the same number of cells, the test over seeds runs.
 PRUNESCOPE_BENCH_SAMPLES=N builds a smaller store (N samples per setting, its own directory) instead,
 for a quick look on a busy machine.
 """
@@ -67,7 +67,7 @@ def main() -> None:
     cells = uncertainty.model_cells(catalog)
     grouped = queries.timed(lambda: uncertainty.with_significance(
         uncertainty.group_statistics(as_replicates(cells)), "holm"), 2)
-    queries.report("  + groups: t interval, hierarchical bootstrap", grouped, None)
+    queries.report("  + groups: t interval and t test over seeds", grouped, None)
     table = queries.timed(lambda: report.report_table(catalog, "group"))
     queries.report("report table (in process)", table, 5.0)
     command = [sys.executable, "-m", "compute", "report", "--store", str(root)]

@@ -17,13 +17,19 @@ unpooled `forward_features`, an input size the model cannot take).
 
 Models take images in [0, 1]; `normalize` ("imagenet", "cifar10", "cifar100" or "MEAN,STD") adds the
 standardisation a model trained on normalised input expects.
+
+Compressed copies come as the unpruned network's function plus the copy's plain state dict: with
+`structure="from-weights"` the network is first made what the tensors say (`rebuilt_from_weights`: layers
+narrowed to a channel-pruned copy's widths, torch.ao FX int8 where the tensors are quantized), so nothing
+but tensors is ever read from the file. A file that still does not fit gets one line with the likely fix.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from compute import quantize
 from compute.checkpoint import read_state_dict
+from compute.models import structure as layer_widths
 from compute.models.base import ContractError, Normalize, check_contract
 
 # Per-channel (mean, std) of the usual conventions: ImageNet's (torchvision, timm), and the true pixel
@@ -42,6 +50,10 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 PROBE_BATCH = 2
+# How a module:function model's architecture is completed before its weights load: "from-weights" rebuilds
+# what the saved tensors say (layers as narrow as theirs, int8 layers where they are quantized).
+FROM_WEIGHTS = "from-weights"
+STRUCTURES = (FROM_WEIGHTS,)
 
 
 def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -235,14 +247,24 @@ def as_contract(model: nn.Module, name: str = "model", last_layer: str | None = 
     return wrapped.eval()
 
 
+def is_factory(value: Any) -> bool:
+    """Whether `value` may build a model: a Python function or an nn.Module class, never a builtin (os:system,
+    builtins:eval) or another callable object, whose call with no arguments could do anything."""
+    return inspect.isfunction(value) or inspect.isclass(value) and issubclass(value, nn.Module)
+
+
 def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str | None = None,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                    normalize: str | None = None, image_size: int = 32) -> nn.Module:
+                    normalize: str | None = None, image_size: int = 32, structure: str | None = None) -> nn.Module:
     """Import `package.module:function`, call it, load `checkpoint` into the result, wrap it into the contract.
 
     The module must be importable (on PYTHONPATH or installed); the function takes no arguments.
     `normalize` names the input standardisation (see `parse_normalize`); it excludes mean/std.
+    `structure="from-weights"`: the function builds the unpruned float network and `rebuilt_from_weights`
+    makes it what the checkpoint's tensors say before they load (a channel-pruned or int8 copy).
     """
+    if structure not in (None, *STRUCTURES):
+        raise ValueError(f"structure {structure!r} is unknown; known: {', '.join(STRUCTURES)}")
     if normalize is not None:
         if mean is not None or std is not None:
             raise ValueError("give normalize or mean/std, not both")
@@ -260,15 +282,119 @@ def load_user_model(spec: str, checkpoint: str | None = None, *, last_layer: str
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise ValueError(f"{module_name!r} has no callable {attribute!r} (model spec {spec!r})")
-    model = factory()
+    if not is_factory(factory):
+        raise ValueError(f"model spec {spec!r} names a {type(factory).__name__}, not a function or an nn.Module "
+                         "class that builds the model; it is not called")
+    model = _called(factory, spec)
     if not isinstance(model, nn.Module):
         raise ContractError(f"{spec}() returned {type(model).__name__}, not a torch nn.Module")
     if checkpoint is not None:
-        try:
-            model.load_state_dict(read_state_dict(checkpoint))
-        except RuntimeError as error:
-            raise ValueError(f"checkpoint {checkpoint} does not fit {spec}(): {error}") from error
+        with quantize.quiet():  # int8 tensors load through torch's deprecated TypedStorage
+            state = read_state_dict(checkpoint)
+        if structure == FROM_WEIGHTS:
+            model = rebuilt_from_weights(model, state, f"checkpoint {checkpoint}", image_size)
+        _load_weights(model, state, f"checkpoint {checkpoint}", spec, structure)
     return as_contract(model, name=spec, last_layer=last_layer, mean=mean, std=std, image_size=image_size)
+
+
+def _called(factory: Any, spec: str) -> Any:
+    """`factory()`; anything it raises becomes one ValueError line naming the function (and, for a file
+    torch refuses to unpickle, how to save it so that it loads)."""
+    try:
+        return factory()
+    except Exception as error:  # user code may raise anything; the CLI prints one line
+        lines = str(error).strip().splitlines()
+        message = f"{spec}() raised {type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            message += (" (the file it loads holds pickled modules, as torch_pruning.state_dict and "
+                        "torch.save(model) write: save model.state_dict() instead, and bring it with --weights "
+                        f"FILE --structure {FROM_WEIGHTS} and a function that builds the unpruned network)")
+        raise ValueError(message) from error
+
+
+def _declared_widths(module: nn.Module, name: str, state: Mapping[str, Any]) -> list[int] | None:
+    """The widths (compute.models.structure.widths) the saved tensors give layer `name`, None when the file
+    has no weight for it."""
+    weight = state.get(f"{name}.weight")
+    if not isinstance(weight, torch.Tensor):
+        weight = state.get(f"{name}.running_mean")
+    if not isinstance(weight, torch.Tensor) or weight.dim() == 0:
+        return None
+    if isinstance(module, nn.Conv2d) and weight.dim() == 4:
+        depthwise = module.groups == module.in_channels == module.out_channels and module.groups > 1
+        return [int(weight.shape[0]), int(weight.shape[0] if depthwise else weight.shape[1])]
+    if isinstance(module, nn.Linear) and weight.dim() == 2:
+        return [int(weight.shape[0]), int(weight.shape[1])]
+    if isinstance(module, nn.BatchNorm2d):
+        return [int(weight.shape[0])]
+    return None
+
+
+def rebuilt_from_weights(model: nn.Module, state: Mapping[str, Any], what: str, image_size: int = 32) -> nn.Module:
+    """`model` (the unpruned float network) made into what the saved tensors `state` describe: each
+    convolution, linear layer and batch norm as wide as its saved weight (a channel-pruned copy, e.g. by
+    Torch-Pruning, saved as its plain state dict), then, when the tensors are quantized, converted by
+    torch.ao's FX int8 flow as they say (compute.quantize.rebuild_fx). Only tensors are read, never code."""
+    spec = {}
+    for name, module in model.named_modules():
+        current = layer_widths.widths(module)
+        declared = _declared_widths(module, name, state) if current is not None else None
+        if declared is not None and declared != current:
+            spec[name] = declared
+    try:
+        layer_widths.narrow(model, spec)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from error
+    if any(isinstance(tensor, torch.Tensor) and tensor.is_quantized for tensor in state.values()):
+        model = quantize.rebuild_fx(model, state, image_size)
+    return model
+
+
+def _load_weights(model: nn.Module, state: Mapping[str, Any], what: str, spec: str, structure: str | None) -> None:
+    """`model.load_state_dict(state)`; a file that does not fit gets one line: what differs (a few keys and
+    shapes, not torch's full list) and the likely fix."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    resized = [(key, tuple(state[key].shape), tuple(expected[key].shape)) for key in state
+               if key in expected and isinstance(state[key], torch.Tensor) and isinstance(expected[key], torch.Tensor)
+               and tuple(state[key].shape) != tuple(expected[key].shape)]
+    if missing or unexpected or resized:
+        found = "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
+            f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
+            "other shapes: " + ", ".join(f"{k} {a} in the file, {b} in the model" for k, a, b in resized[:2])
+            if resized else "") if part)
+        raise ValueError(f"{what} does not fit {spec}(): {found}{_fix(state, resized, structure)}")
+    try:
+        with quantize.quiet():
+            model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = str(error).strip().splitlines()
+        raise ValueError(f"{what} does not fit {spec}(): {lines[-1].strip() if lines else error}"
+                         f"{_fix(state, resized, structure)}") from error
+
+
+def _fix(state: Mapping[str, Any], resized: Sequence[tuple[str, tuple, tuple]], structure: str | None) -> str:
+    """The likely fix of a file that does not load, from what it holds ('' when none is known)."""
+    if any(key.endswith(("_orig", "_mask")) for key in state):
+        return ("; the file holds weight_orig and weight_mask: call torch.nn.utils.prune.remove(module, 'weight') "
+                "on every pruned layer before saving the state dict")
+    quantized = any(isinstance(tensor, torch.Tensor) and tensor.is_quantized for tensor in state.values())
+    if quantized and structure != FROM_WEIGHTS:
+        return (f"; this is a quantized state dict: give the function that builds the float network with "
+                f"--structure {FROM_WEIGHTS} (structure = \"{FROM_WEIGHTS}\" in a models file), which converts it "
+                "with torch.ao FX int8 as the tensors say (README, int8)")
+    if quantized:
+        return ("; this quantized state dict is not what torch.ao's FX flow makes of the function's network with "
+                "the default x86 qconfig (prepare_fx on the model in eval mode, convert_fx): quantize it that way "
+                "(README, int8)")
+    narrower = any(len(a) == len(b) and all(x <= y for x, y in zip(a, b, strict=True)) for _, a, b in resized)
+    if narrower and structure != FROM_WEIGHTS:
+        return (f"; the tensors are narrower than the model: a structurally pruned model (e.g. Torch-Pruning) needs "
+                f"--structure {FROM_WEIGHTS} (structure = \"{FROM_WEIGHTS}\" in a models file), which narrows "
+                "the layers to the saved tensors")
+    return ""
 
 
 ROBUSTBENCH_DIR = "models"  # where RobustBench downloads its models, relative to the working directory

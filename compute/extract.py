@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compute.cards import ExtractModel, fill_bases, measure_footprints
+from compute.cards import ExtractModel, fill_bases, fill_sparsity, measure_footprints
 from compute.datasets.base import Dataset, ImageSet
 from compute.executors import Executor, LocalExecutor, Work
 from compute.image_source import ImageSource
@@ -42,8 +42,10 @@ def check_entries(entries: Sequence[ExtractModel]) -> None:
 
 
 def check_classes(entries: Sequence[ExtractModel], data: Dataset) -> None:
-    """Every model has an output per class of the dataset (a label past a model's last class has no angle,
-    logit or loss); ValueError naming the model, both counts and the dataset, before anything is written."""
+    """Every model has exactly one output per class of the dataset: a label past a model's last class has
+    no angle, logit or loss, and an output past the dataset's last class is a prediction no class name
+    stands for. ValueError naming the model, both counts and the dataset, before anything is written;
+    `--model-classes` (Dataset.with_class_names) says which classes the outputs are when they differ."""
     for entry in entries:
         outputs = entry.model.classifier.out_features
         if outputs < data.num_classes:
@@ -51,6 +53,10 @@ def check_classes(entries: Sequence[ExtractModel], data: Dataset) -> None:
             raise ValueError(f"model {entry.model_id} has {outputs} outputs, but dataset {data.name} has "
                              f"{data.num_classes} classes (no output for {missing}); use a model trained on "
                              "these classes")
+        if outputs > data.num_classes:
+            raise ValueError(f"model {entry.model_id} has {outputs} outputs, but dataset {data.name} has "
+                             f"{data.num_classes} classes, so its predictions could name a class the dataset does "
+                             "not have; say which classes its outputs are, in order: --model-classes NAME,NAME,...")
 
 
 def extract(store: str | Path, entries: Sequence[ExtractModel], test: ImageSet, num_classes: int,
@@ -119,6 +125,7 @@ def run_extraction(store: str | Path, entries: Sequence[ExtractModel], data: Dat
                       batch_size=batch_size, progress=progress, shard=shard, executor=executor, source=source)
     summary.reset_models = reset
     fill_bases(entries, reader.read_manifest(store).get(provenance.TRAINING_KEY, {}))
+    fill_sparsity(entries)
     measure_footprints(entries, int(test.images.shape[1]))
     writer.upsert_models(store, [entry.info for entry in entries])
     writer.upsert_layers(store, {entry.model_id: layer_rows(entry.model) for entry in entries})  # ids join models

@@ -13,6 +13,7 @@ batch 256 costs extraction about one batch, not five.
 from __future__ import annotations
 
 import copy
+import io
 import os
 import statistics
 import time
@@ -77,6 +78,14 @@ def sparsity(model: nn.Module, full: nn.Module) -> float:
 def saved_bytes(path: str | Path) -> int:
     """Bytes of the saved model file."""
     return Path(path).stat().st_size
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict as torch.save writes it (shared tensors once): the file size of a
+    model that has no file of its own."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
 
 
 @torch.inference_mode()

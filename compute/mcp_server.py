@@ -137,7 +137,7 @@ class StudyTools:
         (paired test, Holm); columns 'full' or 'summary' (families)."""
         table = self.study.report(by, columns)
         text = report.render_report(table, "markdown", level=by, columns=columns,
-                                    notes=report.report_notes(self.study.catalog))
+                                    notes=report.report_notes(self.study.catalog, by))
         return text if len(text) <= MAX_BYTES else text[:MAX_BYTES] + "\n\n(cut: ask for columns='summary')\n"
 
     def tools(self) -> list[Callable[..., Any]]:

@@ -29,10 +29,11 @@ from torch import nn
 from torch.ao.quantization import get_default_qconfig_mapping, quantize_fx
 
 from compute import device as devices
+from store import vocabulary
 
 BACKEND = "x86"  # fbgemm + onednn kernels; per-channel int8 weights in its default qconfig
 SPEC: Mapping[str, str] = {"method": "int8", "backend": BACKEND}
-METHODS = ("int8",)
+METHODS = vocabulary.QUANTIZATIONS
 CALIBRATION = 512  # training images that calibrate the activation ranges unless a study or flag says otherwise
 CPU = torch.device("cpu")
 # Warnings torch.ao raises on every use since it was deprecated (the API itself works in torch 2.14).
@@ -82,6 +83,27 @@ def quantize(model: nn.Module, images: np.ndarray, batch_size: int = 64) -> nn.M
             body(model.normalize(devices.to_input(images[start:start + batch_size], CPU)))
         model.body = quantize_fx.convert_fx(body)
     return model
+
+
+def rebuild_fx(model: nn.Module, state: Mapping[str, Any], image_size: int = 32) -> nn.Module:
+    """A user's float network (in eval mode: batch norms fold) converted by torch.ao's FX flow as its saved
+    int8 state dict `state` says, without calibration, so that the saved weights and scales load: layers
+    whose saved weight is float stay float (the final linear layer, which the geometry needs float), the
+    rest get the backend's default qconfig (`get_default_qconfig_mapping`), as the README's recipe makes them."""
+    mapping = get_default_qconfig_mapping(BACKEND)
+    for name, module in model.named_modules():
+        weight = state.get(f"{name}.weight")
+        if isinstance(module, nn.Conv2d | nn.Linear) and isinstance(weight, torch.Tensor) and not weight.is_quantized:
+            mapping.set_module_name(name, None)
+    torch.backends.quantized.engine = BACKEND
+    example = (torch.zeros(1, 3, image_size, image_size),)
+    try:
+        with quiet():
+            return quantize_fx.convert_fx(quantize_fx.prepare_fx(model.cpu().eval(), mapping, example))
+    except Exception as error:  # FX tracing fails on control flow that depends on the input, with many types
+        lines = str(error).strip().splitlines()
+        raise ValueError(f"the network cannot be converted by torch.ao's FX flow ({type(error).__name__}: "
+                         f"{lines[0] if lines else ''}); an int8 model comes in as prepare_fx/convert_fx make it") from error
 
 
 def rebuild(model: nn.Module, spec: Mapping[str, Any]) -> nn.Module:

@@ -3,9 +3,9 @@
 env PRUNESCOPE_STORE / PRUNESCOPE_STORES / PRUNESCOPE_ALLOW_ANY_STORE=1. See dashboard.hosting.
 
 The pages are those of dashboard.pages. A page that fails on a damaged store shows which file is damaged
-and why (data.failed), never a traceback; in hosting modes (all but --allow-any-store) Streamlit's own
-error details are off too and the toolbar is a viewer's (VISITOR_OPTIONS). With $PRUNESCOPE_TIMING_LOG set, each page view's server time is
-appended there (bench.load).
+and why (data.failed), never a traceback; Streamlit's own error details are off too and the toolbar is a
+viewer's (no Deploy), from .streamlit/config.toml, which Streamlit reads before the first session. With
+$PRUNESCOPE_TIMING_LOG set, each page view's server time is appended there (bench.load).
 """
 
 import os
@@ -18,14 +18,11 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # import compute/ and store/ from a checkout
 
 from dashboard import data  # noqa: E402
-from dashboard.hosting import hosting  # noqa: E402
 from dashboard.pages import PAGES  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
 from store import vocabulary  # noqa: E402
 
 HERE = Path(__file__).parent
-# Set here for every hosting mode, and as flags by `make serve` and the Docker image (before the first page).
-VISITOR_OPTIONS = {"client.toolbarMode": "viewer", "client.showErrorDetails": "none"}
 SECTIONS: dict[str, list[st.Page]] = {}
 for page in PAGES.values():
     SECTIONS.setdefault(page.section, []).append(
@@ -38,13 +35,11 @@ def home() -> None:
 
 
 st.set_page_config(page_title="prunescope", layout="wide")
-if not hosting().allow_any:  # hosting: visitors get a viewer's toolbar (no Deploy) and never a traceback
-    for option, value in VISITOR_OPTIONS.items():
-        st.set_option(option, value)
 navigation = st.navigation({"": [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")],
                             **SECTIONS})
 started = time.perf_counter()
-sidebar()
+if navigation.url_path:  # not the root, which only switches to the first page (the address read there)
+    sidebar()
 try:
     navigation.run()
 except Exception as error:  # noqa: BLE001 (st.stop/rerun are BaseExceptions and pass through)

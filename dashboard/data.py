@@ -139,8 +139,10 @@ def failed(error: BaseException, views: Sequence[str]) -> None:
         lines = []
         for problem in found:
             where = getattr(problem, "path", None)
-            name = str(Path(where).resolve().relative_to(root)) if where and Path(where).resolve().is_relative_to(
-                root) else store_label()
+            # the entry itself, not what it points to: a file swapped for a link is named, not the store
+            place = Path(where).parent.resolve() / Path(where).name if where else None
+            name = str(place.relative_to(root)) if place and place.is_relative_to(root) and place != root \
+                else store_label()
             lines.append(f"- {code(name)}: {escape(public(getattr(problem, 'message', str(problem))))}")
         st.error("This page needs files of the store that are damaged:\n\n" + "\n".join(lines))
     else:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from compute import loading
 from store import confine, layout
 
 ENV = "PRUNESCOPE_STORE"
@@ -47,14 +48,17 @@ class Hosting:
 def hosting() -> Hosting:
     """The mode the operator chose: flags after `--` on the streamlit command line, else $PRUNESCOPE_STORES
     / $PRUNESCOPE_STORE (and $PRUNESCOPE_ALLOW_ANY_STORE=1), else the one store data/demo. `--allow-root
-    DIR` (repeatable) adds to the allowed roots of store.confine."""
+    DIR` (repeatable) adds to the allowed roots of store.confine, `--allow-module NAME` to the installed modules
+    a card's loader may name (compute.loading)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # `--sto` is not `--store`
     parser.add_argument("--store")
     parser.add_argument("--stores")
     parser.add_argument("--allow-any-store", action="store_true")
     parser.add_argument("--allow-root", action="append", default=[])
+    parser.add_argument("--allow-module", action="append", default=[])
     known, _ = parser.parse_known_args(sys.argv[1:])
     confine.allow_roots(known.allow_root)  # where outside checkpoints and --corrupted-dir files may be read
+    loading.allow_modules(known.allow_module)  # installed packages a card's module:function may name
     allow_any = known.allow_any_store or os.environ.get(ENV_ANY, "") in ("1", "true", "yes")
     if known.stores or known.store:
         return Hosting(store=known.store, stores=None if known.store else known.stores, allow_any=allow_any)

@@ -1,12 +1,14 @@
 """How the shared selection changes from the pages rather than the sidebar: a click on a chart mark, a
-link to the sample last clicked, a sample named in the address (`?sample=ID`).
+link to the sample last clicked, and the address: every page writes its selection into the URL
+(`?store=beta&model=m02&corruption=fog&severity=3&preset=robust`, `remember`), so a reload or a shared
+link opens the same view (`restore`), whichever page it was copied from.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import streamlit as st
@@ -62,3 +64,55 @@ def int_param(name: str) -> int | None:
     number of at most 12 digits (any other value is ignored, never an error)."""
     value = st.query_params.get(name)
     return int(value) if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value) else None
+
+
+# -- the address: the selection as URL parameters --------------------------------------------------------
+
+_IN_ADDRESS = "address_values"  # session key: parameter -> the value last read from or written to the URL
+
+
+def from_address(parameter: str) -> str | None:
+    """`?parameter=`'s value when this session has neither read nor written it yet (a typed address, a
+    reload, a shared link), else None; it counts as read from now on."""
+    value = st.query_params.get(parameter)
+    seen = st.session_state.setdefault(_IN_ADDRESS, {})
+    if value is None or value == seen.get(parameter):
+        return None
+    seen[parameter] = value
+    return value
+
+
+def restore(parameter: str, allowed: Collection[str], *, key: str | None = None, convert: Callable[[str], Any] = str,
+            what: str | None = None) -> str | None:
+    """Apply `?parameter=value` to the selection (`st.session_state[key or parameter]`) when the address holds
+    a value this session has not read or written yet: a typed address, a reload, a shared link. A value
+    not in `allowed` is dropped (the selection keeps its default) and returned described, for `warn`."""
+    value = from_address(parameter)
+    if value is None:
+        return None
+    if value in allowed:
+        st.session_state[key or parameter] = convert(value)
+        return None
+    return f"{what or parameter} {value[:80]!r}"
+
+
+def remember(values: Mapping[str, Any]) -> None:
+    """Write the selection into the address: parameter -> value (None or "" removes the parameter)."""
+    seen = st.session_state.setdefault(_IN_ADDRESS, {})
+    for parameter, value in values.items():
+        if value is None or value == "":
+            if parameter in st.query_params:
+                del st.query_params[parameter]
+            seen.pop(parameter, None)
+        elif st.query_params.get(parameter) != str(value):
+            st.query_params[parameter] = seen[parameter] = str(value)
+        else:
+            seen[parameter] = str(value)
+
+
+def warn(problems: list[str | None], where: Any = None) -> None:
+    """One message for every value of the address that was dropped (restore's descriptions)."""
+    named = [problem for problem in problems if problem]
+    if named:
+        (where or st.sidebar).warning(f"The address names {', '.join(named)}, which this store does not have; "
+                                      "showing the default instead.")

@@ -2,7 +2,9 @@
 comparison model, corruption, severity, rows, matrix metric).
 
 The selection lives in `st.session_state` under the keys of the sidebar widgets, so every page reads the
-same values (`selection()`) and a click on a chart mark (dashboard.linking) changes them everywhere.
+same values (`selection()`) and a click on a chart mark (dashboard.linking) changes them everywhere. The
+address carries it too (dashboard.linking.restore / remember): `?store=` and the methods shown (when not
+all), model, reference, comparison, corruption, severity, rows and metric, on every page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from analysis import queries
+from dashboard import linking
 from dashboard.data import cached_catalog, query
 from dashboard.hosting import hosting, store_label, store_path
 from dashboard.metrics import METRICS
@@ -68,6 +71,7 @@ def store_picker() -> None:
         st.sidebar.caption(f"Store {code(store_label())}")
         if requested is not None and requested != store_label():
             st.sidebar.warning("This server serves one store; the `store` parameter of the address is ignored.")
+        st.query_params["store"] = store_label()  # every page's address names the store it shows
         return
     names = mode.names()
     if requested is not None and requested != st.session_state.get("store_in_url"):
@@ -78,8 +82,8 @@ def store_picker() -> None:
         st.sidebar.warning(f"No store named {code(requested[:200])} is served here; pick one below.")
     if names:
         _settle("store_name", names, names[0])
-        st.sidebar.selectbox("Store", names, key="store_name", help="the stores this server serves",
-                             on_change=_store_to_address)
+        st.sidebar.selectbox("Store", names, key="store_name", help="the stores this server serves")
+        _store_to_address()  # on every page: navigating keeps it in the address
 
 
 def _store_to_address() -> None:
@@ -104,11 +108,22 @@ def sidebar() -> None:
     corruptions = [layout.CLEAN, *catalog.manifest["corruptions"]]
     severities = [int(s) for s in catalog.manifest["severities"]] or [1]
 
-    bar = st.sidebar
-    bar.subheader("Selection")
     chosen = st.session_state.get("methods")
-    if chosen is None or not set(chosen) <= set(methods):
-        st.session_state["methods"] = methods
+    if chosen is None or not set(chosen) <= set(methods) or st.session_state.get("methods_of") != store_path():
+        st.session_state["methods"] = methods  # another store: every method again
+    st.session_state["methods_of"] = store_path()
+    dropped = [linking.restore("model", ids), linking.restore("reference", ids, what="reference model"),
+               linking.restore("compare", ids, what="comparison model"), linking.restore("corruption", corruptions),
+               linking.restore("severity", [str(s) for s in severities], convert=int),
+               linking.restore("level", vocabulary.LEVELS, what="rows"), linking.restore("metric", list(METRICS))]
+    shown = linking.from_address("methods")  # comma-separated; absent when every method is shown
+    if shown is not None and shown.split(",") and set(shown.split(",")) <= set(methods):
+        st.session_state["methods"] = shown.split(",")
+    elif shown is not None:
+        dropped.append(f"methods {shown[:80]!r}")
+    bar = st.sidebar
+    linking.warn(dropped)
+    bar.subheader("Selection")
     bar.multiselect("Methods", methods, key="methods", help="the methods shown on the matrix and the "
                     "similarity pages")
     _settle("model", ids, next((i for i in ids if references[i] is not None), ids[0]))  # a derived model first
@@ -129,12 +144,19 @@ def sidebar() -> None:
     bar.select_slider("Severity", severities, key="severity",
                       disabled=st.session_state["corruption"] == layout.CLEAN,
                       help="ignored for clean images (severity 0)")
+    _settle("level", list(vocabulary.LEVELS), "group")
     bar.segmented_control("Rows", list(vocabulary.LEVELS), key="level", format_func=LEVEL_LABELS.get, required=True,
-                          default="group", help="groups: models differing only in seed together, mean and "
+                          help="groups: models differing only in seed together, mean and "
                           "95 % interval across seeds; models: each model on its own row")
     _settle("metric", list(METRICS), "accuracy")
     bar.selectbox("Metric", list(METRICS), key="metric", format_func=lambda name: METRICS[name].label,
                   help=METRIC_HELP)
+    state = st.session_state
+    linking.remember({"methods": None if set(state["methods"]) == set(methods) else ",".join(state["methods"]),
+                      "model": state["model"], "reference": state["reference"], "compare": state["compare"],
+                      "corruption": state["corruption"],
+                      "severity": None if state["corruption"] == layout.CLEAN else state["severity"],
+                      "level": state.get("level"), "metric": state["metric"]})
 
 
 def selection() -> Selection:

@@ -28,11 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The flags of `make serve` and the image (dashboard.app.VISITOR_OPTIONS; no file watcher; no full garbage
-# collection after every script run, which held the GIL for a quarter of the server's samples: issue 27).
+# The flags of `make serve` and the image, plus no file watcher; the rest (viewer toolbar, no error details,
+# no garbage collection after every run) is .streamlit/config.toml, read from the root, the workers' cwd.
 STREAMLIT_FLAGS = ("--server.headless", "true", "--browser.gatherUsageStats", "false",
-                   "--client.toolbarMode", "viewer", "--client.showErrorDetails", "none",
-                   "--server.fileWatcherType", "none", "--runner.postScriptGC", "false")
+                   "--server.fileWatcherType", "none")
 COOKIE = "prunescope_worker"  # Caddy's session-affinity cookie
 CHECK_S = 0.5  # how often the supervisor looks at its processes
 

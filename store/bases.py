@@ -19,6 +19,49 @@ from store import layout, reader, writer
 from store.layout import StoreError
 from store.vocabulary import UNPRUNED
 
+MAX_DEPTH = 64  # generations of bases a lineage may hold (dense -> pruned -> quantized ... is a handful)
+
+
+def lineage(bases: Mapping[str, str | None]) -> tuple[dict[str, int], list[str] | None]:
+    """(each model's depth: the steps from it to a model whose base is not among `bases` (model id ->
+    base or None), a cycle of bases as [a, b, ..., a] or None). Each model is walked once, so a chain or
+    a cycle of thousands costs thousands of steps, never their square; models on or below a cycle get no
+    depth."""
+    depth: dict[str, int] = {}
+    done: set[str] = set()
+    cycle: list[str] | None = None
+    for start in bases:
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        current: str | None = start
+        while current in bases and current not in done:
+            if current in on_path:
+                cycle = cycle or [*path[on_path[current]:], current]
+                break
+            on_path[current] = len(path)
+            path.append(current)
+            current = bases[current]
+        below = depth.get(current, -1) if current in done else -1
+        reached = current not in bases or current in depth  # a root, or a model with a depth
+        for model_id in reversed(path):
+            below += 1
+            if reached:
+                depth[model_id] = below
+            done.add(model_id)
+    return depth, cycle
+
+
+def lineage_problems(bases: Mapping[str, str | None]) -> list[str]:
+    """What is wrong with the lineage of models (model id -> base or None): a cycle of bases, a chain of
+    more than MAX_DEPTH bases. Empty when it is a forest of shallow trees."""
+    depth, cycle = lineage(bases)
+    problems = [f"the bases form a cycle ({' -> '.join(cycle[:6])}{' -> ...' if len(cycle) > 6 else ''})"] if cycle else []
+    deep = [model_id for model_id, steps in depth.items() if steps > MAX_DEPTH]
+    if deep:
+        problems.append(f"model {deep[0]!r:.80} is {depth[deep[0]]} bases from its root, more than {MAX_DEPTH} "
+                        f"({len(deep)} model(s) so deep)")
+    return problems
+
 
 def unpruned_base(model: Mapping[str, Any], models: Sequence[Mapping[str, Any]]) -> str | None:
     """The one rule for a pruned model whose base is not named otherwise: the dense (unpruned) model of its

@@ -49,7 +49,17 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from store import aggregates, bases, confine, derived_record, layout, reader, sample_index, serving
+from store import (
+    aggregates,
+    bases,
+    confine,
+    derived_record,
+    layout,
+    reader,
+    sample_index,
+    serving,
+    vocabulary,
+)
 from store.layout import StoreError
 from store.vocabulary import sql_literal
 
@@ -135,6 +145,8 @@ _ANGLES_V2 = """
 _DUCK_TYPES = {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
                pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}
 
+_CARD_TYPE_WORDS = {pa.int64(): "a whole number", pa.float64(): "a number", pa.string(): "text"}
+
 
 def _empty_select(arrow_schema: pa.Schema) -> str:
     """A typed SELECT with no rows, so queries on a store without predictions return empty frames."""
@@ -192,6 +204,7 @@ class Catalog:
         self._create_model_views()
         self._create_layer_view()
         parts = reader.prediction_files(self.root)  # listed once: a new Catalog sees new files
+        self._refuse_hostile_folders(parts)
         self.partition_files = parts
         # What derived files are checked against (store.derived_record): one stat per file, once.
         self.inputs = derived_record.Inputs.of(self.root, parts)
@@ -291,9 +304,15 @@ class Catalog:
         empty = _empty_select(layout.MODEL_SCHEMA)
         # The typed empty select first: card columns the file lacks come out null, typed.
         stored = f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal(path)})"  # noqa: S608 (store path)
-        con.execute(f"CREATE VIEW models_file AS {empty}" + (stored if path.exists() else ""))
-        bases.check(self.root, self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file",
-                               name="models_file").to_dicts())
+        con.execute(f"CREATE VIEW models_stored AS {empty}" + (stored if path.exists() else ""))
+        # Every card column as its schema's type: a value stored as another type (text where a number
+        # belongs) reads as null, named once in `card_problems`, so no page computes with it.
+        typed = ", ".join(f"TRY_CAST({f.name} AS {_DUCK_TYPES[f.type]}) AS {f.name}" for f in layout.MODEL_SCHEMA)
+        con.execute(f"CREATE VIEW models_file AS SELECT * REPLACE ({typed}) FROM models_stored")  # noqa: S608
+        cards = self.query("SELECT model_id, arch, method, seed, base, loader FROM models_file", name="models_file")
+        self._refuse_hostile_ids(cards["model_id"].to_list(), cards["base"].to_list())
+        bases.check(self.root, cards.to_dicts())
+        self.card_problems = self._card_problems()
         con.execute("CREATE TABLE chosen_reference AS SELECT ?::VARCHAR AS model_id", [self.reference])
         con.execute("""
             CREATE VIEW models AS
@@ -340,10 +359,43 @@ class Catalog:
             LEFT JOIN layers_file r ON r.model_id = m.reference_model_id AND r.layer = l.layer
         """)
 
+    def _refuse_hostile_ids(self, ids: Sequence[Any], named_bases: Sequence[Any]) -> None:
+        """StoreError naming the first model id (or base) of models.parquet that is not a model id
+        (store.vocabulary.is_model_id: the pattern extraction writes): a backslash cuts a hive key, a
+        leading `=` breaks SQL built from ids; such a store is refused, never shown without that model."""
+        for what, values in (("model id", ids), ("base", named_bases)):
+            bad = next((value for value in values if not (value is None and what == "base")
+                        and not vocabulary.is_model_id(value)), "")
+            if bad != "":
+                raise StoreError(f"{layout.MODELS}: {what} {str(bad)!r:.80} is not a model id (letters, digits, '.', "
+                                 "'-' and single '_', at most 128); refused (`python -m compute verify` names every "
+                                 "problem)")
+
+    @staticmethod
+    def _refuse_hostile_folders(parts: Sequence[Path]) -> None:
+        """StoreError naming the first partition folder whose model id is not one (see _refuse_hostile_ids)."""
+        for folder in sorted({part.parent.parent.parent.name for part in parts}):
+            if not vocabulary.is_model_id(folder.removeprefix("model_id=")):
+                raise StoreError(f"{layout.PREDICTIONS}/{folder!r:.90}: not a model id; refused (`python -m compute "
+                                 "verify` names every problem)")
+
+    def _card_problems(self) -> list[str]:
+        """One line per model whose card holds a value of another type than its column's (read as null), or
+        no value where every card has one (model_id, arch, method, target_sparsity)."""
+        checks = [f"CASE WHEN {f.name} IS NOT NULL AND TRY_CAST({f.name} AS {_DUCK_TYPES[f.type]}) IS NULL "
+                  f"THEN '{f.name} ' || left({f.name}::VARCHAR, 40) || ' is not {_CARD_TYPE_WORDS[f.type]}' END"
+                  for f in layout.MODEL_SCHEMA]
+        checks += [f"CASE WHEN {name} IS NULL THEN '{name} is missing' END" for name in layout.CARD_REQUIRED]
+        found = self.query(f"SELECT model_id::VARCHAR AS model_id, concat_ws('; ', {', '.join(checks)}) AS problem "  # noqa: S608
+                           "FROM models_stored", name="card_problems")  # (constant column names)
+        return [f"model {model_id!r:.80}: {problem}" for model_id, problem in found.iter_rows() if problem]
+
     def _create_aggregate_views(self) -> None:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
-        self.has_aggregates = bool(self.partition_files) and aggregates.is_fresh(
-            self.root, inputs=self.inputs, num_samples=int(self.manifest["num_samples"]))
+        recorded, self.aggregates_damage = aggregates.state(
+            self.root, inputs=self.inputs, num_samples=int(self.manifest["num_samples"])) \
+            if self.partition_files else (False, None)
+        self.has_aggregates = recorded and self.aggregates_damage is None  # a damaged file is never served
         definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
         for name in aggregates.NAMES:
             body = (aggregates.stored_view(self.root, name, sql_literal) if self.has_aggregates
@@ -356,8 +408,9 @@ class Catalog:
         saying that views over every row compute them on each query and how to build them."""
         if self.has_aggregates or not self.partition_files:
             return None
-        return (f"{self.root}: pre-aggregates missing or stale, so views read every prediction row (slower); "
-                + aggregates.HINT.format(root=self.root))
+        what = (f"pre-aggregates damaged ({self.aggregates_damage}), so not used: views read" if self.aggregates_damage
+                else "pre-aggregates missing or stale, so views read")
+        return f"{self.root}: {what} every prediction row (slower); " + aggregates.HINT.format(root=self.root)
 
     def _create_prediction_views(self, parts: Sequence[Path]) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""

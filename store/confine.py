@@ -70,11 +70,18 @@ def not_plain(root: str | Path) -> list[tuple[Path, str]]:
 def refuse_not_plain(root: str | Path) -> None:
     """StoreError naming the symbolic links and special files under `root`, when there are any."""
     found = not_plain(root)
-    if found:
-        named = ", ".join(f"{path} ({kind})" for path, kind in found[:SHOWN])
+    if found:  # the store named once, each entry relative to it
+        named = ", ".join(f"{_relative(path, root)} ({kind})" for path, kind in found[:SHOWN])
         more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-        raise StoreError(f"{named}{more}: in the store {root}; a store is read only from its own regular files "
-                         "(replace each by a copy of the file it stands for)")
+        raise StoreError(f"{root}: {named}{more}: a store is read only from its own regular files (replace each "
+                         "by a copy of the file it stands for)")
+
+
+def _relative(path: str | Path, root: str | Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def regular(path: str | Path) -> Path:
@@ -111,7 +118,7 @@ def inside(root: str | Path, path: str | Path) -> Path:
     for part in Path(candidate).relative_to(base).parts:
         current = current / part
         if current.is_symlink():
-            raise StoreError(f"{current}: a symbolic link in the store {root}; refused")
+            raise StoreError(f"{root}: {_relative(current, base)}: a symbolic link; refused")
     return Path(candidate)
 
 

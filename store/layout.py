@@ -248,6 +248,8 @@ MODEL_SCHEMA = pa.schema([
 MODEL_CARD_COLUMNS = ("base", "loader", "operation", "file_bytes", "latency_ms_batch1", "latency_ms_batch256",
                       "latency_threads", "latency_load_average")
 MODEL_REQUIRED_SCHEMA = pa.schema([f for f in MODEL_SCHEMA if f.name not in MODEL_CARD_COLUMNS])
+# The card columns every row fills (a null there is damage: pages label, sort and pair models by them).
+CARD_REQUIRED = ("model_id", "arch", "method", "target_sparsity")
 
 # projection: "umap", or "pca" where UMAP could not run (too few points, or it failed).
 MODEL_EMBEDDING_SCHEMA = pa.schema([
@@ -292,7 +294,7 @@ FILTER_COLUMNS: dict[str, str] = {
     "arch": "architecture name",
     "method": "pruning method ('dense' for the unpruned model)",
     "target_sparsity": "requested fraction of zero weights",
-    "sparsity": "measured fraction of zero weights",
+    "sparsity": "measured fraction of the unpruned network's weights removed (zeroed, or cut away with their channels)",
     "seed": "training seed",
     "corruption": "corruption name, or 'clean'",
     "severity": "corruption severity 1..5 (0 for clean)",

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store import aggregates, confine, derived_record, layout, vocabulary
+from store import aggregates, bases, confine, derived_record, layout, vocabulary
 from store.layout import StoreError
 from store.reader import marker_path, parquet_metadata, read_json, read_manifest
 
@@ -235,13 +235,32 @@ def _models_problems(root: Path, deep: bool) -> Iterator[Problem]:
     if problem:
         yield Problem(path, "models", problem)
         return
-    table = pq.read_table(path, columns=["model_id", "checkpoint"])
+    table = pq.read_table(path)
     ids = table.column("model_id").to_pylist()
     bad = [model_id for model_id in ids if not vocabulary.is_model_id(model_id)]
     if bad:
         yield Problem(path, "models", f"model ids {bad[:5]!r:.200} are not valid ids")
     if len(set(ids)) != len(ids):
         yield Problem(path, "models", "lists a model_id twice")
+    yield from (Problem(path, "models", problem) for problem in _card_problems(table))
+
+
+def _card_problems(table: pa.Table) -> Iterator[str]:
+    """Card columns of another type than layout.MODEL_SCHEMA's, nulls where every card has a value
+    (layout.CARD_REQUIRED), and a lineage with a cycle or a chain deeper than bases.MAX_DEPTH."""
+    ids = table.column("model_id").to_pylist()
+    for field in layout.MODEL_SCHEMA:
+        if field.name in table.column_names and table.schema.field(field.name).type not in (field.type, pa.null()):
+            yield (f"column {field.name} is stored as {table.schema.field(field.name).type}, not {field.type} "
+                   "(pages read its values as missing)")
+    for name in layout.CARD_REQUIRED:
+        if name in table.column_names and table.column(name).null_count:
+            missing = [model_id for model_id, value in zip(ids, table.column(name).to_pylist(), strict=True)
+                       if value is None]
+            yield f"{name} is missing for model(s) {missing[:5]!r:.200}"
+    if "base" in table.column_names:
+        named = dict(zip(map(str, ids), table.column("base").to_pylist(), strict=True))
+        yield from bases.lineage_problems(named)
 
 
 def _layer_row_problem(row: dict[str, Any]) -> str | None:
@@ -412,7 +431,7 @@ def _image_problems(root: Path, skip: set[Path]) -> Iterator[Problem]:
                       "provenance/<corruption>_<severity>.parquet")
 
 
-def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem]:
+def _index_problems(root: Path, manifest: dict[str, Any], deep: bool, skip: set[Path]) -> Iterator[Problem]:
 
     data, info = root / layout.INDEX / layout.BY_SAMPLE, derived_record.record_path(root, layout.BY_SAMPLE_RECORD)
     for derived in (data, *(aggregates.path(root, name) for name in aggregates.NAMES)):  # pre-aggregates too
@@ -427,6 +446,14 @@ def _index_problems(root: Path, deep: bool, skip: set[Path]) -> Iterator[Problem
                 raise ValueError("expected a JSON object with a list 'files'")
         except (StoreError, ValueError) as error:
             yield Problem(info, "index", f"not the index's description: {error}")
+    if _is_int(manifest.get("num_samples")) and not any(aggregates.path(root, name) in skip for name in aggregates.NAMES):
+        try:  # files whose record calls them fresh, yet that disagree with each other or the partitions
+            _, damage = aggregates.state(root, num_samples=manifest["num_samples"])
+        except StoreError:
+            damage = None  # an unreadable record or file: named above
+        if damage:
+            file, _, what = damage.partition(": ")
+            yield Problem(root / file, "index", f"{what}; not used (rebuild it with `python -m compute index`)")
 
 
 def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bool = True) -> list[Problem]:
@@ -465,7 +492,7 @@ def verify(root: str | Path, views: Collection[str] = vocabulary.VIEWS, deep: bo
         "predictions": lambda: _prediction_problems(root, manifest, deep, skip),
         "embeddings": lambda: _embedding_problems(root, deep, skip),
         "images": lambda: _image_problems(root, skip),
-        "index": lambda: _index_problems(root, deep, skip),
+        "index": lambda: _index_problems(root, manifest, deep, skip),
     }
     for view in vocabulary.VIEWS:
         if view in views:

@@ -82,6 +82,18 @@ LEVELS: tuple[str, ...] = ("group", "model")
 # The model order everywhere models are listed: unpruned models first, then by MODEL_SORT.
 UNPRUNED = "dense"  # the method of an unpruned model
 MODEL_SORT: tuple[str, ...] = ("method", "target_sparsity")
+# Operations that store weights in fewer bits without removing any (compute.quantize): a model made only by
+# them is not pruned. A chain's method joins its steps with "+" (`channel+int8`: channel pruning, then int8).
+QUANTIZATIONS: tuple[str, ...] = ("int8",)
+# What a method's target sparsity counts where it is not weights: channel pruning removes whole output
+# channels (and with them more than that share of the weights).
+TARGET_UNITS: dict[str, str] = {"channel": "channels"}
+
+
+def is_pruned(method: str) -> bool:
+    """Whether a model of this method (a chain's steps joined by "+") has weights removed: some step is
+    neither the unpruned model nor a quantization."""
+    return any(step not in (UNPRUNED, *QUANTIZATIONS) for step in method.split("+"))
 
 
 def model_order(*then: str, table: str = "") -> str:

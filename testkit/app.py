@@ -72,8 +72,19 @@ def dashboard_store(root: Path) -> Path:
                                 for c in CORRUPTIONS for s in (1, 3)}
     writer.write_json(root, manifest, root / layout.MANIFEST)
     write_embeddings(root)
+    write_footprints(root)
     attach_checkpoint(root, ATTRIBUTED)
     return root
+
+
+def write_footprints(root: Path) -> None:
+    """Every model card with a made-up footprint (bytes, CPU ms per image), so the Overview draws the
+    robustness-vs-cost chart as on a real study."""
+    rows = reader.read_table(root / layout.MODELS).to_pylist()
+    for index, row in enumerate(rows):
+        row.update(file_bytes=400_000 // (index + 1), latency_ms_batch1=2.0 / (index + 1),
+                   latency_ms_batch256=1.0 / (index + 1), latency_threads=1, latency_load_average=0.5)
+    writer.upsert_models(root, rows)
 
 
 def open_app(monkeypatch, store_path, page: str | None = None, **selection) -> AppTest:

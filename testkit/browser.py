@@ -59,7 +59,7 @@ def dashboard(store: str | Path, timeout: float = 90.0, mode: str = "--store",
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
                "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-               "--runner.postScriptGC", "false", "--", mode, str(store)]
+               "--", mode, str(store)]
     with serve(command, port, env=env, timeout=timeout) as url:
         yield url
 
@@ -172,6 +172,9 @@ TEXT_PROBLEMS = """() => {
         const pa = project(a), pb = project(b);
         return Math.max(...pa) <= Math.min(...pb) || Math.max(...pb) <= Math.min(...pa);
     }));
+    // The page's content column: a chart text right of it is cut off by the page (unless a box scrolls it).
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]') || document.querySelector('[data-testid="stMain"]');
+    const edge = main ? main.getBoundingClientRect().right : Infinity;
     document.querySelectorAll('[data-testid="stMain"] .vega-embed svg.marks').forEach((svg, index) => {
         const frame = svg.getBoundingClientRect();
         const texts = [];
@@ -185,6 +188,7 @@ TEXT_PROBLEMS = """() => {
                 // 4 px: a text's line box reaches a little above its glyphs (a title at the very top)
                 if (box.left < frame.left - 4 || box.right > frame.right + 4 || box.top < frame.top - 4
                     || box.bottom > frame.bottom + 4) problems.push(`chart ${index}: ${role} outside the chart: "${content}"`);
+                if (box.right > edge + 4) problems.push(`chart ${index}: ${role} beyond the page's right edge: "${content}"`);
             });
         }
         for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++)
@@ -196,7 +200,8 @@ TEXT_PROBLEMS = """() => {
 
 
 def text_problems(page: Any) -> list[str]:
-    """Every truncated, escaping or overlapping title, axis or legend text on the rendered page."""
+    """Every truncated, escaping or overlapping title, axis or legend text on the rendered page, and every
+    one right of the page's content column (cut off) unless a scrolling box holds its chart."""
     return page.evaluate(TEXT_PROBLEMS)
 
 

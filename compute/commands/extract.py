@@ -94,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or ends in an nn.Linear or 1x1 conv (wrapped automatically); the module must be "
                         "importable from the working directory or PYTHONPATH")
     parser.add_argument("--weights", default=None, help="state-dict file loaded into --model")
+    parser.add_argument("--structure", default=None, choices=byo.STRUCTURES,
+                        help="from-weights: --model builds the unpruned float network and --weights is a "
+                        "channel-pruned (e.g. Torch-Pruning) or torch.ao FX int8 copy's state dict; the layers are "
+                        "narrowed and quantized as its tensors say before they load (README)")
     parser.add_argument("--robustbench", default=None, metavar="NAME",
                         help="a RobustBench model by name, e.g. Diffenderfer2021Winning_LRR (needs the optional "
                         "robustbench package and internet for the first download, into ./models)")
@@ -116,9 +120,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "none, the model is its own group). --seed is the corruption seed")
     card.add_argument("--base", default=None, metavar="MODEL_ID",
                       help="the model it was derived from (in this run or the store); comparisons pair it with it")
+    parser.add_argument("--model-classes", default=None, metavar="NAME,NAME,...|@FILE",
+                        help="the classes of the models' outputs, in output order (comma-separated, or @FILE with "
+                        "one name a line), when they are not the dataset's: every dataset class must be among them "
+                        "and its labels become their positions (a 9-class folder against a 10-output model). "
+                        "Without it, a model whose output count differs from the dataset's classes is refused")
     parser.add_argument("--models", default=None, metavar="FILE.toml",
                         help="describe many models, one [MODEL_ID] table each with the keys model, weights, "
-                        "normalize, robustbench, threat_model, arch, method, sparsity, seed, base (README); "
+                        "normalize, robustbench, threat_model, arch, method, sparsity, seed, base, structure (README); "
                         "checked completely before anything is written")
     parser.add_argument("--corruptions", nargs="+", default=list(corruptions.NAMES), metavar="NAME",
                         help="corruptions to run (default: all 19)")
@@ -161,12 +170,22 @@ def report(summary: ExtractSummary, shard: Shard) -> str:
     return "\n".join(lines)
 
 
+def model_classes(text: str) -> tuple[str, ...]:
+    """--model-classes: names separated by commas, or @FILE with one name a line (blank lines skipped)."""
+    listed = Path(text[1:]).read_text().splitlines() if text.startswith("@") else text.split(",")
+    names = [name.strip() for name in listed if name.strip()]
+    if not names:
+        raise ValueError(f"--model-classes {text[:80]!r} names no class")
+    return tuple(names)
+
+
 def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
     """The models from elsewhere the flags and the models file describe, each checked (ValueError naming the
     flag, or the file's table and key)."""
     card_flags = {"--arch": args.arch, "--method": args.method != cards.EXTERNAL or None,
                   "--sparsity": args.sparsity or None, "--model-seed": args.model_seed, "--base": args.base,
-                  "--normalize": args.normalize, "--weights": args.weights, "--model-id": args.model_id}
+                  "--normalize": args.normalize, "--weights": args.weights, "--model-id": args.model_id,
+                  "--structure": args.structure}
     given = [flag for flag, value in card_flags.items() if value is not None]
     if given and not (args.model or args.robustbench):
         raise ValueError(f"{given[0]} describes --model or --robustbench, and neither is given (prunescope "
@@ -177,9 +196,11 @@ def model_specs(args: argparse.Namespace) -> list[cards.ModelSpec]:
         spec = cards.ModelSpec(model_id=args.model_id or name, function=args.model, weights=args.weights,
                                normalize=args.normalize, robustbench=args.robustbench,
                                threat_model=args.threat_model, arch=args.arch, method=args.method,
-                               sparsity=args.sparsity, seed=args.model_seed, base=args.base)
+                               sparsity=args.sparsity, seed=args.model_seed, base=args.base,
+                               structure=args.structure)
         for key, problem in spec.problems():
-            flag = {"model": "--model/--robustbench", "seed": "--model-seed"}.get(key, f"--{key.replace('_', '-')}")
+            flag = {"model": "--model/--robustbench", "seed": "--model-seed", "id": "--model-id"}.get(
+                key, f"--{key.replace('_', '-')}")
             raise ValueError(f"{flag}: {problem}")
         specs.append(spec)
     return specs
@@ -199,8 +220,12 @@ def user_model(spec: cards.ModelSpec, dataset: str, image_size: int) -> ExtractM
     model_dir = str(Path(byo.ROBUSTBENCH_DIR).resolve()) if spec.robustbench is not None else None
     loader = spec.loader(dataset, model_dir)
     model = loading.load_model({"checkpoint": spec.weights, "loader": loader}, image_size)
+    # The network the function builds is the unpruned one the weights were made from: sparsity counts the
+    # weights removed from it (zeroed, or cut away with their channels).
+    full = loading.load_model({"checkpoint": None, "loader": loader}, image_size) if spec.weights else None
     hparams = json.dumps({"model_id": spec.model_id, "loader": loader}, sort_keys=True)
-    row = model_row(spec.model_id, model, {**spec.card(), "hparams": hparams}, spec.weights, loader)
+    row = model_row(spec.model_id, model, {**spec.card(), "hparams": hparams, "full_model": full}, spec.weights,
+                    loader)
     return ExtractModel(spec.model_id, model, row)
 
 
@@ -212,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.executor == "ray" else None)
     specs = model_specs(args)
     data = datasets.load(args.dataset, args.data_dir, args.download, **dataset_options(args))
+    if args.model_classes:
+        data = data.with_class_names(model_classes(args.model_classes))
     if args.verify_data:
         checksums.refuse_damaged(args.dataset, args.data_dir, args.corrupted_dir)
     test = data.test.subset(args.limit)

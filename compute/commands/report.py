@@ -2,18 +2,22 @@
 
 One row per replicate group (models of the same arch, method and sparsity differing only in seed; mean
 over seeds with a Student t interval across them) or, with --by model, per model (Wilson interval over
-the test samples). --columns full: clean accuracy, every corruption (mean over its severities), mean
-corruption accuracy, mean corruption error (unnormalised mCE), accuracy drop (clean - corrupted) and
-relative mCE (against each model's base, or --reference, leaving out corruptions that barely hurt
-the reference; the notes say which). --columns summary: clean, mean corruption, relative mCE and one column per
-corruption family, narrow enough for one column of a two-column paper. Cells read "mean [low, high]"
-(markdown) or, in %, the mean with "low--high" in small type below it (latex: a complete booktabs table
-with caption, legend and notes), best per column in bold and a mark where a row differs from its
-reference (paired test, Holm over the cells shown); --format csv gives mean, low, high and p_value.
+the test samples). --columns picks column groups, a comma list: summary (clean accuracy, mean corruption
+accuracy, relative mCE against each model's base, or --reference, leaving out corruptions that barely
+hurt the reference; the notes say which), errors (mean corruption error, accuracy drop), families (one
+column per corruption family), corruptions (every corruption, mean over its severities); full (the
+default) is corruptions,summary,errors; summary,families fits one column of a two-column paper.
+--intervals puts each cell's 95 % interval on a row below the means (latex default), inline after the
+mean (markdown default) or nowhere; --split N prints N tables (latex default: the fewest that fit a
+two-column paper with every number at 7 pt). The best per column is bold (with every row whose interval
+overlaps it; none where all do), and a mark says where a row differs from its reference (per model:
+exact McNemar test; per group: t test over seeds, none below 3 seeds; Holm over the cells shown);
+--format csv gives mean, low, high and p_value.
 
 Examples:
     python -m compute report --store data/demo
-    python -m compute report --store /tmp/seeds-store --format latex --columns summary > table.tex
+    python -m compute report --store /tmp/seeds-store --format latex --columns summary,families > table.tex
+    python -m compute report --store data/demo --format latex --intervals inline --split 3
 """
 
 from __future__ import annotations
@@ -36,10 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="group: one row per (arch, method, sparsity), mean over seeds (default); model: one row "
                              "per model")
     parser.add_argument("--format", choices=report.REPORT_FORMATS, default="markdown", help="output format (default: markdown)")
-    parser.add_argument("--columns", choices=report.COLUMN_SETS, default="full",
-                        help="full: every corruption, mean corruption accuracy and error, accuracy drop, relative "
-                             "mCE (default); summary: clean, mean corruption, relative mCE and one column per "
-                             "corruption family (fits one column of a two-column paper)")
+    parser.add_argument("--columns", default=report.FULL, metavar="GROUPS",
+                        help="column groups, a comma list of: " + "; ".join(f"{g} ({w})" for g, w in
+                                                                        report.COLUMN_GROUPS.items())
+                        + f"; or {report.FULL} (default: corruptions,summary,errors). summary,families fits one "
+                        "column of a two-column paper")
+    parser.add_argument("--intervals", choices=report.INTERVALS, default=None,
+                        help="where each cell's 95%% interval goes: a row below the means (latex default), inline "
+                             "after the mean (markdown default) or none (the csv keeps them)")
+    parser.add_argument("--split", type=int, default=None, metavar="N",
+                        help="print the table as N tables of nearly equal column counts (default: latex, the "
+                             "fewest tables that fit a two-column paper with every number at 7 pt; markdown, one)")
     parser.add_argument("--reference", default=None, metavar="MODEL_ID",
                         help="compare every model with this one (default: each model with its base, the model it "
                         "was derived from)")
@@ -55,13 +66,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
+        report.column_groups(args.columns)
+    except ValueError as error:
+        print(f"error: --columns: {error}", file=sys.stderr)
+        return 2
+    if args.split is not None and args.split < 1:
+        print(f"error: --split: {args.split} tables; give 1 or more", file=sys.stderr)
+        return 2
+    try:
         table = report.report_table(catalog, args.by)
-        notes = report.report_notes(catalog)
+        notes = report.report_notes(catalog, args.by)
     finally:
         catalog.close()
     if table.is_empty():
         print(f"error: the store {args.store} has no predictions yet; run `python -m compute extract` first",
               file=sys.stderr)
         return 2
-    sys.stdout.write(report.render_report(table, args.format, level=args.by, columns=args.columns, notes=notes))
+    sys.stdout.write(report.render_report(table, args.format, level=args.by, columns=args.columns,
+                                          intervals=args.intervals, split=args.split, notes=notes))
     return 0

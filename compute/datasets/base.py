@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -103,6 +103,30 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def with_class_names(self, names: Sequence[str]) -> Dataset:
+        """This dataset labelled by `names` (a model's output classes, in output order): each class keeps its
+        images and takes the position of its name in `names` as its label. DataError naming the classes of
+        the dataset that `names` lacks, or a name given twice."""
+        names = tuple(names)
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise DataError(f"--model-classes names {twice[:3]} more than once")
+        missing = [name for name in self.class_names if name not in names]
+        if missing:
+            raise DataError(f"dataset {self.name} has classes the model's outputs do not name: "
+                            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''} (--model-classes)")
+        position = np.array([names.index(name) for name in self.class_names], dtype=np.int64)
+        return replace(self, class_names=names, train=_relabelled(self.train, position),
+                       test=_relabelled(self.test, position))
+
     @property
     def image_size(self) -> int:
         return self.test.image_size
+
+
+def _relabelled(images: ImageSet | FileImageSet, position: np.ndarray) -> ImageSet | FileImageSet:
+    """The same images with label l replaced by position[l]."""
+    labels = position[images.labels] if len(images.labels) else images.labels
+    if isinstance(images, ImageSet):
+        return ImageSet(images.images, labels)
+    return FileImageSet(images.paths, labels, images.keys, images.size, images.decode, paired=images.paired)

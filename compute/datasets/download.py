@@ -3,7 +3,11 @@
 Every archive prunescope downloads is pinned in `ARCHIVES` (byte size, md5, and sha256 where one is
 public; sources: ../shared/reference/datasets-files.md, "Facts to pin"). The order of work, and why:
 
-1. Download into `<name>.part`, resuming an interrupted download with an HTTP Range request. A
+1. Download into `<name>.part`, never more bytes than the archive's pinned size (or, where no size is
+   pinned, its documented `ceiling`): a server (a mirror, or anyone in the middle of a plain-HTTP
+   download) that announces more, or sends more with or without a Content-Length, is refused at that
+   byte, the partial file renamed `<name>.rejected`, so it cannot fill the disk. Resume an interrupted
+   download with an HTTP Range request. A
    connection that drops is not an error to Python's http.client (a short read returns less, silently),
    so the bytes received are compared with the length the server announced; short means interrupted:
    the `.part` file stays for the next run to resume, and the run stops with one error.
@@ -49,6 +53,8 @@ from store.digests import file_digests
 MIRROR_VARIABLE = "PRUNESCOPE_MIRROR"
 UNPACKED = ".prunescope-unpacked.json"  # the record in each folder unpacked here
 CHUNK = 1 << 20
+GB = 1 << 30
+DEFAULT_CEILING = 32 * GB  # an archive with neither a pinned size nor a ceiling of its own (none today)
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,16 @@ class Archive:
     md5: str
     size: int | None = None
     sha256: str | None = None
+    ceiling: int | None = None  # where no size is pinned: the most bytes a download of it may write
 
     @property
     def name(self) -> str:
         return archive_name(self.url)
+
+    @property
+    def limit(self) -> int:
+        """The most bytes a download of this archive writes: its pinned size, else its ceiling."""
+        return self.size if self.size is not None else self.ceiling or DEFAULT_CEILING
 
 
 def archive_name(url: str) -> str:
@@ -89,15 +101,17 @@ ARCHIVES: dict[str, Archive] = {archive.name: archive for archive in (
             2_918_473_216, "30ee6543a1bfd049fa33834b7c1ada301e7064b7fbe8fc38340eb8b62ced4b33"),
     Archive("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de", 248_100_043),
     # The fixed Tiny-ImageNet-C (record 8206060; the original record 2536630 has a defective frost/ and no
-    # published checksum). No source gives these two files' byte sizes.
-    Archive(f"{_ZENODO_TINY_C}/Tiny-ImageNet-C.tar", "f9c9a9dbdc11469f0b850190f7ad8be1"),
-    Archive(f"{_ZENODO_TINY_C}/Tiny-ImageNet-C-extra.tar", "0db0588d243cf403ef93449ec52b70eb"),
-    # ImageNet-C, record 2235448: about 21 / 7 / 12 / 7 / 15 GB; no source gives the exact byte sizes.
-    Archive(f"{_ZENODO_IMAGENET_C}/noise.tar", "e80562d7f6c3f8834afb1ecf27252745"),
-    Archive(f"{_ZENODO_IMAGENET_C}/blur.tar", "2d8e81fdd8e07fef67b9334fa635e45c"),
-    Archive(f"{_ZENODO_IMAGENET_C}/weather.tar", "33ffea4db4d93fe4a428c40a6ce0c25d"),
-    Archive(f"{_ZENODO_IMAGENET_C}/digital.tar", "89157860d7b10d5797849337ca2e5c03"),
-    Archive(f"{_ZENODO_IMAGENET_C}/extra.tar", "d492dfba5fc162d8ec2c3cd8ee672984"),
+    # published checksum). No source gives these two files' byte sizes; the ceilings bound what 15 (and 4)
+    # corruptions x 5 severities x 10,000 64-px JPEGs of a few KB, each with its 1 KB of tar headers, take.
+    Archive(f"{_ZENODO_TINY_C}/Tiny-ImageNet-C.tar", "f9c9a9dbdc11469f0b850190f7ad8be1", ceiling=4 * GB),
+    Archive(f"{_ZENODO_TINY_C}/Tiny-ImageNet-C-extra.tar", "0db0588d243cf403ef93449ec52b70eb", ceiling=2 * GB),
+    # ImageNet-C, record 2235448: about 21 / 7 / 12 / 7 / 15 GB; no source gives the exact byte sizes, so
+    # each ceiling is its published size plus a quarter.
+    Archive(f"{_ZENODO_IMAGENET_C}/noise.tar", "e80562d7f6c3f8834afb1ecf27252745", ceiling=27 * GB),
+    Archive(f"{_ZENODO_IMAGENET_C}/blur.tar", "2d8e81fdd8e07fef67b9334fa635e45c", ceiling=9 * GB),
+    Archive(f"{_ZENODO_IMAGENET_C}/weather.tar", "33ffea4db4d93fe4a428c40a6ce0c25d", ceiling=15 * GB),
+    Archive(f"{_ZENODO_IMAGENET_C}/digital.tar", "89157860d7b10d5797849337ca2e5c03", ceiling=9 * GB),
+    Archive(f"{_ZENODO_IMAGENET_C}/extra.tar", "d492dfba5fc162d8ec2c3cd8ee672984", ceiling=19 * GB),
 )}
 
 
@@ -116,14 +130,16 @@ def fetch(name: str, directory: Path) -> Path:
     path = directory / name
     if not path.is_file():
         part = directory / f"{name}.part"
-        _download(source_url(archive), part)
+        _download(source_url(archive), part, archive.limit)
         part.rename(path)
     check_archive(path, archive)
     return path
 
 
-def _download(url: str, part: Path) -> None:
-    """Download `url` into `part`, continuing after the bytes `part` already holds (HTTP Range)."""
+def _download(url: str, part: Path, limit: int) -> None:
+    """Download `url` into `part`, continuing after the bytes `part` already holds (HTTP Range), writing at
+    most `limit` bytes in all: a response that announces more, or sends more, is refused (DataError) and
+    `part` renamed `<name>.rejected`."""
     offset = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": "prunescope", **({"Range": f"bytes={offset}-"} if offset else {})}
     try:
@@ -139,21 +155,39 @@ def _download(url: str, part: Path) -> None:
         if offset and response.status != 206:  # the server ignored the range: start again
             offset = 0
         length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
-        received = offset
+        try:
+            total = offset + int(length) if length is not None else None
+        except ValueError:
+            total = None  # not a number: the byte count below still bounds what is written
+        if total is not None and total > limit:
+            _refuse_oversized(url, part, limit, f"announces {total:,} bytes")
+        received, over = offset, False
         with part.open("ab" if offset else "wb") as out, \
                 tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
                      file=sys.stderr, leave=False) as bar:
             try:
-                while chunk := response.read(CHUNK):
+                while chunk := response.read(min(CHUNK, limit - received + 1)):
+                    if received + len(chunk) > limit:
+                        over = True
+                        break
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
             except (OSError, HTTPException):
                 pass  # a dropped connection: reported below with the byte counts
+        if over:
+            _refuse_oversized(url, part, limit, f"sent more than {limit:,} bytes (stopped at {received:,})")
     if total is not None and received < total:
         raise DataError(f"download of {url} stopped at {received:,} of {total:,} bytes; {part} is kept: run the "
                         "command again to resume it")
+
+
+def _refuse_oversized(url: str, part: Path, limit: int, what: str) -> None:
+    rejected = part.with_name(part.name.removesuffix(".part") + ".rejected")
+    if part.is_file():
+        part.replace(rejected)
+    raise DataError(f"download of {url} refused: the server {what}, more than the {limit:,} bytes pinned for "
+                    f"{part.name.removesuffix('.part')}" + (f"; kept aside as {rejected}" if rejected.is_file() else ""))
 
 
 def digests(path: Path, sha256: bool = False, bar: tqdm | None = None) -> tuple[str, str | None]:

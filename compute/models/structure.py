@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from torch import nn
 
 Structure = dict[str, list[int]]
+MAX_WIDTH = 1 << 20  # widest layer a structure may declare (a registry model's widest has 2,048 channels)
 
 
 def widths(module: nn.Module) -> list[int] | None:
@@ -44,9 +45,14 @@ def narrow(model: nn.Module, spec: Mapping[str, Sequence[int]]) -> nn.Module:
     modules = dict(model.named_modules())
     for name, size in spec.items():
         old = modules.get(name)
+        if not isinstance(size, (list, tuple)):
+            raise ValueError(f"structure: layer {name!r} has widths {size!r}, not a list of whole numbers")
         if old is None or widths(old) is None or len(size) != len(widths(old)):
             kind = "no such layer" if old is None else f"a {type(old).__name__}"
             raise ValueError(f"structure: layer {name!r} with widths {list(size)} does not fit the model ({kind})")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in size):
+            raise ValueError(f"structure: layer {name!r} has widths {list(size)}; each must be a whole number "
+                             f"from 1 to {MAX_WIDTH:,}")
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, _resized(old, [int(v) for v in size]))
     return model

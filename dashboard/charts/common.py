@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from store.vocabulary import UNPRUNED
+from store.vocabulary import QUANTIZATIONS, TARGET_UNITS, UNPRUNED
 
 DEGREES = "°"
 OTHER_CLASSES = "other classes"  # the grey of the classes not picked, on studies with many classes
@@ -16,10 +16,13 @@ FADED = 0.3  # opacity of a matrix cell whose drop vs reference is not significa
 
 
 def model_labels(frame: pl.DataFrame) -> pl.Series:
-    """'method 90%' (or 'dense') per row; where two models would read alike, the model id is added."""
+    """'method 90%' per row ('channels 50%' where the target counts channels; 'dense'; a quantization by its
+    operation, 'int8'); where two models would read alike, the model id is added."""
+    target = (pl.col("target_sparsity") * 100).round(0).cast(pl.Int64).cast(pl.String) + pl.lit("%")
     short = (pl.when(pl.col("method") == UNPRUNED).then(pl.lit(UNPRUNED))
-             .otherwise(pl.col("method") + pl.lit(" ") + (pl.col("target_sparsity") * 100).round(0)
-                        .cast(pl.Int64).cast(pl.String) + pl.lit("%")))
+             .when(pl.col("method").is_in(QUANTIZATIONS)).then(pl.col("method"))  # an operation, not "int8 0%"
+             .otherwise(pl.col("method").fill_null("?").replace(TARGET_UNITS) + pl.lit(" ")
+                        + target.fill_null("?%")))  # a damaged card (the catalog names it): "?"
     labelled = frame.select("model_id", short.alias("short")).with_columns(
         pl.col("model_id").n_unique().over("short").alias("sharing"))
     return labelled.select(pl.when(pl.col("sharing") > 1)

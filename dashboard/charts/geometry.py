@@ -11,7 +11,7 @@ import polars as pl
 
 from dashboard.charts.palette import CHANGES, CORRECTNESS
 
-FACET_COLUMNS = 5
+FACET_COLUMNS = 4  # with the legend below, four panels fit beside the sidebar at 1280 px
 
 
 # -- local geometry --------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def class_scatter(points: pl.DataFrame, *, x: str, y: str, x_title: str, y_title
     chart = alt.Chart(points.to_pandas()).mark_circle(size=22, opacity=0.7).encode(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=_short_lines(y_title), scale=alt.Scale(zero=False)),
-        color=alt.Color(f"{color}:N", title=color_title, scale=scale),
+        color=alt.Color(f"{color}:N", title=color_title, scale=scale, legend=alt.Legend(orient="bottom")),
         tooltip=["sample_id", "label_name", f"{color}:N",
                  *[alt.Tooltip(f"{c}:Q", format=".3f") for c in extra if points[c].dtype.is_float()]],
     ).add_params(pick)
@@ -51,7 +51,8 @@ def class_density(bins: pl.DataFrame, *, x_title: str, y_title: str, title: str)
     chart = alt.Chart(bins.to_pandas()).mark_rect().encode(
         x=alt.X("x_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="x_high:Q",
         y=alt.Y("y_low:Q", title=_short_lines(y_title), scale=alt.Scale(zero=False)), y2="y_high:Q",
-        color=alt.Color("samples:Q", title="samples", scale=alt.Scale(type="log", scheme="viridis")),
+        color=alt.Color("samples:Q", title="samples", scale=alt.Scale(type="log", scheme="viridis"),
+                        legend=alt.Legend(orient="bottom")),
         tooltip=["label_name", alt.Tooltip("samples:Q"), alt.Tooltip("accuracy:Q", format=".2f"),
                  alt.Tooltip("x_low:Q", format=".2f", title=f"{x_title} from"),
                  alt.Tooltip("y_low:Q", format=".2f", title=f"{y_title} from")],

@@ -10,6 +10,7 @@ import altair as alt
 import polars as pl
 
 from dashboard.charts.common import FADED, setting_label, with_model_label
+from dashboard.charts.palette import method_colours
 from store import vocabulary
 
 
@@ -67,7 +68,7 @@ MATRIX_ROWS = 40  # more rows than this: the evaluation matrix is split into one
 
 def by_method(matrix: alt.Chart) -> alt.VConcatChart:
     """An evaluation_matrix / interval_matrix split into one block of rows per method (dense first, as the
-    rows), stacked, each block titled with its method, as tall as its own rows and with the column labels
+    rows), stacked, each block titled with its method in its palette colour, as tall as its own rows and with the column labels
     above it: with a hundred models the rows stay grouped, every row keeps its label and, scrolled to any
     block, the columns stay named. One click selection over all blocks."""
     title = matrix.title
@@ -75,8 +76,10 @@ def by_method(matrix: alt.Chart) -> alt.VConcatChart:
                .tolist())
     rows = matrix.encoding.y.copy(deep=True)
     rows.title = None  # the block's title names the method
+    colours = method_colours(methods)  # the block titles are the method legend: the one palette
     blocks = [matrix.transform_filter(alt.datum.method == method).encode(y=rows).properties(
-        title=alt.TitleParams(method, anchor="start", fontSize=13)) for method in methods]
+        title=alt.TitleParams(method, anchor="start", fontSize=13, color=colours[method]))
+        for method in methods]
     with warnings.catch_warnings():  # the blocks share their one selection on purpose: Altair merges it
         warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter", UserWarning)
         return alt.vconcat(*blocks, title=title, spacing=12).resolve_scale(y="independent")

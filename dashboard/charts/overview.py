@@ -10,6 +10,13 @@ from dashboard.charts.palette import method_colour
 from store.vocabulary import UNPRUNED
 
 
+def legend_height(methods: int) -> int:
+    """Pixels of a chart whose legend lists `methods` methods and the two kinds of images: 340, or tall
+    enough that the legend (30 px an entry as drawn, and its two titles) stays inside the chart: the demo's
+    15 methods overflowed 340."""
+    return max(340, 30 * (methods + 2) + 100)
+
+
 def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     """Clean and mean corruption accuracy against measured sparsity, one line per method, each starting
     at the dense model.
@@ -26,7 +33,7 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     methods = data.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([data, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
     encoding = {
-        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of zero weights)",
+        "x": alt.X("sparsity:Q", title="measured sparsity (fraction of the weights removed)",
                    scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         "y": alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(zero=False)),
         "color": method_colour(lines["method"].to_list()),
@@ -39,22 +46,25 @@ def accuracy_vs_sparsity(summary: pl.DataFrame) -> alt.LayerChart:
     line = alt.Chart(lines.to_pandas()).mark_line(opacity=0.7).encode(**encoding)
     points = alt.Chart(data.to_pandas()).mark_point(size=80, filled=True).encode(**encoding).add_params(pick)
     return (line + points).properties(
-        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)", height=340)
+        title="Accuracy vs sparsity (clean, and mean over every corruption and severity)",
+        height=legend_height(lines["method"].n_unique()))
 
 
 def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
     """accuracy_vs_sparsity per replicate group: the mean over seeds of clean and mean corruption accuracy
-    against target sparsity, with the 95 % interval as an error bar, one line per method from the dense
-    group. `points` has model_id (the group's first model: a click selects it), group_id, method,
-    target_sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
+    against measured sparsity (the mean over seeds: a channel-pruned group sits where its removed weights
+    put it, not at its channel target), with the 95 % interval as an error bar, one line per method from
+    the dense group. `points` has model_id (the group's first model: a click selects it), group_id,
+    method, target_sparsity, sparsity, seeds, images (clean / corrupted), accuracy, low, high."""
     dense = points.filter(pl.col("method") == UNPRUNED)
     methods = points.filter(pl.col("method") != UNPRUNED)["method"].unique(maintain_order=True)
     lines = pl.concat([points, *(dense.with_columns(pl.lit(m).alias("method")) for m in methods)])
-    x = alt.X("target_sparsity:Q", title="target sparsity (fraction of zero weights)",
+    x = alt.X("sparsity:Q", title="measured sparsity (fraction of the weights removed, mean over seeds)",
               scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
     color = method_colour(lines["method"].to_list())
     dash = alt.StrokeDash("images:N", title="images", sort=["clean", "corrupted"])
     tooltip = ["group_id", "seeds", "method", "images", alt.Tooltip("target_sparsity:Q", format=".0%"),
+               alt.Tooltip("sparsity:Q", title="measured sparsity", format=".1%"),
                alt.Tooltip("accuracy:Q", title="mean accuracy", format=".4f"),
                alt.Tooltip("low:Q", title="95% low", format=".4f"), alt.Tooltip("high:Q", title="95% high", format=".4f")]
     pick = alt.selection_point(name="model", fields=["model_id"], on="click")
@@ -66,7 +76,8 @@ def group_accuracy_vs_sparsity(points: pl.DataFrame) -> alt.LayerChart:
         x=x, y=y, color=color, shape=alt.Shape("images:N", title="images", sort=["clean", "corrupted"]),
         tooltip=tooltip).add_params(pick)
     return (line + bars + dots).properties(
-        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)", height=340)
+        title="Accuracy vs sparsity per group (mean over seeds, 95% interval; clean and mean corruption)",
+        height=legend_height(lines["method"].n_unique()))
 
 
 # -- robustness against cost (the model card's footprint, compute.footprint) -----------------------------
@@ -76,6 +87,9 @@ COSTS = {  # model card column -> axis title
     "latency_ms_batch1": "CPU ms per image, batch 1",
     "latency_ms_batch256": "CPU ms per image, batch 256",
 }
+
+
+COST_PANEL = 210  # pixels: three panels fit the page at 1280 px with the sidebar open
 
 
 def has_costs(models: pl.DataFrame) -> bool:
@@ -105,10 +119,30 @@ def robustness_vs_cost(frame: pl.DataFrame) -> alt.FacetChart:
         y=alt.Y("corruption_accuracy:Q", title="accuracy (filled: corrupted mean, hollow: clean)",
                 scale=alt.Scale(zero=False))).add_params(pick)
     clean = base.mark_point(size=60, filled=False).encode(y=alt.Y("clean_accuracy:Q"))
-    return (alt.layer(corrupted, clean, data=long.to_pandas())
+    # Panels of a fixed width and the legend below them: three panels and a legend beside them overflowed
+    # the page at 1400 px.
+    return (alt.layer(corrupted, clean, data=long.to_pandas()).properties(width=COST_PANEL, height=COST_PANEL)
             .facet(column=alt.Column("cost:N", title=None, sort=list(COSTS.values())))
             .resolve_scale(x="independent")
-            .properties(title="Robustness vs size and CPU latency (log scales)"))
+            .properties(title="Robustness vs size and CPU latency (log scales)")
+            .configure_legend(orient="bottom", direction="horizontal", columns=6))
+
+
+# What a chart needs of a model to place it: card or summary column -> why a model without it is not shown.
+PLACED_BY_SPARSITY = {"sparsity": "no measured sparsity", "clean_accuracy": "no clean predictions"}
+PLACED_BY_COST = {"file_bytes": "no file size measured", "latency_ms_batch1": "no CPU latency measured",
+                  "corruption_accuracy": "no corrupted predictions"}
+
+
+def unplaced(frame: pl.DataFrame, needs: dict[str, str]) -> str | None:
+    """One line naming each model (model_id) of `frame` that a chart cannot place and why (the first column
+    of `needs` it lacks: null, or absent from the frame); None when every model is placed."""
+    reasons = [pl.when(pl.col(column).is_null()).then(pl.lit(why)) if column in frame.columns else pl.lit(why)
+               for column, why in needs.items()]
+    missing = frame.select("model_id", pl.coalesce(*reasons).alias("why")).drop_nulls("why")
+    if missing.is_empty():
+        return None
+    return "Not shown: " + "; ".join(f"{model_id} ({why})" for model_id, why in missing.iter_rows()) + "."
 
 
 # -- lineage: each model right of its base, the edge labelled with how it was derived --------------------
@@ -121,21 +155,22 @@ def tree_layout(models: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     and `row` (depth-first order, so a model's descendants sit right below it); one edge per model with a
     base in the store, from (x, y) to (x2, y2), labelled with the model's operation, else "method NN%"."""
     ids = models["model_id"].to_list()
-    base = {row["model_id"]: row["base"] for row in models.iter_rows(named=True) if row["base"] in ids}
+    known = set(ids)
+    base = {row["model_id"]: row["base"] for row in models.iter_rows(named=True) if row["base"] in known}
     children: dict[str | None, list[str]] = {}
     for model_id in ids:
         children.setdefault(base.get(model_id), []).append(model_id)
     place: dict[str, tuple[int, int]] = {}
-
-    def visit(model_id: str, depth: int) -> None:
-        place[model_id] = (depth, len(place))
-        for child in children.get(model_id, []):
-            if child not in place:  # a cycle of bases (refused by extract) cannot loop here
-                visit(child, depth + 1)
-
-    for root in [*children.get(None, []), *ids]:  # roots first; then anything a cycle left out
-        if root not in place:
-            visit(root, 0)
+    for root in [*children.get(None, []), *ids]:  # roots first; then anything a cycle of bases left out
+        if root in place:
+            continue
+        stack = [(root, 0)]  # depth first without recursion: a chain of thousands of bases is a loop
+        while stack:
+            model_id, depth = stack.pop()
+            if model_id in place:  # a cycle of bases (refused by extract, named by verify) cannot loop here
+                continue
+            place[model_id] = (depth, len(place))
+            stack.extend((child, depth + 1) for child in reversed(children.get(model_id, [])))
     nodes = models.select(*NODE_FIELDS).with_columns(
         pl.col("model_id").replace_strict({m: p[0] for m, p in place.items()}, return_dtype=pl.Int64).alias("depth"),
         pl.col("model_id").replace_strict({m: p[1] for m, p in place.items()}, return_dtype=pl.Int64).alias("row"))
@@ -144,7 +179,8 @@ def tree_layout(models: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         "base": [base[m] for m in rows["model_id"]], "model_id": rows["model_id"].to_list(),
         "x": [place[base[m]][0] for m in rows["model_id"]], "y": [place[base[m]][1] for m in rows["model_id"]],
         "x2": rows["depth"].to_list(), "y2": rows["row"].to_list(),
-        "label": [operation or f"{method} {sparsity:.0%}" for method, sparsity, operation in
+        "label": [operation or f"{method} {'?' if sparsity is None else format(sparsity, '.0%')}"
+                  for method, sparsity, operation in
                   zip(rows["method"].to_list(), rows["target_sparsity"].to_list(), rows["operation"].to_list(),
                       strict=True)],
     }, schema={"base": pl.String, "model_id": pl.String, "x": pl.Int64, "y": pl.Int64, "x2": pl.Int64,

@@ -18,13 +18,17 @@ METHOD_COLOURS: dict[str, str] = {
 EXTRA_METHOD_COLOURS = ("#000000", "#e69f00", "#d55e00", "#56b4e9", "#0072b2", "#009e73", "#cc79a7", "#888888")
 
 
-def method_colour(methods: Sequence[str], title: str = "method") -> alt.Color:
-    """The colour channel of `method` over these methods: METHOD_COLOURS for the known ones, the extra
-    colours in turn for the rest (repeated only past 8 other methods)."""
-    domain = list(dict.fromkeys(methods))
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """Each of these methods' colour: METHOD_COLOURS for the known ones, the extra colours in turn for the
+    rest (repeated only past 8 other methods), for a mark or title that is not a colour channel."""
     others = itertools.cycle(EXTRA_METHOD_COLOURS)
-    colours = [METHOD_COLOURS[m] if m in METHOD_COLOURS else next(others) for m in domain]
-    return alt.Color("method:N", title=title, scale=alt.Scale(domain=domain, range=colours),
+    return {m: METHOD_COLOURS[m] if m in METHOD_COLOURS else next(others) for m in dict.fromkeys(methods)}
+
+
+def method_colour(methods: Sequence[str], title: str = "method") -> alt.Color:
+    """The colour channel of `method` over these methods, in method_colours' colours."""
+    colours = method_colours(methods)
+    return alt.Color("method:N", title=title, scale=alt.Scale(domain=list(colours), range=list(colours.values())),
                      legend=alt.Legend(titleLimit=400, labelLimit=300))
 
 

@@ -3,7 +3,7 @@
 import polars as pl
 import streamlit as st
 
-from analysis import calibration, queries, report, uncertainty
+from analysis import calibration, queries, report, stats, uncertainty
 from dashboard import data, hosting, linking, sidebar
 from dashboard.charts.common import setting_order
 from dashboard.charts.matrix import (
@@ -82,8 +82,12 @@ if metric.intervals:
     st.caption(f"Rows: {rows}. Faded cells with a dashed outline: the drop vs reference is **not significant at 0.05** after the "
                f"{uncertainty.CORRECTIONS[correction]} correction over the {tested.height} cells shown "
                f"({tested['significant'].sum()} significant). Per model: exact McNemar test on the samples only "
-               "one of the two models gets right; per group of seeds: hierarchical bootstrap (seeds, then samples). "
-               "Hover a cell for its 95 % intervals and p-values.")
+               f"one of the two models gets right; per group of seeds: t test over seeds (the seed is the unit; "
+               f"none below {stats.MIN_SEEDS} seeds). Hover a cell for its 95 % intervals and p-values.")
+    too_few = uncertainty.too_few_seeds(cells) if selection.level == "group" else []
+    if too_few:
+        st.caption(f"No mark on groups of {' or '.join(map(str, too_few))} seeds: "
+                   f"{uncertainty.too_few_seeds_note(too_few)}.")
 st.caption(f"Selected: model {code(selection.model)}, {selection.setting}. Click a cell to select it on every "
            "page, then open Local geometry or Sample.")
 left, right, _ = st.columns([1, 1, 1])
@@ -111,10 +115,10 @@ with st.expander("Table"):
 with st.expander("Paper table: methods x corruptions with 95 % intervals"):
     paper = data.query(report.report_table, catalog, selection.level)
     paper = paper.filter(pl.col("method").is_in(list(selection.methods)))
-    notes = data.query(report.report_notes, catalog)
+    notes = data.query(report.report_notes, catalog, selection.level)
     st.dataframe(report.report_wide(report.select_columns(paper)), hide_index=True)
     st.caption("Mean over severities, cells mean [95 % interval]; groups: t interval across seeds, models: Wilson "
-               "interval. " + " ".join(escape(note.capitalize()) + "." for note in notes) + " "
+               "interval. " + " ".join(escape(note) + "." for note in notes) + " "
                f"The same as `python -m compute report --store {hosting.store_label()} --by {selection.level}`.")
     left, right, _ = st.columns([1, 1, 6])
     for column, fmt, mime in ((left, "markdown", "text/markdown"), (right, "latex", "application/x-tex")):

@@ -6,13 +6,16 @@ import streamlit as st
 from analysis import matrices, presets, queries, report, uncertainty
 from dashboard import data, hosting, linking, sidebar
 from dashboard.charts.overview import (
+    PLACED_BY_COST,
+    PLACED_BY_SPARSITY,
     accuracy_vs_sparsity,
     group_accuracy_vs_sparsity,
     has_costs,
     lineage_tree,
     robustness_vs_cost,
+    unplaced,
 )
-from dashboard.text import code, downloads
+from dashboard.text import code, downloads, escape
 
 st.title("Overview")
 catalog = data.open_catalog()
@@ -26,6 +29,12 @@ if models.is_empty():
             f"{hosting.store_label()} --checkpoints ...`.")
     st.stop()
 summary = data.query(matrices.model_summary, catalog)
+if catalog.card_problems:  # values of another type read as null: drawn without them, named here once
+    shown = "; ".join(catalog.card_problems[:5]) + (f"; and {len(catalog.card_problems) - 5} more"
+                                                    if len(catalog.card_problems) > 5 else "")
+    st.warning(escape(f"Some model cards in {hosting.store_label()} hold a value of the wrong type, or none where "
+                      f"one is needed; those values are left out of the charts: {shown} "
+                      "(`python -m compute verify` names them)."))
 columns = st.columns(4)
 columns[0].metric("models", models.height)
 columns[1].metric("methods", models["method"].n_unique())
@@ -38,21 +47,26 @@ if selection.level == "group":
         pl.col("model_id").first())
     points = (paper.filter(pl.col("column_name").is_in(["clean", "mean corruption"]))
               .join(first, left_on="row", right_on="group_id")
-              .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "seeds",
+              .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "sparsity", "seeds",
                       pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
                       pl.col("mean").alias("accuracy"), "low", "high"))
     linking.chart(group_accuracy_vs_sparsity(points), key="overview_chart")
     st.caption("One point per group (models differing only in seed): the mean over seeds with its 95 % t "
-               "interval across seeds. Click a point to select the group's first model on every page.")
+               "interval across seeds, at the group's measured sparsity (the weights removed: channel pruning "
+               "removes more than its channel target). Click a point to select the group's first model on every "
+               "page.")
 else:
     linking.chart(accuracy_vs_sparsity(summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
                "corruption and severity in the store; mCE is relative to each model's reference (its base).")
+    if note := unplaced(summary, PLACED_BY_SPARSITY):
+        st.caption(note)
 if has_costs(models):
     st.subheader("Robustness vs size and latency")
-    linking.chart(robustness_vs_cost(models.join(
-        summary.select("model_id", "corruption_accuracy"), on="model_id", how="left")), key="cost_chart",
-                  stretch=False)
+    costs = models.join(summary.select("model_id", "corruption_accuracy"), on="model_id", how="left")
+    linking.chart(robustness_vs_cost(costs), key="cost_chart", stretch=False)
+    if note := unplaced(costs, PLACED_BY_COST):
+        st.caption(note)
     st.caption("Each model's mean corruption accuracy (filled) and clean accuracy (hollow) against the bytes of "
                "its file and its CPU time per image at batch 1 and 256, measured at extraction (the load average "
                "then is in the table below). Mask pruning changes neither; removed channels and int8 change "

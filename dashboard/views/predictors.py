@@ -53,8 +53,9 @@ if row["rho"] is None:
     st.info(f"Spearman's rho is undefined here ({predictors.VERDICTS['undefined']}).")
 else:
     partial = ("not computable" if row["partial_rho"] is None else interval("partial_"))
-    st.markdown(f"**{row['verdict'].capitalize()}** over {units}: Spearman's rho = {interval('')}; "
-                f"partial rho controlling for clean accuracy = {partial}. "
+    st.markdown(f"**{row['verdict'].capitalize()}** over {units}: Spearman's rho = {interval('')}: "
+                f"{row['raw_words']}; partial rho controlling for clean accuracy = {partial}"
+                + ("" if row["partial_rho"] is None else f": {row['partial_words']}") + ". "
                 f"{predictors.VERDICTS[row['verdict']].capitalize()}.")
 st.caption("One point per model, coloured by method; click one to select it on every page. The intervals "
            "resample the models with replacement (2,000 times), whole replicate groups when a group has several "
@@ -73,7 +74,8 @@ if st.toggle("Test it on this study: supermask models (" + ", ".join(predictors.
     st.dataframe(finding, hide_index=True)
     verdicts = finding["verdict"].to_list()
     sizes = finding.row(0, named=True)
-    rests_on = f"{sizes['supermask_models']} supermask and {sizes['other_models']} other pruned models"
+    rests_on = (f"{sizes['supermask_models']} supermask and {sizes['other_models']} other pruned models "
+                "(quantized-only models are not pruned)")
     if "cannot test" in verdicts:
         st.info(f"This study cannot test it ({rests_on}): it needs at least 2 supermask models and 2 other "
                 "pruned models among the methods shown.")

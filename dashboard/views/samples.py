@@ -48,12 +48,22 @@ QUESTIONS = {  # preset -> (what it asks, with the sidebar selection filled in; 
                                      {"corruption": selection.corruption, "severity": selection.severity}),
 }
 
-source = st.segmented_control("Find samples by", ["preset", "filter"], default="preset", key="samples_source",
+# The address names the question (`?preset=NAME` or `?filter=TEXT`), so a link opens the same samples.
+asked, typed = linking.from_address("preset"), linking.from_address("filter")
+if asked in QUESTIONS:
+    st.session_state["samples_source"], st.session_state["samples_preset"] = "preset", asked
+if typed is not None:
+    st.session_state["samples_source"], st.session_state["samples_filter"] = "filter", typed
+linking.warn([f"preset {asked[:80]!r}" if asked is not None and asked not in QUESTIONS else None], st)
+if st.session_state.get("samples_source") not in ("preset", "filter"):
+    st.session_state["samples_source"] = "preset"
+source = st.segmented_control("Find samples by", ["preset", "filter"], key="samples_source",
                               persist_state="session", required=True)
 try:
     if source == "preset":
         name = st.selectbox("Preset", list(QUESTIONS), key="samples_preset", persist_state="session",
                             format_func=lambda preset: f"{preset.replace('_', ' ')}: {presets.PRESETS[preset][1]}")
+        linking.remember({"preset": name, "filter": None})
         question, arguments = QUESTIONS[name]
         st.caption(f"Samples {question}. The sidebar selection fills in the model and setting.")
         if name in ("corruption_fragile", "robust") and unpaired_note(catalog.manifest):
@@ -73,6 +83,7 @@ try:
         scoped = st.checkbox(f"only {code(selection.model)} on {selection.setting}", value=True,
                              key="samples_scoped", persist_state="session",
                              help="the sidebar's model and setting; much faster on a large study")
+        linking.remember({"filter": text, "preset": None})
         with st.expander("Filter language"):
             st.code(FILTER_HELP, language=None)
         if not text.strip():

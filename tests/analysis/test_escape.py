@@ -54,3 +54,31 @@ def test_html_leaves_no_tag_attribute_break_or_control_character(text):
     out = escape.html(text)
     assert not set(out) & set("<>\"'\x00\x1b")
     assert html.unescape(out) == "".join(char for char in text if char.isprintable())  # the text, literally
+
+
+def test_markdown_cell_escapes_an_ampersand_once_and_only_where_it_starts_an_entity():
+    assert escape.markdown_cell("Hendrycks & Dietterich") == "Hendrycks & Dietterich"
+    assert escape.markdown_cell("&lt;b&gt; &#60;") == "&amp;lt;b&amp;gt; &amp;#60;"  # shown as typed, not as "<b>"
+
+
+def _unescaped(cell: str, characters: str) -> list[str]:
+    """The characters of `characters` in a Markdown cell that no backslash escapes."""
+    plain = cell.replace("\\\\", "")  # an escaped backslash escapes nothing after it
+    return [char for index, char in enumerate(plain) if char in characters and (index == 0 or plain[index - 1] != "\\")]
+
+
+@pytest.mark.parametrize("method", ["![x](http://attacker.example/x.png)", "[click](javascript:alert(1))",
+                                    "\\![x](http://attacker.example/x.png)"])
+def test_a_markdown_image_or_link_in_a_cell_is_shown_never_fetched(method):
+    """A method named like a Markdown image stayed one in the report's markdown cells; now the brackets,
+    parentheses and `!` are escaped (a leading backslash of its own cannot undo that)."""
+    assert _unescaped(escape.markdown_cell(method), "[]()!") == []
+    table = pl.DataFrame({"row": [method], "method": [method], "target_sparsity": [0.5], "seeds": [1],
+                          "column_name": ["clean"], "mean": [0.9], "low": [0.8], "high": [0.95], "p_value": [None]})
+    from analysis import report
+
+    markdown = report.render_report(table, "markdown")
+    row = next(line for line in markdown.splitlines() if "attacker" in line or "click" in line)
+    store_text = row.split(" | ")[:2]  # the row id and its label: the store's text (the rest are our numbers)
+    assert all(_unescaped(cell.strip("| "), "[]()!") == [] for cell in store_text), row
+    assert "](" not in row.replace("\\](", ""), row  # no link anywhere in the row

@@ -101,6 +101,18 @@ def test_group_cells_average_the_seeds_with_a_t_interval(catalog, direct) -> Non
     assert single["p_value"].to_list() == pytest.approx(model["p_value"].to_list())
 
 
+def test_group_drop_is_tested_over_seeds_with_the_seed_as_the_unit(catalog) -> None:
+    models = uncertainty.model_cells(catalog).filter(pl.col("method") == "lrr")
+    groups = uncertainty.matrix_cells(catalog, "group").filter(pl.col("group_id") == "a-lrr-90")
+    for row in groups.iter_rows(named=True):
+        drops = models.filter((pl.col("corruption") == row["corruption"]) & (pl.col("severity") == row["severity"])
+                              )["drop_vs_reference"].to_numpy()
+        low, high = sps.t.interval(0.95, len(drops) - 1, loc=drops.mean(), scale=sps.sem(drops))
+        assert (row["drop_low"], row["drop_high"]) == pytest.approx((low, high))
+        assert row["p_value"] == pytest.approx(sps.ttest_1samp(drops, 0.0).pvalue)
+        assert row["paired_seeds"] == 3
+
+
 def test_with_significance_adjusts_over_the_cells_given(catalog) -> None:
     cells = uncertainty.matrix_cells(catalog, "model").filter(pl.col("method") != "dense")
     shown = cells.filter(pl.col("corruption") == "fog")
@@ -207,12 +219,12 @@ def test_report_command_prints_every_format(study, catalog, cli) -> None:
     expected = report.select_columns(report.report_table(catalog, "model"))
     assert printed.height == expected.height
     assert printed["mean"].to_list() == pytest.approx(expected["mean"].to_list(), nan_ok=True)
-    tex = cli("report", "--store", str(study), "--format", "latex", "--columns", "summary")
+    tex = cli("report", "--store", str(study), "--format", "latex", "--columns", "summary,families")
     assert tex.returncode == 0 and r"\begin{table}" in tex.stdout and r"\usepackage{booktabs}" in tex.stdout
     assert "Student $t$" in tex.stdout and "Weather" in tex.stdout and "relative mCE" in tex.stdout
     lines = report.render_report(report.report_table(catalog, "group"), "markdown").splitlines()
-    assert lines[0].startswith("| row | method |") and "mean corruption error" in lines[0]
-    assert any(line.startswith("| a-lrr-90 | lrr |") and "[" in line and "†" in line for line in lines)
+    assert lines[0].startswith("| row | model | seeds |") and "mean corruption error" in lines[0]
+    assert any(line.startswith("| a-lrr-90 | lrr 90 % | 3 |") and "[" in line and "†" in line for line in lines)
     assert any("Holm" in line for line in lines)
 
 
@@ -269,15 +281,20 @@ def test_the_seeds_study_makes_one_model_per_seed_with_the_seed_in_its_id() -> N
         "small_cnn-dense-s0", "small_cnn-dense-s1", "small_cnn-dense-s2"}
 
 
-def test_report_marks_the_best_row_per_column_and_bolds_it_in_markdown() -> None:
-    table = pl.DataFrame({"row": ["a", "b", "a", "b"], "method": ["dense", "lrr", "dense", "lrr"],
-                          "target_sparsity": [0.0, 0.9, 0.0, 0.9], "seeds": [1, 1, 1, 1],
-                          "column_name": ["clean", "clean", report.RELATIVE, report.RELATIVE],
-                          "mean": [0.9, 0.8, 1.0, 12.5], "low": [0.85, 0.7, None, None],
-                          "high": [0.95, 0.9, None, None], "p_value": [None, 0.001, None, None]})
+def test_report_bolds_the_best_and_every_row_it_cannot_be_told_apart_from() -> None:
+    # clean: a and b overlap (both bold), c is distinguishable; fog: every interval overlaps the best (no
+    # bold); relative mCE: no intervals, nothing is distinguishably best.
+    table = pl.DataFrame({"row": ["a", "b", "c"] * 3, "method": ["dense", "lrr", "ft"] * 3,
+                          "target_sparsity": [0.0, 0.9, 0.5] * 3, "seeds": [1] * 9,
+                          "column_name": ["clean"] * 3 + ["fog"] * 3 + [report.RELATIVE] * 3,
+                          "mean": [0.95, 0.94, 0.80, 0.70, 0.68, 0.60, 1.0, 1.2, 12.5],
+                          "low": [0.93, 0.92, 0.75, 0.60, 0.58, 0.50, None, None, None],
+                          "high": [0.97, 0.96, 0.85, 0.80, 0.78, 0.70, None, None, None],
+                          "p_value": [None, 0.5, 0.001, None, 0.5, 0.5, None, None, None]})
     marked = report.with_marks(table)
-    assert marked["best"].to_list() == [True, False, True, False]  # accuracy: highest; relative mCE: lowest
-    assert marked["significant"].to_list() == [None, True, None, None]
+    assert marked["best"].to_list() == [True, True, False, False, False, False, False, False, False]
+    assert marked["significant"].to_list() == [None, False, True, None, False, False, None, None, None]
     markdown = report.render_report(table, "markdown")
-    assert "| a | dense | 0.0 | 1 | **0.900** [0.850, 0.950] | **1.000** |" in markdown
-    assert "| b | lrr | 0.9 | 1 | 0.800 [0.700, 0.900] † | 12.500 |" in markdown
+    assert "| a | dense | 1 | **0.950** [0.930, 0.970] | 0.700 [0.600, 0.800] | 1.000 |" in markdown
+    assert "| c | ft 50 % | 1 | 0.800 † [0.750, 0.850] | 0.600 [0.500, 0.700] | 12.500 |" in markdown
+    assert "every row whose interval overlaps the best one's" in markdown

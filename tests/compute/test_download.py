@@ -7,6 +7,10 @@ fixture (its size and md5) for each test, the real pins stay in compute.datasets
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -112,3 +116,60 @@ def test_a_folder_unpacked_here_that_lost_a_file_is_never_taken_as_complete(tmp_
         download.fetch_folder(NAME, data, "cifar-10-batches-py")
     with pytest.raises(DataError, match="data_batch_3"):
         cifar10.load(data, download=True)
+
+
+@contextlib.contextmanager
+def flooding_server(announce: int | None, send: int) -> Iterator[str]:
+    """A mirror on 127.0.0.1 that answers every request with `send` bytes (far more than any pin here; a
+    bound, so a regression fills no disk), announcing `announce` as Content-Length or, with None, no
+    length at all (the body ends when the connection closes)."""
+
+    class Flood(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            if announce is not None:
+                self.send_header("Content-Length", str(announce))
+            self.end_headers()
+            block = b"\0" * 65536
+            try:
+                for _ in range(send // len(block)):
+                    self.wfile.write(block)
+            except OSError:
+                pass  # the client stopped reading: what a bounded download does
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("announce", [None, 10 ** 12], ids=["no length", "a false length"])
+def test_a_mirror_sending_more_than_the_pin_is_stopped_at_the_pinned_size(tmp_path, archive, monkeypatch, cli,
+                                                                          announce) -> None:
+    """An endless body with no Content-Length, or one announcing 10^12 bytes: nothing past the pinned size
+    is written, the download is refused in one line, and nothing is unpacked."""
+    data = tmp_path / "data"
+    with flooding_server(announce, send=32 << 20) as url:
+        pin_archives(monkeypatch, url, archive)
+        ran = fetch_with_cli(cli, data)
+    line = the_error(ran.stderr)
+    assert ran.returncode == 2 and "refused: the server" in line and f"{archive.stat().st_size:,} bytes pinned" in line
+    written = sum(path.stat().st_size for path in data.iterdir() if path.is_file())
+    assert written <= archive.stat().st_size, written
+    assert_nothing_unpacked(data)
+
+
+def test_an_archive_without_a_pinned_size_has_a_ceiling() -> None:
+    """Where no source gives an archive's size, a documented ceiling bounds its download instead."""
+    for archive in download.ARCHIVES.values():
+        assert archive.limit == (archive.size if archive.size is not None else archive.ceiling), archive.name
+        assert archive.limit <= 32 * download.GB

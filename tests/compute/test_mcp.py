@@ -126,7 +126,7 @@ def test_sample_values_image_bounds_and_errors(study) -> None:
     for result in (bad, unknown):
         assert result.is_error and "\n" not in result.content[0].text.strip()
     assert "unknown model id" in unknown.content[0].text
-    assert markdown.content[0].text.startswith("| row | method |")
+    assert markdown.content[0].text.startswith("| row | model | seeds | clean | mean corruption |")
 
 
 @pytest.mark.slow  # starts the server as a process

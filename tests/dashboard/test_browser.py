@@ -162,3 +162,53 @@ def test_the_store_picker_lists_exactly_the_stores_under_the_root(stores, page) 
         wait_for_app(page)
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("3", timeout=60_000)
         assert sidebar.get_by_role("textbox").count() == 0
+
+
+def test_a_copied_address_opens_the_same_store_selection_and_content(stores, browser) -> None:
+    """Three pages of the second store, a click that selects a model and setting, a reload, then the copied
+    address in a fresh browser context (no session, no cookies): the same store, selection and content.
+    Deploy is hidden from the first session (.streamlit/config.toml)."""
+    shown = "Model m01-ft-50 on contrast, severity 1"
+
+    def view(tab) -> tuple[dict[str, str], str]:
+        """The sidebar's selection (each box's label and value) and the page's heading and first caption."""
+        wait_for_app(tab)
+        main = tab.get_by_test_id("stMain")
+        expect(main).to_contain_text(shown, timeout=60_000)
+        boxes = tab.get_by_test_id("stSidebar").get_by_role("combobox").evaluate_all(
+            "boxes => boxes.map(box => [box.getAttribute('aria-label'), box.value])")
+        return dict(boxes), main.locator("h1").inner_text() + main.get_by_test_id("stCaptionContainer").first.inner_text()
+
+    with dashboard(stores, mode="--stores") as url:
+        tab = browser.new_page(viewport=VIEWPORT)
+        visit(tab, url, "overview")
+        assert tab.get_by_test_id("stAppDeployButton").count() == 0 and tab.get_by_test_id("stMainMenu").count() == 1
+        sidebar = tab.get_by_test_id("stSidebar")
+        sidebar.get_by_test_id("stSelectbox").first.click()
+        tab.get_by_role("option").filter(has_text="beta").click()
+        expect(tab.get_by_test_id("stMetricValue").first).to_have_text("3", timeout=60_000)
+        wait_for_app(tab)
+        navigate(tab, "matrix")
+        tab.locator('.vega-embed path[aria-label*="model_id: m01-ft-50;"][aria-label*="corruption: contrast;"]'
+                    '[aria-label*="severity: 1"]').first.click()
+        expect(tab.get_by_test_id("stCaptionContainer").filter(has_text="Selected:")).to_contain_text(
+            "m01-ft-50", timeout=60_000)
+        wait_for_app(tab)
+        navigate(tab, "local")
+        before = view(tab)
+        assert "store=beta" in tab.url and "model=m01-ft-50" in tab.url and "corruption=contrast" in tab.url
+
+        tab.reload()
+        assert view(tab) == before and "/local?" in tab.url
+        copied = tab.url
+        context = browser.new_context(viewport=VIEWPORT)
+        try:
+            fresh = context.new_page()
+            fresh.goto(copied)
+            assert view(fresh) == before
+            assert before[0]["Store"] == "beta" and before[0]["Model"] == "m01-ft-50"
+            assert before[0]["Corruption"] == "contrast"
+            assert fresh.get_by_test_id("stSidebar").get_by_test_id("stAlertContentWarning").count() == 0
+        finally:
+            context.close()
+            tab.close()

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dashboard.charts import overview, predictors, similarity
+from dashboard.charts import matrix, overview, predictors, similarity
 from dashboard.charts.palette import EXTRA_METHOD_COLOURS, METHOD_COLOURS, method_colour
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
@@ -71,6 +71,8 @@ MODELS = pl.DataFrame({
     "group_id": [0, 1, 2], "seeds": [1, 1, 1], "images": ["clean"] * 3, "accuracy": [0.99, 0.97, 0.98],
     "low": [0.98, 0.96, 0.97], "high": [1.0, 0.98, 0.99]})
 EDGES = pl.DataFrame({"source": ["d", "d"], "target": ["b", "q"], "distance": [1.0, 2.0]})
+CELLS = MODELS.select("model_id", "method", "target_sparsity", pl.lit("clean").alias("corruption"),
+                      pl.lit(0).alias("severity"), "accuracy")
 
 # Every function of dashboard/ that calls method_colour, drawn from MODELS.
 METHOD_CHARTS: dict[str, Callable[[], alt.TopLevelMixin]] = {
@@ -80,7 +82,15 @@ METHOD_CHARTS: dict[str, Callable[[], alt.TopLevelMixin]] = {
     "charts.overview.lineage_tree": lambda: overview.lineage_tree(MODELS),
     "charts.similarity.model_map": lambda: similarity.model_map(MODELS, EDGES),
     "charts.predictors.predictor_scatter": lambda: predictors.predictor_scatter(MODELS, "x", "y", "x", "y", "t"),
+    "charts.matrix.by_method": lambda: matrix.by_method(matrix.evaluation_matrix(CELLS, "accuracy", "accuracy",
+                                                                                 ["clean"], domain=(0, 1))),
 }
+# The charts the issue names (#29): each is one of METHOD_CHARTS, and METHOD_CHARTS holds nothing else.
+NAMED_CHARTS = {"overview": "charts.overview.accuracy_vs_sparsity",
+                "overview per group": "charts.overview.group_accuracy_vs_sparsity",
+                "cost": "charts.overview.robustness_vs_cost", "lineage": "charts.overview.lineage_tree",
+                "matrix legend": "charts.matrix.by_method", "predictors": "charts.predictors.predictor_scatter",
+                "similarity": "charts.similarity.model_map"}
 
 
 def modules() -> Iterator[tuple[str, ast.Module]]:
@@ -125,7 +135,7 @@ def test_every_function_that_calls_the_palette_is_drawn_here() -> None:
         for function in tree.body:
             if isinstance(function, ast.FunctionDef) and any(
                     isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None))
-                    == "method_colour" for node in ast.walk(function)):
+                    in ("method_colour", "method_colours") for node in ast.walk(function)):
                 callers.add(f"{name}.{function.name}")
     assert callers == set(METHOD_CHARTS)
 
@@ -144,11 +154,30 @@ def method_channels(spec: object) -> Iterator[dict]:
             yield from method_channels(value)
 
 
+def method_titles(spec: object) -> Iterator[tuple[str, str]]:
+    """(method, colour) of every coloured title in a Vega-Lite spec (by_method's blocks, titled by method)."""
+    if isinstance(spec, dict):
+        title = spec.get("title")
+        if isinstance(title, dict) and "color" in title:
+            yield title["text"], title["color"]
+        for value in spec.values():
+            yield from method_titles(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            yield from method_titles(value)
+
+
+def test_every_named_chart_is_drawn_here() -> None:
+    assert set(NAMED_CHARTS.values()) == set(METHOD_CHARTS)
+
+
 @pytest.mark.parametrize("chart", list(METHOD_CHARTS))
 def test_a_chart_coloured_by_method_gives_each_method_its_palette_colour(chart: str) -> None:
-    channels = list(method_channels(METHOD_CHARTS[chart]().to_dict()))
-    assert channels, f"{chart} has no colour channel over method"
+    spec = METHOD_CHARTS[chart]().to_dict()
+    channels, titles = list(method_channels(spec)), dict(method_titles(spec))
+    assert channels or titles, f"{chart} has no colour channel or title over method"
     expected = {**METHOD_COLOURS, "quantize": EXTRA_METHOD_COLOURS[0]}
+    assert titles == {} or titles == {m: expected[m] for m in MODELS["method"]}
     for channel in channels:
         scale = channel.get("scale")
         assert scale, f"{chart} colours methods without a scale"

@@ -66,7 +66,7 @@ def test_overview_shows_the_study(monkeypatch, store) -> None:
     assert app.title[0].value == "Overview"
     assert [m.label for m in app.metric] == ["models", "methods", "best clean accuracy", "best corruption accuracy"]
     assert app.metric[0].value == "4"
-    assert len(app.get("vega_lite_chart")) == 2  # accuracy vs sparsity, and the lineage tree
+    assert len(app.get("vega_lite_chart")) == 3  # accuracy vs sparsity, robustness vs cost, the lineage tree
     assert app.dataframe[0].value.shape[0] == 4
     assert {"CSV", "Parquet"} <= {button.label for button in app.get("download_button")}
 

@@ -210,25 +210,20 @@ def test_the_address_keeps_the_store_a_visitor_picked(monkeypatch, root) -> None
     assert models_shown(reloaded) == "3" and reloaded.sidebar.selectbox(key="store_name").value == "beta"
 
 
-def test_hosting_mode_gives_visitors_a_viewer_toolbar_and_no_error_details(monkeypatch, root) -> None:
-    from streamlit import config
+def test_every_way_of_starting_the_app_gives_a_viewer_toolbar_and_no_error_details() -> None:
+    """The options live in .streamlit/config.toml, which Streamlit reads from the working directory before the
+    first session (`streamlit run`, `make serve` and the Docker image all start in the checkout's root), and
+    nowhere else: no flag or script sets them a second way."""
+    import tomllib
 
-    from dashboard.app import VISITOR_OPTIONS
-
-    defaults = {option: config.get_option(option) for option in VISITOR_OPTIONS}
-    try:
-        for option in VISITOR_OPTIONS:
-            config.set_option(option, "auto" if option == "client.toolbarMode" else "full")
-        app_on(monkeypatch, PRUNESCOPE_STORE=str(root / "alpha"), PRUNESCOPE_ALLOW_ANY_STORE="1")  # local use
-        assert config.get_option("client.toolbarMode") == "auto"
-        app_on(monkeypatch, PRUNESCOPE_STORES=str(root))
-        assert {option: config.get_option(option) for option in VISITOR_OPTIONS} == {
-            "client.toolbarMode": "viewer", "client.showErrorDetails": "none"}
-    finally:
-        for option, value in defaults.items():
-            config.set_option(option, value)
-    serve = (Path(__file__).resolve().parents[2] / "Makefile").read_text().split("\nserve:")[1].split("\n\n")[0]
-    assert "--client.toolbarMode viewer" in serve and "--client.showErrorDetails none" in serve
+    root = Path(__file__).resolve().parents[2]
+    client = tomllib.loads((root / ".streamlit" / "config.toml").read_text())["client"]
+    assert client == {"toolbarMode": "viewer", "showErrorDetails": "none"}
+    for path in ("Makefile", "Dockerfile", "dashboard/app.py", "testkit/browser.py", "dashboard/supervise.py"):
+        text = (root / path).read_text()
+        assert "toolbarMode" not in text and "showErrorDetails" not in text, path
+    serve = (root / "Makefile").read_text().split("\nserve:")[1].split("\n\n")[0]
+    assert "streamlit run dashboard/app.py" in serve and "cd " not in serve
 
 
 @pytest.mark.parametrize("typed", ["/tmp/" + "x" * 5000, "/tmp/" + "/".join(["y" * 200] * 30)])

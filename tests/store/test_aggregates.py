@@ -4,11 +4,14 @@ or partly written) answers the same, more slowly, and says how to build them."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -256,3 +259,60 @@ def test_pruning_fragile_judges_each_seed_against_its_own_reference(synthetic_st
         catalog.close()
     assert expected.height > 0
     assert sorted(found.select("sample_id", "pruned_wrong", "pruned_models").rows()) == sorted(expected.rows())
+
+
+def _rewritten(store: Path, name: str, change) -> None:
+    """Rewrite pre-aggregate `name` with `change(table) -> table`, same rows: its record still calls it fresh."""
+    target = aggregates.path(store, name)
+    table = change(pq.read_table(target))
+    stat = target.stat()
+    pq.write_table(table, target)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize(("name", "change", "named"), [
+    ("partition_bits", lambda t: t.set_column(t.schema.get_field_index("right_bits"), "right_bits",
+                                              pa.array([b[: len(b) // 2] for b in t.column("right_bits").to_pylist()],
+                                                       pa.binary())), "right_bits is 24 bits long"),
+    ("partition_bits", lambda t: t.set_column(t.schema.get_field_index("correct"), "correct",
+                                              pc.add(t.column("correct"), 1)), "holds"),
+    ("class_sums", lambda t: t.set_column(t.schema.get_field_index("rows"), "rows", pc.multiply(t.column("rows"), 2)),
+     "class_sums.parquet"),
+    ("sample_sums", lambda t: t.set_column(t.schema.get_field_index("correct"), "correct",
+                                           pc.multiply(t.column("correct"), 0)), "sample_sums.parquet"),
+], ids=["bits cut to half length", "a count changed", "class sums doubled", "sample sums zeroed"])
+def test_a_pre_aggregate_that_lies_is_refused_named_by_verify_and_rebuilt(synthetic_store, pristine_copy, cli, name,
+                                                                          change, named) -> None:
+    """Files rewritten with their row counts (so their record still calls them fresh) that disagree with
+    the store's samples, their own counts or each other are never served: the paired tests answer as on
+    the intact store, verify names the file, `compute index` rebuilds it."""
+    from store.verify import verify
+
+    store = built(pristine_copy(synthetic_store(**SIZES["seeds"])))
+    intact = answers(store)
+    _rewritten(store, name, change)
+    has, hint, robust, counts, matrix = answers(store)
+    assert not has and named in hint and "compute index" in hint, hint
+    assert counts.equals(intact[3]) and robust.equals(intact[2]) and matrix.equals(intact[4])
+    (problem,) = verify(store, views=("index",))
+    assert named in f"{problem.path.name} {problem.message}" and "python -m compute index" in problem.message
+    assert cli("index", "--store", str(store)).returncode == 0
+    assert aggregates.is_fresh(store) and verify(store, views=("index",)) == []
+
+
+def test_a_partition_with_no_right_answer_is_not_called_damaged(tmp_path) -> None:
+    """bitstring_agg over no set bit is null: a model wrong on every sample of a setting (an int8 copy that
+    broke, a 90 % model under heavy noise) has a null right_bits with a count of 0, which is whole, not
+    damaged (the check once refused every store holding such a partition)."""
+    from testkit.study import write_study
+
+    store = write_study(tmp_path / "store", models=[("dense", "dense", 0.0, 0), ("ft", "ft", 0.9, 0)],
+                        accuracy=lambda model, corruption: 0.0 if model == "ft" and corruption == "fog" else 0.9)
+    built(store)
+    bits = pq.read_table(aggregates.path(store, "partition_bits")).to_pylist()
+    assert any(row["right_bits"] is None and row["correct"] == 0 for row in bits)  # the case is there
+    catalog = Catalog(store)
+    try:
+        assert catalog.has_aggregates, catalog.aggregates_hint
+    finally:
+        catalog.close()

@@ -81,7 +81,8 @@ def test_every_reader_refuses_a_symlink_and_names_it(stores, case) -> None:
     assert any(p.path == link and "symbolic link" in p.message for p in problems), [str(p) for p in problems]
     with pytest.raises(layout.StoreError, match="symbolic link") as raised:
         Catalog(store)
-    assert str(link) in str(raised.value)
+    message = str(raised.value)  # the store once, the link relative to it
+    assert message.count(str(store)) == 1 and f": {link.relative_to(store)} (a symbolic link)" in message
 
 
 @pytest.mark.parametrize(("command", "case"), [("index", "prediction file"), ("embed", "a partition directory"),
@@ -94,7 +95,7 @@ def test_commands_refuse_links_and_open_nothing_through_them(stores, tmp_path, c
     result = cli(command, "--store", str(store), trace=trace)
     assert result.returncode == (1 if command == "verify" else 2), result.stderr
     output = result.stdout + result.stderr
-    assert str(link) in output and "symbolic link" in output and "Traceback" not in output, output
+    assert str(link.relative_to(store)) in output and "symbolic link" in output and "Traceback" not in output, output
     if command != "verify":
         assert result.stderr.startswith("error: "), result.stderr
     after = {path: path.read_bytes() for path in sorted(store.rglob("*")) if path.is_file() and not path.is_symlink()}
