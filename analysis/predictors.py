@@ -110,6 +110,15 @@ def verdict(row: dict) -> str:
     return "associated, not beyond clean accuracy" if raw else "no evidence"
 
 
+def method_correlations(catalog: Catalog, corruption: str, severity: int, methods: tuple[str, ...], target: str,
+                        correction: str = "holm") -> pl.DataFrame:
+    """correlations over the models of `methods` in model_geometry of this setting, taken in model order (the
+    bootstrap's resamples depend on it): one named query, so the dashboard computes the bootstrap once per
+    selection, not on every page view (issue 27's profile)."""
+    points = model_geometry(catalog, corruption, severity).filter(pl.col("method").is_in(list(methods)))
+    return correlations(points.sort("model_id"), target, correction)  # in model order: the same resamples
+
+
 def correlations(points: pl.DataFrame, target: str, correction: str = "holm", resamples: int = 2000,
                  seed: int = 0) -> pl.DataFrame:
     """Every statistic against `target` across the models in `points` (model_geometry).

@@ -14,7 +14,7 @@ about 80% (95% sparsity).
 Everything is written through the store's own writer (store.writer: atomic files, completion markers
 with the evaluation-matrix sums), by `--workers` processes taking models in turn; a rerun skips complete
 partitions, so an interrupted build resumes. At the end `compute index`'s derived files are built (the
-by-sample index and the pre-aggregates), unless `--no-index`.
+serving copy, the by-sample index, the pre-aggregates and the stored agreement), unless `--no-index`.
 
     python -m bench store --rows 100M --out /work/bench-100m      # about 30 min on 2 cores
     python -m bench store --rows 2M --out /tmp/small --workers 1   # a quick check of the generator
@@ -155,6 +155,9 @@ def build(root: Path, rows: int, num_samples: int = 10_000, num_classes: int = 1
     if index:
         started = time.perf_counter()
         derived.build_all(root)
+        from compute import stored_answers  # the per-setting agreement compute index stores
+
+        stored_answers.build_agreement(root)
         print(f"built the derived files (compute index) in {time.perf_counter() - started:.0f} s", flush=True)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     print(f"done in {time.perf_counter() - start:.0f} s: {size / 1e9:.2f} GB on disk "

@@ -34,7 +34,8 @@ if points.height < 3:
 correction = st.segmented_control("Adjust p-values over the statistics", list(uncertainty.CORRECTIONS),
                                   default="holm", key="predictor_correction", persist_state="session",
                                   required=True, format_func=lambda c: uncertainty.CORRECTIONS[c])
-table = predictors.correlations(points, target, correction)
+table = data.query(predictors.method_correlations, catalog, corruption, severity, tuple(selection.methods), target,
+                   correction)  # the bootstrap once per selection
 row = table.filter(pl.col("statistic") == statistic).row(0, named=True)
 target_title = predictors.TARGETS[target][0]
 linking.chart(predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",

@@ -234,3 +234,13 @@ def test_overview_says_pie_reduces_to_flipped_by_pruning_with_one_seed(open_page
     single = write_study(tmp_path, models=[MODELS[0], MODELS[3], MODELS[6]], num_samples=30)
     app = open_page(single)
     assert "reduces to \"flipped by pruning\"" in page_text(app)
+
+
+def test_method_correlations_is_correlations_of_the_selected_methods_models(catalog) -> None:
+    """The predictors page asks one named query per selection (cached), the same table as before."""
+    points = predictors.model_geometry(catalog, "clean", 0)
+    methods = tuple(sorted(set(points["method"].to_list())))[:3]
+    chosen = points.filter(pl.col("method").is_in(list(methods))).sort("model_id")
+    target = next(iter(predictors.TARGETS))
+    assert predictors.method_correlations(catalog, "clean", 0, methods, target, "bh").equals(
+        predictors.correlations(chosen, target, "bh"))
