@@ -35,9 +35,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from store import derived_record, layout, reader
 
@@ -147,10 +147,11 @@ def _lengths_and_ones(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 def _damage(root: Path, num_samples: int, inputs: derived_record.Inputs) -> str | None:
     try:
-        bits = pq.read_table(path(root, "partition_bits"))
-        classes = pq.read_table(path(root, "class_sums"), columns=["model_id", "corruption", "severity", "rows",
-                                                                   "correct"])
-        per_sample = pq.read_table(path(root, "sample_sums"), columns=["sample_id", "rows", "correct"])
+        # reader.read_table: pq.read_table's dataset layer imports pandas, on every fresh server's first page
+        bits = reader.read_table(path(root, "partition_bits"))
+        classes = reader.read_table(path(root, "class_sums"), columns=["model_id", "corruption", "severity", "rows",
+                                                                       "correct"])
+        per_sample = reader.read_table(path(root, "sample_sums"), columns=["sample_id", "rows", "correct"])
     except (OSError, ValueError) as error:
         return f"{layout.INDEX}/: a pre-aggregate cannot be read ({error})"
     where = f"{layout.INDEX}/partition_bits.parquet"
@@ -171,11 +172,13 @@ def _damage(root: Path, num_samples: int, inputs: derived_record.Inputs) -> str 
     if any(r is None or c is None or not 0 <= c <= r <= num_samples for r, c in zip(samples, correct, strict=True)):
         return f"{where}: a row counts more right answers than samples, or more samples than the store has"
     keys = ["model_id", "corruption", "severity"]
-    summed = classes.group_by(keys).aggregate([("rows", "sum"), ("correct", "sum")])
-    joined = bits.select([*keys, "samples", "correct"]).join(summed, keys, join_type="full outer")
-    if joined.num_rows != bits.num_rows or not (
-            pc.all(pc.equal(joined.column("samples"), joined.column("rows_sum"))).as_py()
-            and pc.all(pc.equal(joined.column("correct"), joined.column("correct_sum"))).as_py()):
+    # Polars, not pyarrow's group_by/join: those load Acero, whose import pulls in pandas (a fresh server)
+    summed = pl.from_arrow(classes).group_by(keys).agg(pl.col("rows").sum().alias("rows_sum"),
+                                                       pl.col("correct").sum().alias("correct_sum"))
+    joined = pl.from_arrow(bits.select([*keys, "samples", "correct"])).join(summed, on=keys, how="full",
+                                                                            coalesce=True)
+    if joined.height != bits.num_rows or not (
+            (joined["samples"] == joined["rows_sum"]).all() and (joined["correct"] == joined["correct_sum"]).all()):
         return f"{layout.INDEX}/class_sums.parquet: its rows and right answers disagree with partition_bits"
     total_rows, total_correct = sum(samples), sum(correct)
     ids = per_sample.column("sample_id")

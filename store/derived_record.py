@@ -21,6 +21,7 @@ back (the catalog computes from the rows); `compute index` rebuilds the index an
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +45,14 @@ class Inputs:
 
     @classmethod
     def of(cls, root: str | Path, files: Sequence[Path]) -> Inputs:
-        root = Path(root)
+        prefix = str(Path(root)) + os.sep
         names, lines = [], []
-        for path in files:
-            stat = path.stat()
-            names.append(str(path.relative_to(root)))
+        for path in files:  # 10,080 files on a study-sized store: string slicing, not Path.relative_to
+            text = str(path)
+            if not text.startswith(prefix):
+                raise ValueError(f"{path} is not inside {root}")
+            stat = os.stat(text)
+            names.append(text[len(prefix):])
             lines.append(f"{names[-1]} {stat.st_size} {stat.st_mtime_ns}")
         return cls(tuple(names), digest(*lines))
 

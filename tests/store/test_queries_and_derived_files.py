@@ -218,12 +218,13 @@ def test_at_most_one_statement_per_slot_runs_in_duckdb_at_once(synthetic_store, 
         catalog.close()
 
 
-def test_opening_a_store_imports_neither_pandas_nor_pyarrow_dataset(synthetic_store) -> None:
-    """Half a second of a fresh server's first page was pq.read_table's dataset layer importing pandas."""
+def test_opening_a_store_imports_neither_pandas_nor_pyarrow_dataset(indexed) -> None:
+    """Half a second of a fresh server's first page was pq.read_table's dataset layer importing pandas (the
+    classifiers, and the pre-aggregates' check of a fresh store)."""
     import subprocess
     import sys
 
-    store = synthetic_store(**SMALL)
+    store = indexed
     code = ("import sys; from store.catalog import Catalog; Catalog(sys.argv[1]).close(); "
             "print(sorted(m for m in ('pandas', 'pyarrow.dataset') if m in sys.modules))")
     found = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, timeout=120,
