@@ -28,27 +28,13 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
-
-
-class _Scipy:
-    """scipy.stats, imported on first use: its import was 1.7 s of a fresh server's first page (issue 27).
-    The intervals every matrix shows use scipy.special's functions that scipy.stats' norm.ppf, t.ppf, t.sf
-    and binom.cdf compute with, so the Overview imports none of scipy.stats."""
-
-    def __getattr__(self, name: str):
-        from scipy import stats as module
-
-        return getattr(module, name)
-
-
-stats = _Scipy()
+from scipy import stats
 
 Z95 = 1.959963984540054
 
 
 def _z(confidence: float) -> float:
-    return float(special.ndtri(0.5 + confidence / 2))  # scipy.stats.norm.ppf
+    return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
 def wilson_interval(correct: np.ndarray | int, total: np.ndarray | int,
@@ -77,7 +63,7 @@ def mcnemar_exact(only_a: np.ndarray | int, only_b: np.ndarray | int) -> np.ndar
     b = np.asarray(only_a, dtype=np.int64)
     c = np.asarray(only_b, dtype=np.int64)
     n = b + c
-    tail = special.bdtr(np.minimum(b, c), np.maximum(n, 1), 0.5)  # scipy.stats.binom.cdf
+    tail = stats.binom.cdf(np.minimum(b, c), np.maximum(n, 1), 0.5)
     return np.where(n > 0, np.minimum(1.0, 2 * tail), 1.0)
 
 
@@ -171,7 +157,7 @@ def t_test_over_seeds(mean: np.ndarray, std: np.ndarray, count: np.ndarray,
     mean, std, count = (np.asarray(x, dtype=np.float64) for x in (mean, std, count))
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.abs(mean) / (np.nan_to_num(std) / np.sqrt(np.maximum(count, 1)))
-        p_value = 2 * special.stdtr(np.maximum(count - 1, 1), -t)  # scipy.stats.t.sf
+        p_value = 2 * stats.t.sf(t, np.maximum(count - 1, 1))
     degenerate = np.nan_to_num(std) == 0
     p_value = np.where(degenerate, np.where(mean == 0, 1.0, 0.0), p_value)
     return np.where(count >= min_seeds, p_value, np.nan)
@@ -210,7 +196,7 @@ def t_half_width(std: np.ndarray, count: np.ndarray, confidence: float = 0.95) -
     """Half-width of the Student t interval of a mean of `count` values with sample standard deviation
     `std`; 0 where count < 2 (no spread to estimate)."""
     count = np.asarray(count, dtype=np.float64)
-    quantile = special.stdtrit(np.maximum(count - 1, 1), 0.5 + confidence / 2)  # scipy.stats.t.ppf
+    quantile = stats.t.ppf(0.5 + confidence / 2, np.maximum(count - 1, 1))
     return np.where(count > 1, quantile * np.nan_to_num(np.asarray(std, dtype=np.float64))
                     / np.sqrt(np.maximum(count, 1)), 0.0)
 
@@ -296,7 +282,7 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, control: np.ndarray | None = 
     else:
         degrees = n - 3
         t = rho * np.sqrt(degrees / max(1 - rho * rho, 1e-300))
-        p_value = float(2 * special.stdtr(degrees, -abs(t)))  # scipy.stats.t.sf
+        p_value = float(2 * stats.t.sf(abs(t), degrees))
     # Members of each cluster, padded with -1; a resample draws `units` clusters with replacement.
     size = np.bincount(cluster_of).max()
     members = np.full((units, size), -1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import numpy as np
 import pytest
@@ -235,25 +234,3 @@ def test_kappa_interval_covers_the_true_kappa_in_simulation() -> None:
     expected_chance = (a + b) * (a + c) + (c + d) * (b + d)
     assert kappa[0] == pytest.approx((a + d - expected_chance) / (1 - expected_chance))
     assert np.isnan(stats.kappa_interval([10], [0], [0], [0])[1]).all()
-
-
-def test_a_fresh_servers_first_page_imports_no_scipy_stats(tmp_path) -> None:
-    """scipy.stats took 1.7 s of a fresh server's first page (issue 27): the Overview's intervals and tests
-    use the scipy.special functions scipy.stats computes them with, and the rest imports it on first use."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from testkit.synthetic import write_store
-
-    store = write_store(tmp_path / "store", num_models=3, num_samples=20, corruptions=("fog",), severities=(1,))
-    root = Path(__file__).resolve().parents[2]
-    code = ("import os, sys; from streamlit.testing.v1 import AppTest; "
-            f"app = AppTest.from_file({str(root / 'dashboard' / 'app.py')!r}, default_timeout=120).run(); "
-            "assert not app.exception, app.exception; print('scipy.stats' in sys.modules)")
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root,
-                           env={**os.environ, "PRUNESCOPE_STORE": str(store)})
-    assert found.returncode == 0, found.stderr[-2000:]
-    assert found.stdout.strip().splitlines()[-1] == "False"
-    assert stats.t_half_width(np.array([1.0]), np.array([8]))[0] == pytest.approx(
-        sps.t.ppf(0.975, 7) / np.sqrt(8), rel=1e-14)
