@@ -36,6 +36,7 @@ read or write other files, load extensions or change settings. Values are always
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -70,25 +71,41 @@ QUERY_LOG = logging.getLogger("prunescope.query")
 class QuerySlots:
     """At most `limit` statements run in DuckDB at once in this process (one per core by default: each
     already uses every core, so more only interleave), whatever the number of sessions or catalogs; a
-    thread that holds a slot (a query run inside another's `with`) does not wait for a second one."""
+    thread that holds a slot (a query run inside another's `with`) does not wait for a second one. Waiters
+    are served first come, first served (a freed slot is handed to the oldest waiter: with a plain
+    semaphore a newcomer can take it first, and under 20 sessions a page waited past a minute)."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = max(1, limit or os.cpu_count() or 1)
-        self._free = threading.BoundedSemaphore(self.limit)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting: collections.deque[threading.Event] = collections.deque()
         self._held = threading.local()
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
         depth = getattr(self._held, "depth", 0)
         if depth == 0:
-            self._free.acquire()
+            with self._lock:
+                turn = None
+                if self._running < self.limit and not self._waiting:
+                    self._running += 1
+                else:
+                    turn = threading.Event()
+                    self._waiting.append(turn)
+            if turn is not None:
+                turn.wait()  # the thread that frees a slot hands it over
         self._held.depth = depth + 1
         try:
             yield
         finally:
             self._held.depth = depth
             if depth == 0:
-                self._free.release()
+                with self._lock:
+                    if self._waiting:
+                        self._waiting.popleft().set()
+                    else:
+                        self._running -= 1
 
 
 QUERY_SLOTS = QuerySlots()
