@@ -231,3 +231,28 @@ def test_opening_a_store_imports_neither_pandas_nor_pyarrow_dataset(indexed) -> 
                            cwd=Path(__file__).resolve().parents[2])
     assert found.returncode == 0, found.stderr[-2000:]
     assert found.stdout.strip() == "[]"
+
+
+def test_a_freed_query_slot_goes_to_the_oldest_waiter() -> None:
+    import threading
+
+    from store.catalog import QuerySlots
+
+    slots, order = QuerySlots(1), []
+    holder = slots.slot()
+    holder.__enter__()
+
+    def ask(name: str) -> None:
+        with slots.slot():
+            order.append(name)
+
+    threads = []
+    for name in ("first", "second", "third"):
+        threads.append(threading.Thread(target=ask, args=(name,)))
+        threads[-1].start()
+        while len(slots._waiting) < len(threads):  # each waits before the next asks
+            threading.Event().wait(0.001)
+    holder.__exit__(None, None, None)
+    for thread in threads:
+        thread.join()
+    assert order == ["first", "second", "third"]
