@@ -37,8 +37,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compute import corruptions
+from compute import corruptions, stored_answers
 from dashboard.pages import PAGES
+from dashboard.supervise import Supervisor
+from store import derived
 from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, SCRIPT_DONE, VIEWPORT, dashboard, free_port
 from testkit.synthetic import write_store
 
@@ -257,9 +259,6 @@ def cpu_by_role() -> dict[str, float]:
 def demo_shaped_store(root: Path) -> Path:
     """A synthetic store shaped like the demo: 11 models, 19 corruptions x 3 severities, 360 samples, with the
     derived files `compute index` builds (as extraction builds them for the demo)."""
-    from compute import stored_answers
-    from store import derived
-
     store = write_store(root, num_models=11, num_samples=360, corruptions=corruptions.NAMES, severities=(1, 3, 5))
     derived.build_all(store)
     stored_answers.build_agreement(store, progress=False)
@@ -274,8 +273,6 @@ def serving(store: Path, workers: int, env: dict[str, str], scratch: Path) -> It
         with dashboard(store, timeout=300, env=env) as url:
             yield url
         return
-    from dashboard.supervise import Supervisor
-
     port = free_port()
     supervisor = Supervisor(workers, port, ["--store", str(store)], env=env, log_dir=scratch)
     supervisor.start()
