@@ -436,12 +436,19 @@ def _significance_words(level: str, too_few: list[int]) -> str:
     return words
 
 
-def _latex(table: pl.DataFrame, level: str, intervals: str, split: int | None, notes: list[str]) -> str:
+def _laid_out(table: pl.DataFrame) -> tuple[pl.DataFrame, list[str], list[str], dict, dict]:
+    """The marked table (with_marks) laid out for printing: column names and rows in order, each cell by
+    (row, column) and each row's first cell (its label fields)."""
     marked = with_marks(table)
     names = list(dict.fromkeys(marked["column_name"].to_list()))
     rows = list(dict.fromkeys(marked["row"].to_list()))
     by_cell = {(c["row"], c["column_name"]): c for c in marked.iter_rows(named=True)}
     first = {r["row"]: r for r in marked.iter_rows(named=True)}
+    return marked, names, rows, by_cell, first
+
+
+def _latex(table: pl.DataFrame, level: str, intervals: str, split: int | None, notes: list[str]) -> str:
+    marked, names, rows, by_cell, first = _laid_out(table)
     cells = {row: [_latex_cells(by_cell.get((row, n)), intervals) for n in names] for row in rows}
     labels = {row: _latex_names(first[row], level, intervals) for row in rows}
     widths = [_width([_header(names[i]), *(cells[row][i][j] for row in rows for j in (0, 1))])
@@ -509,11 +516,7 @@ def _markdown_label(row: dict) -> str:
 
 
 def _markdown(table: pl.DataFrame, level: str, intervals: str, split: int | None, notes: list[str]) -> str:
-    marked = with_marks(table)
-    names = list(dict.fromkeys(marked["column_name"].to_list()))
-    rows = list(dict.fromkeys(marked["row"].to_list()))
-    by_cell = {(c["row"], c["column_name"]): c for c in marked.iter_rows(named=True)}
-    first = {r["row"]: r for r in marked.iter_rows(named=True)}
+    marked, names, rows, by_cell, first = _laid_out(table)
     lines = []
     for part in _chunks(list(range(len(names))), max(1, min(split or 1, len(names)))):
         if lines:

@@ -139,6 +139,16 @@ class Net(nn.Module):
 '''
 
 
+def _importable_evil(tmp_path, monkeypatch) -> None:
+    """Module `evil` (EVIL) importable from tmp_path/code, an allowed root."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "evil.py").write_text(EVIL)
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(code))
+    monkeypatch.delitem(sys.modules, "evil", raising=False)
+
+
 @pytest.mark.parametrize(("function", "message"), [
     ("evil:system", "is a builtin_function_or_method, not a function or an nn.Module class"),
     ("evil:main", "installed package of this server"),  # re-exported from Python's own library
@@ -146,12 +156,7 @@ class Net(nn.Module):
 ])
 def test_a_loader_that_is_not_a_model_factory_is_refused_before_it_is_called(function, message, tmp_path,
                                                                              monkeypatch) -> None:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "evil.py").write_text(EVIL)
-    monkeypatch.syspath_prepend(str(code))
-    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(code))
-    monkeypatch.delitem(sys.modules, "evil", raising=False)
+    _importable_evil(tmp_path, monkeypatch)
     store = tmp_path / "store"
     store.mkdir()
     with pytest.raises(StoreError, match=message) as refused:
@@ -161,12 +166,7 @@ def test_a_loader_that_is_not_a_model_factory_is_refused_before_it_is_called(fun
 
 def test_a_factory_returning_no_model_is_one_line_on_a_server_and_the_command_line(tmp_path, monkeypatch,
                                                                                    cli) -> None:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "evil.py").write_text(EVIL)
-    monkeypatch.syspath_prepend(str(code))
-    monkeypatch.setenv(confine.ROOTS_VARIABLE, str(code))
-    monkeypatch.delitem(sys.modules, "evil", raising=False)
+    _importable_evil(tmp_path, monkeypatch)
     with pytest.raises(StoreError, match=r"evil:text\(\) returned str, not a torch nn.Module"):
         loading.load_model(_module_card("evil:text"), 32, root=tmp_path)
     ran = cli("extract", "--store", tmp_path / "store", "--model", "os:system", "--limit", "4")
