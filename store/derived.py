@@ -7,6 +7,7 @@ their rows, the digest of its definition), which alone decides whether it is fre
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -107,6 +108,13 @@ def build_aggregates(root: str | Path) -> list[Path]:
 
 
 def build_serving(root: str | Path, progress: bool = True) -> Path | None:
+    """(Re)write the serving copy when it is not fresh, under the store's lock: two shards that complete the
+    store at once build it once (the second finds it fresh); see _build_serving."""
+    with writer.locked(root):
+        return _build_serving(root, progress)
+
+
+def _build_serving(root: str | Path, progress: bool = True) -> Path | None:
     """(Re)write the serving copy (store.serving) and its record when it is not fresh; returns its path, or
     None for a store without predictions.
 
@@ -131,9 +139,25 @@ def build_serving(root: str | Path, progress: bool = True) -> Path | None:
         catalog.close()
     derived_record.forget(root, layout.SERVING_RECORD)  # no reader pairs the old record with a new copy
     definition = serving.definition(references)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        total = _write_serving(root, partial, inputs, definition, progress)
+    except (duckdb.Error, ValueError) as error:  # DuckDB's own write errors are not OSErrors: a full disk is one
+        if "No space left on device" not in str(error):
+            raise
+        _remove_database(partial)  # nothing half-built is left on the full disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial)) from None
+    os.replace(partial, target)
+    derived_record.write(root, layout.SERVING_RECORD, inputs=inputs, rows=rows, definition=definition,
+                         outputs={layout.SERVING: total}, sizes={layout.SERVING: target.stat().st_size})
+    return target
+
+
+def _write_serving(root: Path, partial: Path, inputs: derived_record.Inputs, definition: str,
+                   progress: bool) -> int:
+    """Build (or resume) the serving copy in `partial`; returns its row count (see build_serving)."""
     built = f"{serving.BUILD_ALIAS}.{serving.TABLE}"
     done = f"{serving.BUILD_ALIAS}.settings_done"
-    partial.parent.mkdir(parents=True, exist_ok=True)
     for attempt in (0, 1):  # a partial copy of other inputs (or unreadable) is started again, once
         try:
             catalog = Catalog(root, memory_limit=BUILD_MEMORY, serving_build=partial)
@@ -175,10 +199,7 @@ def build_serving(root: str | Path, progress: bool = True) -> Path | None:
         finally:
             catalog.close()
         break
-    os.replace(partial, target)
-    derived_record.write(root, layout.SERVING_RECORD, inputs=inputs, rows=rows, definition=definition,
-                         outputs={layout.SERVING: total}, sizes={layout.SERVING: target.stat().st_size})
-    return target
+    return total
 
 
 def _files_by_setting(root: Path, files: list[Path]) -> dict[tuple[str, int], list[Path]]:
