@@ -31,7 +31,6 @@ import random
 import statistics
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +40,16 @@ from compute import corruptions, stored_answers
 from dashboard.pages import PAGES
 from dashboard.supervise import Supervisor
 from store import derived
-from testkit.browser import CHARTS_DRAWN, CHROMIUM, CHROMIUM_ARGS, SCRIPT_DONE, VIEWPORT, dashboard, free_port
+from testkit.browser import (
+    CHARTS_DRAWN,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCRIPT_DONE,
+    VIEWPORT,
+    dashboard,
+    free_port,
+    wait_healthy,
+)
 from testkit.synthetic import write_store
 
 DEMO = Path("data/demo")
@@ -282,20 +290,6 @@ def serving(store: Path, workers: int, env: dict[str, str], scratch: Path) -> It
         yield f"http://127.0.0.1:{port}"
     finally:
         supervisor.stop()
-
-
-def wait_healthy(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not become healthy in {timeout} s")
-        time.sleep(0.3)
 
 
 def run_load(store: Path | None = None, sessions: tuple[int, ...] = SESSIONS, seconds: float = SECONDS,

