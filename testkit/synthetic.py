@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from compute import cards, geometry
@@ -238,3 +239,14 @@ def write_embeddings(root: Path, models: list[dict], labels: np.ndarray, class_n
         "correct": rng.random(count) < 0.8, "x": rng.normal(size=count).astype("f4"),
         "y": rng.normal(size=count).astype("f4"), "projection": ["umap"] * count,
     }, schema=layout.SAMPLE_EMBEDDING_SCHEMA), folder / layout.SAMPLE_EMBEDDING)
+
+
+def rewrite_partition(store: Path, corruption: str, severity: int, seed: int = 7) -> str:
+    """Write other rows (10 classes, accuracy 0.5) into the first complete model's partition of one setting,
+    under the same id and file names, as a model extracted again would: what a derived file must notice.
+    Returns the model id."""
+    model = reader.complete_partitions(store)[0]["model_id"]
+    rng = np.random.default_rng(seed)
+    labels = pq.read_table(store / layout.SAMPLES).column("label").to_numpy()
+    write_partition(store, model, corruption, severity, prediction_columns(rng, labels, 10, 0.5, *classifier(rng, 10)))
+    return model
