@@ -112,7 +112,7 @@ def state(root: str | Path, inputs: derived_record.Inputs | None = None,
 
 def _partitions(inputs: derived_record.Inputs) -> int:
     """How many (model, corruption, severity) partitions the prediction files make (a folder each)."""
-    return len({os.path.dirname(file) for file in inputs.files})
+    return len({file.rpartition(os.sep)[0] for file in inputs.files})
 
 
 def damage(root: str | Path, num_samples: int, inputs: derived_record.Inputs) -> str | None:

@@ -192,7 +192,9 @@ class Catalog:
         self._serving_build = serving_build
         self.serving_error: str | None = None  # why a serving copy on disk could not be opened
         self._fresh: dict[tuple[str, str], bool] = {}  # is_fresh's answers
-        confine.refuse_not_plain(self.root)  # before any file of the store is read
+        # Before any file of the store is read; predictions/ when its files are (partition_files).
+        confine.refuse_not_plain(self.root, skip=(layout.PREDICTIONS,))
+        self._partition_files: list[Path] | None = None
         self.manifest = reader.read_manifest(self.root) if manifest is None else manifest
         self.num_classes = int(self.manifest["num_classes"])
         self.per_class = layout.PerClass.of(self.manifest)
@@ -220,19 +222,20 @@ class Catalog:
                                                  if path.exists() else _empty_select(layout.SAMPLE_SCHEMA)))
         self._create_model_views()
         self._create_layer_view()
-        parts = reader.prediction_files(self.root)  # listed once: a new Catalog sees new files
-        self._refuse_hostile_folders(parts)
-        self.partition_files = parts
-        # What derived files are checked against (store.derived_record): one stat per file, once.
-        self.inputs = derived_record.Inputs.of(self.root, parts)
-        self.has_serving = bool(parts) and self._attach_serving()
-        self._create_prediction_views(parts)
-        self.has_sample_index = bool(parts) and sample_index.is_fresh(self.root, inputs=self.inputs)
+        # What derived files are checked against (store.derived_record): the store's generation, and its
+        # prediction files only when a record of another generation needs them (listed once, then kept: a new
+        # Catalog sees new files). A fresh serving copy of the current generation lists none.
+        self.inputs = derived_record.Inputs.current(self.root)
+        self.has_serving = self._attach_serving() and self.has_predictions
+        self._create_prediction_views()
+        self.has_sample_index = self.has_predictions and sample_index.is_fresh(self.root, inputs=self.inputs)
         if self.has_sample_index:
             index = self.root / layout.INDEX / layout.BY_SAMPLE
             con.execute(f"CREATE VIEW by_sample AS SELECT * FROM read_parquet({sql_literal(index)})")  # noqa: S608
         self._create_aggregate_views()
-        self._create_partition_summary(len(parts))
+        self._create_partition_summary(len(self.inputs.files))
+        if self.inputs.listed:  # listed anyway: a store with a foreign folder is refused at once
+            self.partition_files  # noqa: B018 (checks them)
         if self.has_serving and self.reference is None:  # each row carries its base's columns: no self-join
             references = ", ".join(serving.REFERENCE_COLUMNS)
             con.execute(f"""
@@ -287,12 +290,30 @@ class Catalog:
             con.execute(f"DETACH {serving.ALIAS}")
         return fresh
 
+    @property
+    def has_predictions(self) -> bool:
+        """Whether the store holds prediction files (known without listing when a record of the current
+        generation names them)."""
+        return bool(self.inputs.files)
+
+    @property
+    def partition_files(self) -> list[Path]:
+        """The store's prediction files (store.derived_record.Inputs: as listed once, or as named by a record
+        of the current generation), once predictions/ holds only plain files and model-id folders: checked
+        here, before DuckDB or a builder reads one."""
+        if self._partition_files is None:
+            confine.refuse_not_plain(self.root / layout.PREDICTIONS, relative_to=self.root)
+            parts = [self.root / name for name in self.inputs.files]
+            self._refuse_hostile_folders(parts)
+            self._partition_files = parts
+        return self._partition_files
+
     def is_fresh(self, name: str, definition: str) -> bool:
         """Whether the derived file recorded as `name` (store.derived_record) was built by `definition` from
         this catalog's prediction files: judged once per catalog (the analysis layer's stored answers)."""
         key = (name, definition)
         if key not in self._fresh:
-            self._fresh[key] = bool(self.partition_files) and derived_record.is_fresh(
+            self._fresh[key] = self.has_predictions and derived_record.is_fresh(
                 self.root, name, definition=definition, inputs=self.inputs)
         return self._fresh[key]
 
@@ -300,7 +321,7 @@ class Catalog:
     def serving_hint(self) -> str | None:
         """None when the serving copy is attached (or there are no predictions), else a line saying that the
         pages read the Parquet partitions and how to build it."""
-        if self.has_serving or not self.partition_files or self._serving_build is not None:
+        if self.has_serving or not self.has_predictions or self._serving_build is not None:
             return None
         return serving.HINT.format(root=self.root)
 
@@ -411,7 +432,7 @@ class Catalog:
         """The pre-aggregates (store.aggregates): stored files when fresh, else their definitions."""
         recorded, self.aggregates_damage = aggregates.state(
             self.root, inputs=self.inputs, num_samples=int(self.manifest["num_samples"])) \
-            if self.partition_files else (False, None)
+            if self.has_predictions else (False, None)
         self.has_aggregates = recorded and self.aggregates_damage is None  # a damaged file is never served
         definitions = aggregates.definitions(self.manifest["num_samples"], self.by_sample)
         for name in aggregates.NAMES:
@@ -423,13 +444,13 @@ class Catalog:
     def aggregates_hint(self) -> str | None:
         """None when the pre-aggregates are stored and fresh (or there is nothing to aggregate), else a line
         saying that views over every row compute them on each query and how to build them."""
-        if self.has_aggregates or not self.partition_files:
+        if self.has_aggregates or not self.has_predictions:
             return None
         what = (f"pre-aggregates damaged ({self.aggregates_damage}), so not used: views read" if self.aggregates_damage
                 else "pre-aggregates missing or stale, so views read")
         return f"{self.root}: {what} every prediction row (slower); " + aggregates.HINT.format(root=self.root)
 
-    def _create_prediction_views(self, parts: Sequence[Path]) -> None:
+    def _create_prediction_views(self) -> None:
         """Format 2 files hold what cannot be derived; labels and classifier norms are joined in."""
         con = self._connection
         con.execute(_COSINE_MACRO)
@@ -444,8 +465,8 @@ class Catalog:
         if self.has_serving:  # the same columns in the same order, from the serving copy
             body = (f"SELECT * EXCLUDE ({', '.join(serving.REFERENCE_COLUMNS)}) "  # noqa: S608 (constant SQL)
                     f"FROM {serving.ALIAS}.{serving.TABLE}")
-        elif parts:
-            body = f"SELECT * FROM {read_predictions(parts)}"  # noqa: S608 (store paths, quoted)
+        elif self.has_predictions:
+            body = f"SELECT * FROM {read_predictions(self.partition_files)}"  # noqa: S608 (store paths, quoted)
         else:
             empty = pa.schema([*layout.prediction_schema(self.num_classes, 2), pa.field("model_id", pa.string()),
                                pa.field("corruption", pa.string()), pa.field("severity", pa.int32())])

@@ -44,36 +44,42 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def not_plain(root: str | Path) -> list[tuple[Path, str]]:
+def not_plain(root: str | Path, skip: Sequence[str] = ()) -> list[tuple[Path, str]]:
     """Every entry under `root` that is neither a regular file nor a directory (symbolic links, FIFOs,
-    sockets, devices; links never followed), with what it is, sorted.
+    sockets, devices; links never followed), with what it is, sorted; the folders `skip` directly under
+    `root` are not walked (their reader checks them when it reads them).
 
     os.scandir reports links and directories from the directory entries themselves, so a store of thousands
     of partitions costs one listing per directory and a stat only for the rare entry of another kind.
     """
-    found, pending = [], [os.fspath(root)]
+    top = os.fspath(root)
+    found, pending = [], [top]
     while pending:
+        folder = pending.pop()
         try:
-            entries = list(os.scandir(pending.pop()))
+            entries = list(os.scandir(folder))
         except (NotADirectoryError, FileNotFoundError):
             continue
         for entry in entries:
             if entry.is_symlink():
                 found.append((Path(entry.path), _kind(stat.S_IFLNK)))
             elif entry.is_dir(follow_symlinks=False):
-                pending.append(entry.path)
+                if not (folder == top and entry.name in skip):
+                    pending.append(entry.path)
             elif not entry.is_file(follow_symlinks=False):
                 found.append((Path(entry.path), _kind(entry.stat(follow_symlinks=False).st_mode)))
     return sorted(found)
 
 
-def refuse_not_plain(root: str | Path) -> None:
-    """StoreError naming the symbolic links and special files under `root`, when there are any."""
-    found = not_plain(root)
+def refuse_not_plain(root: str | Path, skip: Sequence[str] = (), relative_to: str | Path | None = None) -> None:
+    """StoreError naming the symbolic links and special files under `root` (but not in its folders `skip`),
+    when there are any; named relative to `relative_to` (the store holding `root`), else to `root`."""
+    found = not_plain(root, skip)
+    store = root if relative_to is None else relative_to
     if found:  # the store named once, each entry relative to it
-        named = ", ".join(f"{_relative(path, root)} ({kind})" for path, kind in found[:SHOWN])
+        named = ", ".join(f"{_relative(path, store)} ({kind})" for path, kind in found[:SHOWN])
         more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-        raise StoreError(f"{root}: {named}{more}: a store is read only from its own regular files (replace each "
+        raise StoreError(f"{store}: {named}{more}: a store is read only from its own regular files (replace each "
                          "by a copy of the file it stands for)")
 
 

@@ -224,5 +224,9 @@ def _remove_database(path: Path) -> None:
 def build_all(root: str | Path) -> tuple[int, Path | None, Path | None, list[Path]]:
     """Everything derived, in order (the aggregates read the by-sample index, and every builder after the
     serving copy reads it): (markers upgraded, the serving copy's path, the by-sample index's path, the
-    pre-aggregates' paths)."""
+    pre-aggregates' paths). First the records are reconciled with the files as listed now
+    (store.derived_record.reconcile: files changed by hand make them stale, fresh ones name the store's
+    generation, so the store opens without listing its partitions)."""
+    with writer.locked(root):
+        derived_record.reconcile(root)
     return summarize_markers(root), build_serving(root), build_sample_index(root), build_aggregates(root)

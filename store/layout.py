@@ -45,6 +45,9 @@ PREDICTIONS = "predictions"
 IMAGES = "images"
 CLEAN_IMAGES = f"{IMAGES}/clean.npy"  # the clean test images, uint8 (N, H, W, 3)
 COMPLETE = "_complete"
+# {"generation": a random token}: replaced by the writer after every change to the prediction files (store.writer.
+# bump_generation), so a derived file's record that names it was built from the files the store holds now.
+GENERATION = "_generation.json"
 CLEAN = "clean"
 EMBEDDINGS = "embeddings"
 MODEL_EMBEDDING = "models.parquet"  # these three live under EMBEDDINGS

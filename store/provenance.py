@@ -266,3 +266,4 @@ def _forget_partitions(root: Path, model_id: str) -> None:
     for marker in _markers(root, model_id):
         marker.unlink()
     shutil.rmtree(root / layout.PREDICTIONS / f"model_id={model_id}", ignore_errors=True)
+    writer.bump_generation(root)

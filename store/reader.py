@@ -47,7 +47,10 @@ def _no_constant(name: str) -> Any:
 def parse_json(text: str) -> Any:
     """JSON text as Python values, bounded (depth, number size, no NaN/Infinity); ValueError saying what."""
     depth = deepest = 0
-    for match in _STRING_OR_BRACKET.finditer(text):  # strings skipped whole: brackets inside them don't count
+    # Nesting needs an opening bracket per level: text with at most MAX_JSON_DEPTH of them (a derived file's
+    # record of 10,080 file names has a handful) cannot nest deeper, and skips the scan.
+    openings = text.count("[") + text.count("{")
+    for match in _STRING_OR_BRACKET.finditer(text) if openings > MAX_JSON_DEPTH else ():  # strings skipped whole: brackets inside them don't count
         token = match.group()
         if token in "[{":
             depth += 1

@@ -407,6 +407,13 @@ def partition_summary(columns: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def bump_generation(root: str | Path) -> None:
+    """Give the store a new generation (layout.GENERATION): called after every change to its prediction files
+    (after the file is in place, so a derived file whose record names the old generation is judged by its
+    files), which makes every derived file built before it stale without listing a file."""
+    write_json(Path(root), {"generation": uuid.uuid4().hex}, Path(root) / layout.GENERATION)
+
+
 def write_partition(root: str | Path, model_id: str, corruption: str, severity: int, table: pa.Table,
                     summary: dict[str, Any]) -> int:
     """Publish one (model, corruption, severity) partition, then its completion marker with `summary`
@@ -421,6 +428,7 @@ def write_partition(root: str | Path, model_id: str, corruption: str, severity: 
     if corruption != layout.CLEAN:
         _ensure_listed(root, corruption, int(severity))
     size = write_parquet(root, table, reader.partition_file(root, model_id, corruption, severity))
+    bump_generation(root)
     write_json(root, {"rows": table.num_rows, "bytes": size, **summary},
                reader.marker_path(root, model_id, corruption, severity))
     return size

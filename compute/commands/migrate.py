@@ -105,6 +105,7 @@ def migrate(root: str | Path, per_class: layout.PerClass, progress: bool = True)
                 summary = writer.partition_summary({n: old.column(n).to_numpy(zero_copy_only=False)
                                                     for n in ("correct", "finite", *layout.SUMMARY_METRICS)})
             writer.write_parquet(root, convert(old, per_class), path)
+            writer.bump_generation(root)
             rewritten += 1
         if marker.is_file():  # the marker follows its file (also after a run killed between the two)
             recorded = reader.read_json(marker)

@@ -145,23 +145,25 @@ def test_a_model_extracted_again_under_the_same_id_makes_derived_files_stale(ind
 
 # -- a store opened once per catalog ------------------------------------------------------------------------
 
-def test_a_catalog_parses_the_manifest_once_and_lists_the_partitions_once(indexed, monkeypatch) -> None:
-    calls = {"read_manifest": 0, "prediction_files": 0, "Inputs.of": 0}
-    for name in ("read_manifest", "prediction_files"):
+def test_a_catalog_parses_the_manifest_once_and_lists_the_partitions_at_most_once(indexed, monkeypatch) -> None:
+    """A store whose derived files name its generation (store.derived_record) opens without listing its
+    prediction files; without a generation they are listed once per catalog, builds included."""
+    calls = {"read_manifest": 0, "prediction_files": 0}
+    for name in calls:
         real = getattr(reader, name)
         monkeypatch.setattr(reader, name, lambda *a, real=real, name=name, **k: calls.__setitem__(
             name, calls[name] + 1) or real(*a, **k))
-    real_of = derived_record.Inputs.of.__func__
-    monkeypatch.setattr(derived_record.Inputs, "of", classmethod(
-        lambda cls, *a: calls.__setitem__("Inputs.of", calls["Inputs.of"] + 1) or real_of(cls, *a)))
-    catalog = Catalog(indexed)
-    catalog.close()
-    assert catalog.has_sample_index and catalog.has_aggregates
-    assert calls == {"read_manifest": 1, "prediction_files": 1, "Inputs.of": 1}
-    for build in (derived.build_sample_index, derived.build_aggregates):  # a build judges with its catalog
+    for listings, step in ((0, "records of the store's generation"), (1, "a store without a generation")):
         calls.update(dict.fromkeys(calls, 0))
-        build(indexed)
-        assert calls == {"read_manifest": 1, "prediction_files": 1, "Inputs.of": 1}, build.__name__
+        catalog = Catalog(indexed)
+        catalog.close()
+        assert catalog.has_sample_index and catalog.has_aggregates and catalog.has_serving, step
+        assert calls == {"read_manifest": 1, "prediction_files": listings}, step
+        for build in (derived.build_sample_index, derived.build_aggregates):  # a build judges with its catalog
+            calls.update(dict.fromkeys(calls, 0))
+            build(indexed)
+            assert calls == {"read_manifest": 1, "prediction_files": listings}, (build.__name__, step)
+        (indexed / layout.GENERATION).unlink(missing_ok=True)
 
 
 def test_at_most_one_statement_per_slot_runs_in_duckdb_at_once(synthetic_store, monkeypatch) -> None:

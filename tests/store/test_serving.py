@@ -126,6 +126,41 @@ def test_a_stale_copy_is_never_read_and_compute_index_rebuilds_it(synthetic_stor
     same(served, parquet)
 
 
+def test_a_store_opens_its_fresh_copy_without_listing_a_prediction_file_even_copied(synthetic_store, pristine_copy,
+                                                                                       tmp_path, monkeypatch) -> None:
+    """The copy's record names the store's generation (store.derived_record): opening reads records, never the
+    10,080 folders of a study; a copy of the store (new modification times) keeps its derived files."""
+    import shutil
+
+    store = pristine_copy(synthetic_store(**SIZES["seeds"]))
+    derived.build_all(store)
+    _, parquet = answers(store)
+    moved = Path(shutil.copytree(store, tmp_path / "elsewhere", copy_function=shutil.copy))  # new mtimes
+    monkeypatch.setattr(reader, "prediction_files", lambda root: pytest.fail(f"listed {root}"))
+    used, served = answers(moved)
+    assert used
+    same(served, parquet)
+
+
+def test_files_changed_by_hand_are_caught_by_compute_index(synthetic_store, pristine_copy) -> None:
+    """A partition replaced without the writer keeps the store's generation, so the pages trust the records
+    until `compute index`, which lists the files, gives the store a new generation and rebuilds."""
+    store = pristine_copy(synthetic_store(**SIZES["seeds"]))
+    derived.build_all(store)
+    before = derived_record.generation(store)
+    part = reader.prediction_files(store)[-1]
+    table = pq.read_table(part)
+    pq.write_table(table.slice(0, table.num_rows - 1), part)  # by hand: one row fewer, no marker, no new generation
+    assert derived_record.generation(store) == before
+    derived.build_all(store)
+    assert derived_record.generation(store) != before
+    used, served = answers(store)
+    assert used and served["rows"].height == sum(pq.read_metadata(p).num_rows for p in reader.prediction_files(store))
+    hidden(store)
+    _, parquet = answers(store)
+    same(served, parquet)
+
+
 def test_a_changed_base_makes_the_copy_stale(synthetic_store, pristine_copy) -> None:
     store = pristine_copy(synthetic_store(**SIZES["seeds"]))
     derived.build_serving(store, progress=False)
