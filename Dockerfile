@@ -25,6 +25,6 @@ USER prunescope
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status != 200)"
-CMD ["python", "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "0.0.0.0", \
+CMD ["python", "-m", "dashboard.serve", "--server.address", "0.0.0.0", \
      "--server.port", "8501", "--server.headless", "true", "--browser.gatherUsageStats", "false", \
      "--server.fileWatcherType", "none", "--", "--store", "/store"]

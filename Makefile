@@ -42,7 +42,7 @@ APP_ARGS = $(if $(STORES),--stores $(STORES),--store $(STORE)) \
   $(foreach root,$(ALLOW_ROOTS),--allow-root $(root)) $(foreach module,$(ALLOW_MODULES),--allow-module $(module))
 serve: $(STAMP)
 ifeq ($(WORKERS),1)
-	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
+	$(PY) -m dashboard.serve --server.address 127.0.0.1 --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false \
 	  -- $(APP_ARGS)
 else

@@ -244,10 +244,15 @@ def _ours(table: dict[int, tuple[int, str, float]], pid: int) -> bool:
     return False
 
 
+def _is_server(command: str) -> bool:
+    """A dashboard server's command line (dashboard.serve, or `streamlit run`)."""
+    return "dashboard.serve" in command or "streamlit" in command
+
+
 def server_pids() -> list[int]:
     """The dashboard server processes this benchmark started."""
     table = _process_table()
-    return [pid for pid, (_, command, _) in table.items() if _ours(table, pid) and "streamlit" in command]
+    return [pid for pid, (_, command, _) in table.items() if _ours(table, pid) and _is_server(command)]
 
 
 def cpu_by_role() -> dict[str, float]:
@@ -255,7 +260,7 @@ def cpu_by_role() -> dict[str, float]:
     table = _process_table()
     roles = {"dashboard server": 0.0, "browser": 0.0, "proxy": 0.0}
     for pid, (_, command, seconds) in table.items():
-        if _ours(table, pid) and "streamlit" in command:
+        if _ours(table, pid) and _is_server(command):
             roles["dashboard server"] += seconds
         elif _ours(table, pid) and "chromium" in command:
             roles["browser"] += seconds

@@ -37,8 +37,9 @@ CHECK_S = 0.5  # how often the supervisor looks at its processes
 
 
 def worker_command(port: int, app_args: list[str]) -> list[str]:
-    """One Streamlit worker on 127.0.0.1:`port` serving dashboard/app.py with `app_args` (after `--`)."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+    """One Streamlit worker on 127.0.0.1:`port` serving dashboard/app.py with `app_args` (after `--`), warmed
+    before it listens (dashboard.serve)."""
+    return [sys.executable, "-m", "dashboard.serve",
             "--server.address", "127.0.0.1", "--server.port", str(port), *STREAMLIT_FLAGS, "--", *app_args]
 
 

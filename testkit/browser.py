@@ -53,10 +53,10 @@ def free_port() -> int:
 @contextlib.contextmanager
 def dashboard(store: str | Path, timeout: float = 90.0, mode: str = "--store",
               env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `streamlit run dashboard/app.py -- --store STORE` (or `--stores ROOT` with mode="--stores") on a
-    free port; yields the base URL."""
+    """Run the dashboard as `make serve` does (dashboard.serve: `streamlit run dashboard/app.py`, warmed) with
+    `-- --store STORE` (or `--stores ROOT` with mode="--stores") on a free port; yields the base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+    command = [sys.executable, "-m", "dashboard.serve",
                "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
                "--", mode, str(store)]

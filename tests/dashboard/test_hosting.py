@@ -223,7 +223,7 @@ def test_every_way_of_starting_the_app_gives_a_viewer_toolbar_and_no_error_detai
         text = (root / path).read_text()
         assert "toolbarMode" not in text and "showErrorDetails" not in text, path
     serve = (root / "Makefile").read_text().split("\nserve:")[1].split("\n\n")[0]
-    assert "streamlit run dashboard/app.py" in serve and "cd " not in serve
+    assert "-m dashboard.serve " in serve and "cd " not in serve
 
 
 @pytest.mark.parametrize("typed", ["/tmp/" + "x" * 5000, "/tmp/" + "/".join(["y" * 200] * 30)])

@@ -72,8 +72,8 @@ def test_image_exposes_8501_and_its_health_check_asks_streamlit() -> None:
 
 def entry_command() -> list[str]:
     command = json.loads(one("CMD"))
-    assert command[:5] == ["python", "-m", "streamlit", "run", "dashboard/app.py"]
-    options = command[5:command.index("--")]
+    assert command[:3] == ["python", "-m", "dashboard.serve"]  # `streamlit run dashboard/app.py`, warmed
+    options = command[3:command.index("--")]
     settings = dict(zip(options[::2], options[1::2], strict=True))
     assert settings["--server.port"] == IMAGE_PORT and settings["--server.address"] == "0.0.0.0"
     assert settings["--server.headless"] == "true" and settings["--browser.gatherUsageStats"] == "false"
@@ -87,7 +87,7 @@ def test_entry_command_is_a_valid_streamlit_command() -> None:
     from streamlit.web import cli
 
     command = entry_command()
-    context = cli.main.commands["run"].make_context("run", command[4:])
+    context = cli.main.commands["run"].make_context("run", ["dashboard/app.py", *command[3:]])
     assert context.params["target"] == "dashboard/app.py" and (ROOT / "dashboard" / "app.py").is_file()
     assert context.params["server_port"] == int(IMAGE_PORT) and context.params["server_headless"] is True
     assert context.params["args"] == ("--store", IMAGE_STORE)
