@@ -458,6 +458,21 @@ def test_filter_rows_returns_the_rows_a_direct_filter_selects(catalog, direct) -
     assert presets.filter_rows(catalog, text, limit=5).height == 5
 
 
+def test_a_count_of_every_match_stops_after_its_own_limit(catalog, monkeypatch) -> None:
+    """Counting a whole study's matches may take longer than its first page: it stops after COUNT_SECONDS
+    (the page then says "at least N"), the rows after FILTER_SECONDS."""
+    asked = []
+    real = type(catalog).query
+    monkeypatch.setattr(type(catalog), "query", lambda self, sql, params=(), **kw: asked.append(
+        (kw["name"], kw.get("timeout"))) or real(self, sql, params, **kw))
+    presets.count_rows(catalog, "angle_true > 60")
+    assert asked == [("filtered", presets.COUNT_SECONDS)] and presets.COUNT_SECONDS <= 2.0
+    asked.clear()
+    presets.filter_rows(catalog, "angle_true > 60", limit=5)
+    assert [name for name, _ in asked if name == "filtered"] and all(
+        timeout <= presets.FILTER_SECONDS for name, timeout in asked if name == "filtered")
+
+
 def test_filter_rows_can_compare_with_the_reference(catalog, direct) -> None:
     dense = direct.filter(pl.col("model_id") == "dense").select("corruption", "severity", "sample_id",
                                                                   pl.col("correct").alias("reference_correct"))
