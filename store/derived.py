@@ -179,17 +179,24 @@ def _write_serving(root: Path, partial: Path, inputs: derived_record.Inputs, def
             first = min(files)
             sql = serving.SETTING_SQL.format(source=read_predictions(files[first]))
             catalog.query(f"CREATE TABLE IF NOT EXISTS {built} AS SELECT * FROM ({sql}) LIMIT 0",  # noqa: S608
-                          list(first), name="serving.schema")
+                          [[_setting_text(first)]], name="serving.schema")
             catalog.query(f"CREATE TABLE IF NOT EXISTS {done} (corruption VARCHAR, severity INTEGER)",
                           name="serving.done_table")
             catalog.query(f"DELETE FROM {built} p WHERE NOT EXISTS (SELECT 1 FROM {done} d "  # noqa: S608
                           "WHERE d.corruption = p.corruption AND d.severity = p.severity)", name="serving.cut_off")
             complete = set(catalog.query(f"SELECT corruption, severity FROM {done}", name="serving.done_settings").rows())  # noqa: S608 (constant SQL)
             settings = [setting for setting in sorted(files) if setting not in complete]
-            for corruption, severity in tqdm(settings, desc="serving copy", unit="setting", disable=not progress):
-                sql = serving.SETTING_SQL.format(source=read_predictions(files[corruption, severity]))
-                catalog.query(f"INSERT INTO {built} {sql}", [corruption, severity], name="serving.setting")  # noqa: S608
-                catalog.query(f"INSERT INTO {done} VALUES (?, ?)", [corruption, severity], name="serving.done")  # noqa: S608 (constant SQL)
+            rows = dict(((c, s), n) for c, s, n in catalog.query(
+                "SELECT corruption, severity, sum(rows)::BIGINT FROM partition_summary GROUP BY ALL",
+                name="serving.setting_rows").rows())
+            with tqdm(total=len(settings), desc="serving copy", unit="setting", disable=not progress) as bar:
+                for step in _steps(settings, rows):
+                    sql = serving.SETTING_SQL.format(source=read_predictions([f for s in step for f in files[s]]))
+                    catalog.query(f"INSERT INTO {built} {sql}", [[_setting_text(s) for s in step]],  # noqa: S608
+                                  name="serving.settings")
+                    catalog.query(f"INSERT INTO {done} SELECT unnest(?), unnest(?)", [[c for c, _ in step],  # noqa: S608
+                                  [s for _, s in step]], name="serving.done")
+                    bar.update(len(step))
             total = int(catalog.query(f"SELECT count(*) AS n FROM {built}", name="serving.count")["n"][0])  # noqa: S608
             catalog.query(f"CHECKPOINT {serving.BUILD_ALIAS}", name="serving.checkpoint")
         except _StartAgain:
@@ -200,6 +207,25 @@ def _write_serving(root: Path, partial: Path, inputs: derived_record.Inputs, def
             catalog.close()
         break
     return total
+
+
+def _setting_text(setting: tuple[str, int]) -> str:
+    """A setting as store.serving.SETTING_SQL names it: 'corruption/severity'."""
+    return f"{setting[0]}/{setting[1]}"
+
+
+def _steps(settings: list[tuple[str, int]], rows: dict[tuple[str, int], int]) -> list[list[tuple[str, int]]]:
+    """The settings in order, cut into runs of at most serving.STEP_ROWS rows (a setting above it alone)."""
+    steps: list[list[tuple[str, int]]] = []
+    size = 0
+    for setting in settings:
+        count = rows.get(setting, 0)
+        if not steps or size + count > serving.STEP_ROWS:
+            steps.append([])
+            size = 0
+        steps[-1].append(setting)
+        size += count
+    return steps
 
 
 def _files_by_setting(root: Path, files: list[Path]) -> dict[tuple[str, int], list[Path]]:

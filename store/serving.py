@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from store import derived_record, layout
 
-VERSION = 1  # raise when the copy is computed or laid out another way than the SQL below says
+VERSION = 2  # raise when the copy is computed or laid out another way than the SQL below says
 TABLE = "predictions"  # the table of the serving database
 ALIAS = "serving"  # the name the catalog attaches it under
 BUILD_ALIAS = "serving_build"  # the name the builder's catalog attaches the partial file under
@@ -30,20 +30,25 @@ REFERENCE_COLUMNS = ("reference_correct", "reference_feature_norm", "reference_a
 HINT = ("the serving copy (index/serving.duckdb) is missing or stale, so pages read the Parquet partitions "
         "(slower on large studies); build it with: python -m compute index --store {root}")
 
-# One setting's rows, in the serving order, each with its reference model's row of the same setting and
-# sample (the catalog's `rows` view joins the same): $1 corruption, $2 severity; {source} reads that
-# setting's partition files (store.catalog.read_predictions of them: binding a view over every file of
-# the store, 10,080 on the study-sized one, would cost more than the setting's rows).
+# Some settings' rows, in the serving order, each with its reference model's row of the same setting and
+# sample (the catalog's `rows` view joins the same): $1 the settings as 'corruption/severity' texts;
+# {source} reads those settings' partition files (store.catalog.read_predictions of them: binding a view
+# over every file of the store, 10,080 on the study-sized one, would cost more than the settings' rows).
 SETTING_SQL = """
-    WITH p AS (SELECT * FROM {source} WHERE corruption = $1 AND severity = $2),
-         reference AS (SELECT model_id, sample_id, pred = label AS correct, feature_norm, angle_true, margin
+    WITH p AS (SELECT * FROM {source} WHERE list_contains($1, corruption || '/' || severity)),
+         reference AS (SELECT model_id, corruption, severity, sample_id, pred = label AS correct, feature_norm,
+                              angle_true, margin
                        FROM p)
     SELECT p.*, d.correct AS reference_correct, d.feature_norm AS reference_feature_norm,
            d.angle_true AS reference_angle_true, d.margin AS reference_margin
     FROM p LEFT JOIN models m ON m.model_id = p.model_id
-    LEFT JOIN reference d ON d.model_id = m.reference_model_id AND d.sample_id = p.sample_id
-    ORDER BY p.model_id, p.sample_id
+    LEFT JOIN reference d ON d.model_id = m.reference_model_id AND d.corruption = p.corruption
+     AND d.severity = p.severity AND d.sample_id = p.sample_id
+    ORDER BY p.corruption, p.severity, p.model_id, p.sample_id
 """
+# Rows one statement of the build copies at most (more when one setting holds more): a study's settings one
+# or two at a time, within the builder's memory; a small store's in one statement, not one per setting.
+STEP_ROWS = 2_000_000
 
 
 def definition(references: Sequence[tuple[str, str | None]]) -> str:

@@ -192,15 +192,29 @@ def test_a_damaged_copy_is_never_read(synthetic_store, pristine_copy, damage) ->
         catalog.close()
 
 
+def test_settings_are_copied_in_steps_of_at_most_step_rows_a_larger_setting_alone() -> None:
+    settings = [("clean", 0), ("fog", 1), ("fog", 3), ("snow", 1)]
+    rows = {("clean", 0): 900, ("fog", 1): 900, ("fog", 3): 5_000, ("snow", 1): 100}
+    original = serving.STEP_ROWS
+    try:
+        serving.STEP_ROWS = 2_000
+        assert derived._steps(settings, rows) == [[("clean", 0), ("fog", 1)], [("fog", 3)], [("snow", 1)]]
+        serving.STEP_ROWS = 10_000
+        assert derived._steps(settings, rows) == [settings]
+    finally:
+        serving.STEP_ROWS = original
+
+
 def test_an_interrupted_build_resumes_after_its_last_complete_setting(synthetic_store, pristine_copy,
                                                                       monkeypatch) -> None:
     store = pristine_copy(synthetic_store(**SIZES["seeds"]))
-    settings: list[list] = []
+    monkeypatch.setattr(serving, "STEP_ROWS", 1)  # one setting per statement (a study's are a million rows)
+    settings: list[tuple] = []
     real = Catalog.query
 
     def cut_off(self, sql, params=(), *, name, timeout=None):
-        if name == "serving.setting":
-            settings.append(list(params))
+        if name == "serving.settings":
+            settings.append(tuple(params[0]))
             if len(settings) == 3:  # the third setting's rows are written, its completion is not
                 real(self, sql, params, name=name, timeout=timeout)
                 raise KeyboardInterrupt
@@ -214,7 +228,8 @@ def test_an_interrupted_build_resumes_after_its_last_complete_setting(synthetic_
     assert not derived_record.record_path(store, layout.SERVING_RECORD).exists()
     derived.build_serving(store, progress=False)
     # 5 settings: the two complete ones are not written again, the cut-off one is written anew
-    assert settings[3] == settings[2] and len(settings) == 6 and len({tuple(s) for s in settings}) == 5
+    assert settings[3] == settings[2] and len(settings) == 6 and len(set(settings)) == 5
+    assert all(len(step) == 1 for step in settings)
     assert not (store / layout.INDEX / layout.SERVING_PARTIAL).exists()
     monkeypatch.undo()
     used, served = answers(store)
