@@ -250,11 +250,13 @@ def model_row(model_id: str, model: nn.Module, card: Mapping[str, Any], checkpoi
 def measure_footprints(entries: Sequence[ExtractModel], image_size: int) -> None:
     """Put each model's footprint (compute.footprint: file bytes, CPU latency at batch 1 and 256) on its
     card, measured now on this machine; a model without a file of its own (a function that builds it, a
-    RobustBench model) counts the bytes of its state dict as torch.save writes it."""
+    RobustBench model) counts the bytes of its state dict as torch.save writes it. Timed runs per batch size:
+    compute.footprint.repeats()."""
+    repeats = footprint.repeats()
     for entry in entries:
         path = entry.info.get("checkpoint")
         file = path if path and Path(path).is_file() else None
-        measured = footprint.measure(entry.model, file, image_size, repeats=3).to_dict()
+        measured = footprint.measure(entry.model, file, image_size, repeats=repeats).to_dict()
         if file is None:
             measured["file_bytes"] = footprint.state_dict_bytes(entry.model)
         entry.info.update(measured)

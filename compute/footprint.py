@@ -27,6 +27,21 @@ from compute.models.base import prunable_weights, weight_counts
 
 BATCH_SIZES = (1, 256)
 BUDGET_S = 2.0  # seconds of timed runs per batch size, past which no further run starts
+# Timed runs per batch size at extraction: 3, or $PRUNESCOPE_LATENCY_REPEATS (a whole number >= 1; the test
+# suite, which extracts hundreds of small models and never reads their latency's third digit, uses 1).
+REPEATS_VARIABLE = "PRUNESCOPE_LATENCY_REPEATS"
+REPEATS = 3
+
+
+def repeats() -> int:
+    """The timed runs per batch size extraction makes: $PRUNESCOPE_LATENCY_REPEATS, else REPEATS;
+    ValueError naming the variable and its value when it is not a whole number from 1 to 100."""
+    text = os.environ.get(REPEATS_VARIABLE, "").strip()
+    if not text:
+        return REPEATS
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise ValueError(f"${REPEATS_VARIABLE} is {text[:40]!r}: a whole number of timed runs from 1 to 100")
+    return int(text)
 THREADS = 1  # one CPU thread: figures that compare across machines and hold on a shared one
 # The card columns that are timings of this machine at this moment: two runs of the same model differ here.
 LATENCY_FIELDS = ("latency_ms_batch1", "latency_ms_batch256", "latency_threads", "latency_load_average")

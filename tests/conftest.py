@@ -49,7 +49,12 @@ def own_cache_home(tmp_path_factory) -> Iterator[None]:
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker gets its share of the cores: torch here, and OpenMP in every process a
     test starts, use cores // workers threads. Two workers of two threads each on two cores made the suite
-    spend half again as much CPU time as one serial run (OpenMP threads spin while they wait)."""
+    spend half again as much CPU time as one serial run (OpenMP threads spin while they wait).
+
+    Extraction times each model's latency once per batch size, not three times (compute.footprint.repeats):
+    the suite extracts hundreds of small models, and its tests check the latency is measured, not its value
+    (tests/compute/test_compression.py times footprint.measure itself)."""
+    os.environ.setdefault("PRUNESCOPE_LATENCY_REPEATS", "1")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)

@@ -308,6 +308,26 @@ def test_operation_labels_say_how_each_model_was_made_from_its_base() -> None:
 
 # -- size and latency -----------------------------------------------------------------------------------------
 
+def test_extraction_times_latency_as_often_as_the_environment_says_and_names_a_bad_value(monkeypatch) -> None:
+    from compute import cards
+
+    monkeypatch.delenv(footprint.REPEATS_VARIABLE, raising=False)
+    assert footprint.repeats() == footprint.REPEATS == 3
+    monkeypatch.setenv(footprint.REPEATS_VARIABLE, " 7 ")
+    assert footprint.repeats() == 7
+    asked = []
+    monkeypatch.setattr(footprint, "measure", lambda model, file, size, repeats: asked.append(repeats) or
+                        footprint.Footprint(1, 1, None, 1.0, 1.0, 1, 0.0))
+    monkeypatch.setattr(footprint, "state_dict_bytes", lambda model: 1)
+    entry = cards.ExtractModel("m", nn.Linear(2, 2))
+    cards.measure_footprints([entry], 32)
+    assert asked == [7] and entry.info["latency_ms_batch1"] == 1.0 and entry.info["file_bytes"] == 1
+    for bad in ("0", "-1", "2.5", "many", "101"):
+        monkeypatch.setenv(footprint.REPEATS_VARIABLE, bad)
+        with pytest.raises(ValueError, match=f"PRUNESCOPE_LATENCY_REPEATS is '{bad}'"):
+            footprint.repeats()
+
+
 def test_footprint_counts_parameters_non_zeros_bytes_and_latency(untrained, int8) -> None:
     base, _ = checkpoint.load(untrained)
     model, _ = checkpoint.load(int8)
