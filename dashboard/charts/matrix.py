@@ -125,6 +125,17 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
                     "value": [1, 0]})
 
 
+def matrix_chart(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str | None = None,
+                 blocks: bool = False, diverging_at: float | None = None, domain: Sequence[float] | None = None,
+                 selected: Mapping[str, object] | None = None) -> alt.Chart | alt.VConcatChart:
+    """The matrix as the page draws it: interval_matrix of cells with intervals (`correction` names the
+    one applied), else evaluation_matrix; with `blocks` (many rows), split into one block per method."""
+    scale = {"diverging_at": diverging_at, "domain": domain, "selected": selected}
+    matrix = (interval_matrix(cells, value, legend, columns, correction, **scale) if correction is not None
+              else evaluation_matrix(cells, value, legend, columns, **scale))
+    return by_method(matrix) if blocks else matrix
+
+
 def reliability_diagram(bins: pl.DataFrame, title: str) -> alt.LayerChart:
     """Accuracy against mean confidence per confidence bin (analysis.calibration.calibration_bins), one line
     per `curve` (e.g. the model and its reference), point area by samples; the diagonal is perfect
