@@ -58,6 +58,23 @@ def _built(chart_key: str, _function: Callable[..., alt.TopLevelMixin], _args: t
     return vega_lite(_function(*_args, **_kwargs))
 
 
+def with_selection(spec: Mapping[str, Any], name: str, value: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """`spec` whose selection parameter `name` starts at `value` (the marks drawn selected before any click;
+    None: none), so a chart that outlines the current selection is built once, not once per selection: a
+    new top level and parameter list around the shared rest of the spec."""
+    if not any(param.get("name") == name for param in spec.get("params", ())):
+        raise ValueError(f"the chart has no selection parameter {name!r}")
+    return {**spec, "params": [_starting(param, value) if param.get("name") == name else param
+                               for param in spec["params"]]}
+
+
+def _starting(param: Mapping[str, Any], value: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A selection parameter with the initial `value`, placed where Altair places it (after `select`)."""
+    items = [(key, item) for key, item in param.items() if key != "value"]
+    at = next((i + 1 for i, (key, _) in enumerate(items) if key == "select"), len(items))
+    return dict(items[:at] + ([("value", value)] if value else []) + items[at:])
+
+
 def vega_lite(chart: alt.TopLevelMixin) -> dict[str, Any]:
     """`chart` as st.altair_chart sends it (streamlit.elements.vega_charts): to_dict under the theme
     "none" (Altair's default theme sets sizes Streamlit sets itself), every data frame as a dataset of Arrow

@@ -6,7 +6,7 @@ import streamlit as st
 from analysis import calibration, queries, report, stats, uncertainty
 from dashboard import data, figures, hosting, linking, sidebar
 from dashboard.charts.common import setting_order
-from dashboard.charts.matrix import MATRIX_ROWS, matrix_chart, reliability_diagram
+from dashboard.charts.matrix import MATRIX_ROWS, matrix_chart, reliability_diagram, selected_cell
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
 from dashboard.text import code, downloads, escape
@@ -54,9 +54,10 @@ scale = {"domain": metric.domain, "diverging_at": metric.diverging_at}
 if metric.intervals:
     cells = uncertainty.with_significance(cells, correction)  # over exactly the cells shown
 rows_shown = cells["model_id"].n_unique()
-figure = figures.spec(matrix_chart, cells, metric.value, metric.label, columns,
+figure = figures.spec(matrix_chart, cells, metric.value, metric.label, columns,  # built once for every selected cell
                       uncertainty.CORRECTIONS[correction] if metric.intervals else None,
-                      blocks=rows_shown > MATRIX_ROWS, selected=selected, **scale)
+                      blocks=rows_shown > MATRIX_ROWS, **scale)
+figure = figures.with_selection(figure, "cell", selected_cell(cells, selected))
 if "relative_ce_note" in cells.columns:  # relative CE left out where the reference barely suffers
     left_out = cells.filter(pl.col("relative_ce_note").is_not_null())
     for corruption, part in left_out.group_by("corruption", maintain_order=True):

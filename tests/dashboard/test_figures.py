@@ -97,6 +97,33 @@ def test_a_page_builds_its_chart_once_for_reruns_and_sessions_with_the_same_sele
     assert list(lineage.selection_mode) == ["lineage"]
 
 
+@pytest.mark.parametrize("blocks", [False, True])
+def test_the_matrix_spec_outlines_the_selected_cell_as_the_chart_drawn_for_it_does(blocks) -> None:
+    cells = POINTS.select("model_id", "method", "target_sparsity", pl.lit("fog").alias("corruption"),
+                          pl.lit(3).alias("severity"), "accuracy")
+    selected = {"model_id": "b", "corruption": "fog", "severity": 3}
+    chart = matrix.evaluation_matrix(cells, "accuracy", "accuracy", ["fog s3"], selected=selected)
+    shared = figures.spec(matrix.matrix_chart, cells, "accuracy", "accuracy", ["fog s3"], blocks=blocks)
+    outlined = figures.with_selection(shared, "cell", matrix.selected_cell(cells, selected))
+    assert outlined == figures.vega_lite(matrix.by_method(chart) if blocks else chart)
+    assert "value" not in shared["params"][0]  # the shared spec is left as it was
+    assert figures.with_selection(outlined, "cell", None) == shared
+    with pytest.raises(ValueError, match="no selection parameter 'model'"):
+        figures.with_selection(shared, "model", None)
+
+
+def test_the_matrix_is_built_once_whichever_cell_is_selected(monkeypatch, dashboard_store) -> None:
+    calls: list = []
+    monkeypatch.setattr(matrix, "matrix_chart", counted(matrix.matrix_chart, calls))
+    app = open_app(monkeypatch, dashboard_store, PAGES["matrix"].script, level="model")
+    other = next(m for m in app.sidebar.selectbox(key="model").options if m != app.session_state["model"])
+    app.sidebar.selectbox(key="model").set_value(other).run()  # a click on another row's cell does the same
+    assert not app.exception and len(calls) == 1
+    (chart,) = app.get("vega_lite_chart")
+    (cell,) = json.loads(chart.proto.spec)["params"]
+    assert cell["value"][0]["model_id"] == other and list(chart.proto.selection_mode) == ["cell"]
+
+
 def test_no_page_converts_an_altair_chart_itself() -> None:
     """Altair's theme and data transformer are process-wide: figures switches them under its lock, and
     st.altair_chart under Streamlit's; a page calling both could draw a chart with the other's settings."""
