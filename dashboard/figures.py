@@ -8,7 +8,8 @@ value), not by the objects: a page derives new frames on each run, with the same
 selection has not changed. The spec is what st.altair_chart would send for the chart (Streamlit's own
 conversion: no theme, the data as named Arrow datasets), so dashboard.linking.chart draws it with
 st.vega_lite_chart and its named selection parameters select as before. It is built without Altair's
-schema validation; tests/dashboard/test_figures.py validates every chart the pages draw.
+schema validation; tests validate each chart the pages draw (tests/dashboard/test_figures.py and the charts'
+own tests).
 """
 
 from __future__ import annotations
