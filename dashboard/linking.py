@@ -41,14 +41,14 @@ def select_from_chart(chart_key: str) -> None:
             return
 
 
-def chart(figure: Any, key: str | None = None, stretch: bool = True) -> None:
-    """Draw an Altair chart (full width, or as wide as it says with stretch=False); with a key, a click on
-    one of its marks updates the selection."""
+def chart(spec: Mapping[str, Any], key: str | None = None, stretch: bool = True) -> None:
+    """Draw a chart's Vega-Lite spec, built once per selection by dashboard.figures.spec (full width, or as
+    wide as it says with stretch=False); with a key, a click on one of its marks updates the selection."""
     width = "stretch" if stretch else "content"
     if key is None:
-        st.altair_chart(figure, width=width)
+        st.vega_lite_chart(spec=spec, width=width)
     else:
-        st.altair_chart(figure, width=width, key=key, on_select=functools.partial(select_from_chart, key))
+        st.vega_lite_chart(spec=spec, width=width, key=key, on_select=functools.partial(select_from_chart, key))
 
 
 def sample_link() -> None:

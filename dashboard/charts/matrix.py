@@ -36,9 +36,8 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
     methods = rows["method"].unique(maintain_order=True).to_list()
     data = data.with_columns(pl.col("method").replace_strict({m: i for i, m in enumerate(methods)},
                                                              return_dtype=pl.Int64).alias("method_order"))
-    fields = ["model_id", "corruption"] + (["severity"] if has_severity else [])
-    initial = [{f: selected[f] for f in fields}] if selected and all(f in selected for f in fields) else alt.Undefined
-    cell = alt.selection_point(name="cell", fields=fields, on="click", value=initial, empty=False)
+    initial = selected_cell(cells, selected) or alt.Undefined
+    cell = alt.selection_point(name="cell", fields=_cell_fields(cells), on="click", value=initial, empty=False)
     if diverging_at is not None:
         scale = alt.Scale(scheme="redblue", domainMid=diverging_at, reverse=True)
     else:
@@ -61,6 +60,18 @@ def evaluation_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seq
         tooltip=tooltip,
     ).add_params(cell).properties(title=f"{legend[0].upper()}{legend[1:]} by model and corruption", height=alt.Step(22),
                                   width=alt.Step(max(14, min(60, 900 // max(len(settings), 1)))))
+
+
+def _cell_fields(cells: pl.DataFrame) -> list[str]:
+    """The fields a click on a matrix cell selects: model_id, corruption and, per severity, severity."""
+    return ["model_id", "corruption"] + (["severity"] if "severity" in cells.columns else [])
+
+
+def selected_cell(cells: pl.DataFrame, selected: Mapping[str, object] | None) -> list[dict[str, object]] | None:
+    """The value of the matrix's click selection (`cell`) that outlines the `selected` cell (its
+    _cell_fields); None where `selected` lacks one of them."""
+    fields = _cell_fields(cells)
+    return [{f: selected[f] for f in fields}] if selected and all(f in selected for f in fields) else None
 
 
 MATRIX_ROWS = 40  # more rows than this: the evaluation matrix is split into one block of rows per method
@@ -123,6 +134,18 @@ def interval_matrix(cells: pl.DataFrame, value: str, legend: str, columns: Seque
         strokeWidth={"condition": [{**selected_cell, "value": 2.5}, {"test": faint, "value": 1}], "value": 0},
         strokeDash={"condition": [{**selected_cell, "value": [1, 0]}, {"test": faint, "value": [3, 2]}],
                     "value": [1, 0]})
+
+
+def matrix_chart(cells: pl.DataFrame, value: str, legend: str, columns: Sequence[str], correction: str | None = None,
+                 blocks: bool = False, diverging_at: float | None = None,
+                 domain: Sequence[float] | None = None) -> alt.Chart | alt.VConcatChart:
+    """The matrix as the page draws it: interval_matrix of cells with intervals (`correction` names the
+    one applied), else evaluation_matrix; with `blocks` (many rows), split into one block per method. No
+    cell is outlined: the page sets the selected one (selected_cell) on the spec built once for all."""
+    scale = {"diverging_at": diverging_at, "domain": domain}
+    matrix = (interval_matrix(cells, value, legend, columns, correction, **scale) if correction is not None
+              else evaluation_matrix(cells, value, legend, columns, **scale))
+    return by_method(matrix) if blocks else matrix
 
 
 def reliability_diagram(bins: pl.DataFrame, title: str) -> alt.LayerChart:

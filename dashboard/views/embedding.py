@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import embeddings
-from dashboard import classes, data, hosting, linking, sidebar
+from dashboard import classes, data, figures, hosting, linking, sidebar
 from dashboard.charts.common import MAX_MARKS, OTHER_CLASSES
 from dashboard.charts.embedding import embedding_scatter
 from dashboard.text import code, downloads
@@ -47,8 +47,8 @@ if colour == "class" and (labels := classes.class_filter(catalog)) is not None: 
                f"{len(catalog.manifest['class_names']) - len(names)} (hover a point for its class).")
 models = shown["model_id"].unique(maintain_order=True)
 whose = models[0] if len(models) == 1 else f"{len(models)} models"
-linking.chart(embedding_scatter(shown, field, f"Samples of {whose} on {selection.setting}"),
-            key="embedding_chart")
+linking.chart(figures.spec(embedding_scatter, shown, field, f"Samples of {whose} on {selection.setting}"),
+              key="embedding_chart")
 st.caption("Click a point to select the sample and its model.")
 linking.sample_link()
 downloads(shown, "embedding")

@@ -4,7 +4,7 @@ coloured by correctness, as lines or as density."""
 import streamlit as st
 
 from analysis import queries
-from dashboard import classes, data, linking, sidebar
+from dashboard import classes, data, figures, linking, sidebar
 from dashboard.charts.geometry import parallel_density, parallel_lines
 from dashboard.text import downloads
 
@@ -37,11 +37,11 @@ where = f"{selection.model} on {selection.setting}"
 if mode == "density":
     frame = data.query(queries.parallel_density, catalog, selection.model, selection.corruption,
                         selection.severity, top_k=top_k, labels=labels)
-    figure = parallel_density(frame, axes, f"Density of every sample's geometry: {where}")
+    figure = figures.spec(parallel_density, frame, axes, f"Density of every sample's geometry: {where}")
 else:
     frame = data.query(queries.parallel_lines, catalog, selection.model, selection.corruption,
                         selection.severity, top_k=top_k, lines=int(lines), labels=labels)
-    figure = parallel_lines(frame, axes, f"Geometry of each sample: {where}")
+    figure = figures.spec(parallel_lines, frame, axes, f"Geometry of each sample: {where}")
 if frame.is_empty():
     st.info("No predictions for this model in this setting: pick another in the sidebar.")
     st.stop()

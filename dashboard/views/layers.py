@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import layers
-from dashboard import data, hosting, linking, sidebar
+from dashboard import data, figures, hosting, linking, sidebar
 from dashboard.charts.layers import layer_heatmap, layer_pair
 from dashboard.text import code, downloads
 from store import layout
@@ -27,7 +27,7 @@ if shown.is_empty():
     st.info("No model of the methods picked in the sidebar has layer rows; pick more methods, or record the "
             f"missing ones with {code(f'python -m compute index --store {hosting.store_label()}')}.")
     st.stop()
-linking.chart(layer_heatmap(shown, measure, selection.model), key="layers_chart")
+linking.chart(figures.spec(layer_heatmap, shown, measure, selection.model), key="layers_chart")
 st.caption("One column per model, one row per convolution or linear layer (the classifier last), in the order "
            "the network applies them. Sparsity is the fraction of the layer's weights that are zero; channels "
            "kept is the layer's output channels that still hold a non-zero weight over its reference's (the "
@@ -43,7 +43,7 @@ if pair.filter(pl.col("model_id") == selection.model).is_empty():
             "when they were recorded); pick another model in the sidebar.")
 else:
     missing = other is not None and pair.filter(pl.col("model_id") == other).is_empty()
-    linking.chart(layer_pair(pair, measure, selection.model, None if missing else other), stretch=False)
+    linking.chart(figures.spec(layer_pair, pair, measure, selection.model, None if missing else other), stretch=False)
     if other is None:
         st.caption("This model has no reference to draw beside it; pick one under **Compare with** in the sidebar.")
     elif missing:

@@ -4,7 +4,7 @@ how a second model moves each sample."""
 import streamlit as st
 
 from analysis import queries
-from dashboard import classes, data, linking, sidebar
+from dashboard import classes, data, figures, linking, sidebar
 from dashboard.charts.common import BINS, DEGREES, MAX_MARKS
 from dashboard.charts.geometry import class_density, class_scatter
 from dashboard.text import code, downloads
@@ -24,14 +24,14 @@ angle, norm = f"angle to true class ({DEGREES})", "feature norm ||x|| (feature u
 if large:
     bins = data.query(queries.setting_bins, catalog, selection.model, selection.corruption,
                        selection.severity, BINS, labels)
-    figure = class_density(bins, x_title=angle, y_title=norm,
-                           title="Angle vs feature length per class (samples per cell)")
+    figure = figures.spec(class_density, bins, x_title=angle, y_title=norm,
+                          title="Angle vs feature length per class (samples per cell)")
     result = bins
 else:
     points = data.query(queries.setting_points, catalog, selection.model, selection.corruption,
                          selection.severity, labels)
-    figure = class_scatter(points, x="angle_true", y="feature_norm", x_title=angle, y_title=norm,
-                           title="Angle vs feature length per class (red: misclassified)")
+    figure = figures.spec(class_scatter, points, x="angle_true", y="feature_norm", x_title=angle, y_title=norm,
+                          title="Angle vs feature length per class (red: misclassified)")
     result = points
 if result.is_empty():
     st.info("No predictions for this model in this setting: pick another in the sidebar.")
@@ -51,13 +51,13 @@ delta_norm = "Δ feature norm, B − A (feature units)"
 if large:
     deltas = data.query(queries.pair_delta_bins, catalog, selection.compare, selection.model,
                          selection.corruption, selection.severity, BINS, labels)
-    figure = class_density(deltas, x_title=delta_angle, y_title=delta_norm,
-                           title="Per-sample change per class (samples per cell)")
+    figure = figures.spec(class_density, deltas, x_title=delta_angle, y_title=delta_norm,
+                          title="Per-sample change per class (samples per cell)")
 else:
     deltas = data.query(queries.pair_deltas, catalog, selection.compare, selection.model, selection.corruption,
                          selection.severity, labels)
-    figure = class_scatter(deltas, x="delta_angle_true", y="delta_feature_norm", x_title=delta_angle,
-                           y_title=delta_norm, color="change", color_title="correct in",
-                           title="Per-sample change per class (right of 0: B's angle is larger)")
+    figure = figures.spec(class_scatter, deltas, x="delta_angle_true", y="delta_feature_norm",
+                          x_title=delta_angle, y_title=delta_norm, color="change", color_title="correct in",
+                          title="Per-sample change per class (right of 0: B's angle is larger)")
 linking.chart(figure, key=None if large else "local_delta_chart", stretch=False)
 downloads(deltas, "local-deltas")

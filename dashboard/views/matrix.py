@@ -4,15 +4,9 @@ import polars as pl
 import streamlit as st
 
 from analysis import calibration, queries, report, stats, uncertainty
-from dashboard import data, hosting, linking, sidebar
+from dashboard import data, figures, hosting, linking, sidebar
 from dashboard.charts.common import setting_order
-from dashboard.charts.matrix import (
-    MATRIX_ROWS,
-    by_method,
-    evaluation_matrix,
-    interval_matrix,
-    reliability_diagram,
-)
+from dashboard.charts.matrix import MATRIX_ROWS, matrix_chart, reliability_diagram, selected_cell
 from dashboard.metrics import METRICS
 from dashboard.pages import PAGES
 from dashboard.text import code, downloads, escape
@@ -59,19 +53,19 @@ selected = {"model_id": selection.model, "corruption": selection.corruption, "se
 scale = {"domain": metric.domain, "diverging_at": metric.diverging_at}
 if metric.intervals:
     cells = uncertainty.with_significance(cells, correction)  # over exactly the cells shown
-    figure = interval_matrix(cells, metric.value, metric.label, columns, uncertainty.CORRECTIONS[correction],
-                             selected=selected, **scale)
-else:
-    figure = evaluation_matrix(cells, metric.value, metric.label, columns, selected=selected, **scale)
+rows_shown = cells["model_id"].n_unique()
+figure = figures.spec(matrix_chart, cells, metric.value, metric.label, columns,  # built once for every selected cell
+                      uncertainty.CORRECTIONS[correction] if metric.intervals else None,
+                      blocks=rows_shown > MATRIX_ROWS, **scale)
+figure = figures.with_selection(figure, "cell", selected_cell(cells, selected))
 if "relative_ce_note" in cells.columns:  # relative CE left out where the reference barely suffers
     left_out = cells.filter(pl.col("relative_ce_note").is_not_null())
     for corruption, part in left_out.group_by("corruption", maintain_order=True):
         st.caption(f"Blank {escape(str(corruption[0]))} cells ({part.height} models): "
                    f"{escape(part['relative_ce_note'][0])}.")
-rows_shown = cells["model_id"].n_unique()
 if rows_shown > MATRIX_ROWS:  # many models: one block per method, in a box that scrolls with its labels
     with st.container(height=HEIGHT):
-        linking.chart(by_method(figure), key="matrix_chart", stretch=False)
+        linking.chart(figure, key="matrix_chart", stretch=False)
     st.caption(f"{rows_shown} rows, one block per method: scroll inside the box (each row keeps its label), or "
                "pick fewer **Methods** in the sidebar.")
 else:
@@ -104,8 +98,7 @@ if metric.query is calibration.calibration_cells:
     if bins.is_empty():
         st.info("The selected model has no predictions in the selected setting.")
     else:
-        st.altair_chart(reliability_diagram(bins, f"Calibration ({selection.setting})"),
-                        key="reliability_chart", width="content")
+        linking.chart(figures.spec(reliability_diagram, bins, f"Calibration ({selection.setting})"), stretch=False)
         st.caption(f"{calibration.BINS} {'equal-mass' if adaptive else 'equal-width'} confidence bins of the "
                    "selected model and its reference: on the dashed diagonal confidence equals accuracy; below "
                    "it the model is overconfident.")

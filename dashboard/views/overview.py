@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import matrices, presets, queries, report, uncertainty
-from dashboard import data, hosting, linking, sidebar
+from dashboard import data, figures, hosting, linking, sidebar
 from dashboard.charts.overview import (
     PLACED_BY_COST,
     PLACED_BY_SPARSITY,
@@ -50,13 +50,13 @@ if selection.level == "group":
               .select("model_id", pl.col("row").alias("group_id"), "method", "target_sparsity", "sparsity", "seeds",
                       pl.col("column_name").replace({"mean corruption": "corrupted"}).alias("images"),
                       pl.col("mean").alias("accuracy"), "low", "high"))
-    linking.chart(group_accuracy_vs_sparsity(points), key="overview_chart")
+    linking.chart(figures.spec(group_accuracy_vs_sparsity, points), key="overview_chart")
     st.caption("One point per group (models differing only in seed): the mean over seeds with its 95 % t "
                "interval across seeds, at the group's measured sparsity (the weights removed: channel pruning "
                "removes more than its channel target). Click a point to select the group's first model on every "
                "page.")
 else:
-    linking.chart(accuracy_vs_sparsity(summary), key="overview_chart")
+    linking.chart(figures.spec(accuracy_vs_sparsity, summary), key="overview_chart")
     st.caption("Click a point to select that model on every page. Corruption accuracy is the mean over every "
                "corruption and severity in the store; mCE is relative to each model's reference (its base).")
     if note := unplaced(summary, PLACED_BY_SPARSITY):
@@ -64,7 +64,7 @@ else:
 if has_costs(models):
     st.subheader("Robustness vs size and latency")
     costs = models.join(summary.select("model_id", "corruption_accuracy"), on="model_id", how="left")
-    linking.chart(robustness_vs_cost(costs), key="cost_chart", stretch=False)
+    linking.chart(figures.spec(robustness_vs_cost, costs), key="cost_chart", stretch=False)
     if note := unplaced(costs, PLACED_BY_COST):
         st.caption(note)
     st.caption("Each model's mean corruption accuracy (filled) and clean accuracy (hollow) against the bytes of "
@@ -72,7 +72,7 @@ if has_costs(models):
                "then is in the table below). Mask pruning changes neither; removed channels and int8 change "
                "both. Click a point to select that model on every page.")
 st.subheader("Lineage")
-linking.chart(lineage_tree(models, selection.model), key="lineage_chart")
+linking.chart(figures.spec(lineage_tree, models, selection.model), key="lineage_chart")
 st.caption("Each model right of its base (the model it was derived from), the edge labelled with its operation "
            "(or its method and target sparsity); models without a base in the store start a row of their own. Click a model to select "
            "it on every page." + ("" if models["base"].is_not_null().any() else

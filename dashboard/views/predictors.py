@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import predictors, uncertainty
-from dashboard import data, linking, sidebar
+from dashboard import data, figures, linking, sidebar
 from dashboard.charts.predictors import predictor_scatter
 from dashboard.text import downloads
 from store import layout
@@ -38,9 +38,9 @@ table = data.query(predictors.method_correlations, catalog, corruption, severity
                    correction)  # the bootstrap once per selection
 row = table.filter(pl.col("statistic") == statistic).row(0, named=True)
 target_title = predictors.TARGETS[target][0]
-linking.chart(predictor_scatter(points, statistic, target, f"{predictors.STATISTICS[statistic]} ({where})",
-                              target_title, f"{predictors.STATISTICS[statistic]} vs {target_title}"),
-            key="predictor_chart")
+linking.chart(figures.spec(predictor_scatter, points, statistic, target,
+                           f"{predictors.STATISTICS[statistic]} ({where})", target_title,
+                           f"{predictors.STATISTICS[statistic]} vs {target_title}"), key="predictor_chart")
 units = f"{row['models']} models" + (f" in {row['units']} groups" if row["units"] < row["models"] else "")
 
 

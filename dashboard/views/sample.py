@@ -7,7 +7,7 @@ import streamlit as st
 from analysis import queries
 from compute.attribution import METRICS, UNITS, patch_and_stride
 from compute.loading import missing_checkpoint
-from dashboard import attribution, data, guard, images, linking, sidebar
+from dashboard import attribution, data, figures, guard, images, linking, sidebar
 from dashboard.charts.common import setting_order
 from dashboard.charts.sample import attribution_maps, sample_matrix
 from dashboard.text import code, downloads, escape, public, unpaired_note
@@ -52,7 +52,7 @@ else:
 unpaired = unpaired_note(manifest)
 with table:
     columns = setting_order(manifest["corruptions"], [severity])
-    linking.chart(sample_matrix(rows, columns), key="sample_chart", stretch=False)
+    linking.chart(figures.spec(sample_matrix, rows, columns), key="sample_chart", stretch=False)
     st.caption(f"Severity {severity} (the sidebar's); click a cell to select that model and setting. "
                f"{public(unpaired)}")
 with st.expander("Per-model table"):
@@ -74,7 +74,7 @@ elif st.toggle(f"Compute for {code(selection.model)} on {selection.setting} ({pa
                              (sample_id, selection.corruption, selection.severity), guard.visitor(), "attribution",
                              loader=loader)
     if maps is not None:
-        st.altair_chart(attribution_maps(image, {m: maps[m] for m in METRICS}, UNITS))
+        linking.chart(figures.spec(attribution_maps, image, {m: maps[m] for m in METRICS}, UNITS), stretch=False)
         original = maps["original"]
         st.caption(f"Unoccluded: angle to true class {original['angle_true']:.1f}°, feature norm "
                    f"{original['feature_norm']:.3f}, margin {original['margin']:.3f}. Red: covering the pixel "

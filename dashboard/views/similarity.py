@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import agreement, embeddings, queries, uncertainty
-from dashboard import data, hosting, linking, sidebar
+from dashboard import data, figures, hosting, linking, sidebar
 from dashboard.charts.similarity import clustered_heatmap, model_map
 from dashboard.text import downloads
 
@@ -22,9 +22,9 @@ if embedding.is_empty():
             f"operator computes it (`python -m compute embed --store {hosting.store_label()}`).")
 else:
     edges = data.query(embeddings.model_tree, catalog)
-    linking.chart(model_map(embedding.filter(pl.col("model_id").is_in(shown)),
-                          edges.filter(pl.col("source").is_in(shown) & pl.col("target").is_in(shown))),
-                key="similarity_map")
+    linking.chart(figures.spec(model_map, embedding.filter(pl.col("model_id").is_in(shown)),
+                               edges.filter(pl.col("source").is_in(shown) & pl.col("target").is_in(shown))),
+                  key="similarity_map")
     st.caption("Close models treat the test samples alike (angle, length, margin). Click a model to select it.")
 
 st.subheader("Model agreement")
@@ -36,9 +36,10 @@ elif selection.level == "group":
     pairs = uncertainty.group_pairs(pairs, data.query(uncertainty.groups, catalog), "kappa")
     matrix, order = agreement.square_matrix(pairs.select("group_a", "group_b", "kappa"), "kappa")
     chance = pairs.filter((pl.col("kappa_low") <= 0) & (pl.col("kappa_high") >= 0)).select("group_a", "group_b")
-    linking.chart(clustered_heatmap(
-        matrix, order, legend="Cohen's kappa (mean over seeds)", items="group", row_field="group_id",
-        column_field="group_b", title=f"Groups that get the same samples right ({selection.setting})",
+    linking.chart(figures.spec(
+        clustered_heatmap, matrix, order, legend="Cohen's kappa (mean over seeds)", items="group",
+        row_field="group_id", column_field="group_b",
+        title=f"Groups that get the same samples right ({selection.setting})",
         chance=chance.rows()), key="agreement_chart", stretch=False)
     st.caption("Per pair of groups (models differing only in seed), the mean kappa over their models' pairs "
                "with the 95 % t interval across those pairs (one pair: its bootstrap interval over the samples). "
@@ -50,9 +51,10 @@ elif selection.level == "group":
 else:
     matrix, order = agreement.square_matrix(pairs, "kappa")
     chance = pairs.filter(~pl.col("beyond_chance") & pl.col("kappa").is_not_null()).select("model_a", "model_b")
-    linking.chart(clustered_heatmap(
-        matrix, order, legend="Cohen's kappa", items="model", row_field="model_id", column_field="model_b",
-        title=f"Models that get the same samples right ({selection.setting})", chance=chance.rows()),
+    linking.chart(figures.spec(
+        clustered_heatmap, matrix, order, legend="Cohen's kappa", items="model", row_field="model_id",
+        column_field="model_b", title=f"Models that get the same samples right ({selection.setting})",
+        chance=chance.rows()),
         key="agreement_chart", stretch=False)
     st.caption("Kappa 1: the two models are right and wrong on the same samples; 0: no more than chance, the "
                "agreement expected from their two accuracies. Faded with a dot: kappa's 95 % bootstrap interval "
@@ -77,8 +79,9 @@ if pairs.is_empty():
 else:
     matrix, order = agreement.square_matrix(pairs, value)
     where = f"severity {severity}" if severity else "mean over severities"
-    linking.chart(clustered_heatmap(
-        matrix, order, legend=legend, items="corruption", row_field="corruption", column_field="corruption_b",
-        title=f"Corruptions that affect the models alike ({where})"), key="redundancy_chart", stretch=False)
+    linking.chart(figures.spec(
+        clustered_heatmap, matrix, order, legend=legend, items="corruption", row_field="corruption",
+        column_field="corruption_b", title=f"Corruptions that affect the models alike ({where})"),
+        key="redundancy_chart", stretch=False)
     st.caption("Blocks of near-1 values are redundant corruptions. Click a cell to select its row's corruption.")
     downloads(pairs, "corruption-redundancy")
