@@ -19,6 +19,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from dashboard.pages import PAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
 
@@ -47,8 +49,6 @@ def imported_modules(script: Path) -> list[str]:
 
 def page_modules() -> list[str]:
     """Every module app.py and the page scripts (dashboard.pages) import."""
-    from dashboard.pages import PAGES
-
     scripts = [APP, *(APP.parent / page.script for page in PAGES.values())]
     return list(dict.fromkeys(name for script in scripts for name in imported_modules(script)))
 
@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__.strip())
         return
-    sys.path.insert(0, str(ROOT))
     warm()
     from streamlit.web import cli
 
