@@ -71,6 +71,7 @@ def test_ece_interval_covers_the_true_ece_in_simulation() -> None:
     assert 0.93 <= np.mean((low <= 0.1) & (high >= 0.1)) <= 0.97
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_matrix_shows_calibration_and_the_selections_reliability_diagram(open_page, study) -> None:
     app = open_page(study, PAGES["matrix"].script)
     app.sidebar.segmented_control(key="level").set_value("model").run()

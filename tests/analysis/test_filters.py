@@ -666,6 +666,7 @@ def _predicate(draw: st.DrawFn, depth: int = 0) -> tuple[str, pl.Expr]:
     return text, (left & right) if kind == "and" else (left | right)
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 @settings(max_examples=300, deadline=None)
 @given(case=_predicate())
 def test_random_filters_select_the_rows_polars_selects(

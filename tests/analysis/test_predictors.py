@@ -159,6 +159,7 @@ def page_text(app: AppTest) -> str:
     return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_matrix_shows_groups_with_significance_and_switches_to_models(open_page, study) -> None:
     app = open_page(study, PAGES["matrix"].script)
     (chart,) = app.get("vega_lite_chart")

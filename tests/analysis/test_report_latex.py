@@ -102,6 +102,7 @@ def word_heights(pdf: Path) -> list[tuple[str, float]]:
     return [(w.text or "", float(w.get("yMax")) - float(w.get("yMin"))) for w in words.iter("word")]
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 @pytest.mark.skipif(PDFTOTEXT is None, reason="no pdftotext on PATH (poppler-utils)")
 def test_the_default_full_table_prints_every_number_at_7_pt_or_more(demo_shaped, tmp_path) -> None:
     catalog = Catalog(demo_shaped)

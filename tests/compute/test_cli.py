@@ -215,6 +215,7 @@ def test_a_read_only_store_is_named_and_left_as_it_was(small_store, tmp_path) ->
         assert snapshot(store) == before, line
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 @needs_tmpfs
 def test_a_full_disk_is_named_and_nothing_already_written_is_lost(small_store, tmp_path) -> None:
     with tmpfs(tmp_path / "mnt", "16m") as mount:
@@ -247,6 +248,7 @@ def test_extract_onto_a_full_disk_names_the_file_and_keeps_the_store(tmp_path) -
         assert snapshot(store) == before
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 @needs_immutable
 def test_a_store_without_write_permission_is_named(small_store) -> None:
     """Root ignores permission bits, so as root the store's directories are made immutable (chattr +i)."""

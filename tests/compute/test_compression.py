@@ -239,6 +239,7 @@ def int8_store(untrained, int8, cli, tmp_path_factory) -> Path:
     return store
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_int8_stored_geometry_is_the_float64_geometry_of_its_dequantized_features(int8, int8_store) -> None:
     store = int8_store
     table = extraction.prediction_rows(store)

@@ -419,6 +419,7 @@ def test_imagenet_c_downloads_the_tar_holding_the_corruption(tmp_path: Path, mon
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(imagenet.C_ARCHIVES["noise.tar"])
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_extract_cli_reads_tiny_imagenet_c_paired_with_crops_and_records_unpaired_without(tiny_c, cli) -> None:
     import pyarrow.dataset as ds
     import torch

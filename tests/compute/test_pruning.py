@@ -76,6 +76,7 @@ def layer_sparsities(model: nn.Module) -> dict[str, tuple[int, int]]:
 
 # -- every method: exact sparsity, a plain model, checkpoints ----------------------------------------------
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 @pytest.mark.parametrize("layerwise", [False, True], ids=["global", "layerwise"])
 @pytest.mark.parametrize("name", MASK_METHODS)
 def test_method_reaches_target_sparsity_and_returns_a_plain_model(name, layerwise, dense, digits, small, stats,
@@ -451,6 +452,7 @@ def test_prune_command_writes_a_loadable_checkpoint(dense, digits, stats, tmp_pa
     assert measured_sparsity(model) == pytest.approx(0.6, abs=1e-4)
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_train_and_prune_commands_write_the_records_a_study_writes(tmp_path) -> None:
     dense_path, ltr_path = tmp_path / "dense.pt", tmp_path / "ltr.pt"
     assert main(["train", "--epochs", "1", "--out", str(dense_path), "--device", "cpu"]) == 0

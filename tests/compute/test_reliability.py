@@ -143,6 +143,7 @@ def test_stale_temporary_files_of_dead_writers_go_and_live_writers_files_stay(tm
         live.wait()
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_a_partition_published_without_its_marker_is_redone_once(tmp_path, capsys, checkpoints) -> None:
     checkpoints = checkpoints[:1]
     store = tmp_path / "store"

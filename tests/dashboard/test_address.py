@@ -38,6 +38,7 @@ def app_on(monkeypatch, root: Path, query: dict | None = None, page: str | None 
     return app
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_the_selection_is_written_into_the_address(monkeypatch, root) -> None:
     app = app_on(monkeypatch, root)
     app.sidebar.selectbox(key="store_name").set_value("beta").run()

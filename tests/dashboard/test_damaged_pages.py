@@ -144,6 +144,7 @@ def test_a_billion_classes_is_refused_by_the_manifest_check_before_any_page_allo
 HOSTILE = "![x](http://example.invalid/a.png) <img src=x> `tick` [link](http://example.invalid)"
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_store_text_is_shown_as_inline_code_never_as_markdown(monkeypatch, tmp_path, pristine) -> None:
     root = shutil.copytree(pristine, tmp_path / "study")
     edit_manifest(lambda m: m.update(class_names=[HOSTILE] * 10, dataset=HOSTILE))(root)

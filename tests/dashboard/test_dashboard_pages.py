@@ -52,6 +52,7 @@ def test_the_page_registry_lists_every_view_script_once_with_the_store_views_it_
     assert all(page.reads and set(page.reads) <= set(vocabulary.VIEWS) for page in PAGES.values())
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_every_registered_page_is_served_under_its_title(monkeypatch, store) -> None:
     app = open_app(monkeypatch, store)
     assert app.title[0].value == next(iter(PAGES.values())).title  # the root URL opens the first page
@@ -148,6 +149,7 @@ def test_local_geometry_bins_in_duckdb_above_the_mark_limit(monkeypatch, store) 
     assert deltas["spec"]["encoding"]["x"]["field"] == "x_low"
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_global_geometry_switches_between_lines_and_density(monkeypatch, store) -> None:
     app = open_app(monkeypatch, store, PAGES["global"].script, model="m03-ltr-50")
     (spec,) = specs(app)

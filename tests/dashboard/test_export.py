@@ -51,6 +51,7 @@ def hostile_site(tmp_path_factory) -> Path:
     return root / "site"
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_the_export_shows_hostile_store_text_as_text(hostile_site) -> None:
     page = (hostile_site / "index.html").read_text()
     parsed = Tags()

@@ -72,6 +72,7 @@ def test_the_picker_lists_exactly_the_stores_under_the_root(monkeypatch, root) -
     assert models_shown(app) == "3"
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_the_address_picks_a_served_store_by_name_only(monkeypatch, root) -> None:
     assert models_shown(app_on(monkeypatch, query={"store": "beta"}, PRUNESCOPE_STORES=str(root))) == "3"
     for value in ("gamma", "../outside/gamma", str(root / "beta"), "empty", "notes.txt", "![x](http://x.invalid/a.png)"):

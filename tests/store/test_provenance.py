@@ -87,6 +87,7 @@ def assert_model_saw(store: Path, corruption: str, severity: int, images: dict[i
         assert stored["feature_norm"].item() == pytest.approx(float(features.norm()), rel=1e-4), sample_id
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_extraction_records_every_setting_s_provenance(seed3, from_files, published) -> None:
     settings = ["clean/0", *(f"{c}/{s}" for c in CORRUPTIONS for s in SEVERITIES)]
     generated = provenance.read(seed3)
@@ -367,6 +368,7 @@ def tree_copy(tree: dict[str, Path], sample_id: int) -> Path:
     return tree["c"] / "gaussian_noise" / "1" / TREE_CLASSES[sample_id // 3] / TREE_FILES[sample_id % 3]
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_tree_settings_record_the_files_bytes_and_show_what_the_model_read(tree, tree_store) -> None:
     entry = provenance.read(tree_store)["gaussian_noise/1"]
     folder = (tree["c"] / "gaussian_noise" / "1").resolve()

@@ -122,6 +122,7 @@ def test_a_chosen_reference_replaces_every_base(small_store) -> None:
         Catalog(small_store, reference="nope")
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_a_store_written_before_model_cards_is_refused_until_migrate_fills_its_bases(small_store, tmp_path) -> None:
     store = tmp_path / "old"
     shutil.copytree(small_store, store)

@@ -34,6 +34,7 @@ def test_bench_store_reads_row_counts_and_names_a_bad_one(capsys) -> None:
     assert "--rows 'lots' is not a positive count like 100M" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_bench_store_writes_a_sweep_through_the_writer_with_seeds_and_derived_files(tmp_path) -> None:
     from bench import store
     from store import aggregates, reader, sample_index

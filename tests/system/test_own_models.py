@@ -127,6 +127,7 @@ def cards(store: Path) -> pl.DataFrame:
     return queries.models(Catalog(store)).sort("model_id")
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_flags_and_a_models_file_give_the_same_model_cards(own) -> None:
     _, stores = own
     by_flags, by_file = cards(stores["flags"]), cards(stores["file"])
@@ -256,6 +257,7 @@ def test_flag_errors_lead_somewhere(own, cli, tmp_path) -> None:
     assert not store.exists()
 
 
+@pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 def test_robustbench_by_name_through_a_local_stand_in(cli, tmp_path, monkeypatch) -> None:
     """RobustBench's loader (robustbench.utils.load_model(model_name=, model_dir=, dataset=, threat_model=), as
     robustbench 1.1 names its arguments) replaced by a stand-in returning a small network; no network access.
