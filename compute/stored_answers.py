@@ -1,16 +1,24 @@
 """Answers `compute index` stores per setting so a page reads a few small rows instead of computing them:
 the agreement of every model pair in every setting (index/agreement.parquet; analysis.agreement reads it
 while its record is fresh). The bootstrap of kappa's interval is seeded, so the stored rows are exactly
-what the page would compute (tests/compute/test_stored_answers.py)."""
+what the page would compute (tests/compute/test_stored_answers.py). Likewise, each read by its named
+query while fresh: the PIE counts and every sample's pruned_wrong (analysis.presets: pie_counts,
+pruning_fragile for any k), every model's local-geometry bins and each model's delta bins against its
+reference (analysis.queries: setting_bins, pair_delta_bins at the page's grid over every class). The
+delta bins of other pairs are computed on request: 105 models make 5,460 pairs per setting, while the
+page's default comparison is a model's reference."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from tqdm import tqdm
 
-from analysis import agreement
+from analysis import agreement, presets, queries
 from store import derived_record, layout, writer
 from store.catalog import Catalog
 from store.derived import input_rows
@@ -41,3 +49,65 @@ def build_agreement(root: str | Path, progress: bool = True) -> Path | None:
     finally:
         catalog.close()
     return path
+
+
+# Per stored answer: its file, its record, its definition (analysis) and one setting's rows.
+_PER_SETTING: dict[str, tuple[str, Callable[[Catalog], str], Callable[[Catalog, str, int], pl.DataFrame]]] = {
+    layout.PIE_COUNTS_RECORD: (layout.PIE_COUNTS,
+                               lambda catalog: presets.stored_definition(catalog, layout.PIE_COUNTS_RECORD),
+                               presets.computed_pie_counts),
+    layout.PRUNING_FRAGILE_RECORD: (layout.PRUNING_FRAGILE,
+                                    lambda catalog: presets.stored_definition(catalog, layout.PRUNING_FRAGILE_RECORD),
+                                    lambda catalog, corruption, severity: presets.computed_pruning_fragile(
+                                        catalog, 0, corruption, severity).drop("label", "label_name")),
+    layout.SETTING_BINS_RECORD: (layout.SETTING_BINS,
+                                 lambda catalog: queries.stored_definition(catalog, layout.SETTING_BINS_RECORD),
+                                 queries.every_setting_bins),
+    layout.REFERENCE_DELTA_BINS_RECORD: (layout.REFERENCE_DELTA_BINS,
+                                         lambda catalog: queries.stored_definition(
+                                             catalog, layout.REFERENCE_DELTA_BINS_RECORD),
+                                         queries.reference_delta_bins),
+}
+STORED = (layout.AGREEMENT_RECORD, *_PER_SETTING)  # every stored answer, in the order compute index builds them
+
+
+def build(root: str | Path, record: str, progress: bool = True) -> Path | None:
+    """(Re)write stored answer `record` (one of STORED) and its record when it is not fresh, one setting
+    at a time; returns its path, or None for a store without predictions."""
+    if record == layout.AGREEMENT_RECORD:
+        return build_agreement(root, progress)
+    file, definition_of, answer = _PER_SETTING[record]
+    root = Path(root)
+    path = root / layout.INDEX / file
+    catalog = Catalog(root)
+    try:
+        if not catalog.partition_files:
+            return None
+        definition = definition_of(catalog)
+        if catalog.is_fresh(record, definition):
+            return path
+        derived_record.forget(root, record)
+        settings = catalog.query("SELECT DISTINCT corruption, severity FROM partition_summary ORDER BY ALL",
+                                 name="stored_answers.settings").rows()
+
+        def tables() -> Iterator[pa.Table]:
+            for corruption, severity in tqdm(settings, desc=record.replace("_", " "), unit="setting",
+                                             disable=not progress):
+                yield answer(catalog, corruption, severity).with_columns(
+                    pl.lit(corruption, pl.String).alias("corruption"), pl.lit(severity, pl.Int32).alias("severity")
+                ).to_arrow()
+
+        written = tables()
+        first = next(written)
+        batches = (batch for table in itertools.chain([first], written) for batch in table.to_batches())
+        rows = writer.write_parquet_batches(root, first.schema, batches, path)
+        derived_record.write(root, record, inputs=catalog.inputs, rows=input_rows(catalog),
+                             definition=definition, outputs={file: rows})
+    finally:
+        catalog.close()
+    return path
+
+
+def build_all(root: str | Path, progress: bool = True) -> dict[str, Path | None]:
+    """Every stored answer (STORED) that is not fresh, rebuilt: {record: its path, None without predictions}."""
+    return {record: build(root, record, progress) for record in STORED}
