@@ -147,6 +147,9 @@ _REFERENCE_PAIRS_SOURCE = f"""
 """  # noqa: S608 (constant SQL)
 
 
+_REFERENCES = ("model_id", "reference_model_id")  # what the stored delta bins depend on of the model cards
+
+
 def _every_class(catalog: Catalog, labels: Sequence[int] | None) -> bool:
     return labels is None or sorted({int(label) for label in labels}) == list(range(catalog.num_classes))
 
@@ -165,7 +168,7 @@ def stored_definition(catalog: Catalog, record: str) -> str:
     REFERENCE_DELTA_BINS_RECORD with this catalog's model references)."""
     if record == layout.SETTING_BINS_RECORD:
         return derived_record.digest(record, STORED_VERSION, STORED_BINS, _binned(_EVERY_MODEL_SOURCE, [], 0, ("model_id",))[0])
-    references = stored.models_key(catalog, ("model_id", "reference_model_id"))
+    references = stored.models_key(catalog, _REFERENCES)
     return derived_record.digest(record, STORED_VERSION, STORED_BINS,
                                  _binned(_REFERENCE_PAIRS_SOURCE, [], 0, ("model_a", "model_b"))[0], references)
 
@@ -203,17 +206,12 @@ def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: st
     `accuracy` is model B's. Columns as setting_bins. Model B against its reference (A), every class at
     STORED_BINS: read from index/reference_delta_bins.parquet while fresh, else computed_pair_delta_bins."""
     record = layout.REFERENCE_DELTA_BINS_RECORD
-    if (bins == STORED_BINS and _every_class(catalog, labels) and _reference_of(catalog, model_b) == model_a
+    if (bins == STORED_BINS and _every_class(catalog, labels)
+            and dict(stored.model_rows(catalog, _REFERENCES)).get(model_b) == model_a
             and catalog.is_fresh(record, stored_definition(catalog, record))):
         return _stored_bins(catalog, layout.REFERENCE_DELTA_BINS, {"model_a": model_a, "model_b": model_b},
                             corruption, severity)
     return computed_pair_delta_bins(catalog, model_a, model_b, corruption, severity, bins, labels)
-
-
-def _reference_of(catalog: Catalog, model_id: str) -> str | None:
-    found = catalog.query("SELECT reference_model_id FROM models WHERE model_id = ?", [model_id],
-                          name="reference_of")["reference_model_id"]
-    return found[0] if len(found) else None
 
 
 def computed_pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,

@@ -5,6 +5,7 @@ its group, a chosen reference model)."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 from store import layout
@@ -17,9 +18,22 @@ def rows(catalog: Catalog, file: str) -> str:
     return f"read_parquet({sql_literal(catalog.root / layout.INDEX / file)})"
 
 
+# Per open catalog, the model columns asked (read once per catalog, as Catalog.is_fresh judges freshness
+# once: the dashboard opens a new catalog when models.parquet changes).
+_MODEL_ROWS: weakref.WeakKeyDictionary[Catalog, dict[tuple[str, ...], list[tuple]]] = weakref.WeakKeyDictionary()
+
+
+def model_rows(catalog: Catalog, columns: Sequence[str]) -> list[tuple]:
+    """The `columns` (constant names from the callers) of every model, by model_id."""
+    asked = _MODEL_ROWS.setdefault(catalog, {})
+    if tuple(columns) not in asked:
+        listed = ", ".join(columns)
+        asked[tuple(columns)] = catalog.query(f"SELECT {listed} FROM models ORDER BY model_id",  # noqa: S608
+                                              name="stored.model_rows").rows()
+    return asked[tuple(columns)]
+
+
 def models_key(catalog: Catalog, columns: Sequence[str]) -> str:
-    """The `columns` of every model (constant names from the callers), as text for a definition digest:
-    an answer built with other references, groups or cards is not fresh."""
-    listed = ", ".join(columns)
-    return str(catalog.query(f"SELECT {listed} FROM models ORDER BY model_id",  # noqa: S608 (constant names)
-                             name="stored.models_key").rows())
+    """model_rows as text for a definition digest: an answer built with other references, groups or cards
+    is not fresh."""
+    return str(model_rows(catalog, columns))
