@@ -130,21 +130,23 @@ def _binned(source: str, params: list, bins: int, keys: Sequence[str] = ()) -> t
 # so a class filter is computed).
 STORED_BINS = 24
 STORED_VERSION = 1  # raise when the stored bins are computed another way than below
-_ALL_SETTING = "corruption = ? AND severity = ? AND finite AND list_contains(?, label)"  # every model's rows
+_ONE_CORRUPTION = "corruption = ? AND finite AND list_contains(?, label)"  # every model and severity
 _SETTING_SOURCE = ("SELECT label, correct, angle_true AS x, feature_norm AS y FROM predictions "  # noqa: S608
                    f"WHERE {_ONE_SETTING}")
-_EVERY_MODEL_SOURCE = ("SELECT model_id, label, correct, angle_true AS x, feature_norm AS y FROM predictions "  # noqa: S608
-                       f"WHERE {_ALL_SETTING}")
+_EVERY_MODEL_SOURCE = ("SELECT corruption, severity, model_id, label, correct, angle_true AS x, feature_norm AS y "  # noqa: S608
+                       f"FROM predictions WHERE {_ONE_CORRUPTION}")
 _PAIR_SOURCE = (f"SELECT label, correct_b AS correct, delta_angle_true AS x, delta_feature_norm AS y "  # noqa: S608
                 f"FROM ({_PAIR_SQL})")
-# Every model (B) of one setting beside its reference (A), as _PAIR_SOURCE's columns: the stored delta bins.
+# Every model (B) of one corruption beside its reference (A) in the same setting, as _PAIR_SOURCE's columns:
+# the stored delta bins.
 _REFERENCE_PAIRS_SOURCE = f"""
-        SELECT m.reference_model_id AS model_a, b.model_id AS model_b, a.label, b.correct AS correct,
-               b.angle_true - a.angle_true AS x, b.feature_norm - a.feature_norm AS y
-        FROM (SELECT * FROM predictions WHERE {_ALL_SETTING}) b JOIN models m USING (model_id)
-        JOIN (SELECT * FROM predictions WHERE {_ALL_SETTING}) a
-          ON a.model_id = m.reference_model_id AND a.sample_id = b.sample_id
+        SELECT b.corruption, b.severity, m.reference_model_id AS model_a, b.model_id AS model_b, a.label,
+               b.correct AS correct, b.angle_true - a.angle_true AS x, b.feature_norm - a.feature_norm AS y
+        FROM (SELECT * FROM predictions WHERE {_ONE_CORRUPTION}) b JOIN models m USING (model_id)
+        JOIN (SELECT * FROM predictions WHERE {_ONE_CORRUPTION}) a
+          ON a.model_id = m.reference_model_id AND a.severity = b.severity AND a.sample_id = b.sample_id
 """  # noqa: S608 (constant SQL)
+_SETTING_KEYS = ("corruption", "severity")
 
 
 _REFERENCES = ("model_id", "reference_model_id")  # what the stored delta bins depend on of the model cards
@@ -167,10 +169,11 @@ def stored_definition(catalog: Catalog, record: str) -> str:
     """The digest of what computes stored bins `record` (layout.SETTING_BINS_RECORD, or
     REFERENCE_DELTA_BINS_RECORD with this catalog's model references)."""
     if record == layout.SETTING_BINS_RECORD:
-        return derived_record.digest(record, STORED_VERSION, STORED_BINS, _binned(_EVERY_MODEL_SOURCE, [], 0, ("model_id",))[0])
+        return derived_record.digest(record, STORED_VERSION, STORED_BINS, _binned(_EVERY_MODEL_SOURCE, [], 0, (*_SETTING_KEYS, "model_id"))[0])
     references = stored.models_key(catalog, _REFERENCES)
     return derived_record.digest(record, STORED_VERSION, STORED_BINS,
-                                 _binned(_REFERENCE_PAIRS_SOURCE, [], 0, ("model_a", "model_b"))[0], references)
+                                 _binned(_REFERENCE_PAIRS_SOURCE, [], 0, (*_SETTING_KEYS, "model_a", "model_b"))[0],
+                                 references)
 
 
 def setting_bins(catalog: Catalog, model_id: str, corruption: str, severity: int, bins: int = 40,
@@ -192,12 +195,12 @@ def computed_setting_bins(catalog: Catalog, model_id: str, corruption: str, seve
                                   bins), name="setting_bins")
 
 
-def every_setting_bins(catalog: Catalog, corruption: str, severity: int) -> pl.DataFrame:
-    """setting_bins of every model in one setting at STORED_BINS over every class, model_id first (what
-    index/setting_bins.parquet stores)."""
+def every_setting_bins(catalog: Catalog, corruption: str) -> pl.DataFrame:
+    """setting_bins of every model in every setting of one corruption at STORED_BINS over every class,
+    corruption, severity and model_id first (what index/setting_bins.parquet stores)."""
     every = list(range(catalog.num_classes))
-    return catalog.query(*_binned(_EVERY_MODEL_SOURCE, [corruption, int(severity), every],
-                                  STORED_BINS, ("model_id",)), name="every_setting_bins")
+    return catalog.query(*_binned(_EVERY_MODEL_SOURCE, [corruption, every], STORED_BINS, (*_SETTING_KEYS, "model_id")),
+                         name="every_setting_bins")
 
 
 def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,
@@ -222,13 +225,13 @@ def computed_pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corru
     return catalog.query(*_binned(_PAIR_SOURCE, params, bins), name="pair_delta_bins")
 
 
-def reference_delta_bins(catalog: Catalog, corruption: str, severity: int) -> pl.DataFrame:
-    """pair_delta_bins of every model (model_b) against its reference (model_a) in one setting at
-    STORED_BINS over every class, model_a and model_b first (what index/reference_delta_bins.parquet
-    stores)."""
+def reference_delta_bins(catalog: Catalog, corruption: str) -> pl.DataFrame:
+    """pair_delta_bins of every model (model_b) against its reference (model_a) in every setting of one
+    corruption at STORED_BINS over every class, corruption, severity, model_a and model_b first (what
+    index/reference_delta_bins.parquet stores)."""
     every = list(range(catalog.num_classes))
-    return catalog.query(*_binned(_REFERENCE_PAIRS_SOURCE, [corruption, int(severity), every] * 2, STORED_BINS,
-                                  ("model_a", "model_b")), name="reference_delta_bins")
+    return catalog.query(*_binned(_REFERENCE_PAIRS_SOURCE, [corruption, every] * 2, STORED_BINS,
+                                  (*_SETTING_KEYS, "model_a", "model_b")), name="reference_delta_bins")
 
 
 def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int,
