@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
+from analysis import stored
 from analysis.sql import equal_to, reference_model, require_models
-from store import layout
+from store import derived_record, layout
 from store.catalog import Catalog, QueryError, QueryTimeout
 from store.vocabulary import SETTING_ORDER
 
@@ -24,6 +25,29 @@ def _with_labels(catalog: Catalog, hits: str, params: Sequence[object], order: s
     """, params, name="with_labels")  # noqa: S608 (constant SQL)
 
 
+# Each model's row carries its reference's id before the join on (reference, sample): joined on the
+# sample alone first, 105 models made 105 x 105 pairs per sample (15 s on the 100M-row study).
+_PRUNING_FRAGILE = """
+    WITH setting AS (
+        SELECT model_id, sample_id, correct, angle_true FROM predictions WHERE corruption = ? AND severity = ?
+    ),
+    pruned AS (
+        SELECT s.sample_id, s.correct, s.angle_true, m.reference_model_id
+        FROM setting s JOIN models m USING (model_id) WHERE m.reference_model_id IS NOT NULL
+    ),
+    reference AS (
+        SELECT model_id AS reference_model_id, sample_id, angle_true FROM setting
+        WHERE correct AND model_id IN (SELECT reference_model_id FROM models)
+    )
+    SELECT p.sample_id, count(*) FILTER (WHERE NOT p.correct) AS pruned_wrong, count(*) AS pruned_models,
+           avg(d.angle_true) AS reference_angle_true, avg(p.angle_true) AS pruned_angle_true
+    FROM pruned p JOIN reference d USING (reference_model_id, sample_id)
+    GROUP BY p.sample_id
+    HAVING count(*) FILTER (WHERE NOT p.correct) >= ?
+"""
+_FRAGILE_ORDER = "pruned_wrong DESC, sample_id"
+
+
 def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
     """Samples the reference gets right and at least `k` pruned models get wrong, in one setting.
 
@@ -33,28 +57,20 @@ def pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN
     without a reference do not count. Columns: pruned_wrong (pruned
     models wrong), pruned_models (pruned models whose reference is right), reference_angle_true and
     pruned_angle_true (mean over those pruned models): the angle pruning added. Most-wrong first.
+    Read from index/pruning_fragile.parquet (every sample with pruned_wrong, for any k) while `compute
+    index` stored it fresh for these model cards and references, else computed_pruning_fragile.
     """
-    # Each model's row carries its reference's id before the join on (reference, sample): joined on the
-    # sample alone first, 105 models made 105 x 105 pairs per sample (15 s on the 100M-row study).
-    hits = """
-        WITH setting AS (
-            SELECT model_id, sample_id, correct, angle_true FROM predictions WHERE corruption = ? AND severity = ?
-        ),
-        pruned AS (
-            SELECT s.sample_id, s.correct, s.angle_true, m.reference_model_id
-            FROM setting s JOIN models m USING (model_id) WHERE m.reference_model_id IS NOT NULL
-        ),
-        reference AS (
-            SELECT model_id AS reference_model_id, sample_id, angle_true FROM setting
-            WHERE correct AND model_id IN (SELECT reference_model_id FROM models)
-        )
-        SELECT p.sample_id, count(*) FILTER (WHERE NOT p.correct) AS pruned_wrong, count(*) AS pruned_models,
-               avg(d.angle_true) AS reference_angle_true, avg(p.angle_true) AS pruned_angle_true
-        FROM pruned p JOIN reference d USING (reference_model_id, sample_id)
-        GROUP BY p.sample_id
-        HAVING count(*) FILTER (WHERE NOT p.correct) >= ?
-    """
-    return _with_labels(catalog, hits, [corruption, int(severity), int(k)], "pruned_wrong DESC, sample_id")
+    if catalog.is_fresh(layout.PRUNING_FRAGILE_RECORD, stored_definition(catalog, layout.PRUNING_FRAGILE_RECORD)):
+        hits = (f"SELECT * EXCLUDE (corruption, severity) FROM {stored.rows(catalog, layout.PRUNING_FRAGILE)} "  # noqa: S608
+                "WHERE corruption = ? AND severity = ? AND pruned_wrong >= ?")
+        return _with_labels(catalog, hits, [corruption, int(severity), int(k)], _FRAGILE_ORDER)
+    return computed_pruning_fragile(catalog, k, corruption, severity)
+
+
+def computed_pruning_fragile(catalog: Catalog, k: int = 1, corruption: str = layout.CLEAN,
+                             severity: int = 0) -> pl.DataFrame:
+    """pruning_fragile computed from the predictions (what index/pruning_fragile.parquet stores with k=0)."""
+    return _with_labels(catalog, _PRUNING_FRAGILE, [corruption, int(severity), int(k)], _FRAGILE_ORDER)
 
 
 def corruption_fragile(catalog: Catalog, corruption: str, max_severity: int = 5,
@@ -193,27 +209,55 @@ def pruning_identified_exemplars(catalog: Catalog, corruption: str = layout.CLEA
                         "method, target_sparsity, group_id, sample_id")
 
 
+_PIE_COUNTS = f"""
+    {_MODAL_PREDICTIONS},
+    groups AS (SELECT DISTINCT s.group_id, s.arch, s.method, s.target_sparsity, r.replicates,
+                      g.reference_group
+               FROM setting s JOIN replicates r USING (group_id) JOIN group_references g USING (group_id)),
+    counted AS (SELECT group_id, count(*) AS pie_samples FROM pie GROUP BY group_id)
+    SELECT g.group_id, g.arch, g.method, g.target_sparsity, g.replicates, d.replicates AS reference_replicates,
+           coalesce(c.pie_samples, 0) AS pie_samples,
+           g.replicates = 1 OR coalesce(d.replicates, 1) = 1 AS single_seed
+    FROM groups g
+    LEFT JOIN groups d ON d.group_id = g.reference_group
+    LEFT JOIN counted c ON c.group_id = g.group_id
+    WHERE g.reference_group IS NOT NULL
+"""  # noqa: S608 (constant SQL)
+
+
 def pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
     """Per group with a reference group: how many samples are pruning-identified exemplars in one
     setting (see pruning_identified_exemplars), its `replicates` and the reference group's
     `reference_replicates`; `single_seed` is true where either side has one seed (PIE = flipped by pruning).
-    Groups without any PIE count 0."""
-    sql = f"""
-        {_MODAL_PREDICTIONS},
-        groups AS (SELECT DISTINCT s.group_id, s.arch, s.method, s.target_sparsity, r.replicates,
-                          g.reference_group
-                   FROM setting s JOIN replicates r USING (group_id) JOIN group_references g USING (group_id)),
-        counted AS (SELECT group_id, count(*) AS pie_samples FROM pie GROUP BY group_id)
-        SELECT g.group_id, g.arch, g.method, g.target_sparsity, g.replicates, d.replicates AS reference_replicates,
-               coalesce(c.pie_samples, 0) AS pie_samples,
-               g.replicates = 1 OR coalesce(d.replicates, 1) = 1 AS single_seed
-        FROM groups g
-        LEFT JOIN groups d ON d.group_id = g.reference_group
-        LEFT JOIN counted c ON c.group_id = g.group_id
-        WHERE g.reference_group IS NOT NULL
-        ORDER BY g.method, g.target_sparsity, g.group_id
-    """  # noqa: S608 (constant SQL)
-    return catalog.query(sql, [corruption, int(severity)], name="pie_counts")
+    Groups without any PIE count 0. Read from index/pie_counts.parquet while `compute index` stored it
+    fresh for these model cards and references, else computed_pie_counts."""
+    if catalog.is_fresh(layout.PIE_COUNTS_RECORD, stored_definition(catalog, layout.PIE_COUNTS_RECORD)):
+        return catalog.query(f"SELECT * EXCLUDE (corruption, severity) FROM {stored.rows(catalog, layout.PIE_COUNTS)} "  # noqa: S608
+                             "WHERE corruption = ? AND severity = ? ORDER BY method, target_sparsity, group_id",
+                             [corruption, int(severity)], name="pie_counts.stored")
+    return computed_pie_counts(catalog, corruption, severity)
+
+
+def computed_pie_counts(catalog: Catalog, corruption: str = layout.CLEAN, severity: int = 0) -> pl.DataFrame:
+    """pie_counts computed from the predictions (what index/pie_counts.parquet stores per setting)."""
+    return catalog.query(f"{_PIE_COUNTS} ORDER BY g.method, g.target_sparsity, g.group_id",  # noqa: S608 (constant SQL)
+                         [corruption, int(severity)], name="pie_counts")
+
+
+STORED_VERSION = 1  # raise when a stored preset answer below is computed another way
+# Per stored answer: its SQL and the model columns it depends on (a chosen reference changes them).
+_STORED = {
+    layout.PIE_COUNTS_RECORD: (_PIE_COUNTS, ("model_id", "group_id", "arch", "method", "target_sparsity",
+                                             "reference_model_id")),
+    layout.PRUNING_FRAGILE_RECORD: (_PRUNING_FRAGILE, ("model_id", "reference_model_id")),
+}
+
+
+def stored_definition(catalog: Catalog, record: str) -> str:
+    """The digest of what computes stored answer `record` (layout.PIE_COUNTS_RECORD or
+    PRUNING_FRAGILE_RECORD): its SQL, and the model cards and references of this catalog."""
+    sql, columns = _STORED[record]
+    return derived_record.digest(record, STORED_VERSION, sql, stored.models_key(catalog, columns))
 
 
 PRESETS: dict[str, tuple[Callable[..., pl.DataFrame], str]] = {

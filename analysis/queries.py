@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from analysis import stored
+from store import derived_record, layout
 from store.catalog import Catalog
 from store.vocabulary import model_order, setting_order
 
@@ -96,50 +98,140 @@ def pair_deltas(catalog: Catalog, model_a: str, model_b: str, corruption: str, s
     """, params, name="pair_deltas")  # noqa: S608 (constant SQL)
 
 
-def _binned(source: str, params: list, bins: int) -> tuple[str, list]:
+def _binned(source: str, params: list, bins: int, keys: Sequence[str] = ()) -> tuple[str, list]:
     """A 2-D histogram per class of `source` (columns label, correct, x, y): cells of a bins x bins grid
     over the data's extent (shared by every class, so small multiples compare), with the samples in
-    each cell and their accuracy. Empty cells are left out."""
+    each cell and their accuracy. Empty cells are left out. With `keys` (columns of `source`), one grid
+    and histogram per value of the keys, those columns first: what `compute index` stores at once."""
+    by = "".join(f"{key}, " for key in keys)
     sql = f"""
         WITH source AS ({source}),
-        grid AS (SELECT ?::INTEGER AS n, min(x) AS x0, greatest(max(x) - min(x), 1e-9) AS dx,
-                        min(y) AS y0, greatest(max(y) - min(y), 1e-9) AS dy FROM source),
+        grid AS (SELECT {by}?::INTEGER AS n, min(x) AS x0, greatest(max(x) - min(x), 1e-9) AS dx,
+                        min(y) AS y0, greatest(max(y) - min(y), 1e-9) AS dy FROM source
+                 {f"GROUP BY {by}n" if keys else ""}),
         cell AS (
-            SELECT label, correct, n, x0, dx, y0, dy,
+            SELECT {by}label, correct, n, x0, dx, y0, dy,
                    least(floor((x - x0) / dx * n), n - 1)::INTEGER AS bin_x,
                    least(floor((y - y0) / dy * n), n - 1)::INTEGER AS bin_y
-            FROM source, grid
+            FROM source {f"JOIN grid USING ({', '.join(keys)})" if keys else ", grid"}
         )
-        SELECT c.label, s.label_name, x0 + bin_x * dx / n AS x_low, x0 + (bin_x + 1) * dx / n AS x_high,
+        SELECT {by}c.label, s.label_name, x0 + bin_x * dx / n AS x_low, x0 + (bin_x + 1) * dx / n AS x_high,
                y0 + bin_y * dy / n AS y_low, y0 + (bin_y + 1) * dy / n AS y_high,
                count(*) AS samples, avg(correct::DOUBLE) AS accuracy
         FROM cell c JOIN (SELECT DISTINCT label, label_name FROM samples) s USING (label)
-        GROUP BY c.label, s.label_name, bin_x, bin_y, n, x0, dx, y0, dy
-        ORDER BY c.label, x_low, y_low
+        GROUP BY {by}c.label, s.label_name, bin_x, bin_y, n, x0, dx, y0, dy
+        ORDER BY {by}c.label, x_low, y_low
     """  # noqa: S608 (constant SQL around constant SQL)
     return sql, [*params, int(bins)]
+
+
+# The grid the Local geometry page asks for (dashboard.charts.common.BINS): `compute index` stores every
+# model's bins in every setting at this size, over every class (the grid spans the chosen classes' data,
+# so a class filter is computed).
+STORED_BINS = 24
+STORED_VERSION = 1  # raise when the stored bins are computed another way than below
+_ONE_CORRUPTION = "corruption = ? AND finite AND list_contains(?, label)"  # every model and severity
+_SETTING_SOURCE = ("SELECT label, correct, angle_true AS x, feature_norm AS y FROM predictions "  # noqa: S608
+                   f"WHERE {_ONE_SETTING}")
+_EVERY_MODEL_SOURCE = ("SELECT corruption, severity, model_id, label, correct, angle_true AS x, feature_norm AS y "  # noqa: S608
+                       f"FROM predictions WHERE {_ONE_CORRUPTION}")
+_PAIR_SOURCE = (f"SELECT label, correct_b AS correct, delta_angle_true AS x, delta_feature_norm AS y "  # noqa: S608
+                f"FROM ({_PAIR_SQL})")
+# Every model (B) of one corruption beside its reference (A) in the same setting, as _PAIR_SOURCE's columns:
+# the stored delta bins.
+_REFERENCE_PAIRS_SOURCE = f"""
+        SELECT b.corruption, b.severity, m.reference_model_id AS model_a, b.model_id AS model_b, a.label,
+               b.correct AS correct, b.angle_true - a.angle_true AS x, b.feature_norm - a.feature_norm AS y
+        FROM (SELECT * FROM predictions WHERE {_ONE_CORRUPTION}) b JOIN models m USING (model_id)
+        JOIN (SELECT * FROM predictions WHERE {_ONE_CORRUPTION}) a
+          ON a.model_id = m.reference_model_id AND a.severity = b.severity AND a.sample_id = b.sample_id
+"""  # noqa: S608 (constant SQL)
+_SETTING_KEYS = ("corruption", "severity")
+
+
+_REFERENCES = ("model_id", "reference_model_id")  # what the stored delta bins depend on of the model cards
+
+
+def _every_class(catalog: Catalog, labels: Sequence[int] | None) -> bool:
+    return labels is None or sorted({int(label) for label in labels}) == list(range(catalog.num_classes))
+
+
+def _stored_bins(catalog: Catalog, file: str, keys: dict[str, str], corruption: str, severity: int) -> pl.DataFrame:
+    """One histogram of stored bins `file`: the rows of `keys` ({column: value}) in one setting."""
+    where = "".join(f"{column} = ? AND " for column in keys)
+    return catalog.query(f"""
+        SELECT * EXCLUDE ({", ".join(keys)}, corruption, severity) FROM {stored.rows(catalog, file)}
+        WHERE {where}corruption = ? AND severity = ? ORDER BY label, x_low, y_low
+    """, [*keys.values(), corruption, int(severity)], name=f"{file.removesuffix('.parquet')}.stored")  # noqa: S608
+
+
+def stored_definition(catalog: Catalog, record: str) -> str:
+    """The digest of what computes stored bins `record` (layout.SETTING_BINS_RECORD, or
+    REFERENCE_DELTA_BINS_RECORD with this catalog's model references)."""
+    if record == layout.SETTING_BINS_RECORD:
+        return derived_record.digest(record, STORED_VERSION, STORED_BINS, _binned(_EVERY_MODEL_SOURCE, [], 0, (*_SETTING_KEYS, "model_id"))[0])
+    references = stored.models_key(catalog, _REFERENCES)
+    return derived_record.digest(record, STORED_VERSION, STORED_BINS,
+                                 _binned(_REFERENCE_PAIRS_SOURCE, [], 0, (*_SETTING_KEYS, "model_a", "model_b"))[0],
+                                 references)
 
 
 def setting_bins(catalog: Catalog, model_id: str, corruption: str, severity: int, bins: int = 40,
                  labels: Sequence[int] | None = None) -> pl.DataFrame:
     """angle_true (x) against feature_norm (y) of one model in one setting as a per-class 2-D histogram:
     label, label_name, x_low, x_high, y_low, y_high, samples, accuracy. For settings too large to plot
-    sample by sample."""
-    source = (f"SELECT label, correct, angle_true AS x, feature_norm AS y FROM predictions "  # noqa: S608
-              f"WHERE {_ONE_SETTING}")
-    return catalog.query(*_binned(source, _setting_params(catalog, model_id, corruption, severity, labels),
+    sample by sample. Every class at STORED_BINS: read from index/setting_bins.parquet while `compute
+    index` stored it fresh, else computed_setting_bins."""
+    if (bins == STORED_BINS and _every_class(catalog, labels)
+            and catalog.is_fresh(layout.SETTING_BINS_RECORD, stored_definition(catalog, layout.SETTING_BINS_RECORD))):
+        return _stored_bins(catalog, layout.SETTING_BINS, {"model_id": model_id}, corruption, severity)
+    return computed_setting_bins(catalog, model_id, corruption, severity, bins, labels)
+
+
+def computed_setting_bins(catalog: Catalog, model_id: str, corruption: str, severity: int, bins: int = 40,
+                          labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """setting_bins computed from the predictions."""
+    return catalog.query(*_binned(_SETTING_SOURCE, _setting_params(catalog, model_id, corruption, severity, labels),
                                   bins), name="setting_bins")
+
+
+def every_setting_bins(catalog: Catalog, corruption: str) -> pl.DataFrame:
+    """setting_bins of every model in every setting of one corruption at STORED_BINS over every class,
+    corruption, severity and model_id first (what index/setting_bins.parquet stores)."""
+    every = list(range(catalog.num_classes))
+    return catalog.query(*_binned(_EVERY_MODEL_SOURCE, [corruption, every], STORED_BINS, (*_SETTING_KEYS, "model_id")),
+                         name="every_setting_bins")
 
 
 def pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,
                     bins: int = 40, labels: Sequence[int] | None = None) -> pl.DataFrame:
     """pair_deltas as a per-class 2-D histogram of delta_angle_true (x) against delta_feature_norm (y);
-    `accuracy` is model B's. Columns as setting_bins."""
-    source = (f"SELECT label, correct_b AS correct, delta_angle_true AS x, delta_feature_norm AS y "  # noqa: S608
-              f"FROM ({_PAIR_SQL})")
+    `accuracy` is model B's. Columns as setting_bins. Model B against its reference (A), every class at
+    STORED_BINS: read from index/reference_delta_bins.parquet while fresh, else computed_pair_delta_bins."""
+    record = layout.REFERENCE_DELTA_BINS_RECORD
+    if (bins == STORED_BINS and _every_class(catalog, labels)
+            and dict(stored.model_rows(catalog, _REFERENCES)).get(model_b) == model_a
+            and catalog.is_fresh(record, stored_definition(catalog, record))):
+        return _stored_bins(catalog, layout.REFERENCE_DELTA_BINS, {"model_a": model_a, "model_b": model_b},
+                            corruption, severity)
+    return computed_pair_delta_bins(catalog, model_a, model_b, corruption, severity, bins, labels)
+
+
+def computed_pair_delta_bins(catalog: Catalog, model_a: str, model_b: str, corruption: str, severity: int,
+                             bins: int = 40, labels: Sequence[int] | None = None) -> pl.DataFrame:
+    """pair_delta_bins computed from the predictions."""
     params = (_setting_params(catalog, model_a, corruption, severity, labels)
               + _setting_params(catalog, model_b, corruption, severity, labels))
-    return catalog.query(*_binned(source, params, bins), name="pair_delta_bins")
+    return catalog.query(*_binned(_PAIR_SOURCE, params, bins), name="pair_delta_bins")
+
+
+def reference_delta_bins(catalog: Catalog, corruption: str) -> pl.DataFrame:
+    """pair_delta_bins of every model (model_b) against its reference (model_a) in every setting of one
+    corruption at STORED_BINS over every class, corruption, severity, model_a and model_b first (what
+    index/reference_delta_bins.parquet stores)."""
+    every = list(range(catalog.num_classes))
+    return catalog.query(*_binned(_REFERENCE_PAIRS_SOURCE, [corruption, every] * 2, STORED_BINS,
+                                  (*_SETTING_KEYS, "model_a", "model_b")), name="reference_delta_bins")
 
 
 def class_values(catalog: Catalog, model_id: str, corruption: str, severity: int,

@@ -274,7 +274,7 @@ def demo_shaped_store(root: Path) -> Path:
     derived files `compute index` builds (as extraction builds them for the demo)."""
     store = write_store(root, num_models=11, num_samples=360, corruptions=corruptions.NAMES, severities=(1, 3, 5))
     derived.build_all(store)
-    stored_answers.build_agreement(store, progress=False)
+    stored_answers.build_all(store, progress=False)
     return store
 
 

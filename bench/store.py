@@ -156,7 +156,7 @@ def build(root: Path, rows: int, num_samples: int = 10_000, num_classes: int = 1
     if index:
         started = time.perf_counter()
         derived.build_all(root)
-        stored_answers.build_agreement(root)  # the per-setting agreement compute index stores
+        stored_answers.build_all(root)  # the per-setting answers compute index stores
         print(f"built the derived files (compute index) in {time.perf_counter() - started:.0f} s", flush=True)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     print(f"done in {time.perf_counter() - start:.0f} s: {size / 1e9:.2f} GB on disk "

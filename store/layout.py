@@ -60,11 +60,19 @@ BY_SAMPLE = "by_sample.parquet"  # the by-sample index (store.sample_index)
 SERVING = "serving.duckdb"  # the serving copy of every prediction row (store.serving), DuckDB's format
 SERVING_PARTIAL = "serving.partial.duckdb"  # the serving copy while it is built (a rerun resumes it)
 AGREEMENT = "agreement.parquet"  # every model pair's agreement per setting (analysis.agreement, compute index)
+PIE_COUNTS = "pie_counts.parquet"  # per setting, each group's PIE count (analysis.presets.pie_counts)
+PRUNING_FRAGILE = "pruning_fragile.parquet"  # per setting, each sample's pruned_wrong (analysis.presets)
+SETTING_BINS = "setting_bins.parquet"  # per (model, setting), the local geometry's bins (analysis.queries)
+REFERENCE_DELTA_BINS = "reference_delta_bins.parquet"  # the same of each model vs its reference (analysis.queries)
 # Each derived file's record (store.derived_record) is INDEX/<name>.json, under these names:
 BY_SAMPLE_RECORD = "by_sample"  # the by-sample index
 AGGREGATES_RECORD = "aggregates"  # the pre-aggregates (store.aggregates, <name>.parquet)
 SERVING_RECORD = "serving"  # the serving copy (store.serving)
 AGREEMENT_RECORD = "agreement"  # the per-setting model agreement (analysis.agreement.stored_definition)
+PIE_COUNTS_RECORD = "pie_counts"  # the per-setting PIE counts (analysis.presets.stored_definition)
+PRUNING_FRAGILE_RECORD = "pruning_fragile"  # the per-setting pruning-fragile samples (analysis.presets)
+SETTING_BINS_RECORD = "setting_bins"  # the per-(model, setting) bins (analysis.queries.stored_definition)
+REFERENCE_DELTA_BINS_RECORD = "reference_delta_bins"  # each model vs its reference (analysis.queries)
 EMBEDDINGS_RECORD = "embeddings"  # the embeddings (compute.embed, under EMBEDDINGS)
 
 # Per-partition sums kept in each completion marker (over rows whose values are all finite), so the

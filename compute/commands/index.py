@@ -3,7 +3,9 @@ row in DuckDB's format, sorted by setting, model and sample, resumable), the by-
 keep whole-study views fast (store.aggregates: per-partition bit strings of right answers, per-sample
 and per-class sums), and the per-partition sums of markers written by older versions. Every extraction
 builds them once the store's work list is complete (with --shard: the shard that finishes last); run
-this to rebuild them, or to upgrade an older store (one without them still works, more slowly). A store
+this to rebuild them, or to upgrade an older store (one without them still works, more slowly). This also
+stores the answers pages would otherwise compute per setting (compute.stored_answers: agreement, PIE
+counts, pruning-fragile samples, local-geometry bins), each only when it is not fresh. A store
 with a damaged or foreign file (a truncated models.parquet, a partition, a marker), or a symbolic link
 or FIFO, is refused (exit 2) with every problem named (as `compute verify` lists them).
 
@@ -43,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{upgraded} markers upgraded; serving copy: {copy or 'none (no predictions yet)'}; "
           f"by-sample index: {path or 'none (no predictions yet)'}; "
           f"pre-aggregates: {', '.join(p.name for p in aggregates) or 'none'}")
-    print(f"stored agreement per setting: {stored_answers.build_agreement(args.store) or 'none'}")
+    answers = stored_answers.build_all(args.store)  # each shows its progress
+    print("stored answers per setting: " + ", ".join(f"{record} {path.name if path else 'none'}"
+                                                     for record, path in answers.items()))
     added, failed = layers.index_missing(args.store)
     line = f"layers: {len(added)} model(s) added" if added else "layers: no model without them"
     if failed:
