@@ -16,6 +16,7 @@ from compute import embed
 from compute.__main__ import main
 from store import layout
 from store.catalog import Catalog
+from testkit import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,7 @@ def test_embeddings_are_fresh_only_for_their_plan_and_the_current_predictions(sy
     embed.embed_store(store, plan, report=lambda line: None, progress=False)
     assert embed.embeddings_fresh(store, plan)
     assert not embed.embeddings_fresh(store, embed.EmbedPlan(projection="pca", seed=1))  # another definition
-    part = next((store / layout.PREDICTIONS).rglob("*.parquet"))
-    part.touch()  # written again (e.g. a model extracted again under the same id)
+    synthetic.rewrite_partition(store, "fog", 1)  # written again: a model extracted again under the same id
     assert not embed.embeddings_fresh(store, plan)
 
 

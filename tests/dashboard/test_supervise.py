@@ -30,7 +30,8 @@ def test_caddy_passes_each_visitor_to_one_worker_and_checks_their_health(tmp_pat
 def test_workers_run_the_app_with_the_served_flags() -> None:
     command = supervise.worker_command(8502, ["--store", "/store"])
     assert command[-3:] == ["--", "--store", "/store"]
-    options = dict(zip(command[5:-3:2], command[6:-3:2], strict=True))
+    assert command[1:3] == ["-m", "dashboard.serve"]  # `streamlit run dashboard/app.py`, warmed
+    options = dict(zip(command[3:-3:2], command[4:-3:2], strict=True))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8502"
     assert options["--server.fileWatcherType"] == "none"
     assert not any(flag.startswith(("--client.", "--runner.")) for flag in command)  # .streamlit/config.toml's
