@@ -51,6 +51,19 @@ def run(args: argparse.Namespace) -> int:
     added, failed = layers.index_missing(args.store)
     line = f"layers: {len(added)} model(s) added" if added else "layers: no model without them"
     if failed:
-        line += "; cannot be loaded, so no layer rows: " + "; ".join(f"{m} ({why})" for m, why in failed.items())
+        line += "; cannot be loaded, so no layer rows: " + named_by_reason(failed)
     print(line)
     return 0
+
+
+def named_by_reason(failed: dict[str, str], shown: int = 5) -> str:
+    """The models grouped by why they failed, a few ids per reason and how many more (a study of 105 models
+    without checkpoints is one line, not 105 sentences)."""
+    by_reason: dict[str, list[str]] = {}
+    for model, why in failed.items():
+        by_reason.setdefault(why, []).append(model)
+    parts = []
+    for why, models in by_reason.items():
+        more = f" and {len(models) - shown} more" if len(models) > shown else ""
+        parts.append(f"{', '.join(models[:shown])}{more} ({why})")
+    return "; ".join(parts)

@@ -109,12 +109,19 @@ def test_index_adds_layer_rows_to_an_old_store_from_the_checkpoints_it_can_load(
     result = cli("index", "--store", str(store))
     assert result.returncode == 0, result.stderr
     assert "layers: 1 model(s) added" in result.stdout
-    assert "m00-dense-0 (This model has no checkpoint recorded" in result.stdout  # named, with the reason
+    assert "m00-dense-0, m02-gmp-50 (This model has no checkpoint recorded" in result.stdout  # named, with the reason
     table = reader.read_layers(store)
     assert set(table.column("model_id").to_pylist()) == {"m01-ft-50"}
     assert_matches_brute_force(table.drop_columns(["model_id"]).to_pylist(), checkpoint.load(path)[0])
     added, failed = index_missing(store)  # again: the recorded model is not loaded twice
     assert added == [] and sorted(failed) == ["m00-dense-0", "m02-gmp-50"]
+
+
+def test_models_without_layer_rows_are_named_once_per_reason_a_few_each() -> None:
+    from compute.commands.index import named_by_reason
+
+    failed = {f"m{i:03d}": "no checkpoint" for i in range(105)} | {"odd": "file damaged"}
+    assert named_by_reason(failed) == "m000, m001, m002, m003, m004 and 100 more (no checkpoint); odd (file damaged)"
 
 
 # -- the demo's methods, briefly trained (slow) ------------------------------------------------------------
