@@ -138,7 +138,9 @@ def _lengths_and_ones(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     starts = offsets[:-1] - offsets[0]
     ones = np.zeros(len(array), dtype=np.int64)
     filled = lengths > 0  # reduceat gives an empty segment its next element: only non-empty ones are summed
-    if filled.any():
+    if len(array) and (lengths == lengths[0]).all() and lengths[0] > 0:  # whole strings: one row each, summed
+        ones = counted.reshape(len(array), int(lengths[0])).sum(axis=1, dtype=np.int64)
+    elif filled.any():
         ones[filled] = np.add.reduceat(counted, starts[filled], dtype=np.int64)
     if array.null_count:
         lengths = np.where(array.is_null().to_numpy(zero_copy_only=False), -1, lengths)
