@@ -69,6 +69,7 @@ def warm() -> list[str]:
     import polars as pl
 
     alt.Chart(pl.DataFrame({"x": [0.0]})).mark_point().encode(x="x").to_dict()
+    pl.DataFrame({"x": [0.0]}).to_pandas()  # charts that reshape in pandas import it (0.5 s) on their first frame
     return imported
 
 

@@ -26,12 +26,12 @@ def test_the_modules_warmed_are_those_the_app_and_every_page_import_when_they_ru
     assert "dashboard.sidebar" in modules  # app.py's
 
 
-def test_warming_imports_scipy_and_altair_but_never_torch() -> None:
+def test_warming_imports_scipy_altair_and_pandas_but_never_torch() -> None:
     code = ("import json, sys; from dashboard import serve; serve.warm(); "
-            "print(json.dumps({m: m in sys.modules for m in ('scipy.stats', 'altair', 'duckdb', 'torch')}))")
+            "print(json.dumps({m: m in sys.modules for m in ('scipy.stats', 'altair', 'duckdb', 'pandas', 'torch')}))")
     found = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(found.stdout.splitlines()[-1]) == {"scipy.stats": True, "altair": True, "duckdb": True,
-                                                         "torch": False}
+                                                         "pandas": True, "torch": False}
 
 
 def test_help_says_what_it_runs() -> None:
