@@ -10,8 +10,8 @@ then visits every page in turn, and before every second page view picks a random
 sidebar (model, corruption, severity), as a person does, looking at each page for 2-5 s. A page view's
 time runs from the message that asks for it until the server says the script run is over; an error is a
 page that shows a Python exception or does not finish within the page timeout. The server's resident
-memory (RSS, its whole process tree) is sampled every 0.5 s. Goals: p95 page view <= 1 s at 20 sessions;
-peak RSS < 4 GB; 0 errors.
+memory (RSS, its whole process tree) is sampled every 0.5 s. Goals: p95 page view <= 1 s at 20 sessions and
+<= 2 s at 50; peak RSS < 4 GB; 0 errors.
 
 Interference (`--interference`): one visitor's page times alone, then while another visitor runs the most
 expensive filter (every prediction row, new text each time so no cache answers) in several tabs; goal:
@@ -58,7 +58,7 @@ SECONDS = 60.0
 RAMP_S = 10.0  # sessions arrive evenly over the first seconds, as users do, not in one instant
 THINK_S = (2.0, 5.0)  # a person looks at a page for a few seconds before the next click
 PAGE_TIMEOUT_S = 60.0
-GOAL_P95_S = 1.0
+GOAL_P95_S = {20: 1.0, 50: 2.0}  # issue 27: page view p95 per number of concurrent sessions
 GOAL_RSS_GB = 4.0
 SELECTED = ("Model", "Corruption", "Severity")  # the sidebar widgets a random selection sets (dashboard.sidebar)
 
@@ -341,8 +341,10 @@ def report(store: Path, paths: list[str], load: Load, sessions: int, wall: float
     print(f"server peak RSS {rss_gb:.2f} GB   (goal < {GOAL_RSS_GB:g} GB: {'met' if rss_gb < GOAL_RSS_GB else 'MISSED'})")
     if times:
         p95 = percentile(times, 95)
-        print(f"page view  p50 {percentile(times, 50):6.2f} s   p95 {p95:6.2f} s   max {times[-1]:6.2f} s   "
-              f"(goal p95 <= {GOAL_P95_S:g} s at 20 sessions: {'met' if p95 <= GOAL_P95_S else 'MISSED'})")
+        goal = GOAL_P95_S.get(sessions)
+        verdict = (f"goal p95 <= {goal:g} s at {sessions} sessions: {'met' if p95 <= goal else 'MISSED'}"
+                   if goal is not None else f"no goal at {sessions} sessions")
+        print(f"page view  p50 {percentile(times, 50):6.2f} s   p95 {p95:6.2f} s   max {times[-1]:6.2f} s   ({verdict})")
         if load.server:
             print(f"server script run per page view: p50 {percentile(load.server, 50):6.2f} s   "
                   f"p95 {percentile(load.server, 95):6.2f} s   over {len(load.server)} runs")

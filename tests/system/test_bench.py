@@ -65,3 +65,19 @@ def test_bench_profile_splits_py_spy_stacks_by_page() -> None:
     text = summary(raw, {"similarity": 2}, rate=10, top=3)
     assert "### similarity: 40 samples (73 %), 2.000 CPU-s per view over 2 views" in text
     assert "| 30 | 75 | inclusive | `model_agreement` | analysis/agreement.py |" in text
+
+
+@pytest.mark.parametrize(("sessions", "p95", "verdict"), [(20, 0.9, "goal p95 <= 1 s at 20 sessions: met"),
+                                                         (50, 1.9, "goal p95 <= 2 s at 50 sessions: met"),
+                                                         (50, 2.1, "goal p95 <= 2 s at 50 sessions: MISSED"),
+                                                         (7, 9.0, "no goal at 7 sessions")])
+def test_bench_load_judges_each_run_by_the_goal_for_its_sessions(capsys, sessions, p95, verdict) -> None:
+    from pathlib import Path
+
+    from bench import load
+
+    run = load.Load()
+    run.times["overview"] = [p95] * 10
+    load.report(Path("store"), ["overview"], run, sessions, 60.0)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("page view  p50"))
+    assert line.endswith(f"({verdict})") and f"p95 {p95:6.2f} s" in line
