@@ -44,14 +44,26 @@ def small(digits) -> ImageSet:
 
 
 
-@pytest.fixture(scope="module")
-def dense(digits, stats, single_threaded) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """One dense small CNN trained on digits for the whole module, with its rewind iterate (step 20)."""
+def trained(digits, stats, single_threaded, epochs: int) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A dense small CNN trained on digits for `epochs`, with its rewind iterate (step 20)."""
     torch.manual_seed(0)
     model = models.build("small_cnn", digits.num_classes, *stats)
     with single_threaded():
-        rewind = train_dense(model, digits.train, TrainConfig(epochs=8, lr=0.05), CPU, rewind_step=20)
+        rewind = train_dense(model, digits.train, TrainConfig(epochs=epochs, lr=0.05), CPU, rewind_step=20)
     return model, rewind
+
+
+@pytest.fixture(scope="module")
+def dense(digits, stats, single_threaded) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """Trained to its accuracy (8 epochs), for the tests that compare a pruned model's accuracy with it."""
+    return trained(digits, stats, single_threaded, epochs=8)
+
+
+@pytest.fixture(scope="module")
+def briefly_trained(digits, stats, single_threaded) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """Trained for 2 epochs (40 steps, past the rewind iterate): what the mechanism tests prune (masks,
+    sparsity, rewinding, schedules), which read no accuracy; a quarter of `dense`'s training."""
+    return trained(digits, stats, single_threaded, epochs=2)
 
 
 def start_model(name: str, dense, digits, stats) -> nn.Module:
@@ -79,11 +91,11 @@ def layer_sparsities(model: nn.Module) -> dict[str, tuple[int, int]]:
 @pytest.mark.slow  # over 3 s on a quiet machine (make check is the fast subset)
 @pytest.mark.parametrize("layerwise", [False, True], ids=["global", "layerwise"])
 @pytest.mark.parametrize("name", MASK_METHODS)
-def test_method_reaches_target_sparsity_and_returns_a_plain_model(name, layerwise, dense, digits, small, stats,
+def test_method_reaches_target_sparsity_and_returns_a_plain_model(name, layerwise, briefly_trained, digits, small, stats,
                                                                   tmp_path) -> None:
     sparsity = 0.7
-    pruned = pruning.get(name).prune(start_model(name, dense, digits, stats), small, sparsity, TINY, CPU,
-                                     layerwise=layerwise, **options(name, dense))
+    pruned = pruning.get(name).prune(start_model(name, briefly_trained, digits, stats), small, sparsity, TINY, CPU,
+                                     layerwise=layerwise, **options(name, briefly_trained))
     counts = layer_sparsities(pruned)
     total = sum(n for _, n in counts.values())
     assert abs(sum(z for z, _ in counts.values()) - sparsity * total) <= len(counts)
@@ -108,22 +120,22 @@ def test_method_reaches_target_sparsity_and_returns_a_plain_model(name, layerwis
     assert measured_sparsity(loaded) == pytest.approx(measured_sparsity(pruned))
 
 
-def test_classifier_is_pruned_when_asked(dense, small) -> None:
-    pruned = pruning.get("ft").prune(copy.deepcopy(dense[0]), small, 0.5, TINY, CPU, layerwise=True,
+def test_classifier_is_pruned_when_asked(briefly_trained, small) -> None:
+    pruned = pruning.get("ft").prune(copy.deepcopy(briefly_trained[0]), small, 0.5, TINY, CPU, layerwise=True,
                                      include_classifier=True)
     weight = pruned.classifier.weight
     assert abs(int((weight == 0).sum()) - 0.5 * weight.numel()) <= 1
 
 
-def test_sparsity_outside_zero_to_one_is_refused(dense, small) -> None:
+def test_sparsity_outside_zero_to_one_is_refused(briefly_trained, small) -> None:
     with pytest.raises(ValueError, match="sparsity"):
-        pruning.get("ft").prune(copy.deepcopy(dense[0]), small, 1.0, TINY, CPU)
+        pruning.get("ft").prune(copy.deepcopy(briefly_trained[0]), small, 1.0, TINY, CPU)
 
 
 # -- masks ------------------------------------------------------------------------------------------------
 
-def test_ft_prunes_the_smallest_dense_weights_and_they_stay_zero_through_fine_tuning(dense, small) -> None:
-    model = dense[0]
+def test_ft_prunes_the_smallest_dense_weights_and_they_stay_zero_through_fine_tuning(briefly_trained, small) -> None:
+    model = briefly_trained[0]
     weights = {name: m.weight.detach().abs() for name, m in prunable_weights(model)}
     flat = torch.cat([w.flatten() for w in weights.values()])
     threshold = flat.sort().values[round(0.6 * flat.numel()) - 1]
@@ -175,8 +187,8 @@ def rounds_recorder(monkeypatch):
     handle.remove()
 
 
-def test_ltr_rewinds_surviving_weights_to_the_recorded_iterate_each_round(dense, small, rounds_recorder) -> None:
-    model, rewind = dense
+def test_ltr_rewinds_surviving_weights_to_the_recorded_iterate_each_round(briefly_trained, small, rounds_recorder) -> None:
+    model, rewind = briefly_trained
     pruning.get("ltr").prune(copy.deepcopy(model), small, 0.8, TINY, CPU, rounds=2, rewind_state=rewind)
     assert len(rounds_recorder) == 2
     for entry in rounds_recorder:
@@ -190,8 +202,8 @@ def test_ltr_rewinds_surviving_weights_to_the_recorded_iterate_each_round(dense,
     assert not torch.equal(rewind["body.0.weight"], model.state_dict()["body.0.weight"])
 
 
-def test_lrr_keeps_trained_weights_and_restarts_the_learning_rate_schedule(dense, small, rounds_recorder) -> None:
-    model = dense[0]
+def test_lrr_keeps_trained_weights_and_restarts_the_learning_rate_schedule(briefly_trained, small, rounds_recorder) -> None:
+    model = briefly_trained[0]
     config = dataclasses.replace(TINY, epochs=2, lr=0.02)
     pruned = pruning.get("lrr").prune(copy.deepcopy(model), small, 0.8, config, CPU, rounds=2)
     first, second = rounds_recorder
@@ -213,9 +225,9 @@ def test_round_sparsities_remove_the_same_fraction_each_round() -> None:
     assert values[-1] == pytest.approx(0.9)
 
 
-def test_ltr_without_a_rewind_iterate_says_what_to_pass(dense, small) -> None:
+def test_ltr_without_a_rewind_iterate_says_what_to_pass(briefly_trained, small) -> None:
     with pytest.raises(ValueError, match="rewind_state"):
-        pruning.get("ltr").prune(copy.deepcopy(dense[0]), small, 0.5, TINY, CPU)
+        pruning.get("ltr").prune(copy.deepcopy(briefly_trained[0]), small, 0.5, TINY, CPU)
 
 
 # -- gmp: the cubic schedule ----------------------------------------------------------------------------
