@@ -59,9 +59,9 @@ class Inputs:
             self._listed = self._describe(files)
 
     @classmethod
-    def of(cls, root: str | Path, files: Sequence[Path], generation: str | None = None) -> Inputs:
-        """The inputs `files` (already listed), in the store's `generation` as read before listing them."""
-        return cls(root, generation, files)
+    def of(cls, root: str | Path, files: Sequence[Path]) -> Inputs:
+        """The inputs `files`, already listed, judged by them alone (no generation)."""
+        return cls(root, None, files)
 
     @classmethod
     def current(cls, root: str | Path) -> Inputs:
@@ -122,8 +122,8 @@ def reconcile(root: str | Path) -> None:
     root = Path(root)
     if generation(root) is None:
         writer.bump_generation(root)
-    current = generation(root)
     listed = Inputs.current(root)  # the generation read before the files are listed
+    current = listed.generation
     restamp = []
     for path in sorted((root / layout.INDEX).glob("*.json")):
         try:
